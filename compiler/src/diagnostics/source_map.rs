@@ -1,0 +1,58 @@
+//! All source files of one compilation laid end to end in a single offset space, so that a
+//! [`Span`] (two `u32`s) identifies its file too, as in rustc's `SourceMap`.
+
+use crate::syntax::span::Span;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId(pub u32);
+
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// The name diagnostics show: a path, `<stdlib>/vi.ppl`, `<repl>`.
+    pub name: String,
+    pub text: String,
+    /// The offset of this file's first byte in the shared offset space.
+    pub base: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+impl SourceMap {
+    pub fn new() -> Self {
+        SourceMap::default()
+    }
+
+    /// Adds a file; its spans start one byte after the previous file's end so that an
+    /// end-of-file span never coincides with the next file's first byte.
+    pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
+        let base = self.files.last().map_or(0, |file| file.base.saturating_add(file.text.len() as u32).saturating_add(1));
+        self.files.push(SourceFile { name: name.into(), text: text.into(), base });
+        FileId(self.files.len() as u32 - 1)
+    }
+
+    pub fn file(&self, id: FileId) -> &SourceFile {
+        &self.files[id.0 as usize]
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
+        self.files.iter().enumerate().map(|(i, file)| (FileId(i as u32), file))
+    }
+
+    /// The file a span lies in, and the span's byte range within that file.
+    pub fn locate(&self, span: Span) -> Option<(&SourceFile, std::ops::Range<usize>)> {
+        let index = self.files.partition_point(|file| file.base <= span.start).checked_sub(1)?;
+        let file = &self.files[index];
+        let len = file.text.len();
+        let start = ((span.start - file.base) as usize).min(len);
+        let end = (span.end.saturating_sub(file.base) as usize).clamp(start, len);
+        Some((file, start..end))
+    }
+
+    /// The source text a span covers (empty if it is out of range).
+    pub fn snippet(&self, span: Span) -> &str {
+        self.locate(span).and_then(|(file, range)| file.text.get(range)).unwrap_or("")
+    }
+}

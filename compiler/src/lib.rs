@@ -1,0 +1,97 @@
+//! `ppl`: a probabilistic programming language for programmable variational inference.
+//!
+//! The crate is the compiler as a library; the `ppl` command and the REPL are its clients.
+//! Its folders follow the pipeline: `syntax` (text to tree), `types` (names, types, shapes and
+//! trace types), `diagnostics` (errors as values, rendered with ariadne). The front door is
+//! [`check_source`]: source text in, checked program and diagnostics out, never a panic.
+
+pub mod diagnostics;
+pub mod stdlib;
+pub mod syntax;
+pub mod types;
+
+use diagnostics::{Diagnostic, SourceMap};
+use syntax::ast::Program;
+use syntax::token::Comment;
+
+/// One parsed file of a compilation.
+#[derive(Debug)]
+pub struct ParsedFile {
+    pub file: diagnostics::FileId,
+    pub program: Program,
+    pub comments: Vec<Comment>,
+}
+
+/// Everything the front end learnt about a program: its files (the standard library first,
+/// then the user's), their syntax trees, the checker's results and every diagnostic, sorted
+/// by position. The program is usable by later stages only if [`Analysis::has_errors`] is false.
+#[derive(Debug)]
+pub struct Analysis {
+    pub sources: SourceMap,
+    pub files: Vec<ParsedFile>,
+    pub checked: types::CheckedProgram,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// The diagnostics rendered as text, as `ppl check` prints them.
+    pub fn render_diagnostics(&self, color: diagnostics::ColorChoice) -> String {
+        diagnostics::render_all(&self.diagnostics, &self.sources, color)
+    }
+}
+
+/// Parses and checks one user file together with the standard library.
+///
+/// Runs on a thread with a large stack, so that deeply nested (but legal) programs cannot
+/// overflow it; the work itself is single-threaded and deterministic.
+pub fn check_source(name: &str, text: &str) -> Analysis {
+    with_large_stack(|| analyse(name, text))
+}
+
+fn analyse(name: &str, text: &str) -> Analysis {
+    let mut sources = SourceMap::new();
+    let mut files = Vec::new();
+    let mut diagnostics = Vec::new();
+    for (library_name, library_text) in stdlib::FILES {
+        files.push(parse_into(&mut sources, &mut diagnostics, library_name, library_text));
+    }
+    files.push(parse_into(&mut sources, &mut diagnostics, name, text));
+
+    let programs: Vec<&Program> = files.iter().map(|file| &file.program).collect();
+    let checked = types::check(&programs, stdlib::FILES.len(), &sources, &mut diagnostics);
+    diagnostics.sort_by_key(|d| d.span().map(|span| (span.start, span.end)));
+    Analysis { sources, files, checked, diagnostics }
+}
+
+fn parse_into(sources: &mut SourceMap, diagnostics: &mut Vec<Diagnostic>, name: &str, text: &str) -> ParsedFile {
+    let file = sources.add(name, text);
+    let parsed = syntax::parse(text, sources.file(file).base);
+    diagnostics.extend(parsed.diagnostics);
+    ParsedFile { file, program: parsed.program, comments: parsed.comments }
+}
+
+/// Stack size for the front end: recursion depth follows the program's nesting.
+const FRONT_END_STACK: usize = 256 << 20;
+
+/// Runs `work` on a scoped thread with a large stack and returns its result (on the current
+/// thread if no thread can be started).
+pub fn with_large_stack<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    let mut work = Some(work);
+    let spawned = std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new().stack_size(FRONT_END_STACK);
+        let handle = thread.spawn_scoped(scope, || work.take().map(|work| work())).ok()?;
+        match handle.join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    match (spawned, work) {
+        (Some(value), _) => value,
+        (None, Some(work)) => work(),
+        (None, None) => unreachable!("the work ran on the spawned thread and returned a value"),
+    }
+}

@@ -1,0 +1,288 @@
+//! The abstract syntax tree: what the parser builds and the type checker reads.
+//!
+//! It mirrors the surface syntax one to one (so the formatter can print it back) and keeps a
+//! span on every node. It holds no types and no resolved names: the checker records those in
+//! side tables keyed by [`ExprId`], as rust-analyzer's inference results do, so later stages
+//! can look up the type of any expression without the tree changing shape.
+
+use super::span::Span;
+
+/// Identifies one expression node within a parsed file; dense, so side tables can be vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExprId(pub u32);
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Program {
+    pub items: Vec<Item>,
+    /// How many expressions the parser numbered: every `ExprId` is below this.
+    pub expr_count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub kind: ItemKind,
+    pub span: Span,
+    /// The text of the `///` comments directly above the item, markers stripped.
+    pub doc: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ItemKind {
+    Gen(FnDef),
+    Fn(FnDef),
+    Param(Binding),
+    Data(Binding),
+    Let(Binding),
+    Print(Vec<Expr>),
+    Optimize(Optimize),
+    /// An item the parser could not make sense of; its error has been reported.
+    Error,
+}
+
+/// A `gen` or `fn` definition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FnDef {
+    pub name: Ident,
+    pub params: Vec<FnParam>,
+    pub ret: Option<TypeExpr>,
+    pub body: Block,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FnParam {
+    pub name: Ident,
+    /// `None` makes the function generic in this argument.
+    pub ty: Option<TypeExpr>,
+}
+
+/// `param NAME: T = e;`, `data NAME [: T] = e;`, `let NAME [: T] = e;` at top level.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    pub name: Ident,
+    pub ty: Option<TypeExpr>,
+    pub value: Expr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Maximize,
+    Minimize,
+}
+
+/// `maximize EST [wrt [a, b]], … with { option: value, … };`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Optimize {
+    pub direction: Direction,
+    pub objectives: Vec<Objective>,
+    pub options: Vec<Field>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Objective {
+    pub expr: Expr,
+    pub wrt: Option<Vec<Ident>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeExpr {
+    pub kind: TypeExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TypeExprKind {
+    /// `real`, `int`, `bool`, `est`, or a name the checker will reject.
+    Named(Ident),
+    Vec(Dim),
+    Mat(Dim, Dim),
+    Tuple(Vec<TypeExpr>),
+    Record(Vec<(Ident, TypeExpr)>),
+}
+
+/// A dimension in a type: an integer literal or the name of a compile-time constant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Dim {
+    Literal(u64, Span),
+    Name(Ident),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    pub stmts: Vec<Stmt>,
+    /// The final expression, the block's value; `None` makes the block `()`.
+    pub tail: Option<Box<Expr>>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StmtKind {
+    Let { pattern: Pattern, ty: Option<TypeExpr>, value: Expr },
+    /// `ADDR ~ EXPR [via ESTIMATOR];`
+    Choice { address: Address, dist: Expr, via: Option<Via> },
+    For { var: Pattern, lo: Expr, hi: Expr, body: Block },
+    Return(Expr),
+    /// An expression evaluated for its effect; `if`/block forms need no `;`.
+    Expr(Expr),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pattern {
+    Name(Ident),
+    Wildcard(Span),
+    Tuple(Vec<Pattern>, Span),
+}
+
+impl Pattern {
+    pub fn span(&self) -> Span {
+        match self {
+            Pattern::Name(ident) => ident.span,
+            Pattern::Wildcard(span) | Pattern::Tuple(_, span) => *span,
+        }
+    }
+}
+
+/// The left of `~`: an address, indexed inside loops (`y[i] ~ …`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Address {
+    pub name: Ident,
+    pub index: Option<Expr>,
+}
+
+/// `via NAME` or `via NAME(args)`: which gradient estimator a choice uses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Via {
+    pub estimator: Ident,
+    pub args: Option<Vec<Arg>>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub id: ExprId,
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    Int(i64),
+    Real(f64),
+    Bool(bool),
+    Str(String),
+    Name(String),
+    Unary(UnaryOp, Box<Expr>),
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// Calls are first order: the callee is always a name (function, distribution, built-in).
+    Call { callee: Ident, args: Vec<Arg> },
+    Index { base: Box<Expr>, indices: Vec<Expr> },
+    /// `e.name` on records and traces, `e.0` on tuples.
+    Field { base: Box<Expr>, field: Ident },
+    Vector(Vec<Expr>),
+    /// `[body for var in lo..hi]`
+    Comprehension { body: Box<Expr>, var: Pattern, lo: Box<Expr>, hi: Box<Expr> },
+    Record(Vec<Field>),
+    /// `(a, b)`; the empty tuple is `()`.
+    Tuple(Vec<Expr>),
+    Block(Block),
+    If { cond: Box<Expr>, then: Block, otherwise: Option<Box<Expr>> },
+    /// `E { … }`: an expectation, the estimator the rest of the compiler differentiates.
+    Expect(Block),
+}
+
+impl ExprKind {
+    /// Forms that end in a block and so need no `;` when used as statements.
+    pub fn is_block_like(&self) -> bool {
+        matches!(self, ExprKind::Block(_) | ExprKind::If { .. } | ExprKind::Expect(_))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg {
+    pub name: Option<Ident>,
+    pub value: Expr,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    pub name: Ident,
+    pub value: Expr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Neg,
+    Not,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Merge,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    MatMul,
+    Pow,
+}
+
+impl BinaryOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Or => "||",
+            BinaryOp::And => "&&",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::Merge => "++",
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::MatMul => "@",
+            BinaryOp::Pow => "^",
+        }
+    }
+
+    /// Binding strength: higher binds tighter. Unary operators sit between `*` and `^`.
+    pub fn precedence(self) -> u8 {
+        match self {
+            BinaryOp::Or => 1,
+            BinaryOp::And => 2,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => 3,
+            BinaryOp::Merge => 4,
+            BinaryOp::Add | BinaryOp::Sub => 5,
+            BinaryOp::Mul | BinaryOp::Div | BinaryOp::MatMul => 6,
+            BinaryOp::Pow => 8,
+        }
+    }
+
+    pub fn is_right_associative(self) -> bool {
+        self == BinaryOp::Pow
+    }
+}
+
+/// The precedence of prefix `-` and `!`: tighter than `*`, looser than `^` (`-x^2` is `-(x^2)`).
+pub const UNARY_PRECEDENCE: u8 = 7;
