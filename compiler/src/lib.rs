@@ -6,6 +6,7 @@
 //! [`check_source`]: source text in, checked program and diagnostics out, never a panic.
 
 pub mod diagnostics;
+pub mod distributions;
 pub mod stdlib;
 pub mod syntax;
 pub mod types;
@@ -62,7 +63,7 @@ fn analyse(name: &str, text: &str) -> Analysis {
     files.push(parse_into(&mut sources, &mut diagnostics, name, text));
 
     let programs: Vec<&Program> = files.iter().map(|file| &file.program).collect();
-    let checked = types::check(&programs, stdlib::FILES.len(), &sources, &mut diagnostics);
+    let checked = types::check(&programs, stdlib::FILES.len(), &mut diagnostics);
     diagnostics.sort_by_key(|d| d.span().map(|span| (span.start, span.end)));
     Analysis { sources, files, checked, diagnostics }
 }

@@ -86,7 +86,9 @@ impl Diagnostic {
 
 /// The closest candidate to a misspelt name, if one is close enough to be the likely intent.
 pub fn closest_name<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    // One edit turns any short name into any other: suggest only for names long enough.
+    let length = name.chars().count();
+    let limit = if length < 3 { 0 } else { (length / 3).max(1) };
     candidates
         .into_iter()
         .filter(|candidate| *candidate != name)
@@ -133,6 +135,7 @@ mod tests {
         assert_eq!(closest_name("mu", ["mu_q", "sigma"]), None);
         assert_eq!(closest_name("elbow", ["elbo", "iwelbo"]), Some("elbo"));
         assert_eq!(closest_name("zzzz", ["normal"]), None);
+        assert_eq!(closest_name("w", ["x", "y"]), None);
     }
 
     #[test]

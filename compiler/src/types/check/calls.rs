@@ -1,0 +1,706 @@
+//! Calls: argument binding (positional and named), user functions (instantiated per argument
+//! types), distributions (from the table), the inference forms (`sim`, `density`, `marginal`,
+//! `normalize`, `select`, `sir`, `posterior`), reports (`estimate`, `grad`, `sample`),
+//! optimizers and the numeric built-ins.
+
+use super::body::Body;
+use super::expr::{arithmetic, join_names, Checked, Mismatch};
+use super::Checker;
+use crate::diagnostics::{closest_name, Diagnostic, ErrorCode};
+use crate::distributions::{self, ParamKind, Support};
+use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, Ident, ItemKind};
+use crate::syntax::span::Span;
+use crate::types::ty::{Config, Dim, Family, Field, Report, Type};
+
+/// Elementwise functions of one argument.
+const ELEMENTWISE: &[&str] = &[
+    "exp", "log", "log1p", "expm1", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sigmoid", "softplus", "logit", "lgamma",
+    "digamma", "floor",
+];
+/// Elementwise functions of two arguments, with scalar broadcasting.
+const ELEMENTWISE_BINARY: &[&str] = &["min", "max", "pow"];
+/// Reductions and other vector functions.
+const VECTOR_FUNCTIONS: &[&str] = &["sum", "mean", "logsumexp", "softmax", "dot", "len", "zeros", "ones", "fill", "detach"];
+/// The forms of programmable inference and the commands' reports.
+const INFERENCE_FORMS: &[&str] =
+    &["sim", "density", "marginal", "select", "sir", "posterior", "normalize", "estimate", "grad", "sample", "load"];
+/// Optimizers and their optional settings (`lr` is required by all).
+const OPTIMIZERS: &[(&str, &[&str])] = &[
+    ("sgd", &["momentum", "nesterov"]),
+    ("adam", &["beta1", "beta2", "eps"]),
+    ("adamw", &["beta1", "beta2", "eps", "weight_decay"]),
+    ("rmsprop", &["alpha", "eps", "momentum"]),
+    ("adagrad", &["eps"]),
+];
+
+/// Every built-in callable name, for suggestions and completion.
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    ELEMENTWISE
+        .iter()
+        .chain(ELEMENTWISE_BINARY)
+        .chain(VECTOR_FUNCTIONS)
+        .chain(INFERENCE_FORMS)
+        .copied()
+        .chain(OPTIMIZERS.iter().map(|(name, _)| *name))
+}
+
+/// A parameter of a callee: its name and whether it must be given.
+#[derive(Clone, Copy)]
+struct Param<'p> {
+    name: &'p str,
+    required: bool,
+}
+
+fn required(name: &str) -> Param<'_> {
+    Param { name, required: true }
+}
+
+fn optional(name: &str) -> Param<'_> {
+    Param { name, required: false }
+}
+
+impl<'a> Checker<'a> {
+    pub(super) fn check_call(&mut self, body: &mut Body, callee: &'a Ident, args: &'a [Arg], call: &'a Expr) -> Checked {
+        let name = callee.name.as_str();
+        if let Some((at, item)) = self.lookup_definition(name) {
+            return match &item.kind {
+                ItemKind::Gen(def) | ItemKind::Fn(def) => {
+                    let params: Vec<Param<'_>> = def.params.iter().map(|p| required(&p.name.name)).collect();
+                    let Some(slots) = self.bind_args(callee, &params, args, call.span) else {
+                        return self.check_args_for_errors(body, args);
+                    };
+                    let mut types = Vec::with_capacity(slots.len());
+                    let mut constants = Vec::with_capacity(slots.len());
+                    for (param, slot) in def.params.iter().zip(slots) {
+                        let value = slot.map_or(Checked::of(Type::Unknown), |arg| self.check_expr(body, arg));
+                        let ty = match &param.ty {
+                            Some(annotation) => {
+                                let declared = self.resolve_annotation(annotation);
+                                if let Some(arg) = slot {
+                                    self.expect_fits(&value.ty, &declared, arg.span, Some(annotation.span));
+                                }
+                                declared
+                            }
+                            None => value.ty,
+                        };
+                        constants.push(if ty == Type::Int { value.int } else { None });
+                        types.push(ty);
+                    }
+                    let Some(index) = self.instantiate(at, types, constants, Some((name.to_string(), call.span))) else {
+                        return Checked::of(Type::Unknown);
+                    };
+                    let instance = self.instance(index);
+                    match &instance.trace {
+                        Some(trace) => Checked::of(Type::Family(Box::new(Family {
+                            name: name.to_string(),
+                            trace: trace.clone(),
+                            ret: instance.ret.clone(),
+                        }))),
+                        None => Checked::of(instance.ret.clone()),
+                    }
+                }
+                _ => {
+                    self.report(
+                        Diagnostic::error(ErrorCode::UnknownFunction, format!("`{name}` is not a function"))
+                            .with_primary(callee.span, "called here")
+                            .with_secondary(item.span, format!("`{name}` is defined here as a value")),
+                    );
+                    self.check_args_for_errors(body, args)
+                }
+            };
+        }
+        if let Some(distribution) = distributions::lookup(name) {
+            return self.check_distribution(body, callee, distribution, args, call.span);
+        }
+        if let Some((_, settings)) = OPTIMIZERS.iter().find(|(optimizer, _)| *optimizer == name) {
+            let mut params = vec![required("lr")];
+            params.extend(settings.iter().map(|setting| optional(setting)));
+            if let Some(slots) = self.bind_args(callee, &params, args, call.span) {
+                for (param, slot) in params.iter().zip(slots) {
+                    let Some(arg) = slot else { continue };
+                    let value = self.check_expr(body, arg).ty;
+                    let expected = if param.name == "nesterov" { Type::Bool } else { Type::Real };
+                    self.expect_fits(&value, &expected, arg.span, None);
+                }
+            }
+            return Checked::of(Type::Config(Config::Optimizer(name.to_string())));
+        }
+        match name {
+            "sim" | "density" | "marginal" | "select" | "sir" | "posterior" | "normalize" => {
+                self.check_inference_form(body, callee, args, call)
+            }
+            "estimate" | "grad" => {
+                let params = [required("objective"), optional("samples")];
+                let Some(slots) = self.bind_args(callee, &params, args, call.span) else {
+                    return self.check_args_for_errors(body, args);
+                };
+                if let Some(objective) = slots[0] {
+                    let value = self.check_expr(body, objective).ty;
+                    self.expect_estimate(&value, objective.span, name);
+                }
+                if let Some(samples) = slots[1] {
+                    self.expect_positive_count(body, samples, "`samples`");
+                }
+                Checked::of(Type::Report(if name == "estimate" { Report::Estimate } else { Report::Grad }))
+            }
+            "sample" => {
+                let params = [required("family"), optional("n")];
+                let Some(slots) = self.bind_args(callee, &params, args, call.span) else {
+                    return self.check_args_for_errors(body, args);
+                };
+                let family = slots[0].and_then(|family| self.expect_family(body, family));
+                let count = match slots[1] {
+                    Some(n) => self.expect_positive_count(body, n, "the number of samples").map_or(Dim::Unknown, |n| Dim::Known(n as u64)),
+                    None => Dim::Known(1),
+                };
+                let trace = family.map_or(Type::Unknown, |family| Type::Record(family.trace));
+                Checked::of(Type::Array(Box::new(trace), count))
+            }
+            "load" => {
+                self.report(
+                    Diagnostic::error(ErrorCode::MissingAnnotation, "`load` needs a type annotation")
+                        .with_primary(call.span, "the type of the loaded data is not known")
+                        .with_help("load data in a `data` item with its type: `data xs: mat[100, 2] = load(\"xs.csv\");`"),
+                );
+                self.check_args_for_errors(body, args)
+            }
+            _ if ELEMENTWISE.contains(&name) || ELEMENTWISE_BINARY.contains(&name) || VECTOR_FUNCTIONS.contains(&name) => {
+                self.check_numeric_builtin(body, callee, args, call.span)
+            }
+            _ => {
+                let locals = body.local_names();
+                let known: Vec<&str> = builtin_names().chain(distributions::names()).collect();
+                let suggestion = self.suggest(name, &locals, &known);
+                let mut diagnostic = Diagnostic::error(ErrorCode::UnknownFunction, format!("cannot find function `{name}`"))
+                    .with_primary(callee.span, "not a function, distribution or built-in");
+                if let Some(close) = suggestion {
+                    diagnostic = diagnostic.with_help(format!("a function with a similar name exists: `{close}`"));
+                }
+                self.report(diagnostic);
+                self.check_args_for_errors(body, args)
+            }
+        }
+    }
+
+    /// Checks arguments of a call that could not be resolved, for the errors inside them.
+    fn check_args_for_errors(&mut self, body: &mut Body, args: &'a [Arg]) -> Checked {
+        for arg in args {
+            self.check_expr(body, &arg.value);
+        }
+        Checked::of(Type::Unknown)
+    }
+
+    /// Matches arguments to parameters: positional ones in order, then named ones by name.
+    /// Reports and returns `None` if they do not match.
+    fn bind_args(&mut self, callee: &Ident, params: &[Param<'_>], args: &'a [Arg], call_span: Span) -> Option<Vec<Option<&'a Expr>>> {
+        let mut slots: Vec<Option<&'a Expr>> = vec![None; params.len()];
+        let mut ok = true;
+        let mut positional = 0;
+        for arg in args {
+            match &arg.name {
+                None => {
+                    if positional >= params.len() {
+                        self.report(
+                            Diagnostic::error(
+                                ErrorCode::WrongArgumentCount,
+                                format!("`{}` takes {} argument{}, but more were given", callee.name, params.len(), plural(params.len())),
+                            )
+                            .with_primary(arg.value.span, "unexpected argument")
+                            .with_secondary(callee.span, format!("`{}` takes ({})", callee.name, param_list(params))),
+                        );
+                        ok = false;
+                        break;
+                    }
+                    slots[positional] = Some(&arg.value);
+                    positional += 1;
+                }
+                Some(name) => match params.iter().position(|param| param.name == name.name) {
+                    Some(index) if slots[index].is_some() => {
+                        self.report(
+                            Diagnostic::error(ErrorCode::BadNamedArgument, format!("argument `{}` is given twice", name.name))
+                                .with_primary(name.span, "given again here"),
+                        );
+                        ok = false;
+                    }
+                    Some(index) => slots[index] = Some(&arg.value),
+                    None => {
+                        let names: Vec<&str> = params.iter().map(|param| param.name).collect();
+                        let mut diagnostic = Diagnostic::error(
+                            ErrorCode::BadNamedArgument,
+                            format!("`{}` has no parameter named `{}`", callee.name, name.name),
+                        )
+                        .with_primary(name.span, "unknown parameter");
+                        diagnostic = match closest_name(&name.name, names.iter().copied()) {
+                            Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
+                            None => diagnostic.with_note(format!("`{}` takes ({})", callee.name, param_list(params))),
+                        };
+                        self.report(diagnostic);
+                        ok = false;
+                    }
+                },
+            }
+        }
+        let missing: Vec<&str> =
+            params.iter().zip(&slots).filter(|(param, slot)| param.required && slot.is_none()).map(|(param, _)| param.name).collect();
+        if ok && !missing.is_empty() {
+            self.report(
+                Diagnostic::error(
+                    ErrorCode::WrongArgumentCount,
+                    format!("`{}` is missing argument{} {}", callee.name, plural(missing.len()), join_names(&missing)),
+                )
+                .with_primary(call_span, format!("`{}` takes ({})", callee.name, param_list(params))),
+            );
+            ok = false;
+        }
+        ok.then_some(slots)
+    }
+
+    fn check_distribution(
+        &mut self,
+        body: &mut Body,
+        callee: &'a Ident,
+        distribution: &'static distributions::Distribution,
+        args: &'a [Arg],
+        span: Span,
+    ) -> Checked {
+        let params: Vec<Param<'_>> = distribution.params.iter().map(|(name, _)| required(name)).collect();
+        let Some(slots) = self.bind_args(callee, &params, args, span) else {
+            return self.check_args_for_errors(body, args);
+        };
+        // Scalar parameters given vectors make a vector of independent draws; all vector
+        // arguments must then have one length.
+        let mut length: Option<(Dim, Span)> = None;
+        for ((name, kind), slot) in distribution.params.iter().zip(slots) {
+            let Some(arg) = slot else { continue };
+            let ty = self.check_expr(body, arg).ty;
+            let dim = match (kind, &ty) {
+                (_, Type::Unknown) => continue,
+                (ParamKind::Real, Type::Real | Type::Int) => continue,
+                (_, Type::Vec(n)) => *n,
+                (ParamKind::Real, other) => {
+                    self.report(
+                        Diagnostic::error(ErrorCode::TypeMismatch, format!("`{}`'s `{name}` must be real, found {other}", distribution.name))
+                            .with_primary(arg.span, format!("this is {other}")),
+                    );
+                    continue;
+                }
+                (ParamKind::Vector, other) => {
+                    self.report(
+                        Diagnostic::error(
+                            ErrorCode::TypeMismatch,
+                            format!("`{}`'s `{name}` must be a vector, found {other}", distribution.name),
+                        )
+                        .with_primary(arg.span, format!("this is {other}")),
+                    );
+                    continue;
+                }
+            };
+            match length {
+                Some((first, first_span)) if !first.agrees(dim) => self.report(
+                    Diagnostic::error(ErrorCode::ShapeMismatch, format!("`{}`'s arguments have different lengths", distribution.name))
+                        .with_primary(arg.span, format!("this is vec[{dim}]"))
+                        .with_secondary(first_span, format!("this is vec[{first}]")),
+                ),
+                Some(_) => {}
+                None => length = Some((dim, arg.span)),
+            }
+        }
+        let vectorised = length.map(|(dim, _)| dim);
+        let value = match (distribution.support, vectorised) {
+            (Support::RealVector, dim) => Type::Vec(dim.unwrap_or(Dim::Unknown)),
+            (Support::Int, _) if distribution.name == "categorical" => Type::Int,
+            (Support::Real, None) => Type::Real,
+            (Support::Int, None) => Type::Int,
+            (Support::Bool, None) => Type::Bool,
+            (Support::Real, Some(dim)) => Type::Vec(dim),
+            (Support::Int, Some(dim)) => Type::Array(Box::new(Type::Int), dim),
+            (Support::Bool, Some(dim)) => Type::Array(Box::new(Type::Bool), dim),
+        };
+        Checked::of(Type::Dist { name: distribution.name, value: Box::new(value) })
+    }
+
+    fn check_numeric_builtin(&mut self, body: &mut Body, callee: &'a Ident, args: &'a [Arg], span: Span) -> Checked {
+        let name = callee.name.as_str();
+        let params: Vec<Param<'_>> = match name {
+            "dot" | "min" | "max" | "pow" => vec![required("a"), required("b")],
+            "zeros" | "ones" => vec![required("n"), optional("m")],
+            "fill" => vec![required("n"), required("value")],
+            _ => vec![required("x")],
+        };
+        let Some(slots) = self.bind_args(callee, &params, args, span) else {
+            return self.check_args_for_errors(body, args);
+        };
+        let slots: Vec<&'a Expr> = slots.into_iter().flatten().collect();
+        if matches!(name, "zeros" | "ones" | "fill") {
+            let rows = self.expect_int(body, slots[0], "a length");
+            let dim = |value: Option<i64>| value.map_or(Dim::Unknown, |n| Dim::Known(n.max(0) as u64));
+            return Checked::of(match (name, slots.get(1)) {
+                ("fill", Some(value)) => {
+                    let ty = self.check_expr(body, value).ty;
+                    self.expect_fits(&ty, &Type::Real, value.span, None);
+                    Type::Vec(dim(rows))
+                }
+                (_, Some(columns)) => {
+                    let columns = self.expect_int(body, columns, "a length");
+                    Type::Mat(dim(rows), dim(columns))
+                }
+                _ => Type::Vec(dim(rows)),
+            });
+        }
+        let values: Vec<Checked> = slots.iter().map(|arg| self.check_expr(body, arg)).collect();
+        let first = &values[0].ty;
+        let bad_argument = |checker: &mut Self, ty: &Type, arg_span: Span, wanted: &str| {
+            checker.report(
+                Diagnostic::error(ErrorCode::TypeMismatch, format!("`{name}` expects {wanted}, found {ty}"))
+                    .with_primary(arg_span, format!("this is {ty}")),
+            );
+            Checked::of(Type::Unknown)
+        };
+        match name {
+            "detach" => values[0].clone(),
+            _ if ELEMENTWISE.contains(&name) => match first {
+                Type::Real | Type::Int => Checked::of(Type::Real),
+                Type::Vec(_) | Type::Mat(..) | Type::Unknown => Checked::of(first.clone()),
+                Type::Est if name == "exp" => Checked::of(Type::Est),
+                other => bad_argument(self, other, slots[0].span, "a real, vector or matrix"),
+            },
+            _ if ELEMENTWISE_BINARY.contains(&name) => {
+                let op = if name == "pow" { BinaryOp::Pow } else { BinaryOp::Mul };
+                match arithmetic(op, &values[0], &values[1]) {
+                    Ok(checked) if checked.ty != Type::Est => {
+                        Checked::of(if checked.ty == Type::Int && name == "pow" { Type::Real } else { checked.ty })
+                    }
+                    Err(Mismatch::Shapes) => {
+                        self.report(
+                            Diagnostic::error(ErrorCode::ShapeMismatch, format!("`{name}` of {} and {}", values[0].ty, values[1].ty))
+                                .with_primary(slots[1].span, format!("this is {}", values[1].ty))
+                                .with_secondary(slots[0].span, format!("this is {}", values[0].ty)),
+                        );
+                        Checked::of(Type::Unknown)
+                    }
+                    _ => bad_argument(self, &values[1].ty, span, "reals, vectors or matrices"),
+                }
+            }
+            "sum" | "mean" => match first {
+                Type::Vec(_) | Type::Mat(..) | Type::Unknown => Checked::of(Type::Real),
+                other => bad_argument(self, other, slots[0].span, "a vector or matrix"),
+            },
+            "logsumexp" => match first {
+                Type::Vec(_) | Type::Unknown => Checked::of(Type::Real),
+                other => bad_argument(self, other, slots[0].span, "a vector"),
+            },
+            "softmax" => match first {
+                Type::Vec(_) | Type::Unknown => Checked::of(first.clone()),
+                other => bad_argument(self, other, slots[0].span, "a vector"),
+            },
+            "len" => match first {
+                Type::Vec(n) | Type::Array(_, n) | Type::Mat(n, _) => {
+                    Checked { ty: Type::Int, int: if let Dim::Known(n) = n { i64::try_from(*n).ok() } else { None } }
+                }
+                Type::Unknown => Checked::of(Type::Int),
+                other => bad_argument(self, other, slots[0].span, "a vector"),
+            },
+            "dot" => match (first, &values[1].ty) {
+                (Type::Vec(a), Type::Vec(b)) if !a.agrees(*b) => {
+                    self.report(
+                        Diagnostic::error(ErrorCode::ShapeMismatch, format!("`dot` of vec[{a}] and vec[{b}]"))
+                            .with_primary(slots[1].span, format!("this is vec[{b}]"))
+                            .with_secondary(slots[0].span, format!("this is vec[{a}]")),
+                    );
+                    Checked::of(Type::Real)
+                }
+                (Type::Vec(_) | Type::Unknown, Type::Vec(_) | Type::Unknown) => Checked::of(Type::Real),
+                (Type::Vec(_) | Type::Unknown, other) => bad_argument(self, other, slots[1].span, "a vector"),
+                (other, _) => bad_argument(self, other, slots[0].span, "a vector"),
+            },
+            _ => Checked::of(Type::Unknown),
+        }
+    }
+
+    fn check_inference_form(&mut self, body: &mut Body, callee: &'a Ident, args: &'a [Arg], call: &'a Expr) -> Checked {
+        let name = callee.name.as_str();
+        if name == "select" {
+            let mut addresses = Vec::with_capacity(args.len());
+            for arg in args {
+                match (&arg.name, &arg.value.kind) {
+                    (None, ExprKind::Name(address)) => addresses.push(address.clone()),
+                    _ => self.report(
+                        Diagnostic::error(ErrorCode::UnknownSelectAddress, "`select` takes address names")
+                            .with_primary(arg.value.span, "not an address name")
+                            .with_help("write the addresses to keep: `select(x, y)`"),
+                    ),
+                }
+            }
+            return Checked::of(Type::Config(Config::Selection(addresses)));
+        }
+        if matches!(name, "sim" | "density") && !body.in_expectation() {
+            self.report(
+                Diagnostic::error(ErrorCode::OutsideExpectation, format!("`{name}` outside an expectation"))
+                    .with_primary(call.span, format!("`{name}` is only meaningful inside `E {{ … }}`"))
+                    .with_help("objectives are written as `E { let (x, log_q) = sim(q); … }`"),
+            );
+        }
+        let params: &[Param<'_>] = match name {
+            "sim" => &[required("family")],
+            "density" => &[required("family"), required("trace")],
+            "marginal" => &[required("family"), required("selection"), required("algorithm")],
+            "sir" => &[required("particles"), optional("proposal")],
+            "posterior" => &[required("model"), required("observations")],
+            _ => &[required("posterior"), required("algorithm")],
+        };
+        let Some(slots) = self.bind_args(callee, params, args, call.span) else {
+            return self.check_args_for_errors(body, args);
+        };
+        let slots: Vec<&'a Expr> = slots.into_iter().flatten().collect();
+        match name {
+            "sim" => {
+                let trace = self.expect_family(body, slots[0]).map_or(Type::Unknown, |family| Type::Record(family.trace));
+                Checked::of(Type::Tuple(vec![trace, Type::Real]))
+            }
+            "density" => {
+                let family = self.expect_family(body, slots[0]);
+                let trace = self.check_expr(body, slots[1]).ty;
+                match (family, &trace) {
+                    (Some(family), Type::Record(fields)) => {
+                        self.compare_trace(&family, fields, slots[1].span, slots[0].span, "the trace");
+                    }
+                    (_, Type::Unknown) | (None, _) => {}
+                    (Some(_), other) => self.report(
+                        Diagnostic::error(ErrorCode::TypeMismatch, format!("`density` needs a trace, found {other}"))
+                            .with_primary(slots[1].span, format!("this is {other}")),
+                    ),
+                }
+                Checked::of(Type::Real)
+            }
+            "sir" => {
+                self.expect_positive_count(body, slots[0], "the number of particles");
+                let particles = self.check_expr(body, slots[0]).int.and_then(|n| u64::try_from(n).ok());
+                let proposal = slots.get(1).and_then(|proposal| self.expect_family(body, proposal)).map(Box::new);
+                Checked::of(Type::Config(Config::Sir { particles, proposal }))
+            }
+            "posterior" => {
+                let Some(model) = self.expect_family(body, slots[0]) else {
+                    self.check_expr(body, slots[1]);
+                    return Checked::of(Type::Unknown);
+                };
+                let observations = self.check_expr(body, slots[1]).ty;
+                let Type::Record(observed) = observations else {
+                    if observations != Type::Unknown {
+                        self.report(
+                            Diagnostic::error(ErrorCode::TypeMismatch, format!("observations must be a record, found {observations}"))
+                                .with_primary(slots[1].span, format!("this is {observations}")),
+                        );
+                    }
+                    return Checked::of(Type::Unknown);
+                };
+                let extra: Vec<&str> =
+                    observed.iter().filter(|f| !model.trace.iter().any(|m| m.name == f.name)).map(|f| f.name.as_str()).collect();
+                if !extra.is_empty() {
+                    self.report_extra(&model, &extra, slots[1].span, slots[0].span);
+                }
+                let latent: Vec<Field> = model.trace.iter().filter(|m| !observed.iter().any(|f| f.name == m.name)).cloned().collect();
+                Checked::of(Type::Config(Config::Posterior(Box::new(Family {
+                    name: model.name.clone(),
+                    trace: latent,
+                    ret: model.ret.clone(),
+                }))))
+            }
+            "marginal" => {
+                let family = self.expect_family(body, slots[0]);
+                let selection = self.check_expr(body, slots[1]).ty;
+                let algorithm = self.check_expr(body, slots[2]).ty;
+                self.expect_algorithm(&algorithm, slots[2].span);
+                let Some(family) = family else { return Checked::of(Type::Unknown) };
+                let selected = match selection {
+                    Type::Config(Config::Selection(names)) => names,
+                    Type::Unknown => return Checked::of(Type::Unknown),
+                    other => {
+                        self.report(
+                            Diagnostic::error(ErrorCode::TypeMismatch, format!("`marginal` needs `select(…)`, found {other}"))
+                                .with_primary(slots[1].span, format!("this is {other}")),
+                        );
+                        return Checked::of(Type::Unknown);
+                    }
+                };
+                let selection_spans: Vec<Span> = match &slots[1].kind {
+                    ExprKind::Call { args, .. } => args.iter().map(|arg| arg.value.span).collect(),
+                    _ => Vec::new(),
+                };
+                let mut kept = Vec::with_capacity(selected.len());
+                for (i, address) in selected.iter().enumerate() {
+                    match family.trace.iter().find(|f| f.name == *address) {
+                        Some(field) => kept.push(field.clone()),
+                        None => {
+                            let names: Vec<&str> = family.trace.iter().map(|f| f.name.as_str()).collect();
+                            let span = selection_spans.get(i).copied().unwrap_or(slots[1].span);
+                            let mut diagnostic = Diagnostic::error(
+                                ErrorCode::UnknownSelectAddress,
+                                format!("`{}` has no address `{address}`", family.name),
+                            )
+                            .with_primary(span, "not an address of the family")
+                            .with_secondary(slots[0].span, format!("its addresses are {}", join_names(&names)));
+                            if let Some(close) = closest_name(address, names.iter().copied()) {
+                                diagnostic = diagnostic.with_help(format!("did you mean `{close}`?"));
+                            }
+                            self.report(diagnostic);
+                        }
+                    }
+                }
+                if let Type::Config(Config::Sir { proposal: Some(proposal), .. }) = &algorithm {
+                    let auxiliary: Vec<Field> = family.trace.iter().filter(|f| !selected.contains(&f.name)).cloned().collect();
+                    let target = Family { name: format!("the auxiliary choices of `{}`", family.name), trace: auxiliary, ret: Type::unit() };
+                    self.compare_trace(&target, &proposal.trace, slots[2].span, slots[0].span, "the proposal's trace");
+                }
+                Checked::of(Type::Family(Box::new(Family { name: format!("marginal({})", family.name), trace: kept, ret: Type::unit() })))
+            }
+            _ => {
+                let posterior = self.check_expr(body, slots[0]).ty;
+                let algorithm = self.check_expr(body, slots[1]).ty;
+                self.expect_algorithm(&algorithm, slots[1].span);
+                let latent = match posterior {
+                    Type::Config(Config::Posterior(latent)) => latent,
+                    Type::Unknown => return Checked::of(Type::Unknown),
+                    other => {
+                        self.report(
+                            Diagnostic::error(ErrorCode::TypeMismatch, format!("`normalize` needs `posterior(model, observations)`, found {other}"))
+                                .with_primary(slots[0].span, format!("this is {other}")),
+                        );
+                        return Checked::of(Type::Unknown);
+                    }
+                };
+                if let Type::Config(Config::Sir { proposal: Some(proposal), .. }) = &algorithm {
+                    let target = Family { name: format!("the posterior of `{}`", latent.name), trace: latent.trace.clone(), ret: Type::unit() };
+                    self.compare_trace(&target, &proposal.trace, slots[1].span, slots[0].span, "the proposal's trace");
+                }
+                Checked::of(Type::Family(Box::new(Family {
+                    name: format!("normalize({})", latent.name),
+                    trace: latent.trace.clone(),
+                    ret: latent.ret.clone(),
+                })))
+            }
+        }
+    }
+
+    /// Checks that `actual` holds exactly the addresses of `family`'s trace, with fitting types.
+    fn compare_trace(&mut self, family: &Family, actual: &[Field], actual_span: Span, family_span: Span, what: &str) {
+        let missing: Vec<&Field> = family.trace.iter().filter(|m| !m.optional && !actual.iter().any(|f| f.name == m.name)).collect();
+        if !missing.is_empty() {
+            let names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
+            let example = missing.iter().map(|f| format!("{}: …", f.name)).collect::<Vec<_>>().join(", ");
+            self.report(
+                Diagnostic::error(
+                    ErrorCode::MissingAddress,
+                    format!("{what} lacks address{} {} of `{}`", if names.len() == 1 { "" } else { "es" }, join_names(&names), family.name),
+                )
+                .with_primary(actual_span, format!("{what} has no {}", join_names(&names)))
+                .with_secondary(family_span, format!("`{}` samples {}", family.name, join_names(&names)))
+                .with_help(format!("add `{example}` to the observations")),
+            );
+        }
+        let extra: Vec<&str> =
+            actual.iter().filter(|f| !family.trace.iter().any(|m| m.name == f.name)).map(|f| f.name.as_str()).collect();
+        if !extra.is_empty() {
+            self.report_extra(family, &extra, actual_span, family_span);
+        }
+        for field in actual {
+            let Some(expected) = family.trace.iter().find(|m| m.name == field.name) else { continue };
+            if !field.ty.fits(&expected.ty) {
+                self.report(
+                    Diagnostic::error(
+                        ErrorCode::TypeMismatch,
+                        format!("address `{}` of `{}` is {}, but {what} gives {}", field.name, family.name, expected.ty, field.ty),
+                    )
+                    .with_primary(actual_span, format!("`{}` is {} here", field.name, field.ty))
+                    .with_secondary(family_span, format!("`{}` samples {} at `{}`", family.name, expected.ty, field.name)),
+                );
+            }
+        }
+    }
+
+    fn report_extra(&mut self, family: &Family, extra: &[&str], actual_span: Span, family_span: Span) {
+        let names: Vec<&str> = family.trace.iter().map(|f| f.name.as_str()).collect();
+        let mut diagnostic = Diagnostic::error(
+            ErrorCode::ExtraAddress,
+            format!("`{}` has no address{} {}", family.name, if extra.len() == 1 { "" } else { "es" }, join_names(extra)),
+        )
+        .with_primary(actual_span, format!("{} {} not sampled by `{}`", join_names(extra), if extra.len() == 1 { "is" } else { "are" }, family.name))
+        .with_secondary(family_span, format!("its addresses are {}", join_names(&names)));
+        if let [one] = extra {
+            if let Some(close) = closest_name(one, names.iter().copied()) {
+                diagnostic = diagnostic.with_help(format!("did you mean `{close}`?"));
+            }
+        }
+        self.report(diagnostic);
+    }
+
+    pub(super) fn expect_family(&mut self, body: &mut Body, expr: &'a Expr) -> Option<Family> {
+        match self.check_expr(body, expr).ty {
+            Type::Family(family) => Some(*family),
+            Type::Unknown => None,
+            other => {
+                self.report(
+                    Diagnostic::error(ErrorCode::NotAGenerativeFunction, format!("expected a generative function, found {other}"))
+                        .with_primary(expr.span, format!("this is {other}"))
+                        .with_help("apply a `gen` function to its arguments, e.g. `guide(mu, log_sigma)`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn expect_algorithm(&mut self, ty: &Type, span: Span) {
+        if !matches!(ty, Type::Config(Config::Sir { .. }) | Type::Unknown) {
+            self.report(
+                Diagnostic::error(ErrorCode::TypeMismatch, format!("expected an inference algorithm such as `sir(n)`, found {ty}"))
+                    .with_primary(span, format!("this is {ty}")),
+            );
+        }
+    }
+
+    pub(super) fn expect_estimate(&mut self, ty: &Type, span: Span, context: &str) {
+        if !matches!(ty, Type::Est | Type::Unknown) {
+            self.report(
+                Diagnostic::error(ErrorCode::NotAnEstimate, format!("`{context}` needs an estimate, found {ty}"))
+                    .with_primary(span, format!("this is {ty}, not `est`"))
+                    .with_help("an estimate is an `E { … }` block or a function returning one, such as `elbo(model, guide, obs)`"),
+            );
+        }
+    }
+
+    fn expect_positive_count(&mut self, body: &mut Body, expr: &'a Expr, what: &str) -> Option<i64> {
+        let value = self.expect_int(body, expr, what);
+        if let Some(n) = value.filter(|n| *n < 1) {
+            self.report(
+                Diagnostic::error(ErrorCode::InvalidOption, format!("{what} must be at least 1, found {n}"))
+                    .with_primary(expr.span, "not a positive count"),
+            );
+        }
+        value
+    }
+
+    /// `data x: T = load("file")`: the path is a string and the data has the declared type.
+    pub(super) fn check_load(&mut self, body: &mut Body, call: &'a Expr, annotation: Option<&Type>) -> Checked {
+        let ExprKind::Call { callee, args } = &call.kind else { return self.check_expr(body, call) };
+        let Some(annotation) = annotation else { return self.check_expr(body, call) };
+        if let Some(slots) = self.bind_args(callee, &[required("path")], args, call.span) {
+            if let Some(path) = slots[0] {
+                let ty = self.check_expr(body, path).ty;
+                self.expect_fits(&ty, &Type::Str, path.span, None);
+            }
+        }
+        body.types.insert(call.id, annotation.clone());
+        Checked::of(annotation.clone())
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn param_list(params: &[Param<'_>]) -> String {
+    params.iter().map(|param| if param.required { param.name.to_string() } else { format!("{}?", param.name) }).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,310 @@
+//! The checker's driver: collects definitions, types globals lazily (in any order, with cycle
+//! detection), checks each function instance once, then the commands.
+//!
+//! Submodules hold one concern each: `body` (scopes, statements, trace building), `expr`
+//! (expressions and operators), `calls` (argument binding, distributions, built-ins and the
+//! inference forms), `commands` (`print`, `maximize`), `annotations` (written types).
+
+mod annotations;
+mod body;
+mod calls;
+mod commands;
+mod expr;
+
+use std::collections::HashMap;
+
+use super::ty::Type;
+use super::{CheckedProgram, Global, Instance, ItemRef};
+use crate::diagnostics::{closest_name, Diagnostic, ErrorCode};
+use crate::syntax::ast::{Binding, FnDef, Item, ItemKind, Program};
+use crate::syntax::span::Span;
+use body::{Body, BodyKind};
+
+/// Checks the parsed files; the first `library_files` of them are the standard library,
+/// whose definitions user definitions of the same name replace.
+pub fn check(
+    programs: &[&Program],
+    library_files: usize,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> CheckedProgram {
+    let mut checker = Checker::new(programs, library_files);
+    checker.collect_definitions();
+    checker.check_all();
+    let mut found = std::mem::take(&mut checker.diagnostics);
+    deduplicate(&mut found);
+    diagnostics.extend(found);
+    checker.output
+}
+
+/// A definition visible by name.
+#[derive(Clone, Copy, Debug)]
+struct Definition<'a> {
+    at: ItemRef,
+    item: &'a Item,
+}
+
+#[derive(Clone, Debug)]
+enum GlobalState {
+    InProgress,
+    Done(Type, Option<i64>),
+}
+
+/// Key of a function instance: the definition and what its arguments are known to be.
+type InstanceKey = (ItemRef, Vec<Type>, Vec<Option<i64>>);
+
+/// Where a generic function is being checked from, for diagnostics inside its body.
+struct CallSite {
+    name: String,
+    span: Span,
+    generic: bool,
+}
+
+pub(super) struct Checker<'a> {
+    programs: &'a [&'a Program],
+    library_files: usize,
+    definitions: HashMap<&'a str, Definition<'a>>,
+    globals: HashMap<String, GlobalState>,
+    instances: HashMap<InstanceKey, Option<usize>>,
+    call_stack: Vec<CallSite>,
+    diagnostics: Vec<Diagnostic>,
+    output: CheckedProgram,
+}
+
+impl<'a> Checker<'a> {
+    fn new(programs: &'a [&'a Program], library_files: usize) -> Self {
+        Checker {
+            programs,
+            library_files,
+            definitions: HashMap::new(),
+            globals: HashMap::new(),
+            instances: HashMap::new(),
+            call_stack: Vec::new(),
+            diagnostics: Vec::new(),
+            output: CheckedProgram { top_level_types: vec![HashMap::new(); programs.len()], ..CheckedProgram::default() },
+        }
+    }
+
+    /// Reports a diagnostic; inside a generic function instantiated from a call, it also
+    /// points at that call, since the problem depends on the call's argument types.
+    pub(super) fn report(&mut self, mut diagnostic: Diagnostic) {
+        if let Some(call) = self.call_stack.iter().rev().find(|call| call.generic) {
+            diagnostic =
+                diagnostic.with_secondary(call.span, format!("in this call of `{}`, whose arguments fix the types", call.name));
+        }
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn collect_definitions(&mut self) {
+        let programs = self.programs;
+        for (file, program) in programs.iter().enumerate() {
+            let from_library = file < self.library_files;
+            for (index, item) in program.items.iter().enumerate() {
+                let Some(name) = item_name(item) else { continue };
+                let definition = Definition { at: ItemRef { file, item: index }, item };
+                match self.definitions.get(name.name.as_str()) {
+                    Some(previous) if previous.at.file < self.library_files && !from_library => {
+                        // A user definition replaces the library's.
+                        self.definitions.insert(&name.name, definition);
+                    }
+                    Some(previous) => {
+                        let previous_span = item_name(previous.item).map_or(previous.item.span, |n| n.span);
+                        self.report(
+                            Diagnostic::error(ErrorCode::DuplicateDefinition, format!("`{}` is defined more than once", name.name))
+                                .with_primary(name.span, "redefined here")
+                                .with_secondary(previous_span, "first defined here")
+                                .with_help("rename one of the definitions"),
+                        );
+                    }
+                    None => {
+                        self.definitions.insert(&name.name, definition);
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_all(&mut self) {
+        let programs = self.programs;
+        for (file, program) in programs.iter().enumerate() {
+            for (index, item) in program.items.iter().enumerate() {
+                let at = ItemRef { file, item: index };
+                let visible = item_name(item).and_then(|name| self.definitions.get(name.name.as_str())).map(|d| d.at);
+                match &item.kind {
+                    ItemKind::Gen(def) | ItemKind::Fn(def) if visible == Some(at) => self.check_definition(at, def),
+                    ItemKind::Param(binding) | ItemKind::Data(binding) | ItemKind::Let(binding) if visible == Some(at) => {
+                        self.global(&binding.name.name);
+                    }
+                    ItemKind::Print(exprs) => self.check_print(file, exprs),
+                    ItemKind::Optimize(optimize) => self.check_optimize(file, optimize),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Checks a definition on its own: typed arguments as written, untyped ones unknown. This
+    /// reports what is wrong whatever the call; calls then check it for their argument types.
+    fn check_definition(&mut self, at: ItemRef, def: &'a FnDef) {
+        let mut args = Vec::with_capacity(def.params.len());
+        for param in &def.params {
+            let ty = match &param.ty {
+                Some(annotation) => self.resolve_annotation(annotation),
+                None => Type::Unknown,
+            };
+            args.push(ty);
+        }
+        let constants = vec![None; args.len()];
+        self.instantiate(at, args, constants, None);
+    }
+
+    /// The instance of a definition for these argument types, checked on first use.
+    /// Returns `None` for a recursive use (reported) or an unknown definition.
+    pub(super) fn instantiate(
+        &mut self,
+        at: ItemRef,
+        args: Vec<Type>,
+        constants: Vec<Option<i64>>,
+        call: Option<(String, Span)>,
+    ) -> Option<usize> {
+        let def = self.definition_at(at)?;
+        let key: InstanceKey = (at, args.clone(), constants.clone());
+        match self.instances.get(&key) {
+            Some(Some(index)) => return Some(*index),
+            Some(None) => {
+                let (name, span) = call.unwrap_or_else(|| (def.name.name.clone(), def.name.span));
+                self.report(
+                    Diagnostic::error(ErrorCode::Recursion, format!("`{name}` calls itself"))
+                        .with_primary(span, "recursive call")
+                        .with_secondary(def.name.span, format!("`{name}` is defined here"))
+                        .with_note("a program is compiled to straight-line code and loops, so recursion must be bounded")
+                        .with_help("rewrite the recursion as a `for` loop"),
+                );
+                return None;
+            }
+            None => {}
+        }
+        self.instances.insert(key.clone(), None);
+        let generic = def.params.iter().any(|param| param.ty.is_none());
+        let pushed = call.map(|(name, span)| self.call_stack.push(CallSite { name, span, generic })).is_some();
+
+        let is_gen = matches!(self.item_at(at).map(|item| &item.kind), Some(ItemKind::Gen(_)));
+        let kind = if is_gen { BodyKind::Gen } else { BodyKind::Fn };
+        let mut body = Body::new(kind);
+        for ((param, ty), constant) in def.params.iter().zip(&args).zip(&constants) {
+            body.bind_parameter(self, param, ty.clone(), *constant);
+        }
+        let ret = self.check_function_body(&mut body, def);
+
+        if pushed {
+            self.call_stack.pop();
+        }
+        let trace = is_gen.then(|| body.trace.fields.clone());
+        let index = self.output.instances.len();
+        self.output.instances.push(Instance { item: at, args, constant_args: constants, ret, trace, types: body.types });
+        self.instances.insert(key, Some(index));
+        Some(index)
+    }
+
+    pub(super) fn instance(&self, index: usize) -> &Instance {
+        &self.output.instances[index]
+    }
+
+    pub(super) fn lookup_definition(&self, name: &str) -> Option<(ItemRef, &'a Item)> {
+        self.definitions.get(name).map(|definition| (definition.at, definition.item))
+    }
+
+    fn item_at(&self, at: ItemRef) -> Option<&'a Item> {
+        self.programs.get(at.file).and_then(|program| program.items.get(at.item))
+    }
+
+    fn definition_at(&self, at: ItemRef) -> Option<&'a FnDef> {
+        match &self.item_at(at)?.kind {
+            ItemKind::Gen(def) | ItemKind::Fn(def) => Some(def),
+            _ => None,
+        }
+    }
+
+    /// The type (and integer value) of a `param`, `data` or `let`, checked on first use.
+    pub(super) fn global(&mut self, name: &str) -> Option<(Type, Option<i64>)> {
+        match self.globals.get(name) {
+            Some(GlobalState::Done(ty, constant)) => return Some((ty.clone(), *constant)),
+            Some(GlobalState::InProgress) => return Some((Type::Unknown, None)),
+            None => {}
+        }
+        let (at, item) = self.lookup_definition(name)?;
+        let (binding, kind) = match &item.kind {
+            ItemKind::Param(binding) => (binding, GlobalKind::Param),
+            ItemKind::Data(binding) => (binding, GlobalKind::Data),
+            ItemKind::Let(binding) => (binding, GlobalKind::Let),
+            _ => return None,
+        };
+        self.globals.insert(name.to_string(), GlobalState::InProgress);
+        let (ty, constant) = self.check_global(at, binding, kind);
+        self.globals.insert(name.to_string(), GlobalState::Done(ty.clone(), constant));
+        self.output.globals.insert(name.to_string(), Global { item: at, ty: ty.clone(), constant });
+        Some((ty, constant))
+    }
+
+    /// Reports a global whose value refers back to itself (called when a lookup finds it in
+    /// progress).
+    pub(super) fn global_in_progress(&self, name: &str) -> bool {
+        matches!(self.globals.get(name), Some(GlobalState::InProgress))
+    }
+
+    fn check_global(&mut self, at: ItemRef, binding: &'a Binding, kind: GlobalKind) -> (Type, Option<i64>) {
+        let mut body = Body::new(BodyKind::TopLevel);
+        let annotation = binding.ty.as_ref().map(|annotation| self.resolve_annotation(annotation));
+        let is_load = matches!(&binding.value.kind, crate::syntax::ast::ExprKind::Call { callee, .. } if callee.name == "load");
+        let value = if is_load {
+            self.check_load(&mut body, &binding.value, annotation.as_ref())
+        } else {
+            self.check_expr(&mut body, &binding.value)
+        };
+        self.output.top_level_types[at.file].extend(body.types.drain());
+        let ty = match annotation {
+            Some(annotation) => {
+                self.expect_fits(&value.ty, &annotation, binding.value.span, binding.ty.as_ref().map(|t| t.span));
+                annotation
+            }
+            None => value.ty.clone(),
+        };
+        if kind == GlobalKind::Param && !matches!(ty, Type::Real | Type::Vec(_) | Type::Mat(..) | Type::Unknown) {
+            let span = binding.ty.as_ref().map_or(binding.value.span, |t| t.span);
+            self.report(
+                Diagnostic::error(ErrorCode::TypeMismatch, format!("a `param` must be real-valued, but `{}` is {ty}", binding.name.name))
+                    .with_primary(span, format!("this is {ty}"))
+                    .with_help("parameters are what training adjusts: give them type `real`, `vec[n]` or `mat[m, n]`"),
+            );
+        }
+        let constant = if kind == GlobalKind::Param { None } else { value.int };
+        (ty, constant)
+    }
+
+    /// Suggests a close name for a misspelt one among locals, globals and definitions.
+    pub(super) fn suggest(&self, name: &str, locals: &[&str], extra: &[&str]) -> Option<String> {
+        let definitions = self.definitions.keys().copied();
+        closest_name(name, locals.iter().copied().chain(extra.iter().copied()).chain(definitions)).map(str::to_string)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GlobalKind {
+    Param,
+    Data,
+    Let,
+}
+
+fn item_name(item: &Item) -> Option<&crate::syntax::ast::Ident> {
+    match &item.kind {
+        ItemKind::Gen(def) | ItemKind::Fn(def) => Some(&def.name),
+        ItemKind::Param(binding) | ItemKind::Data(binding) | ItemKind::Let(binding) => Some(&binding.name),
+        ItemKind::Print(_) | ItemKind::Optimize(_) | ItemKind::Error => None,
+    }
+}
+
+/// Generic definitions are checked once without and once per call with argument types, so
+/// the same problem can be found twice: keep the first.
+fn deduplicate(diagnostics: &mut Vec<Diagnostic>) {
+    let mut seen = std::collections::HashSet::new();
+    diagnostics.retain(|d| seen.insert((d.code, d.span(), d.message.clone())));
+}
