@@ -1,1 +1,142 @@
-fn main() {}
+//! Benchmarks that print the figures the issues ask for. Run in release mode:
+//!
+//! ```text
+//! cargo run --release --bin bench -- frontend [--lines 10000] [--runs 15]
+//! ```
+//!
+//! `frontend` generates a program of realistic items (models with loops, guides, parameters,
+//! data, objectives built on the standard library, commands), then reports the median time to
+//! parse it and to check it completely, the throughput in lines per second, and the peak
+//! resident memory of the process. The machine is shared and noisy: medians, not means.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let option = |name: &str, default: usize| -> Result<usize, String> {
+        match args.iter().position(|arg| arg == name) {
+            Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).ok_or(format!("{name} needs a positive number")),
+            None => Ok(default),
+        }
+    };
+    let (lines, runs) = match (option("--lines", 10_000), option("--runs", 15)) {
+        (Ok(lines), Ok(runs)) if runs > 0 => (lines, runs),
+        (Err(message), _) | (_, Err(message)) => return usage(&message),
+        _ => return usage("--runs must be at least 1"),
+    };
+    match args.first().map(String::as_str) {
+        Some("frontend") => frontend(lines, runs),
+        _ => usage("which benchmark? (frontend)"),
+    }
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("error: {message}\nusage: bench frontend [--lines N] [--runs N]");
+    ExitCode::from(2)
+}
+
+fn frontend(lines: usize, runs: usize) -> ExitCode {
+    let source = generate_program(lines);
+    let line_count = source.lines().count();
+    let first = ppl::check_source("bench.ppl", &source);
+    if first.has_errors() {
+        eprint!("{}", first.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
+        eprintln!("error: the generated program does not check");
+        return ExitCode::from(1);
+    }
+    drop(first);
+
+    let parse = median(runs, || {
+        let parsed = ppl::syntax::parse(&source, 0);
+        std::hint::black_box(parsed.program.items.len());
+    });
+    let check = median(runs, || {
+        let analysis = ppl::check_source("bench.ppl", &source);
+        std::hint::black_box(analysis.diagnostics.len());
+    });
+    let per_second = |time: Duration| line_count as f64 / time.as_secs_f64();
+    println!("front end on a generated program of {line_count} lines ({} KiB), median of {runs} runs:", source.len() / 1024);
+    println!("  lex + parse:             {:>8.2} ms  ({:>9.0} lines/s)", ms(parse), per_second(parse));
+    println!("  parse + check (all):     {:>8.2} ms  ({:>9.0} lines/s)", ms(check), per_second(check));
+    match peak_resident_memory_kib() {
+        Some(kib) => println!("  peak resident memory:    {:>8.1} MiB", kib as f64 / 1024.0),
+        None => println!("  peak resident memory:    not available on this system"),
+    }
+    ExitCode::SUCCESS
+}
+
+fn median(runs: usize, mut work: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            work();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn ms(time: Duration) -> f64 {
+    time.as_secs_f64() * 1e3
+}
+
+/// Peak resident set size, from Linux's `/proc/self/status`.
+fn peak_resident_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A program of at least `lines` lines: blocks of a regression model, its guide, parameters,
+/// data, an objective from the standard library and commands, each block with its own names.
+fn generate_program(lines: usize) -> String {
+    let mut out = String::with_capacity(lines * 40);
+    let mut block = 0;
+    while out.lines().count() < lines {
+        let k = block;
+        let xs: Vec<String> = (0..8).map(|i| format!("{:.1}", (i + k % 5) as f64 * 0.5)).collect();
+        let ys: Vec<String> = (0..8).map(|i| format!("{:.2}", 1.0 + (i * (k % 3 + 1)) as f64 * 0.25)).collect();
+        out.push_str(&format!(
+            r#"/// Regression model {k}: slope, intercept and noise scale, eight observations.
+gen model_{k}(xs: vec[8]) {{
+    w ~ normal(0.0, 1.0);
+    b ~ normal(0.0, 1.0);
+    s ~ gamma(2.0, 2.0);
+    for i in 0..8 {{
+        let mean = w * xs[i] + b;
+        y[i] ~ normal(mean, s + 0.1);
+    }}
+}}
+
+/// Mean-field guide {k} over (w, b, s).
+gen guide_{k}(m: vec[3], ls: vec[3]) {{
+    w ~ normal(m[0], exp(ls[0]));
+    b ~ normal(m[1], exp(ls[1]));
+    s ~ lognormal(m[2], exp(ls[2]));
+}}
+
+param m_{k}: vec[3] = [0.0, 0.0, 0.0];
+param ls_{k}: vec[3] = zeros(3);
+data xs_{k} = [{xs}];
+data obs_{k} = {{ y: [{ys}] }};
+
+/// Importance-weighted objective {k}, plus a hand-written penalty on the scales.
+fn objective_{k}(m, ls) {{
+    let penalty = 0.01 * sum(ls^2);
+    iwelbo(model_{k}(xs_{k}), guide_{k}(m, ls), obs_{k}, 4) - penalty
+}}
+
+maximize objective_{k}(m_{k}, ls_{k}) with {{ optimizer: adam(lr: 0.01), steps: 100, particles: 8 }};
+print estimate(objective_{k}(m_{k}, ls_{k}), samples: 100);
+print m_{k}, ls_{k};
+
+"#,
+            xs = xs.join(", "),
+            ys = ys.join(", "),
+        ));
+        block += 1;
+    }
+    out
+}

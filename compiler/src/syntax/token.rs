@@ -311,6 +311,22 @@ pub fn lex(src: &str) -> Lexed<'_> {
                 );
                 tokens.push((Token::Error, span));
             }
+            Token::Int(digits) if digits.parse::<i64>().is_err() => {
+                diagnostics.push(
+                    Diagnostic::error(ErrorCode::InvalidNumber, "integer literal too large")
+                        .with_primary(span, format!("integers range from {} to {}", i64::MIN, i64::MAX))
+                        .with_help(format!("write it as a real: `{digits}.0`")),
+                );
+                tokens.push((token, span));
+            }
+            Token::Real(digits) if !digits.parse::<f64>().is_ok_and(f64::is_finite) => {
+                diagnostics.push(
+                    Diagnostic::error(ErrorCode::InvalidNumber, "real literal out of range")
+                        .with_primary(span, format!("larger than the largest real, {:e}", f64::MAX))
+                        .with_help("write `inf` for an infinite value"),
+                );
+                tokens.push((token, span));
+            }
             _ => {
                 if matches!(token, Token::LParen | Token::LBracket | Token::LBrace) {
                     open_brackets.push(span);

@@ -106,7 +106,10 @@ impl<'a> Checker<'a> {
             if !fits {
                 self.report(
                     Diagnostic::error(ErrorCode::InvalidOption, format!("option `{name}` must be {wanted}"))
-                        .with_primary(option.value.span, format!("this is {}", value.ty)),
+                        .with_primary(option.value.span, match value.int {
+                            Some(n) => format!("this is {n}"),
+                            None => format!("this is {}", value.ty),
+                        }),
                 );
             }
         }

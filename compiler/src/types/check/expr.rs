@@ -116,7 +116,10 @@ impl<'a> Checker<'a> {
                 let value = self.check_block(body, block);
                 body.expect_depth -= 1;
                 let value_span = block.tail.as_ref().map_or(block.span, |tail| tail.span);
-                if !value.ty.fits(&Type::Real) {
+                // A misplaced `return` as the last statement has been reported already.
+                let ends_in_return = block.tail.is_none()
+                    && matches!(block.stmts.last().map(|stmt| &stmt.kind), Some(crate::syntax::ast::StmtKind::Return(_)));
+                if !value.ty.fits(&Type::Real) && !ends_in_return {
                     self.report(
                         Diagnostic::error(ErrorCode::TypeMismatch, format!("an expectation's value must be real, not {}", value.ty))
                             .with_primary(value_span, format!("this is {}", value.ty))
@@ -292,7 +295,10 @@ impl<'a> Checker<'a> {
         };
         if indices.len() > dims.len() {
             self.report(
-                Diagnostic::error(ErrorCode::InvalidIndex, format!("{base_type} takes at most {} indices", dims.len()))
+                Diagnostic::error(
+                    ErrorCode::InvalidIndex,
+                    format!("{base_type} takes at most {} ind{}", dims.len(), if dims.len() == 1 { "ex" } else { "ices" }),
+                )
                     .with_primary(indices[dims.len()].span, "one index too many"),
             );
             return Checked::unknown();
