@@ -42,7 +42,12 @@ fn rendered_diagnostics_match_the_golden_files() {
             failures.push(format!("--- {}\n+++ actual\n{actual}", expected_path.display()));
         }
     }
-    assert!(failures.is_empty(), "{} golden files differ (BLESS=1 to update):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden files differ (BLESS=1 to update):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -78,7 +83,8 @@ fn error_codes_are_unique() {
 
 #[test]
 fn every_error_code_is_documented() {
-    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/errors.md")).expect("docs/errors.md");
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/errors.md")).expect("docs/errors.md");
     let undocumented: Vec<&str> =
         ErrorCode::ALL.iter().map(|code| code.as_str()).filter(|code| !docs.contains(&format!("| {code} |"))).collect();
     assert!(undocumented.is_empty(), "error codes missing from docs/errors.md: {undocumented:?}");

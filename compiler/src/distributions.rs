@@ -89,16 +89,61 @@ use Estimator::*;
 use ParamKind::{Real as R, Vector as V};
 
 pub const DISTRIBUTIONS: &[Distribution] = &[
-    Distribution { name: "normal", params: &[("mu", R), ("sigma", R)], support: Support::Real, estimators: &[Reparam, Reinforce] },
-    Distribution { name: "uniform", params: &[("lo", R), ("hi", R)], support: Support::Real, estimators: &[Reparam, Reinforce] },
-    Distribution { name: "exponential", params: &[("rate", R)], support: Support::Real, estimators: &[Reparam, Reinforce] },
-    Distribution { name: "laplace", params: &[("mu", R), ("b", R)], support: Support::Real, estimators: &[Reparam, Reinforce] },
-    Distribution { name: "lognormal", params: &[("mu", R), ("sigma", R)], support: Support::Real, estimators: &[Reparam, Reinforce] },
-    Distribution { name: "cauchy", params: &[("loc", R), ("scale", R)], support: Support::Real, estimators: &[Reparam, Reinforce] },
-    Distribution { name: "gamma", params: &[("shape", R), ("rate", R)], support: Support::Real, estimators: &[Implicit, Reinforce] },
-    Distribution { name: "beta", params: &[("a", R), ("b", R)], support: Support::Real, estimators: &[Implicit, Reinforce] },
+    Distribution {
+        name: "normal",
+        params: &[("mu", R), ("sigma", R)],
+        support: Support::Real,
+        estimators: &[Reparam, Reinforce],
+    },
+    Distribution {
+        name: "uniform",
+        params: &[("lo", R), ("hi", R)],
+        support: Support::Real,
+        estimators: &[Reparam, Reinforce],
+    },
+    Distribution {
+        name: "exponential",
+        params: &[("rate", R)],
+        support: Support::Real,
+        estimators: &[Reparam, Reinforce],
+    },
+    Distribution {
+        name: "laplace",
+        params: &[("mu", R), ("b", R)],
+        support: Support::Real,
+        estimators: &[Reparam, Reinforce],
+    },
+    Distribution {
+        name: "lognormal",
+        params: &[("mu", R), ("sigma", R)],
+        support: Support::Real,
+        estimators: &[Reparam, Reinforce],
+    },
+    Distribution {
+        name: "cauchy",
+        params: &[("loc", R), ("scale", R)],
+        support: Support::Real,
+        estimators: &[Reparam, Reinforce],
+    },
+    Distribution {
+        name: "gamma",
+        params: &[("shape", R), ("rate", R)],
+        support: Support::Real,
+        estimators: &[Implicit, Reinforce],
+    },
+    Distribution {
+        name: "beta",
+        params: &[("a", R), ("b", R)],
+        support: Support::Real,
+        estimators: &[Implicit, Reinforce],
+    },
     Distribution { name: "flip", params: &[("p", R)], support: Support::Bool, estimators: &[Reinforce, Enum, Mvd] },
-    Distribution { name: "categorical", params: &[("probs", V)], support: Support::Int, estimators: &[Reinforce, Enum] },
+    Distribution {
+        name: "categorical",
+        params: &[("probs", V)],
+        support: Support::Int,
+        estimators: &[Reinforce, Enum],
+    },
     Distribution { name: "geometric", params: &[("p", R)], support: Support::Int, estimators: &[Reinforce] },
     Distribution { name: "poisson", params: &[("rate", R)], support: Support::Int, estimators: &[Reinforce, Mvd] },
     Distribution {

@@ -62,8 +62,14 @@ fn analyse(name: &str, text: &str) -> Analysis {
     }
     files.push(parse_into(&mut sources, &mut diagnostics, name, text));
 
-    let programs: Vec<&Program> = files.iter().map(|file| &file.program).collect();
-    let checked = types::check(&programs, stdlib::FILES.len(), &mut diagnostics);
+    // Checking a file with syntax errors would report the consequences of the parser's
+    // recovery (a skipped definition is an unknown name later), not problems of its own.
+    let checked = if diagnostics.iter().any(Diagnostic::is_error) {
+        types::CheckedProgram::default()
+    } else {
+        let programs: Vec<&Program> = files.iter().map(|file| &file.program).collect();
+        types::check(&programs, stdlib::FILES.len(), &mut diagnostics)
+    };
     diagnostics.sort_by_key(|d| d.span().map(|span| (span.start, span.end)));
     Analysis { sources, files, checked, diagnostics }
 }

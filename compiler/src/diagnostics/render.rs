@@ -21,9 +21,11 @@ pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, color: ColorChoice) 
     let located = |span| -> Option<(String, std::ops::Range<usize>)> {
         sources.locate(span).map(|(file, range)| (file.name.clone(), range))
     };
-    let Some(anchor) = diagnostic.span().and_then(located).or_else(|| {
-        sources.files().next().map(|(_, file)| (file.name.clone(), 0..0))
-    }) else {
+    let Some(anchor) = diagnostic
+        .span()
+        .and_then(located)
+        .or_else(|| sources.files().next().map(|(_, file)| (file.name.clone(), 0..0)))
+    else {
         return format!("error[{}]: {}\n", diagnostic.code.as_str(), diagnostic.message);
     };
 
@@ -34,13 +36,17 @@ pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, color: ColorChoice) 
     if let Some(primary) = &diagnostic.primary {
         if let Some(span) = located(primary.span) {
             let color = if diagnostic.severity == Severity::Error { Color::Red } else { Color::Yellow };
-            report = report.with_label(AriadneLabel::new(span).with_message(&primary.message).with_color(color).with_order(0));
+            report = report
+                .with_label(AriadneLabel::new(span).with_message(&primary.message).with_color(color).with_order(0));
         }
     }
     for (order, label) in diagnostic.secondary.iter().enumerate() {
         if let Some(span) = located(label.span) {
             report = report.with_label(
-                AriadneLabel::new(span).with_message(&label.message).with_color(Color::Blue).with_order(order as i32 + 1),
+                AriadneLabel::new(span)
+                    .with_message(&label.message)
+                    .with_color(Color::Blue)
+                    .with_order(order as i32 + 1),
             );
         }
     }

@@ -28,7 +28,8 @@ impl SourceMap {
     /// Adds a file; its spans start one byte after the previous file's end so that an
     /// end-of-file span never coincides with the next file's first byte.
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
-        let base = self.files.last().map_or(0, |file| file.base.saturating_add(file.text.len() as u32).saturating_add(1));
+        let base =
+            self.files.last().map_or(0, |file| file.base.saturating_add(file.text.len() as u32).saturating_add(1));
         self.files.push(SourceFile { name: name.into(), text: text.into(), base });
         FileId(self.files.len() as u32 - 1)
     }

@@ -128,10 +128,23 @@ pub struct Stmt {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum StmtKind {
-    Let { pattern: Pattern, ty: Option<TypeExpr>, value: Expr },
+    Let {
+        pattern: Pattern,
+        ty: Option<TypeExpr>,
+        value: Expr,
+    },
     /// `ADDR ~ EXPR [via ESTIMATOR];`
-    Choice { address: Address, dist: Expr, via: Option<Via> },
-    For { var: Pattern, lo: Expr, hi: Expr, body: Block },
+    Choice {
+        address: Address,
+        dist: Expr,
+        via: Option<Via>,
+    },
+    For {
+        var: Pattern,
+        lo: Expr,
+        hi: Expr,
+        body: Block,
+    },
     Return(Expr),
     /// An expression evaluated for its effect; `if`/block forms need no `;`.
     Expr(Expr),
@@ -185,18 +198,36 @@ pub enum ExprKind {
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
     /// Calls are first order: the callee is always a name (function, distribution, built-in).
-    Call { callee: Ident, args: Vec<Arg> },
-    Index { base: Box<Expr>, indices: Vec<Expr> },
+    Call {
+        callee: Ident,
+        args: Vec<Arg>,
+    },
+    Index {
+        base: Box<Expr>,
+        indices: Vec<Expr>,
+    },
     /// `e.name` on records and traces, `e.0` on tuples.
-    Field { base: Box<Expr>, field: Ident },
+    Field {
+        base: Box<Expr>,
+        field: Ident,
+    },
     Vector(Vec<Expr>),
     /// `[body for var in lo..hi]`
-    Comprehension { body: Box<Expr>, var: Pattern, lo: Box<Expr>, hi: Box<Expr> },
+    Comprehension {
+        body: Box<Expr>,
+        var: Pattern,
+        lo: Box<Expr>,
+        hi: Box<Expr>,
+    },
     Record(Vec<Field>),
     /// `(a, b)`; the empty tuple is `()`.
     Tuple(Vec<Expr>),
     Block(Block),
-    If { cond: Box<Expr>, then: Block, otherwise: Option<Box<Expr>> },
+    If {
+        cond: Box<Expr>,
+        then: Block,
+        otherwise: Option<Box<Expr>>,
+    },
     /// `E { … }`: an expectation, the estimator the rest of the compiler differentiates.
     Expect(Block),
 }

@@ -13,7 +13,7 @@ use chumsky::prelude::*;
 
 use super::ast::*;
 use super::span::Span;
-use super::token::{lex, CommentKind, Comment, Token};
+use super::token::{lex, Comment, CommentKind, Token};
 use crate::diagnostics::{Diagnostic, ErrorCode};
 
 type Extra<'tokens, 'src> = extra::Err<Rich<'tokens, Token<'src>, SimpleSpan>>;
@@ -109,7 +109,8 @@ fn syntax_error(error: &Rich<'_, Token<'_>, SimpleSpan>, tokens: &[(Token<'_>, S
         }
     };
     for (context, context_span) in error.contexts() {
-        diagnostic = diagnostic.with_secondary(Span::from(*context_span), format!("while parsing {}", describe_pattern(context)));
+        diagnostic = diagnostic
+            .with_secondary(Span::from(*context_span), format!("while parsing {}", describe_pattern(context)));
     }
     diagnostic
 }
@@ -225,9 +226,11 @@ where
         [(Token::LParen, Token::RParen), (Token::LBracket, Token::RBracket)],
         |_| (),
     );
-    let skip_item = any()
-        .then(group.or(none_of(ITEM_STARTS).ignored()).repeated())
-        .map_with(|_, e| Item { kind: ItemKind::Error, span: span_of(e.span()), doc: None });
+    let skip_item = any().then(group.or(none_of(ITEM_STARTS).ignored()).repeated()).map_with(|_, e| Item {
+        kind: ItemKind::Error,
+        span: span_of(e.span()),
+        doc: None,
+    });
 
     item.recover_with(via_parser(skip_item)).repeated().collect::<Vec<_>>().then_ignore(end())
 }
@@ -242,7 +245,10 @@ where
 }
 
 /// `{ name: value, … }`: record literals and the options of `maximize … with { … }`.
-fn field_list<'tokens, 'src: 'tokens, I, P, Q>(ident: P, expr: Q) -> impl Parser<'tokens, I, Vec<Field>, Extra<'tokens, 'src>> + Clone
+fn field_list<'tokens, 'src: 'tokens, I, P, Q>(
+    ident: P,
+    expr: Q,
+) -> impl Parser<'tokens, I, Vec<Field>, Extra<'tokens, 'src>> + Clone
 where
     I: ValueInput<'tokens, Token = Token<'src>, Span = SimpleSpan>,
     P: Parser<'tokens, I, Ident, Extra<'tokens, 'src>> + Clone,
@@ -282,10 +288,9 @@ where
                     let columns = dims.remove(1);
                     Ok(TypeExprKind::Mat(dims.remove(0), columns))
                 }
-                (other, Some(_)) => Err(Rich::custom(
-                    span,
-                    format!("`{other}[…]` is not a type: write `vec[n]` or `mat[m, n]`"),
-                )),
+                (other, Some(_)) => {
+                    Err(Rich::custom(span, format!("`{other}[…]` is not a type: write `vec[n]` or `mat[m, n]`")))
+                }
             }
         });
         let tuple = ty
@@ -333,13 +338,8 @@ where
     let ty = type_parser::<I>();
 
     let pattern = recursive(|pattern| {
-        let name = ident.clone().map(|name| {
-            if name.name == "_" {
-                Pattern::Wildcard(name.span)
-            } else {
-                Pattern::Name(name)
-            }
-        });
+        let name =
+            ident.clone().map(|name| if name.name == "_" { Pattern::Wildcard(name.span) } else { Pattern::Name(name) });
         let tuple = pattern
             .separated_by(just(Token::Comma))
             .allow_trailing()
@@ -391,17 +391,17 @@ where
         });
 
     let range = expr.clone().then_ignore(just(Token::DotDot)).then(expr.clone());
-    let comprehension_tail = just(Token::For).ignore_then(pattern.clone()).then_ignore(just(Token::In)).then(range.clone());
-    let comprehension = expr
-        .clone()
-        .then(comprehension_tail)
-        .delimited_by(just(Token::LBracket), just(Token::RBracket))
-        .map_with(|(body, (var, (lo, hi))), e| {
-            expr_node(
-                ExprKind::Comprehension { body: Box::new(body), var, lo: Box::new(lo), hi: Box::new(hi) },
-                e.span(),
-            )
-        });
+    let comprehension_tail =
+        just(Token::For).ignore_then(pattern.clone()).then_ignore(just(Token::In)).then(range.clone());
+    let comprehension =
+        expr.clone().then(comprehension_tail).delimited_by(just(Token::LBracket), just(Token::RBracket)).map_with(
+            |(body, (var, (lo, hi))), e| {
+                expr_node(
+                    ExprKind::Comprehension { body: Box::new(body), var, lo: Box::new(lo), hi: Box::new(hi) },
+                    e.span(),
+                )
+            },
+        );
     let vector = expr
         .clone()
         .separated_by(just(Token::Comma))
@@ -432,18 +432,17 @@ where
                     .or_not(),
             )
             .map_with(|((cond, then), otherwise): ((Expr, Block), Option<Expr>), e| {
-                expr_node(
-                    ExprKind::If { cond: Box::new(cond), then, otherwise: otherwise.map(Box::new) },
-                    e.span(),
-                )
+                expr_node(ExprKind::If { cond: Box::new(cond), then, otherwise: otherwise.map(Box::new) }, e.span())
             })
     });
-    let expect = just(Token::Expect).ignore_then(block.clone()).map_with(|b, e| expr_node(ExprKind::Expect(b), e.span()));
+    let expect =
+        just(Token::Expect).ignore_then(block.clone()).map_with(|b, e| expr_node(ExprKind::Expect(b), e.span()));
     let block_expr = block.clone().map_with(|b, e| expr_node(ExprKind::Block(b), e.span()));
 
-    let atom = choice((literal, name_or_call, parenthesised, comprehension, vector, record, if_expr, expect, block_expr))
-        .labelled("an expression")
-        .boxed();
+    let atom =
+        choice((literal, name_or_call, parenthesised, comprehension, vector, record, if_expr, expect, block_expr))
+            .labelled("an expression")
+            .boxed();
 
     enum Postfix {
         Index(Vec<Expr>),
@@ -506,7 +505,8 @@ where
         )),
     )
     .boxed();
-    let sum = binary_level(product, just(Token::Plus).to(BinaryOp::Add).or(just(Token::Minus).to(BinaryOp::Sub))).boxed();
+    let sum =
+        binary_level(product, just(Token::Plus).to(BinaryOp::Add).or(just(Token::Minus).to(BinaryOp::Sub))).boxed();
     let merge = binary_level(sum, just(Token::PlusPlus).to(BinaryOp::Merge)).boxed();
     let comparison = binary_level(
         merge,
@@ -556,14 +556,30 @@ where
         just(Token::Return).ignore_then(expr.clone()).then_ignore(just(Token::Semi)).map(StmtKind::Return);
     let statement = choice((let_stmt, choice_stmt, for_stmt, return_stmt))
         .map_with(|kind, e| BlockPart::Stmt(Stmt { kind, span: span_of(e.span()) }));
-    let expr_part = expr
-        .clone()
-        .then(just(Token::Semi).or_not())
-        .map_with(|(expr, semicolon), e| BlockPart::Expr { expr, semicolon: semicolon.is_some(), span: span_of(e.span()) });
+    let expr_part = expr.clone().then(just(Token::Semi).or_not()).map_with(|(expr, semicolon), e| BlockPart::Expr {
+        expr,
+        semicolon: semicolon.is_some(),
+        span: span_of(e.span()),
+    });
 
+    // A broken statement is skipped up to its `;` (or the block's `}`), so that one block can
+    // report several independent errors.
+    let statement_group = nested_delimiters(
+        Token::LBrace,
+        Token::RBrace,
+        [(Token::LParen, Token::RParen), (Token::LBracket, Token::RBracket)],
+        |_| (),
+    );
+    let skip_statement = statement_group
+        .or(none_of([Token::Semi, Token::RBrace]).ignored())
+        .repeated()
+        .at_least(1)
+        .then(just(Token::Semi).or_not())
+        .map(|_| BlockPart::Skipped);
     block.define(
         statement
             .or(expr_part)
+            .recover_with(via_parser(skip_statement))
             .repeated()
             .collect::<Vec<_>>()
             .delimited_by(just(Token::LBrace), just(Token::RBrace))
@@ -577,7 +593,14 @@ where
 
 enum BlockPart {
     Stmt(Stmt),
-    Expr { expr: Expr, semicolon: bool, span: Span },
+    Expr {
+        expr: Expr,
+        semicolon: bool,
+        span: Span,
+    },
+    /// A statement the parser could not read; its error has been reported, and a file with
+    /// syntax errors is neither checked nor formatted, so nothing needs its remains.
+    Skipped,
 }
 
 /// Turns a block's parts into statements and a tail: the last expression without `;` is the
@@ -590,12 +613,17 @@ fn assemble_block<'tokens, 'src>(
     let count = parts.len();
     let mut stmts = Vec::with_capacity(count);
     let mut tail = None;
-    for (position, part) in parts.into_iter().enumerate() {
+    let mut parts = parts.into_iter().enumerate().peekable();
+    while let Some((position, part)) = parts.next() {
+        // Before a skipped statement the parser read a prefix of that broken statement as
+        // an expression; its missing `;` is part of the error already reported.
+        let before_skipped = matches!(parts.peek(), Some((_, BlockPart::Skipped)));
         match part {
             BlockPart::Stmt(stmt) => stmts.push(stmt),
+            BlockPart::Skipped => {}
             BlockPart::Expr { expr, semicolon: false, .. } if position + 1 == count => tail = Some(Box::new(expr)),
             BlockPart::Expr { expr, semicolon, span } => {
-                if !semicolon && !expr.kind.is_block_like() {
+                if !semicolon && !expr.kind.is_block_like() && !before_skipped {
                     let end = expr.span.end as usize;
                     emitter.emit(Rich::custom((end..end).into(), MISSING_SEMICOLON));
                 }

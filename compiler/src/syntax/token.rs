@@ -285,8 +285,11 @@ pub fn lex(src: &str) -> Lexed<'_> {
             Err(()) => {
                 let text = &src[span.range()];
                 diagnostics.push(
-                    Diagnostic::error(ErrorCode::InvalidCharacter, format!("invalid character `{}`", text.escape_debug()))
-                        .with_primary(span, "not part of any token"),
+                    Diagnostic::error(
+                        ErrorCode::InvalidCharacter,
+                        format!("invalid character `{}`", text.escape_debug()),
+                    )
+                    .with_primary(span, "not part of any token"),
                 );
                 Token::Error
             }

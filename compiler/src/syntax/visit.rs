@@ -6,7 +6,9 @@ use super::ast::*;
 pub fn walk_item_exprs_mut(item: &mut Item, f: &mut impl FnMut(&mut Expr)) {
     match &mut item.kind {
         ItemKind::Gen(def) | ItemKind::Fn(def) => walk_block_mut(&mut def.body, f),
-        ItemKind::Param(binding) | ItemKind::Data(binding) | ItemKind::Let(binding) => walk_expr_mut(&mut binding.value, f),
+        ItemKind::Param(binding) | ItemKind::Data(binding) | ItemKind::Let(binding) => {
+            walk_expr_mut(&mut binding.value, f)
+        }
         ItemKind::Print(exprs) => exprs.iter_mut().for_each(|expr| walk_expr_mut(expr, f)),
         ItemKind::Optimize(optimize) => {
             for objective in &mut optimize.objectives {

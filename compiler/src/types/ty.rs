@@ -98,7 +98,10 @@ pub enum Type {
     /// An estimate: what `E { … }` returns.
     Est,
     /// A distribution with its arguments, e.g. `normal(0.0, 1.0)`; `value` is what it samples.
-    Dist { name: &'static str, value: Box<Type> },
+    Dist {
+        name: &'static str,
+        value: Box<Type>,
+    },
     Family(Box<Family>),
     Config(Config),
     Report(Report),
@@ -121,6 +124,17 @@ impl Type {
         matches!(self, Type::Unknown)
     }
 
+    /// Plain data: numbers, strings, vectors, and tuples, records and arrays of them.
+    pub fn is_first_order(&self) -> bool {
+        match self {
+            Type::Real | Type::Int | Type::Bool | Type::Str | Type::Vec(_) | Type::Mat(..) | Type::Unknown => true,
+            Type::Array(element, _) => element.is_first_order(),
+            Type::Tuple(parts) => parts.iter().all(Type::is_first_order),
+            Type::Record(fields) => fields.iter().all(|field| field.ty.is_first_order()),
+            Type::Est | Type::Dist { .. } | Type::Family(_) | Type::Config(_) | Type::Report(_) => false,
+        }
+    }
+
     /// Scalars that arithmetic accepts: `real`, `int`, or not known.
     pub fn is_scalar(&self) -> bool {
         matches!(self, Type::Real | Type::Int | Type::Unknown)
@@ -139,7 +153,9 @@ impl Type {
             (Type::Record(a), Type::Record(b)) => {
                 a.len() == b.len() && a.iter().all(|fa| b.iter().any(|fb| fa.name == fb.name && fa.ty.fits(&fb.ty)))
             }
-            (Type::Family(a), Type::Family(b)) => a.trace.len() == b.trace.len() && Type::Record(a.trace.clone()).fits(&Type::Record(b.trace.clone())),
+            (Type::Family(a), Type::Family(b)) => {
+                a.trace.len() == b.trace.len() && Type::Record(a.trace.clone()).fits(&Type::Record(b.trace.clone()))
+            }
             _ => self == expected,
         }
     }
@@ -150,7 +166,9 @@ impl Type {
             (Type::Unknown, t) | (t, Type::Unknown) => Some(t.clone()),
             (Type::Int, Type::Real) | (Type::Real, Type::Int) => Some(Type::Real),
             (Type::Vec(a), Type::Vec(b)) if a.agrees(*b) => Some(Type::Vec(a.meet(*b))),
-            (Type::Mat(a, b), Type::Mat(c, d)) if a.agrees(*c) && b.agrees(*d) => Some(Type::Mat(a.meet(*c), b.meet(*d))),
+            (Type::Mat(a, b), Type::Mat(c, d)) if a.agrees(*c) && b.agrees(*d) => {
+                Some(Type::Mat(a.meet(*c), b.meet(*d)))
+            }
             _ if self.fits(other) && other.fits(self) => Some(self.clone()),
             _ => None,
         }

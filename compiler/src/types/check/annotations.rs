@@ -30,7 +30,8 @@ impl Checker<'_> {
                         .with_primary(name.span, "not a type");
                     diagnostic = match closest_name(other, TYPE_NAMES.iter().copied()) {
                         Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                        None => diagnostic.with_note("the types are real, int, bool, vec[n], mat[m, n], tuples, records and est"),
+                        None => diagnostic
+                            .with_note("the types are real, int, bool, vec[n], mat[m, n], tuples, records and est"),
                     };
                     self.report(diagnostic);
                     Type::Unknown
@@ -45,8 +46,11 @@ impl Checker<'_> {
                     let ty = self.resolve_annotation(ty);
                     if resolved.iter().any(|f| f.name == name.name) {
                         self.report(
-                            Diagnostic::error(ErrorCode::DuplicateParameter, format!("field `{}` is declared twice", name.name))
-                                .with_primary(name.span, "repeated field"),
+                            Diagnostic::error(
+                                ErrorCode::DuplicateParameter,
+                                format!("field `{}` is declared twice", name.name),
+                            )
+                            .with_primary(name.span, "repeated field"),
                         );
                         continue;
                     }
@@ -69,9 +73,12 @@ impl Checker<'_> {
                         None => format!("`{}` is not a top-level constant", name.name),
                     };
                     self.report(
-                        Diagnostic::error(ErrorCode::NotConstant, format!("dimension `{}` is not a compile-time constant", name.name))
-                            .with_primary(name.span, why)
-                            .with_help(format!("define it at top level: `let {} = 3;`", name.name)),
+                        Diagnostic::error(
+                            ErrorCode::NotConstant,
+                            format!("dimension `{}` is not a compile-time constant", name.name),
+                        )
+                        .with_primary(name.span, why)
+                        .with_help(format!("define it at top level: `let {} = 3;`", name.name)),
                     );
                     Dim::Unknown
                 }

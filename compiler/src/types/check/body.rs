@@ -76,8 +76,11 @@ impl Body {
     pub fn bind_parameter(&mut self, checker: &mut Checker<'_>, param: &FnParam, ty: Type, constant: Option<i64>) {
         if self.scopes.iter().flatten().any(|(name, _)| *name == param.name.name) {
             checker.report(
-                Diagnostic::error(ErrorCode::DuplicateParameter, format!("parameter `{}` is named twice", param.name.name))
-                    .with_primary(param.name.span, "second parameter of this name"),
+                Diagnostic::error(
+                    ErrorCode::DuplicateParameter,
+                    format!("parameter `{}` is named twice", param.name.name),
+                )
+                .with_primary(param.name.span, "second parameter of this name"),
             );
         }
         self.bind(&param.name.name, ty, constant);
@@ -122,9 +125,12 @@ impl<'a> Checker<'a> {
             match ret.join(&ty) {
                 Some(joined) => ret = joined,
                 None => self.report(
-                    Diagnostic::error(ErrorCode::TypeMismatch, format!("`{}` returns values of different types", def.name.name))
-                        .with_primary(span, format!("this returns {ty}"))
-                        .with_secondary(tail_span, format!("this returns {ret}")),
+                    Diagnostic::error(
+                        ErrorCode::TypeMismatch,
+                        format!("`{}` returns values of different types", def.name.name),
+                    )
+                    .with_primary(span, format!("this returns {ty}"))
+                    .with_secondary(tail_span, format!("this returns {ret}")),
                 ),
             }
         }
@@ -246,7 +252,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_choice(&mut self, body: &mut Body, address: &'a Address, dist: &'a crate::syntax::ast::Expr, via: Option<&'a Via>, span: Span) {
+    fn check_choice(
+        &mut self,
+        body: &mut Body,
+        address: &'a Address,
+        dist: &'a crate::syntax::ast::Expr,
+        via: Option<&'a Via>,
+        span: Span,
+    ) {
         let sampled = self.check_expr(body, dist);
         let value = match &sampled.ty {
             Type::Dist { name, value } => {
@@ -258,10 +271,13 @@ impl<'a> Checker<'a> {
             Type::Family(family) => {
                 if let Some(via) = via {
                     self.report(
-                        Diagnostic::error(ErrorCode::InvalidEstimator, "`via` applies to distributions, not generative functions")
-                            .with_primary(via.span, "not allowed here")
-                            .with_secondary(dist.span, format!("this samples a trace of `{}`", family.name))
-                            .with_help("put `via` on the choices inside the generative function"),
+                        Diagnostic::error(
+                            ErrorCode::InvalidEstimator,
+                            "`via` applies to distributions, not generative functions",
+                        )
+                        .with_primary(via.span, "not allowed here")
+                        .with_secondary(dist.span, format!("this samples a trace of `{}`", family.name))
+                        .with_help("put `via` on the choices inside the generative function"),
                     );
                 }
                 family.ret.clone()
@@ -271,7 +287,9 @@ impl<'a> Checker<'a> {
                 self.report(
                     Diagnostic::error(ErrorCode::NotADistribution, format!("cannot sample from {other}"))
                         .with_primary(dist.span, format!("this is {other}, not a distribution"))
-                        .with_help("sample from a distribution such as `normal(0.0, 1.0)` or a `gen` function application"),
+                        .with_help(
+                            "sample from a distribution such as `normal(0.0, 1.0)` or a `gen` function application",
+                        ),
                 );
                 Type::Unknown
             }
@@ -310,15 +328,19 @@ impl<'a> Checker<'a> {
             (None, None) => (traced, value),
             (None, Some(innermost)) => {
                 self.report(
-                    Diagnostic::error(ErrorCode::InvalidAddressIndex, format!("address `{name}` is sampled on every iteration"))
-                        .with_primary(address.name.span, "the same address in each iteration")
-                        .with_help(format!("index it by the loop variable: `{name}[{}] ~ …`", innermost.name)),
+                    Diagnostic::error(
+                        ErrorCode::InvalidAddressIndex,
+                        format!("address `{name}` is sampled on every iteration"),
+                    )
+                    .with_primary(address.name.span, "the same address in each iteration")
+                    .with_help(format!("index it by the loop variable: `{name}[{}] ~ …`", innermost.name)),
                 );
                 (Type::Unknown, value)
             }
             (Some(index), loop_var) => {
                 let index_type = self.check_expr(body, index).ty;
-                let is_loop_var = matches!(&index.kind, ExprKind::Name(n) if loop_var.as_ref().is_some_and(|l| *n == l.name));
+                let is_loop_var =
+                    matches!(&index.kind, ExprKind::Name(n) if loop_var.as_ref().is_some_and(|l| *n == l.name));
                 if !is_loop_var || body.loops.len() > 1 {
                     let help = match &loop_var {
                         Some(l) if body.loops.len() > 1 => format!(
@@ -329,9 +351,12 @@ impl<'a> Checker<'a> {
                         None => "indexed addresses belong inside a `for` loop, indexed by its variable".to_string(),
                     };
                     self.report(
-                        Diagnostic::error(ErrorCode::InvalidAddressIndex, format!("address `{name}` must be indexed by its loop variable"))
-                            .with_primary(index.span, format!("this index is {index_type}, not the loop variable"))
-                            .with_help(help),
+                        Diagnostic::error(
+                            ErrorCode::InvalidAddressIndex,
+                            format!("address `{name}` must be indexed by its loop variable"),
+                        )
+                        .with_primary(index.span, format!("this index is {index_type}, not the loop variable"))
+                        .with_help(help),
                     );
                 }
                 let len = loop_var.map_or(Dim::Unknown, |l| l.len);
@@ -395,9 +420,11 @@ impl<'a> Checker<'a> {
     fn check_via(&mut self, body: &mut Body, via: &'a Via, dist_name: &str) {
         let Some(estimator) = Estimator::from_name(&via.estimator.name) else {
             let names: Vec<&str> = Estimator::ALL.iter().map(|e| e.name()).collect();
-            let mut diagnostic =
-                Diagnostic::error(ErrorCode::UnknownEstimator, format!("unknown gradient estimator `{}`", via.estimator.name))
-                    .with_primary(via.estimator.span, "not an estimator");
+            let mut diagnostic = Diagnostic::error(
+                ErrorCode::UnknownEstimator,
+                format!("unknown gradient estimator `{}`", via.estimator.name),
+            )
+            .with_primary(via.estimator.span, "not an estimator");
             diagnostic = match crate::diagnostics::closest_name(&via.estimator.name, names.iter().copied()) {
                 Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
                 None => diagnostic.with_help(format!("the estimators are {}", names.join(", "))),
@@ -413,8 +440,15 @@ impl<'a> Checker<'a> {
                         ErrorCode::InvalidEstimator,
                         format!("`{}` cannot be differentiated `via {estimator}`", distribution.name),
                     )
-                    .with_primary(via.estimator.span, format!("`{estimator}` is not available for `{}`", distribution.name))
-                    .with_help(format!("`{}` supports {}", distribution.name, supported.join(", "))),
+                    .with_primary(
+                        via.estimator.span,
+                        format!("`{estimator}` is not available for `{}`", distribution.name),
+                    )
+                    .with_help(format!(
+                        "`{}` supports {}",
+                        distribution.name,
+                        supported.join(", ")
+                    )),
                 );
             }
         }
@@ -435,9 +469,12 @@ impl<'a> Checker<'a> {
                 _ => {
                     let span = arg.name.as_ref().map_or(arg.value.span, |name| name.span);
                     self.report(
-                        Diagnostic::error(ErrorCode::BadNamedArgument, "`reinforce` takes one named argument, `baseline`")
-                            .with_primary(span, "unexpected argument")
-                            .with_help("write `via reinforce(baseline: b)`"),
+                        Diagnostic::error(
+                            ErrorCode::BadNamedArgument,
+                            "`reinforce` takes one named argument, `baseline`",
+                        )
+                        .with_primary(span, "unexpected argument")
+                        .with_help("write `via reinforce(baseline: b)`"),
                     );
                 }
             }

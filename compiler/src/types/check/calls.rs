@@ -14,13 +14,14 @@ use crate::types::ty::{Config, Dim, Family, Field, Report, Type};
 
 /// Elementwise functions of one argument.
 const ELEMENTWISE: &[&str] = &[
-    "exp", "log", "log1p", "expm1", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sigmoid", "softplus", "logit", "lgamma",
-    "digamma", "floor",
+    "exp", "log", "log1p", "expm1", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sigmoid", "softplus", "logit",
+    "lgamma", "digamma", "floor",
 ];
 /// Elementwise functions of two arguments, with scalar broadcasting.
 const ELEMENTWISE_BINARY: &[&str] = &["min", "max", "pow"];
 /// Reductions and other vector functions.
-const VECTOR_FUNCTIONS: &[&str] = &["sum", "mean", "logsumexp", "softmax", "dot", "len", "zeros", "ones", "fill", "detach"];
+const VECTOR_FUNCTIONS: &[&str] =
+    &["sum", "mean", "logsumexp", "softmax", "dot", "len", "zeros", "ones", "fill", "detach"];
 /// The forms of programmable inference and the commands' reports.
 const INFERENCE_FORMS: &[&str] =
     &["sim", "density", "marginal", "select", "sir", "posterior", "normalize", "estimate", "grad", "sample", "load"];
@@ -60,7 +61,13 @@ fn optional(name: &str) -> Param<'_> {
 }
 
 impl<'a> Checker<'a> {
-    pub(super) fn check_call(&mut self, body: &mut Body, callee: &'a Ident, args: &'a [Arg], call: &'a Expr) -> Checked {
+    pub(super) fn check_call(
+        &mut self,
+        body: &mut Body,
+        callee: &'a Ident,
+        args: &'a [Arg],
+        call: &'a Expr,
+    ) -> Checked {
         let name = callee.name.as_str();
         if let Some((at, item)) = self.lookup_definition(name) {
             return match &item.kind {
@@ -86,7 +93,8 @@ impl<'a> Checker<'a> {
                         constants.push(if ty == Type::Int { value.int } else { None });
                         types.push(ty);
                     }
-                    let Some(index) = self.instantiate(at, types, constants, Some((name.to_string(), call.span))) else {
+                    let Some(index) = self.instantiate(at, types, constants, Some((name.to_string(), call.span)))
+                    else {
                         return Checked::of(Type::Unknown);
                     };
                     let instance = self.instance(index);
@@ -150,7 +158,9 @@ impl<'a> Checker<'a> {
                 };
                 let family = slots[0].and_then(|family| self.expect_family(body, family));
                 let count = match slots[1] {
-                    Some(n) => self.expect_positive_count(body, n, "the number of samples").map_or(Dim::Unknown, |n| Dim::Known(n as u64)),
+                    Some(n) => self
+                        .expect_positive_count(body, n, "the number of samples")
+                        .map_or(Dim::Unknown, |n| Dim::Known(n as u64)),
                     None => Dim::Known(1),
                 };
                 let trace = family.map_or(Type::Unknown, |family| Type::Record(family.trace));
@@ -160,19 +170,25 @@ impl<'a> Checker<'a> {
                 self.report(
                     Diagnostic::error(ErrorCode::MissingAnnotation, "`load` needs a type annotation")
                         .with_primary(call.span, "the type of the loaded data is not known")
-                        .with_help("load data in a `data` item with its type: `data xs: mat[100, 2] = load(\"xs.csv\");`"),
+                        .with_help(
+                            "load data in a `data` item with its type: `data xs: mat[100, 2] = load(\"xs.csv\");`",
+                        ),
                 );
                 self.check_args_for_errors(body, args)
             }
-            _ if ELEMENTWISE.contains(&name) || ELEMENTWISE_BINARY.contains(&name) || VECTOR_FUNCTIONS.contains(&name) => {
+            _ if ELEMENTWISE.contains(&name)
+                || ELEMENTWISE_BINARY.contains(&name)
+                || VECTOR_FUNCTIONS.contains(&name) =>
+            {
                 self.check_numeric_builtin(body, callee, args, call.span)
             }
             _ => {
                 let locals = body.local_names();
                 let known: Vec<&str> = builtin_names().chain(distributions::names()).collect();
                 let suggestion = self.suggest(name, &locals, &known);
-                let mut diagnostic = Diagnostic::error(ErrorCode::UnknownFunction, format!("cannot find function `{name}`"))
-                    .with_primary(callee.span, "not a function, distribution or built-in");
+                let mut diagnostic =
+                    Diagnostic::error(ErrorCode::UnknownFunction, format!("cannot find function `{name}`"))
+                        .with_primary(callee.span, "not a function, distribution or built-in");
                 if let Some(close) = suggestion {
                     diagnostic = diagnostic.with_help(format!("a function with a similar name exists: `{close}`"));
                 }
@@ -192,7 +208,13 @@ impl<'a> Checker<'a> {
 
     /// Matches arguments to parameters: positional ones in order, then named ones by name.
     /// Reports and returns `None` if they do not match.
-    fn bind_args(&mut self, callee: &Ident, params: &[Param<'_>], args: &'a [Arg], call_span: Span) -> Option<Vec<Option<&'a Expr>>> {
+    fn bind_args(
+        &mut self,
+        callee: &Ident,
+        params: &[Param<'_>],
+        args: &'a [Arg],
+        call_span: Span,
+    ) -> Option<Vec<Option<&'a Expr>>> {
         let mut slots: Vec<Option<&'a Expr>> = vec![None; params.len()];
         let mut ok = true;
         let mut positional = 0;
@@ -203,7 +225,12 @@ impl<'a> Checker<'a> {
                         self.report(
                             Diagnostic::error(
                                 ErrorCode::WrongArgumentCount,
-                                format!("`{}` takes {} argument{}, but more were given", callee.name, params.len(), plural(params.len())),
+                                format!(
+                                    "`{}` takes {} argument{}, but more were given",
+                                    callee.name,
+                                    params.len(),
+                                    plural(params.len())
+                                ),
                             )
                             .with_primary(arg.value.span, "unexpected argument")
                             .with_secondary(callee.span, format!("`{}` takes ({})", callee.name, param_list(params))),
@@ -217,8 +244,11 @@ impl<'a> Checker<'a> {
                 Some(name) => match params.iter().position(|param| param.name == name.name) {
                     Some(index) if slots[index].is_some() => {
                         self.report(
-                            Diagnostic::error(ErrorCode::BadNamedArgument, format!("argument `{}` is given twice", name.name))
-                                .with_primary(name.span, "given again here"),
+                            Diagnostic::error(
+                                ErrorCode::BadNamedArgument,
+                                format!("argument `{}` is given twice", name.name),
+                            )
+                            .with_primary(name.span, "given again here"),
                         );
                         ok = false;
                     }
@@ -240,8 +270,12 @@ impl<'a> Checker<'a> {
                 },
             }
         }
-        let missing: Vec<&str> =
-            params.iter().zip(&slots).filter(|(param, slot)| param.required && slot.is_none()).map(|(param, _)| param.name).collect();
+        let missing: Vec<&str> = params
+            .iter()
+            .zip(&slots)
+            .filter(|(param, slot)| param.required && slot.is_none())
+            .map(|(param, _)| param.name)
+            .collect();
         if ok && !missing.is_empty() {
             self.report(
                 Diagnostic::error(
@@ -279,8 +313,11 @@ impl<'a> Checker<'a> {
                 (_, Type::Vec(n)) => *n,
                 (ParamKind::Real, other) => {
                     self.report(
-                        Diagnostic::error(ErrorCode::TypeMismatch, format!("`{}`'s `{name}` must be real, found {other}", distribution.name))
-                            .with_primary(arg.span, format!("this is {other}")),
+                        Diagnostic::error(
+                            ErrorCode::TypeMismatch,
+                            format!("`{}`'s `{name}` must be real, found {other}", distribution.name),
+                        )
+                        .with_primary(arg.span, format!("this is {other}")),
                     );
                     continue;
                 }
@@ -297,9 +334,12 @@ impl<'a> Checker<'a> {
             };
             match length {
                 Some((first, first_span)) if !first.agrees(dim) => self.report(
-                    Diagnostic::error(ErrorCode::ShapeMismatch, format!("`{}`'s arguments have different lengths", distribution.name))
-                        .with_primary(arg.span, format!("this is vec[{dim}]"))
-                        .with_secondary(first_span, format!("this is vec[{first}]")),
+                    Diagnostic::error(
+                        ErrorCode::ShapeMismatch,
+                        format!("`{}`'s arguments have different lengths", distribution.name),
+                    )
+                    .with_primary(arg.span, format!("this is vec[{dim}]"))
+                    .with_secondary(first_span, format!("this is vec[{first}]")),
                 ),
                 Some(_) => {}
                 None => length = Some((dim, arg.span)),
@@ -372,9 +412,12 @@ impl<'a> Checker<'a> {
                     }
                     Err(Mismatch::Shapes) => {
                         self.report(
-                            Diagnostic::error(ErrorCode::ShapeMismatch, format!("`{name}` of {} and {}", values[0].ty, values[1].ty))
-                                .with_primary(slots[1].span, format!("this is {}", values[1].ty))
-                                .with_secondary(slots[0].span, format!("this is {}", values[0].ty)),
+                            Diagnostic::error(
+                                ErrorCode::ShapeMismatch,
+                                format!("`{name}` of {} and {}", values[0].ty, values[1].ty),
+                            )
+                            .with_primary(slots[1].span, format!("this is {}", values[1].ty))
+                            .with_secondary(slots[0].span, format!("this is {}", values[0].ty)),
                         );
                         Checked::of(Type::Unknown)
                     }
@@ -454,7 +497,8 @@ impl<'a> Checker<'a> {
         let slots: Vec<&'a Expr> = slots.into_iter().flatten().collect();
         match name {
             "sim" => {
-                let trace = self.expect_family(body, slots[0]).map_or(Type::Unknown, |family| Type::Record(family.trace));
+                let trace =
+                    self.expect_family(body, slots[0]).map_or(Type::Unknown, |family| Type::Record(family.trace));
                 Checked::of(Type::Tuple(vec![trace, Type::Real]))
             }
             "density" => {
@@ -487,18 +531,25 @@ impl<'a> Checker<'a> {
                 let Type::Record(observed) = observations else {
                     if observations != Type::Unknown {
                         self.report(
-                            Diagnostic::error(ErrorCode::TypeMismatch, format!("observations must be a record, found {observations}"))
-                                .with_primary(slots[1].span, format!("this is {observations}")),
+                            Diagnostic::error(
+                                ErrorCode::TypeMismatch,
+                                format!("observations must be a record, found {observations}"),
+                            )
+                            .with_primary(slots[1].span, format!("this is {observations}")),
                         );
                     }
                     return Checked::of(Type::Unknown);
                 };
-                let extra: Vec<&str> =
-                    observed.iter().filter(|f| !model.trace.iter().any(|m| m.name == f.name)).map(|f| f.name.as_str()).collect();
+                let extra: Vec<&str> = observed
+                    .iter()
+                    .filter(|f| !model.trace.iter().any(|m| m.name == f.name))
+                    .map(|f| f.name.as_str())
+                    .collect();
                 if !extra.is_empty() {
                     self.report_extra(&model, &extra, slots[1].span, slots[0].span);
                 }
-                let latent: Vec<Field> = model.trace.iter().filter(|m| !observed.iter().any(|f| f.name == m.name)).cloned().collect();
+                let latent: Vec<Field> =
+                    model.trace.iter().filter(|m| !observed.iter().any(|f| f.name == m.name)).cloned().collect();
                 Checked::of(Type::Config(Config::Posterior(Box::new(Family {
                     name: model.name.clone(),
                     trace: latent,
@@ -516,8 +567,11 @@ impl<'a> Checker<'a> {
                     Type::Unknown => return Checked::of(Type::Unknown),
                     other => {
                         self.report(
-                            Diagnostic::error(ErrorCode::TypeMismatch, format!("`marginal` needs `select(…)`, found {other}"))
-                                .with_primary(slots[1].span, format!("this is {other}")),
+                            Diagnostic::error(
+                                ErrorCode::TypeMismatch,
+                                format!("`marginal` needs `select(…)`, found {other}"),
+                            )
+                            .with_primary(slots[1].span, format!("this is {other}")),
                         );
                         return Checked::of(Type::Unknown);
                     }
@@ -547,11 +601,20 @@ impl<'a> Checker<'a> {
                     }
                 }
                 if let Type::Config(Config::Sir { proposal: Some(proposal), .. }) = &algorithm {
-                    let auxiliary: Vec<Field> = family.trace.iter().filter(|f| !selected.contains(&f.name)).cloned().collect();
-                    let target = Family { name: format!("the auxiliary choices of `{}`", family.name), trace: auxiliary, ret: Type::unit() };
+                    let auxiliary: Vec<Field> =
+                        family.trace.iter().filter(|f| !selected.contains(&f.name)).cloned().collect();
+                    let target = Family {
+                        name: format!("the auxiliary choices of `{}`", family.name),
+                        trace: auxiliary,
+                        ret: Type::unit(),
+                    };
                     self.compare_trace(&target, &proposal.trace, slots[2].span, slots[0].span, "the proposal's trace");
                 }
-                Checked::of(Type::Family(Box::new(Family { name: format!("marginal({})", family.name), trace: kept, ret: Type::unit() })))
+                Checked::of(Type::Family(Box::new(Family {
+                    name: format!("marginal({})", family.name),
+                    trace: kept,
+                    ret: Type::unit(),
+                })))
             }
             _ => {
                 let posterior = self.check_expr(body, slots[0]).ty;
@@ -562,14 +625,21 @@ impl<'a> Checker<'a> {
                     Type::Unknown => return Checked::of(Type::Unknown),
                     other => {
                         self.report(
-                            Diagnostic::error(ErrorCode::TypeMismatch, format!("`normalize` needs `posterior(model, observations)`, found {other}"))
-                                .with_primary(slots[0].span, format!("this is {other}")),
+                            Diagnostic::error(
+                                ErrorCode::TypeMismatch,
+                                format!("`normalize` needs `posterior(model, observations)`, found {other}"),
+                            )
+                            .with_primary(slots[0].span, format!("this is {other}")),
                         );
                         return Checked::of(Type::Unknown);
                     }
                 };
                 if let Type::Config(Config::Sir { proposal: Some(proposal), .. }) = &algorithm {
-                    let target = Family { name: format!("the posterior of `{}`", latent.name), trace: latent.trace.clone(), ret: Type::unit() };
+                    let target = Family {
+                        name: format!("the posterior of `{}`", latent.name),
+                        trace: latent.trace.clone(),
+                        ret: Type::unit(),
+                    };
                     self.compare_trace(&target, &proposal.trace, slots[1].span, slots[0].span, "the proposal's trace");
                 }
                 Checked::of(Type::Family(Box::new(Family {
@@ -583,14 +653,20 @@ impl<'a> Checker<'a> {
 
     /// Checks that `actual` holds exactly the addresses of `family`'s trace, with fitting types.
     fn compare_trace(&mut self, family: &Family, actual: &[Field], actual_span: Span, family_span: Span, what: &str) {
-        let missing: Vec<&Field> = family.trace.iter().filter(|m| !m.optional && !actual.iter().any(|f| f.name == m.name)).collect();
+        let missing: Vec<&Field> =
+            family.trace.iter().filter(|m| !m.optional && !actual.iter().any(|f| f.name == m.name)).collect();
         if !missing.is_empty() {
             let names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
             let example = missing.iter().map(|f| format!("{}: …", f.name)).collect::<Vec<_>>().join(", ");
             self.report(
                 Diagnostic::error(
                     ErrorCode::MissingAddress,
-                    format!("{what} lacks address{} {} of `{}`", if names.len() == 1 { "" } else { "es" }, join_names(&names), family.name),
+                    format!(
+                        "{what} lacks address{} {} of `{}`",
+                        if names.len() == 1 { "" } else { "es" },
+                        join_names(&names),
+                        family.name
+                    ),
                 )
                 .with_primary(actual_span, format!("{what} has no {}", join_names(&names)))
                 .with_secondary(family_span, format!("`{}` samples {}", family.name, join_names(&names)))
@@ -608,10 +684,16 @@ impl<'a> Checker<'a> {
                 self.report(
                     Diagnostic::error(
                         ErrorCode::TypeMismatch,
-                        format!("address `{}` of `{}` is {}, but {what} gives {}", field.name, family.name, expected.ty, field.ty),
+                        format!(
+                            "address `{}` of `{}` is {}, but {what} gives {}",
+                            field.name, family.name, expected.ty, field.ty
+                        ),
                     )
                     .with_primary(actual_span, format!("`{}` is {} here", field.name, field.ty))
-                    .with_secondary(family_span, format!("`{}` samples {} at `{}`", family.name, expected.ty, field.name)),
+                    .with_secondary(
+                        family_span,
+                        format!("`{}` samples {} at `{}`", family.name, expected.ty, field.name),
+                    ),
                 );
             }
         }
@@ -621,9 +703,22 @@ impl<'a> Checker<'a> {
         let names: Vec<&str> = family.trace.iter().map(|f| f.name.as_str()).collect();
         let mut diagnostic = Diagnostic::error(
             ErrorCode::ExtraAddress,
-            format!("`{}` has no address{} {}", family.name, if extra.len() == 1 { "" } else { "es" }, join_names(extra)),
+            format!(
+                "`{}` has no address{} {}",
+                family.name,
+                if extra.len() == 1 { "" } else { "es" },
+                join_names(extra)
+            ),
         )
-        .with_primary(actual_span, format!("{} {} not sampled by `{}`", join_names(extra), if extra.len() == 1 { "is" } else { "are" }, family.name))
+        .with_primary(
+            actual_span,
+            format!(
+                "{} {} not sampled by `{}`",
+                join_names(extra),
+                if extra.len() == 1 { "is" } else { "are" },
+                family.name
+            ),
+        )
         .with_secondary(family_span, format!("its addresses are {}", join_names(&names)));
         if let [one] = extra {
             if let Some(close) = closest_name(one, names.iter().copied()) {
@@ -639,9 +734,12 @@ impl<'a> Checker<'a> {
             Type::Unknown => None,
             other => {
                 self.report(
-                    Diagnostic::error(ErrorCode::NotAGenerativeFunction, format!("expected a generative function, found {other}"))
-                        .with_primary(expr.span, format!("this is {other}"))
-                        .with_help("apply a `gen` function to its arguments, e.g. `guide(mu, log_sigma)`"),
+                    Diagnostic::error(
+                        ErrorCode::NotAGenerativeFunction,
+                        format!("expected a generative function, found {other}"),
+                    )
+                    .with_primary(expr.span, format!("this is {other}"))
+                    .with_help("apply a `gen` function to its arguments, e.g. `guide(mu, log_sigma)`"),
                 );
                 None
             }
@@ -651,8 +749,11 @@ impl<'a> Checker<'a> {
     fn expect_algorithm(&mut self, ty: &Type, span: Span) {
         if !matches!(ty, Type::Config(Config::Sir { .. }) | Type::Unknown) {
             self.report(
-                Diagnostic::error(ErrorCode::TypeMismatch, format!("expected an inference algorithm such as `sir(n)`, found {ty}"))
-                    .with_primary(span, format!("this is {ty}")),
+                Diagnostic::error(
+                    ErrorCode::TypeMismatch,
+                    format!("expected an inference algorithm such as `sir(n)`, found {ty}"),
+                )
+                .with_primary(span, format!("this is {ty}")),
             );
         }
     }
@@ -702,5 +803,9 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn param_list(params: &[Param<'_>]) -> String {
-    params.iter().map(|param| if param.required { param.name.to_string() } else { format!("{}?", param.name) }).collect::<Vec<_>>().join(", ")
+    params
+        .iter()
+        .map(|param| if param.required { param.name.to_string() } else { format!("{}?", param.name) })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

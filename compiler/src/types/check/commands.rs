@@ -63,10 +63,13 @@ impl<'a> Checker<'a> {
                 }
                 if let Some(first) = trained_by.get(&name.name) {
                     self.report(
-                        Diagnostic::error(ErrorCode::OverlappingWrt, format!("`{}` is trained by two objectives", name.name))
-                            .with_primary(name.span, "listed again here")
-                            .with_secondary(*first, "first listed here")
-                            .with_help("each parameter belongs to exactly one objective's `wrt` group"),
+                        Diagnostic::error(
+                            ErrorCode::OverlappingWrt,
+                            format!("`{}` is trained by two objectives", name.name),
+                        )
+                        .with_primary(name.span, "listed again here")
+                        .with_secondary(*first, "first listed here")
+                        .with_help("each parameter belongs to exactly one objective's `wrt` group"),
                     );
                 } else {
                     trained_by.insert(name.name.clone(), name.span);
@@ -97,8 +100,14 @@ impl<'a> Checker<'a> {
                 continue;
             };
             let (fits, wanted) = match kind {
-                OptionKind::Optimizer => (matches!(value.ty, Type::Config(Config::Optimizer(_)) | Type::Unknown), "an optimizer such as `adam(lr: 0.001)`"),
-                OptionKind::Count => (matches!(value.ty, Type::Int | Type::Unknown) && value.int.is_none_or(|n| n >= 1), "a positive integer"),
+                OptionKind::Optimizer => (
+                    matches!(value.ty, Type::Config(Config::Optimizer(_)) | Type::Unknown),
+                    "an optimizer such as `adam(lr: 0.001)`",
+                ),
+                OptionKind::Count => (
+                    matches!(value.ty, Type::Int | Type::Unknown) && value.int.is_none_or(|n| n >= 1),
+                    "a positive integer",
+                ),
                 OptionKind::Int => (matches!(value.ty, Type::Int | Type::Unknown), "an integer"),
                 OptionKind::Real => (value.ty.fits(&Type::Real), "a number"),
                 OptionKind::Str => (matches!(value.ty, Type::Str | Type::Unknown), "a string"),
@@ -106,10 +115,13 @@ impl<'a> Checker<'a> {
             if !fits {
                 self.report(
                     Diagnostic::error(ErrorCode::InvalidOption, format!("option `{name}` must be {wanted}"))
-                        .with_primary(option.value.span, match value.int {
-                            Some(n) => format!("this is {n}"),
-                            None => format!("this is {}", value.ty),
-                        }),
+                        .with_primary(
+                            option.value.span,
+                            match value.int {
+                                Some(n) => format!("this is {n}"),
+                                None => format!("this is {}", value.ty),
+                            },
+                        ),
                 );
             }
         }

@@ -68,8 +68,11 @@ impl<'a> Checker<'a> {
                     let ty = self.check_expr(body, &field.value).ty;
                     if types.iter().any(|f| f.name == field.name.name) {
                         self.report(
-                            Diagnostic::error(ErrorCode::DuplicateParameter, format!("field `{}` is given twice", field.name.name))
-                                .with_primary(field.name.span, "repeated field"),
+                            Diagnostic::error(
+                                ErrorCode::DuplicateParameter,
+                                format!("field `{}` is given twice", field.name.name),
+                            )
+                            .with_primary(field.name.span, "repeated field"),
                         );
                         continue;
                     }
@@ -118,12 +121,18 @@ impl<'a> Checker<'a> {
                 let value_span = block.tail.as_ref().map_or(block.span, |tail| tail.span);
                 // A misplaced `return` as the last statement has been reported already.
                 let ends_in_return = block.tail.is_none()
-                    && matches!(block.stmts.last().map(|stmt| &stmt.kind), Some(crate::syntax::ast::StmtKind::Return(_)));
+                    && matches!(
+                        block.stmts.last().map(|stmt| &stmt.kind),
+                        Some(crate::syntax::ast::StmtKind::Return(_))
+                    );
                 if !value.ty.fits(&Type::Real) && !ends_in_return {
                     self.report(
-                        Diagnostic::error(ErrorCode::TypeMismatch, format!("an expectation's value must be real, not {}", value.ty))
-                            .with_primary(value_span, format!("this is {}", value.ty))
-                            .with_help("`E { … }` estimates the expected value of a real-valued program"),
+                        Diagnostic::error(
+                            ErrorCode::TypeMismatch,
+                            format!("an expectation's value must be real, not {}", value.ty),
+                        )
+                        .with_primary(value_span, format!("this is {}", value.ty))
+                        .with_help("`E { … }` estimates the expected value of a real-valued program"),
                     );
                 }
                 Checked::of(Type::Est)
@@ -149,7 +158,11 @@ impl<'a> Checker<'a> {
             return Checked::of(Type::Real);
         }
         if let Some((_, item)) = self.lookup_definition(name) {
-            let kind = if matches!(item.kind, crate::syntax::ast::ItemKind::Gen(_)) { "generative function" } else { "function" };
+            let kind = if matches!(item.kind, crate::syntax::ast::ItemKind::Gen(_)) {
+                "generative function"
+            } else {
+                "function"
+            };
             self.report(
                 Diagnostic::error(ErrorCode::UnknownName, format!("`{name}` is a {kind}, not a value"))
                     .with_primary(span, "functions are not values")
@@ -173,7 +186,9 @@ impl<'a> Checker<'a> {
         let value = self.check_expr(body, operand);
         match (op, &value.ty) {
             (UnaryOp::Neg, Type::Int) => Checked { ty: Type::Int, int: value.int.and_then(i64::checked_neg) },
-            (UnaryOp::Neg, Type::Real | Type::Vec(_) | Type::Mat(..) | Type::Est | Type::Unknown) => Checked::of(value.ty),
+            (UnaryOp::Neg, Type::Real | Type::Vec(_) | Type::Mat(..) | Type::Est | Type::Unknown) => {
+                Checked::of(value.ty)
+            }
             (UnaryOp::Not, Type::Bool | Type::Unknown) => Checked::of(Type::Bool),
             (_, other) => {
                 let symbol = if op == UnaryOp::Neg { "-" } else { "!" };
@@ -217,7 +232,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn report_operands(&mut self, op: BinaryOp, mismatch: Mismatch, left: (&Type, Span), right: (&Type, Span), span: Span) {
+    fn report_operands(
+        &mut self,
+        op: BinaryOp,
+        mismatch: Mismatch,
+        left: (&Type, Span),
+        right: (&Type, Span),
+        span: Span,
+    ) {
         let symbol = op.symbol();
         let diagnostic = match mismatch {
             Mismatch::Shapes => Diagnostic::error(
@@ -255,7 +277,9 @@ impl<'a> Checker<'a> {
                         Diagnostic::error(ErrorCode::MergeOverlap, format!("both sides of `++` have {names}"))
                             .with_primary(right_span, format!("this also has {names}"))
                             .with_secondary(left_span, format!("this has {names}"))
-                            .with_help("`a ++ b` joins records with disjoint fields; remove the duplicates from one side"),
+                            .with_help(
+                                "`a ++ b` joins records with disjoint fields; remove the duplicates from one side",
+                            ),
                     );
                 }
                 let mut fields = left_fields;
@@ -297,9 +321,13 @@ impl<'a> Checker<'a> {
             self.report(
                 Diagnostic::error(
                     ErrorCode::InvalidIndex,
-                    format!("{base_type} takes at most {} ind{}", dims.len(), if dims.len() == 1 { "ex" } else { "ices" }),
+                    format!(
+                        "{base_type} takes at most {} ind{}",
+                        dims.len(),
+                        if dims.len() == 1 { "ex" } else { "ices" }
+                    ),
                 )
-                    .with_primary(indices[dims.len()].span, "one index too many"),
+                .with_primary(indices[dims.len()].span, "one index too many"),
             );
             return Checked::unknown();
         }
@@ -307,9 +335,12 @@ impl<'a> Checker<'a> {
             if let (Some(value), Dim::Known(len)) = (value, dim) {
                 if *value < 0 || *value as u64 >= *len {
                     self.report(
-                        Diagnostic::error(ErrorCode::IndexOutOfBounds, format!("index {value} is out of bounds for length {len}"))
-                            .with_primary(index.span, format!("valid indices are 0 to {}", len.saturating_sub(1)))
-                            .with_secondary(base.span, format!("this is {base_type}")),
+                        Diagnostic::error(
+                            ErrorCode::IndexOutOfBounds,
+                            format!("index {value} is out of bounds for length {len}"),
+                        )
+                        .with_primary(index.span, format!("valid indices are 0 to {}", len.saturating_sub(1)))
+                        .with_secondary(base.span, format!("this is {base_type}")),
                     );
                 }
             }
@@ -329,9 +360,11 @@ impl<'a> Checker<'a> {
                 Some(found) => Checked::of(found.ty.clone()),
                 None => {
                     let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-                    let mut diagnostic =
-                        Diagnostic::error(ErrorCode::UnknownField, format!("{base_type} has no field `{}`", field.name))
-                            .with_primary(field.span, "unknown field");
+                    let mut diagnostic = Diagnostic::error(
+                        ErrorCode::UnknownField,
+                        format!("{base_type} has no field `{}`", field.name),
+                    )
+                    .with_primary(field.span, "unknown field");
                     diagnostic = match crate::diagnostics::closest_name(&field.name, names.iter().copied()) {
                         Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
                         None => diagnostic.with_note(format!("the fields are {}", join_names(&names))),
@@ -344,8 +377,14 @@ impl<'a> Checker<'a> {
                 Some(part) => Checked::of(part.clone()),
                 None => {
                     self.report(
-                        Diagnostic::error(ErrorCode::UnknownField, format!("{base_type} has no field `{}`", field.name))
-                            .with_primary(field.span, format!("a tuple of {} has fields 0 to {}", parts.len(), parts.len().saturating_sub(1))),
+                        Diagnostic::error(
+                            ErrorCode::UnknownField,
+                            format!("{base_type} has no field `{}`", field.name),
+                        )
+                        .with_primary(
+                            field.span,
+                            format!("a tuple of {} has fields 0 to {}", parts.len(), parts.len().saturating_sub(1)),
+                        ),
                     );
                     Checked::unknown()
                 }
@@ -406,7 +445,8 @@ impl<'a> Checker<'a> {
             diagnostic = diagnostic.with_secondary(declared, format!("{expected} expected because of this"));
         }
         if matches!(actual, Type::Est) {
-            diagnostic = diagnostic.with_help("an estimate is not a number: use `estimate(e, samples: n)` to compute one");
+            diagnostic =
+                diagnostic.with_help("an estimate is not a number: use `estimate(e, samples: n)` to compute one");
         }
         self.report(diagnostic);
         false
@@ -495,7 +535,8 @@ pub(super) fn arithmetic(op: BinaryOp, left: &Checked, right: &Checked) -> Resul
 /// `a @ b`: matrix–vector, vector–matrix, matrix–matrix products and the inner product.
 pub(super) fn matrix_product(left: &Type, right: &Type) -> Result<Type, Mismatch> {
     use Type::*;
-    let check = |inner_left: Dim, inner_right: Dim| if inner_left.agrees(inner_right) { Ok(()) } else { Err(Mismatch::Shapes) };
+    let check =
+        |inner_left: Dim, inner_right: Dim| if inner_left.agrees(inner_right) { Ok(()) } else { Err(Mismatch::Shapes) };
     match (left, right) {
         (Mat(m, n), Vec(k)) => check(*n, *k).map(|_| Vec(*m)),
         (Vec(k), Mat(m, n)) => check(*k, *m).map(|_| Vec(*n)),

@@ -22,11 +22,7 @@ use body::{Body, BodyKind};
 
 /// Checks the parsed files; the first `library_files` of them are the standard library,
 /// whose definitions user definitions of the same name replace.
-pub fn check(
-    programs: &[&Program],
-    library_files: usize,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> CheckedProgram {
+pub fn check(programs: &[&Program], library_files: usize, diagnostics: &mut Vec<Diagnostic>) -> CheckedProgram {
     let mut checker = Checker::new(programs, library_files);
     checker.collect_definitions();
     checker.check_all();
@@ -80,7 +76,10 @@ impl<'a> Checker<'a> {
             instances: HashMap::new(),
             call_stack: Vec::new(),
             diagnostics: Vec::new(),
-            output: CheckedProgram { top_level_types: vec![HashMap::new(); programs.len()], ..CheckedProgram::default() },
+            output: CheckedProgram {
+                top_level_types: vec![HashMap::new(); programs.len()],
+                ..CheckedProgram::default()
+            },
         }
     }
 
@@ -88,8 +87,8 @@ impl<'a> Checker<'a> {
     /// points at that call, since the problem depends on the call's argument types.
     pub(super) fn report(&mut self, mut diagnostic: Diagnostic) {
         if let Some(call) = self.call_stack.iter().rev().find(|call| call.generic) {
-            diagnostic =
-                diagnostic.with_secondary(call.span, format!("in this call of `{}`, whose arguments fix the types", call.name));
+            diagnostic = diagnostic
+                .with_secondary(call.span, format!("in this call of `{}`, whose arguments fix the types", call.name));
         }
         self.diagnostics.push(diagnostic);
     }
@@ -109,10 +108,13 @@ impl<'a> Checker<'a> {
                     Some(previous) => {
                         let previous_span = item_name(previous.item).map_or(previous.item.span, |n| n.span);
                         self.report(
-                            Diagnostic::error(ErrorCode::DuplicateDefinition, format!("`{}` is defined more than once", name.name))
-                                .with_primary(name.span, "redefined here")
-                                .with_secondary(previous_span, "first defined here")
-                                .with_help("rename one of the definitions"),
+                            Diagnostic::error(
+                                ErrorCode::DuplicateDefinition,
+                                format!("`{}` is defined more than once", name.name),
+                            )
+                            .with_primary(name.span, "redefined here")
+                            .with_secondary(previous_span, "first defined here")
+                            .with_help("rename one of the definitions"),
                         );
                     }
                     None => {
@@ -131,7 +133,9 @@ impl<'a> Checker<'a> {
                 let visible = item_name(item).and_then(|name| self.definitions.get(name.name.as_str())).map(|d| d.at);
                 match &item.kind {
                     ItemKind::Gen(def) | ItemKind::Fn(def) if visible == Some(at) => self.check_definition(at, def),
-                    ItemKind::Param(binding) | ItemKind::Data(binding) | ItemKind::Let(binding) if visible == Some(at) => {
+                    ItemKind::Param(binding) | ItemKind::Data(binding) | ItemKind::Let(binding)
+                        if visible == Some(at) =>
+                    {
                         self.global(&binding.name.name);
                     }
                     ItemKind::Print(exprs) => self.check_print(file, exprs),
@@ -176,7 +180,9 @@ impl<'a> Checker<'a> {
                     Diagnostic::error(ErrorCode::Recursion, format!("`{name}` calls itself"))
                         .with_primary(span, "recursive call")
                         .with_secondary(def.name.span, format!("`{name}` is defined here"))
-                        .with_note("a program is compiled to straight-line code and loops, so recursion must be bounded")
+                        .with_note(
+                            "a program is compiled to straight-line code and loops, so recursion must be bounded",
+                        )
                         .with_help("rewrite the recursion as a `for` loop"),
                 );
                 return None;
@@ -200,7 +206,14 @@ impl<'a> Checker<'a> {
         }
         let trace = is_gen.then(|| body.trace.fields.clone());
         let index = self.output.instances.len();
-        self.output.instances.push(Instance { item: at, args, constant_args: constants, ret, trace, types: body.types });
+        self.output.instances.push(Instance {
+            item: at,
+            args,
+            constant_args: constants,
+            ret,
+            trace,
+            types: body.types,
+        });
         self.instances.insert(key, Some(index));
         Some(index)
     }
@@ -254,7 +267,8 @@ impl<'a> Checker<'a> {
     fn check_global(&mut self, at: ItemRef, binding: &'a Binding, kind: GlobalKind) -> (Type, Option<i64>) {
         let mut body = Body::new(BodyKind::TopLevel);
         let annotation = binding.ty.as_ref().map(|annotation| self.resolve_annotation(annotation));
-        let is_load = matches!(&binding.value.kind, crate::syntax::ast::ExprKind::Call { callee, .. } if callee.name == "load");
+        let is_load =
+            matches!(&binding.value.kind, crate::syntax::ast::ExprKind::Call { callee, .. } if callee.name == "load");
         let value = if is_load {
             self.check_load(&mut body, &binding.value, annotation.as_ref())
         } else {
@@ -271,9 +285,22 @@ impl<'a> Checker<'a> {
         if kind == GlobalKind::Param && !matches!(ty, Type::Real | Type::Vec(_) | Type::Mat(..) | Type::Unknown) {
             let span = binding.ty.as_ref().map_or(binding.value.span, |t| t.span);
             self.report(
-                Diagnostic::error(ErrorCode::TypeMismatch, format!("a `param` must be real-valued, but `{}` is {ty}", binding.name.name))
-                    .with_primary(span, format!("this is {ty}"))
-                    .with_help("parameters are what training adjusts: give them type `real`, `vec[n]` or `mat[m, n]`"),
+                Diagnostic::error(
+                    ErrorCode::TypeMismatch,
+                    format!("a `param` must be real-valued, but `{}` is {ty}", binding.name.name),
+                )
+                .with_primary(span, format!("this is {ty}"))
+                .with_help("parameters are what training adjusts: give them type `real`, `vec[n]` or `mat[m, n]`"),
+            );
+        }
+        if kind == GlobalKind::Data && !ty.is_first_order() {
+            self.report(
+                Diagnostic::error(
+                    ErrorCode::TypeMismatch,
+                    format!("`data` holds values, but `{}` is {ty}", binding.name.name),
+                )
+                .with_primary(binding.value.span, format!("this is {ty}"))
+                .with_help("use `let` for distributions, families and other non-data values"),
             );
         }
         let constant = if kind == GlobalKind::Param { None } else { value.int };
