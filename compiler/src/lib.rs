@@ -7,6 +7,7 @@
 
 pub mod diagnostics;
 pub mod distributions;
+pub mod ir;
 pub mod stdlib;
 pub mod syntax;
 pub mod types;

@@ -1,0 +1,159 @@
+//! Functions, blocks, instructions and operations.
+
+use super::types::Type;
+use crate::syntax::span::Span;
+
+/// An SSA value: an instruction result or a block parameter, defined exactly once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Value(pub u32);
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Function {
+    pub name: String,
+    /// The body; its parameters are the function's arguments and its results its outputs.
+    pub body: Block,
+    /// The type of every value, indexed by `Value`.
+    pub value_types: Vec<Type>,
+}
+
+impl Function {
+    pub fn ty(&self, value: Value) -> Option<Type> {
+        self.value_types.get(value.0 as usize).copied()
+    }
+}
+
+/// A sequence of instructions with parameters (bound by whoever runs the block) and results.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Block {
+    pub params: Vec<Value>,
+    pub insts: Vec<Inst>,
+    pub results: Vec<Value>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inst {
+    pub results: Vec<Value>,
+    pub op: Op,
+    /// The source the instruction was lowered from, for runtime diagnostics.
+    pub span: Option<Span>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Constant {
+    Real(f64),
+    Int(i64),
+    Bool(bool),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Log1p,
+    Expm1,
+    Sqrt,
+    Abs,
+    Sin,
+    Cos,
+    Tan,
+    Tanh,
+    Sigmoid,
+    Softplus,
+    Lgamma,
+    Digamma,
+    Trigamma,
+    Floor,
+    /// Boolean negation.
+    Not,
+    /// `int` to `real`.
+    ToReal,
+    /// The value, through which no derivative flows.
+    Detach,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Min,
+    Max,
+    And,
+    Or,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    LogSumExp,
+}
+
+/// Base noise drawn from a stream; samplers of named distributions are built on these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Noise {
+    /// U(0, 1), never 0 or 1.
+    Uniform,
+    /// N(0, 1).
+    Normal,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Const(Constant),
+    /// Elementwise on vectors and matrices.
+    Unary(UnaryOp, Value),
+    /// Elementwise; a scalar operand is broadcast.
+    Binary(BinaryOp, Value, Value),
+    Compare(CompareOp, Value, Value),
+    Select {
+        cond: Value,
+        if_true: Value,
+        if_false: Value,
+    },
+    /// `results = [value, next stream]`.
+    Draw {
+        noise: Noise,
+        rng: Value,
+    },
+    /// Two independent streams derived from one: `results = [left, right]`.
+    Split {
+        rng: Value,
+    },
+    /// A vector from scalars, or a matrix from vectors (its rows).
+    Build(Vec<Value>),
+    /// `v[i]` of a vector, or row `i` of a matrix.
+    Extract {
+        aggregate: Value,
+        index: Value,
+    },
+    Reduce(ReduceOp, Value),
+    /// Matrix–vector, vector–matrix, matrix–matrix product or inner product.
+    MatMul(Value, Value),
+    /// Runs `then` or `otherwise` (neither takes parameters); results are the branch's results.
+    If {
+        cond: Value,
+        then: Block,
+        otherwise: Block,
+    },
+    /// `for i in lo..hi`: `body.params = [i, carried…]`, `body.results = carried…`; results are
+    /// the carried values after the last iteration (`init` if none runs).
+    For {
+        lo: Value,
+        hi: Value,
+        init: Vec<Value>,
+        body: Block,
+    },
+}

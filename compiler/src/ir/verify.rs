@@ -1,0 +1,234 @@
+//! The verifier: every value defined once before use in an enclosing block, every operation
+//! applied to operands of the types it accepts, blocks yielding what their owners expect.
+//!
+//! Run after every pass in debug builds and in tests; a failure is a compiler bug, reported
+//! with the function printed so the broken instruction can be found.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use super::function::{BinaryOp, Block, Constant, Function, Op, UnaryOp, Value};
+use super::types::Type;
+
+/// What is wrong with a function, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IrError {
+    pub message: String,
+}
+
+impl fmt::Display for IrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for IrError {}
+
+fn error<T>(message: impl Into<String>) -> Result<T, IrError> {
+    Err(IrError { message: message.into() })
+}
+
+/// The result types of an operation whose operands have the given types. `If` and `For` are
+/// typed by their blocks instead (see [`structured_result_types`]).
+pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<Vec<Type>, IrError> {
+    let ty = |value: Value| operand(value).ok_or_else(|| IrError { message: format!("%{} is not defined", value.0) });
+    match op {
+        Op::Const(Constant::Real(_)) => Ok(vec![Type::Real]),
+        Op::Const(Constant::Int(_)) => Ok(vec![Type::Int]),
+        Op::Const(Constant::Bool(_)) => Ok(vec![Type::Bool]),
+        Op::Unary(unary, value) => {
+            let t = ty(*value)?;
+            match (unary, t) {
+                (UnaryOp::Not, Type::Bool) => Ok(vec![Type::Bool]),
+                (UnaryOp::ToReal, Type::Int) => Ok(vec![Type::Real]),
+                (UnaryOp::Neg, Type::Int) => Ok(vec![Type::Int]),
+                (UnaryOp::Not | UnaryOp::ToReal, _) => error(format!("{unary:?} of {t}")),
+                (_, Type::Real | Type::Vec(_) | Type::Mat(..)) => Ok(vec![t]),
+                _ => error(format!("{unary:?} of {t}")),
+            }
+        }
+        Op::Binary(binary, a, b) => {
+            let (ta, tb) = (ty(*a)?, ty(*b)?);
+            match binary {
+                BinaryOp::And | BinaryOp::Or if ta == Type::Bool && tb == Type::Bool => Ok(vec![Type::Bool]),
+                BinaryOp::And | BinaryOp::Or => error(format!("{binary:?} of {ta} and {tb}")),
+                _ if ta == Type::Int && tb == Type::Int && *binary != BinaryOp::Pow && *binary != BinaryOp::Div => {
+                    Ok(vec![Type::Int])
+                }
+                _ => broadcast(ta, tb)
+                    .map(|t| vec![t])
+                    .ok_or(IrError { message: format!("{binary:?} of {ta} and {tb}") }),
+            }
+        }
+        Op::Compare(_, a, b) => {
+            let (ta, tb) = (ty(*a)?, ty(*b)?);
+            let scalar = |t: Type| matches!(t, Type::Real | Type::Int | Type::Bool);
+            if ta == tb && scalar(ta) {
+                Ok(vec![Type::Bool])
+            } else {
+                error(format!("comparison of {ta} and {tb}"))
+            }
+        }
+        Op::Select { cond, if_true, if_false } => {
+            let (tc, tt, tf) = (ty(*cond)?, ty(*if_true)?, ty(*if_false)?);
+            if tc == Type::Bool && tt == tf {
+                Ok(vec![tt])
+            } else {
+                error(format!("select on {tc} between {tt} and {tf}"))
+            }
+        }
+        Op::Draw { rng, .. } => match ty(*rng)? {
+            Type::Rng => Ok(vec![Type::Real, Type::Rng]),
+            other => error(format!("draw from {other}, not a stream")),
+        },
+        Op::Split { rng } => match ty(*rng)? {
+            Type::Rng => Ok(vec![Type::Rng, Type::Rng]),
+            other => error(format!("split of {other}, not a stream")),
+        },
+        Op::Build(parts) => {
+            let types = parts.iter().map(|part| ty(*part)).collect::<Result<Vec<_>, _>>()?;
+            let len = u32::try_from(types.len()).map_err(|_| IrError { message: "vector too long".into() })?;
+            match types.first() {
+                None | Some(Type::Real) if types.iter().all(|t| *t == Type::Real) => Ok(vec![Type::Vec(len)]),
+                Some(Type::Vec(n)) if types.iter().all(|t| *t == Type::Vec(*n)) => Ok(vec![Type::Mat(len, *n)]),
+                _ => error(format!("build from {types:?}")),
+            }
+        }
+        Op::Extract { aggregate, index } => match (ty(*aggregate)?, ty(*index)?) {
+            (Type::Vec(_), Type::Int) => Ok(vec![Type::Real]),
+            (Type::Mat(_, n), Type::Int) => Ok(vec![Type::Vec(n)]),
+            (a, i) => error(format!("extract from {a} at {i}")),
+        },
+        Op::Reduce(_, value) => match ty(*value)? {
+            Type::Vec(_) | Type::Mat(..) => Ok(vec![Type::Real]),
+            other => error(format!("reduction of {other}")),
+        },
+        Op::MatMul(a, b) => match (ty(*a)?, ty(*b)?) {
+            (Type::Mat(m, n), Type::Vec(k)) if n == k => Ok(vec![Type::Vec(m)]),
+            (Type::Vec(k), Type::Mat(m, n)) if k == m => Ok(vec![Type::Vec(n)]),
+            (Type::Mat(m, n), Type::Mat(k, p)) if n == k => Ok(vec![Type::Mat(m, p)]),
+            (Type::Vec(a), Type::Vec(b)) if a == b => Ok(vec![Type::Real]),
+            (a, b) => error(format!("product of {a} and {b}")),
+        },
+        Op::If { .. } | Op::For { .. } => error("`if` and `for` are typed by their blocks"),
+    }
+}
+
+/// The result types of `If` (its branches' results) and `For` (its carried values).
+pub fn structured_result_types(function: &Function, op: &Op) -> Vec<Type> {
+    let values = match op {
+        Op::If { then, .. } => &then.results,
+        Op::For { init, .. } => init,
+        _ => return Vec::new(),
+    };
+    values.iter().filter_map(|value| function.ty(*value)).collect()
+}
+
+/// The type of an elementwise operation on two operands, a scalar broadcasting.
+fn broadcast(a: Type, b: Type) -> Option<Type> {
+    let real_scalar = |t: Type| matches!(t, Type::Real | Type::Int);
+    match (a, b) {
+        _ if real_scalar(a) && real_scalar(b) => Some(Type::Real),
+        (t, s) | (s, t) if real_scalar(s) && matches!(t, Type::Vec(_) | Type::Mat(..)) => Some(t),
+        _ if a == b && matches!(a, Type::Vec(_) | Type::Mat(..)) => Some(a),
+        _ => None,
+    }
+}
+
+/// Checks a whole function.
+pub fn verify(function: &Function) -> Result<(), IrError> {
+    let mut verifier = Verifier { function, defined: HashSet::new(), scopes: vec![Vec::new()] };
+    verifier.block(&function.body).map_err(|e| IrError { message: format!("in `{}`: {}", function.name, e.message) })
+}
+
+struct Verifier<'f> {
+    function: &'f Function,
+    /// Every value defined so far anywhere (each may be defined only once).
+    defined: HashSet<Value>,
+    /// Values visible at the current point: one list per enclosing block.
+    scopes: Vec<Vec<Value>>,
+}
+
+impl Verifier<'_> {
+    fn define(&mut self, value: Value) -> Result<(), IrError> {
+        if self.function.ty(value).is_none() {
+            return error(format!("%{} has no type", value.0));
+        }
+        if !self.defined.insert(value) {
+            return error(format!("%{} is defined twice", value.0));
+        }
+        if let Some(scope) = self.scopes.last_mut() {
+            scope.push(value);
+        }
+        Ok(())
+    }
+
+    fn visible(&self, value: Value) -> Option<Type> {
+        self.scopes.iter().any(|scope| scope.contains(&value)).then(|| self.function.ty(value)).flatten()
+    }
+
+    fn block(&mut self, block: &Block) -> Result<(), IrError> {
+        self.scopes.push(Vec::new());
+        for param in &block.params {
+            self.define(*param)?;
+        }
+        for inst in &block.insts {
+            match &inst.op {
+                Op::If { cond, then, otherwise } => {
+                    if self.visible(*cond) != Some(Type::Bool) {
+                        return error(format!("`if` condition %{} is not a visible bool", cond.0));
+                    }
+                    if !then.params.is_empty() || !otherwise.params.is_empty() {
+                        return error("`if` branches take no parameters");
+                    }
+                    self.block(then)?;
+                    self.block(otherwise)?;
+                    let then_types: Vec<Option<Type>> = then.results.iter().map(|v| self.function.ty(*v)).collect();
+                    let else_types: Vec<Option<Type>> =
+                        otherwise.results.iter().map(|v| self.function.ty(*v)).collect();
+                    if then_types != else_types {
+                        return error("`if` branches yield different types");
+                    }
+                }
+                Op::For { lo, hi, init, body } => {
+                    for bound in [lo, hi] {
+                        if self.visible(*bound) != Some(Type::Int) {
+                            return error(format!("loop bound %{} is not a visible int", bound.0));
+                        }
+                    }
+                    let carried: Vec<Option<Type>> = init.iter().map(|v| self.visible(*v)).collect();
+                    let mut params = vec![Some(Type::Int)];
+                    params.extend(carried.iter().copied());
+                    let body_params: Vec<Option<Type>> = body.params.iter().map(|v| self.function.ty(*v)).collect();
+                    if carried.contains(&None) || body_params != params {
+                        return error("loop parameters must be [int, carried values…]");
+                    }
+                    self.block(body)?;
+                    let yielded: Vec<Option<Type>> = body.results.iter().map(|v| self.function.ty(*v)).collect();
+                    if yielded != carried {
+                        return error("a loop body must yield its carried values");
+                    }
+                }
+                _ => {}
+            }
+            let expected = match &inst.op {
+                Op::If { .. } | Op::For { .. } => structured_result_types(self.function, &inst.op),
+                op => result_types(op, |value| self.visible(value))?,
+            };
+            let actual: Vec<Type> = inst.results.iter().filter_map(|v| self.function.ty(*v)).collect();
+            if actual != expected || actual.len() != inst.results.len() {
+                return error(format!("{:?} yields {expected:?}, but its results are typed {actual:?}", inst.op));
+            }
+            for result in &inst.results {
+                self.define(*result)?;
+            }
+        }
+        for result in &block.results {
+            if self.visible(*result).is_none() {
+                return error(format!("block yields %{}, which is not visible there", result.0));
+            }
+        }
+        self.scopes.pop();
+        Ok(())
+    }
+}
