@@ -1,7 +1,41 @@
-//! The `ppl` runtime: what compiled objectives call and what drives them.
+//! The `ppl` runtime: the numeric kernels compiled objectives call.
 //!
-//! It will own the seedable RNG streams, samplers and log-densities, special functions,
-//! tensor kernels, optimizers and the training loop. It must never depend on the compiler:
-//! compiled code and the embedding API call into it, not the other way round.
+//! The compiler writes reparameterised samplers and log-densities as IR arithmetic over *base
+//! noise* and *special functions*; this crate provides exactly those pieces, for the reference
+//! interpreter and the Cranelift JIT alike (so both agree bit for bit):
 //!
-//! The front end (issue: foundation) needs nothing from it yet; the ADEV core fills it.
+//! - [`rng`]: [`Rng`], reproducible counter-based random streams, one per estimate or particle,
+//!   with the base noises [`Rng::uniform`] (open interval) and [`Rng::standard_normal`];
+//! - [`sample`]: samplers that are not a transform of base noise — [`gamma`], [`beta`], [`flip`],
+//!   [`categorical`], [`geometric`], [`poisson`] — each returning a [`DomainError`] for a bad
+//!   parameter instead of panicking;
+//! - [`special`]: [`lgamma`], [`digamma`], [`trigamma`], [`log1p`], [`expm1`], [`logsumexp`],
+//!   [`softplus`], [`log_sigmoid`], [`sigmoid`];
+//! - [`implicit`]: [`gamma_sample_dshape`], the implicit-reparameterisation derivative of a
+//!   gamma sample with respect to its shape.
+//!
+//! ```
+//! use ppl_runtime::{gamma, gamma_sample_dshape, Rng};
+//!
+//! let mut rng = Rng::new(42, 7); // seed 42, stream 7: say, particle 7 of this run
+//! let x = gamma(&mut rng, 2.5, 1.0)?; // x ~ Gamma(2.5, 1)
+//! let dx_dshape = gamma_sample_dshape(x, 2.5); // its pathwise derivative in the shape
+//! assert!(dx_dshape > 0.0);
+//! # Ok::<(), ppl_runtime::DomainError>(())
+//! ```
+//!
+//! Nothing here allocates, panics or touches global state. The runtime must never depend on the
+//! compiler: compiled code and the embedding API call into it, not the other way round. Later it
+//! will also own tensor kernels, optimizers and the training loop.
+
+pub mod error;
+pub mod implicit;
+pub mod rng;
+pub mod sample;
+pub mod special;
+
+pub use error::DomainError;
+pub use implicit::gamma_sample_dshape;
+pub use rng::Rng;
+pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};
+pub use special::{digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, sigmoid, softplus, trigamma};
