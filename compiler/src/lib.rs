@@ -7,6 +7,7 @@
 
 pub mod diagnostics;
 pub mod distributions;
+pub mod interp;
 pub mod ir;
 pub mod stdlib;
 pub mod syntax;

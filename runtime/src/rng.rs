@@ -73,6 +73,15 @@ impl Rng {
         ((self.next_u64() >> 12) as f64 + 0.5) * UNIFORM_SPACING
     }
 
+    /// A new stream, independent of this one, whose key and stream number are the next two
+    /// outputs of this one. Used where a program needs fresh randomness that must not disturb
+    /// the draws after it (the other branch of a measure-valued derivative).
+    pub fn fork(&mut self) -> Rng {
+        let seed = self.next_u64();
+        let stream = self.next_u64();
+        Rng::new(seed, stream)
+    }
+
     /// A standard normal draw N(0, 1) (the ziggurat method of `rand_distr`).
     #[inline]
     pub fn standard_normal(&mut self) -> f64 {
@@ -118,6 +127,14 @@ mod tests {
         assert!(smallest > 0.0);
         assert!(largest < 1.0);
         assert_eq!(1.0 - largest, smallest);
+    }
+
+    #[test]
+    fn a_fork_is_reproducible_and_differs_from_its_parent() {
+        let (mut a, mut b) = (Rng::new(5, 1), Rng::new(5, 1));
+        let (mut fork_a, mut fork_b) = (a.fork(), b.fork());
+        assert_eq!(fork_a.next_u64(), fork_b.next_u64());
+        assert_ne!(fork_a.next_u64(), a.next_u64());
     }
 
     #[test]

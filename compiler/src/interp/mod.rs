@@ -1,0 +1,248 @@
+//! The reference interpreter of the IR: the executable specification of what every
+//! instruction computes.
+//!
+//! It is written for clarity, not speed: each operation is evaluated exactly as its
+//! definition says, with the same runtime kernels (`ppl_runtime`, `libm`) that compiled code
+//! calls, so the Cranelift back end can be required to agree with it bit for bit. It must not
+//! optimise, reorder or fuse anything.
+
+mod value;
+
+use ppl_runtime::Rng;
+
+pub use value::RuntimeValue;
+
+use crate::ir::{BinaryOp, Block, CompareOp, Constant, Function, Noise, Op, ReduceOp, UnaryOp, Value};
+use crate::syntax::span::Span;
+
+/// A failure while running a function: an index out of bounds, an integer overflow, or
+/// arguments that do not match the function (a bug in the caller).
+#[derive(Clone, Debug, PartialEq)]
+pub struct InterpError {
+    pub message: String,
+    /// The source of the instruction that failed, when it has one.
+    pub span: Option<Span>,
+}
+
+impl std::fmt::Display for InterpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for InterpError {}
+
+/// Runs `function` on `args` (one per parameter of its body) and returns its results.
+pub fn run(function: &Function, args: Vec<RuntimeValue>) -> Result<Vec<RuntimeValue>, InterpError> {
+    let mut frame = Frame { values: vec![None; function.value_types.len()] };
+    frame.run_block(&function.body, args)
+}
+
+/// The values defined so far, indexed by `Value`.
+struct Frame {
+    values: Vec<Option<RuntimeValue>>,
+}
+
+fn fail<T>(message: impl Into<String>, span: Option<Span>) -> Result<T, InterpError> {
+    Err(InterpError { message: message.into(), span })
+}
+
+impl Frame {
+    fn get(&self, value: Value) -> Result<&RuntimeValue, InterpError> {
+        match self.values.get(value.0 as usize) {
+            Some(Some(v)) => Ok(v),
+            _ => fail(format!("{value} is used before it is defined"), None),
+        }
+    }
+
+    fn set(&mut self, value: Value, runtime: RuntimeValue) -> Result<(), InterpError> {
+        match self.values.get_mut(value.0 as usize) {
+            Some(slot) => {
+                *slot = Some(runtime);
+                Ok(())
+            }
+            None => fail(format!("{value} has no slot"), None),
+        }
+    }
+
+    fn run_block(&mut self, block: &Block, args: Vec<RuntimeValue>) -> Result<Vec<RuntimeValue>, InterpError> {
+        if args.len() != block.params.len() {
+            return fail(format!("a block of {} parameters given {} values", block.params.len(), args.len()), None);
+        }
+        for (param, arg) in block.params.iter().zip(args) {
+            self.set(*param, arg)?;
+        }
+        for inst in &block.insts {
+            let results = self.eval(&inst.op).map_err(|mut error| {
+                error.span = error.span.or(inst.span);
+                error
+            })?;
+            if results.len() != inst.results.len() {
+                return fail("an instruction produced the wrong number of results", inst.span);
+            }
+            for (value, result) in inst.results.iter().zip(results) {
+                self.set(*value, result)?;
+            }
+        }
+        block.results.iter().map(|value| self.get(*value).cloned()).collect()
+    }
+
+    fn eval(&mut self, op: &Op) -> Result<Vec<RuntimeValue>, InterpError> {
+        let one = |value: RuntimeValue| Ok(vec![value]);
+        match op {
+            Op::Const(Constant::Real(x)) => one(RuntimeValue::Real(*x)),
+            Op::Const(Constant::Int(n)) => one(RuntimeValue::Int(*n)),
+            Op::Const(Constant::Bool(b)) => one(RuntimeValue::Bool(*b)),
+            Op::Unary(unary, value) => one(unary_op(*unary, self.get(*value)?)?),
+            Op::Binary(binary, a, b) => one(binary_op(*binary, self.get(*a)?, self.get(*b)?)?),
+            Op::Compare(compare, a, b) => one(RuntimeValue::Bool(compare_op(*compare, self.get(*a)?, self.get(*b)?)?)),
+            Op::Select { cond, if_true, if_false } => {
+                let chosen = if self.get(*cond)?.as_bool()? { if_true } else { if_false };
+                one(self.get(*chosen)?.clone())
+            }
+            Op::Draw { noise, rng } => {
+                let mut stream = self.get(*rng)?.as_rng()?.clone();
+                let x = match noise {
+                    Noise::Uniform => stream.uniform(),
+                    Noise::Normal => stream.standard_normal(),
+                };
+                Ok(vec![RuntimeValue::Real(x), RuntimeValue::Rng(Box::new(stream))])
+            }
+            Op::Split { rng } => {
+                let mut stream: Rng = self.get(*rng)?.as_rng()?.clone();
+                let fork = stream.fork();
+                Ok(vec![RuntimeValue::Rng(Box::new(stream)), RuntimeValue::Rng(Box::new(fork))])
+            }
+            Op::Build(parts) => {
+                let parts: Vec<&RuntimeValue> = parts.iter().map(|part| self.get(*part)).collect::<Result<_, _>>()?;
+                one(RuntimeValue::build(&parts)?)
+            }
+            Op::Extract { aggregate, index } => {
+                let index = self.get(*index)?.as_int()?;
+                one(self.get(*aggregate)?.extract(index)?)
+            }
+            Op::Reduce(reduce, value) => {
+                let elements = self.get(*value)?.elements()?;
+                one(RuntimeValue::Real(match reduce {
+                    ReduceOp::Sum => elements.iter().sum(),
+                    ReduceOp::LogSumExp => ppl_runtime::logsumexp(elements),
+                }))
+            }
+            Op::MatMul(a, b) => one(value::matmul(self.get(*a)?, self.get(*b)?)?),
+            Op::If { cond, then, otherwise } => {
+                let branch = if self.get(*cond)?.as_bool()? { then } else { otherwise };
+                self.run_block(branch, Vec::new())
+            }
+            Op::For { lo, hi, init, body } => {
+                let (lo, hi) = (self.get(*lo)?.as_int()?, self.get(*hi)?.as_int()?);
+                let mut carried: Vec<RuntimeValue> =
+                    init.iter().map(|value| self.get(*value).cloned()).collect::<Result<_, _>>()?;
+                for i in lo..hi {
+                    let mut args = Vec::with_capacity(carried.len() + 1);
+                    args.push(RuntimeValue::Int(i));
+                    args.extend(carried);
+                    carried = self.run_block(body, args)?;
+                }
+                Ok(carried)
+            }
+        }
+    }
+}
+
+/// The scalar function of an elementwise unary operation on reals.
+pub fn real_unary(op: UnaryOp) -> Option<fn(f64) -> f64> {
+    Some(match op {
+        UnaryOp::Neg => |x: f64| -x,
+        UnaryOp::Exp => libm::exp,
+        UnaryOp::Log => libm::log,
+        UnaryOp::Log1p => libm::log1p,
+        UnaryOp::Expm1 => libm::expm1,
+        UnaryOp::Sqrt => libm::sqrt,
+        UnaryOp::Abs => libm::fabs,
+        UnaryOp::Sin => libm::sin,
+        UnaryOp::Cos => libm::cos,
+        UnaryOp::Tan => libm::tan,
+        UnaryOp::Tanh => libm::tanh,
+        UnaryOp::Sigmoid => ppl_runtime::sigmoid,
+        UnaryOp::Softplus => ppl_runtime::softplus,
+        UnaryOp::Lgamma => ppl_runtime::lgamma,
+        UnaryOp::Digamma => ppl_runtime::digamma,
+        UnaryOp::Trigamma => ppl_runtime::trigamma,
+        UnaryOp::Floor => libm::floor,
+        UnaryOp::Detach => |x: f64| x,
+        UnaryOp::Not | UnaryOp::ToReal => return None,
+    })
+}
+
+/// The scalar function of an elementwise binary operation on reals.
+pub fn real_binary(op: BinaryOp) -> Option<fn(f64, f64) -> f64> {
+    Some(match op {
+        BinaryOp::Add => |a, b| a + b,
+        BinaryOp::Sub => |a, b| a - b,
+        BinaryOp::Mul => |a, b| a * b,
+        BinaryOp::Div => |a, b| a / b,
+        BinaryOp::Pow => libm::pow,
+        BinaryOp::Min => f64::min,
+        BinaryOp::Max => f64::max,
+        BinaryOp::And | BinaryOp::Or => return None,
+    })
+}
+
+fn unary_op(op: UnaryOp, value: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
+    match (op, value) {
+        (UnaryOp::Not, RuntimeValue::Bool(b)) => Ok(RuntimeValue::Bool(!b)),
+        (UnaryOp::ToReal, RuntimeValue::Int(n)) => Ok(RuntimeValue::Real(*n as f64)),
+        (UnaryOp::Neg, RuntimeValue::Int(n)) => {
+            n.checked_neg().map(RuntimeValue::Int).ok_or(InterpError { message: "integer overflow".into(), span: None })
+        }
+        _ => match real_unary(op) {
+            Some(f) => value.map(f),
+            None => fail(format!("{op:?} of {}", value.kind()), None),
+        },
+    }
+}
+
+fn binary_op(op: BinaryOp, a: &RuntimeValue, b: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
+    match (op, a, b) {
+        (BinaryOp::And, RuntimeValue::Bool(x), RuntimeValue::Bool(y)) => Ok(RuntimeValue::Bool(*x && *y)),
+        (BinaryOp::Or, RuntimeValue::Bool(x), RuntimeValue::Bool(y)) => Ok(RuntimeValue::Bool(*x || *y)),
+        (
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Min | BinaryOp::Max,
+            RuntimeValue::Int(x),
+            RuntimeValue::Int(y),
+        ) => {
+            let result = match op {
+                BinaryOp::Add => x.checked_add(*y),
+                BinaryOp::Sub => x.checked_sub(*y),
+                BinaryOp::Mul => x.checked_mul(*y),
+                BinaryOp::Min => Some(*x.min(y)),
+                _ => Some(*x.max(y)),
+            };
+            result.map(RuntimeValue::Int).ok_or(InterpError { message: "integer overflow".into(), span: None })
+        }
+        _ => match real_binary(op) {
+            Some(f) => value::broadcast(f, a, b),
+            None => fail(format!("{op:?} of {} and {}", a.kind(), b.kind()), None),
+        },
+    }
+}
+
+fn compare_op(op: CompareOp, a: &RuntimeValue, b: &RuntimeValue) -> Result<bool, InterpError> {
+    let ordering = match (a, b) {
+        (RuntimeValue::Int(x), RuntimeValue::Int(y)) => x.partial_cmp(y),
+        (RuntimeValue::Bool(x), RuntimeValue::Bool(y)) => x.partial_cmp(y),
+        _ => a.as_real()?.partial_cmp(&b.as_real()?),
+    };
+    use std::cmp::Ordering::*;
+    Ok(match op {
+        CompareOp::Eq => ordering == Some(Equal),
+        CompareOp::Ne => ordering != Some(Equal),
+        CompareOp::Lt => ordering == Some(Less),
+        CompareOp::Le => matches!(ordering, Some(Less | Equal)),
+        CompareOp::Gt => ordering == Some(Greater),
+        CompareOp::Ge => matches!(ordering, Some(Greater | Equal)),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,181 @@
+//! Values at run time and the elementwise, indexing and product operations on them.
+
+use ppl_runtime::Rng;
+
+use super::{fail, InterpError};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuntimeValue {
+    Real(f64),
+    Int(i64),
+    Bool(bool),
+    Vec(Vec<f64>),
+    /// Row-major.
+    Mat {
+        rows: usize,
+        cols: usize,
+        data: Vec<f64>,
+    },
+    Rng(Box<Rng>),
+}
+
+impl RuntimeValue {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RuntimeValue::Real(_) => "real",
+            RuntimeValue::Int(_) => "int",
+            RuntimeValue::Bool(_) => "bool",
+            RuntimeValue::Vec(_) => "vector",
+            RuntimeValue::Mat { .. } => "matrix",
+            RuntimeValue::Rng(_) => "stream",
+        }
+    }
+
+    pub fn as_bool(&self) -> Result<bool, InterpError> {
+        match self {
+            RuntimeValue::Bool(b) => Ok(*b),
+            other => fail(format!("expected a bool, found a {}", other.kind()), None),
+        }
+    }
+
+    pub fn as_int(&self) -> Result<i64, InterpError> {
+        match self {
+            RuntimeValue::Int(n) => Ok(*n),
+            other => fail(format!("expected an int, found a {}", other.kind()), None),
+        }
+    }
+
+    /// A real, or an int converted to one.
+    pub fn as_real(&self) -> Result<f64, InterpError> {
+        match self {
+            RuntimeValue::Real(x) => Ok(*x),
+            RuntimeValue::Int(n) => Ok(*n as f64),
+            other => fail(format!("expected a real, found a {}", other.kind()), None),
+        }
+    }
+
+    pub fn as_rng(&self) -> Result<&Rng, InterpError> {
+        match self {
+            RuntimeValue::Rng(rng) => Ok(rng),
+            other => fail(format!("expected a stream, found a {}", other.kind()), None),
+        }
+    }
+
+    /// The elements of a vector or matrix (row-major).
+    pub fn elements(&self) -> Result<&[f64], InterpError> {
+        match self {
+            RuntimeValue::Vec(data) | RuntimeValue::Mat { data, .. } => Ok(data),
+            other => fail(format!("expected a vector or matrix, found a {}", other.kind()), None),
+        }
+    }
+
+    /// Applies `f` to a real or to every element of a vector or matrix.
+    pub fn map(&self, f: fn(f64) -> f64) -> Result<RuntimeValue, InterpError> {
+        Ok(match self {
+            RuntimeValue::Real(x) => RuntimeValue::Real(f(*x)),
+            RuntimeValue::Int(n) => RuntimeValue::Real(f(*n as f64)),
+            RuntimeValue::Vec(data) => RuntimeValue::Vec(data.iter().map(|x| f(*x)).collect()),
+            RuntimeValue::Mat { rows, cols, data } => {
+                RuntimeValue::Mat { rows: *rows, cols: *cols, data: data.iter().map(|x| f(*x)).collect() }
+            }
+            other => return fail(format!("arithmetic on a {}", other.kind()), None),
+        })
+    }
+
+    /// Element `index` of a vector, or row `index` of a matrix.
+    pub fn extract(&self, index: i64) -> Result<RuntimeValue, InterpError> {
+        let out_of_bounds = |len: usize| fail(format!("index {index} is out of bounds for length {len}"), None);
+        match self {
+            RuntimeValue::Vec(data) => match usize::try_from(index).ok().and_then(|i| data.get(i)) {
+                Some(x) => Ok(RuntimeValue::Real(*x)),
+                None => out_of_bounds(data.len()),
+            },
+            RuntimeValue::Mat { rows, cols, data } => match usize::try_from(index).ok().filter(|i| i < rows) {
+                Some(i) => Ok(RuntimeValue::Vec(data[i * cols..(i + 1) * cols].to_vec())),
+                None => out_of_bounds(*rows),
+            },
+            other => fail(format!("cannot index a {}", other.kind()), None),
+        }
+    }
+
+    /// A vector from reals, or a matrix from equally long vectors (its rows).
+    pub fn build(parts: &[&RuntimeValue]) -> Result<RuntimeValue, InterpError> {
+        match parts.first() {
+            Some(RuntimeValue::Vec(first)) => {
+                let cols = first.len();
+                let mut data = Vec::with_capacity(cols * parts.len());
+                for part in parts {
+                    match part {
+                        RuntimeValue::Vec(row) if row.len() == cols => data.extend_from_slice(row),
+                        _ => return fail("matrix rows of different lengths", None),
+                    }
+                }
+                Ok(RuntimeValue::Mat { rows: parts.len(), cols, data })
+            }
+            _ => parts.iter().map(|part| part.as_real()).collect::<Result<_, _>>().map(RuntimeValue::Vec),
+        }
+    }
+}
+
+/// `f` elementwise over two operands of one shape, or a scalar and a vector or matrix.
+pub fn broadcast(f: fn(f64, f64) -> f64, a: &RuntimeValue, b: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
+    use RuntimeValue::{Mat, Vec as Vector};
+    let zip = |x: &[f64], y: &[f64]| -> Vec<f64> { x.iter().zip(y).map(|(p, q)| f(*p, *q)).collect() };
+    Ok(match (a, b) {
+        (Vector(x), Vector(y)) if x.len() == y.len() => Vector(zip(x, y)),
+        (Mat { rows, cols, data: x }, Mat { rows: r, cols: c, data: y }) if rows == r && cols == c => {
+            Mat { rows: *rows, cols: *cols, data: zip(x, y) }
+        }
+        (Vector(_) | Mat { .. }, scalar) => {
+            let s = scalar.as_real()?;
+            a.map_with(|x| f(x, s))?
+        }
+        (scalar, Vector(_) | Mat { .. }) => {
+            let s = scalar.as_real()?;
+            b.map_with(|y| f(s, y))?
+        }
+        _ => RuntimeValue::Real(f(a.as_real()?, b.as_real()?)),
+    })
+}
+
+impl RuntimeValue {
+    fn map_with(&self, f: impl Fn(f64) -> f64) -> Result<RuntimeValue, InterpError> {
+        match self {
+            RuntimeValue::Vec(data) => Ok(RuntimeValue::Vec(data.iter().map(|x| f(*x)).collect())),
+            RuntimeValue::Mat { rows, cols, data } => {
+                Ok(RuntimeValue::Mat { rows: *rows, cols: *cols, data: data.iter().map(|x| f(*x)).collect() })
+            }
+            other => fail(format!("elementwise operation on a {}", other.kind()), None),
+        }
+    }
+}
+
+/// Matrix–vector, vector–matrix, matrix–matrix products and the inner product, summing in
+/// index order (the order compiled code must use too).
+pub fn matmul(a: &RuntimeValue, b: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
+    use RuntimeValue::{Mat, Vec as Vector};
+    let dot = |terms: &mut dyn Iterator<Item = (f64, f64)>| terms.fold(0.0, |sum, (x, y)| sum + x * y);
+    match (a, b) {
+        (Vector(x), Vector(y)) if x.len() == y.len() => {
+            Ok(RuntimeValue::Real(dot(&mut x.iter().copied().zip(y.iter().copied()))))
+        }
+        (Mat { rows, cols, data }, Vector(v)) if *cols == v.len() => Ok(Vector(
+            (0..*rows)
+                .map(|i| dot(&mut data[i * cols..(i + 1) * cols].iter().copied().zip(v.iter().copied())))
+                .collect(),
+        )),
+        (Vector(v), Mat { rows, cols, data }) if *rows == v.len() => {
+            Ok(Vector((0..*cols).map(|j| dot(&mut (0..*rows).map(|i| (v[i], data[i * cols + j])))).collect()))
+        }
+        (Mat { rows: m, cols: n, data: x }, Mat { rows: k, cols: p, data: y }) if n == k => {
+            let mut out = Vec::with_capacity(m * p);
+            for i in 0..*m {
+                for j in 0..*p {
+                    out.push(dot(&mut (0..*n).map(|l| (x[i * n + l], y[l * p + j]))));
+                }
+            }
+            Ok(Mat { rows: *m, cols: *p, data: out })
+        }
+        _ => fail(format!("product of a {} and a {} of mismatched shapes", a.kind(), b.kind()), None),
+    }
+}
