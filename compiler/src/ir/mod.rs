@@ -12,6 +12,7 @@
 
 pub mod builder;
 mod function;
+pub mod jvp;
 pub mod print;
 mod types;
 pub mod verify;

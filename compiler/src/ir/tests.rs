@@ -101,3 +101,146 @@ fn the_verifier_checks_recorded_result_types() {
     let empty = Function { name: "empty".into(), body: Block::default(), value_types: Vec::new() };
     assert_eq!(verify(&empty), Ok(()));
 }
+
+mod forward_mode {
+    use ppl_runtime::Rng;
+
+    use crate::interp::{run, RuntimeValue};
+    use crate::ir::jvp::jvp;
+    use crate::ir::verify::verify;
+    use crate::ir::{BinaryOp, CompareOp, Function, FunctionBuilder, Noise, Op, ReduceOp, Type, UnaryOp, Value};
+
+    /// A function of (theta: real, v: vec[3], rng) -> real exercising every tangent rule:
+    /// every unary and binary operation, select, build, extract, reductions, products,
+    /// a branch and a loop carrying a real.
+    fn everything() -> Function {
+        let (mut b, params) = FunctionBuilder::new("everything", &[Type::Real, Type::Vec(3), Type::Rng]);
+        let (theta, v, rng) = (params[0], params[1], params[2]);
+        let mut terms: Vec<Value> = Vec::new();
+        let positive = {
+            let square = b.push1(Op::Binary(BinaryOp::Mul, theta, theta)).expect("mul");
+            let one = b.real(1.0).expect("1");
+            b.push1(Op::Binary(BinaryOp::Add, square, one)).expect("add")
+        };
+        for op in [
+            UnaryOp::Neg,
+            UnaryOp::Exp,
+            UnaryOp::Log,
+            UnaryOp::Log1p,
+            UnaryOp::Expm1,
+            UnaryOp::Sqrt,
+            UnaryOp::Abs,
+            UnaryOp::Sin,
+            UnaryOp::Cos,
+            UnaryOp::Tan,
+            UnaryOp::Tanh,
+            UnaryOp::Sigmoid,
+            UnaryOp::Softplus,
+            UnaryOp::Lgamma,
+            UnaryOp::Digamma,
+        ] {
+            let operand = if matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Lgamma | UnaryOp::Digamma) {
+                positive
+            } else {
+                theta
+            };
+            terms.push(b.push1(Op::Unary(op, operand)).expect("unary"));
+        }
+        for op in
+            [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Min, BinaryOp::Max]
+        {
+            terms.push(b.push1(Op::Binary(op, positive, theta)).expect("binary"));
+        }
+        let draw = b.push(Op::Draw { noise: Noise::Normal, rng }).expect("draw");
+        terms.push(b.push1(Op::Binary(BinaryOp::Mul, draw[0], theta)).expect("mul"));
+        let scaled = b.push1(Op::Binary(BinaryOp::Mul, v, theta)).expect("mul");
+        let shifted = b.push1(Op::Binary(BinaryOp::Sub, theta, v)).expect("broadcast sub");
+        terms.push(b.push1(Op::Reduce(ReduceOp::Sum, shifted)).expect("sum"));
+        terms.push(b.push1(Op::Reduce(ReduceOp::LogSumExp, scaled)).expect("lse"));
+        terms.push(b.push1(Op::MatMul(v, scaled)).expect("dot"));
+        let matrix = b.push1(Op::Build(vec![v, scaled])).expect("matrix");
+        let product = b.push1(Op::MatMul(matrix, v)).expect("matvec");
+        let one = b.int(1).expect("1");
+        terms.push(b.push1(Op::Extract { aggregate: product, index: one }).expect("extract"));
+        let built = b.push1(Op::Build(vec![theta, positive])).expect("build");
+        terms.push(b.push1(Op::Extract { aggregate: built, index: one }).expect("extract"));
+        let zero = b.real(0.0).expect("0");
+        let is_positive = b.push1(Op::Compare(CompareOp::Gt, theta, zero)).expect("cmp");
+        terms.push(b.push1(Op::Select { cond: is_positive, if_true: positive, if_false: theta }).expect("select"));
+
+        b.begin_block(&[]);
+        let then_value = b.push1(Op::Binary(BinaryOp::Mul, theta, positive)).expect("mul");
+        let then = b.end_block(vec![then_value]).expect("then");
+        b.begin_block(&[]);
+        let otherwise = b.end_block(vec![zero]).expect("else");
+        terms.push(b.push_if(is_positive, then, otherwise).expect("if")[0]);
+
+        let (lo, hi) = (b.int(0).expect("0"), b.int(3).expect("3"));
+        let loop_params = b.begin_block(&[Type::Int, Type::Real]);
+        let element = b.push1(Op::Extract { aggregate: v, index: loop_params[0] }).expect("extract");
+        let weighted = b.push1(Op::Binary(BinaryOp::Mul, element, loop_params[1])).expect("mul");
+        let next = b.push1(Op::Binary(BinaryOp::Add, weighted, theta)).expect("add");
+        let body = b.end_block(vec![next]).expect("body");
+        terms.push(b.push_for(lo, hi, vec![theta], body).expect("for")[0]);
+
+        let all = b.push1(Op::Build(terms)).expect("all terms");
+        let total = b.push1(Op::Reduce(ReduceOp::Sum, all)).expect("sum");
+        b.finish(vec![total]).expect("finish")
+    }
+
+    fn value(function: &Function, theta: f64, v: &[f64], extra: Vec<RuntimeValue>) -> Vec<f64> {
+        let mut args =
+            vec![RuntimeValue::Real(theta), RuntimeValue::Vec(v.to_vec()), RuntimeValue::Rng(Box::new(Rng::new(7, 3)))];
+        args.extend(extra);
+        run(function, args).expect("runs").iter().map(|out| out.as_real().expect("real")).collect()
+    }
+
+    #[test]
+    fn tangents_match_central_finite_differences_with_common_random_numbers() {
+        let function = everything();
+        verify(&function).expect("the test function verifies");
+        let forward = jvp(&function, &[true, true, false]).expect("jvp");
+        verify(&forward).unwrap_or_else(|e| panic!("{e}\n{forward}"));
+
+        let direction = (1.0, [0.3, -0.2, 0.5]);
+        for theta in [0.4, 1.3] {
+            let v = [0.7, -1.1, 0.2];
+            let tangent_args = vec![RuntimeValue::Real(direction.0), RuntimeValue::Vec(direction.1.to_vec())];
+            let out = value(&forward, theta, &v, tangent_args);
+            let (primal, tangent) = (out[0], out[1]);
+            assert_eq!(primal.to_bits(), value(&function, theta, &v, vec![])[0].to_bits(), "primal unchanged");
+
+            let h = 1e-6;
+            let at = |s: f64| {
+                let shifted: Vec<f64> = v.iter().zip(direction.1).map(|(x, d)| x + s * d).collect();
+                value(&function, theta + s * direction.0, &shifted, vec![])[0]
+            };
+            let finite_difference = (at(h) - at(-h)) / (2.0 * h);
+            assert!(
+                (tangent - finite_difference).abs() < 1e-5 * (1.0 + finite_difference.abs()),
+                "theta {theta}: jvp {tangent} vs finite difference {finite_difference}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_derivative_flows_through_detach() {
+        let (mut b, params) = FunctionBuilder::new("detached", &[Type::Real]);
+        let held = b.push1(Op::Unary(UnaryOp::Detach, params[0])).expect("detach");
+        let product = b.push1(Op::Binary(BinaryOp::Mul, held, params[0])).expect("mul");
+        let function = b.finish(vec![product]).expect("finish");
+        let forward = jvp(&function, &[true]).expect("jvp");
+        let out = run(&forward, vec![RuntimeValue::Real(3.0), RuntimeValue::Real(1.0)]).expect("runs");
+        // d/dx (detach(x) * x) = detach(x) = 3, not 2x = 6.
+        assert_eq!(out, vec![RuntimeValue::Real(9.0), RuntimeValue::Real(3.0)]);
+    }
+
+    #[test]
+    fn differentiating_nothing_gives_zero_tangents() {
+        let function = everything();
+        let forward = jvp(&function, &[false, false, false]).expect("jvp");
+        verify(&forward).expect("verifies");
+        let out = value(&forward, 0.5, &[1.0, 2.0, 3.0], vec![]);
+        assert_eq!(out[1], 0.0);
+    }
+}
