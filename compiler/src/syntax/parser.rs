@@ -28,6 +28,9 @@ pub struct Parsed {
 }
 
 /// Parses one file whose first byte sits at offset `base` of the [`SourceMap`](crate::diagnostics::SourceMap).
+///
+/// Expressions may nest up to [`MAX_EXPRESSION_DEPTH`] deep, and later passes recurse that deep:
+/// run on a large stack ([`crate::with_large_stack`]) when the input is untrusted.
 pub fn parse(src: &str, base: u32) -> Parsed {
     let lexed = lex(src);
     let shift = |span: Span| Span::new(span.start + base, span.end + base);
@@ -48,6 +51,14 @@ pub fn parse(src: &str, base: u32) -> Parsed {
     diagnostics.extend(errors.iter().filter(|e| !reported_by_lexer(e)).map(|error| syntax_error(error, &tokens)));
 
     let mut program = Program { items: items.unwrap_or_default(), expr_count: 0 };
+    if let Some(span) = too_deep(&program) {
+        diagnostics.push(
+            Diagnostic::error(ErrorCode::NestingTooDeep, "expression nested too deeply")
+                .with_primary(span, format!("more than {MAX_EXPRESSION_DEPTH} operations inside one another"))
+                .with_help("split the expression into named parts with `let`"),
+        );
+        return Parsed { program: Program::default(), comments, diagnostics };
+    }
     attach_docs(&mut program, &comments, src, base);
     number_expressions(&mut program);
     Parsed { program, comments, diagnostics }
@@ -671,6 +682,24 @@ fn attach_docs(program: &mut Program, comments: &[Comment], src: &str, base: u32
         }
         previous_end = item.span.end;
     }
+}
+
+/// Deeper expressions than this (a sum of thousands of terms is as deep as it is long) are
+/// rejected, so that no input can exhaust the stack of the recursive passes after parsing.
+pub const MAX_EXPRESSION_DEPTH: usize = 5000;
+
+/// The span of an expression nested deeper than [`MAX_EXPRESSION_DEPTH`], found without
+/// recursion (the tree may be arbitrarily deep).
+fn too_deep(program: &Program) -> Option<Span> {
+    let mut stack: Vec<(&Expr, usize)> =
+        program.items.iter().flat_map(super::visit::item_exprs).map(|expr| (expr, 1)).collect();
+    while let Some((expr, depth)) = stack.pop() {
+        if depth > MAX_EXPRESSION_DEPTH {
+            return Some(expr.span);
+        }
+        stack.extend(super::visit::child_exprs(expr).into_iter().map(|child| (child, depth + 1)));
+    }
+    None
 }
 
 /// Gives every expression a dense id in source order.

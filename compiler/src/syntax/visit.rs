@@ -80,3 +80,65 @@ pub fn walk_expr_mut(expr: &mut Expr, f: &mut impl FnMut(&mut Expr)) {
         }
     }
 }
+
+/// The expressions directly inside `expr`, looking through the statements of the blocks it
+/// contains (so recursion over blocks is bounded by bracket nesting, not expression depth).
+pub fn child_exprs(expr: &Expr) -> Vec<&Expr> {
+    match &expr.kind {
+        ExprKind::Int(_) | ExprKind::Real(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Name(_) => Vec::new(),
+        ExprKind::Unary(_, operand) => vec![operand],
+        ExprKind::Binary(_, lhs, rhs) => vec![lhs, rhs],
+        ExprKind::Call { args, .. } => args.iter().map(|arg| &arg.value).collect(),
+        ExprKind::Index { base, indices } => std::iter::once(&**base).chain(indices).collect(),
+        ExprKind::Field { base, .. } => vec![base],
+        ExprKind::Vector(parts) | ExprKind::Tuple(parts) => parts.iter().collect(),
+        ExprKind::Comprehension { body, lo, hi, .. } => vec![lo, hi, body],
+        ExprKind::Record(fields) => fields.iter().map(|field| &field.value).collect(),
+        ExprKind::Block(block) | ExprKind::Expect(block) => block_exprs(block),
+        ExprKind::If { cond, then, otherwise } => {
+            let mut children = vec![&**cond];
+            children.extend(block_exprs(then));
+            children.extend(otherwise.as_deref());
+            children
+        }
+    }
+}
+
+/// The outermost expressions of a block's statements and tail, including nested loop bodies.
+pub fn block_exprs(block: &Block) -> Vec<&Expr> {
+    let mut exprs = Vec::new();
+    for stmt in &block.stmts {
+        match &stmt.kind {
+            StmtKind::Let { value, .. } => exprs.push(value),
+            StmtKind::Choice { address, dist, via } => {
+                exprs.extend(address.index.as_ref());
+                exprs.push(dist);
+                exprs.extend(via.iter().flat_map(|via| via.args.iter().flatten()).map(|arg| &arg.value));
+            }
+            StmtKind::For { lo, hi, body, .. } => {
+                exprs.push(lo);
+                exprs.push(hi);
+                exprs.extend(block_exprs(body));
+            }
+            StmtKind::Return(expr) | StmtKind::Expr(expr) => exprs.push(expr),
+        }
+    }
+    exprs.extend(block.tail.as_deref());
+    exprs
+}
+
+/// The outermost expressions of an item.
+pub fn item_exprs(item: &Item) -> Vec<&Expr> {
+    match &item.kind {
+        ItemKind::Gen(def) | ItemKind::Fn(def) => block_exprs(&def.body),
+        ItemKind::Param(binding) | ItemKind::Data(binding) | ItemKind::Let(binding) => vec![&binding.value],
+        ItemKind::Print(exprs) => exprs.iter().collect(),
+        ItemKind::Optimize(optimize) => optimize
+            .objectives
+            .iter()
+            .map(|objective| &objective.expr)
+            .chain(optimize.options.iter().map(|option| &option.value))
+            .collect(),
+        ItemKind::Error => Vec::new(),
+    }
+}
