@@ -56,7 +56,10 @@ fn frontend(lines: usize, runs: usize) -> ExitCode {
         std::hint::black_box(analysis.diagnostics.len());
     });
     let per_second = |time: Duration| line_count as f64 / time.as_secs_f64();
-    println!("front end on a generated program of {line_count} lines ({} KiB), median of {runs} runs:", source.len() / 1024);
+    println!(
+        "front end on a generated program of {line_count} lines ({} KiB), median of {runs} runs:",
+        source.len() / 1024
+    );
     println!("  lex + parse:             {:>8.2} ms  ({:>9.0} lines/s)", ms(parse), per_second(parse));
     println!("  parse + check (all):     {:>8.2} ms  ({:>9.0} lines/s)", ms(check), per_second(check));
     match peak_resident_memory_kib() {

@@ -3,7 +3,9 @@
 //! Nothing here knows about types or meaning; `types` checks what this module builds.
 
 pub mod ast;
+pub mod format;
 pub mod parser;
+pub mod sexp;
 pub mod span;
 pub mod token;
 pub mod visit;

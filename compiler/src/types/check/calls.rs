@@ -670,7 +670,7 @@ impl<'a> Checker<'a> {
                 )
                 .with_primary(actual_span, format!("{what} has no {}", join_names(&names)))
                 .with_secondary(family_span, format!("`{}` samples {}", family.name, join_names(&names)))
-                .with_help(format!("add `{example}` to the observations")),
+                .with_help(format!("add `{example}` to the observations, or sample it in the variational family")),
             );
         }
         let extra: Vec<&str> =
