@@ -37,6 +37,8 @@ error_codes! {
     InvalidNumber = "E0005", "number literal out of range";
     NestingTooDeep = "E0006", "brackets nested too deeply";
     MissingSemicolon = "E0007", "expected `;` after an expression statement";
+    MismatchedDelimiter = "E0008", "closing delimiter does not match";
+    UnclosedDelimiter = "E0009", "unclosed delimiter";
 
     // Names.
     UnknownName = "E0100", "unknown name";

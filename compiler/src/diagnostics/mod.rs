@@ -84,14 +84,21 @@ impl Diagnostic {
     }
 }
 
+/// Names longer than this get no "did you mean" suggestion.
+const MAX_SUGGESTED_LENGTH: usize = 64;
+
 /// The closest candidate to a misspelt name, if one is close enough to be the likely intent.
 pub fn closest_name<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    // One edit turns any short name into any other: suggest only for names long enough.
+    // One edit turns any short name into any other: suggest only for names long enough, and
+    // not for absurdly long ones, whose comparison would cost time quadratic in their length.
     let length = name.chars().count();
+    if length > MAX_SUGGESTED_LENGTH {
+        return None;
+    }
     let limit = if length < 3 { 0 } else { (length / 3).max(1) };
     candidates
         .into_iter()
-        .filter(|candidate| *candidate != name)
+        .filter(|candidate| *candidate != name && candidate.chars().count().abs_diff(length) <= limit)
         .map(|candidate| (edit_distance(name, candidate), candidate))
         .filter(|(distance, _)| *distance <= limit)
         .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))

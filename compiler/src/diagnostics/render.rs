@@ -13,6 +13,21 @@ pub enum ColorChoice {
 
 /// Renders one diagnostic to a string (ariadne output plus a trailing newline).
 pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, color: ColorChoice) -> String {
+    render_with(diagnostic, sources, &mut source_cache(sources), color)
+}
+
+/// Ariadne's view of the source files: built once per batch of diagnostics, since building it
+/// indexes every line of every file.
+fn source_cache(sources: &SourceMap) -> impl ariadne::Cache<String> + '_ {
+    ariadne::sources(sources.files().map(|(_, file)| (file.name.clone(), file.text.as_str())))
+}
+
+fn render_with(
+    diagnostic: &Diagnostic,
+    sources: &SourceMap,
+    cache: &mut impl ariadne::Cache<String>,
+    color: ColorChoice,
+) -> String {
     let colored = color == ColorChoice::Always;
     let kind = match diagnostic.severity {
         Severity::Error => ReportKind::Error,
@@ -57,9 +72,8 @@ pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, color: ColorChoice) 
         report = report.with_note(note);
     }
 
-    let cache = ariadne::sources(sources.files().map(|(_, file)| (file.name.clone(), file.text.clone())));
     let mut out = Vec::new();
-    if report.finish().write(cache, &mut out).is_err() {
+    if report.finish().write(&mut *cache, &mut out).is_err() {
         return format!("error[{}]: {}\n", diagnostic.code.as_str(), diagnostic.message);
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -68,8 +82,9 @@ pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, color: ColorChoice) 
 /// Renders every diagnostic, in order, followed by a summary line when there are errors.
 pub fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap, color: ColorChoice) -> String {
     let mut out = String::new();
+    let mut cache = source_cache(sources);
     for diagnostic in diagnostics {
-        out.push_str(&render(diagnostic, sources, color));
+        out.push_str(&render_with(diagnostic, sources, &mut cache, color));
     }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     match errors {

@@ -37,7 +37,17 @@ pub fn parse(src: &str, base: u32) -> Parsed {
     let comments: Vec<Comment> =
         lexed.comments.iter().map(|comment| Comment { kind: comment.kind, span: shift(comment.span) }).collect();
     let mut diagnostics: Vec<Diagnostic> = lexed.diagnostics.into_iter().map(|d| shift_diagnostic(d, base)).collect();
-    if diagnostics.iter().any(|d| d.code == ErrorCode::NestingTooDeep) {
+    // Unbalanced brackets (also after an unterminated string or comment) would send error
+    // recovery into retries at every level (rustc, too, checks delimiters before parsing);
+    // too deep nesting could exhaust the stack.
+    let structural = [
+        ErrorCode::NestingTooDeep,
+        ErrorCode::MismatchedDelimiter,
+        ErrorCode::UnclosedDelimiter,
+        ErrorCode::UnterminatedString,
+        ErrorCode::UnterminatedComment,
+    ];
+    if diagnostics.iter().any(|d| structural.contains(&d.code)) {
         return Parsed { program: Program::default(), comments, diagnostics };
     }
 
@@ -404,22 +414,32 @@ where
     let range = expr.clone().then_ignore(just(Token::DotDot)).then(expr.clone());
     let comprehension_tail =
         just(Token::For).ignore_then(pattern.clone()).then_ignore(just(Token::In)).then(range.clone());
-    let comprehension =
-        expr.clone().then(comprehension_tail).delimited_by(just(Token::LBracket), just(Token::RBracket)).map_with(
-            |(body, (var, (lo, hi))), e| {
-                expr_node(
-                    ExprKind::Comprehension { body: Box::new(body), var, lo: Box::new(lo), hi: Box::new(hi) },
-                    e.span(),
-                )
+    // `[e for i in lo..hi]` and `[e, …]` share their first element, parsed once: trying one
+    // form and then the other would parse nested brackets again at every level.
+    enum AfterFirst {
+        Comprehension(Pattern, Expr, Expr),
+        Elements(Vec<Expr>),
+    }
+    let after_first =
+        comprehension_tail.map(|(var, (lo, hi))| AfterFirst::Comprehension(var, lo, hi)).or(just(Token::Comma)
+            .ignore_then(expr.clone().separated_by(just(Token::Comma)).allow_trailing().collect::<Vec<_>>())
+            .or_not()
+            .map(|rest| AfterFirst::Elements(rest.unwrap_or_default())));
+    let bracketed =
+        expr.clone().then(after_first).or_not().delimited_by(just(Token::LBracket), just(Token::RBracket)).map_with(
+            |contents, e| {
+                let kind = match contents {
+                    None => ExprKind::Vector(Vec::new()),
+                    Some((body, AfterFirst::Comprehension(var, lo, hi))) => {
+                        ExprKind::Comprehension { body: Box::new(body), var, lo: Box::new(lo), hi: Box::new(hi) }
+                    }
+                    Some((first, AfterFirst::Elements(rest))) => {
+                        ExprKind::Vector(std::iter::once(first).chain(rest).collect())
+                    }
+                };
+                expr_node(kind, e.span())
             },
         );
-    let vector = expr
-        .clone()
-        .separated_by(just(Token::Comma))
-        .allow_trailing()
-        .collect::<Vec<_>>()
-        .delimited_by(just(Token::LBracket), just(Token::RBracket))
-        .map_with(|parts, e| expr_node(ExprKind::Vector(parts), e.span()));
 
     let record = ident
         .clone()
@@ -450,10 +470,9 @@ where
         just(Token::Expect).ignore_then(block.clone()).map_with(|b, e| expr_node(ExprKind::Expect(b), e.span()));
     let block_expr = block.clone().map_with(|b, e| expr_node(ExprKind::Block(b), e.span()));
 
-    let atom =
-        choice((literal, name_or_call, parenthesised, comprehension, vector, record, if_expr, expect, block_expr))
-            .labelled("an expression")
-            .boxed();
+    let atom = choice((literal, name_or_call, parenthesised, bracketed, record, if_expr, expect, block_expr))
+        .labelled("an expression")
+        .boxed();
 
     enum Postfix {
         Index(Vec<Expr>),
@@ -543,20 +562,10 @@ where
         .then(expr.clone())
         .then_ignore(just(Token::Semi))
         .map(|((pattern, ty), value)| StmtKind::Let { pattern, ty, value });
-    let address = ident
-        .clone()
-        .then(expr.clone().delimited_by(just(Token::LBracket), just(Token::RBracket)).or_not())
-        .map(|(name, index)| Address { name, index });
     let via = just(Token::Via)
         .ignore_then(ident.clone().labelled("an estimator"))
         .then(args.or_not())
         .map_with(|(estimator, args), e| Via { estimator, args, span: span_of(e.span()) });
-    let choice_stmt = address
-        .then_ignore(just(Token::Tilde))
-        .then(expr.clone())
-        .then(via.or_not())
-        .then_ignore(just(Token::Semi))
-        .map(|((address, dist), via)| StmtKind::Choice { address, dist, via });
     let for_stmt = just(Token::For)
         .ignore_then(pattern)
         .then_ignore(just(Token::In))
@@ -565,12 +574,34 @@ where
         .map(|((var, (lo, hi)), body)| StmtKind::For { var, lo, hi, body });
     let return_stmt =
         just(Token::Return).ignore_then(expr.clone()).then_ignore(just(Token::Semi)).map(StmtKind::Return);
-    let statement = choice((let_stmt, choice_stmt, for_stmt, return_stmt))
+    let statement = choice((let_stmt, for_stmt, return_stmt))
         .map_with(|kind, e| BlockPart::Stmt(Stmt { kind, span: span_of(e.span()) }));
-    let expr_part = expr.clone().then(just(Token::Semi).or_not()).map_with(|(expr, semicolon), e| BlockPart::Expr {
-        expr,
-        semicolon: semicolon.is_some(),
-        span: span_of(e.span()),
+    // A random choice `ADDR ~ EXPR;` starts like an expression (`y[i]`), so it is parsed as
+    // one and then read as an address: trying both forms would parse nested brackets again
+    // at every level.
+    enum Ending {
+        Choice(Expr, Option<Via>),
+        Semicolon,
+    }
+    let choice_tail = just(Token::Tilde)
+        .ignore_then(expr.clone())
+        .then(via.or_not())
+        .then_ignore(just(Token::Semi))
+        .map(|(dist, via)| Ending::Choice(dist, via));
+    let ending = choice_tail.or(just(Token::Semi).map(|_| Ending::Semicolon)).or_not();
+    let expr_part = expr.clone().then(ending).validate(|(lhs, ending), e, emitter| {
+        let span = span_of(e.span());
+        match ending {
+            Some(Ending::Choice(dist, via)) => match address_of(lhs) {
+                Ok(address) => BlockPart::Stmt(Stmt { kind: StmtKind::Choice { address, dist, via }, span }),
+                Err(lhs_span) => {
+                    emitter.emit(Rich::custom(lhs_span.range().into(), NOT_AN_ADDRESS));
+                    BlockPart::Skipped
+                }
+            },
+            Some(Ending::Semicolon) => BlockPart::Expr { expr: lhs, semicolon: true, span },
+            None => BlockPart::Expr { expr: lhs, semicolon: false, span },
+        }
     });
 
     // A broken statement is skipped up to its `;` (or the block's `}`), so that one block can
@@ -600,6 +631,20 @@ where
     );
 
     (expr, block)
+}
+
+const NOT_AN_ADDRESS: &str = "the left of `~` must be an address: a name or `name[i]`";
+
+/// Reads the left of `~` as an address, or returns its span if it is not one.
+fn address_of(lhs: Expr) -> Result<Address, Span> {
+    match lhs.kind {
+        ExprKind::Name(name) => Ok(Address { name: Ident { name, span: lhs.span }, index: None }),
+        ExprKind::Index { base, mut indices } if indices.len() == 1 => match base.kind {
+            ExprKind::Name(name) => Ok(Address { name: Ident { name, span: base.span }, index: indices.pop() }),
+            _ => Err(lhs.span),
+        },
+        _ => Err(lhs.span),
+    }
 }
 
 enum BlockPart {

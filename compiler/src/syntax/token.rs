@@ -277,7 +277,8 @@ pub fn lex(src: &str) -> Lexed<'_> {
     let mut tokens = Vec::new();
     let mut comments = Vec::new();
     let mut diagnostics = Vec::new();
-    let mut open_brackets: Vec<Span> = Vec::new();
+    let mut open_brackets: Vec<(Token<'_>, Span)> = Vec::new();
+    let mut delimiters_broken = false;
     for (result, range) in Token::lexer(src).spanned() {
         let span = Span::from(range);
         let token = match result {
@@ -332,7 +333,7 @@ pub fn lex(src: &str) -> Lexed<'_> {
             }
             _ => {
                 if matches!(token, Token::LParen | Token::LBracket | Token::LBrace) {
-                    open_brackets.push(span);
+                    open_brackets.push((token, span));
                     if open_brackets.len() == MAX_NESTING + 1 {
                         diagnostics.push(
                             Diagnostic::error(ErrorCode::NestingTooDeep, "brackets nested too deeply")
@@ -340,12 +341,57 @@ pub fn lex(src: &str) -> Lexed<'_> {
                                 .with_help("split the expression into named parts with `let`"),
                         );
                     }
-                } else if matches!(token, Token::RParen | Token::RBracket | Token::RBrace) {
-                    open_brackets.pop();
+                } else if matches!(token, Token::RParen | Token::RBracket | Token::RBrace) && !delimiters_broken {
+                    match open_brackets.pop() {
+                        Some((open, _)) if closer_of(open) == Some(token) => {}
+                        unmatched => {
+                            let mut diagnostic = Diagnostic::error(
+                                ErrorCode::MismatchedDelimiter,
+                                format!("unexpected closing delimiter {token}"),
+                            )
+                            .with_primary(span, "this does not close anything open here");
+                            if let Some((open, open_span)) = unmatched {
+                                let expected = closer_of(open).map_or(String::new(), |c| c.to_string());
+                                diagnostic = Diagnostic::error(
+                                    ErrorCode::MismatchedDelimiter,
+                                    format!("mismatched closing delimiter: expected {expected}, found {token}"),
+                                )
+                                .with_primary(span, format!("expected {expected}"))
+                                .with_secondary(open_span, "the open delimiter this should close");
+                            }
+                            diagnostics.push(diagnostic);
+                            delimiters_broken = true;
+                        }
+                    }
                 }
                 tokens.push((token, span));
             }
         }
     }
+    // An unterminated string or comment swallows the brackets after it: that error explains
+    // the imbalance, so it is reported alone.
+    let swallowed =
+        diagnostics.iter().any(|d| matches!(d.code, ErrorCode::UnterminatedString | ErrorCode::UnterminatedComment));
+    if swallowed {
+        diagnostics.retain(|d| d.code != ErrorCode::MismatchedDelimiter);
+    } else if !delimiters_broken {
+        for (open, span) in open_brackets {
+            let closer = closer_of(open).map_or(String::new(), |c| c.to_string());
+            diagnostics.push(
+                Diagnostic::error(ErrorCode::UnclosedDelimiter, format!("unclosed delimiter {open}"))
+                    .with_primary(span, format!("never closed: add {closer}")),
+            );
+        }
+    }
     Lexed { tokens, comments, diagnostics }
+}
+
+/// The token that closes an opening bracket.
+fn closer_of(open: Token<'_>) -> Option<Token<'static>> {
+    match open {
+        Token::LParen => Some(Token::RParen),
+        Token::LBracket => Some(Token::RBracket),
+        Token::LBrace => Some(Token::RBrace),
+        _ => None,
+    }
 }
