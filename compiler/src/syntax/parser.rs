@@ -719,6 +719,7 @@ fn attach_docs(program: &mut Program, comments: &[Comment], src: &str, base: u32
         while let Some(doc) = docs.next_if(|doc| doc.span.start < item.span.start) {
             if doc.span.start >= previous_end {
                 let text = src.get((doc.span.start - base) as usize + 3..(doc.span.end - base) as usize).unwrap_or("");
+                let text = text.trim_end_matches('\r');
                 lines.push(text.strip_prefix(' ').unwrap_or(text).to_string());
             }
         }

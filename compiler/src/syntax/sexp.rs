@@ -1,23 +1,27 @@
-//! A span-free S-expression dump of the syntax tree, for tests: `-x^2` is `(neg (^ x 2))`.
+//! A span-free, id-free S-expression dump of the syntax tree: `-x^2` is `(neg (^ x 2))`,
+//! `f(a, lr: 0.1)` is `(call f a (lr: 0.1))`.
 //!
-//! Two trees with the same dump are the same program (up to spans, expression ids and doc
-//! comment placement); the parser's precedence tests and the formatter's round-trip property
-//! compare dumps. It is not a user-facing format.
+//! This module owns the dump's format, which exists for tests: the parser's tests compare
+//! dumps against expected text, and the formatter's round-trip tests compare the dumps of two
+//! trees, since two trees with the same dump are the same program up to spans and expression
+//! ids (doc comments included). It is deterministic and not a user-facing format. Reals print
+//! with `{:?}`, so distinct values print differently.
 
 use super::ast::*;
 
+/// One line per item.
 pub fn program_sexp(program: &Program) -> String {
     program.items.iter().map(item_sexp).collect::<Vec<_>>().join("\n")
 }
 
-fn item_sexp(item: &Item) -> String {
-    match &item.kind {
+pub fn item_sexp(item: &Item) -> String {
+    let body = match &item.kind {
         ItemKind::Gen(def) => def_sexp("gen", def),
         ItemKind::Fn(def) => def_sexp("fn", def),
         ItemKind::Param(binding) => binding_sexp("param", binding),
         ItemKind::Data(binding) => binding_sexp("data", binding),
         ItemKind::Let(binding) => binding_sexp("let", binding),
-        ItemKind::Print(exprs) => format!("(print {})", list(exprs.iter().map(expr_sexp))),
+        ItemKind::Print(exprs) => node("print", exprs.iter().map(expr_sexp)),
         ItemKind::Optimize(optimize) => {
             let verb = match optimize.direction {
                 Direction::Maximize => "maximize",
@@ -25,13 +29,19 @@ fn item_sexp(item: &Item) -> String {
             };
             let objectives = optimize.objectives.iter().map(|objective| match &objective.wrt {
                 Some(names) => {
-                    format!("(wrt {} [{}])", expr_sexp(&objective.expr), list(names.iter().map(|n| n.name.clone())))
+                    let names: Vec<&str> = names.iter().map(|name| name.name.as_str()).collect();
+                    format!("(wrt {} [{}])", expr_sexp(&objective.expr), names.join(" "))
                 }
                 None => expr_sexp(&objective.expr),
             });
-            format!("({verb} {} (with {}))", list(objectives), list(optimize.options.iter().map(field_sexp)))
+            let options = node("with", optimize.options.iter().map(field_sexp));
+            node(verb, objectives.chain(std::iter::once(options)))
         }
         ItemKind::Error => "(error)".to_string(),
+    };
+    match &item.doc {
+        Some(doc) => format!("(doc {doc:?} {body})"),
+        None => body,
     }
 }
 
@@ -40,23 +50,27 @@ fn def_sexp(keyword: &str, def: &FnDef) -> String {
         Some(ty) => format!("({}: {})", param.name.name, type_sexp(ty)),
         None => param.name.name.clone(),
     });
-    let ret = def.ret.as_ref().map_or(String::new(), |ty| format!(" -> {}", type_sexp(ty)));
-    format!("({keyword} {} ({}){ret} {})", def.name.name, list(params), block_sexp(&def.body))
+    let ret = def.ret.as_ref().map(|ty| format!("-> {}", type_sexp(ty)));
+    let parts = [def.name.name.clone(), node("", params)].into_iter().chain(ret);
+    node(keyword, parts.chain(std::iter::once(block_sexp(&def.body))))
 }
 
 fn binding_sexp(keyword: &str, binding: &Binding) -> String {
-    let ty = binding.ty.as_ref().map_or(String::new(), |ty| format!(": {}", type_sexp(ty)));
-    format!("({keyword} {}{ty} {})", binding.name.name, expr_sexp(&binding.value))
+    let name = match &binding.ty {
+        Some(ty) => format!("{}: {}", binding.name.name, type_sexp(ty)),
+        None => binding.name.name.clone(),
+    };
+    node(keyword, [name, expr_sexp(&binding.value)].into_iter())
 }
 
-fn type_sexp(ty: &TypeExpr) -> String {
+pub fn type_sexp(ty: &TypeExpr) -> String {
     match &ty.kind {
         TypeExprKind::Named(name) => name.name.clone(),
         TypeExprKind::Vec(n) => format!("vec[{}]", dim_sexp(n)),
         TypeExprKind::Mat(m, n) => format!("mat[{}, {}]", dim_sexp(m), dim_sexp(n)),
-        TypeExprKind::Tuple(parts) => format!("(tuple {})", list(parts.iter().map(type_sexp))),
+        TypeExprKind::Tuple(parts) => node("tuple", parts.iter().map(type_sexp)),
         TypeExprKind::Record(fields) => {
-            format!("(record {})", list(fields.iter().map(|(name, ty)| format!("({}: {})", name.name, type_sexp(ty)))))
+            node("record", fields.iter().map(|(name, ty)| format!("({}: {})", name.name, type_sexp(ty))))
         }
     }
 }
@@ -68,30 +82,36 @@ fn dim_sexp(dim: &Dim) -> String {
     }
 }
 
-fn block_sexp(block: &Block) -> String {
-    let mut parts: Vec<String> = block.stmts.iter().map(stmt_sexp).collect();
-    if let Some(tail) = &block.tail {
-        parts.push(format!("(value {})", expr_sexp(tail)));
-    }
-    format!("(block {})", parts.join(" "))
+/// Statements in order, then `(value e)` for the block's final expression.
+pub fn block_sexp(block: &Block) -> String {
+    let tail = block.tail.iter().map(|tail| format!("(value {})", expr_sexp(tail)));
+    node("block", block.stmts.iter().map(stmt_sexp).chain(tail))
 }
 
-fn stmt_sexp(stmt: &Stmt) -> String {
+pub fn stmt_sexp(stmt: &Stmt) -> String {
     match &stmt.kind {
         StmtKind::Let { pattern, ty, value } => {
-            let ty = ty.as_ref().map_or(String::new(), |ty| format!(": {}", type_sexp(ty)));
-            format!("(let {}{ty} {})", pattern_sexp(pattern), expr_sexp(value))
+            let pattern = match ty {
+                Some(ty) => format!("{}: {}", pattern_sexp(pattern), type_sexp(ty)),
+                None => pattern_sexp(pattern),
+            };
+            format!("(let {pattern} {})", expr_sexp(value))
         }
         StmtKind::Choice { address, dist, via } => {
             let address = match &address.index {
                 Some(index) => format!("(index {} {})", address.name.name, expr_sexp(index)),
                 None => address.name.name.clone(),
             };
-            let via = via.as_ref().map_or(String::new(), |via| match &via.args {
-                Some(args) => format!(" (via {} {})", via.estimator.name, list(args.iter().map(arg_sexp))),
-                None => format!(" (via {})", via.estimator.name),
+            let via = via.as_ref().map(|via| {
+                let estimator = std::iter::once(via.estimator.name.clone());
+                match &via.args {
+                    Some(args) => {
+                        node("via", estimator.chain(std::iter::once(node("args", args.iter().map(arg_sexp)))))
+                    }
+                    None => node("via", estimator),
+                }
             });
-            format!("(~ {address} {}{via})", expr_sexp(dist))
+            node("~", [address, expr_sexp(dist)].into_iter().chain(via))
         }
         StmtKind::For { var, lo, hi, body } => {
             format!("(for {} {} {} {})", pattern_sexp(var), expr_sexp(lo), expr_sexp(hi), block_sexp(body))
@@ -105,7 +125,7 @@ fn pattern_sexp(pattern: &Pattern) -> String {
     match pattern {
         Pattern::Name(name) => name.name.clone(),
         Pattern::Wildcard(_) => "_".to_string(),
-        Pattern::Tuple(parts, _) => format!("(tuple {})", list(parts.iter().map(pattern_sexp))),
+        Pattern::Tuple(parts, _) => node("tuple", parts.iter().map(pattern_sexp)),
     }
 }
 
@@ -135,26 +155,36 @@ pub fn expr_sexp(expr: &Expr) -> String {
             format!("({name} {})", expr_sexp(operand))
         }
         ExprKind::Binary(op, lhs, rhs) => format!("({} {} {})", op.symbol(), expr_sexp(lhs), expr_sexp(rhs)),
-        ExprKind::Call { callee, args } => format!("(call {} {})", callee.name, list(args.iter().map(arg_sexp))),
-        ExprKind::Index { base, indices } => {
-            format!("(index {} {})", expr_sexp(base), list(indices.iter().map(expr_sexp)))
+        ExprKind::Call { callee, args } => {
+            node("call", std::iter::once(callee.name.clone()).chain(args.iter().map(arg_sexp)))
         }
+        ExprKind::Index { base, indices } => node("index", std::iter::once(&**base).chain(indices).map(expr_sexp)),
         ExprKind::Field { base, field } => format!("(. {} {})", expr_sexp(base), field.name),
-        ExprKind::Vector(parts) => format!("[{}]", list(parts.iter().map(expr_sexp))),
+        ExprKind::Vector(parts) => format!("[{}]", parts.iter().map(expr_sexp).collect::<Vec<_>>().join(" ")),
         ExprKind::Comprehension { body, var, lo, hi } => {
             format!("(for-vec {} {} {} {})", expr_sexp(body), pattern_sexp(var), expr_sexp(lo), expr_sexp(hi))
         }
-        ExprKind::Record(fields) => format!("(record {})", list(fields.iter().map(field_sexp))),
-        ExprKind::Tuple(parts) => format!("(tuple {})", list(parts.iter().map(expr_sexp))),
+        ExprKind::Record(fields) => node("record", fields.iter().map(field_sexp)),
+        ExprKind::Tuple(parts) => node("tuple", parts.iter().map(expr_sexp)),
         ExprKind::Block(block) => block_sexp(block),
         ExprKind::If { cond, then, otherwise } => {
-            let otherwise = otherwise.as_ref().map_or(String::new(), |e| format!(" {}", expr_sexp(e)));
-            format!("(if {} {}{otherwise})", expr_sexp(cond), block_sexp(then))
+            let otherwise = otherwise.as_deref().map(expr_sexp);
+            node("if", [expr_sexp(cond), block_sexp(then)].into_iter().chain(otherwise))
         }
         ExprKind::Expect(block) => format!("(E {})", block_sexp(block)),
     }
 }
 
-fn list(parts: impl Iterator<Item = String>) -> String {
-    parts.collect::<Vec<_>>().join(" ")
+/// `(head part part …)`, with no stray space when there are no parts (or no head).
+fn node(head: &str, parts: impl Iterator<Item = String>) -> String {
+    let mut out = String::from("(");
+    out.push_str(head);
+    for part in parts {
+        if out.len() > 1 {
+            out.push(' ');
+        }
+        out.push_str(&part);
+    }
+    out.push(')');
+    out
 }
