@@ -61,6 +61,7 @@ error_codes! {
     MisplacedReturn = "E0209", "`return` outside a function body";
     PatternMismatch = "E0210", "pattern does not match the value";
     IndexOutOfBounds = "E0211", "constant index out of bounds";
+    TypeTooLarge = "E0212", "type too large";
 
     // Traces and addresses.
     MissingAddress = "E0300", "trace lacks an address the model needs";

@@ -124,6 +124,31 @@ impl Type {
         matches!(self, Type::Unknown)
     }
 
+    /// Whether the type has more than `limit` parts (stops counting at the limit).
+    pub fn size_exceeds(&self, limit: usize) -> bool {
+        fn count(ty: &Type, budget: &mut usize) -> bool {
+            if *budget == 0 {
+                return true;
+            }
+            *budget -= 1;
+            match ty {
+                Type::Array(element, _) => count(element, budget),
+                Type::Tuple(parts) => parts.iter().any(|part| count(part, budget)),
+                Type::Record(fields) => fields.iter().any(|field| count(&field.ty, budget)),
+                Type::Dist { value, .. } => count(value, budget),
+                Type::Family(family) => {
+                    family.trace.iter().any(|field| count(&field.ty, budget)) || count(&family.ret, budget)
+                }
+                Type::Config(Config::Sir { proposal: Some(family), .. } | Config::Posterior(family)) => {
+                    family.trace.iter().any(|field| count(&field.ty, budget)) || count(&family.ret, budget)
+                }
+                _ => false,
+            }
+        }
+        let mut budget = limit;
+        count(self, &mut budget)
+    }
+
     /// Plain data: numbers, strings, vectors, and tuples, records and arrays of them.
     pub fn is_first_order(&self) -> bool {
         match self {

@@ -26,12 +26,42 @@ impl Checked {
     }
 }
 
+/// Expressions checked inside one another beyond this depth are rejected.
+const MAX_CHECK_DEPTH: usize = 10_000;
+
+/// Types with more parts than this (fields, elements, nested traces) are rejected, so that
+/// doubling records cannot take exponential time and memory.
+const MAX_TYPE_SIZE: usize = 10_000;
+
 /// Built-in constants.
 pub(super) const CONSTANTS: &[&str] = &["pi", "inf"];
 
 impl<'a> Checker<'a> {
     pub(super) fn check_expr(&mut self, body: &mut Body, expr: &'a Expr) -> Checked {
-        let checked = self.check_expr_kind(body, expr);
+        // The parser bounds one expression's depth; this bounds the recursion across
+        // definitions checked inside one another (a chain of `let`s of deep expressions).
+        if self.expr_depth >= MAX_CHECK_DEPTH {
+            self.report_limit(
+                Diagnostic::error(ErrorCode::NestingTooDeep, "expressions and definitions nested too deeply")
+                    .with_primary(
+                        expr.span,
+                        format!("more than {MAX_CHECK_DEPTH} expressions checked inside one another"),
+                    )
+                    .with_help("split the computation into named parts with `let`"),
+            );
+            return Checked::unknown();
+        }
+        self.expr_depth += 1;
+        let mut checked = self.check_expr_kind(body, expr);
+        self.expr_depth -= 1;
+        if checked.ty.size_exceeds(MAX_TYPE_SIZE) {
+            self.report_limit(
+                Diagnostic::error(ErrorCode::TypeTooLarge, "this value's type is too large")
+                    .with_primary(expr.span, format!("its type has more than {MAX_TYPE_SIZE} parts"))
+                    .with_help("types that double at each step grow exponentially; use vectors for repeated data"),
+            );
+            checked = Checked::unknown();
+        }
         body.types.insert(expr.id, checked.ty.clone());
         checked
     }

@@ -45,6 +45,10 @@ enum GlobalState {
     Done(Type, Option<i64>),
 }
 
+/// Definitions checked inside one another (a function calling a function, a global using a
+/// global) beyond this depth are rejected.
+const MAX_DEFINITION_DEPTH: usize = 200;
+
 /// Key of a function instance: the definition and what its arguments are known to be.
 type InstanceKey = (ItemRef, Vec<Type>, Vec<Option<i64>>);
 
@@ -60,7 +64,15 @@ pub(super) struct Checker<'a> {
     library_files: usize,
     definitions: HashMap<&'a str, Definition<'a>>,
     globals: HashMap<String, GlobalState>,
-    instances: HashMap<InstanceKey, Option<usize>>,
+    instances: HashMap<InstanceKey, usize>,
+    /// Definitions whose bodies are being checked, innermost last.
+    in_progress: Vec<ItemRef>,
+    /// How many definitions (functions and globals) are being checked inside one another.
+    definition_depth: usize,
+    /// How many expressions are being checked inside one another, across definitions.
+    pub(super) expr_depth: usize,
+    /// Whether a limit on depth or size has been reported (once is enough).
+    pub(super) limit_reported: bool,
     call_stack: Vec<CallSite>,
     diagnostics: Vec<Diagnostic>,
     output: CheckedProgram,
@@ -74,6 +86,10 @@ impl<'a> Checker<'a> {
             definitions: HashMap::new(),
             globals: HashMap::new(),
             instances: HashMap::new(),
+            in_progress: Vec::new(),
+            definition_depth: 0,
+            expr_depth: 0,
+            limit_reported: false,
             call_stack: Vec::new(),
             diagnostics: Vec::new(),
             output: CheckedProgram {
@@ -172,24 +188,26 @@ impl<'a> Checker<'a> {
     ) -> Option<usize> {
         let def = self.definition_at(at)?;
         let key: InstanceKey = (at, args.clone(), constants.clone());
-        match self.instances.get(&key) {
-            Some(Some(index)) => return Some(*index),
-            Some(None) => {
-                let (name, span) = call.unwrap_or_else(|| (def.name.name.clone(), def.name.span));
-                self.report(
-                    Diagnostic::error(ErrorCode::Recursion, format!("`{name}` calls itself"))
-                        .with_primary(span, "recursive call")
-                        .with_secondary(def.name.span, format!("`{name}` is defined here"))
-                        .with_note(
-                            "a program is compiled to straight-line code and loops, so recursion must be bounded",
-                        )
-                        .with_help("rewrite the recursion as a `for` loop"),
-                );
-                return None;
-            }
-            None => {}
+        if let Some(index) = self.instances.get(&key) {
+            return Some(*index);
         }
-        self.instances.insert(key.clone(), None);
+        let (name, span) = call.clone().unwrap_or_else(|| (def.name.name.clone(), def.name.span));
+        // Any recursion is rejected, not only calls with repeated argument types: `f((x, x))`
+        // inside `f` would otherwise instantiate `f` forever with ever larger types.
+        if self.in_progress.contains(&at) {
+            self.report(
+                Diagnostic::error(ErrorCode::Recursion, format!("`{name}` calls itself"))
+                    .with_primary(span, "recursive call (directly or through other functions)")
+                    .with_secondary(def.name.span, format!("`{name}` is defined here"))
+                    .with_note("a program is compiled to straight-line code and loops, so recursion must be bounded")
+                    .with_help("rewrite the recursion as a `for` loop"),
+            );
+            return None;
+        }
+        if !self.enter_definition(span) {
+            return None;
+        }
+        self.in_progress.push(at);
         let generic = def.params.iter().any(|param| param.ty.is_none());
         let pushed = call.map(|(name, span)| self.call_stack.push(CallSite { name, span, generic })).is_some();
 
@@ -204,6 +222,8 @@ impl<'a> Checker<'a> {
         if pushed {
             self.call_stack.pop();
         }
+        self.in_progress.pop();
+        self.definition_depth -= 1;
         let trace = is_gen.then(|| body.trace.fields.clone());
         let index = self.output.instances.len();
         self.output.instances.push(Instance {
@@ -214,7 +234,7 @@ impl<'a> Checker<'a> {
             trace,
             types: body.types,
         });
-        self.instances.insert(key, Some(index));
+        self.instances.insert(key, index);
         Some(index)
     }
 
@@ -251,11 +271,39 @@ impl<'a> Checker<'a> {
             ItemKind::Let(binding) => (binding, GlobalKind::Let),
             _ => return None,
         };
+        if !self.enter_definition(binding.name.span) {
+            return Some((Type::Unknown, None));
+        }
         self.globals.insert(name.to_string(), GlobalState::InProgress);
         let (ty, constant) = self.check_global(at, binding, kind);
+        self.definition_depth -= 1;
         self.globals.insert(name.to_string(), GlobalState::Done(ty.clone(), constant));
         self.output.globals.insert(name.to_string(), Global { item: at, ty: ty.clone(), constant });
         Some((ty, constant))
+    }
+
+    /// Starts checking a definition inside the ones being checked, unless that nests deeper
+    /// than [`MAX_DEFINITION_DEPTH`] (reported once): the checker recurses through
+    /// definitions, so an unbounded chain could exhaust its stack and take quadratic time.
+    fn enter_definition(&mut self, span: Span) -> bool {
+        if self.definition_depth >= MAX_DEFINITION_DEPTH {
+            self.report_limit(
+                Diagnostic::error(ErrorCode::NestingTooDeep, "definitions depend on one another too deeply")
+                    .with_primary(span, format!("more than {MAX_DEFINITION_DEPTH} definitions in a chain of uses"))
+                    .with_help("shorten the chain, e.g. by computing values in one function with a loop"),
+            );
+            return false;
+        }
+        self.definition_depth += 1;
+        true
+    }
+
+    /// Reports the first problem of size or depth; later ones are its consequences.
+    pub(super) fn report_limit(&mut self, diagnostic: Diagnostic) {
+        if !self.limit_reported {
+            self.limit_reported = true;
+            self.report(diagnostic);
+        }
     }
 
     /// Reports a global whose value refers back to itself (called when a lookup finds it in
