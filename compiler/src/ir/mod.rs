@@ -11,6 +11,7 @@
 //! Passes live beside it, one per file; nothing here knows the surface language.
 
 pub mod builder;
+pub mod dce;
 mod function;
 pub mod jvp;
 pub mod print;

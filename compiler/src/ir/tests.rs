@@ -244,3 +244,55 @@ mod forward_mode {
         assert_eq!(out[1], 0.0);
     }
 }
+
+mod dead_code {
+    use ppl_runtime::Rng;
+
+    use crate::interp::{run, RuntimeValue};
+    use crate::ir::dce::eliminate_dead_code;
+    use crate::ir::verify::verify;
+    use crate::ir::{BinaryOp, FunctionBuilder, Noise, Op, Type, UnaryOp};
+
+    #[test]
+    fn unused_instructions_go_and_results_stay_the_same() {
+        let (mut b, params) = FunctionBuilder::new("f", &[Type::Real, Type::Rng, Type::Bool]);
+        let (theta, rng, flag) = (params[0], params[1], params[2]);
+        let used = b.push(Op::Draw { noise: Noise::Normal, rng }).expect("draw");
+        let _unused_draw = b.push(Op::Draw { noise: Noise::Uniform, rng: used[1] }).expect("draw");
+        let _unused_exp = b.push1(Op::Unary(UnaryOp::Exp, theta)).expect("exp");
+        b.begin_block(&[]);
+        let dead_inner = b.real(5.0).expect("const");
+        let then = b.end_block(vec![dead_inner]).expect("then");
+        b.begin_block(&[]);
+        let other = b.real(6.0).expect("const");
+        let otherwise = b.end_block(vec![other]).expect("else");
+        let _unused_if = b.push_if(flag, then, otherwise).expect("if");
+        let sum = b.push1(Op::Binary(BinaryOp::Add, theta, used[0])).expect("add");
+        let mut function = b.finish(vec![sum]).expect("finish");
+
+        let args =
+            || vec![RuntimeValue::Real(0.5), RuntimeValue::Rng(Box::new(Rng::new(1, 1))), RuntimeValue::Bool(true)];
+        let before = run(&function, args()).expect("runs");
+        eliminate_dead_code(&mut function);
+        verify(&function).expect("still verifies");
+        assert_eq!(function.body.insts.len(), 2, "only the used draw and the sum remain:\n{function}");
+        assert_eq!(run(&function, args()).expect("runs"), before);
+    }
+
+    #[test]
+    fn a_used_loop_and_what_it_reads_are_kept() {
+        let (mut b, params) = FunctionBuilder::new("g", &[Type::Real]);
+        let (lo, hi) = (b.int(0).expect("0"), b.int(3).expect("3"));
+        let body_params = b.begin_block(&[Type::Int, Type::Real]);
+        let doubled = b.push1(Op::Binary(BinaryOp::Mul, body_params[1], params[0])).expect("mul");
+        let _dead_in_body = b.push1(Op::Unary(UnaryOp::Sin, doubled)).expect("sin");
+        let body = b.end_block(vec![doubled]).expect("body");
+        let result = b.push_for(lo, hi, vec![params[0]], body).expect("for");
+        let mut function = b.finish(result).expect("finish");
+        eliminate_dead_code(&mut function);
+        verify(&function).expect("verifies");
+        let printed = function.to_string();
+        assert!(printed.contains("for ") && !printed.contains("sin"), "{printed}");
+        assert_eq!(run(&function, vec![RuntimeValue::Real(2.0)]).expect("runs"), vec![RuntimeValue::Real(16.0)]);
+    }
+}
