@@ -149,6 +149,18 @@ impl Frame {
     }
 }
 
+/// Evaluates a unary, binary or comparison operation on given operand values, or `None` for
+/// other operations and for failures (an integer overflow stays a run-time error). Constant
+/// folding uses it, so a folded constant is exactly what the interpreter computes.
+pub fn evaluate_pure(op: &Op, operands: &[&RuntimeValue]) -> Option<RuntimeValue> {
+    match (op, operands) {
+        (Op::Unary(unary, _), [a]) => unary_op(*unary, a).ok(),
+        (Op::Binary(binary, ..), [a, b]) => binary_op(*binary, a, b).ok(),
+        (Op::Compare(compare, ..), [a, b]) => compare_op(*compare, a, b).ok().map(RuntimeValue::Bool),
+        _ => None,
+    }
+}
+
 /// The scalar function of an elementwise unary operation on reals.
 pub fn real_unary(op: UnaryOp) -> Option<fn(f64) -> f64> {
     Some(match op {

@@ -8,9 +8,12 @@
 //! flow alone orders draws and no pass can merge or drop one by mistake.
 //!
 //! This module owns the data structure, its [`builder`], its [`verify`]er and its [`print`]er.
-//! Passes live beside it, one per file; nothing here knows the surface language.
+//! Passes live beside it, one per file: [`jvp`] (forward mode), [`const_fold`], [`cse`],
+//! [`dce`]. Nothing here knows the surface language.
 
 pub mod builder;
+pub mod const_fold;
+pub mod cse;
 pub mod dce;
 mod function;
 pub mod jvp;

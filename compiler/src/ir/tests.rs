@@ -296,3 +296,88 @@ mod dead_code {
         assert_eq!(run(&function, vec![RuntimeValue::Real(2.0)]).expect("runs"), vec![RuntimeValue::Real(16.0)]);
     }
 }
+
+mod common_subexpressions {
+    use crate::interp::{run, RuntimeValue};
+    use crate::ir::cse::eliminate_common_subexpressions;
+    use crate::ir::dce::eliminate_dead_code;
+    use crate::ir::verify::verify;
+    use crate::ir::{BinaryOp, CompareOp, FunctionBuilder, Op, Type, UnaryOp};
+
+    #[test]
+    fn repeated_operations_are_merged_where_visible() {
+        let (mut b, params) = FunctionBuilder::new("f", &[Type::Real]);
+        let x = params[0];
+        let first = b.push1(Op::Unary(UnaryOp::Exp, x)).expect("exp");
+        let second = b.push1(Op::Unary(UnaryOp::Exp, x)).expect("exp again");
+        let zero = b.real(0.0).expect("0");
+        let positive = b.push1(Op::Compare(CompareOp::Gt, x, zero)).expect("cmp");
+        b.begin_block(&[]);
+        let inside = b.push1(Op::Unary(UnaryOp::Exp, x)).expect("exp in branch");
+        let only_inside = b.push1(Op::Unary(UnaryOp::Sin, x)).expect("sin in branch");
+        let sum = b.push1(Op::Binary(BinaryOp::Add, inside, only_inside)).expect("add");
+        let then = b.end_block(vec![sum]).expect("then");
+        b.begin_block(&[]);
+        let also_sin = b.push1(Op::Unary(UnaryOp::Sin, x)).expect("sin in the other branch");
+        let otherwise = b.end_block(vec![also_sin]).expect("else");
+        let branch = b.push_if(positive, then, otherwise).expect("if");
+        let total = b.push1(Op::Binary(BinaryOp::Mul, first, second)).expect("mul");
+        let out = b.push1(Op::Binary(BinaryOp::Add, total, branch[0])).expect("add");
+        let mut function = b.finish(vec![out]).expect("finish");
+
+        let before = run(&function, vec![RuntimeValue::Real(0.3)]).expect("runs");
+        eliminate_common_subexpressions(&mut function);
+        eliminate_dead_code(&mut function);
+        verify(&function).unwrap_or_else(|e| panic!("{e}\n{function}"));
+        let printed = function.to_string();
+        assert_eq!(printed.matches("exp %0").count(), 1, "one exp, reused inside the branch:\n{printed}");
+        assert_eq!(printed.matches("sin %0").count(), 2, "a branch's value is not visible in the other:\n{printed}");
+        assert_eq!(run(&function, vec![RuntimeValue::Real(0.3)]).expect("runs"), before);
+    }
+}
+
+mod constant_folding {
+    use crate::interp::{run, RuntimeValue};
+    use crate::ir::const_fold::fold_constants;
+    use crate::ir::dce::eliminate_dead_code;
+    use crate::ir::verify::verify;
+    use crate::ir::{BinaryOp, CompareOp, Constant, FunctionBuilder, Op, Type, UnaryOp};
+
+    #[test]
+    fn constant_arithmetic_folds_to_what_the_interpreter_computes() {
+        let (mut b, params) = FunctionBuilder::new("f", &[Type::Real]);
+        let (two, three) = (b.real(2.0).expect("2"), b.real(3.0).expect("3"));
+        let power = b.push1(Op::Binary(BinaryOp::Pow, two, three)).expect("pow");
+        let log = b.push1(Op::Unary(UnaryOp::Log, power)).expect("log");
+        let bigger = b.push1(Op::Compare(CompareOp::Gt, log, two)).expect("cmp");
+        let chosen = b.push1(Op::Select { cond: bigger, if_true: log, if_false: params[0] }).expect("select");
+        let out = b.push1(Op::Binary(BinaryOp::Mul, chosen, params[0])).expect("mul");
+        let mut function = b.finish(vec![out, log]).expect("finish");
+
+        let before = run(&function, vec![RuntimeValue::Real(1.7)]).expect("runs");
+        fold_constants(&mut function);
+        eliminate_dead_code(&mut function);
+        verify(&function).expect("verifies");
+        assert!(
+            function.body.insts.iter().any(|inst| inst.op == Op::Const(Constant::Real(libm::log(8.0)))),
+            "log(2^3) folded:\n{function}"
+        );
+        assert!(
+            function.body.insts.iter().any(|inst| inst.op == Op::Const(Constant::Bool(true))),
+            "log 8 > 2:\n{function}"
+        );
+        assert_eq!(run(&function, vec![RuntimeValue::Real(1.7)]).expect("runs"), before);
+    }
+
+    #[test]
+    fn an_overflowing_integer_operation_is_left_to_fail_at_run_time() {
+        let (mut b, _) = FunctionBuilder::new("g", &[]);
+        let big = b.int(i64::MAX).expect("max");
+        let one = b.int(1).expect("1");
+        let sum = b.push1(Op::Binary(BinaryOp::Add, big, one)).expect("add");
+        let mut function = b.finish(vec![sum]).expect("finish");
+        fold_constants(&mut function);
+        assert!(matches!(function.body.insts[2].op, Op::Binary(..)));
+        assert!(run(&function, vec![]).is_err());
+    }
+}

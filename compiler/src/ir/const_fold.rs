@@ -1,0 +1,59 @@
+//! Constant folding: a unary, binary or comparison operation on scalar constants becomes the
+//! constant it computes.
+//!
+//! The value is computed by the reference interpreter's own evaluation, so folding can never
+//! change a result, not even in the last bit. Operations that would fail at run time (integer
+//! overflow) are left for the run to report.
+
+use std::collections::HashMap;
+
+use super::function::{Block, Constant, Function, Op, Value};
+use crate::interp::{evaluate_pure, RuntimeValue};
+
+/// Folds the constant operations of `function`, in place.
+pub fn fold_constants(function: &mut Function) {
+    let mut constants = HashMap::new();
+    fold_block(&mut function.body, &mut constants);
+}
+
+fn fold_block(block: &mut Block, constants: &mut HashMap<Value, RuntimeValue>) {
+    for inst in &mut block.insts {
+        match &mut inst.op {
+            Op::If { then, otherwise, .. } => {
+                fold_block(then, constants);
+                fold_block(otherwise, constants);
+                continue;
+            }
+            Op::For { body, .. } => {
+                fold_block(body, constants);
+                continue;
+            }
+            _ => {}
+        }
+        let operands: Option<Vec<&RuntimeValue>> = match &inst.op {
+            Op::Unary(_, a) => constants.get(a).map(|a| vec![a]),
+            Op::Binary(_, a, b) | Op::Compare(_, a, b) => {
+                constants.get(a).zip(constants.get(b)).map(|(a, b)| vec![a, b])
+            }
+            _ => None,
+        };
+        let folded = operands.and_then(|operands| evaluate_pure(&inst.op, &operands));
+        let constant = match &folded {
+            Some(RuntimeValue::Real(x)) => Some(Constant::Real(*x)),
+            Some(RuntimeValue::Int(n)) => Some(Constant::Int(*n)),
+            Some(RuntimeValue::Bool(b)) => Some(Constant::Bool(*b)),
+            _ => None,
+        };
+        if let Some(constant) = constant {
+            inst.op = Op::Const(constant);
+        }
+        if let (Op::Const(constant), [result]) = (&inst.op, inst.results.as_slice()) {
+            let value = match constant {
+                Constant::Real(x) => RuntimeValue::Real(*x),
+                Constant::Int(n) => RuntimeValue::Int(*n),
+                Constant::Bool(b) => RuntimeValue::Bool(*b),
+            };
+            constants.insert(*result, value);
+        }
+    }
+}

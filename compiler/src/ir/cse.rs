@@ -1,0 +1,80 @@
+//! Common-subexpression elimination: an operation repeated with the same operands is
+//! replaced by the first one's results, where those are visible.
+//!
+//! Every operation is a pure function of its operands (a draw of the same stream value gives
+//! the same number), so merging is always sound. `if` and `for` are not merged; what their
+//! blocks compute may reuse what encloses them, but not the other way round.
+
+use std::collections::HashMap;
+
+use super::function::{Block, Function, Op, Value};
+
+/// Merges repeated operations of `function`, in place.
+pub fn eliminate_common_subexpressions(function: &mut Function) {
+    let mut replaced = HashMap::new();
+    let mut known = Vec::new();
+    rewrite_block(&mut function.body, &mut known, &mut replaced);
+}
+
+/// `known` holds, for each enclosing block (innermost last), the operations computed there.
+fn rewrite_block(
+    block: &mut Block,
+    known: &mut Vec<HashMap<String, Vec<Value>>>,
+    replaced: &mut HashMap<Value, Value>,
+) {
+    known.push(HashMap::new());
+    let insts = std::mem::take(&mut block.insts);
+    for mut inst in insts {
+        for operand in operands_mut(&mut inst.op) {
+            if let Some(value) = replaced.get(operand) {
+                *operand = *value;
+            }
+        }
+        match &mut inst.op {
+            Op::If { then, otherwise, .. } => {
+                rewrite_block(then, known, replaced);
+                rewrite_block(otherwise, known, replaced);
+            }
+            Op::For { body, .. } => rewrite_block(body, known, replaced),
+            op => {
+                // Debug prints every operand and constant exactly (f64 Debug round-trips).
+                let key = format!("{op:?}");
+                if let Some(earlier) = known.iter().rev().find_map(|scope| scope.get(&key)) {
+                    for (result, earlier) in inst.results.iter().zip(earlier) {
+                        replaced.insert(*result, *earlier);
+                    }
+                    continue;
+                }
+                if let Some(scope) = known.last_mut() {
+                    scope.insert(key, inst.results.clone());
+                }
+            }
+        }
+        block.insts.push(inst);
+    }
+    for result in &mut block.results {
+        if let Some(value) = replaced.get(result) {
+            *result = *value;
+        }
+    }
+    known.pop();
+}
+
+/// The values an operation reads directly (not those inside its blocks), to rewrite.
+fn operands_mut(op: &mut Op) -> Vec<&mut Value> {
+    match op {
+        Op::Const(_) => Vec::new(),
+        Op::Unary(_, a) | Op::Reduce(_, a) => vec![a],
+        Op::Binary(_, a, b) | Op::Compare(_, a, b) | Op::MatMul(a, b) => vec![a, b],
+        Op::Select { cond, if_true, if_false } => vec![cond, if_true, if_false],
+        Op::Draw { rng, .. } | Op::Split { rng } => vec![rng],
+        Op::Build(parts) => parts.iter_mut().collect(),
+        Op::Extract { aggregate, index } => vec![aggregate, index],
+        Op::If { cond, .. } => vec![cond],
+        Op::For { lo, hi, init, .. } => {
+            let mut values = vec![lo, hi];
+            values.extend(init.iter_mut());
+            values
+        }
+    }
+}
