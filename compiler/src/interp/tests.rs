@@ -4,6 +4,7 @@
 use ppl_runtime::Rng;
 
 use super::{run, RuntimeValue};
+use crate::ir::tests::square_of_normal;
 use crate::ir::{BinaryOp, CompareOp, FunctionBuilder, Noise, Op, ReduceOp, Type};
 
 fn real(value: &RuntimeValue) -> f64 {
@@ -58,16 +59,6 @@ fn out_of_bounds_and_overflow_are_errors_not_panics() {
     let doubled = b.push1(Op::Binary(BinaryOp::Mul, params[0], params[0])).expect("mul");
     let function = b.finish(vec![doubled]).expect("finish");
     assert!(run(&function, vec![RuntimeValue::Int(i64::MAX)]).is_err());
-}
-
-/// `x ~ normal(theta, 1); x^2`, one draw per call, the stream threaded through.
-fn square_of_normal() -> crate::ir::Function {
-    let (mut b, params) = FunctionBuilder::new("square", &[Type::Real, Type::Rng]);
-    let draw = b.push(Op::Draw { noise: Noise::Normal, rng: params[1] }).expect("draw");
-    let x = b.push1(Op::Binary(BinaryOp::Add, params[0], draw[0])).expect("add");
-    let two = b.real(2.0).expect("2");
-    let square = b.push1(Op::Binary(BinaryOp::Pow, x, two)).expect("pow");
-    b.finish(vec![square, draw[1]]).expect("finish")
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn rewrite_block(
     known.push(HashMap::new());
     let insts = std::mem::take(&mut block.insts);
     for mut inst in insts {
-        for operand in operands_mut(&mut inst.op) {
+        for operand in inst.op.operands_mut() {
             if let Some(value) = replaced.get(operand) {
                 *operand = *value;
             }
@@ -58,23 +58,4 @@ fn rewrite_block(
         }
     }
     known.pop();
-}
-
-/// The values an operation reads directly (not those inside its blocks), to rewrite.
-fn operands_mut(op: &mut Op) -> Vec<&mut Value> {
-    match op {
-        Op::Const(_) => Vec::new(),
-        Op::Unary(_, a) | Op::Reduce(_, a) => vec![a],
-        Op::Binary(_, a, b) | Op::Compare(_, a, b) | Op::MatMul(a, b) => vec![a, b],
-        Op::Select { cond, if_true, if_false } => vec![cond, if_true, if_false],
-        Op::Draw { rng, .. } | Op::Split { rng } => vec![rng],
-        Op::Build(parts) => parts.iter_mut().collect(),
-        Op::Extract { aggregate, index } => vec![aggregate, index],
-        Op::If { cond, .. } => vec![cond],
-        Op::For { lo, hi, init, .. } => {
-            let mut values = vec![lo, hi];
-            values.extend(init.iter_mut());
-            values
-        }
-    }
 }

@@ -24,18 +24,14 @@ fn mark_block(block: &Block, live: &mut HashSet<Value>) {
             continue;
         }
         match &inst.op {
-            Op::If { cond, then, otherwise } => {
-                live.insert(*cond);
+            Op::If { then, otherwise, .. } => {
                 mark_block(then, live);
                 mark_block(otherwise, live);
             }
-            Op::For { lo, hi, init, body } => {
-                live.extend([*lo, *hi]);
-                live.extend(init.iter().copied());
-                mark_block(body, live);
-            }
-            op => live.extend(operands(op)),
+            Op::For { body, .. } => mark_block(body, live),
+            _ => {}
         }
+        live.extend(inst.op.operands());
     }
 }
 
@@ -50,19 +46,5 @@ fn sweep_block(block: &mut Block, live: &HashSet<Value>) {
             Op::For { body, .. } => sweep_block(body, live),
             _ => {}
         }
-    }
-}
-
-/// The values a non-structured operation reads.
-fn operands(op: &Op) -> Vec<Value> {
-    match op {
-        Op::Const(_) => Vec::new(),
-        Op::Unary(_, a) | Op::Reduce(_, a) => vec![*a],
-        Op::Binary(_, a, b) | Op::Compare(_, a, b) | Op::MatMul(a, b) => vec![*a, *b],
-        Op::Select { cond, if_true, if_false } => vec![*cond, *if_true, *if_false],
-        Op::Draw { rng, .. } | Op::Split { rng } => vec![*rng],
-        Op::Build(parts) => parts.clone(),
-        Op::Extract { aggregate, index } => vec![*aggregate, *index],
-        Op::If { .. } | Op::For { .. } => Vec::new(),
     }
 }

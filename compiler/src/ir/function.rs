@@ -157,3 +157,39 @@ pub enum Op {
         body: Block,
     },
 }
+
+impl Op {
+    /// The values the operation reads directly (not those read inside its blocks).
+    pub fn operands(&self) -> Vec<Value> {
+        match self {
+            Op::Const(_) => Vec::new(),
+            Op::Unary(_, a) | Op::Reduce(_, a) => vec![*a],
+            Op::Binary(_, a, b) | Op::Compare(_, a, b) | Op::MatMul(a, b) => vec![*a, *b],
+            Op::Select { cond, if_true, if_false } => vec![*cond, *if_true, *if_false],
+            Op::Draw { rng, .. } | Op::Split { rng } => vec![*rng],
+            Op::Build(parts) => parts.clone(),
+            Op::Extract { aggregate, index } => vec![*aggregate, *index],
+            Op::If { cond, .. } => vec![*cond],
+            Op::For { lo, hi, init, .. } => [*lo, *hi].into_iter().chain(init.iter().copied()).collect(),
+        }
+    }
+
+    /// The same values as [`Op::operands`], to rewrite them.
+    pub fn operands_mut(&mut self) -> Vec<&mut Value> {
+        match self {
+            Op::Const(_) => Vec::new(),
+            Op::Unary(_, a) | Op::Reduce(_, a) => vec![a],
+            Op::Binary(_, a, b) | Op::Compare(_, a, b) | Op::MatMul(a, b) => vec![a, b],
+            Op::Select { cond, if_true, if_false } => vec![cond, if_true, if_false],
+            Op::Draw { rng, .. } | Op::Split { rng } => vec![rng],
+            Op::Build(parts) => parts.iter_mut().collect(),
+            Op::Extract { aggregate, index } => vec![aggregate, index],
+            Op::If { cond, .. } => vec![cond],
+            Op::For { lo, hi, init, .. } => {
+                let mut values = vec![lo, hi];
+                values.extend(init.iter_mut());
+                values
+            }
+        }
+    }
+}

@@ -26,4 +26,4 @@ pub use function::{BinaryOp, Block, CompareOp, Constant, Function, Inst, Noise, 
 pub use types::Type;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

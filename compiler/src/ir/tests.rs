@@ -6,7 +6,7 @@ use super::types::Type;
 use super::verify::verify;
 
 /// `E { x ~ normal(theta, 1); x^2 }` for one draw: returns the value and the next stream.
-fn square_of_normal() -> Function {
+pub(crate) fn square_of_normal() -> Function {
     let (mut b, params) = FunctionBuilder::new("square", &[Type::Real, Type::Rng]);
     let (theta, rng) = (params[0], params[1]);
     let draw = b.push(Op::Draw { noise: Noise::Normal, rng }).expect("draw");
