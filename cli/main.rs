@@ -7,6 +7,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod report;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use ppl::diagnostics::ColorChoice;
 
@@ -27,6 +29,20 @@ enum Command {
         /// The `.ppl` file to check.
         file: PathBuf,
     },
+    /// Run a program's commands: `print`, `estimate`, `grad`.
+    Run {
+        /// The `.ppl` file to run.
+        file: PathBuf,
+        /// Print one JSON object per result, one per line, instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The seed of every random stream (overrides the program's seeds).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Also print an intermediate form of every compiled estimate.
+        #[arg(long, value_enum)]
+        emit: Option<Emit>,
+    },
     /// Print a program in the canonical layout (comments are kept).
     Fmt {
         /// The `.ppl` file to format.
@@ -38,6 +54,12 @@ enum Command {
         #[arg(long)]
         write: bool,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Emit {
+    /// The IR of the value, forward-mode and reverse-mode programs.
+    Ir,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -57,6 +79,7 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Check { file } => check(&file, color),
+        Command::Run { file, json, seed, emit } => run(&file, json, seed, emit, color),
         Command::Fmt { file, check, write } => format(&file, check, write, color),
     };
     match outcome {
@@ -85,6 +108,33 @@ fn check(path: &Path, color: ColorChoice) -> Result<(), Failure> {
     let items = analysis.files.last().map_or(0, |file| file.program.items.len());
     eprintln!("checked {}: {items} items, no errors", path.display());
     Ok(())
+}
+
+fn run(path: &Path, json: bool, seed: Option<u64>, emit: Option<Emit>, color: ColorChoice) -> Result<(), Failure> {
+    let text = read_source(path)?;
+    let analysis = ppl::check_source(&path.display().to_string(), &text);
+    eprint!("{}", analysis.render_diagnostics(color));
+    if analysis.has_errors() {
+        return Err(Failure);
+    }
+    let options = ppl::run::RunOptions { seed, emit_ir: emit == Some(Emit::Ir) };
+    let outcome = ppl::with_large_stack(|| {
+        let mut session = ppl::run::Session::new(&analysis, options)?;
+        session.run_commands(&mut |output| {
+            if json {
+                match report::json(&output) {
+                    Some(line) => println!("{line}"),
+                    None => eprintln!("{output}"),
+                }
+            } else {
+                println!("{output}");
+            }
+        })
+    });
+    outcome.map_err(|diagnostic| {
+        eprint!("{}", ppl::diagnostics::render(&diagnostic, &analysis.sources, color));
+        Failure
+    })
 }
 
 fn format(path: &Path, check_only: bool, write: bool, color: ColorChoice) -> Result<(), Failure> {

@@ -1,11 +1,14 @@
 //! The table of distributions: one entry per distribution, the single place a new one is added.
 //!
-//! Each entry states the parameters (in order), what a choice yields, and which gradient
-//! estimators it supports, the first being its default. The type checker reads it to check
-//! calls and `via` annotations; later stages add each entry's sampler, log-density and
-//! forward rule beside it.
+//! Each entry states the parameters (in order) and their domains, what a choice yields, which
+//! gradient estimators it supports (the first being its default), and its pathwise sampler
+//! and log-density as IR emitters (`adev/rules.rs`). The type checker reads it to check calls
+//! and `via` annotations; ADEV reads it to lower choices. The estimator rules themselves are
+//! generic over entries (`adev::choice`).
 
 use std::fmt;
+
+use crate::adev::rules::{self, Domain, LogDensityFn, SampleFn};
 
 /// A gradient estimator for one random choice (ADEV's primitive rules, `semantics.md` §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,13 +69,23 @@ pub enum ParamKind {
     Vector,
 }
 
-#[derive(Debug)]
 pub struct Distribution {
     pub name: &'static str,
     pub params: &'static [(&'static str, ParamKind)],
+    /// What each parameter must satisfy, checked at run time before every use.
+    pub domains: &'static [Domain],
     pub support: Support,
     /// Supported estimators; the first is the default.
     pub estimators: &'static [Estimator],
+    /// Draws a value; differentiable in the arguments where a pathwise derivative exists.
+    pub sample: SampleFn,
+    pub log_density: LogDensityFn,
+}
+
+impl fmt::Debug for Distribution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
 }
 
 impl Distribution {
@@ -92,65 +105,119 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
     Distribution {
         name: "normal",
         params: &[("mu", R), ("sigma", R)],
+        domains: &[Domain::Any, Domain::Positive],
         support: Support::Real,
         estimators: &[Reparam, Reinforce],
+        sample: rules::normal_sample,
+        log_density: rules::normal_log_density,
     },
     Distribution {
         name: "uniform",
         params: &[("lo", R), ("hi", R)],
+        domains: &[Domain::Any, Domain::Above(0)],
         support: Support::Real,
         estimators: &[Reparam, Reinforce],
+        sample: rules::uniform_sample,
+        log_density: rules::uniform_log_density,
     },
     Distribution {
         name: "exponential",
         params: &[("rate", R)],
+        domains: &[Domain::Positive],
         support: Support::Real,
         estimators: &[Reparam, Reinforce],
+        sample: rules::exponential_sample,
+        log_density: rules::exponential_log_density,
     },
     Distribution {
         name: "laplace",
         params: &[("mu", R), ("b", R)],
+        domains: &[Domain::Any, Domain::Positive],
         support: Support::Real,
         estimators: &[Reparam, Reinforce],
+        sample: rules::laplace_sample,
+        log_density: rules::laplace_log_density,
     },
     Distribution {
         name: "lognormal",
         params: &[("mu", R), ("sigma", R)],
+        domains: &[Domain::Any, Domain::Positive],
         support: Support::Real,
         estimators: &[Reparam, Reinforce],
+        sample: rules::lognormal_sample,
+        log_density: rules::lognormal_log_density,
     },
     Distribution {
         name: "cauchy",
         params: &[("loc", R), ("scale", R)],
+        domains: &[Domain::Any, Domain::Positive],
         support: Support::Real,
         estimators: &[Reparam, Reinforce],
+        sample: rules::cauchy_sample,
+        log_density: rules::cauchy_log_density,
     },
     Distribution {
         name: "gamma",
         params: &[("shape", R), ("rate", R)],
+        domains: &[Domain::Positive, Domain::Positive],
         support: Support::Real,
         estimators: &[Implicit, Reinforce],
+        sample: rules::gamma_sample,
+        log_density: rules::gamma_log_density,
     },
     Distribution {
         name: "beta",
         params: &[("a", R), ("b", R)],
+        domains: &[Domain::Positive, Domain::Positive],
         support: Support::Real,
         estimators: &[Implicit, Reinforce],
+        sample: rules::beta_sample,
+        log_density: rules::beta_log_density,
     },
-    Distribution { name: "flip", params: &[("p", R)], support: Support::Bool, estimators: &[Reinforce, Enum, Mvd] },
+    Distribution {
+        name: "flip",
+        params: &[("p", R)],
+        domains: &[Domain::Probability],
+        support: Support::Bool,
+        estimators: &[Reinforce, Enum, Mvd],
+        sample: rules::flip_sample,
+        log_density: rules::flip_log_density,
+    },
     Distribution {
         name: "categorical",
         params: &[("probs", V)],
+        domains: &[Domain::Weights],
         support: Support::Int,
         estimators: &[Reinforce, Enum],
+        sample: rules::categorical_sample,
+        log_density: rules::categorical_log_density,
     },
-    Distribution { name: "geometric", params: &[("p", R)], support: Support::Int, estimators: &[Reinforce] },
-    Distribution { name: "poisson", params: &[("rate", R)], support: Support::Int, estimators: &[Reinforce, Mvd] },
+    Distribution {
+        name: "geometric",
+        params: &[("p", R)],
+        domains: &[Domain::SuccessProbability],
+        support: Support::Int,
+        estimators: &[Reinforce],
+        sample: rules::geometric_sample,
+        log_density: rules::geometric_log_density,
+    },
+    Distribution {
+        name: "poisson",
+        params: &[("rate", R)],
+        domains: &[Domain::NonNegative],
+        support: Support::Int,
+        estimators: &[Reinforce, Mvd],
+        sample: rules::poisson_sample,
+        log_density: rules::poisson_log_density,
+    },
     Distribution {
         name: "mv_normal_diag",
         params: &[("mu", V), ("sigma", V)],
+        domains: &[Domain::Any, Domain::PositiveVector],
         support: Support::RealVector,
         estimators: &[Reparam, Reinforce],
+        sample: rules::mv_normal_diag_sample,
+        log_density: rules::mv_normal_diag_log_density,
     },
 ];
 

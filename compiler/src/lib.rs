@@ -5,10 +5,13 @@
 //! trace types), `diagnostics` (errors as values, rendered with ariadne). The front door is
 //! [`check_source`]: source text in, checked program and diagnostics out, never a panic.
 
+pub mod adev;
 pub mod diagnostics;
 pub mod distributions;
 pub mod interp;
 pub mod ir;
+pub mod lower;
+pub mod run;
 pub mod stdlib;
 pub mod syntax;
 pub mod types;

@@ -85,4 +85,15 @@ error_codes! {
     InvalidOption = "E0501", "invalid option value";
     InvalidWrt = "E0502", "`wrt` must list parameters";
     OverlappingWrt = "E0503", "parameter trained by two objectives";
+
+    // Compilation (lowering and ADEV).
+    Unsupported = "E0600", "not supported by the compiler yet";
+    UnboundedContinuation = "E0601", "`enum` or `mvd` choice in a loop without constant bounds";
+    InternalError = "E0699", "internal compiler error";
+
+    // Run time.
+    DomainError = "E0700", "distribution argument outside its domain";
+    NotANumber = "E0701", "a computation produced NaN";
+    OutOfBounds = "E0702", "index out of bounds at run time";
+    RuntimeFailure = "E0703", "run-time failure";
 }

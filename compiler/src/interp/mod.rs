@@ -12,16 +12,29 @@ use ppl_runtime::Rng;
 
 pub use value::RuntimeValue;
 
-use crate::ir::{BinaryOp, Block, CompareOp, Constant, Function, Noise, Op, ReduceOp, UnaryOp, Value};
+use crate::ir::{BinaryOp, Block, CompareOp, Constant, Function, Kernel, Noise, Op, ReduceOp, Sampler, UnaryOp, Value};
 use crate::syntax::span::Span;
 
 /// A failure while running a function: an index out of bounds, an integer overflow, or
 /// arguments that do not match the function (a bug in the caller).
 #[derive(Clone, Debug, PartialEq)]
 pub struct InterpError {
+    pub kind: ErrorKind,
     pub message: String,
     /// The source of the instruction that failed, when it has one.
     pub span: Option<Span>,
+}
+
+/// What kind of failure stopped a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A distribution's argument outside its domain (a failed `check`).
+    Domain,
+    OutOfBounds,
+    /// An instruction produced NaN from operands that were not NaN (when watching for it).
+    NotANumber,
+    /// Anything else: integer overflow, or a malformed function (a compiler bug).
+    Failure,
 }
 
 impl std::fmt::Display for InterpError {
@@ -34,17 +47,26 @@ impl std::error::Error for InterpError {}
 
 /// Runs `function` on `args` (one per parameter of its body) and returns its results.
 pub fn run(function: &Function, args: Vec<RuntimeValue>) -> Result<Vec<RuntimeValue>, InterpError> {
-    let mut frame = Frame { values: vec![None; function.value_types.len()] };
+    let mut frame = Frame { values: vec![None; function.value_types.len()], tape: Vec::new(), watch_nan: false };
     frame.run_block(&function.body, args)
 }
 
-/// The values defined so far, indexed by `Value`.
+/// Like [`run`], but stops at the first instruction that produces NaN from operands that are
+/// not NaN, with an [`ErrorKind::NotANumber`] error at that instruction's source.
+pub fn run_watching_nan(function: &Function, args: Vec<RuntimeValue>) -> Result<Vec<RuntimeValue>, InterpError> {
+    let mut frame = Frame { values: vec![None; function.value_types.len()], tape: Vec::new(), watch_nan: true };
+    frame.run_block(&function.body, args)
+}
+
+/// The values defined so far, indexed by `Value`, and the tape.
 struct Frame {
     values: Vec<Option<RuntimeValue>>,
+    tape: Vec<RuntimeValue>,
+    watch_nan: bool,
 }
 
 fn fail<T>(message: impl Into<String>, span: Option<Span>) -> Result<T, InterpError> {
-    Err(InterpError { message: message.into(), span })
+    Err(InterpError { kind: ErrorKind::Failure, message: message.into(), span })
 }
 
 impl Frame {
@@ -79,6 +101,25 @@ impl Frame {
             })?;
             if results.len() != inst.results.len() {
                 return fail("an instruction produced the wrong number of results", inst.span);
+            }
+            if self.watch_nan && inst.op.blocks().is_empty() && results.iter().any(RuntimeValue::has_nan) {
+                let operands = inst.op.operands();
+                let mut shown = Vec::with_capacity(operands.len());
+                for operand in operands {
+                    let value = self.get(operand)?;
+                    if value.has_nan() {
+                        shown.clear();
+                        break;
+                    }
+                    shown.push(value.to_string());
+                }
+                if !shown.is_empty() || inst.op.operands().is_empty() {
+                    return Err(InterpError {
+                        kind: ErrorKind::NotANumber,
+                        message: format!("this produced NaN from {}", shown.join(" and ")),
+                        span: inst.span,
+                    });
+                }
             }
             for (value, result) in inst.results.iter().zip(results) {
                 self.set(*value, result)?;
@@ -129,6 +170,64 @@ impl Frame {
                 }))
             }
             Op::MatMul(a, b) => one(value::matmul(self.get(*a)?, self.get(*b)?)?),
+            Op::Insert { aggregate, index, value } => {
+                let index = self.get(*index)?.as_int()?;
+                one(self.get(*aggregate)?.insert(index, self.get(*value)?)?)
+            }
+            Op::Transpose(a) => one(value::transpose(self.get(*a)?)?),
+            Op::Outer(a, b) => one(value::outer(self.get(*a)?, self.get(*b)?)?),
+            Op::WithTangent { value, .. } => one(self.get(*value)?.clone()),
+            Op::Sample { sampler, args, rng } => {
+                let mut stream = self.get(*rng)?.as_rng()?.clone();
+                let drawn = match (sampler, args.as_slice()) {
+                    (Sampler::Gamma, [shape]) => {
+                        ppl_runtime::sample::gamma(&mut stream, self.get(*shape)?.as_real()?, 1.0)
+                            .map(RuntimeValue::Real)
+                    }
+                    (Sampler::Poisson, [rate]) => {
+                        ppl_runtime::sample::poisson(&mut stream, self.get(*rate)?.as_real()?)
+                            .map(|n| RuntimeValue::Int(n as i64))
+                    }
+                    (Sampler::Geometric, [p]) => ppl_runtime::sample::geometric(&mut stream, self.get(*p)?.as_real()?)
+                        .map(|n| RuntimeValue::Int(n as i64)),
+                    (Sampler::Categorical, [weights]) => {
+                        ppl_runtime::sample::categorical(&mut stream, self.get(*weights)?.elements()?)
+                            .map(|i| RuntimeValue::Int(i as i64))
+                    }
+                    _ => return fail(format!("{sampler:?} given {} arguments", args.len()), None),
+                };
+                let drawn = drawn.map_err(|error| InterpError {
+                    kind: ErrorKind::Domain,
+                    message: error.to_string(),
+                    span: None,
+                })?;
+                Ok(vec![drawn, RuntimeValue::Rng(Box::new(stream))])
+            }
+            Op::Kernel(Kernel::GammaSampleDShape, args) => match args.as_slice() {
+                [x, shape] => one(RuntimeValue::Real(ppl_runtime::gamma_sample_dshape(
+                    self.get(*x)?.as_real()?,
+                    self.get(*shape)?.as_real()?,
+                ))),
+                _ => fail("gamma_sample_dshape takes two arguments", None),
+            },
+            Op::Check { cond, culprit, message } => {
+                if self.get(*cond)?.as_bool()? {
+                    Ok(Vec::new())
+                } else {
+                    let message = format!("{message}, but it is {}", self.get(*culprit)?);
+                    Err(InterpError { kind: ErrorKind::Domain, message, span: None })
+                }
+            }
+            Op::Save(value) => {
+                let saved = self.get(*value)?.clone();
+                self.tape.push(saved);
+                Ok(Vec::new())
+            }
+            Op::Restore(_) => match self.tape.pop() {
+                Some(value) => one(value),
+                None => fail("restore from an empty tape", None),
+            },
+            Op::Expect { .. } | Op::Branch { .. } => fail("an expectation must be expanded before it runs", None),
             Op::If { cond, then, otherwise } => {
                 let branch = if self.get(*cond)?.as_bool()? { then } else { otherwise };
                 self.run_block(branch, Vec::new())
@@ -204,9 +303,11 @@ fn unary_op(op: UnaryOp, value: &RuntimeValue) -> Result<RuntimeValue, InterpErr
     match (op, value) {
         (UnaryOp::Not, RuntimeValue::Bool(b)) => Ok(RuntimeValue::Bool(!b)),
         (UnaryOp::ToReal, RuntimeValue::Int(n)) => Ok(RuntimeValue::Real(*n as f64)),
-        (UnaryOp::Neg, RuntimeValue::Int(n)) => {
-            n.checked_neg().map(RuntimeValue::Int).ok_or(InterpError { message: "integer overflow".into(), span: None })
-        }
+        (UnaryOp::Neg, RuntimeValue::Int(n)) => n.checked_neg().map(RuntimeValue::Int).ok_or(InterpError {
+            kind: ErrorKind::Failure,
+            message: "integer overflow".into(),
+            span: None,
+        }),
         _ => match real_unary(op) {
             Some(f) => value.map(f),
             None => fail(format!("{op:?} of {}", value.kind()), None),
@@ -230,7 +331,11 @@ fn binary_op(op: BinaryOp, a: &RuntimeValue, b: &RuntimeValue) -> Result<Runtime
                 BinaryOp::Min => Some(*x.min(y)),
                 _ => Some(*x.max(y)),
             };
-            result.map(RuntimeValue::Int).ok_or(InterpError { message: "integer overflow".into(), span: None })
+            result.map(RuntimeValue::Int).ok_or(InterpError {
+                kind: ErrorKind::Failure,
+                message: "integer overflow".into(),
+                span: None,
+            })
         }
         _ => match real_binary(op) {
             Some(f) => value::broadcast(f, a, b),

@@ -2,7 +2,7 @@
 
 use ppl_runtime::Rng;
 
-use super::{fail, InterpError};
+use super::{fail, ErrorKind, InterpError};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum RuntimeValue {
@@ -61,6 +61,14 @@ impl RuntimeValue {
         }
     }
 
+    pub fn has_nan(&self) -> bool {
+        match self {
+            RuntimeValue::Real(x) => x.is_nan(),
+            RuntimeValue::Vec(data) | RuntimeValue::Mat { data, .. } => data.iter().any(|x| x.is_nan()),
+            _ => false,
+        }
+    }
+
     /// The elements of a vector or matrix (row-major).
     pub fn elements(&self) -> Result<&[f64], InterpError> {
         match self {
@@ -84,7 +92,7 @@ impl RuntimeValue {
 
     /// Element `index` of a vector, or row `index` of a matrix.
     pub fn extract(&self, index: i64) -> Result<RuntimeValue, InterpError> {
-        let out_of_bounds = |len: usize| fail(format!("index {index} is out of bounds for length {len}"), None);
+        let out_of_bounds = |len: usize| out_of_bounds(index, len);
         match self {
             RuntimeValue::Vec(data) => match usize::try_from(index).ok().and_then(|i| data.get(i)) {
                 Some(x) => Ok(RuntimeValue::Real(*x)),
@@ -178,4 +186,93 @@ pub fn matmul(a: &RuntimeValue, b: &RuntimeValue) -> Result<RuntimeValue, Interp
         }
         _ => fail(format!("product of a {} and a {} of mismatched shapes", a.kind(), b.kind()), None),
     }
+}
+
+impl RuntimeValue {
+    /// A copy of a vector with element `index` replaced, or of a matrix with row `index` replaced.
+    pub fn insert(&self, index: i64, value: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
+        let out_of_bounds = |len: usize| out_of_bounds(index, len);
+        match (self, value) {
+            (RuntimeValue::Vec(data), _) => match usize::try_from(index).ok().filter(|i| *i < data.len()) {
+                Some(i) => {
+                    let mut data = data.clone();
+                    data[i] = value.as_real()?;
+                    Ok(RuntimeValue::Vec(data))
+                }
+                None => out_of_bounds(data.len()),
+            },
+            (RuntimeValue::Mat { rows, cols, data }, RuntimeValue::Vec(row)) if row.len() == *cols => {
+                match usize::try_from(index).ok().filter(|i| i < rows) {
+                    Some(i) => {
+                        let mut data = data.clone();
+                        data[i * cols..(i + 1) * cols].copy_from_slice(row);
+                        Ok(RuntimeValue::Mat { rows: *rows, cols: *cols, data })
+                    }
+                    None => out_of_bounds(*rows),
+                }
+            }
+            (other, value) => fail(format!("cannot insert a {} into a {}", value.kind(), other.kind()), None),
+        }
+    }
+}
+
+pub fn transpose(a: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
+    match a {
+        RuntimeValue::Mat { rows, cols, data } => {
+            let data = (0..*cols).flat_map(|j| (0..*rows).map(move |i| data[i * cols + j])).collect();
+            Ok(RuntimeValue::Mat { rows: *cols, cols: *rows, data })
+        }
+        other => fail(format!("transpose of a {}", other.kind()), None),
+    }
+}
+
+pub fn outer(a: &RuntimeValue, b: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
+    match (a, b) {
+        (RuntimeValue::Vec(x), RuntimeValue::Vec(y)) => Ok(RuntimeValue::Mat {
+            rows: x.len(),
+            cols: y.len(),
+            data: x.iter().flat_map(|p| y.iter().map(move |q| p * q)).collect(),
+        }),
+        _ => fail(format!("outer product of a {} and a {}", a.kind(), b.kind()), None),
+    }
+}
+
+impl std::fmt::Display for RuntimeValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |f: &mut std::fmt::Formatter<'_>, data: &[f64]| {
+            f.write_str("[")?;
+            for (i, x) in data.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{x}")?;
+            }
+            f.write_str("]")
+        };
+        match self {
+            RuntimeValue::Real(x) => write!(f, "{x}"),
+            RuntimeValue::Int(n) => write!(f, "{n}"),
+            RuntimeValue::Bool(b) => write!(f, "{b}"),
+            RuntimeValue::Vec(data) => list(f, data),
+            RuntimeValue::Mat { cols, data, .. } => {
+                f.write_str("[")?;
+                for (i, row) in data.chunks(*cols.max(&1)).enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    list(f, row)?;
+                }
+                f.write_str("]")
+            }
+            RuntimeValue::Rng(_) => f.write_str("<stream>"),
+        }
+    }
+}
+
+fn out_of_bounds<T>(index: i64, len: usize) -> Result<T, InterpError> {
+    Err(InterpError {
+        kind: ErrorKind::OutOfBounds,
+        message: format!("index {index} is out of bounds for length {len}"),
+        span: None,
+    })
 }

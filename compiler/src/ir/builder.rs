@@ -1,7 +1,7 @@
 //! Building functions instruction by instruction, with result types inferred (and checked)
 //! as each instruction is added.
 
-use super::function::{Block, Constant, Function, Inst, Op, Value};
+use super::function::{BinaryOp, Block, CompareOp, Constant, Function, Inst, Op, UnaryOp, Value};
 use super::types::Type;
 use super::verify::{result_types, IrError};
 use crate::syntax::span::Span;
@@ -21,6 +21,11 @@ impl FunctionBuilder {
         let mut builder = FunctionBuilder { name: name.into(), value_types: Vec::new(), open: Vec::new(), span: None };
         let params = builder.begin_block(param_types);
         (builder, params)
+    }
+
+    /// How many blocks are open: 1 at the function's top level.
+    pub fn depth(&self) -> usize {
+        self.open.len()
     }
 
     /// The source span recorded on the instructions added from now on.
@@ -78,6 +83,57 @@ impl FunctionBuilder {
         self.push1(Op::Const(Constant::Int(value)))
     }
 
+    pub fn boolean(&mut self, value: bool) -> Result<Value, IrError> {
+        self.push1(Op::Const(Constant::Bool(value)))
+    }
+
+    pub fn unary(&mut self, op: UnaryOp, a: Value) -> Result<Value, IrError> {
+        self.push1(Op::Unary(op, a))
+    }
+
+    pub fn binary(&mut self, op: BinaryOp, a: Value, b: Value) -> Result<Value, IrError> {
+        self.push1(Op::Binary(op, a, b))
+    }
+
+    pub fn compare(&mut self, op: CompareOp, a: Value, b: Value) -> Result<Value, IrError> {
+        self.push1(Op::Compare(op, a, b))
+    }
+
+    pub fn select(&mut self, cond: Value, if_true: Value, if_false: Value) -> Result<Value, IrError> {
+        self.push1(Op::Select { cond, if_true, if_false })
+    }
+
+    pub fn add(&mut self, a: Value, b: Value) -> Result<Value, IrError> {
+        self.binary(BinaryOp::Add, a, b)
+    }
+
+    pub fn sub(&mut self, a: Value, b: Value) -> Result<Value, IrError> {
+        self.binary(BinaryOp::Sub, a, b)
+    }
+
+    pub fn mul(&mut self, a: Value, b: Value) -> Result<Value, IrError> {
+        self.binary(BinaryOp::Mul, a, b)
+    }
+
+    pub fn div(&mut self, a: Value, b: Value) -> Result<Value, IrError> {
+        self.binary(BinaryOp::Div, a, b)
+    }
+
+    /// A value of the given real-valued type with every element `value`.
+    pub fn filled(&mut self, ty: Type, value: f64) -> Result<Value, IrError> {
+        match ty {
+            Type::Vec(n) => {
+                let element = self.real(value)?;
+                self.push1(Op::Build(vec![element; n as usize]))
+            }
+            Type::Mat(m, n) => {
+                let row = self.filled(Type::Vec(n), value)?;
+                self.push1(Op::Build(vec![row; m as usize]))
+            }
+            _ => self.real(value),
+        }
+    }
+
     /// Adds `if cond { then } else { otherwise }` from two closed blocks.
     pub fn push_if(&mut self, cond: Value, then: Block, otherwise: Block) -> Result<Vec<Value>, IrError> {
         let types: Vec<Type> = then.results.iter().filter_map(|value| self.ty(*value)).collect();
@@ -88,6 +144,13 @@ impl FunctionBuilder {
     pub fn push_for(&mut self, lo: Value, hi: Value, init: Vec<Value>, body: Block) -> Result<Vec<Value>, IrError> {
         let types: Vec<Type> = init.iter().filter_map(|value| self.ty(*value)).collect();
         self.append(Op::For { lo, hi, init, body }, &types)
+    }
+
+    /// Adds an expectation over a closed body block (`[stream] -> [estimate]`).
+    pub fn push_expect(&mut self, rng: Value, body: Block) -> Result<Value, IrError> {
+        let types: Vec<Type> = body.results.iter().filter_map(|value| self.ty(*value)).collect();
+        let results = self.append(Op::Expect { rng, body }, &types)?;
+        results.first().copied().ok_or(IrError { message: "an expectation yields nothing".into() })
     }
 
     /// Finishes the function, whose body yields `results`.

@@ -18,17 +18,12 @@ pub fn fold_constants(function: &mut Function) {
 
 fn fold_block(block: &mut Block, constants: &mut HashMap<Value, RuntimeValue>) {
     for inst in &mut block.insts {
-        match &mut inst.op {
-            Op::If { then, otherwise, .. } => {
-                fold_block(then, constants);
-                fold_block(otherwise, constants);
-                continue;
+        let blocks = inst.op.blocks_mut();
+        if !blocks.is_empty() {
+            for block in blocks {
+                fold_block(block, constants);
             }
-            Op::For { body, .. } => {
-                fold_block(body, constants);
-                continue;
-            }
-            _ => {}
+            continue;
         }
         let operands: Option<Vec<&RuntimeValue>> = match &inst.op {
             Op::Unary(_, a) => constants.get(a).map(|a| vec![a]),

@@ -1,13 +1,14 @@
 //! Common-subexpression elimination: an operation repeated with the same operands is
 //! replaced by the first one's results, where those are visible.
 //!
-//! Every operation is a pure function of its operands (a draw of the same stream value gives
-//! the same number), so merging is always sound. `if` and `for` are not merged; what their
-//! blocks compute may reuse what encloses them, but not the other way round.
+//! Every operation but the tape and checks is a pure function of its operands (a draw of the
+//! same stream value gives the same number), so merging those is sound. Operations with
+//! blocks are not merged; what their blocks compute may reuse what encloses them, but not the
+//! other way round.
 
 use std::collections::HashMap;
 
-use super::function::{Block, Function, Op, Value};
+use super::function::{Block, Function, Value};
 
 /// Merges repeated operations of `function`, in place.
 pub fn eliminate_common_subexpressions(function: &mut Function) {
@@ -30,12 +31,14 @@ fn rewrite_block(
                 *operand = *value;
             }
         }
+        let has_blocks = !inst.op.blocks().is_empty();
         match &mut inst.op {
-            Op::If { then, otherwise, .. } => {
-                rewrite_block(then, known, replaced);
-                rewrite_block(otherwise, known, replaced);
+            op if has_blocks => {
+                for block in op.blocks_mut() {
+                    rewrite_block(block, known, replaced);
+                }
             }
-            Op::For { body, .. } => rewrite_block(body, known, replaced),
+            op if op.has_effect() => {}
             op => {
                 // Debug prints every operand and constant exactly (f64 Debug round-trips).
                 let key = format!("{op:?}");

@@ -1,13 +1,13 @@
 //! Dead-code elimination: removes instructions none of whose results are used.
 //!
-//! Every operation is free of side effects (a draw returns its advanced stream instead of
-//! mutating one), so an instruction whose results feed nothing can go, a draw included: no
-//! later draw reads the stream it would have advanced. `if` and `for` are kept or removed as
-//! a whole; a kept loop keeps all its carried values.
+//! Apart from checks and the tape, operations are free of side effects (a draw returns its
+//! advanced stream instead of mutating one), so an instruction whose results feed nothing can
+//! go, a draw included: no later draw reads the stream it would have advanced. Operations
+//! with blocks are kept or removed as a whole; a kept loop keeps all its carried values.
 
 use std::collections::HashSet;
 
-use super::function::{Block, Function, Op, Value};
+use super::function::{Block, Function, Inst, Op, Value};
 
 /// Removes the dead instructions of `function`, in place.
 pub fn eliminate_dead_code(function: &mut Function) {
@@ -20,31 +20,30 @@ pub fn eliminate_dead_code(function: &mut Function) {
 fn mark_block(block: &Block, live: &mut HashSet<Value>) {
     live.extend(block.results.iter().copied());
     for inst in block.insts.iter().rev() {
-        if !inst.results.iter().any(|result| live.contains(result)) {
+        if !is_needed(inst, live) {
             continue;
         }
-        match &inst.op {
-            Op::If { then, otherwise, .. } => {
-                mark_block(then, live);
-                mark_block(otherwise, live);
-            }
-            Op::For { body, .. } => mark_block(body, live),
-            _ => {}
+        for block in inst.op.blocks() {
+            mark_block(block, live);
         }
         live.extend(inst.op.operands());
     }
 }
 
+fn is_needed(inst: &Inst, live: &HashSet<Value>) -> bool {
+    inst.op.has_effect() || block_has_effect(&inst.op) || inst.results.iter().any(|result| live.contains(result))
+}
+
+/// Whether a block of the operation contains an operation with an effect.
+fn block_has_effect(op: &Op) -> bool {
+    op.blocks().iter().any(|block| block.insts.iter().any(|inst| inst.op.has_effect() || block_has_effect(&inst.op)))
+}
+
 fn sweep_block(block: &mut Block, live: &HashSet<Value>) {
-    block.insts.retain(|inst| inst.results.iter().any(|result| live.contains(result)));
+    block.insts.retain(|inst| is_needed(inst, live));
     for inst in &mut block.insts {
-        match &mut inst.op {
-            Op::If { then, otherwise, .. } => {
-                sweep_block(then, live);
-                sweep_block(otherwise, live);
-            }
-            Op::For { body, .. } => sweep_block(body, live),
-            _ => {}
+        for block in inst.op.blocks_mut() {
+            sweep_block(block, live);
         }
     }
 }

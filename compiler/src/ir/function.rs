@@ -110,6 +110,40 @@ pub enum Noise {
     Normal,
 }
 
+/// A runtime sampler not expressible as a transformation of base noise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sampler {
+    /// Gamma(shape, 1), from `[shape]`.
+    Gamma,
+    /// Poisson(rate), from `[rate]`; an int.
+    Poisson,
+    /// Failures before the first success, from `[p]`; an int.
+    Geometric,
+    /// An index drawn in proportion to `[weights]` (a vector); an int.
+    Categorical,
+}
+
+/// A pure runtime function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `[x, shape]`: ∂x/∂shape for x ~ Gamma(shape, 1), by implicit differentiation of the CDF.
+    GammaSampleDShape,
+}
+
+/// A choice whose gradient rule runs the rest of its expectation more than once
+/// (`semantics.md` §1): enumeration of a finite support, or a measure-valued derivative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BranchRule {
+    /// `flip(p)` via enum: both outcomes, weighted.
+    EnumFlip,
+    /// `categorical(probs)` via enum: every index, weighted.
+    EnumCategorical,
+    /// `flip(p)` via mvd: the sampled outcome, and the other one with fresh randomness.
+    MvdFlip,
+    /// `poisson(rate)` via mvd: the sampled count and its successor.
+    MvdPoisson,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     Const(Constant),
@@ -142,6 +176,54 @@ pub enum Op {
     Reduce(ReduceOp, Value),
     /// Matrix–vector, vector–matrix, matrix–matrix product or inner product.
     MatMul(Value, Value),
+    /// `aggregate` with element (or row) `index` replaced by `value`.
+    Insert {
+        aggregate: Value,
+        index: Value,
+        value: Value,
+    },
+    /// The transpose of a matrix.
+    Transpose(Value),
+    /// The outer product of two vectors.
+    Outer(Value, Value),
+    /// `value`, carrying the tangent of `tangent_of`: how an estimator rule states a tangent
+    /// that is not the derivative of the code computing its value.
+    WithTangent {
+        value: Value,
+        tangent_of: Value,
+    },
+    /// `results = [value, next stream]`, from a runtime sampler.
+    Sample {
+        sampler: Sampler,
+        args: Vec<Value>,
+        rng: Value,
+    },
+    Kernel(Kernel, Vec<Value>),
+    /// Stops the run with a diagnostic at this instruction's source unless `cond` holds;
+    /// `culprit` is the value the message shows. No results.
+    Check {
+        cond: Value,
+        culprit: Value,
+        message: String,
+    },
+    /// Pushes a value onto the tape, the stack that carries what a transposed program needs
+    /// from the primal one. No results. Effects are ordered by position.
+    Save(Value),
+    /// Pops the value saved last.
+    Restore(Type),
+    /// An expectation (`E { … }`): `body.params = [stream]`, `body.results = [estimate]`.
+    /// Expanded away by ADEV before anything runs.
+    Expect {
+        rng: Value,
+        body: Block,
+    },
+    /// A random choice whose rule runs the rest of its expectation (its continuation) more
+    /// than once: `results = [value, next stream]`. Expanded away by ADEV before anything runs.
+    Branch {
+        rule: BranchRule,
+        args: Vec<Value>,
+        rng: Value,
+    },
     /// Runs `then` or `otherwise` (neither takes parameters); results are the branch's results.
     If {
         cond: Value,
@@ -169,8 +251,42 @@ impl Op {
             Op::Draw { rng, .. } | Op::Split { rng } => vec![*rng],
             Op::Build(parts) => parts.clone(),
             Op::Extract { aggregate, index } => vec![*aggregate, *index],
+            Op::Insert { aggregate, index, value } => vec![*aggregate, *index, *value],
+            Op::Transpose(a) | Op::Save(a) => vec![*a],
+            Op::Outer(a, b) => vec![*a, *b],
+            Op::WithTangent { value, tangent_of } => vec![*value, *tangent_of],
+            Op::Sample { args, rng, .. } | Op::Branch { args, rng, .. } => {
+                args.iter().copied().chain(std::iter::once(*rng)).collect()
+            }
+            Op::Kernel(_, args) => args.clone(),
+            Op::Check { cond, culprit, .. } => vec![*cond, *culprit],
+            Op::Restore(_) => Vec::new(),
+            Op::Expect { rng, .. } => vec![*rng],
             Op::If { cond, .. } => vec![*cond],
             Op::For { lo, hi, init, .. } => [*lo, *hi].into_iter().chain(init.iter().copied()).collect(),
+        }
+    }
+
+    /// Whether the operation does something besides computing its results (so it must stay,
+    /// in its place, even when nothing reads them).
+    pub fn has_effect(&self) -> bool {
+        matches!(self, Op::Check { .. } | Op::Save(_) | Op::Restore(_))
+    }
+
+    /// The blocks the operation owns.
+    pub fn blocks(&self) -> Vec<&Block> {
+        match self {
+            Op::If { then, otherwise, .. } => vec![then, otherwise],
+            Op::For { body, .. } | Op::Expect { body, .. } => vec![body],
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn blocks_mut(&mut self) -> Vec<&mut Block> {
+        match self {
+            Op::If { then, otherwise, .. } => vec![then, otherwise],
+            Op::For { body, .. } | Op::Expect { body, .. } => vec![body],
+            _ => Vec::new(),
         }
     }
 
@@ -184,6 +300,19 @@ impl Op {
             Op::Draw { rng, .. } | Op::Split { rng } => vec![rng],
             Op::Build(parts) => parts.iter_mut().collect(),
             Op::Extract { aggregate, index } => vec![aggregate, index],
+            Op::Insert { aggregate, index, value } => vec![aggregate, index, value],
+            Op::Transpose(a) | Op::Save(a) => vec![a],
+            Op::Outer(a, b) => vec![a, b],
+            Op::WithTangent { value, tangent_of } => vec![value, tangent_of],
+            Op::Sample { args, rng, .. } | Op::Branch { args, rng, .. } => {
+                let mut values: Vec<&mut Value> = args.iter_mut().collect();
+                values.push(rng);
+                values
+            }
+            Op::Kernel(_, args) => args.iter_mut().collect(),
+            Op::Check { cond, culprit, .. } => vec![cond, culprit],
+            Op::Restore(_) => Vec::new(),
+            Op::Expect { rng, .. } => vec![rng],
             Op::If { cond, .. } => vec![cond],
             Op::For { lo, hi, init, .. } => {
                 let mut values = vec![lo, hi];

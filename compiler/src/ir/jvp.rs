@@ -80,17 +80,7 @@ impl Jvp<'_> {
 
     /// A zero of the given (real-valued) type, for blocks that must yield a tangent.
     fn zero(&mut self, ty: Type) -> Result<Value, IrError> {
-        match ty {
-            Type::Vec(n) => {
-                let zero = self.builder.real(0.0)?;
-                self.push(Op::Build(vec![zero; n as usize]))
-            }
-            Type::Mat(m, n) => {
-                let row = self.zero(Type::Vec(n))?;
-                self.push(Op::Build(vec![row; m as usize]))
-            }
-            _ => self.builder.real(0.0),
-        }
+        self.builder.filled(ty, 0.0)
     }
 
     /// The tangent of a source value, materialised as zero if it is structurally zero.
@@ -121,6 +111,17 @@ impl Jvp<'_> {
             match &inst.op {
                 Op::If { cond, then, otherwise } => self.branch(*cond, then, otherwise, &inst.results)?,
                 Op::For { lo, hi, init, body } => self.repeat(*lo, *hi, init, body, &inst.results)?,
+                Op::WithTangent { value, tangent_of } => {
+                    if let Some(result) = inst.results.first() {
+                        self.primal.insert(*result, self.primal(*value)?);
+                        if let Some(tangent) = self.t(tangent_of) {
+                            self.tangent.insert(*result, tangent);
+                        }
+                    }
+                }
+                Op::Expect { .. } | Op::Branch { .. } => {
+                    return Err(IrError { message: "jvp of an unexpanded expectation".into() });
+                }
                 op => {
                     let mapped = self.map_operands(op)?;
                     let results = self.builder.push(mapped.clone())?;
@@ -138,24 +139,16 @@ impl Jvp<'_> {
         Ok(())
     }
 
+    /// `op` with its operands replaced by their primal values in the new function.
     fn map_operands(&self, op: &Op) -> Result<Op, IrError> {
-        let p = |v: &Value| self.primal(*v);
-        Ok(match op {
-            Op::Const(c) => Op::Const(*c),
-            Op::Unary(u, a) => Op::Unary(*u, p(a)?),
-            Op::Binary(b, x, y) => Op::Binary(*b, p(x)?, p(y)?),
-            Op::Compare(c, x, y) => Op::Compare(*c, p(x)?, p(y)?),
-            Op::Select { cond, if_true, if_false } => {
-                Op::Select { cond: p(cond)?, if_true: p(if_true)?, if_false: p(if_false)? }
-            }
-            Op::Draw { noise, rng } => Op::Draw { noise: *noise, rng: p(rng)? },
-            Op::Split { rng } => Op::Split { rng: p(rng)? },
-            Op::Build(parts) => Op::Build(parts.iter().map(p).collect::<Result<_, _>>()?),
-            Op::Extract { aggregate, index } => Op::Extract { aggregate: p(aggregate)?, index: p(index)? },
-            Op::Reduce(r, v) => Op::Reduce(*r, p(v)?),
-            Op::MatMul(x, y) => Op::MatMul(p(x)?, p(y)?),
-            Op::If { .. } | Op::For { .. } => return Err(IrError { message: "structured op in map_operands".into() }),
-        })
+        if !op.blocks().is_empty() || matches!(op, Op::Expect { .. } | Op::Branch { .. }) {
+            return Err(IrError { message: "jvp of an operation with blocks or an unexpanded choice".into() });
+        }
+        let mut mapped = op.clone();
+        for operand in mapped.operands_mut() {
+            *operand = self.primal(*operand)?;
+        }
+        Ok(mapped)
     }
 
     /// The tangent of a (single-result) operation's result, `None` if structurally zero.
@@ -199,6 +192,31 @@ impl Jvp<'_> {
                 Some(da) => Some(self.push(Op::Extract { aggregate: da, index: *index })?),
                 None => None,
             },
+            (Op::Insert { aggregate, value, .. }, Op::Insert { index, .. })
+                if self.t(aggregate).is_some() || self.t(value).is_some() =>
+            {
+                let aggregate = self.tangent_or_zero(*aggregate)?;
+                let value = self.tangent_or_zero(*value)?;
+                Some(self.push(Op::Insert { aggregate, index: *index, value })?)
+            }
+            (Op::Transpose(a), _) => match self.t(a) {
+                Some(da) => Some(self.push(Op::Transpose(da))?),
+                None => None,
+            },
+            (Op::Outer(a, b), Op::Outer(x, z)) => {
+                let left = match self.t(a) {
+                    Some(da) => Some(self.push(Op::Outer(da, *z))?),
+                    None => None,
+                };
+                let right = match self.t(b) {
+                    Some(db) => Some(self.push(Op::Outer(*x, db))?),
+                    None => None,
+                };
+                match (left, right) {
+                    (Some(l), Some(r)) => Some(self.binary(BinaryOp::Add, l, r)?),
+                    (l, r) => l.or(r),
+                }
+            }
             (Op::Reduce(reduce, a), Op::Reduce(_, x)) => match (self.t(a), reduce) {
                 (None, _) => None,
                 (Some(da), ReduceOp::Sum) => Some(self.push(Op::Reduce(ReduceOp::Sum, da))?),

@@ -22,8 +22,27 @@ mod types;
 pub mod verify;
 
 pub use builder::FunctionBuilder;
-pub use function::{BinaryOp, Block, CompareOp, Constant, Function, Inst, Noise, Op, ReduceOp, UnaryOp, Value};
+pub use function::{
+    BinaryOp, Block, BranchRule, CompareOp, Constant, Function, Inst, Kernel, Noise, Op, ReduceOp, Sampler, UnaryOp,
+    Value,
+};
 pub use types::Type;
+
+/// Every value an instruction of `function` reads or a block yields.
+pub fn uses(function: &Function) -> std::collections::HashSet<Value> {
+    fn visit(block: &Block, used: &mut std::collections::HashSet<Value>) {
+        used.extend(block.results.iter().copied());
+        for inst in &block.insts {
+            used.extend(inst.op.operands());
+            for nested in inst.op.blocks() {
+                visit(nested, used);
+            }
+        }
+    }
+    let mut used = std::collections::HashSet::new();
+    visit(&function.body, &mut used);
+    used
+}
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -61,11 +61,20 @@ impl Function {
                     self.write_nested(out, body, depth);
                     let _ = writeln!(out, "{indent}}}");
                 }
+                Op::Expect { rng, body } => {
+                    let _ = writeln!(out, "expect {rng} |{}| {{", self.typed_params(body));
+                    self.write_nested(out, body, depth);
+                    let _ = writeln!(out, "{indent}}}");
+                }
                 op => {
                     let _ = writeln!(out, "{}", describe(op));
                 }
             }
         }
+    }
+
+    fn typed_params(&self, block: &Block) -> String {
+        block.params.iter().map(|v| self.typed(*v)).collect::<Vec<_>>().join(", ")
     }
 
     fn write_nested(&self, out: &mut String, block: &Block, depth: usize) {
@@ -105,6 +114,16 @@ fn describe(op: &Op) -> String {
         Op::Extract { aggregate, index } => format!("extract {aggregate}[{index}]"),
         Op::Reduce(reduce, value) => format!("{} {value}", lower_name(reduce)),
         Op::MatMul(a, b) => format!("matmul {a}, {b}"),
-        Op::If { .. } | Op::For { .. } => String::new(),
+        Op::Insert { aggregate, index, value } => format!("insert {aggregate}[{index}], {value}"),
+        Op::Transpose(a) => format!("transpose {a}"),
+        Op::Outer(a, b) => format!("outer {a}, {b}"),
+        Op::WithTangent { value, tangent_of } => format!("with_tangent {value}, {tangent_of}"),
+        Op::Sample { sampler, args, rng } => format!("sample {} [{}] {rng}", lower_name(sampler), join(args)),
+        Op::Kernel(kernel, args) => format!("{} {}", lower_name(kernel), join(args)),
+        Op::Check { cond, culprit, message } => format!("check {cond}, {culprit} {message:?}"),
+        Op::Save(value) => format!("save {value}"),
+        Op::Restore(ty) => format!("restore {ty}"),
+        Op::Branch { rule, args, rng } => format!("branch {} [{}] {rng}", lower_name(rule), join(args)),
+        Op::If { .. } | Op::For { .. } | Op::Expect { .. } => String::new(),
     }
 }

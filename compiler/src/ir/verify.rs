@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::function::{BinaryOp, Block, Constant, Function, Op, UnaryOp, Value};
+use super::function::{BinaryOp, Block, BranchRule, Constant, Function, Kernel, Op, Sampler, UnaryOp, Value};
 use super::types::Type;
 
 /// What is wrong with a function, and where.
@@ -110,7 +110,75 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
             (Type::Vec(a), Type::Vec(b)) if a == b => Ok(vec![Type::Real]),
             (a, b) => error(format!("product of {a} and {b}")),
         },
-        Op::If { .. } | Op::For { .. } => error("`if` and `for` are typed by their blocks"),
+        Op::Insert { aggregate, index, value } => match (ty(*aggregate)?, ty(*index)?, ty(*value)?) {
+            (Type::Vec(n), Type::Int, Type::Real) => Ok(vec![Type::Vec(n)]),
+            (Type::Mat(m, n), Type::Int, Type::Vec(k)) if k == n => Ok(vec![Type::Mat(m, n)]),
+            (a, i, v) => error(format!("insert of {v} into {a} at {i}")),
+        },
+        Op::Transpose(a) => match ty(*a)? {
+            Type::Mat(m, n) => Ok(vec![Type::Mat(n, m)]),
+            other => error(format!("transpose of {other}")),
+        },
+        Op::Outer(a, b) => match (ty(*a)?, ty(*b)?) {
+            (Type::Vec(m), Type::Vec(n)) => Ok(vec![Type::Mat(m, n)]),
+            (a, b) => error(format!("outer product of {a} and {b}")),
+        },
+        Op::WithTangent { value, tangent_of } => {
+            let (tv, tt) = (ty(*value)?, ty(*tangent_of)?);
+            if tv == tt && tv.is_differentiable() {
+                Ok(vec![tv])
+            } else {
+                error(format!("{tv} with the tangent of {tt}"))
+            }
+        }
+        Op::Sample { sampler, args, rng } => {
+            let types = args.iter().map(|arg| ty(*arg)).collect::<Result<Vec<_>, _>>()?;
+            let (expected, value) = match sampler {
+                Sampler::Gamma => (Type::Real, Type::Real),
+                Sampler::Poisson | Sampler::Geometric => (Type::Real, Type::Int),
+                Sampler::Categorical => match types.first() {
+                    Some(Type::Vec(n)) => (Type::Vec(*n), Type::Int),
+                    _ => return error("categorical draw from a non-vector"),
+                },
+            };
+            if types != [expected] || ty(*rng)? != Type::Rng {
+                return error(format!("{sampler:?} draw from {types:?}"));
+            }
+            Ok(vec![value, Type::Rng])
+        }
+        Op::Kernel(Kernel::GammaSampleDShape, args) => {
+            let types = args.iter().map(|arg| ty(*arg)).collect::<Result<Vec<_>, _>>()?;
+            if types == [Type::Real, Type::Real] {
+                Ok(vec![Type::Real])
+            } else {
+                error(format!("gamma_sample_dshape of {types:?}"))
+            }
+        }
+        Op::Check { cond, culprit, .. } => match (ty(*cond)?, ty(*culprit)?) {
+            (Type::Bool, _) => Ok(Vec::new()),
+            (other, _) => error(format!("check of {other}")),
+        },
+        Op::Save(value) => ty(*value).map(|_| Vec::new()),
+        Op::Restore(t) => Ok(vec![*t]),
+        Op::Branch { rule, args, rng } => {
+            let types = args.iter().map(|arg| ty(*arg)).collect::<Result<Vec<_>, _>>()?;
+            let value = branch_value_type(*rule, &types)?;
+            if ty(*rng)? != Type::Rng {
+                return error("a branch draws from a non-stream");
+            }
+            Ok(vec![value, Type::Rng])
+        }
+        Op::If { .. } | Op::For { .. } | Op::Expect { .. } => error("structured operations are typed by their blocks"),
+    }
+}
+
+/// The type of the value a multi-run choice draws, given its arguments' types.
+pub fn branch_value_type(rule: BranchRule, args: &[Type]) -> Result<Type, IrError> {
+    match (rule, args) {
+        (BranchRule::EnumFlip | BranchRule::MvdFlip, [Type::Real]) => Ok(Type::Bool),
+        (BranchRule::EnumCategorical, [Type::Vec(_)]) => Ok(Type::Int),
+        (BranchRule::MvdPoisson, [Type::Real]) => Ok(Type::Int),
+        _ => error(format!("{rule:?} of {args:?}")),
     }
 }
 
@@ -119,6 +187,7 @@ pub fn structured_result_types(function: &Function, op: &Op) -> Vec<Type> {
     let values = match op {
         Op::If { then, .. } => &then.results,
         Op::For { init, .. } => init,
+        Op::Expect { body, .. } => &body.results,
         _ => return Vec::new(),
     };
     values.iter().filter_map(|value| function.ty(*value)).collect()
@@ -209,10 +278,24 @@ impl Verifier<'_> {
                         return error("a loop body must yield its carried values");
                     }
                 }
+                Op::Expect { rng, body } => {
+                    if self.visible(*rng) != Some(Type::Rng) {
+                        return error(format!("expectation stream %{} is not a visible stream", rng.0));
+                    }
+                    let params: Vec<Option<Type>> = body.params.iter().map(|v| self.function.ty(*v)).collect();
+                    if params != [Some(Type::Rng)] {
+                        return error("an expectation's body takes one stream");
+                    }
+                    self.block(body)?;
+                    let yielded: Vec<Option<Type>> = body.results.iter().map(|v| self.function.ty(*v)).collect();
+                    if yielded != [Some(Type::Real)] {
+                        return error("an expectation's body must yield one real");
+                    }
+                }
                 _ => {}
             }
             let expected = match &inst.op {
-                Op::If { .. } | Op::For { .. } => structured_result_types(self.function, &inst.op),
+                Op::If { .. } | Op::For { .. } | Op::Expect { .. } => structured_result_types(self.function, &inst.op),
                 op => result_types(op, |value| self.visible(value))?,
             };
             let actual: Vec<Type> = inst.results.iter().filter_map(|v| self.function.ty(*v)).collect();

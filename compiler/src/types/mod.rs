@@ -38,6 +38,8 @@ pub struct Instance {
     pub trace: Option<Vec<Field>>,
     /// The type of every expression of the body, for this instance.
     pub types: HashMap<ExprId, Type>,
+    /// The instance each call of a `gen`/`fn` definition in the body resolved to.
+    pub calls: HashMap<ExprId, usize>,
 }
 
 /// A top-level `param`, `data` or `let` with its checked type and, for integers, its value.
@@ -55,4 +57,17 @@ pub struct CheckedProgram {
     pub globals: HashMap<String, Global>,
     /// The types of top-level expressions (global values, commands), per file.
     pub top_level_types: Vec<HashMap<ExprId, Type>>,
+    /// The instances called by top-level expressions, per file.
+    pub top_level_calls: Vec<HashMap<ExprId, usize>>,
+}
+
+impl CheckedProgram {
+    fn record_top_level(&mut self, file: usize, types: HashMap<ExprId, Type>, calls: HashMap<ExprId, usize>) {
+        if let Some(table) = self.top_level_types.get_mut(file) {
+            table.extend(types);
+        }
+        if let Some(table) = self.top_level_calls.get_mut(file) {
+            table.extend(calls);
+        }
+    }
 }

@@ -52,6 +52,8 @@ pub(super) struct Body {
     pub trace: TraceBuilder,
     pub returns: Vec<(Type, Span)>,
     pub types: HashMap<ExprId, Type>,
+    /// The instance each call of a `gen`/`fn` definition resolved to.
+    pub calls: HashMap<ExprId, usize>,
 }
 
 impl Body {
@@ -64,6 +66,7 @@ impl Body {
             trace: TraceBuilder::default(),
             returns: Vec::new(),
             types: HashMap::new(),
+            calls: HashMap::new(),
         }
     }
 

@@ -97,6 +97,7 @@ impl<'a> Checker<'a> {
                     else {
                         return Checked::of(Type::Unknown);
                     };
+                    body.calls.insert(call.id, index);
                     let instance = self.instance(index);
                     match &instance.trace {
                         Some(trace) => Checked::of(Type::Family(Box::new(Family {

@@ -37,7 +37,7 @@ impl<'a> Checker<'a> {
         for expr in exprs {
             self.check_expr(&mut body, expr);
         }
-        self.output.top_level_types[file].extend(body.types);
+        self.output.record_top_level(file, body.types, body.calls);
     }
 
     pub(super) fn check_optimize(&mut self, file: usize, optimize: &'a Optimize) {
@@ -125,6 +125,6 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        self.output.top_level_types[file].extend(body.types);
+        self.output.record_top_level(file, body.types, body.calls);
     }
 }

@@ -94,6 +94,7 @@ impl<'a> Checker<'a> {
             diagnostics: Vec::new(),
             output: CheckedProgram {
                 top_level_types: vec![HashMap::new(); programs.len()],
+                top_level_calls: vec![HashMap::new(); programs.len()],
                 ..CheckedProgram::default()
             },
         }
@@ -233,6 +234,7 @@ impl<'a> Checker<'a> {
             ret,
             trace,
             types: body.types,
+            calls: body.calls,
         });
         self.instances.insert(key, index);
         Some(index)
@@ -322,7 +324,7 @@ impl<'a> Checker<'a> {
         } else {
             self.check_expr(&mut body, &binding.value)
         };
-        self.output.top_level_types[at.file].extend(body.types.drain());
+        self.output.record_top_level(at.file, std::mem::take(&mut body.types), std::mem::take(&mut body.calls));
         let ty = match annotation {
             Some(annotation) => {
                 self.expect_fits(&value.ty, &annotation, binding.value.span, binding.ty.as_ref().map(|t| t.span));

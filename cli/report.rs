@@ -1,0 +1,43 @@
+//! Command results as JSON, one object per line (`language.md` §8).
+
+use ppl::run::{Output, Printed};
+use serde_json::{json, Value};
+
+/// The JSON object of a result; `None` for what has no JSON form (the IR listing).
+pub fn json(output: &Output) -> Option<String> {
+    let value = match output {
+        Output::Print { source, value } => json!({ "kind": "print", "source": source, "value": printed(value) }),
+        Output::Estimate { source, mean, stderr, samples } => json!({
+            "kind": "estimate", "source": source, "mean": number(*mean), "stderr": number(*stderr), "samples": samples,
+        }),
+        Output::Grad { source, samples, params } => {
+            let params: serde_json::Map<String, Value> = params
+                .iter()
+                .map(|param| {
+                    (param.name.clone(), json!({ "mean": printed(&param.mean()), "stderr": printed(&param.stderr()) }))
+                })
+                .collect();
+            json!({ "kind": "grad", "source": source, "samples": samples, "params": params })
+        }
+        Output::Ir { .. } => return None,
+    };
+    Some(value.to_string())
+}
+
+/// A real as a JSON number; NaN and infinities, which JSON lacks, as strings.
+fn number(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or_else(|| Value::String(x.to_string()), Value::Number)
+}
+
+fn printed(value: &Printed) -> Value {
+    match value {
+        Printed::Real(x) => number(*x),
+        Printed::Int(n) => json!(n),
+        Printed::Bool(b) => json!(b),
+        Printed::Str(text) => json!(text),
+        Printed::List(items) | Printed::Tuple(items) => Value::Array(items.iter().map(printed).collect()),
+        Printed::Record(fields) => {
+            Value::Object(fields.iter().map(|(name, field)| (name.clone(), printed(field))).collect())
+        }
+    }
+}

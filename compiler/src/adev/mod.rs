@@ -1,0 +1,89 @@
+//! ADEV: from an estimate's probabilistic program to unbiased estimators of its value and
+//! gradient (`semantics.md` §1–§2).
+//!
+//! The pipeline, one module per step:
+//! 1. `estimators` (used while lowering): each choice's forward rule as primal code;
+//!    `rules` holds each distribution's sampler, log-density and domains.
+//! 2. [`expand`]: inline each `E` body; run each `enum`/`mvd` choice's continuation once per
+//!    outcome.
+//! 3. `ir::jvp`: forward mode — the [`Estimator::forward`] program.
+//! 4. [`linearize`] and [`transpose`]: reverse mode — the [`Estimator::reverse`] program,
+//!    value and whole gradient in one pass.
+//!
+//! The IR verifier runs after every step.
+
+pub mod estimators;
+pub mod expand;
+pub mod linearize;
+pub mod rules;
+pub mod transpose;
+
+use crate::diagnostics::Diagnostic;
+use crate::ir::verify::{verify, IrError};
+use crate::ir::{const_fold, cse, dce, jvp, Function};
+use crate::lower::internal;
+
+/// An estimate compiled three ways. Every function takes the program's parameters (in
+/// declaration order) and a random stream; runs on the same stream draw the same numbers.
+#[derive(Debug)]
+pub struct Estimator {
+    /// `(params…, stream) -> (estimate)`.
+    pub primal: Function,
+    /// `(params…, stream, tangents of the differentiated params…) -> (estimate, tangent)`.
+    pub forward: Function,
+    /// `(params…, stream) -> (estimate, gradient for each differentiated param…)`.
+    pub reverse: Function,
+    /// Which parameters are differentiated (one flag per function parameter).
+    pub wrt: Vec<bool>,
+}
+
+/// Compiles a lowered estimate `(params…, stream) -> (estimate)` (with `Expect` and `Branch`
+/// operations), differentiating with respect to the parameters flagged in `wrt`.
+pub fn compile(mut lowered: Function, wrt: &[bool]) -> Result<Estimator, Diagnostic> {
+    let checked = |function: &Function| {
+        verify(function).map_err(|error| {
+            if std::env::var_os("PPL_DEBUG_IR").is_some() {
+                eprintln!("{function}");
+            }
+            internal(None, error)
+        })
+    };
+    checked(&lowered)?;
+    const_fold::fold_constants(&mut lowered);
+    let mut expanded = expand::expand(&lowered)?;
+    checked(&expanded)?;
+    optimize(&mut expanded).map_err(|error| internal(None, error))?;
+
+    let mut primal = jvp::jvp(&expanded, &vec![false; wrt.len()]).map_err(|error| internal(None, error))?;
+    primal.body.results.truncate(1);
+    primal.name = expanded.name.clone();
+    optimize(&mut primal).map_err(|error| internal(None, error))?;
+
+    let mut forward = jvp::jvp(&expanded, wrt).map_err(|error| internal(None, error))?;
+    optimize(&mut forward).map_err(|error| internal(None, error))?;
+
+    let tangent_count = forward.body.params.len() - expanded.body.params.len();
+    let mut reverse = transpose::reverse(&forward, tangent_count).map_err(|error| {
+        if std::env::var_os("PPL_DEBUG_IR").is_some() {
+            eprintln!("{forward}");
+        }
+        internal(None, error)
+    })?;
+    optimize(&mut reverse).map_err(|error| internal(None, error))?;
+    Ok(Estimator { primal, forward, reverse, wrt: wrt.to_vec() })
+}
+
+/// Constant folding, common subexpressions and dead code, verified after each.
+pub fn optimize(function: &mut Function) -> Result<(), IrError> {
+    if std::env::var_os("PPL_DEBUG_IR").is_some() {
+        if let Err(error) = verify(function) {
+            eprintln!("{function}\n{error}");
+        }
+    }
+    const_fold::fold_constants(function);
+    verify(function)?;
+    cse::eliminate_common_subexpressions(function);
+    verify(function)?;
+    dce::eliminate_dead_code(function);
+    verify(function)
+}

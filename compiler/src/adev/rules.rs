@@ -1,0 +1,354 @@
+//! Each distribution's sampler, log-density and parameter domains, as IR.
+//!
+//! The samplers are *pathwise*: a continuous draw is a differentiable function of the
+//! arguments and base noise (location–scale or inverse-CDF reparameterisation), and `gamma`
+//! and `beta` carry their implicit-reparameterisation tangent (Figurnov et al. 2018) through
+//! [`Op::WithTangent`]. So the `reparam` and `implicit` estimators are "run the sampler and
+//! differentiate it"; `reinforce` runs the sampler on detached arguments and scores the draw
+//! with the log-density. Discrete draws have no tangent.
+//!
+//! Samplers and densities here take scalar arguments (vectors only where the distribution is
+//! over vectors: `categorical`'s weights, `mv_normal_diag`); the lowering applies a scalar
+//! distribution to vector arguments element by element. This file must not know about
+//! estimators or the surface language beyond the distribution table that points into it.
+
+use std::f64::consts::PI;
+
+use crate::ir::verify::IrError;
+use crate::ir::{BinaryOp, CompareOp, FunctionBuilder, Kernel, Noise, Op, ReduceOp, Sampler, Type, UnaryOp, Value};
+
+/// `(value, next stream)` drawn from arguments and a stream.
+pub type SampleFn = fn(&mut FunctionBuilder, &[Value], Value) -> Result<(Value, Value), IrError>;
+/// The log-density (or log-mass) of a value given the arguments, summed over a vector's elements.
+pub type LogDensityFn = fn(&mut FunctionBuilder, &[Value], Value) -> Result<Value, IrError>;
+
+/// What a parameter must satisfy; checked before every draw and every scoring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Domain {
+    Any,
+    Positive,
+    NonNegative,
+    /// In [0, 1].
+    Probability,
+    /// In (0, 1].
+    SuccessProbability,
+    /// Greater than the parameter at this index (`uniform`'s `hi`).
+    Above(usize),
+    /// A vector of non-negative weights with a positive sum.
+    Weights,
+    /// A vector of positive numbers.
+    PositiveVector,
+}
+
+impl Domain {
+    /// The requirement as the diagnostic words it: "must be positive".
+    pub fn requirement(self, params: &[(&str, crate::distributions::ParamKind)]) -> String {
+        match self {
+            Domain::Any => "may be anything".into(),
+            Domain::Positive => "must be positive".into(),
+            Domain::NonNegative => "must not be negative".into(),
+            Domain::Probability => "must be between 0 and 1".into(),
+            Domain::SuccessProbability => "must be in (0, 1]".into(),
+            Domain::Above(index) => {
+                format!("must be greater than `{}`", params.get(index).map_or("the lower bound", |(name, _)| name))
+            }
+            Domain::Weights => "must be non-negative weights with a positive sum".into(),
+            Domain::PositiveVector => "must have positive elements".into(),
+        }
+    }
+}
+
+fn noise(b: &mut FunctionBuilder, kind: Noise, rng: Value) -> Result<(Value, Value), IrError> {
+    let drawn = b.push(Op::Draw { noise: kind, rng })?;
+    Ok((drawn[0], drawn[1]))
+}
+
+fn constant(b: &mut FunctionBuilder, value: f64) -> Result<Value, IrError> {
+    b.real(value)
+}
+
+fn log(b: &mut FunctionBuilder, x: Value) -> Result<Value, IrError> {
+    b.unary(UnaryOp::Log, x)
+}
+
+/// `−½((x − μ)/σ)² − log σ − ½ log 2π`, elementwise.
+fn normal_terms(b: &mut FunctionBuilder, mu: Value, sigma: Value, x: Value) -> Result<Value, IrError> {
+    let centred = b.sub(x, mu)?;
+    let z = b.div(centred, sigma)?;
+    let square = b.mul(z, z)?;
+    let minus_half = constant(b, -0.5)?;
+    let quadratic = b.mul(minus_half, square)?;
+    let log_sigma = log(b, sigma)?;
+    let without_constant = b.sub(quadratic, log_sigma)?;
+    let half_log_two_pi = constant(b, 0.5 * (2.0 * PI).ln())?;
+    b.sub(without_constant, half_log_two_pi)
+}
+
+pub fn normal_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (eps, rng) = noise(b, Noise::Normal, rng)?;
+    let scaled = b.mul(args[1], eps)?;
+    Ok((b.add(args[0], scaled)?, rng))
+}
+
+pub fn normal_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    normal_terms(b, args[0], args[1], x)
+}
+
+pub fn uniform_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (u, rng) = noise(b, Noise::Uniform, rng)?;
+    let width = b.sub(args[1], args[0])?;
+    let offset = b.mul(width, u)?;
+    Ok((b.add(args[0], offset)?, rng))
+}
+
+pub fn uniform_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let width = b.sub(args[1], args[0])?;
+    let log_width = log(b, width)?;
+    let inside = b.unary(UnaryOp::Neg, log_width)?;
+    outside_support_is_impossible(b, x, args[0], args[1], inside)
+}
+
+/// `density` when `lo <= x <= hi`, and `-inf` otherwise.
+fn outside_support_is_impossible(
+    b: &mut FunctionBuilder,
+    x: Value,
+    lo: Value,
+    hi: Value,
+    density: Value,
+) -> Result<Value, IrError> {
+    let above = b.compare(CompareOp::Ge, x, lo)?;
+    let below = b.compare(CompareOp::Le, x, hi)?;
+    let inside = b.binary(BinaryOp::And, above, below)?;
+    let impossible = constant(b, f64::NEG_INFINITY)?;
+    b.select(inside, density, impossible)
+}
+
+pub fn exponential_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (u, rng) = noise(b, Noise::Uniform, rng)?;
+    let log_u = log(b, u)?;
+    let over_rate = b.div(log_u, args[0])?;
+    Ok((b.unary(UnaryOp::Neg, over_rate)?, rng))
+}
+
+pub fn exponential_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let log_rate = log(b, args[0])?;
+    let decay = b.mul(args[0], x)?;
+    let density = b.sub(log_rate, decay)?;
+    let zero = constant(b, 0.0)?;
+    let infinity = constant(b, f64::INFINITY)?;
+    outside_support_is_impossible(b, x, zero, infinity, density)
+}
+
+/// The difference of two exponential draws: `μ + b·log(u₂/u₁)`.
+pub fn laplace_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (u1, rng) = noise(b, Noise::Uniform, rng)?;
+    let (u2, rng) = noise(b, Noise::Uniform, rng)?;
+    let ratio = b.div(u2, u1)?;
+    let log_ratio = log(b, ratio)?;
+    let scaled = b.mul(args[1], log_ratio)?;
+    Ok((b.add(args[0], scaled)?, rng))
+}
+
+pub fn laplace_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let centred = b.sub(x, args[0])?;
+    let distance = b.unary(UnaryOp::Abs, centred)?;
+    let scaled = b.div(distance, args[1])?;
+    let two = constant(b, 2.0)?;
+    let twice_scale = b.mul(two, args[1])?;
+    let log_norm = log(b, twice_scale)?;
+    let negative = b.unary(UnaryOp::Neg, scaled)?;
+    b.sub(negative, log_norm)
+}
+
+pub fn lognormal_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (normal, rng) = normal_sample(b, args, rng)?;
+    Ok((b.unary(UnaryOp::Exp, normal)?, rng))
+}
+
+pub fn lognormal_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let log_x = log(b, x)?;
+    let normal = normal_terms(b, args[0], args[1], log_x)?;
+    b.sub(normal, log_x)
+}
+
+/// Inverse CDF: `loc + scale·tan(π(u − ½))`.
+pub fn cauchy_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (u, rng) = noise(b, Noise::Uniform, rng)?;
+    let half = constant(b, 0.5)?;
+    let centred = b.sub(u, half)?;
+    let pi = constant(b, PI)?;
+    let angle = b.mul(pi, centred)?;
+    let standard = b.unary(UnaryOp::Tan, angle)?;
+    let scaled = b.mul(args[1], standard)?;
+    Ok((b.add(args[0], scaled)?, rng))
+}
+
+pub fn cauchy_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let centred = b.sub(x, args[0])?;
+    let z = b.div(centred, args[1])?;
+    let square = b.mul(z, z)?;
+    let log_term = b.unary(UnaryOp::Log1p, square)?;
+    let log_scale = log(b, args[1])?;
+    let log_pi = constant(b, PI.ln())?;
+    let norm = b.add(log_scale, log_pi)?;
+    let negative = b.unary(UnaryOp::Neg, log_term)?;
+    b.sub(negative, norm)
+}
+
+/// A Gamma(shape, 1) draw whose tangent is `∂x/∂shape · d shape`, the derivative of the
+/// inverse CDF at fixed uniform noise (implicit reparameterisation).
+fn unit_gamma(b: &mut FunctionBuilder, shape: Value, rng: Value) -> Result<(Value, Value), IrError> {
+    let drawn = b.push(Op::Sample { sampler: Sampler::Gamma, args: vec![shape], rng })?;
+    let (x, rng) = (drawn[0], drawn[1]);
+    let slope = b.push1(Op::Kernel(Kernel::GammaSampleDShape, vec![x, shape]))?;
+    let tangent = b.mul(slope, shape)?;
+    Ok((b.push1(Op::WithTangent { value: x, tangent_of: tangent })?, rng))
+}
+
+/// `Gamma(shape, 1) / rate`: the rate's derivative is pathwise, the shape's implicit.
+pub fn gamma_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (unit, rng) = unit_gamma(b, args[0], rng)?;
+    Ok((b.div(unit, args[1])?, rng))
+}
+
+pub fn gamma_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let (shape, rate) = (args[0], args[1]);
+    let log_rate = log(b, rate)?;
+    let first = b.mul(shape, log_rate)?;
+    let lgamma = b.unary(UnaryOp::Lgamma, shape)?;
+    let normaliser = b.sub(first, lgamma)?;
+    let one = constant(b, 1.0)?;
+    let shape_minus_one = b.sub(shape, one)?;
+    let log_x = log(b, x)?;
+    let power = b.mul(shape_minus_one, log_x)?;
+    let decay = b.mul(rate, x)?;
+    let kernel = b.sub(power, decay)?;
+    let density = b.add(normaliser, kernel)?;
+    let zero = constant(b, 0.0)?;
+    let infinity = constant(b, f64::INFINITY)?;
+    outside_support_is_impossible(b, x, zero, infinity, density)
+}
+
+/// `g₁/(g₁ + g₂)` for independent unit gammas: implicit tangents through both.
+pub fn beta_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (g1, rng) = unit_gamma(b, args[0], rng)?;
+    let (g2, rng) = unit_gamma(b, args[1], rng)?;
+    let total = b.add(g1, g2)?;
+    Ok((b.div(g1, total)?, rng))
+}
+
+pub fn beta_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let (alpha, beta) = (args[0], args[1]);
+    let one = constant(b, 1.0)?;
+    let alpha_minus_one = b.sub(alpha, one)?;
+    let beta_minus_one = b.sub(beta, one)?;
+    let log_x = log(b, x)?;
+    let negated = b.unary(UnaryOp::Neg, x)?;
+    let log_complement = b.unary(UnaryOp::Log1p, negated)?;
+    let left = b.mul(alpha_minus_one, log_x)?;
+    let right = b.mul(beta_minus_one, log_complement)?;
+    let kernel = b.add(left, right)?;
+    let lgamma_alpha = b.unary(UnaryOp::Lgamma, alpha)?;
+    let lgamma_beta = b.unary(UnaryOp::Lgamma, beta)?;
+    let sum = b.add(alpha, beta)?;
+    let lgamma_sum = b.unary(UnaryOp::Lgamma, sum)?;
+    let numerator = b.add(lgamma_alpha, lgamma_beta)?;
+    let log_beta_function = b.sub(numerator, lgamma_sum)?;
+    let density = b.sub(kernel, log_beta_function)?;
+    let zero = constant(b, 0.0)?;
+    outside_support_is_impossible(b, x, zero, one, density)
+}
+
+pub fn flip_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (u, rng) = noise(b, Noise::Uniform, rng)?;
+    Ok((b.compare(CompareOp::Lt, u, args[0])?, rng))
+}
+
+pub fn flip_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let probability = flip_probability(b, args[0], x)?;
+    log(b, probability)
+}
+
+/// `p` if `outcome`, else `1 − p`.
+pub fn flip_probability(b: &mut FunctionBuilder, p: Value, outcome: Value) -> Result<Value, IrError> {
+    let one = constant(b, 1.0)?;
+    let complement = b.sub(one, p)?;
+    b.select(outcome, p, complement)
+}
+
+pub fn categorical_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let drawn = b.push(Op::Sample { sampler: Sampler::Categorical, args: vec![args[0]], rng })?;
+    Ok((drawn[0], drawn[1]))
+}
+
+pub fn categorical_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let probability = categorical_probability(b, args[0], x)?;
+    log(b, probability)
+}
+
+/// The normalised weight of index `outcome`.
+pub fn categorical_probability(b: &mut FunctionBuilder, weights: Value, outcome: Value) -> Result<Value, IrError> {
+    let weight = b.push1(Op::Extract { aggregate: weights, index: outcome })?;
+    let total = b.push1(Op::Reduce(ReduceOp::Sum, weights))?;
+    b.div(weight, total)
+}
+
+pub fn geometric_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let drawn = b.push(Op::Sample { sampler: Sampler::Geometric, args: vec![args[0]], rng })?;
+    Ok((drawn[0], drawn[1]))
+}
+
+/// `k·log(1 − p) + log p` for `k` failures.
+pub fn geometric_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let failures = b.unary(UnaryOp::ToReal, x)?;
+    let negated = b.unary(UnaryOp::Neg, args[0])?;
+    let log_failure = b.unary(UnaryOp::Log1p, negated)?;
+    let all_failures = b.mul(failures, log_failure)?;
+    let log_p = log(b, args[0])?;
+    b.add(all_failures, log_p)
+}
+
+pub fn poisson_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let drawn = b.push(Op::Sample { sampler: Sampler::Poisson, args: vec![args[0]], rng })?;
+    Ok((drawn[0], drawn[1]))
+}
+
+/// `k·log λ − λ − log k!`, and `−λ` at `k = 0` (finite at λ = 0).
+pub fn poisson_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let rate = args[0];
+    let count = b.unary(UnaryOp::ToReal, x)?;
+    let log_rate = log(b, rate)?;
+    let power = b.mul(count, log_rate)?;
+    let one = constant(b, 1.0)?;
+    let count_plus_one = b.add(count, one)?;
+    let log_factorial = b.unary(UnaryOp::Lgamma, count_plus_one)?;
+    let with_rate = b.sub(power, rate)?;
+    let general = b.sub(with_rate, log_factorial)?;
+    let zero = b.int(0)?;
+    let is_zero = b.compare(CompareOp::Eq, x, zero)?;
+    let at_zero = b.unary(UnaryOp::Neg, rate)?;
+    b.select(is_zero, at_zero, general)
+}
+
+/// One standard normal per element, scaled and shifted (vector operations broadcast).
+pub fn mv_normal_diag_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let length = match b.ty(args[0]) {
+        Some(Type::Vec(n)) => n,
+        other => return Err(IrError { message: format!("mv_normal_diag of {other:?}") }),
+    };
+    let mut rng = rng;
+    let mut draws = Vec::with_capacity(length as usize);
+    for _ in 0..length {
+        let (eps, next) = noise(b, Noise::Normal, rng)?;
+        draws.push(eps);
+        rng = next;
+    }
+    let eps = b.push1(Op::Build(draws))?;
+    let scaled = b.mul(args[1], eps)?;
+    Ok((b.add(args[0], scaled)?, rng))
+}
+
+pub fn mv_normal_diag_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let terms = normal_terms(b, args[0], args[1], x)?;
+    b.push1(Op::Reduce(ReduceOp::Sum, terms))
+}

@@ -1,0 +1,145 @@
+//! Built-in functions: elementwise maths, reductions, vector constructors, `detach`, and
+//! `exp` of an estimate.
+
+use std::rc::Rc;
+
+use super::expr::bind_args;
+use super::value::{Env, Estimate, Val};
+use super::{internal, unsupported, FunctionLowerer, Lowered};
+use crate::ir::{BinaryOp, Op, ReduceOp, Type, UnaryOp, Value};
+use crate::syntax::ast::{Arg, Expr};
+
+/// Elementwise functions that are one IR operation.
+const UNARY: &[(&str, UnaryOp)] = &[
+    ("exp", UnaryOp::Exp),
+    ("log", UnaryOp::Log),
+    ("log1p", UnaryOp::Log1p),
+    ("expm1", UnaryOp::Expm1),
+    ("sqrt", UnaryOp::Sqrt),
+    ("abs", UnaryOp::Abs),
+    ("sin", UnaryOp::Sin),
+    ("cos", UnaryOp::Cos),
+    ("tan", UnaryOp::Tan),
+    ("tanh", UnaryOp::Tanh),
+    ("sigmoid", UnaryOp::Sigmoid),
+    ("softplus", UnaryOp::Softplus),
+    ("lgamma", UnaryOp::Lgamma),
+    ("digamma", UnaryOp::Digamma),
+    ("floor", UnaryOp::Floor),
+    ("detach", UnaryOp::Detach),
+];
+
+const BINARY: &[(&str, BinaryOp)] = &[("min", BinaryOp::Min), ("max", BinaryOp::Max), ("pow", BinaryOp::Pow)];
+
+impl<'p, 'a> FunctionLowerer<'p, 'a> {
+    pub(super) fn builtin(
+        &mut self,
+        env: &mut Env<'a>,
+        expr: &'a Expr,
+        name: &str,
+        args: &'a [Arg],
+    ) -> Lowered<Val<'a>> {
+        let mut values = Vec::with_capacity(args.len());
+        for arg in args {
+            values.push(self.expr(env, &arg.value)?);
+        }
+        self.builder.set_span(Some(expr.span));
+        self.span = Some(expr.span);
+        if name == "exp" {
+            if let [Val::Est(inner)] = values.as_slice() {
+                return Ok(Val::Est(Rc::new(Estimate::Exp(inner.clone()))));
+            }
+        }
+        if let Some((_, op)) = UNARY.iter().find(|(n, _)| *n == name) {
+            let x = self.real_argument(&values, 0, expr)?;
+            return Ok(Val::Ir(self.builder.unary(*op, x)?));
+        }
+        if let Some((_, op)) = BINARY.iter().find(|(n, _)| *n == name) {
+            let (a, b) = (self.real_argument(&values, 0, expr)?, self.real_argument(&values, 1, expr)?);
+            return Ok(Val::Ir(self.builder.binary(*op, a, b)?));
+        }
+        let result_type = env.ty(expr).and_then(super::ir_type);
+        let b = &mut self.builder;
+        let value = match name {
+            "logit" => {
+                let x = self.real_argument(&values, 0, expr)?;
+                let b = &mut self.builder;
+                (|| {
+                    let log_x = b.unary(UnaryOp::Log, x)?;
+                    let negated = b.unary(UnaryOp::Neg, x)?;
+                    let log_complement = b.unary(UnaryOp::Log1p, negated)?;
+                    b.sub(log_x, log_complement)
+                })()?
+            }
+            "sum" | "logsumexp" => {
+                let x = self.real_argument(&values, 0, expr)?;
+                let op = if name == "sum" { ReduceOp::Sum } else { ReduceOp::LogSumExp };
+                self.builder.push1(Op::Reduce(op, x))?
+            }
+            "mean" => {
+                let x = self.real_argument(&values, 0, expr)?;
+                let count = self.element_count(x)?;
+                let b = &mut self.builder;
+                (|| {
+                    let total = b.push1(Op::Reduce(ReduceOp::Sum, x))?;
+                    let count = b.real(count as f64)?;
+                    b.div(total, count)
+                })()?
+            }
+            "softmax" => {
+                let x = self.real_argument(&values, 0, expr)?;
+                let b = &mut self.builder;
+                (|| {
+                    let normaliser = b.push1(Op::Reduce(ReduceOp::LogSumExp, x))?;
+                    let shifted = b.sub(x, normaliser)?;
+                    b.unary(UnaryOp::Exp, shifted)
+                })()?
+            }
+            "dot" => {
+                let (x, y) = (self.real_argument(&values, 0, expr)?, self.real_argument(&values, 1, expr)?);
+                self.builder.push1(Op::MatMul(x, y))?
+            }
+            "len" => {
+                let x = self.real_argument(&values, 0, expr)?;
+                let count = match self.builder.ty(x) {
+                    Some(Type::Vec(n)) | Some(Type::Mat(n, _)) => n,
+                    _ => return Err(internal(Some(expr.span), "`len` of a non-vector")),
+                };
+                self.builder.int(i64::from(count))?
+            }
+            "zeros" | "ones" | "fill" => {
+                let ty =
+                    result_type.ok_or_else(|| unsupported(expr.span, "a vector whose length is not a constant"))?;
+                match name {
+                    "zeros" => b.filled(ty, 0.0)?,
+                    "ones" => b.filled(ty, 1.0)?,
+                    _ => {
+                        let fill = self.real_argument(&values, 1, expr)?;
+                        let Type::Vec(n) = ty else { return Err(internal(Some(expr.span), "`fill` type")) };
+                        self.builder.push1(Op::Build(vec![fill; n as usize]))?
+                    }
+                }
+            }
+            _ => {
+                let _ = bind_args(&[], args);
+                return Err(unsupported(expr.span, &format!("`{name}`")));
+            }
+        };
+        Ok(Val::Ir(value))
+    }
+
+    /// Argument `index` as a real (ints converted), vector or matrix.
+    fn real_argument(&mut self, values: &[Val<'a>], index: usize, expr: &Expr) -> Lowered<Value> {
+        let value = values.get(index).cloned().ok_or_else(|| internal(Some(expr.span), "missing argument"))?;
+        let value = self.scalar(value, expr.span)?;
+        self.to_real(value)
+    }
+
+    fn element_count(&self, value: Value) -> Lowered<u32> {
+        match self.builder.ty(value) {
+            Some(Type::Vec(n)) => Ok(n),
+            Some(Type::Mat(m, n)) => Ok(m * n),
+            _ => Err(internal(self.span, "a reduction of a non-vector")),
+        }
+    }
+}

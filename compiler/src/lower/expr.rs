@@ -1,0 +1,753 @@
+//! Lowering expressions, statements and estimates.
+
+use std::rc::Rc;
+
+use super::value::{Deferred, Env, Estimate, Operand, Val};
+use super::{internal, unsupported, FunctionLowerer, Lowered};
+use crate::adev::estimators::{self, ExpectState, Rule};
+use crate::distributions::{self, Distribution, Estimator, ParamKind};
+use crate::ir::{self, BinaryOp, CompareOp, Op, ReduceOp, Type, UnaryOp, Value};
+use crate::syntax::ast::{self, Arg, Block, Expr, ExprKind, Pattern, Stmt, StmtKind};
+use crate::syntax::span::Span;
+use crate::types::Type as SurfaceType;
+
+impl<'p, 'a> FunctionLowerer<'p, 'a> {
+    pub(crate) fn expr(&mut self, env: &mut Env<'a>, expr: &'a Expr) -> Lowered<Val<'a>> {
+        self.span = Some(expr.span);
+        self.builder.set_span(Some(expr.span));
+        match &expr.kind {
+            ExprKind::Int(n) => Ok(Val::Ir(self.builder.int(*n)?)),
+            ExprKind::Real(x) => Ok(Val::Ir(self.builder.real(*x)?)),
+            ExprKind::Bool(b) => Ok(Val::Ir(self.builder.boolean(*b)?)),
+            ExprKind::Str(text) => Ok(Val::Str(text.clone())),
+            ExprKind::Name(name) => self.name(env, name, expr.span),
+            ExprKind::Unary(op, operand) => {
+                let value = self.expr(env, operand)?;
+                self.builder.set_span(Some(expr.span));
+                match (op, value) {
+                    (ast::UnaryOp::Neg, Val::Est(estimate)) => Ok(Val::Est(Rc::new(Estimate::Neg(estimate)))),
+                    (ast::UnaryOp::Neg, value) => {
+                        let value = self.scalar(value, operand.span)?;
+                        Ok(Val::Ir(self.builder.unary(UnaryOp::Neg, value)?))
+                    }
+                    (ast::UnaryOp::Not, value) => {
+                        let value = self.scalar(value, operand.span)?;
+                        Ok(Val::Ir(self.builder.unary(UnaryOp::Not, value)?))
+                    }
+                }
+            }
+            ExprKind::Binary(op, left, right) => self.binary(env, expr, *op, left, right),
+            ExprKind::Call { callee, args } => self.call(env, expr, callee, args),
+            ExprKind::Index { base, indices } => {
+                let mut value = self.expr(env, base)?;
+                for index in indices {
+                    let aggregate = self.scalar(value, base.span)?;
+                    let index_value = self.expr(env, index)?;
+                    let index_value = self.scalar(index_value, index.span)?;
+                    self.builder.set_span(Some(expr.span));
+                    let extracted = self.builder.push1(Op::Extract { aggregate, index: index_value })?;
+                    value = Val::Ir(extracted);
+                }
+                Ok(value)
+            }
+            ExprKind::Field { base, field } => {
+                let value = self.expr(env, base)?;
+                match value {
+                    Val::Record(fields) => fields
+                        .into_iter()
+                        .find(|(name, _)| *name == field.name)
+                        .map(|(_, value)| value)
+                        .ok_or_else(|| internal(Some(field.span), "no such field")),
+                    Val::Tuple(parts) => field
+                        .name
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|index| parts.into_iter().nth(index))
+                        .ok_or_else(|| internal(Some(field.span), "no such tuple element")),
+                    _ => Err(internal(Some(field.span), "field of a non-record")),
+                }
+            }
+            ExprKind::Vector(elements) => {
+                let mut parts = Vec::with_capacity(elements.len());
+                for element in elements {
+                    let value = self.expr(env, element)?;
+                    parts.push(self.real_or_vector(value, element.span)?);
+                }
+                self.builder.set_span(Some(expr.span));
+                Ok(Val::Ir(self.builder.push1(Op::Build(parts))?))
+            }
+            ExprKind::Comprehension { body, var, lo, hi } => self.comprehension(env, expr, body, var, lo, hi),
+            ExprKind::Record(fields) => {
+                let mut values = Vec::with_capacity(fields.len());
+                for field in fields {
+                    values.push((field.name.name.clone(), self.expr(env, &field.value)?));
+                }
+                Ok(Val::Record(values))
+            }
+            ExprKind::Tuple(parts) => {
+                let values = parts.iter().map(|part| self.expr(env, part)).collect::<Lowered<Vec<_>>>()?;
+                Ok(Val::Tuple(values))
+            }
+            ExprKind::Block(block) => self.block(env, block),
+            ExprKind::If { cond, then, otherwise } => self.if_expr(env, expr, cond, then, otherwise.as_deref()),
+            ExprKind::Expect(block) => Ok(Val::Est(Rc::new(Estimate::Expect { block, env: env.clone() }))),
+        }
+    }
+
+    fn name(&mut self, env: &mut Env<'a>, name: &str, span: Span) -> Lowered<Val<'a>> {
+        if let Some(value) = env.lookup(name) {
+            return Ok(value.clone());
+        }
+        if let Some(value) = self.params.get(name) {
+            return Ok(Val::Ir(*value));
+        }
+        if let Some(value) = self.global(name, span)? {
+            return Ok(value);
+        }
+        self.builder.set_span(Some(span));
+        match name {
+            "pi" => Ok(Val::Ir(self.builder.real(std::f64::consts::PI)?)),
+            "inf" => Ok(Val::Ir(self.builder.real(f64::INFINITY)?)),
+            _ => Err(internal(Some(span), format!("`{name}` is not bound"))),
+        }
+    }
+
+    /// The IR value of a real, int, bool, vector or matrix.
+    pub(crate) fn scalar(&self, value: Val<'a>, span: Span) -> Lowered<Value> {
+        match value {
+            Val::Ir(value) => Ok(value),
+            _ => Err(internal(Some(span), "expected a number, vector or matrix")),
+        }
+    }
+
+    /// A real (ints converted), vector or matrix.
+    fn real_or_vector(&mut self, value: Val<'a>, span: Span) -> Lowered<Value> {
+        let value = self.scalar(value, span)?;
+        self.to_real(value)
+    }
+
+    pub(crate) fn to_real(&mut self, value: Value) -> Lowered<Value> {
+        if self.builder.ty(value) == Some(Type::Int) {
+            Ok(self.builder.unary(UnaryOp::ToReal, value)?)
+        } else {
+            Ok(value)
+        }
+    }
+
+    /// Converts ints to reals where the surface type says `real` (recursively).
+    pub(crate) fn coerce(&mut self, value: Val<'a>, ty: &SurfaceType) -> Lowered<Val<'a>> {
+        Ok(match (value, ty) {
+            (Val::Ir(v), SurfaceType::Real) => Val::Ir(self.to_real(v)?),
+            (Val::Tuple(parts), SurfaceType::Tuple(types)) if parts.len() == types.len() => Val::Tuple(
+                parts.into_iter().zip(types).map(|(part, ty)| self.coerce(part, ty)).collect::<Lowered<_>>()?,
+            ),
+            (Val::Record(fields), SurfaceType::Record(types)) => {
+                let mut converted = Vec::with_capacity(fields.len());
+                for (name, field) in fields {
+                    let field = match types.iter().find(|t| t.name == name) {
+                        Some(t) => self.coerce(field, &t.ty)?,
+                        None => field,
+                    };
+                    converted.push((name, field));
+                }
+                Val::Record(converted)
+            }
+            (value, _) => value,
+        })
+    }
+
+    fn binary(
+        &mut self,
+        env: &mut Env<'a>,
+        expr: &'a Expr,
+        op: ast::BinaryOp,
+        left: &'a Expr,
+        right: &'a Expr,
+    ) -> Lowered<Val<'a>> {
+        let lhs = self.expr(env, left)?;
+        let rhs = self.expr(env, right)?;
+        self.builder.set_span(Some(expr.span));
+        self.span = Some(expr.span);
+        if let (Val::Est(_), _) | (_, Val::Est(_)) = (&lhs, &rhs) {
+            let op = arithmetic(op).ok_or_else(|| internal(Some(expr.span), "estimate operator"))?;
+            let left = self.operand(lhs, left.span)?;
+            let right = self.operand(rhs, right.span)?;
+            return Ok(Val::Est(Rc::new(Estimate::Arith { op, left, right })));
+        }
+        if op == ast::BinaryOp::Merge {
+            return match (lhs, rhs) {
+                (Val::Record(mut a), Val::Record(b)) => {
+                    a.extend(b);
+                    Ok(Val::Record(a))
+                }
+                _ => Err(internal(Some(expr.span), "`++` of non-records")),
+            };
+        }
+        let (a, b) = (self.scalar(lhs, left.span)?, self.scalar(rhs, right.span)?);
+        let value = match op {
+            ast::BinaryOp::Or => self.builder.binary(BinaryOp::Or, a, b),
+            ast::BinaryOp::And => self.builder.binary(BinaryOp::And, a, b),
+            ast::BinaryOp::Eq
+            | ast::BinaryOp::Ne
+            | ast::BinaryOp::Lt
+            | ast::BinaryOp::Le
+            | ast::BinaryOp::Gt
+            | ast::BinaryOp::Ge => {
+                let (a, b) = self.same_scalar_type(a, b)?;
+                let compare = match op {
+                    ast::BinaryOp::Eq => CompareOp::Eq,
+                    ast::BinaryOp::Ne => CompareOp::Ne,
+                    ast::BinaryOp::Lt => CompareOp::Lt,
+                    ast::BinaryOp::Le => CompareOp::Le,
+                    ast::BinaryOp::Gt => CompareOp::Gt,
+                    _ => CompareOp::Ge,
+                };
+                self.builder.compare(compare, a, b)
+            }
+            ast::BinaryOp::MatMul => self.builder.push1(Op::MatMul(a, b)),
+            ast::BinaryOp::Div | ast::BinaryOp::Pow => {
+                // Integer operands of `/` and `^` give reals.
+                let (a, b) = (self.to_real(a)?, self.to_real(b)?);
+                let op = if op == ast::BinaryOp::Div { BinaryOp::Div } else { BinaryOp::Pow };
+                self.builder.binary(op, a, b)
+            }
+            _ => {
+                let op = arithmetic(op).ok_or_else(|| internal(Some(expr.span), "operator"))?;
+                let (a, b) = self.same_scalar_type(a, b)?;
+                self.builder.binary(op, a, b)
+            }
+        };
+        Ok(Val::Ir(value?))
+    }
+
+    /// Converts an int to a real when the other operand is real-valued.
+    fn same_scalar_type(&mut self, a: Value, b: Value) -> Lowered<(Value, Value)> {
+        match (self.builder.ty(a), self.builder.ty(b)) {
+            (Some(Type::Int), Some(Type::Int)) | (Some(Type::Bool), Some(Type::Bool)) => Ok((a, b)),
+            _ => Ok((self.to_real(a)?, self.to_real(b)?)),
+        }
+    }
+
+    fn operand(&mut self, value: Val<'a>, span: Span) -> Lowered<Operand<'a>> {
+        match value {
+            Val::Est(estimate) => Ok(Operand::Est(estimate)),
+            value => Ok(Operand::Real(self.real_or_vector(value, span)?)),
+        }
+    }
+
+    pub(crate) fn block(&mut self, env: &mut Env<'a>, block: &'a Block) -> Lowered<Val<'a>> {
+        let scope = env.locals.len();
+        let result = self.block_in_scope(env, block);
+        env.locals.truncate(scope);
+        result
+    }
+
+    fn block_in_scope(&mut self, env: &mut Env<'a>, block: &'a Block) -> Lowered<Val<'a>> {
+        for (index, stmt) in block.stmts.iter().enumerate() {
+            if let StmtKind::Return(value) = &stmt.kind {
+                if index + 1 == block.stmts.len() && block.tail.is_none() {
+                    return self.expr(env, value);
+                }
+                return Err(unsupported(stmt.span, "`return` before the end of a function"));
+            }
+            self.stmt(env, stmt)?;
+        }
+        match &block.tail {
+            Some(tail) => self.expr(env, tail),
+            None => Ok(Val::unit()),
+        }
+    }
+
+    fn stmt(&mut self, env: &mut Env<'a>, stmt: &'a Stmt) -> Lowered<()> {
+        self.span = Some(stmt.span);
+        match &stmt.kind {
+            StmtKind::Let { pattern, ty: _, value } => {
+                let lowered = self.expr(env, value)?;
+                let lowered = match env.ty(value) {
+                    Some(ty) => self.coerce(lowered, ty)?,
+                    None => lowered,
+                };
+                self.bind_pattern(env, pattern, lowered)
+            }
+            StmtKind::Choice { address, dist, via } => self.choice(env, stmt, address, dist, via.as_ref()),
+            StmtKind::For { var, lo, hi, body } => self.for_stmt(env, var, lo, hi, body),
+            StmtKind::Return(_) => Err(unsupported(stmt.span, "`return` before the end of a function")),
+            StmtKind::Expr(expr) => self.expr(env, expr).map(|_| ()),
+        }
+    }
+
+    pub(crate) fn bind_pattern(&mut self, env: &mut Env<'a>, pattern: &Pattern, value: Val<'a>) -> Lowered<()> {
+        match (pattern, value) {
+            (Pattern::Name(ident), value) => env.bind(&ident.name, value),
+            (Pattern::Wildcard(_), _) => {}
+            (Pattern::Tuple(parts, span), Val::Tuple(values)) if parts.len() == values.len() => {
+                for (part, value) in parts.iter().zip(values) {
+                    self.bind_pattern(env, part, value)?;
+                }
+                let _ = span;
+            }
+            (pattern, _) => return Err(internal(Some(pattern.span()), "pattern does not match")),
+        }
+        Ok(())
+    }
+
+    /// The values a branch or loop must carry besides its own: the expectation's state.
+    fn state_values(&self) -> Vec<Value> {
+        self.state.map(|state| state.values().to_vec()).unwrap_or_default()
+    }
+
+    fn restore_state(&mut self, values: &[Value]) {
+        if self.state.is_some() {
+            self.state = ExpectState::from_values(values);
+        }
+    }
+
+    fn if_expr(
+        &mut self,
+        env: &mut Env<'a>,
+        expr: &'a Expr,
+        cond: &'a Expr,
+        then: &'a Block,
+        otherwise: Option<&'a Expr>,
+    ) -> Lowered<Val<'a>> {
+        let condition = self.expr(env, cond)?;
+        let condition = self.scalar(condition, cond.span)?;
+        let ty = env.ty(expr).cloned().unwrap_or(SurfaceType::Unknown);
+        if ty == SurfaceType::Est {
+            let otherwise = otherwise.ok_or_else(|| internal(Some(expr.span), "estimate `if` without `else`"))?;
+            return Ok(Val::Est(Rc::new(Estimate::Choose {
+                cond: condition,
+                then: Deferred::Block(then, env.clone()),
+                otherwise: Deferred::Expr(otherwise, env.clone()),
+            })));
+        }
+        let entry_state = self.state_values();
+        let mut blocks = Vec::with_capacity(2);
+        let mut template = None;
+        for branch in 0..2 {
+            self.restore_state(&entry_state);
+            self.builder.begin_block(&[]);
+            let value = match (branch, otherwise) {
+                (0, _) => self.block(env, then)?,
+                (_, Some(otherwise)) => self.expr(env, otherwise)?,
+                (_, None) => Val::unit(),
+            };
+            let value = self.coerce(value, &ty)?;
+            let mut yielded = Vec::new();
+            value.flatten(&mut yielded);
+            yielded.extend(self.state_values());
+            blocks.push(self.builder.end_block(yielded)?);
+            template.get_or_insert(value);
+        }
+        let otherwise_block = blocks.pop().ok_or_else(|| internal(Some(expr.span), "branch"))?;
+        let then_block = blocks.pop().ok_or_else(|| internal(Some(expr.span), "branch"))?;
+        if then_block.results.len() != otherwise_block.results.len() {
+            return Err(internal(Some(expr.span), "branches of different shapes"));
+        }
+        self.builder.set_span(Some(expr.span));
+        let results = self.builder.push_if(condition, then_block, otherwise_block)?;
+        let template = template.ok_or_else(|| internal(Some(expr.span), "branch"))?;
+        let mut flat = Vec::new();
+        template.flatten(&mut flat);
+        let (values, state) = results.split_at(flat.len());
+        self.restore_state(state);
+        Ok(template.rebuild(&mut values.iter().copied()))
+    }
+
+    fn loop_bound(&mut self, env: &mut Env<'a>, bound: &'a Expr) -> Lowered<Value> {
+        let value = self.expr(env, bound)?;
+        self.scalar(value, bound.span)
+    }
+
+    fn for_stmt(
+        &mut self,
+        env: &mut Env<'a>,
+        var: &'a Pattern,
+        lo: &'a Expr,
+        hi: &'a Expr,
+        body: &'a Block,
+    ) -> Lowered<()> {
+        let (lo, hi) = (self.loop_bound(env, lo)?, self.loop_bound(env, hi)?);
+        let init = self.state_values();
+        let mut param_types = vec![Type::Int];
+        param_types.extend(init.iter().filter_map(|value| self.builder.ty(*value)));
+        let params = self.builder.begin_block(&param_types);
+        self.restore_state(&params[1..]);
+        let scope = env.locals.len();
+        self.bind_pattern(env, var, Val::Ir(params[0]))?;
+        self.block(env, body)?;
+        env.locals.truncate(scope);
+        let yielded = self.state_values();
+        let block = self.builder.end_block(yielded)?;
+        let results = self.builder.push_for(lo, hi, init, block)?;
+        self.restore_state(&results);
+        Ok(())
+    }
+
+    fn comprehension(
+        &mut self,
+        env: &mut Env<'a>,
+        expr: &'a Expr,
+        body: &'a Expr,
+        var: &'a Pattern,
+        lo: &'a Expr,
+        hi: &'a Expr,
+    ) -> Lowered<Val<'a>> {
+        let result_type = env
+            .ty(expr)
+            .and_then(super::ir_type)
+            .ok_or_else(|| unsupported(expr.span, "a comprehension whose length is not known at compile time"))?;
+        let (lo_value, hi_value) = (self.loop_bound(env, lo)?, self.loop_bound(env, hi)?);
+        self.builder.set_span(Some(expr.span));
+        let empty = self.builder.filled(result_type, 0.0)?;
+        let mut init = vec![empty];
+        init.extend(self.state_values());
+        let mut param_types = vec![Type::Int];
+        param_types.extend(init.iter().filter_map(|value| self.builder.ty(*value)));
+        let params = self.builder.begin_block(&param_types);
+        self.restore_state(&params[2..]);
+        let scope = env.locals.len();
+        self.bind_pattern(env, var, Val::Ir(params[0]))?;
+        let element = self.expr(env, body)?;
+        env.locals.truncate(scope);
+        let element = self.real_or_vector(element, body.span)?;
+        self.builder.set_span(Some(expr.span));
+        let position = self.builder.sub(params[0], lo_value)?;
+        let filled = self.builder.push1(Op::Insert { aggregate: params[1], index: position, value: element })?;
+        let mut yielded = vec![filled];
+        yielded.extend(self.state_values());
+        let block = self.builder.end_block(yielded)?;
+        let results = self.builder.push_for(lo_value, hi_value, init, block)?;
+        self.restore_state(&results[1..]);
+        Ok(Val::Ir(results[0]))
+    }
+
+    fn choice(
+        &mut self,
+        env: &mut Env<'a>,
+        stmt: &'a Stmt,
+        address: &'a ast::Address,
+        dist: &'a Expr,
+        via: Option<&'a ast::Via>,
+    ) -> Lowered<()> {
+        let Some(mut state) = self.state else {
+            return Err(unsupported(stmt.span, "a random choice in a `gen` function (`sim`, `density`)"));
+        };
+        let (distribution, args) = match self.expr(env, dist)? {
+            Val::Dist(distribution, args) => (distribution, args),
+            _ => return Err(unsupported(dist.span, "sampling a generative function inside `E`")),
+        };
+        let estimator = match via {
+            Some(via) => Estimator::from_name(&via.estimator.name)
+                .ok_or_else(|| internal(Some(via.span), "unknown estimator"))?,
+            None => distribution.default_estimator(),
+        };
+        let baseline = match via.and_then(|via| via.args.as_ref()).and_then(|args| args.first()) {
+            Some(arg) => {
+                let value = self.expr(env, &arg.value)?;
+                Some(self.real_or_vector(value, arg.value.span)?)
+            }
+            None => None,
+        };
+        self.builder.set_span(Some(stmt.span));
+        self.span = Some(stmt.span);
+        self.check_domains(distribution, &args)?;
+        let rule = Rule { estimator, baseline };
+        let value = self.draw(&mut state, distribution, &args, rule, stmt.span)?;
+        self.state = Some(state);
+        env.bind(&address.name.name, Val::Ir(value));
+        Ok(())
+    }
+
+    /// Draws from a distribution; a scalar distribution given vector arguments draws each
+    /// element independently.
+    fn draw(
+        &mut self,
+        state: &mut ExpectState,
+        distribution: &'static Distribution,
+        args: &[Value],
+        rule: Rule,
+        span: Span,
+    ) -> Lowered<Value> {
+        let length = elementwise_length(self, distribution, args);
+        let Some(length) = length else {
+            return Ok(estimators::choose(&mut self.builder, state, distribution, args, rule)?);
+        };
+        if distribution.support != distributions::Support::Real {
+            return Err(unsupported(span, "a vector of discrete choices"));
+        }
+        let mut elements = Vec::with_capacity(length as usize);
+        for i in 0..length {
+            let index = self.builder.int(i64::from(i))?;
+            let mut scalars = Vec::with_capacity(args.len());
+            for arg in args {
+                scalars.push(match self.builder.ty(*arg) {
+                    Some(Type::Vec(_)) => self.builder.push1(Op::Extract { aggregate: *arg, index })?,
+                    _ => *arg,
+                });
+            }
+            elements.push(estimators::choose(&mut self.builder, state, distribution, &scalars, rule)?);
+        }
+        Ok(self.builder.push1(Op::Build(elements))?)
+    }
+
+    /// Emits the run-time checks of a distribution's arguments.
+    fn check_domains(&mut self, distribution: &'static Distribution, args: &[Value]) -> Lowered<()> {
+        use crate::adev::rules::Domain;
+        for (index, (domain, arg)) in distribution.domains.iter().zip(args).enumerate() {
+            let name = distribution.params.get(index).map_or("argument", |(name, _)| *name);
+            let message = format!("`{name}` of `{}` {}", distribution.name, domain.requirement(distribution.params));
+            let elements: Vec<Value> = match (domain, self.builder.ty(*arg)) {
+                (Domain::Any, _) => continue,
+                (Domain::Weights, _) => {
+                    let total = self.builder.push1(Op::Reduce(ReduceOp::Sum, *arg))?;
+                    let zero = self.builder.real(0.0)?;
+                    let positive = self.builder.compare(CompareOp::Gt, total, zero)?;
+                    self.builder.push(Op::Check {
+                        cond: positive,
+                        culprit: total,
+                        message: format!("the weights of `{}` must have a positive sum", distribution.name),
+                    })?;
+                    self.elements(*arg)?
+                }
+                (_, Some(Type::Vec(_))) => self.elements(*arg)?,
+                _ => vec![*arg],
+            };
+            for element in elements {
+                let ok = self.domain_holds(*domain, element, args)?;
+                self.builder.push(Op::Check { cond: ok, culprit: element, message: message.clone() })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn elements(&mut self, vector: Value) -> Lowered<Vec<Value>> {
+        let Some(Type::Vec(n)) = self.builder.ty(vector) else { return Ok(vec![vector]) };
+        (0..n)
+            .map(|i| {
+                let index = self.builder.int(i64::from(i))?;
+                Ok(self.builder.push1(Op::Extract { aggregate: vector, index })?)
+            })
+            .collect()
+    }
+
+    fn domain_holds(&mut self, domain: crate::adev::rules::Domain, x: Value, args: &[Value]) -> Lowered<Value> {
+        use crate::adev::rules::Domain;
+        let b = &mut self.builder;
+        let result = (|| {
+            let zero = b.real(0.0)?;
+            let one = b.real(1.0)?;
+            match domain {
+                Domain::Any => b.boolean(true),
+                Domain::Positive | Domain::PositiveVector => b.compare(CompareOp::Gt, x, zero),
+                Domain::NonNegative | Domain::Weights => b.compare(CompareOp::Ge, x, zero),
+                Domain::Probability => {
+                    let low = b.compare(CompareOp::Ge, x, zero)?;
+                    let high = b.compare(CompareOp::Le, x, one)?;
+                    b.binary(BinaryOp::And, low, high)
+                }
+                Domain::SuccessProbability => {
+                    let low = b.compare(CompareOp::Gt, x, zero)?;
+                    let high = b.compare(CompareOp::Le, x, one)?;
+                    b.binary(BinaryOp::And, low, high)
+                }
+                Domain::Above(index) => match args.get(index) {
+                    Some(bound) => b.compare(CompareOp::Gt, x, *bound),
+                    None => b.boolean(true),
+                },
+            }
+        })();
+        Ok(result?)
+    }
+
+    fn call(&mut self, env: &mut Env<'a>, expr: &'a Expr, callee: &'a ast::Ident, args: &'a [Arg]) -> Lowered<Val<'a>> {
+        if let Some(instance) = env.context.calls.get(&expr.id).copied() {
+            return self.inline_call(env, expr, instance, args);
+        }
+        if let Some(distribution) = distributions::lookup(&callee.name) {
+            let names: Vec<&str> = distribution.params.iter().map(|(name, _)| *name).collect();
+            let slots = bind_args(&names, args);
+            let mut values = Vec::with_capacity(slots.len());
+            for (slot, (_, kind)) in slots.into_iter().zip(distribution.params) {
+                let arg = slot.ok_or_else(|| internal(Some(expr.span), "missing argument"))?;
+                let value = self.expr(env, arg)?;
+                let value = self.real_or_vector(value, arg.span)?;
+                if *kind == ParamKind::Real || matches!(self.builder.ty(value), Some(Type::Vec(_))) {
+                    values.push(value);
+                } else {
+                    return Err(internal(Some(arg.span), "vector argument expected"));
+                }
+            }
+            return Ok(Val::Dist(distribution, values));
+        }
+        self.builtin(env, expr, &callee.name, args)
+    }
+
+    fn inline_call(&mut self, env: &mut Env<'a>, expr: &'a Expr, index: usize, args: &'a [Arg]) -> Lowered<Val<'a>> {
+        let checked = self.program.checked();
+        let instance = checked.instances.get(index).ok_or_else(|| internal(Some(expr.span), "no instance"))?;
+        let def = match self
+            .program
+            .analysis
+            .files
+            .get(instance.item.file)
+            .and_then(|file| file.program.items.get(instance.item.item))
+        {
+            Some(ast::Item { kind: ast::ItemKind::Fn(def), .. }) => def,
+            Some(ast::Item { kind: ast::ItemKind::Gen(_), .. }) => {
+                return Err(unsupported(expr.span, "a generative function outside `sim`, `density` and `sample`"));
+            }
+            _ => return Err(internal(Some(expr.span), "call of a non-function")),
+        };
+        let names: Vec<&str> = def.params.iter().map(|param| param.name.name.as_str()).collect();
+        let slots = bind_args(&names, args);
+        let mut callee_env = Env::new(super::value::Context { types: &instance.types, calls: &instance.calls });
+        for ((slot, name), ty) in slots.into_iter().zip(&names).zip(&instance.args) {
+            let arg = slot.ok_or_else(|| internal(Some(expr.span), "missing argument"))?;
+            let value = self.expr(env, arg)?;
+            let value = self.coerce(value, ty)?;
+            callee_env.bind(name, value);
+        }
+        let value = self.block(&mut callee_env, &def.body)?;
+        self.coerce(value, &instance.ret)
+    }
+
+    /// Lowers an `E { … }` block on `rng` into an `Expect` operation; returns its value.
+    fn expectation(&mut self, block: &'a Block, env: &Env<'a>, rng: Value) -> Lowered<Value> {
+        let outer_state = self.state.take();
+        let params = self.builder.begin_block(&[Type::Rng]);
+        let start = ExpectState::start(&mut self.builder, params[0]);
+        self.state = Some(start?);
+        let mut env = env.clone();
+        let value = self.block(&mut env, block);
+        let value = value.and_then(|value| {
+            let span = block.tail.as_ref().map_or(block.span, |tail| tail.span);
+            self.real_or_vector(value, span)
+        });
+        let state = self.state.take();
+        self.state = outer_state;
+        let value = value?;
+        let state = state.ok_or_else(|| internal(Some(block.span), "lost the expectation's state"))?;
+        self.builder.set_span(Some(block.span));
+        let result = estimators::finish(&mut self.builder, &state, value)?;
+        let body = self.builder.end_block(vec![result])?;
+        Ok(self.builder.push_expect(rng, body)?)
+    }
+}
+
+/// The length of a vector argument given where the distribution takes a real, if any.
+fn elementwise_length(lowerer: &FunctionLowerer<'_, '_>, distribution: &Distribution, args: &[Value]) -> Option<u32> {
+    distribution.params.iter().zip(args).find_map(|((_, kind), arg)| match (kind, lowerer.builder.ty(*arg)) {
+        (ParamKind::Real, Some(Type::Vec(n))) => Some(n),
+        _ => None,
+    })
+}
+
+fn arithmetic(op: ast::BinaryOp) -> Option<BinaryOp> {
+    Some(match op {
+        ast::BinaryOp::Add => BinaryOp::Add,
+        ast::BinaryOp::Sub => BinaryOp::Sub,
+        ast::BinaryOp::Mul => BinaryOp::Mul,
+        ast::BinaryOp::Div => BinaryOp::Div,
+        ast::BinaryOp::Pow => BinaryOp::Pow,
+        _ => return None,
+    })
+}
+
+/// Which argument expression fills each parameter: positional ones in order, then by name.
+pub(crate) fn bind_args<'e>(params: &[&str], args: &'e [Arg]) -> Vec<Option<&'e Expr>> {
+    let mut slots = vec![None; params.len()];
+    let mut positional = 0;
+    for arg in args {
+        let index = match &arg.name {
+            Some(name) => params.iter().position(|param| *param == name.name),
+            None => {
+                positional += 1;
+                Some(positional - 1)
+            }
+        };
+        if let Some(slot) = index.and_then(|index| slots.get_mut(index)) {
+            *slot = Some(&arg.value);
+        }
+    }
+    slots
+}
+
+/// Runs an estimate once on `rng`, each sub-estimate on its own stream.
+pub(super) fn emit_estimate<'a>(
+    lowerer: &mut FunctionLowerer<'_, 'a>,
+    estimate: &Rc<Estimate<'a>>,
+    rng: Value,
+) -> Lowered<Value> {
+    match estimate.as_ref() {
+        Estimate::Expect { block, env } => lowerer.expectation(block, env, rng),
+        Estimate::Arith { op, left, right } => {
+            let streams = lowerer.builder.push(Op::Split { rng })?;
+            let a = emit_operand(lowerer, left, streams[0])?;
+            let b = emit_operand(lowerer, right, streams[1])?;
+            Ok(lowerer.builder.binary(*op, a, b)?)
+        }
+        Estimate::Neg(inner) => {
+            let value = emit_estimate(lowerer, inner, rng)?;
+            Ok(lowerer.builder.unary(UnaryOp::Neg, value)?)
+        }
+        Estimate::Exp(inner) => emit_exp(lowerer, inner, rng),
+        Estimate::Choose { cond, then, otherwise } => {
+            let mut blocks = Vec::with_capacity(2);
+            for deferred in [then, otherwise] {
+                lowerer.builder.begin_block(&[]);
+                let value = match deferred {
+                    Deferred::Block(block, env) => lowerer.block(&mut env.clone(), block)?,
+                    Deferred::Expr(expr, env) => lowerer.expr(&mut env.clone(), expr)?,
+                };
+                let Val::Est(inner) = value else {
+                    return Err(internal(lowerer.span, "estimate branch is not an estimate"));
+                };
+                let result = emit_estimate(lowerer, &inner, rng)?;
+                blocks.push(lowerer.builder.end_block(vec![result])?);
+            }
+            let otherwise = blocks.pop().ok_or_else(|| internal(lowerer.span, "branch"))?;
+            let then = blocks.pop().ok_or_else(|| internal(lowerer.span, "branch"))?;
+            let results = lowerer.builder.push_if(*cond, then, otherwise)?;
+            results.first().copied().ok_or_else(|| internal(lowerer.span, "branch"))
+        }
+    }
+}
+
+fn emit_operand<'a>(lowerer: &mut FunctionLowerer<'_, 'a>, operand: &Operand<'a>, rng: Value) -> Lowered<Value> {
+    match operand {
+        Operand::Est(estimate) => emit_estimate(lowerer, estimate, rng),
+        Operand::Real(value) => Ok(*value),
+    }
+}
+
+/// ADEV's `exp`: with N ~ Poisson(2), `e²·Π_{i<N} (xᵢ/2)` over N fresh primal estimates is
+/// unbiased for `exp(E x)`; the tangent is that estimate times one more independent
+/// estimate's tangent.
+fn emit_exp<'a>(lowerer: &mut FunctionLowerer<'_, 'a>, inner: &Rc<Estimate<'a>>, rng: Value) -> Lowered<Value> {
+    let b = &mut lowerer.builder;
+    let streams = b.push(Op::Split { rng })?;
+    let rate = b.real(2.0)?;
+    let drawn = b.push(Op::Sample { sampler: ir::Sampler::Poisson, args: vec![rate], rng: streams[0] })?;
+    let split = b.push(Op::Split { rng: drawn[1] })?;
+    let (count, product_rng, tangent_rng) = (drawn[0], split[0], split[1]);
+    let zero = b.int(0)?;
+    let one = b.real(1.0)?;
+    let params = b.begin_block(&[Type::Int, Type::Real, Type::Rng]);
+    let (product, stream) = (params[1], params[2]);
+    let streams = b.push(Op::Split { rng: stream })?;
+    let sample = emit_estimate(lowerer, inner, streams[1])?;
+    let b = &mut lowerer.builder;
+    let primal = b.unary(UnaryOp::Detach, sample)?;
+    let half = b.real(0.5)?;
+    let factor = b.mul(primal, half)?;
+    let next = b.mul(product, factor)?;
+    let block = b.end_block(vec![next, streams[0]])?;
+    let results = b.push_for(zero, count, vec![one, product_rng], block)?;
+    let tangent_source = emit_estimate(lowerer, inner, tangent_rng)?;
+    let b = &mut lowerer.builder;
+    let scale = b.real(std::f64::consts::E * std::f64::consts::E)?;
+    let value = b.mul(scale, results[0])?;
+    let tangent = b.mul(value, tangent_source)?;
+    Ok(b.push1(Op::WithTangent { value, tangent_of: tangent })?)
+}

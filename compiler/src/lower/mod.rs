@@ -1,0 +1,215 @@
+//! Lowering: checked syntax to the probabilistic IR.
+//!
+//! Every `fn` call is inlined (the checker has rejected recursion), tuples and records become
+//! groups of IR values, `param`s become function parameters, `data` and `let` globals are
+//! computed at the start of each function, and estimates (`est`) stay symbolic until a
+//! command consumes one. Choices inside `E { … }` are lowered by ADEV's estimator rules
+//! (`adev::estimators`), which leave `Expect` and `Branch` operations for ADEV to expand.
+//!
+//! This stage must not differentiate anything or decide how an estimate is run; it produces
+//! one function per command input, which `adev` compiles.
+
+mod builtins;
+mod expr;
+mod value;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+pub use value::{Shape, Val};
+
+use crate::adev::estimators::ExpectState;
+use crate::diagnostics::{Diagnostic, ErrorCode};
+use crate::ir::verify::IrError;
+use crate::ir::{Function, FunctionBuilder, Type};
+use crate::syntax::ast::{Binding, Expr, ItemKind};
+use crate::syntax::span::Span;
+use crate::types::{CheckedProgram, ItemRef, Type as SurfaceType};
+use crate::Analysis;
+use value::{Context, Env, Estimate};
+
+pub type Lowered<T> = Result<T, Diagnostic>;
+
+/// A `param`: its name, its IR type and where it is declared.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: String,
+    pub ty: Type,
+    pub item: ItemRef,
+}
+
+/// The program-wide facts lowering needs: the parsed and checked files and the parameters.
+pub struct Program<'a> {
+    pub analysis: &'a Analysis,
+    pub params: Vec<Param>,
+    globals: HashMap<&'a str, (ItemRef, &'a Binding)>,
+}
+
+/// A lowered command input: the function and the layout of what it returns.
+#[derive(Debug)]
+pub struct LoweredValues {
+    /// Parameters: one per `param` of the program, in declaration order.
+    pub function: Function,
+    pub shapes: Vec<Shape>,
+}
+
+impl<'a> Program<'a> {
+    /// Collects the parameters and globals of a checked program (which must have no errors).
+    pub fn new(analysis: &'a Analysis) -> Lowered<Self> {
+        let mut params = Vec::new();
+        let mut globals = HashMap::new();
+        for (file, parsed) in analysis.files.iter().enumerate() {
+            for (index, item) in parsed.program.items.iter().enumerate() {
+                let at = ItemRef { file, item: index };
+                match &item.kind {
+                    ItemKind::Param(binding) => {
+                        let ty = analysis.checked.globals.get(&binding.name.name).map(|global| &global.ty);
+                        let ty = ty.and_then(ir_type).ok_or_else(|| {
+                            unsupported(binding.name.span, "a `param` must be a real, a vector or a matrix")
+                        })?;
+                        params.push(Param { name: binding.name.name.clone(), ty, item: at });
+                    }
+                    ItemKind::Data(binding) | ItemKind::Let(binding) => {
+                        globals.insert(binding.name.name.as_str(), (at, binding));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(Program { analysis, params, globals })
+    }
+
+    pub fn checked(&self) -> &'a CheckedProgram {
+        &self.analysis.checked
+    }
+
+    fn top_level_context(&self, file: usize) -> Option<Context<'a>> {
+        let checked = self.checked();
+        Some(Context { types: checked.top_level_types.get(file)?, calls: checked.top_level_calls.get(file)? })
+    }
+
+    /// A function of the parameters returning the values of `exprs` (top-level expressions of
+    /// `file`), for `print` and for parameters' initial values.
+    pub fn lower_values(&self, file: usize, exprs: &[&'a Expr]) -> Lowered<LoweredValues> {
+        let context = self.top_level_context(file).ok_or_else(|| internal(None, "file was not checked"))?;
+        let mut lowerer = FunctionLowerer::new(self, "print", &[])?;
+        let mut results = Vec::new();
+        let mut shapes = Vec::new();
+        for expr in exprs {
+            let mut env = Env::new(context);
+            let value = lowerer.expr(&mut env, expr)?;
+            if let Val::Est(_) | Val::Dist(..) = value {
+                return Err(unsupported(expr.span, "printing an estimate or a distribution"));
+            }
+            shapes.push(value.shape());
+            value.flatten(&mut results);
+        }
+        let function = lowerer.builder.finish(results).map_err(|e| internal(None, e))?;
+        Ok(LoweredValues { function, shapes })
+    }
+
+    /// A function `(params…, stream) -> estimate` running one sample of the estimate `expr`.
+    pub fn lower_estimate(&self, file: usize, expr: &'a Expr, name: &str) -> Lowered<Function> {
+        let context = self.top_level_context(file).ok_or_else(|| internal(None, "file was not checked"))?;
+        let mut lowerer = FunctionLowerer::new(self, name, &[Type::Rng])?;
+        let rng = lowerer.extra_params[0];
+        let mut env = Env::new(context);
+        let estimate = match lowerer.expr(&mut env, expr)? {
+            Val::Est(estimate) => estimate,
+            _ => return Err(internal(Some(expr.span), "not an estimate")),
+        };
+        let result = lowerer.emit_estimate(&estimate, rng)?;
+        lowerer.builder.finish(vec![result]).map_err(|e| internal(Some(expr.span), e))
+    }
+}
+
+/// The IR type of a first-order surface type with a static shape.
+pub fn ir_type(ty: &SurfaceType) -> Option<Type> {
+    use crate::types::Dim::Known;
+    match ty {
+        SurfaceType::Real => Some(Type::Real),
+        SurfaceType::Int => Some(Type::Int),
+        SurfaceType::Bool => Some(Type::Bool),
+        SurfaceType::Vec(Known(n)) => u32::try_from(*n).ok().map(Type::Vec),
+        SurfaceType::Mat(Known(m), Known(n)) => Some(Type::Mat(u32::try_from(*m).ok()?, u32::try_from(*n).ok()?)),
+        _ => None,
+    }
+}
+
+pub fn unsupported(span: Span, what: &str) -> Diagnostic {
+    Diagnostic::error(ErrorCode::Unsupported, format!("{what} is not supported by the compiler yet"))
+        .with_primary(span, "used here")
+}
+
+/// An IR construction error is a compiler bug.
+impl From<IrError> for Diagnostic {
+    fn from(error: IrError) -> Self {
+        internal(None, error)
+    }
+}
+
+pub fn internal(span: Option<Span>, error: impl std::fmt::Display) -> Diagnostic {
+    let diagnostic = Diagnostic::error(ErrorCode::InternalError, format!("internal compiler error: {error}"))
+        .with_note("this is a bug in ppl; please report it with the program that caused it");
+    match span {
+        Some(span) => diagnostic.with_primary(span, "while compiling this"),
+        None => diagnostic,
+    }
+}
+
+/// Lowers into one function.
+pub(crate) struct FunctionLowerer<'p, 'a> {
+    program: &'p Program<'a>,
+    pub(crate) builder: FunctionBuilder,
+    params: HashMap<String, crate::ir::Value>,
+    /// Parameters after the `param`s (the stream of an estimate).
+    extra_params: Vec<crate::ir::Value>,
+    /// `data` and `let` globals, computed at the start of the function.
+    globals: HashMap<String, Val<'a>>,
+    /// Inside `E { … }`: the stream and scores threaded through the body.
+    state: Option<ExpectState>,
+    /// The span of the syntax being lowered, for internal errors.
+    span: Option<Span>,
+}
+
+impl<'p, 'a> FunctionLowerer<'p, 'a> {
+    fn new(program: &'p Program<'a>, name: &str, extra: &[Type]) -> Lowered<Self> {
+        let mut types: Vec<Type> = program.params.iter().map(|param| param.ty).collect();
+        types.extend_from_slice(extra);
+        let (builder, values) = FunctionBuilder::new(name, &types);
+        let params = program.params.iter().zip(&values).map(|(param, value)| (param.name.clone(), *value)).collect();
+        let extra_params = values[program.params.len()..].to_vec();
+        Ok(FunctionLowerer { program, builder, params, extra_params, globals: HashMap::new(), state: None, span: None })
+    }
+
+    /// The value of a `data`/`let` global, lowered at its first use. Globals are first-order
+    /// and built from constants, so lowering one where it is first used is valid wherever
+    /// it is used later only if that is the function's top level: the cache is keyed by the
+    /// nesting depth at which the value was computed.
+    fn global(&mut self, name: &str, span: Span) -> Lowered<Option<Val<'a>>> {
+        if let Some(value) = self.globals.get(name) {
+            return Ok(Some(value.clone()));
+        }
+        let Some((at, binding)) = self.program.globals.get(name).copied() else { return Ok(None) };
+        let context = self.program.top_level_context(at.file).ok_or_else(|| internal(Some(span), "unchecked"))?;
+        let mut env = Env::new(context);
+        let saved_state = self.state.take();
+        let value = self.expr(&mut env, &binding.value);
+        self.state = saved_state;
+        let value = value?;
+        let declared = self.program.checked().globals.get(name).map(|global| global.ty.clone());
+        let value = match declared {
+            Some(ty) => self.coerce(value, &ty)?,
+            None => value,
+        };
+        if self.builder.depth() == 1 {
+            self.globals.insert(name.to_string(), value.clone());
+        }
+        Ok(Some(value))
+    }
+
+    /// Runs an estimate once on `rng` and returns its (real) value.
+    fn emit_estimate(&mut self, estimate: &Rc<Estimate<'a>>, rng: crate::ir::Value) -> Lowered<crate::ir::Value> {
+        expr::emit_estimate(self, estimate, rng)
+    }
+}

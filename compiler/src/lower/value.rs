@@ -1,0 +1,155 @@
+//! What an expression lowers to: IR values arranged as the surface value they represent, and
+//! the two kinds of compile-time-only values (distributions and estimates).
+
+use std::rc::Rc;
+
+use crate::distributions::Distribution;
+use crate::ir::{BinaryOp, Value};
+use crate::syntax::ast::{Block, Expr, ExprId};
+use crate::types::Type as SurfaceType;
+
+/// A lowered value.
+#[derive(Clone, Debug)]
+pub enum Val<'a> {
+    /// A real, int, bool, vector or matrix.
+    Ir(Value),
+    Tuple(Vec<Val<'a>>),
+    Record(Vec<(String, Val<'a>)>),
+    Str(String),
+    /// A distribution applied to its (converted) arguments, not yet sampled.
+    Dist(&'static Distribution, Vec<Value>),
+    Est(Rc<Estimate<'a>>),
+}
+
+impl<'a> Val<'a> {
+    pub fn unit() -> Self {
+        Val::Tuple(Vec::new())
+    }
+
+    /// The IR values of a first-order value, in a fixed order.
+    pub fn flatten(&self, out: &mut Vec<Value>) {
+        match self {
+            Val::Ir(value) => out.push(*value),
+            Val::Tuple(parts) => parts.iter().for_each(|part| part.flatten(out)),
+            Val::Record(fields) => fields.iter().for_each(|(_, field)| field.flatten(out)),
+            Val::Str(_) | Val::Dist(..) | Val::Est(_) => {}
+        }
+    }
+
+    /// A value of the same shape as `self` made of `values` (in [`Val::flatten`] order).
+    pub fn rebuild(&self, values: &mut impl Iterator<Item = Value>) -> Val<'a> {
+        match self {
+            Val::Ir(_) => values.next().map_or_else(Val::unit, Val::Ir),
+            Val::Tuple(parts) => Val::Tuple(parts.iter().map(|part| part.rebuild(values)).collect()),
+            Val::Record(fields) => {
+                Val::Record(fields.iter().map(|(name, field)| (name.clone(), field.rebuild(values))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// The layout of a first-order value, to read its flattened run-time values back.
+    pub fn shape(&self) -> Shape {
+        match self {
+            Val::Ir(_) => Shape::Leaf,
+            Val::Tuple(parts) => Shape::Tuple(parts.iter().map(Val::shape).collect()),
+            Val::Record(fields) => {
+                Shape::Record(fields.iter().map(|(name, field)| (name.clone(), field.shape())).collect())
+            }
+            Val::Str(text) => Shape::Str(text.clone()),
+            Val::Dist(..) | Val::Est(_) => Shape::Tuple(Vec::new()),
+        }
+    }
+}
+
+/// The structure of a printed value: which flattened values form which part.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Shape {
+    Leaf,
+    Tuple(Vec<Shape>),
+    Record(Vec<(String, Shape)>),
+    Str(String),
+}
+
+impl Shape {
+    /// How many flattened values the layout holds.
+    pub fn leaves(&self) -> usize {
+        match self {
+            Shape::Leaf => 1,
+            Shape::Tuple(parts) => parts.iter().map(Shape::leaves).sum(),
+            Shape::Record(fields) => fields.iter().map(|(_, field)| field.leaves()).sum(),
+            Shape::Str(_) => 0,
+        }
+    }
+}
+
+/// An estimate (`est`): compiled only when something consumes it, each consumption with its
+/// own random stream, so that `a * a` multiplies two independent estimates.
+#[derive(Debug)]
+pub enum Estimate<'a> {
+    /// `E { … }` with the environment it was written in.
+    Expect {
+        block: &'a Block,
+        env: Env<'a>,
+    },
+    /// Arithmetic of independent estimates and reals: `a + b`, `r * a`, `a / r`, …
+    Arith {
+        op: BinaryOp,
+        left: Operand<'a>,
+        right: Operand<'a>,
+    },
+    Neg(Rc<Estimate<'a>>),
+    /// ADEV's unbiased `exp`.
+    Exp(Rc<Estimate<'a>>),
+    /// `if cond { e₁ } else { e₂ }` with estimate branches, lowered when consumed.
+    Choose {
+        cond: Value,
+        then: Deferred<'a>,
+        otherwise: Deferred<'a>,
+    },
+}
+
+#[derive(Debug)]
+pub enum Operand<'a> {
+    Est(Rc<Estimate<'a>>),
+    Real(Value),
+}
+
+/// An expression to lower later, in its environment.
+#[derive(Debug)]
+pub enum Deferred<'a> {
+    Block(&'a Block, Env<'a>),
+    Expr(&'a Expr, Env<'a>),
+}
+
+/// Where names and types come from: the types and call targets of one checked body.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    pub types: &'a std::collections::HashMap<ExprId, SurfaceType>,
+    pub calls: &'a std::collections::HashMap<ExprId, usize>,
+}
+
+/// The locals in scope, innermost last, and the body they belong to.
+#[derive(Clone, Debug)]
+pub struct Env<'a> {
+    pub context: Context<'a>,
+    pub locals: Vec<(String, Val<'a>)>,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(context: Context<'a>) -> Self {
+        Env { context, locals: Vec::new() }
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<&Val<'a>> {
+        self.locals.iter().rev().find(|(n, _)| n == name).map(|(_, value)| value)
+    }
+
+    pub fn bind(&mut self, name: &str, value: Val<'a>) {
+        self.locals.push((name.to_string(), value));
+    }
+
+    pub fn ty(&self, expr: &Expr) -> Option<&'a SurfaceType> {
+        self.context.types.get(&expr.id)
+    }
+}

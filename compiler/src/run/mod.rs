@@ -1,0 +1,301 @@
+//! Running a checked program: parameters' initial values, then its commands in order.
+//!
+//! Each `print` expression, `estimate` and `grad` is lowered, compiled by `adev` and run by
+//! the reference interpreter; results come back as [`Output`] values for a client (the CLI,
+//! the REPL, a test) to show. Every sample of every command draws from its own stream,
+//! `(seed, command << 32 | sample)`, so the same file and seed give bit-identical output.
+//! Failures at run time are diagnostics pointing at the expression or choice concerned.
+//!
+//! This module must not print anything itself.
+
+mod output;
+
+pub use output::{Output, ParamGradient, Printed, Statistic};
+
+use ppl_runtime::Rng;
+
+use crate::adev::{self, Estimator};
+use crate::diagnostics::{Diagnostic, ErrorCode};
+use crate::interp::{self, ErrorKind, InterpError, RuntimeValue};
+use crate::lower::{Program, Shape};
+use crate::syntax::ast::{Expr, ExprKind, ItemKind};
+use crate::syntax::span::Span;
+use crate::Analysis;
+
+/// The seed used when neither the command line nor the program gives one.
+pub const DEFAULT_SEED: u64 = 0;
+
+/// The number of samples of `estimate`/`grad` without `samples:`.
+pub const DEFAULT_SAMPLES: u64 = 1000;
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Overrides every seed of the program.
+    pub seed: Option<u64>,
+    /// Also report the IR of every compiled estimate.
+    pub emit_ir: bool,
+}
+
+/// A program being run: its parameters' current values and how many commands have drawn
+/// random numbers so far.
+pub struct Session<'a> {
+    program: Program<'a>,
+    params: Vec<RuntimeValue>,
+    options: RunOptions,
+    commands: u64,
+}
+
+impl<'a> Session<'a> {
+    /// Prepares a checked program (without errors): computes its parameters' initial values.
+    pub fn new(analysis: &'a Analysis, options: RunOptions) -> Result<Self, Diagnostic> {
+        let program = Program::new(analysis)?;
+        let mut session = Session { params: Vec::new(), program, options, commands: 0 };
+        session.params = session.program.params.iter().map(|param| zero(param.ty)).collect();
+        for index in 0..session.program.params.len() {
+            let param = &session.program.params[index];
+            let Some(ItemKind::Param(binding)) = analysis
+                .files
+                .get(param.item.file)
+                .and_then(|file| file.program.items.get(param.item.item))
+                .map(|item| &item.kind)
+            else {
+                continue;
+            };
+            let values = session.evaluate(param.item.file, &[&binding.value])?;
+            if let Some((value, _)) = values.into_iter().next() {
+                session.params[index] = value.into_iter().next().unwrap_or_else(|| zero(param.ty));
+            }
+        }
+        Ok(session)
+    }
+
+    /// The current value of each parameter, by name.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &RuntimeValue)> {
+        self.program.params.iter().map(|param| param.name.as_str()).zip(&self.params)
+    }
+
+    /// Runs the commands of the user's file (the last one) in order.
+    pub fn run_commands(&mut self, emit: &mut dyn FnMut(Output)) -> Result<(), Diagnostic> {
+        let analysis = self.program.analysis;
+        let file = analysis.files.len().saturating_sub(1);
+        let Some(parsed) = analysis.files.get(file) else { return Ok(()) };
+        for item in &parsed.program.items {
+            match &item.kind {
+                ItemKind::Print(exprs) => {
+                    for expr in exprs {
+                        self.print(file, expr, emit)?;
+                    }
+                }
+                ItemKind::Optimize(_) => {
+                    return Err(crate::lower::unsupported(item.span, "`maximize` and `minimize`"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn source(&self, span: Span) -> String {
+        self.program.analysis.sources.snippet(span).to_string()
+    }
+
+    fn print(&mut self, file: usize, expr: &'a Expr, emit: &mut dyn FnMut(Output)) -> Result<(), Diagnostic> {
+        if let ExprKind::Call { callee, args } = &expr.kind {
+            if matches!(callee.name.as_str(), "estimate" | "grad") {
+                let objective = args
+                    .iter()
+                    .find(|arg| arg.name.as_ref().is_none_or(|name| name.name == "objective"))
+                    .map(|arg| &arg.value)
+                    .ok_or_else(|| crate::lower::internal(Some(expr.span), "no objective"))?;
+                let samples = match args.iter().find(|arg| arg.name.as_ref().is_some_and(|n| n.name == "samples")) {
+                    Some(arg) => self.count(file, &arg.value)?,
+                    None => DEFAULT_SAMPLES,
+                };
+                return self.estimate(file, expr, objective, samples, callee.name == "grad", emit);
+            }
+        }
+        let values = self.evaluate(file, &[expr])?;
+        for (flat, shape) in values {
+            let value = Printed::read(&shape, &mut flat.into_iter());
+            emit(Output::Print { source: self.source(expr.span), value });
+        }
+        Ok(())
+    }
+
+    /// Evaluates first-order expressions at the current parameters: each one's flattened
+    /// values and their layout.
+    fn evaluate(&self, file: usize, exprs: &[&'a Expr]) -> Result<Vec<(Vec<RuntimeValue>, Shape)>, Diagnostic> {
+        let lowered = self.program.lower_values(file, exprs)?;
+        let span = exprs.first().map(|expr| expr.span);
+        let mut function = lowered.function;
+        adev::optimize(&mut function).map_err(|error| crate::lower::internal(span, error))?;
+        let results = interp::run(&function, self.params.clone()).map_err(|error| runtime_error(error, span, None))?;
+        let mut results = results.into_iter();
+        let mut values = Vec::with_capacity(lowered.shapes.len());
+        for shape in lowered.shapes {
+            let count = shape.leaves();
+            values.push((results.by_ref().take(count).collect(), shape));
+        }
+        Ok(values)
+    }
+
+    fn count(&self, file: usize, expr: &'a Expr) -> Result<u64, Diagnostic> {
+        let values = self.evaluate(file, &[expr])?;
+        match values.first().and_then(|(flat, _)| flat.first()) {
+            Some(RuntimeValue::Int(n)) if *n > 0 => Ok(*n as u64),
+            _ => Err(Diagnostic::error(ErrorCode::InvalidOption, "the number of samples must be a positive integer")
+                .with_primary(expr.span, "this is not a positive integer")),
+        }
+    }
+
+    fn estimate(
+        &mut self,
+        file: usize,
+        expr: &'a Expr,
+        objective: &'a Expr,
+        samples: u64,
+        gradient: bool,
+        emit: &mut dyn FnMut(Output),
+    ) -> Result<(), Diagnostic> {
+        let lowered = self.program.lower_estimate(file, objective, "estimate")?;
+        let wrt: Vec<bool> = lowered
+            .body
+            .params
+            .iter()
+            .map(|param| lowered.ty(*param).is_some_and(|ty| ty.is_differentiable()))
+            .collect();
+        let estimator = adev::compile(lowered, &wrt)?;
+        let source = self.source(expr.span);
+        if self.options.emit_ir {
+            for function in [&estimator.primal, &estimator.forward, &estimator.reverse] {
+                emit(Output::Ir { source: source.clone(), text: function.to_string() });
+            }
+        }
+        let command = self.commands;
+        self.commands += 1;
+        if gradient {
+            let params = self.gradient(&estimator, command, samples, objective.span)?;
+            emit(Output::Grad { source, samples, params });
+        } else {
+            let values = self.sample_values(&estimator, command, samples, objective.span)?;
+            let statistic = Statistic::of(&values);
+            emit(Output::Estimate { source, mean: statistic.mean, stderr: statistic.stderr, samples });
+        }
+        Ok(())
+    }
+
+    fn seed(&self) -> u64 {
+        self.options.seed.unwrap_or(DEFAULT_SEED)
+    }
+
+    fn args(&self, command: u64, sample: u64) -> Vec<RuntimeValue> {
+        let mut args = self.params.clone();
+        args.push(RuntimeValue::Rng(Box::new(Rng::new(self.seed(), command << 32 | sample))));
+        args
+    }
+
+    fn sample_values(
+        &self,
+        estimator: &Estimator,
+        command: u64,
+        samples: u64,
+        span: Span,
+    ) -> Result<Vec<f64>, Diagnostic> {
+        let mut values = Vec::with_capacity(samples as usize);
+        for sample in 0..samples {
+            let results = interp::run(&estimator.primal, self.args(command, sample))
+                .map_err(|error| runtime_error(error, Some(span), Some(sample)))?;
+            let value = results.first().and_then(|value| value.as_real().ok()).unwrap_or(f64::NAN);
+            if value.is_nan() {
+                return Err(self.explain_nan(&estimator.primal, command, sample, span));
+            }
+            values.push(value);
+        }
+        Ok(values)
+    }
+
+    fn gradient(
+        &self,
+        estimator: &Estimator,
+        command: u64,
+        samples: u64,
+        span: Span,
+    ) -> Result<Vec<ParamGradient>, Diagnostic> {
+        let differentiated: Vec<usize> = (0..self.program.params.len()).filter(|i| estimator.wrt[*i]).collect();
+        let used = crate::ir::uses(&estimator.forward);
+        let mut draws: Vec<Vec<Vec<f64>>> = vec![Vec::with_capacity(samples as usize); differentiated.len()];
+        for sample in 0..samples {
+            let results = interp::run(&estimator.reverse, self.args(command, sample))
+                .map_err(|error| runtime_error(error, Some(span), Some(sample)))?;
+            for (k, result) in results.iter().skip(1).enumerate() {
+                let elements = match result {
+                    RuntimeValue::Real(x) => vec![*x],
+                    other => other.elements().map(<[f64]>::to_vec).unwrap_or_default(),
+                };
+                if elements.iter().any(|x| x.is_nan()) {
+                    return Err(self.explain_nan(&estimator.reverse, command, sample, span));
+                }
+                if let Some(slot) = draws.get_mut(k) {
+                    slot.push(elements);
+                }
+            }
+        }
+        let mut gradients = Vec::new();
+        for (k, index) in differentiated.iter().enumerate() {
+            let param = &self.program.params[*index];
+            if !used.contains(&estimator.forward.body.params[*index]) {
+                continue;
+            }
+            gradients.push(ParamGradient {
+                name: param.name.clone(),
+                statistics: Statistic::elementwise(&draws[k]),
+                ty: param.ty,
+            });
+        }
+        Ok(gradients)
+    }
+
+    /// Reruns a sample that gave NaN, watching for the instruction that produced it first.
+    fn explain_nan(&self, function: &crate::ir::Function, command: u64, sample: u64, span: Span) -> Diagnostic {
+        match interp::run_watching_nan(function, self.args(command, sample)) {
+            Err(error) => runtime_error(error, Some(span), Some(sample)),
+            Ok(_) => Diagnostic::error(ErrorCode::NotANumber, "the estimate is NaN")
+                .with_primary(span, "this estimate")
+                .with_note(format!("in sample {sample}")),
+        }
+    }
+}
+
+fn zero(ty: crate::ir::Type) -> RuntimeValue {
+    match ty {
+        crate::ir::Type::Vec(n) => RuntimeValue::Vec(vec![0.0; n as usize]),
+        crate::ir::Type::Mat(rows, cols) => {
+            RuntimeValue::Mat { rows: rows as usize, cols: cols as usize, data: vec![0.0; (rows * cols) as usize] }
+        }
+        crate::ir::Type::Int => RuntimeValue::Int(0),
+        crate::ir::Type::Bool => RuntimeValue::Bool(false),
+        _ => RuntimeValue::Real(0.0),
+    }
+}
+
+/// A run-time failure as a diagnostic at the instruction's source (or the command's).
+fn runtime_error(error: InterpError, command: Option<Span>, sample: Option<u64>) -> Diagnostic {
+    let code = match error.kind {
+        ErrorKind::Domain => ErrorCode::DomainError,
+        ErrorKind::OutOfBounds => ErrorCode::OutOfBounds,
+        ErrorKind::NotANumber => ErrorCode::NotANumber,
+        ErrorKind::Failure => ErrorCode::RuntimeFailure,
+    };
+    let mut diagnostic = Diagnostic::error(code, error.message.clone());
+    diagnostic = match (error.span, command) {
+        (Some(span), Some(command)) if span != command => {
+            diagnostic.with_primary(span, "here").with_secondary(command, "while running this")
+        }
+        (Some(span), _) | (None, Some(span)) => diagnostic.with_primary(span, "here"),
+        (None, None) => diagnostic,
+    };
+    if let Some(sample) = sample {
+        diagnostic = diagnostic.with_note(format!("in sample {sample} (each sample has its own random stream)"));
+    }
+    diagnostic
+}

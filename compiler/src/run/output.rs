@@ -1,0 +1,177 @@
+//! What running a command produces, and its human-readable form. (The CLI renders the same
+//! values as JSON.)
+
+use std::fmt;
+
+use crate::interp::RuntimeValue;
+use crate::ir::Type;
+use crate::lower::Shape;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// One expression of a `print`.
+    Print { source: String, value: Printed },
+    /// `estimate(EST, samples: N)`: mean and standard error of N independent estimates.
+    Estimate { source: String, mean: f64, stderr: f64, samples: u64 },
+    /// `grad(EST, samples: N)`: per parameter the estimate depends on.
+    Grad { source: String, samples: u64, params: Vec<ParamGradient> },
+    /// The IR of a compiled estimate (`--emit ir`).
+    Ir { source: String, text: String },
+}
+
+/// A printed value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Printed {
+    Real(f64),
+    Int(i64),
+    Bool(bool),
+    Str(String),
+    /// A vector, or a matrix as a list of rows.
+    List(Vec<Printed>),
+    Tuple(Vec<Printed>),
+    Record(Vec<(String, Printed)>),
+}
+
+impl Printed {
+    /// Reads a value of the given layout from flattened run-time values.
+    pub fn read(shape: &Shape, values: &mut impl Iterator<Item = RuntimeValue>) -> Printed {
+        match shape {
+            Shape::Leaf => values.next().map_or(Printed::Tuple(Vec::new()), |value| Printed::from_runtime(&value)),
+            Shape::Tuple(parts) => Printed::Tuple(parts.iter().map(|part| Printed::read(part, values)).collect()),
+            Shape::Record(fields) => Printed::Record(
+                fields.iter().map(|(name, field)| (name.clone(), Printed::read(field, values))).collect(),
+            ),
+            Shape::Str(text) => Printed::Str(text.clone()),
+        }
+    }
+
+    pub fn from_runtime(value: &RuntimeValue) -> Printed {
+        let reals = |data: &[f64]| Printed::List(data.iter().map(|x| Printed::Real(*x)).collect());
+        match value {
+            RuntimeValue::Real(x) => Printed::Real(*x),
+            RuntimeValue::Int(n) => Printed::Int(*n),
+            RuntimeValue::Bool(b) => Printed::Bool(*b),
+            RuntimeValue::Vec(data) => reals(data),
+            RuntimeValue::Mat { cols, data, .. } => Printed::List(data.chunks((*cols).max(1)).map(reals).collect()),
+            RuntimeValue::Rng(_) => Printed::Str("<stream>".into()),
+        }
+    }
+
+    /// Reals laid out as a value of type `ty` (a real, a vector, or a matrix's rows).
+    fn shaped(ty: Type, data: &[f64]) -> Printed {
+        match ty {
+            Type::Vec(_) => Printed::List(data.iter().map(|x| Printed::Real(*x)).collect()),
+            Type::Mat(_, cols) => Printed::List(
+                data.chunks((cols as usize).max(1))
+                    .map(|row| Printed::List(row.iter().map(|x| Printed::Real(*x)).collect()))
+                    .collect(),
+            ),
+            _ => Printed::Real(data.first().copied().unwrap_or(f64::NAN)),
+        }
+    }
+}
+
+impl fmt::Display for Printed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |f: &mut fmt::Formatter<'_>, items: &[Printed], open: &str, close: &str| {
+            f.write_str(open)?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{item}")?;
+            }
+            f.write_str(close)
+        };
+        match self {
+            Printed::Real(x) => write!(f, "{x}"),
+            Printed::Int(n) => write!(f, "{n}"),
+            Printed::Bool(b) => write!(f, "{b}"),
+            Printed::Str(text) => write!(f, "{text:?}"),
+            Printed::List(items) => list(f, items, "[", "]"),
+            Printed::Tuple(items) => list(f, items, "(", ")"),
+            Printed::Record(fields) => {
+                f.write_str("{")?;
+                for (i, (name, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{name}: {value}")?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
+/// The mean and standard error of independent draws.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Statistic {
+    pub mean: f64,
+    pub stderr: f64,
+}
+
+impl Statistic {
+    /// Summed in sample order, so the result is reproducible bit for bit.
+    pub fn of(values: &[f64]) -> Statistic {
+        let n = values.len() as f64;
+        if values.is_empty() {
+            return Statistic { mean: f64::NAN, stderr: f64::NAN };
+        }
+        let mean = values.iter().sum::<f64>() / n;
+        let squares: f64 = values.iter().map(|x| (x - mean) * (x - mean)).sum();
+        let variance = if values.len() > 1 { squares / (n - 1.0) } else { 0.0 };
+        Statistic { mean, stderr: (variance / n).sqrt() }
+    }
+
+    /// Per element of equally long draws.
+    pub fn elementwise(draws: &[Vec<f64>]) -> Vec<Statistic> {
+        let length = draws.first().map_or(0, Vec::len);
+        (0..length)
+            .map(|i| {
+                let column: Vec<f64> = draws.iter().map(|draw| draw.get(i).copied().unwrap_or(f64::NAN)).collect();
+                Statistic::of(&column)
+            })
+            .collect()
+    }
+}
+
+/// The gradient estimate for one parameter, elementwise for vectors and matrices.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamGradient {
+    pub name: String,
+    pub statistics: Vec<Statistic>,
+    pub ty: Type,
+}
+
+impl ParamGradient {
+    pub fn mean(&self) -> Printed {
+        Printed::shaped(self.ty, &self.statistics.iter().map(|s| s.mean).collect::<Vec<_>>())
+    }
+
+    pub fn stderr(&self) -> Printed {
+        Printed::shaped(self.ty, &self.statistics.iter().map(|s| s.stderr).collect::<Vec<_>>())
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Print { source, value } => write!(f, "{source} = {value}"),
+            Output::Estimate { source, mean, stderr, samples } => {
+                write!(f, "{source} = {mean} ± {stderr} ({samples} samples)")
+            }
+            Output::Grad { source, samples, params } => {
+                write!(f, "{source} ({samples} samples):")?;
+                if params.is_empty() {
+                    write!(f, " depends on no parameter")?;
+                }
+                for param in params {
+                    write!(f, "\n    d/d{} = {} ± {}", param.name, param.mean(), param.stderr())?;
+                }
+                Ok(())
+            }
+            Output::Ir { source, text } => write!(f, "// {source}\n{text}"),
+        }
+    }
+}
