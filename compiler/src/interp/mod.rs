@@ -116,7 +116,10 @@ impl Frame {
                 if !shown.is_empty() || inst.op.operands().is_empty() {
                     return Err(InterpError {
                         kind: ErrorKind::NotANumber,
-                        message: format!("this produced NaN from {}", shown.join(" and ")),
+                        message: format!(
+                            "a result is NaN; the first NaN came from an operation on {}",
+                            shown.join(" and ")
+                        ),
                         span: inst.span,
                     });
                 }

@@ -1,5 +1,5 @@
 //! Constant folding: a unary, binary or comparison operation on scalar constants becomes the
-//! constant it computes.
+//! constant it computes, and a check whose condition is a true constant goes.
 //!
 //! The value is computed by the reference interpreter's own evaluation, so folding can never
 //! change a result, not even in the last bit. Operations that would fail at run time (integer
@@ -14,6 +14,11 @@ use crate::interp::{evaluate_pure, RuntimeValue};
 pub fn fold_constants(function: &mut Function) {
     let mut constants = HashMap::new();
     fold_block(&mut function.body, &mut constants);
+}
+
+/// Whether `inst` is a check whose condition is known to hold.
+fn passes(inst: &crate::ir::Inst, constants: &HashMap<Value, RuntimeValue>) -> bool {
+    matches!(&inst.op, Op::Check { cond, .. } if constants.get(cond) == Some(&RuntimeValue::Bool(true)))
 }
 
 fn fold_block(block: &mut Block, constants: &mut HashMap<Value, RuntimeValue>) {
@@ -51,4 +56,5 @@ fn fold_block(block: &mut Block, constants: &mut HashMap<Value, RuntimeValue>) {
             constants.insert(*result, value);
         }
     }
+    block.insts.retain(|inst| !passes(inst, constants));
 }

@@ -237,15 +237,20 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
 
     pub(crate) fn block(&mut self, env: &mut Env<'a>, block: &'a Block) -> Lowered<Val<'a>> {
         let scope = env.locals.len();
-        let result = self.block_in_scope(env, block);
+        let result = self.block_in_scope(env, block, false);
         env.locals.truncate(scope);
         result
     }
 
-    fn block_in_scope(&mut self, env: &mut Env<'a>, block: &'a Block) -> Lowered<Val<'a>> {
+    /// A function's body, which may end with `return e;`.
+    fn function_body(&mut self, env: &mut Env<'a>, block: &'a Block) -> Lowered<Val<'a>> {
+        self.block_in_scope(env, block, true)
+    }
+
+    fn block_in_scope(&mut self, env: &mut Env<'a>, block: &'a Block, function_body: bool) -> Lowered<Val<'a>> {
         for (index, stmt) in block.stmts.iter().enumerate() {
             if let StmtKind::Return(value) = &stmt.kind {
-                if index + 1 == block.stmts.len() && block.tail.is_none() {
+                if function_body && index + 1 == block.stmts.len() && block.tail.is_none() {
                     return self.expr(env, value);
                 }
                 return Err(unsupported(stmt.span, "`return` before the end of a function"));
@@ -608,7 +613,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             let value = self.coerce(value, ty)?;
             callee_env.bind(name, value);
         }
-        let value = self.block(&mut callee_env, &def.body)?;
+        let value = self.function_body(&mut callee_env, &def.body)?;
         self.coerce(value, &instance.ret)
     }
 

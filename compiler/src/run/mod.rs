@@ -100,13 +100,8 @@ impl<'a> Session<'a> {
     }
 
     fn print(&mut self, file: usize, expr: &'a Expr, emit: &mut dyn FnMut(Output)) -> Result<(), Diagnostic> {
-        if let ExprKind::Call { callee, args } = &expr.kind {
-            if matches!(callee.name.as_str(), "estimate" | "grad") {
-                let objective = args
-                    .iter()
-                    .find(|arg| arg.name.as_ref().is_none_or(|name| name.name == "objective"))
-                    .map(|arg| &arg.value)
-                    .ok_or_else(|| crate::lower::internal(Some(expr.span), "no objective"))?;
+        if let (ExprKind::Call { callee, args }, Some(objective)) = (&expr.kind, objective_of(expr)) {
+            {
                 let samples = match args.iter().find(|arg| arg.name.as_ref().is_some_and(|n| n.name == "samples")) {
                     Some(arg) => self.count(file, &arg.value)?,
                     None => DEFAULT_SAMPLES,
@@ -148,6 +143,35 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Compiles the objective of every `estimate`/`grad` in the user's file, in order, with
+    /// its source text (for tools and tests that run them directly).
+    pub fn compile_objectives(&self) -> Result<Vec<(String, Estimator)>, Diagnostic> {
+        let analysis = self.program.analysis;
+        let file = analysis.files.len().saturating_sub(1);
+        let mut compiled = Vec::new();
+        let Some(parsed) = analysis.files.get(file) else { return Ok(compiled) };
+        for item in &parsed.program.items {
+            let ItemKind::Print(exprs) = &item.kind else { continue };
+            for expr in exprs {
+                if let Some(objective) = objective_of(expr) {
+                    compiled.push((self.source(objective.span), self.compile(file, objective)?));
+                }
+            }
+        }
+        Ok(compiled)
+    }
+
+    fn compile(&self, file: usize, objective: &'a Expr) -> Result<Estimator, Diagnostic> {
+        let lowered = self.program.lower_estimate(file, objective, "estimate")?;
+        let wrt: Vec<bool> = lowered
+            .body
+            .params
+            .iter()
+            .map(|param| lowered.ty(*param).is_some_and(|ty| ty.is_differentiable()))
+            .collect();
+        adev::compile(lowered, &wrt)
+    }
+
     fn estimate(
         &mut self,
         file: usize,
@@ -157,14 +181,7 @@ impl<'a> Session<'a> {
         gradient: bool,
         emit: &mut dyn FnMut(Output),
     ) -> Result<(), Diagnostic> {
-        let lowered = self.program.lower_estimate(file, objective, "estimate")?;
-        let wrt: Vec<bool> = lowered
-            .body
-            .params
-            .iter()
-            .map(|param| lowered.ty(*param).is_some_and(|ty| ty.is_differentiable()))
-            .collect();
-        let estimator = adev::compile(lowered, &wrt)?;
+        let estimator = self.compile(file, objective)?;
         let source = self.source(expr.span);
         if self.options.emit_ir {
             for function in [&estimator.primal, &estimator.forward, &estimator.reverse] {
@@ -227,14 +244,14 @@ impl<'a> Session<'a> {
         for sample in 0..samples {
             let results = interp::run(&estimator.reverse, self.args(command, sample))
                 .map_err(|error| runtime_error(error, Some(span), Some(sample)))?;
+            if results.iter().any(RuntimeValue::has_nan) {
+                return Err(self.explain_nan(&estimator.reverse, command, sample, span));
+            }
             for (k, result) in results.iter().skip(1).enumerate() {
                 let elements = match result {
                     RuntimeValue::Real(x) => vec![*x],
                     other => other.elements().map(<[f64]>::to_vec).unwrap_or_default(),
                 };
-                if elements.iter().any(|x| x.is_nan()) {
-                    return Err(self.explain_nan(&estimator.reverse, command, sample, span));
-                }
                 if let Some(slot) = draws.get_mut(k) {
                     slot.push(elements);
                 }
@@ -266,6 +283,15 @@ impl<'a> Session<'a> {
     }
 }
 
+/// The objective of `estimate(…)` or `grad(…)`.
+fn objective_of(expr: &Expr) -> Option<&Expr> {
+    let ExprKind::Call { callee, args } = &expr.kind else { return None };
+    if !matches!(callee.name.as_str(), "estimate" | "grad") {
+        return None;
+    }
+    args.iter().find(|arg| arg.name.as_ref().is_none_or(|name| name.name == "objective")).map(|arg| &arg.value)
+}
+
 fn zero(ty: crate::ir::Type) -> RuntimeValue {
     match ty {
         crate::ir::Type::Vec(n) => RuntimeValue::Vec(vec![0.0; n as usize]),
@@ -286,12 +312,18 @@ fn runtime_error(error: InterpError, command: Option<Span>, sample: Option<u64>)
         ErrorKind::NotANumber => ErrorCode::NotANumber,
         ErrorKind::Failure => ErrorCode::RuntimeFailure,
     };
+    let label = match error.kind {
+        ErrorKind::Domain => "the distribution of this choice",
+        ErrorKind::OutOfBounds => "this index",
+        ErrorKind::NotANumber => "the first NaN came from here",
+        ErrorKind::Failure => "this failed",
+    };
     let mut diagnostic = Diagnostic::error(code, error.message.clone());
     diagnostic = match (error.span, command) {
         (Some(span), Some(command)) if span != command => {
-            diagnostic.with_primary(span, "here").with_secondary(command, "while running this")
+            diagnostic.with_primary(span, label).with_secondary(command, "while running this")
         }
-        (Some(span), _) | (None, Some(span)) => diagnostic.with_primary(span, "here"),
+        (Some(span), _) | (None, Some(span)) => diagnostic.with_primary(span, label),
         (None, None) => diagnostic,
     };
     if let Some(sample) = sample {

@@ -112,14 +112,15 @@ pub struct Statistic {
 }
 
 impl Statistic {
-    /// Summed in sample order, so the result is reproducible bit for bit.
+    /// Summed in sample order (compensated), so the result is accurate and reproducible bit
+    /// for bit.
     pub fn of(values: &[f64]) -> Statistic {
         let n = values.len() as f64;
         if values.is_empty() {
             return Statistic { mean: f64::NAN, stderr: f64::NAN };
         }
-        let mean = values.iter().sum::<f64>() / n;
-        let squares: f64 = values.iter().map(|x| (x - mean) * (x - mean)).sum();
+        let mean = compensated_sum(values.iter().copied()) / n;
+        let squares = compensated_sum(values.iter().map(|x| (x - mean) * (x - mean)));
         let variance = if values.len() > 1 { squares / (n - 1.0) } else { 0.0 };
         Statistic { mean, stderr: (variance / n).sqrt() }
     }
@@ -159,7 +160,7 @@ impl fmt::Display for Output {
         match self {
             Output::Print { source, value } => write!(f, "{source} = {value}"),
             Output::Estimate { source, mean, stderr, samples } => {
-                write!(f, "{source} = {mean} ± {stderr} ({samples} samples)")
+                write!(f, "{source} = {} ({samples} samples)", with_error(*mean, *stderr))
             }
             Output::Grad { source, samples, params } => {
                 write!(f, "{source} ({samples} samples):")?;
@@ -167,11 +168,36 @@ impl fmt::Display for Output {
                     write!(f, " depends on no parameter")?;
                 }
                 for param in params {
-                    write!(f, "\n    d/d{} = {} ± {}", param.name, param.mean(), param.stderr())?;
+                    let parts: Vec<String> = param.statistics.iter().map(|s| with_error(s.mean, s.stderr)).collect();
+                    match param.ty {
+                        Type::Real => write!(f, "\n    d/d{} = {}", param.name, parts.join(", "))?,
+                        _ => write!(f, "\n    d/d{} = [{}]", param.name, parts.join(", "))?,
+                    }
                 }
                 Ok(())
             }
             Output::Ir { source, text } => write!(f, "// {source}\n{text}"),
         }
     }
+}
+
+/// Neumaier's compensated summation: the rounding error of each addition is carried along.
+fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut compensation) = (0.0_f64, 0.0_f64);
+    for value in values {
+        let total = sum + value;
+        compensation += if sum.abs() >= value.abs() { (sum - total) + value } else { (value - total) + sum };
+        sum = total;
+    }
+    sum + compensation
+}
+
+/// `mean ± stderr` with the standard error to two significant digits and the mean to the
+/// same decimal place; an exact result (zero error) in full.
+fn with_error(mean: f64, stderr: f64) -> String {
+    if !(stderr.is_finite() && mean.is_finite()) || stderr <= 1e-12 * mean.abs().max(1e-300) {
+        return format!("{mean} ± {stderr:.1e}");
+    }
+    let decimals = (1 - stderr.log10().floor() as i32).clamp(0, 15) as usize;
+    format!("{mean:.decimals$} ± {stderr:.decimals$}")
 }

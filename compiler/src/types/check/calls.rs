@@ -305,10 +305,16 @@ impl<'a> Checker<'a> {
         // Scalar parameters given vectors make a vector of independent draws; all vector
         // arguments must then have one length.
         let mut length: Option<(Dim, Span)> = None;
+        // A generic argument where a real goes could be a vector: the draw's type is unknown.
+        let mut maybe_vectorised = false;
         for ((name, kind), slot) in distribution.params.iter().zip(slots) {
             let Some(arg) = slot else { continue };
             let ty = self.check_expr(body, arg).ty;
             let dim = match (kind, &ty) {
+                (ParamKind::Real, Type::Unknown) => {
+                    maybe_vectorised = true;
+                    continue;
+                }
                 (_, Type::Unknown) => continue,
                 (ParamKind::Real, Type::Real | Type::Int) => continue,
                 (_, Type::Vec(n)) => *n,
@@ -350,6 +356,7 @@ impl<'a> Checker<'a> {
         let value = match (distribution.support, vectorised) {
             (Support::RealVector, dim) => Type::Vec(dim.unwrap_or(Dim::Unknown)),
             (Support::Int, _) if distribution.name == "categorical" => Type::Int,
+            (Support::Real | Support::Int | Support::Bool, None) if maybe_vectorised => Type::Unknown,
             (Support::Real, None) => Type::Real,
             (Support::Int, None) => Type::Int,
             (Support::Bool, None) => Type::Bool,

@@ -505,6 +505,8 @@ pub(super) fn collection_of(element: Type, len: Dim) -> Type {
     match element {
         Type::Real | Type::Int => Type::Vec(len),
         Type::Vec(columns) => Type::Mat(len, columns),
+        // Elements of a generic argument's type could be reals or vectors.
+        Type::Unknown => Type::Unknown,
         other => Type::Array(Box::new(other), len),
     }
 }
