@@ -2,12 +2,16 @@
 //!
 //! ```text
 //! cargo run --release --bin bench -- frontend [--lines 10000] [--runs 15]
+//! cargo run --release --bin bench -- interp [--runs 15]
 //! ```
 //!
 //! `frontend` generates a program of realistic items (models with loops, guides, parameters,
 //! data, objectives built on the standard library, commands), then reports the median time to
 //! parse it and to check it completely, the throughput in lines per second, and the peak
-//! resident memory of the process. The machine is shared and noisy: medians, not means.
+//! resident memory of the process. `interp` reports the reference interpreter's estimates
+//! per second, value alone and value with gradient, for `E { x ~ normal(θ, 1); x^2 }` and the
+//! ADEV README's `flip` example under each of its estimators. The machine is shared and noisy:
+//! medians, not means.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -27,13 +31,63 @@ fn main() -> ExitCode {
     };
     match args.first().map(String::as_str) {
         Some("frontend") => frontend(lines, runs),
-        _ => usage("which benchmark? (frontend)"),
+        Some("interp") => interp(runs),
+        _ => usage("which benchmark? (frontend, interp)"),
     }
 }
 
 fn usage(message: &str) -> ExitCode {
-    eprintln!("error: {message}\nusage: bench frontend [--lines N] [--runs N]");
+    eprintln!("error: {message}\nusage: bench frontend [--lines N] [--runs N] | bench interp [--runs N]");
     ExitCode::from(2)
+}
+
+/// The objectives `interp` measures, as one program: the estimate of each `print grad`.
+const INTERP_PROGRAM: &str = "
+param theta: real = 0.4;
+fn square(theta) { E { x ~ normal(theta, 1.0); x^2 } }
+fn flip_reinforce(theta) { E { b ~ flip(theta) via reinforce; if b { 0.0 } else { -theta / 2.0 } } }
+fn flip_enum(theta) { E { b ~ flip(theta) via enum; if b { 0.0 } else { -theta / 2.0 } } }
+fn flip_mvd(theta) { E { b ~ flip(theta) via mvd; if b { 0.0 } else { -theta / 2.0 } } }
+print grad(square(theta));
+print grad(flip_reinforce(theta));
+print grad(flip_enum(theta));
+print grad(flip_mvd(theta));
+";
+
+fn interp(runs: usize) -> ExitCode {
+    use ppl::interp::{run, RuntimeValue};
+    let analysis = ppl::check_source("bench.ppl", INTERP_PROGRAM);
+    let compiled = ppl::run::Session::new(&analysis, ppl::run::RunOptions::default())
+        .and_then(|session| session.compile_objectives());
+    let compiled = match compiled {
+        Ok(compiled) => compiled,
+        Err(diagnostic) => {
+            eprint!(
+                "{}",
+                ppl::diagnostics::render(&diagnostic, &analysis.sources, ppl::diagnostics::ColorChoice::Never)
+            );
+            return ExitCode::from(1);
+        }
+    };
+    const ESTIMATES: u64 = 20_000;
+    println!("reference interpreter, estimates per second (median of {runs} runs of {ESTIMATES}):");
+    println!("{:<48} {:>14} {:>18}", "objective", "value", "value + gradient");
+    for (source, estimator) in &compiled {
+        let measure = |function: &ppl::ir::Function| {
+            let time = median(runs, || {
+                for stream in 0..ESTIMATES {
+                    let args =
+                        vec![RuntimeValue::Real(0.4), RuntimeValue::Rng(Box::new(ppl_runtime::Rng::new(1, stream)))];
+                    std::hint::black_box(run(function, args).map(|results| results.len()).unwrap_or(0));
+                }
+            });
+            ESTIMATES as f64 / time.as_secs_f64()
+        };
+        let value = measure(&estimator.primal);
+        let gradient = measure(&estimator.reverse);
+        println!("{source:<48} {value:>14.0} {gradient:>18.0}");
+    }
+    ExitCode::SUCCESS
 }
 
 fn frontend(lines: usize, runs: usize) -> ExitCode {

@@ -120,21 +120,30 @@ fn run(path: &Path, json: bool, seed: Option<u64>, emit: Option<Emit>, color: Co
     let options = ppl::run::RunOptions { seed, emit_ir: emit == Some(Emit::Ir) };
     let outcome = ppl::with_large_stack(|| {
         let mut session = ppl::run::Session::new(&analysis, options)?;
-        session.run_commands(&mut |output| {
-            if json {
-                match report::json(&output) {
-                    Some(line) => println!("{line}"),
-                    None => eprintln!("{output}"),
-                }
-            } else {
-                println!("{output}");
-            }
+        session.run_commands(&mut |output| match (json, report::json(&output)) {
+            (true, Some(line)) => write_line(&line),
+            (true, None) => eprintln!("{output}"),
+            (false, _) => write_line(&output.to_string()),
         })
     });
     outcome.map_err(|diagnostic| {
         eprint!("{}", ppl::diagnostics::render(&diagnostic, &analysis.sources, color));
         Failure
     })
+}
+
+/// Prints a result line. A closed pipe (`ppl run … | head`) ends the run quietly, as it does
+/// for other command-line tools; any other failure to write is an error.
+fn write_line(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the results: {error}");
+        std::process::exit(1);
+    }
 }
 
 fn format(path: &Path, check_only: bool, write: bool, color: ColorChoice) -> Result<(), Failure> {

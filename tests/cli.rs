@@ -96,3 +96,80 @@ fn help_lists_the_commands() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("check") && text.contains("fmt"), "{text}");
 }
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn run_flip_prints_the_exact_answers_for_every_estimator() {
+    let output = ppl(&["run", "--json", "examples/flip.ppl"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let reports: Vec<serde_json::Value> =
+        stdout(&output).lines().map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect();
+    assert_eq!(reports.len(), 6);
+    for pair in reports.chunks(2) {
+        let (estimate, grad) = (&pair[0], &pair[1]);
+        assert_eq!(estimate["kind"], "estimate");
+        let (mean, stderr) = (estimate["mean"].as_f64().expect("mean"), estimate["stderr"].as_f64().expect("stderr"));
+        assert!((mean + 0.12).abs() <= 4.0 * stderr + 1e-9, "{estimate}");
+        assert_eq!(grad["kind"], "grad");
+        let theta = &grad["params"]["theta"];
+        let (mean, stderr) = (theta["mean"].as_f64().expect("mean"), theta["stderr"].as_f64().expect("stderr"));
+        assert!((mean + 0.1).abs() <= 4.0 * stderr + 1e-9, "{grad}");
+    }
+}
+
+#[test]
+fn run_json_objects_have_the_documented_fields_in_order() {
+    let scratch = Scratch::new("run-json");
+    let path = scratch.file(
+        "p.ppl",
+        "param theta: real = 0.5;\nparam mu: vec[2] = [1.0, 2.0];\ndata d = { z: 5.0 };\n\
+         fn f(theta, mu) { E { x ~ normal(theta, 1.0); x + sum(mu) } }\n\
+         print mu, d;\nprint estimate(f(theta, mu), samples: 10);\nprint grad(f(theta, mu), samples: 10);\n",
+    );
+    let output = ppl(&["run", "--json", path.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let lines: Vec<String> = stdout(&output).lines().map(str::to_string).collect();
+    assert_eq!(lines[0], r#"{"kind":"print","source":"mu","value":[1.0,2.0]}"#);
+    assert_eq!(lines[1], r#"{"kind":"print","source":"d","value":{"z":5.0}}"#);
+    assert!(
+        lines[2].starts_with(r#"{"kind":"estimate","source":"estimate(f(theta, mu), samples: 10)","mean":"#),
+        "{}",
+        lines[2]
+    );
+    assert!(lines[2].ends_with(r#","samples":10}"#), "{}", lines[2]);
+    let grad: serde_json::Value = serde_json::from_str(&lines[3]).expect("JSON");
+    assert_eq!(grad["params"]["theta"]["mean"].as_f64(), Some(1.0), "d/dθ E[x + Σμ] = 1 exactly: {grad}");
+    assert_eq!(grad["params"]["mu"]["mean"], serde_json::json!([1.0, 1.0]), "{grad}");
+    assert!(
+        lines[3].starts_with(r#"{"kind":"grad","source":"grad(f(theta, mu), samples: 10)","samples":10,"params":{"#)
+    );
+}
+
+#[test]
+fn run_is_reproducible_and_the_seed_changes_the_draws() {
+    let run = |seed: &str| stdout(&ppl(&["run", "--json", "--seed", seed, "examples/flip.ppl"]));
+    assert_eq!(run("7"), run("7"));
+    assert_ne!(run("7"), run("8"));
+}
+
+#[test]
+fn run_emit_ir_prints_the_three_programs_of_each_estimate() {
+    let output = ppl(&["run", "--emit", "ir", "examples/flip.ppl"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    for name in ["fn estimate(", "fn estimate_jvp(", "fn estimate_jvp_reverse("] {
+        assert_eq!(text.matches(name).count(), 6, "{name} once per estimate and grad:\n{text}");
+    }
+    assert!(text.contains("restore"), "the reverse program of `enum` reads its tape:\n{text}");
+}
+
+#[test]
+fn a_run_time_error_is_a_diagnostic_with_exit_code_1() {
+    let output = ppl(&["run", "--color", "never", "tests/diagnostics/E0700-negative-scale.ppl"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains("[E0700]") && text.contains("must be positive, but it is -1"), "{text}");
+}

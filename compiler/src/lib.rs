@@ -2,8 +2,10 @@
 //!
 //! The crate is the compiler as a library; the `ppl` command and the REPL are its clients.
 //! Its folders follow the pipeline: `syntax` (text to tree), `types` (names, types, shapes and
-//! trace types), `diagnostics` (errors as values, rendered with ariadne). The front door is
-//! [`check_source`]: source text in, checked program and diagnostics out, never a panic.
+//! trace types), `diagnostics` (errors as values, rendered with ariadne), `lower` (checked
+//! syntax to IR), `adev` (estimators and their derivatives), `ir` and `interp` (the IR and its
+//! reference interpreter), `run` (running commands). The front door is [`check_source`]:
+//! source text in, checked program and diagnostics out, never a panic.
 
 pub mod adev;
 pub mod diagnostics;

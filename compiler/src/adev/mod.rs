@@ -40,50 +40,46 @@ pub struct Estimator {
 /// Compiles a lowered estimate `(params…, stream) -> (estimate)` (with `Expect` and `Branch`
 /// operations), differentiating with respect to the parameters flagged in `wrt`.
 pub fn compile(mut lowered: Function, wrt: &[bool]) -> Result<Estimator, Diagnostic> {
-    let checked = |function: &Function| {
-        verify(function).map_err(|error| {
-            if std::env::var_os("PPL_DEBUG_IR").is_some() {
-                eprintln!("{function}");
-            }
-            internal(None, error)
-        })
-    };
-    checked(&lowered)?;
+    verified(&lowered)?;
     const_fold::fold_constants(&mut lowered);
     let mut expanded = expand::expand(&lowered)?;
-    checked(&expanded)?;
-    optimize(&mut expanded).map_err(|error| internal(None, error))?;
+    optimized(&mut expanded)?;
 
-    let mut primal = jvp::jvp(&expanded, &vec![false; wrt.len()]).map_err(|error| internal(None, error))?;
+    let mut primal = jvp::jvp(&expanded, &vec![false; wrt.len()]).map_err(|error| bug(error, &expanded))?;
     primal.body.results.truncate(1);
     primal.name = expanded.name.clone();
-    optimize(&mut primal).map_err(|error| internal(None, error))?;
+    optimized(&mut primal)?;
 
-    let mut forward = jvp::jvp(&expanded, wrt).map_err(|error| internal(None, error))?;
-    optimize(&mut forward).map_err(|error| internal(None, error))?;
+    let mut forward = jvp::jvp(&expanded, wrt).map_err(|error| bug(error, &expanded))?;
+    optimized(&mut forward)?;
 
     let tangent_count = forward.body.params.len() - expanded.body.params.len();
-    let mut reverse = transpose::reverse(&forward, tangent_count).map_err(|error| {
-        if std::env::var_os("PPL_DEBUG_IR").is_some() {
-            eprintln!("{forward}");
-        }
-        internal(None, error)
-    })?;
-    optimize(&mut reverse).map_err(|error| internal(None, error))?;
+    let mut reverse = transpose::reverse(&forward, tangent_count).map_err(|error| bug(error, &forward))?;
+    optimized(&mut reverse)?;
     Ok(Estimator { primal, forward, reverse, wrt: wrt.to_vec() })
 }
 
 /// Constant folding, common subexpressions and dead code, verified after each.
 pub fn optimize(function: &mut Function) -> Result<(), IrError> {
-    if std::env::var_os("PPL_DEBUG_IR").is_some() {
-        if let Err(error) = verify(function) {
-            eprintln!("{function}\n{error}");
-        }
-    }
+    verify(function)?;
     const_fold::fold_constants(function);
     verify(function)?;
     cse::eliminate_common_subexpressions(function);
     verify(function)?;
     dce::eliminate_dead_code(function);
     verify(function)
+}
+
+fn verified(function: &Function) -> Result<(), Diagnostic> {
+    verify(function).map_err(|error| bug(error, function))
+}
+
+fn optimized(function: &mut Function) -> Result<(), Diagnostic> {
+    let before = function.clone();
+    optimize(function).map_err(|error| bug(error, &before))
+}
+
+/// A malformed function is a compiler bug: the report carries the function, for the bug report.
+fn bug(error: IrError, function: &Function) -> Diagnostic {
+    internal(None, error).with_note(format!("the function being compiled:\n{function}"))
 }

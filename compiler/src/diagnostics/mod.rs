@@ -29,9 +29,13 @@ pub struct Label {
 }
 
 /// One problem found in a program: a code, a message, the span it is about, further spans
-/// that explain it, and suggestions.
+/// that explain it, and suggestions. Boxed, so that `Result<T, Diagnostic>` stays small on the
+/// hot path; its parts are reached through `Deref`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostic {
+pub struct Diagnostic(Box<DiagnosticData>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiagnosticData {
     pub severity: Severity,
     pub code: ErrorCode,
     pub message: String,
@@ -41,9 +45,23 @@ pub struct Diagnostic {
     pub notes: Vec<String>,
 }
 
+impl std::ops::Deref for Diagnostic {
+    type Target = DiagnosticData;
+
+    fn deref(&self) -> &DiagnosticData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Diagnostic {
+    fn deref_mut(&mut self) -> &mut DiagnosticData {
+        &mut self.0
+    }
+}
+
 impl Diagnostic {
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        Diagnostic {
+        Diagnostic(Box::new(DiagnosticData {
             severity: Severity::Error,
             code,
             message: message.into(),
@@ -51,7 +69,7 @@ impl Diagnostic {
             secondary: Vec::new(),
             help: Vec::new(),
             notes: Vec::new(),
-        }
+        }))
     }
 
     pub fn with_primary(mut self, span: Span, message: impl Into<String>) -> Self {

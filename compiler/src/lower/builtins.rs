@@ -132,7 +132,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     fn real_argument(&mut self, values: &[Val<'a>], index: usize, expr: &Expr) -> Lowered<Value> {
         let value = values.get(index).cloned().ok_or_else(|| internal(Some(expr.span), "missing argument"))?;
         let value = self.scalar(value, expr.span)?;
-        self.to_real(value)
+        self.converted_to_real(value)
     }
 
     fn element_count(&self, value: Value) -> Lowered<u32> {

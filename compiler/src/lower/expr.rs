@@ -123,10 +123,10 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     /// A real (ints converted), vector or matrix.
     fn real_or_vector(&mut self, value: Val<'a>, span: Span) -> Lowered<Value> {
         let value = self.scalar(value, span)?;
-        self.to_real(value)
+        self.converted_to_real(value)
     }
 
-    pub(crate) fn to_real(&mut self, value: Value) -> Lowered<Value> {
+    pub(crate) fn converted_to_real(&mut self, value: Value) -> Lowered<Value> {
         if self.builder.ty(value) == Some(Type::Int) {
             Ok(self.builder.unary(UnaryOp::ToReal, value)?)
         } else {
@@ -137,7 +137,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     /// Converts ints to reals where the surface type says `real` (recursively).
     pub(crate) fn coerce(&mut self, value: Val<'a>, ty: &SurfaceType) -> Lowered<Val<'a>> {
         Ok(match (value, ty) {
-            (Val::Ir(v), SurfaceType::Real) => Val::Ir(self.to_real(v)?),
+            (Val::Ir(v), SurfaceType::Real) => Val::Ir(self.converted_to_real(v)?),
             (Val::Tuple(parts), SurfaceType::Tuple(types)) if parts.len() == types.len() => Val::Tuple(
                 parts.into_iter().zip(types).map(|(part, ty)| self.coerce(part, ty)).collect::<Lowered<_>>()?,
             ),
@@ -207,7 +207,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             ast::BinaryOp::MatMul => self.builder.push1(Op::MatMul(a, b)),
             ast::BinaryOp::Div | ast::BinaryOp::Pow => {
                 // Integer operands of `/` and `^` give reals.
-                let (a, b) = (self.to_real(a)?, self.to_real(b)?);
+                let (a, b) = (self.converted_to_real(a)?, self.converted_to_real(b)?);
                 let op = if op == ast::BinaryOp::Div { BinaryOp::Div } else { BinaryOp::Pow };
                 self.builder.binary(op, a, b)
             }
@@ -224,7 +224,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     fn same_scalar_type(&mut self, a: Value, b: Value) -> Lowered<(Value, Value)> {
         match (self.builder.ty(a), self.builder.ty(b)) {
             (Some(Type::Int), Some(Type::Int)) | (Some(Type::Bool), Some(Type::Bool)) => Ok((a, b)),
-            _ => Ok((self.to_real(a)?, self.to_real(b)?)),
+            _ => Ok((self.converted_to_real(a)?, self.converted_to_real(b)?)),
         }
     }
 

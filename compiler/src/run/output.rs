@@ -84,7 +84,7 @@ impl fmt::Display for Printed {
             f.write_str(close)
         };
         match self {
-            Printed::Real(x) => write!(f, "{x}"),
+            Printed::Real(x) => write!(f, "{x:?}"),
             Printed::Int(n) => write!(f, "{n}"),
             Printed::Bool(b) => write!(f, "{b}"),
             Printed::Str(text) => write!(f, "{text:?}"),
