@@ -19,6 +19,9 @@ pub fn json(output: &Output) -> Option<String> {
                 .collect();
             json!({ "kind": "grad", "source": source, "samples": samples, "params": params })
         }
+        Output::Sample { source, traces } => json!({
+            "kind": "sample", "source": source, "traces": traces.iter().map(printed).collect::<Vec<_>>(),
+        }),
         Output::Ir { .. } => return None,
     };
     Some(value.to_string())

@@ -37,6 +37,9 @@ impl ExpectState {
         Ok(ExpectState { rng, score: zero, baseline_score: zero })
     }
 
+    /// How many values [`ExpectState::values`] returns.
+    pub const VALUES: usize = 3;
+
     /// The values a branch or loop must carry, in a fixed order.
     pub fn values(&self) -> [Value; 3] {
         [self.rng, self.score, self.baseline_score]

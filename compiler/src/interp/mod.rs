@@ -284,7 +284,7 @@ pub fn real_unary(op: UnaryOp) -> Option<fn(f64) -> f64> {
         UnaryOp::Trigamma => ppl_runtime::trigamma,
         UnaryOp::Floor => libm::floor,
         UnaryOp::Detach => |x: f64| x,
-        UnaryOp::Not | UnaryOp::ToReal => return None,
+        UnaryOp::Not | UnaryOp::ToReal | UnaryOp::ToInt => return None,
     })
 }
 
@@ -306,6 +306,7 @@ fn unary_op(op: UnaryOp, value: &RuntimeValue) -> Result<RuntimeValue, InterpErr
     match (op, value) {
         (UnaryOp::Not, RuntimeValue::Bool(b)) => Ok(RuntimeValue::Bool(!b)),
         (UnaryOp::ToReal, RuntimeValue::Int(n)) => Ok(RuntimeValue::Real(*n as f64)),
+        (UnaryOp::ToInt, RuntimeValue::Real(x)) => Ok(RuntimeValue::Int(*x as i64)),
         (UnaryOp::Neg, RuntimeValue::Int(n)) => n.checked_neg().map(RuntimeValue::Int).ok_or(InterpError {
             kind: ErrorKind::Failure,
             message: "integer overflow".into(),

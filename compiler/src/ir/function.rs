@@ -68,6 +68,8 @@ pub enum UnaryOp {
     Not,
     /// `int` to `real`.
     ToReal,
+    /// An integral `real` to `int` (rounding towards zero): how traces store counts.
+    ToInt,
     /// The value, through which no derivative flows.
     Detach,
 }

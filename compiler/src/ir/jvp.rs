@@ -251,7 +251,7 @@ impl Jvp<'_> {
         let one = |pass: &mut Self| pass.builder.real(1.0);
         let factor = match op {
             UnaryOp::Neg => return Ok(Some(self.unary(UnaryOp::Neg, dx)?)),
-            UnaryOp::Detach | UnaryOp::Floor | UnaryOp::Not | UnaryOp::ToReal => return Ok(None),
+            UnaryOp::Detach | UnaryOp::Floor | UnaryOp::Not | UnaryOp::ToReal | UnaryOp::ToInt => return Ok(None),
             UnaryOp::Exp => y,
             UnaryOp::Log => return Ok(Some(self.binary(BinaryOp::Div, dx, x)?)),
             UnaryOp::Log1p => {

@@ -41,8 +41,9 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
             match (unary, t) {
                 (UnaryOp::Not, Type::Bool) => Ok(vec![Type::Bool]),
                 (UnaryOp::ToReal, Type::Int) => Ok(vec![Type::Real]),
+                (UnaryOp::ToInt, Type::Real) => Ok(vec![Type::Int]),
                 (UnaryOp::Neg, Type::Int) => Ok(vec![Type::Int]),
-                (UnaryOp::Not | UnaryOp::ToReal, _) => error(format!("{unary:?} of {t}")),
+                (UnaryOp::Not | UnaryOp::ToReal | UnaryOp::ToInt, _) => error(format!("{unary:?} of {t}")),
                 (_, Type::Real | Type::Vec(_) | Type::Mat(..)) => Ok(vec![t]),
                 _ => error(format!("{unary:?} of {t}")),
             }

@@ -26,7 +26,6 @@ const UNARY: &[(&str, UnaryOp)] = &[
     ("lgamma", UnaryOp::Lgamma),
     ("digamma", UnaryOp::Digamma),
     ("floor", UnaryOp::Floor),
-    ("detach", UnaryOp::Detach),
 ];
 
 const BINARY: &[(&str, BinaryOp)] = &[("min", BinaryOp::Min), ("max", BinaryOp::Max), ("pow", BinaryOp::Pow)];
@@ -39,12 +38,18 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         name: &str,
         args: &'a [Arg],
     ) -> Lowered<Val<'a>> {
+        if let Some(value) = self.inference_form(env, expr, name, args)? {
+            return Ok(value);
+        }
         let mut values = Vec::with_capacity(args.len());
         for arg in args {
             values.push(self.expr(env, &arg.value)?);
         }
         self.builder.set_span(Some(expr.span));
         self.span = Some(expr.span);
+        if let ("detach", [value]) = (name, values.as_slice()) {
+            return self.detach(value.clone());
+        }
         if name == "exp" {
             if let [Val::Est(inner)] = values.as_slice() {
                 return Ok(Val::Est(Rc::new(Estimate::Exp(inner.clone()))));

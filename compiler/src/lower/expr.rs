@@ -2,7 +2,8 @@
 
 use std::rc::Rc;
 
-use super::value::{Deferred, Env, Estimate, Operand, Val};
+use super::gen::Selection;
+use super::value::{Deferred, Env, Estimate, Family, Operand, Val};
 use super::{internal, unsupported, FunctionLowerer, Lowered};
 use crate::adev::estimators::{self, ExpectState, Rule};
 use crate::distributions::{self, Distribution, Estimator, ParamKind};
@@ -41,6 +42,13 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             ExprKind::Index { base, indices } => {
                 let mut value = self.expr(env, base)?;
                 for index in indices {
+                    if let Val::Array { data, element } = value {
+                        let position = self.expr(env, index)?;
+                        let position = self.scalar(position, index.span)?;
+                        let stored = self.builder.push1(Op::Extract { aggregate: data, index: position })?;
+                        value = Val::Ir(self.stored_element(stored, element)?);
+                        continue;
+                    }
                     let aggregate = self.scalar(value, base.span)?;
                     let index_value = self.expr(env, index)?;
                     let index_value = self.scalar(index_value, index.span)?;
@@ -243,7 +251,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     }
 
     /// A function's body, which may end with `return e;`.
-    fn function_body(&mut self, env: &mut Env<'a>, block: &'a Block) -> Lowered<Val<'a>> {
+    pub(super) fn function_body(&mut self, env: &mut Env<'a>, block: &'a Block) -> Lowered<Val<'a>> {
         self.block_in_scope(env, block, true)
     }
 
@@ -296,14 +304,27 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         Ok(())
     }
 
-    /// The values a branch or loop must carry besides its own: the expectation's state.
+    /// The values a branch or loop must carry besides its own: the expectation's state and
+    /// the innermost `gen` body's scores and trace.
     fn state_values(&self) -> Vec<Value> {
-        self.state.map(|state| state.values().to_vec()).unwrap_or_default()
+        let mut values = self.state.map(|state| state.values().to_vec()).unwrap_or_default();
+        if let Some(gen) = self.gen.last() {
+            values.extend(gen.values());
+        }
+        values
     }
 
     fn restore_state(&mut self, values: &[Value]) {
+        let mut rest = values;
         if self.state.is_some() {
-            self.state = ExpectState::from_values(values);
+            let count = ExpectState::VALUES;
+            self.state = values.get(..count).and_then(ExpectState::from_values);
+            rest = values.get(count..).unwrap_or(&[]);
+        }
+        if let Some(gen) = self.gen.last_mut() {
+            if let Some(rebuilt) = gen.rebuilt(rest) {
+                *gen = rebuilt;
+            }
         }
     }
 
@@ -380,7 +401,14 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         self.restore_state(&params[1..]);
         let scope = env.locals.len();
         self.bind_pattern(env, var, Val::Ir(params[0]))?;
-        self.block(env, body)?;
+        if let Pattern::Name(variable) = var {
+            self.loop_starts.push((variable.name.clone(), lo));
+        }
+        let lowered = self.block(env, body);
+        if let Pattern::Name(_) = var {
+            self.loop_starts.pop();
+        }
+        lowered?;
         env.locals.truncate(scope);
         let yielded = self.state_values();
         let block = self.builder.end_block(yielded)?;
@@ -435,17 +463,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         dist: &'a Expr,
         via: Option<&'a ast::Via>,
     ) -> Lowered<()> {
-        let Some(mut state) = self.state else {
-            return Err(unsupported(stmt.span, "a random choice in a `gen` function (`sim`, `density`)"));
-        };
-        let (distribution, args) = match self.expr(env, dist)? {
-            Val::Dist(distribution, args) => (distribution, args),
-            _ => return Err(unsupported(dist.span, "sampling a generative function inside `E`")),
-        };
-        let estimator = match via {
-            Some(via) => Estimator::from_name(&via.estimator.name)
+        let chosen = self.expr(env, dist)?;
+        let estimator = match (via, &chosen) {
+            (Some(via), _) => Estimator::from_name(&via.estimator.name)
                 .ok_or_else(|| internal(Some(via.span), "unknown estimator"))?,
-            None => distribution.default_estimator(),
+            (None, Val::Dist(distribution, _)) => distribution.default_estimator(),
+            (None, _) => Estimator::Reinforce,
         };
         let baseline = match via.and_then(|via| via.args.as_ref()).and_then(|args| args.first()) {
             Some(arg) => {
@@ -456,8 +479,30 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         };
         self.builder.set_span(Some(stmt.span));
         self.span = Some(stmt.span);
+        let rule = match self.plain_sampling {
+            true => Rule { estimator: Estimator::Reinforce, baseline: None },
+            false => Rule { estimator, baseline },
+        };
+        if !self.gen.is_empty() {
+            return self.gen_choice(env, stmt, address, chosen, rule);
+        }
+        let Some(mut state) = self.state else {
+            return Err(internal(Some(stmt.span), "a choice outside `E` and `gen`"));
+        };
+        let (distribution, args) = match chosen {
+            Val::Dist(distribution, args) => (distribution, args),
+            Val::Family(family) => {
+                // Inside `E`, sampling a generative function runs it without keeping its trace.
+                let Family::Gen { instance, args } = family.as_ref() else {
+                    return Err(unsupported(dist.span, "`~` of `marginal(…)` or `normalize(…)`"));
+                };
+                let run = self.run_gen(*instance, args, None, Selection::All, stmt.span)?;
+                env.bind(&address.name.name, run.ret);
+                return Ok(());
+            }
+            _ => return Err(internal(Some(dist.span), "`~` of neither a distribution nor a family")),
+        };
         self.check_domains(distribution, &args)?;
-        let rule = Rule { estimator, baseline };
         let value = self.draw(&mut state, distribution, &args, rule, stmt.span)?;
         self.state = Some(state);
         env.bind(&address.name.name, Val::Ir(value));
@@ -466,7 +511,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
 
     /// Draws from a distribution; a scalar distribution given vector arguments draws each
     /// element independently.
-    fn draw(
+    pub(super) fn draw(
         &mut self,
         state: &mut ExpectState,
         distribution: &'static Distribution,
@@ -497,7 +542,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     }
 
     /// Emits the run-time checks of a distribution's arguments.
-    fn check_domains(&mut self, distribution: &'static Distribution, args: &[Value]) -> Lowered<()> {
+    pub(super) fn check_domains(&mut self, distribution: &'static Distribution, args: &[Value]) -> Lowered<()> {
         use crate::adev::rules::Domain;
         for (index, (domain, arg)) in distribution.domains.iter().zip(args).enumerate() {
             let name = distribution.params.get(index).map_or("argument", |(name, _)| *name);
@@ -599,8 +644,14 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             .and_then(|file| file.program.items.get(instance.item.item))
         {
             Some(ast::Item { kind: ast::ItemKind::Fn(def), .. }) => def,
-            Some(ast::Item { kind: ast::ItemKind::Gen(_), .. }) => {
-                return Err(unsupported(expr.span, "a generative function outside `sim`, `density` and `sample`"));
+            Some(ast::Item { kind: ast::ItemKind::Gen(def), .. }) => {
+                let names: Vec<&str> = def.params.iter().map(|param| param.name.name.as_str()).collect();
+                let mut values = Vec::with_capacity(names.len());
+                for slot in bind_args(&names, args) {
+                    let arg = slot.ok_or_else(|| internal(Some(expr.span), "missing argument"))?;
+                    values.push(self.expr(env, arg)?);
+                }
+                return Ok(Val::Family(Rc::new(Family::Gen { instance: index, args: values })));
             }
             _ => return Err(internal(Some(expr.span), "call of a non-function")),
         };

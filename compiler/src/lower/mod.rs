@@ -11,12 +11,13 @@
 
 mod builtins;
 mod expr;
+mod gen;
 mod value;
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
-pub use value::{Shape, Val};
+pub use value::{Element, Shape, Val};
 
 use crate::adev::estimators::ExpectState;
 use crate::diagnostics::{Diagnostic, ErrorCode};
@@ -123,6 +124,27 @@ impl<'a> Program<'a> {
     }
 }
 
+impl<'a> Program<'a> {
+    /// A function `(params…, stream) -> trace` drawing one trace of the family `expr`, every
+    /// choice sampled plainly (estimators only matter for gradients).
+    pub fn lower_sample(&self, file: usize, expr: &'a Expr) -> Lowered<LoweredValues> {
+        let context = self.top_level_context(file).ok_or_else(|| internal(None, "file was not checked"))?;
+        let mut lowerer = FunctionLowerer::new(self, "sample", &[Type::Rng])?;
+        lowerer.plain_sampling = true;
+        let rng = lowerer.extra_params[0];
+        lowerer.state = Some(ExpectState::start(&mut lowerer.builder, rng)?);
+        let mut env = Env::new(context);
+        let Val::Family(family) = lowerer.expr(&mut env, expr)? else {
+            return Err(internal(Some(expr.span), "not a generative function"));
+        };
+        let (trace, _) = lowerer.simulate(&family, expr.span)?;
+        let mut results = Vec::new();
+        trace.flatten(&mut results);
+        let function = lowerer.builder.finish(results)?;
+        Ok(LoweredValues { function, shapes: vec![trace.shape()] })
+    }
+}
+
 /// The IR type of a first-order surface type with a static shape.
 pub fn ir_type(ty: &SurfaceType) -> Option<Type> {
     use crate::types::Dim::Known;
@@ -168,6 +190,12 @@ pub(crate) struct FunctionLowerer<'p, 'a> {
     globals: HashMap<String, Val<'a>>,
     /// Inside `E { … }`: the stream and scores threaded through the body.
     state: Option<ExpectState>,
+    /// The `gen` bodies being run, innermost last.
+    gen: Vec<gen::GenState<'a>>,
+    /// Each enclosing loop's variable and first value (indexed addresses count from it).
+    loop_starts: Vec<(String, crate::ir::Value)>,
+    /// Sample every choice without an estimator rule (for `sample(Q, N)`).
+    plain_sampling: bool,
     /// The span of the syntax being lowered, for internal errors.
     span: Option<Span>,
 }
@@ -179,7 +207,18 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         let (builder, values) = FunctionBuilder::new(name, &types);
         let params = program.params.iter().zip(&values).map(|(param, value)| (param.name.clone(), *value)).collect();
         let extra_params = values[program.params.len()..].to_vec();
-        Ok(FunctionLowerer { program, builder, params, extra_params, globals: HashMap::new(), state: None, span: None })
+        Ok(FunctionLowerer {
+            program,
+            builder,
+            params,
+            extra_params,
+            globals: HashMap::new(),
+            state: None,
+            gen: Vec::new(),
+            loop_starts: Vec::new(),
+            plain_sampling: false,
+            span: None,
+        })
     }
 
     /// The value of a `data`/`let` global, lowered at its first use. Globals are first-order

@@ -19,6 +19,43 @@ pub enum Val<'a> {
     /// A distribution applied to its (converted) arguments, not yet sampled.
     Dist(&'static Distribution, Vec<Value>),
     Est(Rc<Estimate<'a>>),
+    /// Indexed discrete choices of a trace: a real vector holding bools (0/1) or ints.
+    Array {
+        data: Value,
+        element: Element,
+    },
+    /// A generative function application, `marginal(…)` or `normalize(…)`.
+    Family(Rc<Family<'a>>),
+    /// `select(a, b)`.
+    Selection(Vec<String>),
+    /// `sir(n)` or `sir(n, proposal)`.
+    Sir {
+        particles: usize,
+        proposal: Option<Rc<Family<'a>>>,
+    },
+    /// `posterior(P, obs)`.
+    Posterior {
+        model: Rc<Family<'a>>,
+        observations: Box<Val<'a>>,
+    },
+}
+
+/// What the elements of a [`Val::Array`] are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Element {
+    Bool,
+    Int,
+}
+
+/// A distribution over traces.
+#[derive(Debug)]
+pub enum Family<'a> {
+    /// A `gen` definition's instance applied to arguments.
+    Gen { instance: usize, args: Vec<Val<'a>> },
+    /// `marginal(inner, select(…), sir(particles[, proposal]))`.
+    Marginal { inner: Rc<Family<'a>>, selection: Vec<String>, particles: usize, proposal: Option<Rc<Family<'a>>> },
+    /// `normalize(posterior(model, observations), sir(particles, proposal))`.
+    Normalize { model: Rc<Family<'a>>, observations: Val<'a>, particles: usize, proposal: Rc<Family<'a>> },
 }
 
 impl<'a> Val<'a> {
@@ -32,7 +69,8 @@ impl<'a> Val<'a> {
             Val::Ir(value) => out.push(*value),
             Val::Tuple(parts) => parts.iter().for_each(|part| part.flatten(out)),
             Val::Record(fields) => fields.iter().for_each(|(_, field)| field.flatten(out)),
-            Val::Str(_) | Val::Dist(..) | Val::Est(_) => {}
+            Val::Array { data, .. } => out.push(*data),
+            _ => {}
         }
     }
 
@@ -40,6 +78,9 @@ impl<'a> Val<'a> {
     pub fn rebuild(&self, values: &mut impl Iterator<Item = Value>) -> Val<'a> {
         match self {
             Val::Ir(_) => values.next().map_or_else(Val::unit, Val::Ir),
+            Val::Array { element, .. } => {
+                values.next().map_or_else(Val::unit, |data| Val::Array { data, element: *element })
+            }
             Val::Tuple(parts) => Val::Tuple(parts.iter().map(|part| part.rebuild(values)).collect()),
             Val::Record(fields) => {
                 Val::Record(fields.iter().map(|(name, field)| (name.clone(), field.rebuild(values))).collect())
@@ -57,7 +98,8 @@ impl<'a> Val<'a> {
                 Shape::Record(fields.iter().map(|(name, field)| (name.clone(), field.shape())).collect())
             }
             Val::Str(text) => Shape::Str(text.clone()),
-            Val::Dist(..) | Val::Est(_) => Shape::Tuple(Vec::new()),
+            Val::Array { element, .. } => Shape::Array(*element),
+            _ => Shape::Tuple(Vec::new()),
         }
     }
 }
@@ -69,13 +111,15 @@ pub enum Shape {
     Tuple(Vec<Shape>),
     Record(Vec<(String, Shape)>),
     Str(String),
+    /// A vector of bools or ints, stored as reals.
+    Array(Element),
 }
 
 impl Shape {
     /// How many flattened values the layout holds.
     pub fn leaves(&self) -> usize {
         match self {
-            Shape::Leaf => 1,
+            Shape::Leaf | Shape::Array(_) => 1,
             Shape::Tuple(parts) => parts.iter().map(Shape::leaves).sum(),
             Shape::Record(fields) => fields.iter().map(|(_, field)| field.leaves()).sum(),
             Shape::Str(_) => 0,

@@ -100,6 +100,19 @@ impl<'a> Session<'a> {
     }
 
     fn print(&mut self, file: usize, expr: &'a Expr, emit: &mut dyn FnMut(Output)) -> Result<(), Diagnostic> {
+        if let ExprKind::Call { callee, args } = &expr.kind {
+            if callee.name == "sample" {
+                let family = args.first().map(|arg| &arg.value);
+                let family = family.ok_or_else(|| crate::lower::internal(Some(expr.span), "no family"))?;
+                let count = match args.get(1) {
+                    Some(arg) => self.count(file, &arg.value)?,
+                    None => 1,
+                };
+                let traces = self.sample(file, family, count)?;
+                emit(Output::Sample { source: self.source(expr.span), traces });
+                return Ok(());
+            }
+        }
         if let (ExprKind::Call { callee, args }, Some(objective)) = (&expr.kind, objective_of(expr)) {
             {
                 let samples = match args.iter().find(|arg| arg.name.as_ref().is_some_and(|n| n.name == "samples")) {
@@ -115,6 +128,23 @@ impl<'a> Session<'a> {
             emit(Output::Print { source: self.source(expr.span), value });
         }
         Ok(())
+    }
+
+    /// `count` traces of a family, each from its own stream.
+    fn sample(&mut self, file: usize, family: &'a Expr, count: u64) -> Result<Vec<Printed>, Diagnostic> {
+        let lowered = self.program.lower_sample(file, family)?;
+        let mut function = lowered.function;
+        adev::optimize(&mut function).map_err(|error| crate::lower::internal(Some(family.span), error))?;
+        let command = self.commands;
+        self.commands += 1;
+        let shape = lowered.shapes.first().cloned().unwrap_or(Shape::Tuple(Vec::new()));
+        let mut traces = Vec::with_capacity(count as usize);
+        for sample in 0..count {
+            let results = interp::run(&function, self.args(command, sample))
+                .map_err(|error| runtime_error(error, Some(family.span), Some(sample)))?;
+            traces.push(Printed::read(&shape, &mut results.into_iter()));
+        }
+        Ok(traces)
     }
 
     /// Evaluates first-order expressions at the current parameters: each one's flattened

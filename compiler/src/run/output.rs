@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::interp::RuntimeValue;
 use crate::ir::Type;
-use crate::lower::Shape;
+use crate::lower::{Element, Shape};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
@@ -15,6 +15,8 @@ pub enum Output {
     Estimate { source: String, mean: f64, stderr: f64, samples: u64 },
     /// `grad(EST, samples: N)`: per parameter the estimate depends on.
     Grad { source: String, samples: u64, params: Vec<ParamGradient> },
+    /// `sample(Q, N)`: N traces.
+    Sample { source: String, traces: Vec<Printed> },
     /// The IR of a compiled estimate (`--emit ir`).
     Ir { source: String, text: String },
 }
@@ -42,6 +44,17 @@ impl Printed {
                 fields.iter().map(|(name, field)| (name.clone(), Printed::read(field, values))).collect(),
             ),
             Shape::Str(text) => Printed::Str(text.clone()),
+            Shape::Array(element) => match values.next() {
+                Some(RuntimeValue::Vec(data)) => Printed::List(
+                    data.iter()
+                        .map(|x| match element {
+                            Element::Bool => Printed::Bool(*x != 0.0),
+                            Element::Int => Printed::Int(*x as i64),
+                        })
+                        .collect(),
+                ),
+                _ => Printed::Tuple(Vec::new()),
+            },
         }
     }
 
@@ -173,6 +186,13 @@ impl fmt::Display for Output {
                         Type::Real => write!(f, "\n    d/d{} = {}", param.name, parts.join(", "))?,
                         _ => write!(f, "\n    d/d{} = [{}]", param.name, parts.join(", "))?,
                     }
+                }
+                Ok(())
+            }
+            Output::Sample { source, traces } => {
+                write!(f, "{source}:")?;
+                for trace in traces {
+                    write!(f, "\n    {trace}")?;
                 }
                 Ok(())
             }
