@@ -15,13 +15,15 @@ fn ppl(args: &[&str]) -> Output {
         .expect("the ppl binary runs")
 }
 
+const EXAMPLES: &[&str] = &["examples/cone.ppl", "examples/cone_hvi.ppl", "examples/flip.ppl", "examples/mixture.ppl"];
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
 fn check_accepts_every_example() {
-    for example in ["examples/cone.ppl", "examples/cone_hvi.ppl", "examples/flip.ppl"] {
+    for example in EXAMPLES {
         let output = ppl(&["check", example]);
         assert_eq!(output.status.code(), Some(0), "{example}: {}", stderr(&output));
         assert!(stderr(&output).contains("no errors"));
@@ -54,7 +56,7 @@ fn a_missing_file_is_an_error_not_a_crash() {
 
 #[test]
 fn fmt_check_accepts_the_formatted_examples_and_rejects_others() {
-    for example in ["examples/cone.ppl", "examples/cone_hvi.ppl", "examples/flip.ppl", "stdlib/vi.ppl"] {
+    for example in EXAMPLES.iter().chain(&["stdlib/vi.ppl"]) {
         let output = ppl(&["fmt", "--check", example]);
         assert_eq!(output.status.code(), Some(0), "{example} is not formatted: {}", stderr(&output));
     }
@@ -172,4 +174,16 @@ fn a_run_time_error_is_a_diagnostic_with_exit_code_1() {
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
     assert!(text.contains("[E0700]") && text.contains("must be positive, but it is -1"), "{text}");
+}
+
+#[test]
+fn every_example_runs() {
+    for example in EXAMPLES {
+        let output = ppl(&["run", "--json", example]);
+        assert_eq!(output.status.code(), Some(0), "{example}: {}", stderr(&output));
+        for line in stdout(&output).lines() {
+            let report: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+            assert!(report["kind"].is_string(), "{example}: {line}");
+        }
+    }
 }
