@@ -141,10 +141,7 @@ fn verify_all(compiled: &Compiled) -> Vec<String> {
             [("primal", &estimator.primal), ("forward", &estimator.forward), ("reverse", &estimator.reverse)]
         {
             if let Err(error) = ppl::ir::verify::verify(function) {
-                failures.push(format!(
-                    "`{objective}`: the {what} function fails the IR verifier: {error}\n{function}\nprogram:\n{}",
-                    compiled.program
-                ));
+                failures.push(format!("`{objective}`: the {what} function fails the IR verifier: {error}\n{function}"));
             }
         }
     }
@@ -171,9 +168,7 @@ enum Compared {
 fn compare_modes(compiled: &Compiled, index: usize, seed: u64, stream_index: u64) -> Result<Compared, String> {
     let (objective, estimator) = &compiled.objectives[index];
     let params: Vec<RuntimeValue> = compiled.params.iter().map(|(_, value)| value.clone()).collect();
-    let context =
-        || format!("objective `{objective}` on stream ({seed}, {stream_index}); program:\n{}", compiled.program);
-    let fail = |message: String| format!("{message}\n  {}", context());
+    let fail = |message: String| format!("`{objective}` on stream ({seed}, {stream_index}): {message}");
     if estimator.wrt.len() != params.len() + 1 {
         return Err(fail(format!("{} wrt flags for {} params and a stream", estimator.wrt.len(), params.len())));
     }
@@ -253,23 +248,37 @@ fn compare_modes(compiled: &Compiled, index: usize, seed: u64, stream_index: u64
 }
 
 /// Compares every objective of `program` on `streams` and checks its functions with the IR
-/// verifier; returns the failures.
-fn check_modes(program: &str, seed: u64, streams: u64) -> Vec<String> {
-    let compiled = compile(program);
+/// verifier. Returns the number of gradient elements compared, or a description of every
+/// failure, after the program.
+fn check_modes(program: &str, seed: u64, streams: u64) -> Result<usize, String> {
+    let compiled = match try_compile(program) {
+        Ok(compiled) => compiled,
+        Err(CompileError::Check(diagnostics)) => {
+            return Err(format!("the program does not check:\n{program}\n{diagnostics}"))
+        }
+        Err(CompileError::Compile(diagnostics)) => {
+            return Err(format!("the program checks but does not compile:\n{program}\n{diagnostics}"))
+        }
+    };
     let mut failures = verify_all(&compiled);
+    let mut compared = 0;
     for index in 0..compiled.objectives.len() {
         for stream_index in 0..streams {
             match compare_modes(&compiled, index, seed, stream_index) {
-                Ok(Compared::Agreed(_)) => {}
+                Ok(Compared::Agreed(count)) => compared += count,
                 Ok(Compared::NotFinite(value)) => failures.push(format!(
-                    "objective `{}` on stream ({seed}, {stream_index}) has the non-finite value {value}; program:\n{program}",
+                    "`{}` on stream ({seed}, {stream_index}): the value is {value}",
                     compiled.objectives[index].0
                 )),
                 Err(failure) => failures.push(failure),
             }
         }
     }
-    failures
+    if failures.is_empty() {
+        Ok(compared)
+    } else {
+        Err(format!("program:\n{program}\n{}", failures.join("\n")))
+    }
 }
 
 fn report(test: &str, failures: &[String]) {
@@ -456,13 +465,19 @@ const MODE_CASES: &[(&str, &str, &[&str])] = &[
     (
         "vectors and matrices",
         "fn f(W, v) { E {
-             x ~ mv_normal_diag(W @ v, exp(v));
-             let p = softmax(W @ x);
-             logsumexp(W @ tanh(x)) + p[0] * sum(v @ transpose_free(W)) + mean(W)
+             x ~ mv_normal_diag(v, exp(v));
+             let h = W @ x;
+             let p = softmax(h);
+             let u = [x[i] * v[i] + W[1, i] for i in 0..3];
+             logsumexp(W @ tanh(x)) + p[0] * sum(h @ W) + mean(W) + v @ v + sum(u) * dot(h, h)
          } }",
         &["f(W, v)"],
     ),
     (
+        // `+ - *` of independent estimates differentiate their samples pathwise. `exp(est)` is
+        // left out: ADEV's tangent for it is exp-estimate × a *separate* tangent sample, an
+        // unbiased estimate of the derivative but not the derivative of the primal sample
+        // (with N = 0 factors the primal is the constant e², its tangent is not 0).
         "estimate combinators",
         "fn f(a, b) { E { x ~ normal(a, exp(b)); tanh(x) } }
          fn g(v) { E { c ~ flip(sigmoid(v[0])) via enum; if c { v[1] } else { v[2] * v[0] } } }",
@@ -477,16 +492,503 @@ const MODE_CASES: &[(&str, &str, &[&str])] = &[
             "exp(g(v)) * f(a, b) + a * g(v)",
         ],
     ),
+    (
+        // `exp` of an estimate after another estimate whose body has a `for` or an `if` holding
+        // a choice: the order of the terms matters.
+        "estimate combinators after estimates with loops and ifs",
+        "fn h(a) { E { x ~ normal(a, 1.0); sum([x * a * i for i in 0..2]) } }
+         fn k(a) { E { x ~ normal(a, 1.0); if x > 0.0 { y ~ normal(x, 1.0); y * a } else { x } } }
+         fn r(a) { E {
+             let xs = [{ x ~ normal(a, 1.0) via reinforce; x } for i in 0..3];
+             c ~ flip(sigmoid(a)) via reinforce;
+             sum(xs) + (if c { 1.0 } else { 0.0 })
+         } }",
+        &[
+            "exp(h(a)) + h(a)",
+            "h(a) + exp(h(a))",
+            "exp(k(a)) + k(a)",
+            "k(a) + exp(k(a))",
+            "exp(r(a)) * r(a)",
+            "r(a) * exp(r(a))",
+            "exp(r(a)) + exp(r(a))",
+        ],
+    ),
 ];
 
 #[test]
 fn reverse_equals_forward() {
     let mut failures = Vec::new();
+    let mut compared = 0;
     for (name, defs, objectives) in MODE_CASES {
-        let program = program_of(defs, objectives);
-        for failure in check_modes(&program, 7, MODE_STREAMS) {
-            failures.push(format!("[{name}] {failure}"));
+        match check_modes(&program_of(defs, objectives), 7, MODE_STREAMS) {
+            Ok(count) => compared += count,
+            Err(failure) => failures.push(format!("[{name}] {failure}")),
         }
     }
     report("reverse_equals_forward", &failures);
+    // Every case has an objective differentiated in at least two elements.
+    assert!(compared >= 2 * MODE_STREAMS as usize * MODE_CASES.len(), "only {compared} gradient elements compared");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Reverse mode equals forward mode on generated programs
+// ---------------------------------------------------------------------------------------------
+
+/// Writes random well-typed objectives `fn f(a, v) { E { … } }` over `param a: real` and
+/// `param v: vec[3]`. Every value stays tame: lets are mostly wrapped in `tanh`, exponentials
+/// only see a `tanh`, denominators are `1 + e²`.
+struct Generator {
+    rng: StdRng,
+    /// Real variables in scope (parameters included).
+    reals: Vec<String>,
+    /// Boolean variables (flips).
+    bools: Vec<String>,
+    /// Integer variables (Poisson draws), used as reals.
+    ints: Vec<String>,
+    /// Integer variables in 0..3 (categorical draws), usable as indices of `v`.
+    indices: Vec<String>,
+    /// Product of the number of times `enum`/`mvd` choices rerun their continuation.
+    branching: u32,
+    next_name: usize,
+}
+
+const MAX_BRANCHING: u32 = 32;
+
+impl Generator {
+    fn new(seed: u64) -> Self {
+        Generator {
+            rng: StdRng::seed_from_u64(seed),
+            reals: vec!["a".to_string()],
+            bools: Vec::new(),
+            ints: Vec::new(),
+            indices: Vec::new(),
+            branching: 1,
+            next_name: 0,
+        }
+    }
+
+    fn name(&mut self, prefix: &str) -> String {
+        self.next_name += 1;
+        format!("{prefix}{}", self.next_name)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.rng.random_bool(p)
+    }
+
+    fn pick<'s>(&mut self, items: &'s [String]) -> &'s str {
+        &items[self.rng.random_range(0..items.len())]
+    }
+
+    fn literal(&mut self) -> String {
+        format!("{:.2}", self.rng.random_range(-1.5..1.5))
+    }
+
+    /// A real expression; `index` is the loop variable in scope, if any.
+    fn real(&mut self, depth: u32, index: Option<&str>) -> String {
+        if depth == 0 || self.chance(0.25) {
+            return self.leaf(index);
+        }
+        let d = depth - 1;
+        match self.rng.random_range(0..16) {
+            0 => format!("({} + {})", self.real(d, index), self.real(d, index)),
+            1 => format!("({} - {})", self.real(d, index), self.real(d, index)),
+            2 | 3 => format!("({} * {})", self.real(d, index), self.real(d, index)),
+            4 => format!("({} / (1.0 + ({})^2))", self.real(d, index), self.real(d, index)),
+            5 => format!("exp(tanh({}))", self.real(d, index)),
+            6 => format!("tanh({})", self.real(d, index)),
+            7 => format!("sin({})", self.real(d, index)),
+            8 => format!("log(1.0 + exp(tanh({})))", self.real(d, index)),
+            9 => format!("sum(v * {})", self.real(d, index)),
+            10 => format!("dot(v, v * {})", self.real(d, index)),
+            11 => format!("logsumexp(v * {})", self.real(d, index)),
+            12 => {
+                let i = self.rng.random_range(0..3);
+                format!("(v[{i}] * {})", self.real(d, index))
+            }
+            13 => format!(
+                "(if {} > 0.0 {{ {} }} else {{ {} }})",
+                self.real(d, index),
+                self.real(d, index),
+                self.real(d, index)
+            ),
+            14 if !self.bools.is_empty() => {
+                let bools = self.bools.clone();
+                let b = self.pick(&bools).to_string();
+                format!("(if {b} {{ {} }} else {{ {} }})", self.real(d, index), self.real(d, index))
+            }
+            15 => format!("sigmoid({})", self.real(d, index)),
+            _ => format!("({} * {})", self.real(d, index), self.leaf(index)),
+        }
+    }
+
+    fn leaf(&mut self, index: Option<&str>) -> String {
+        match self.rng.random_range(0..10) {
+            0 => self.literal(),
+            1 => format!("v[{}]", self.rng.random_range(0..3)),
+            2 if index.is_some() => format!("v[{}]", index.unwrap_or("0")),
+            3 if !self.ints.is_empty() => {
+                let ints = self.ints.clone();
+                format!("({} * 0.25)", self.pick(&ints))
+            }
+            4 if !self.indices.is_empty() => {
+                let indices = self.indices.clone();
+                format!("v[{}]", self.pick(&indices))
+            }
+            5 => "sum(v)".to_string(),
+            _ => {
+                let reals = self.reals.clone();
+                self.pick(&reals).to_string()
+            }
+        }
+    }
+
+    /// `tanh(e)` mostly, `e` sometimes.
+    fn tame(&mut self, depth: u32, index: Option<&str>) -> String {
+        let e = self.real(depth, index);
+        if self.chance(0.75) {
+            format!("tanh({e})")
+        } else {
+            e
+        }
+    }
+
+    /// Can a choice that reruns its continuation `times` times be added?
+    fn branch(&mut self, times: u32) -> bool {
+        if self.branching * times <= MAX_BRANCHING {
+            self.branching *= times;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn statement(&mut self) -> String {
+        match self.rng.random_range(0..12) {
+            0..=2 => {
+                let name = self.name("t");
+                let e = self.tame(3, None);
+                self.reals.push(name.clone());
+                format!("let {name} = {e};")
+            }
+            3 | 4 => {
+                let name = self.name("x");
+                let (mu, sigma) = (self.real(2, None), self.real(2, None));
+                let via = if self.chance(0.25) { " via reinforce" } else { "" };
+                self.reals.push(name.clone());
+                format!("{name} ~ normal({mu}, exp(tanh({sigma}))){via};")
+            }
+            5 | 6 => {
+                let name = self.name("b");
+                let p = self.real(2, None);
+                let via = match self.rng.random_range(0..3) {
+                    0 if self.branch(2) => "enum",
+                    1 if self.branch(2) => "mvd",
+                    _ => "reinforce",
+                };
+                self.bools.push(name.clone());
+                format!("{name} ~ flip(sigmoid({p})) via {via};")
+            }
+            7 => {
+                let name = self.name("k");
+                let rate = self.real(2, None);
+                let via = if self.chance(0.5) && self.branch(2) { "mvd" } else { "reinforce" };
+                self.ints.push(name.clone());
+                format!("{name} ~ poisson(exp(tanh({rate}))) via {via};")
+            }
+            8 => {
+                let name = self.name("c");
+                let logits = self.real(2, None);
+                let via = if self.chance(0.5) && self.branch(3) { "enum" } else { "reinforce" };
+                self.indices.push(name.clone());
+                format!("{name} ~ categorical(softmax(v * {logits})) via {via};")
+            }
+            9 => {
+                // A choice inside one branch of an `if` on a (possibly sampled) value.
+                let name = self.name("t");
+                let inner = self.name("y");
+                let condition = self.real(2, None);
+                let mu = self.real(2, None);
+                self.reals.push(inner.clone());
+                let then = self.tame(2, None);
+                self.reals.pop();
+                let otherwise = self.tame(2, None);
+                self.reals.push(name.clone());
+                format!(
+                    "let {name} = if {condition} > 0.0 {{ {inner} ~ normal({mu}, 1.0); {then} }} else {{ {otherwise} }};"
+                )
+            }
+            10 => {
+                // A comprehension, with a choice per iteration half of the time.
+                let name = self.name("t");
+                let flip_rule = match self.rng.random_range(0..6) {
+                    0 if self.branch(8) => Some("enum"),
+                    1 if self.branch(8) => Some("mvd"),
+                    2 => Some("reinforce"),
+                    _ => None,
+                };
+                let body = if let Some(rule) = flip_rule {
+                    let inner = self.name("z");
+                    let p = self.real(2, Some("i"));
+                    let then = self.tame(2, Some("i"));
+                    let otherwise = self.tame(2, Some("i"));
+                    format!(
+                        "{{ {inner} ~ flip(sigmoid({p})) via {rule}; if {inner} {{ {then} }} else {{ {otherwise} }} }}"
+                    )
+                } else if self.chance(0.5) {
+                    let inner = self.name("z");
+                    let mu = self.real(2, Some("i"));
+                    self.reals.push(inner.clone());
+                    let value = self.tame(2, Some("i"));
+                    self.reals.pop();
+                    let via = if self.chance(0.3) { " via reinforce" } else { "" };
+                    format!("{{ {inner} ~ normal({mu}, 1.0){via}; {value} }}")
+                } else {
+                    self.tame(2, Some("i"))
+                };
+                self.reals.push(name.clone());
+                format!("let {name} = sum([{body} for i in 0..3]);")
+            }
+            _ => {
+                let name = self.name("t");
+                let e = format!("({} / (1.0 + ({})^2))", self.real(2, None), self.real(2, None));
+                self.reals.push(name.clone());
+                format!("let {name} = {e};")
+            }
+        }
+    }
+
+    /// A whole program: the parameters, `f` and one `print grad(…)`.
+    fn program(&mut self) -> String {
+        let a = self.literal();
+        let v: Vec<String> = (0..3).map(|_| self.literal()).collect();
+        let statements: Vec<String> = (0..self.rng.random_range(2..8)).map(|_| self.statement()).collect();
+        let mut result = self.real(3, None);
+        if self.chance(0.8) {
+            // Make the result depend on every choice made.
+            let mut terms: Vec<String> = self.reals.clone();
+            terms.extend(self.ints.iter().map(|k| format!("{k} * 0.25")));
+            terms.extend(self.indices.iter().map(|c| format!("v[{c}]")));
+            terms.extend(self.bools.iter().map(|b| format!("(if {b} {{ 0.5 }} else {{ -0.25 }})")));
+            result = format!("{result} + 0.5 * tanh({})", terms.join(" + "));
+        }
+        let objective = match self.rng.random_range(0..12) {
+            0 => "exp(f(a, v))",
+            1 => "a * f(a, v)",
+            2 => "f(a, v) * f(a, v)",
+            3 => "f(a, v) + f(a, v) - 0.5",
+            4 => "f(a, v) + exp(f(a, v))",
+            _ => "f(a, v)",
+        };
+        format!(
+            "param a: real = {a};\nparam v: vec[3] = [{}];\n\nfn f(a, v) {{\n    E {{\n        {}\n        {result}\n    }}\n}}\n\nprint grad({objective}, samples: 1);\n",
+            v.join(", "),
+            statements.join("\n        ")
+        )
+    }
+}
+
+const GENERATED_PROGRAMS: u64 = 200;
+const GENERATED_STREAMS: u64 = 3;
+
+#[test]
+fn random_programs_reverse_equals_forward() {
+    let mut checked = 0;
+    let mut rejected = Vec::new();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for seed in 0..GENERATED_PROGRAMS {
+        let program = Generator::new(seed).program();
+        if let Err(CompileError::Check(diagnostics)) = try_compile(&program) {
+            rejected.push(format!("program {seed}:\n{program}\n{diagnostics}"));
+            continue;
+        }
+        checked += 1;
+        match check_modes(&program, seed, GENERATED_STREAMS) {
+            Ok(count) => compared += count,
+            Err(failure) => failures.push(format!("[generated program {seed}] {failure}")),
+        }
+    }
+    assert!(
+        checked * 10 >= GENERATED_PROGRAMS * 9,
+        "only {checked} of {GENERATED_PROGRAMS} generated programs check; the first rejected:\n{}",
+        rejected.iter().take(3).cloned().collect::<Vec<_>>().join("\n\n")
+    );
+    report("random_programs_reverse_equals_forward", &failures);
+    assert!(compared as u64 >= checked * GENERATED_STREAMS * 4 / 2, "only {compared} gradient elements compared");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Finite differences with common random numbers
+// ---------------------------------------------------------------------------------------------
+
+/// Relative tolerance of a central difference against a reparameterised gradient. With
+/// h = 1e-5·max(1, |θ|) the truncation error is ~h²·f‴/6 ≈ 1e-10 relative and the rounding
+/// error ~ε·|f|/h ≈ 1e-11, so 1e-5 leaves a wide margin.
+const FD_RELATIVE: f64 = 1e-5;
+/// For gradient elements that are ~0 (a Cauchy draw far in its tail, say).
+const FD_ABSOLUTE: f64 = 1e-8;
+const FD_STREAMS: u64 = 8;
+
+/// Central differences of `primal` in every parameter element, on the stream of the `reverse`
+/// run they are compared with. Returns the number of elements compared.
+fn check_finite_differences(compiled: &Compiled, seed: u64) -> Result<usize, String> {
+    let params: Vec<RuntimeValue> = compiled.params.iter().map(|(_, value)| value.clone()).collect();
+    let mut problems = Vec::new();
+    let mut compared = 0;
+    for (objective, estimator) in &compiled.objectives {
+        for stream_index in 0..FD_STREAMS {
+            let at = |message: String| format!("`{objective}` on stream ({seed}, {stream_index}): {message}");
+            let primal_at = |params: &[RuntimeValue]| -> Result<f64, String> {
+                let results =
+                    run_fn(&estimator.primal, "primal", arguments(params, stream(seed, stream_index), vec![]))?;
+                real_result(&results, 0, "primal")
+            };
+            let reverse = run_fn(&estimator.reverse, "reverse", arguments(&params, stream(seed, stream_index), vec![]))
+                .map_err(&at)?;
+            let value = real_result(&reverse, 0, "reverse").map_err(&at)?;
+            let mut k = 0;
+            for (i, (name, param)) in compiled.params.iter().enumerate() {
+                if !estimator.wrt[i] {
+                    continue;
+                }
+                k += 1;
+                let gradient =
+                    reverse.get(k).and_then(elements).ok_or_else(|| at(format!("no gradient for `{name}`")))?;
+                let theta = elements(param).ok_or_else(|| at(format!("`{name}` is not differentiable")))?;
+                for (element, (&g, &t)) in gradient.iter().zip(&theta).enumerate() {
+                    let h = 1e-5 * t.abs().max(1.0);
+                    let (up, down) = (t + h, t - h);
+                    let mut shifted = params.clone();
+                    shifted[i] = with_element(param, element, up);
+                    let f_up = primal_at(&shifted).map_err(&at)?;
+                    shifted[i] = with_element(param, element, down);
+                    let f_down = primal_at(&shifted).map_err(&at)?;
+                    let difference = (f_up - f_down) / (up - down);
+                    if !close(difference, g, FD_RELATIVE, FD_ABSOLUTE) {
+                        problems.push(at(format!(
+                            "d/d{name}[{element}] at {t}: reverse {g:e}, central difference {difference:e} \
+                             (value {value:e}; f(θ+h) = {f_up:e}, f(θ−h) = {f_down:e}, h = {h:e})"
+                        )));
+                    }
+                    compared += 1;
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(compared)
+    } else {
+        Err(format!("program:\n{}\n{}", compiled.program, problems.join("\n")))
+    }
+}
+
+/// Reparameterised programs only, whose value is a smooth function of the parameters on
+/// every stream (no `if` on a sampled value), over [`PARAMS`].
+const FD_CASES: &[(&str, &str, &[&str])] = &[
+    (
+        "normal",
+        "fn f(a, b) { E { x ~ normal(a, exp(b)); sin(x) + x^2 * a } }
+         fn g(v, a) { E { x ~ normal(v, exp(a)); sum(tanh(x) * v) } }",
+        &["f(a, b)", "g(v, a)"],
+    ),
+    ("uniform", "fn f(a, b) { E { x ~ uniform(a - 1.0, a + exp(b)); x^3 - x * b } }", &["f(a, b)"]),
+    ("exponential", "fn f(a, b) { E { x ~ exponential(exp(a)); tanh(x) + x * b } }", &["f(a, b)"]),
+    ("laplace", "fn f(a, b) { E { x ~ laplace(a, exp(b)); cos(x) * a + x } }", &["f(a, b)"]),
+    ("lognormal", "fn f(a, b) { E { x ~ lognormal(a, exp(b)); log(1.0 + x) + x * b } }", &["f(a, b)"]),
+    (
+        "cauchy with a bounded function",
+        "fn f(a, b) { E { x ~ cauchy(a, exp(b)); 1.0 / (1.0 + x^2) + tanh(x) * b } }",
+        &["f(a, b)"],
+    ),
+    (
+        "mv_normal_diag",
+        "fn f(v, W) { E { x ~ mv_normal_diag(v, exp(W[0])); sum(x * x) + dot(x, W[1]) + logsumexp(W @ x) } }",
+        &["f(v, W)"],
+    ),
+    (
+        // The rate of a gamma is pathwise (Gamma(shape, 1) / rate); its shape is not (below).
+        "gamma's rate",
+        "fn f(a, b) { E { x ~ gamma(2.5, exp(a)); tanh(x) * b + log(x) } }",
+        &["f(a, b)"],
+    ),
+    (
+        "chained choices in a loop",
+        "fn f(v, a) { E { sum([{ x ~ normal(v[i], exp(a)); y ~ laplace(x, 1.0); z ~ lognormal(y * 0.1, 0.5); tanh(y) * z } for i in 0..3]) } }",
+        &["f(v, a)"],
+    ),
+    (
+        // `+ - *` of independent estimates differentiate their samples pathwise. `exp(est)` is
+        // left out: ADEV's tangent for it is exp-estimate × a *separate* tangent sample, an
+        // unbiased estimate of the derivative but not the derivative of the primal sample
+        // (with N = 0 factors the primal is the constant e², its tangent is not 0).
+        "estimate combinators",
+        "fn f(a, b) { E { x ~ normal(a, exp(b)); tanh(x) } }
+         fn g(v) { E { x ~ uniform(v[0] - 1.0, v[1] + 1.0); y ~ exponential(exp(v[2])); x * y } }",
+        &["f(a, b) + g(v)", "f(a, b) * g(v)", "a * g(v) - f(a, b)", "g(v) * f(a, b) * 2.0 - 1.0"],
+    ),
+];
+
+#[test]
+fn finite_differences_match_reparameterised_gradients() {
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (name, defs, objectives) in FD_CASES {
+        let program = program_of(defs, objectives);
+        let compiled = match try_compile(&program) {
+            Ok(compiled) => compiled,
+            Err(CompileError::Check(d) | CompileError::Compile(d)) => {
+                failures.push(format!("[{name}] the program does not compile:\n{program}\n{d}"));
+                continue;
+            }
+        };
+        match check_finite_differences(&compiled, 11) {
+            Ok(count) => compared += count,
+            Err(failure) => failures.push(format!("[{name}] {failure}")),
+        }
+    }
+    report("finite_differences_match_reparameterised_gradients", &failures);
+    assert!(compared >= FD_CASES.len() * FD_STREAMS as usize, "only {compared} gradient elements compared");
+}
+#[test]
+fn zz_probe() {
+    let Ok(path) = std::env::var("ADEV_PROBE") else { return };
+    let program = std::fs::read_to_string(path).unwrap();
+    for program in program.split("---\n") {
+        match check_modes(program, 7, 4) {
+            Ok(n) => println!("OK {n}: {}", program.lines().nth(1).unwrap_or("")),
+            Err(e) => println!("{e}"),
+        }
+    }
+}
+#[test]
+fn zz_probe_mean() {
+    let Ok(path) = std::env::var("ADEV_MEAN") else { return };
+    let program = std::fs::read_to_string(path).unwrap();
+    let compiled = compile(&program);
+    let params: Vec<RuntimeValue> = compiled.params.iter().map(|(_, v)| v.clone()).collect();
+    for (obj, est) in &compiled.objectives {
+        let n = 20000;
+        let (mut sf, mut sf2, mut sr, mut sr2, mut sv) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for i in 0..n {
+            let r = run(&est.reverse, arguments(&params, stream(1, i), vec![])).unwrap();
+            let f = run(&est.forward, arguments(&params, stream(1, i), vec![RuntimeValue::Real(1.0)])).unwrap();
+            let (RuntimeValue::Real(v), RuntimeValue::Real(g)) = (&r[0], &r[1]) else { panic!() };
+            let RuntimeValue::Real(t) = &f[1] else { panic!() };
+            sv += v;
+            sr += g;
+            sr2 += g * g;
+            sf += t;
+            sf2 += t * t;
+        }
+        let nf = n as f64;
+        println!(
+            "{obj}: value {:.4}, reverse {:.4} ± {:.4}, forward {:.4} ± {:.4}",
+            sv / nf,
+            sr / nf,
+            ((sr2 / nf - (sr / nf).powi(2)) / nf).sqrt(),
+            sf / nf,
+            ((sf2 / nf - (sf / nf).powi(2)) / nf).sqrt()
+        );
+    }
 }
