@@ -96,13 +96,16 @@ impl Linearization {
         inst.results.iter().any(|result| self.is_linear(*result))
     }
 
+    /// Collects the residuals of the code that is transposed: the top-level block and the
+    /// blocks of linear branches and loops. Linear instructions inside a branch or loop with no
+    /// linear result are dead (nothing they compute leaves it), so they need no residuals.
     fn collect_residuals(&mut self, block: &Block) {
         for inst in &block.insts {
-            for nested in inst.op.blocks() {
-                self.collect_residuals(nested);
-            }
             if !self.is_linear_inst(inst) {
                 continue;
+            }
+            for nested in inst.op.blocks() {
+                self.collect_residuals(nested);
             }
             // The linear part of a branch needs its condition, of a loop its bounds; other
             // linear instructions need their primal operands.
