@@ -7,7 +7,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod progress;
 mod report;
+mod results;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ppl::diagnostics::ColorChoice;
@@ -42,6 +44,15 @@ enum Command {
         /// Also print an intermediate form of every compiled estimate.
         #[arg(long, value_enum)]
         emit: Option<Emit>,
+        /// Show no training progress.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Write the trained parameters, the objective's trace and plot, and the run's record here.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Continue training from the parameters and optimizer state saved by `--out DIR`.
+        #[arg(long, value_name = "DIR")]
+        resume: Option<PathBuf>,
     },
     /// Print a program in the canonical layout (comments are kept).
     Fmt {
@@ -79,7 +90,9 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Check { file } => check(&file, color),
-        Command::Run { file, json, seed, emit } => run(&file, json, seed, emit, color),
+        Command::Run { file, json, seed, emit, quiet, out, resume } => {
+            run(&file, RunFlags { json, seed, emit, quiet, out, resume }, color)
+        }
         Command::Fmt { file, check, write } => format(&file, check, write, color),
     };
     match outcome {
@@ -110,22 +123,87 @@ fn check(path: &Path, color: ColorChoice) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run(path: &Path, json: bool, seed: Option<u64>, emit: Option<Emit>, color: ColorChoice) -> Result<(), Failure> {
+/// The options of `ppl run`.
+struct RunFlags {
+    json: bool,
+    seed: Option<u64>,
+    emit: Option<Emit>,
+    quiet: bool,
+    out: Option<PathBuf>,
+    resume: Option<PathBuf>,
+}
+
+fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> {
     let text = read_source(path)?;
     let analysis = ppl::check_source(&path.display().to_string(), &text);
     eprint!("{}", analysis.render_diagnostics(color));
     if analysis.has_errors() {
         return Err(Failure);
     }
-    let options = ppl::run::RunOptions { seed, emit_ir: emit == Some(Emit::Ir) };
-    let outcome = ppl::with_large_stack(|| {
-        let mut session = ppl::run::Session::new(&analysis, options)?;
-        session.run_commands(&mut |output| match (json, report::json(&output)) {
-            (true, Some(line)) => write_line(&line),
-            (true, None) => eprintln!("{output}"),
-            (false, _) => write_line(&output.to_string()),
-        })
+    let resume = match &flags.resume {
+        Some(dir) => Some(results::load(dir).map_err(|message| {
+            eprintln!("error: cannot resume: {message}");
+            Failure
+        })?),
+        None => None,
+    };
+    let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handler_flag = interrupt.clone();
+    // The first Ctrl-C stops training after the current step (and everything is still
+    // written); a second one exits at once.
+    let _ = ctrlc::set_handler(move || {
+        if handler_flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
     });
+    let options = ppl::run::RunOptions {
+        seed: flags.seed,
+        emit_ir: flags.emit == Some(Emit::Ir),
+        interrupt: Some(interrupt),
+        resume,
+    };
+    let started = std::time::Instant::now();
+    let mut record = results::Record::default();
+    let mut progress = progress::Progress::new(flags.quiet);
+    let (outcome, params) = ppl::with_large_stack(|| {
+        let mut session = match ppl::run::Session::new(&analysis, options) {
+            Ok(session) => session,
+            Err(diagnostic) => return (Err(diagnostic), Vec::new()),
+        };
+        let outcome = session.run_commands(&mut |output| {
+            record.observe(&output);
+            match &output {
+                ppl::run::Output::Progress { step, steps, objective, .. } => {
+                    progress.step(*step, *steps, *objective);
+                    return;
+                }
+                ppl::run::Output::Trained { .. } => progress.finish(),
+                _ => {}
+            }
+            match (flags.json, report::json(&output)) {
+                (true, Some(line)) => write_line(&line),
+                (true, None) => eprintln!("{output}"),
+                (false, _) => write_line(&output.to_string()),
+            }
+        });
+        progress.finish();
+        let params = session.params().map(|(name, value)| (name.to_string(), ppl::run::Printed::from_runtime(value)));
+        (outcome, params.collect::<Vec<_>>())
+    });
+    if let (Some(dir), false) = (&flags.out, params.is_empty()) {
+        let run = serde_json::json!({
+            "command": std::env::args().collect::<Vec<_>>(),
+            "file": path.display().to_string(),
+            "seed": flags.seed.unwrap_or(ppl::run::DEFAULT_SEED),
+            "versions": { "ppl": env!("CARGO_PKG_VERSION") },
+            "seconds": started.elapsed().as_secs_f64(),
+            "completed": outcome.is_ok(),
+        });
+        if let Err(message) = record.write(dir, &params, run) {
+            eprintln!("error: {message}");
+            return Err(Failure);
+        }
+    }
     outcome.map_err(|diagnostic| {
         eprint!("{}", ppl::diagnostics::render(&diagnostic, &analysis.sources, color));
         Failure

@@ -1,6 +1,7 @@
 //! Command results as JSON, one object per line (`language.md` §8).
 
 use ppl::run::{Output, Printed};
+use ppl::syntax::ast::Direction;
 use serde_json::{json, Value};
 
 /// The JSON object of a result; `None` for what has no JSON form (the IR listing).
@@ -22,17 +23,41 @@ pub fn json(output: &Output) -> Option<String> {
         Output::Sample { source, traces } => json!({
             "kind": "sample", "source": source, "traces": traces.iter().map(printed).collect::<Vec<_>>(),
         }),
-        Output::Ir { .. } => return None,
+        Output::Trained { source, direction, steps, seconds, objectives, params, reason, .. } => {
+            let kind = if *direction == Direction::Maximize { "maximize" } else { "minimize" };
+            let statistic = |objective: &ppl::run::TrainedObjective| json!({ "mean": number(objective.statistic.mean), "stderr": number(objective.statistic.stderr) });
+            let params: serde_json::Map<String, Value> =
+                params.iter().map(|(name, value)| (name.clone(), printed(value))).collect();
+            let mut report = json!({
+                "kind": kind, "source": source, "steps": steps, "seconds": seconds,
+                "objective": objectives.first().map(statistic).unwrap_or(Value::Null),
+                "params": params, "stopped": reason.describe(),
+            });
+            if objectives.len() > 1 {
+                report["objectives"] = Value::Array(
+                    objectives
+                        .iter()
+                        .map(|objective| {
+                            let mut entry = statistic(objective);
+                            entry["source"] = json!(objective.source);
+                            entry
+                        })
+                        .collect(),
+                );
+            }
+            report
+        }
+        Output::Progress { .. } | Output::Ir { .. } => return None,
     };
     Some(value.to_string())
 }
 
 /// A real as a JSON number; NaN and infinities, which JSON lacks, as strings.
-fn number(x: f64) -> Value {
+pub fn number(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or_else(|| Value::String(x.to_string()), Value::Number)
 }
 
-fn printed(value: &Printed) -> Value {
+pub fn printed(value: &Printed) -> Value {
     match value {
         Printed::Real(x) => number(*x),
         Printed::Int(n) => json!(n),

@@ -12,7 +12,11 @@
 //! - [`special`]: [`lgamma`], [`digamma`], [`trigamma`], [`log1p`], [`expm1`], [`logsumexp`],
 //!   [`softplus`], [`log_sigmoid`], [`sigmoid`];
 //! - [`implicit`]: [`gamma_sample_dshape`], the implicit-reparameterisation derivative of a
-//!   gamma sample with respect to its shape.
+//!   gamma sample with respect to its shape;
+//! - [`optim`]: what training (`maximize` / `minimize`) updates parameters with — an
+//!   [`Optimizer`] built from a [`Method`] (SGD, Adam, AdamW, RMSprop, Adagrad, as PyTorch
+//!   defines them) and a learning-rate [`Schedule`], checkpointed as an [`OptimizerState`] —
+//!   and [`clip_by_norm`] / [`global_norm`] for gradients.
 //!
 //! ```
 //! use ppl_runtime::{gamma, gamma_sample_dshape, Rng};
@@ -24,18 +28,22 @@
 //! # Ok::<(), ppl_runtime::DomainError>(())
 //! ```
 //!
-//! Nothing here allocates, panics or touches global state. The runtime must never depend on the
-//! compiler: compiled code and the embedding API call into it, not the other way round. Later it
-//! will also own tensor kernels, optimizers and the training loop.
+//! The numeric kernels never allocate, panic or touch global state; an optimizer allocates its
+//! buffers when built or checkpointed, and panics only when handed parameters whose shapes differ
+//! from its own (a caller bug: checkpoints of the wrong shape are rejected as errors). The runtime
+//! must never depend on the compiler: compiled code and the embedding API call into it, not the
+//! other way round. Later it will also own tensor kernels and the training loop.
 
 pub mod error;
 pub mod implicit;
+pub mod optim;
 pub mod rng;
 pub mod sample;
 pub mod special;
 
 pub use error::DomainError;
 pub use implicit::gamma_sample_dshape;
+pub use optim::{clip_by_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule};
 pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};
 pub use special::{digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, sigmoid, softplus, trigamma};

@@ -9,8 +9,14 @@
 //! This module must not print anything itself.
 
 mod output;
+mod train;
 
-pub use output::{Output, ParamGradient, Printed, Statistic};
+pub use output::{Output, ParamGradient, Printed, Statistic, TrainedObjective};
+pub use ppl_runtime::optim::OptimizerState;
+pub use train::StopReason;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use ppl_runtime::Rng;
 
@@ -34,6 +40,18 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Also report the IR of every compiled estimate.
     pub emit_ir: bool,
+    /// Raised (by a Ctrl-C handler) to stop training after the current step.
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Parameters and optimizer states to continue the first `maximize`/`minimize` from.
+    pub resume: Option<Resume>,
+}
+
+/// Where an earlier run stopped: its parameters, and the optimizer state of each objective of
+/// its first training command.
+#[derive(Clone, Debug, Default)]
+pub struct Resume {
+    pub params: Vec<(String, RuntimeValue)>,
+    pub optimizers: Vec<OptimizerState>,
 }
 
 /// A program being run: its parameters' current values and how many commands have drawn
@@ -66,7 +84,27 @@ impl<'a> Session<'a> {
                 session.params[index] = value.into_iter().next().unwrap_or_else(|| zero(param.ty));
             }
         }
+        if let Some(resume) = session.options.resume.clone() {
+            for (name, value) in resume.params {
+                let Some(index) = session.program.params.iter().position(|param| param.name == name) else {
+                    continue;
+                };
+                if train::flat(&value).len() == train::flat(&session.params[index]).len() {
+                    session.params[index] = train::reshaped(&session.params[index], train::flat(&value));
+                }
+            }
+        }
         Ok(session)
+    }
+
+    /// The current values of the parameters listed (by index), for reports.
+    fn param_outputs(&self, which: &[usize]) -> Vec<(String, Printed)> {
+        which
+            .iter()
+            .filter_map(|index| {
+                Some((self.program.params.get(*index)?.name.clone(), Printed::from_runtime(self.params.get(*index)?)))
+            })
+            .collect()
     }
 
     /// The current value of each parameter, by name.
@@ -86,8 +124,12 @@ impl<'a> Session<'a> {
                         self.print(file, expr, emit)?;
                     }
                 }
-                ItemKind::Optimize(_) => {
-                    return Err(crate::lower::unsupported(item.span, "`maximize` and `minimize`"));
+                ItemKind::Optimize(command) => {
+                    self.train(file, command, item.span, emit)?;
+                    if let Some(resume) = self.options.resume.as_mut() {
+                        // Only the first training command continues from saved optimizer state.
+                        resume.optimizers.clear();
+                    }
                 }
                 _ => {}
             }
@@ -192,12 +234,21 @@ impl<'a> Session<'a> {
     }
 
     fn compile(&self, file: usize, objective: &'a Expr) -> Result<Estimator, Diagnostic> {
+        self.compile_for(file, objective, None)
+    }
+
+    /// Compiles an objective differentiated with respect to the parameters `only` lists (by
+    /// index), or every real-valued parameter.
+    fn compile_for(&self, file: usize, objective: &'a Expr, only: Option<&[usize]>) -> Result<Estimator, Diagnostic> {
         let lowered = self.program.lower_estimate(file, objective, "estimate")?;
         let wrt: Vec<bool> = lowered
             .body
             .params
             .iter()
-            .map(|param| lowered.ty(*param).is_some_and(|ty| ty.is_differentiable()))
+            .enumerate()
+            .map(|(i, param)| {
+                lowered.ty(*param).is_some_and(|ty| ty.is_differentiable()) && only.is_none_or(|only| only.contains(&i))
+            })
             .collect();
         adev::compile(lowered, &wrt)
     }
@@ -335,7 +386,7 @@ fn zero(ty: crate::ir::Type) -> RuntimeValue {
 }
 
 /// A run-time failure as a diagnostic at the instruction's source (or the command's).
-fn runtime_error(error: InterpError, command: Option<Span>, sample: Option<u64>) -> Diagnostic {
+pub(crate) fn runtime_error(error: InterpError, command: Option<Span>, sample: Option<u64>) -> Diagnostic {
     let code = match error.kind {
         ErrorKind::Domain => ErrorCode::DomainError,
         ErrorKind::OutOfBounds => ErrorCode::OutOfBounds,

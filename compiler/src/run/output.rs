@@ -3,9 +3,13 @@
 
 use std::fmt;
 
+use ppl_runtime::optim::OptimizerState;
+
+use super::StopReason;
 use crate::interp::RuntimeValue;
 use crate::ir::Type;
 use crate::lower::{Element, Shape};
+use crate::syntax::ast::Direction;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
@@ -17,6 +21,26 @@ pub enum Output {
     Grad { source: String, samples: u64, params: Vec<ParamGradient> },
     /// `sample(Q, N)`: N traces.
     Sample { source: String, traces: Vec<Printed> },
+    /// After each training step: the running average of the (first) objective.
+    /// `objective` is the running average, `value` this step's estimate.
+    Progress { step: u64, steps: u64, objective: f64, value: f64, gradient_norm: f64, learning_rate: f64 },
+    /// A `maximize`/`minimize` finished.
+    Trained {
+        source: String,
+        direction: Direction,
+        /// Steps taken in all (including those of a resumed run).
+        steps: u64,
+        /// Steps skipped because of a non-finite objective or gradient (`on_nan: "skip"`).
+        skipped: u64,
+        seconds: f64,
+        /// Each objective's mean ± standard error over the last steps.
+        objectives: Vec<TrainedObjective>,
+        params: Vec<(String, Printed)>,
+        reason: StopReason,
+        /// Each objective's optimizer state, to resume from.
+        optimizers: Vec<OptimizerState>,
+        seed: u64,
+    },
     /// The IR of a compiled estimate (`--emit ir`).
     Ir { source: String, text: String },
 }
@@ -150,6 +174,13 @@ impl Statistic {
     }
 }
 
+/// One objective's estimate at the end of training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainedObjective {
+    pub source: String,
+    pub statistic: Statistic,
+}
+
 /// The gradient estimate for one parameter, elementwise for vectors and matrices.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamGradient {
@@ -193,6 +224,24 @@ impl fmt::Display for Output {
                 write!(f, "{source}:")?;
                 for trace in traces {
                     write!(f, "\n    {trace}")?;
+                }
+                Ok(())
+            }
+            Output::Progress { step, steps, objective, gradient_norm, learning_rate, .. } => write!(
+                f,
+                "step {step}/{steps}: objective {objective:.6} (running average), gradient norm {gradient_norm:.4}, learning rate {learning_rate:e}"
+            ),
+            Output::Trained { source, steps, skipped, seconds, objectives, params, reason, .. } => {
+                write!(f, "{source}\n    {} after {steps} steps in {seconds:.2} s", reason.describe())?;
+                if *skipped > 0 {
+                    write!(f, " ({skipped} skipped: non-finite)")?;
+                }
+                for objective in objectives {
+                    let statistic = objective.statistic;
+                    write!(f, "\n    {} = {} (last steps)", objective.source, with_error(statistic.mean, statistic.stderr))?;
+                }
+                for (name, value) in params {
+                    write!(f, "\n    {name} = {value}")?;
                 }
                 Ok(())
             }

@@ -1,0 +1,202 @@
+//! Training results on disk (`--out DIR`) and resuming from them (`--resume DIR`).
+//!
+//! - `params.json`: the parameters' values, `{"mu": [0.1, 0.2], …}`;
+//! - `trace.csv`: one row per step: `command,step,objective,running_objective,gradient_norm,learning_rate`;
+//! - `loss.svg`: the running objective against the step, one curve per training command;
+//! - `run.json`: the command line, seed, versions, timings, and each training's optimizer
+//!   state, from which `--resume` continues.
+//!
+//! Every file is written to a temporary name and renamed, so an interrupted write never leaves
+//! a half-written file in place of a good one.
+
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use ppl::run::{OptimizerState, Output, Printed};
+use serde_json::{json, Value};
+
+/// One training step as `trace.csv` records it.
+pub struct StepRow {
+    pub command: usize,
+    pub step: u64,
+    pub objective: f64,
+    pub running: f64,
+    pub gradient_norm: f64,
+    pub learning_rate: f64,
+}
+
+/// What a run has produced so far, to be written to `--out`.
+#[derive(Default)]
+pub struct Record {
+    pub rows: Vec<StepRow>,
+    pub trainings: Vec<Value>,
+}
+
+impl Record {
+    pub fn observe(&mut self, output: &Output) {
+        match output {
+            Output::Progress { step, objective, value, gradient_norm, learning_rate, .. } => self.rows.push(StepRow {
+                command: self.trainings.len(),
+                step: *step,
+                objective: *value,
+                running: *objective,
+                gradient_norm: *gradient_norm,
+                learning_rate: *learning_rate,
+            }),
+            Output::Trained { source, steps, skipped, seconds, objectives, reason, optimizers, seed, .. } => {
+                self.trainings.push(json!({
+                    "source": source,
+                    "steps": steps,
+                    "skipped": skipped,
+                    "seconds": seconds,
+                    "stopped": reason.describe(),
+                    "seed": seed,
+                    "objectives": objectives.iter().map(|objective| json!({
+                        "source": objective.source,
+                        "mean": crate::report::number(objective.statistic.mean),
+                        "stderr": crate::report::number(objective.statistic.stderr),
+                    })).collect::<Vec<_>>(),
+                    "optimizers": optimizers.iter().map(optimizer_json).collect::<Vec<_>>(),
+                }));
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes every file into `dir` (created if needed).
+    pub fn write(&self, dir: &Path, params: &[(String, Printed)], run: Value) -> Result<(), String> {
+        std::fs::create_dir_all(dir).map_err(|error| format!("cannot create `{}`: {error}", dir.display()))?;
+        let params: serde_json::Map<String, Value> =
+            params.iter().map(|(name, value)| (name.clone(), crate::report::printed(value))).collect();
+        write_atomically(&dir.join("params.json"), &pretty(&Value::Object(params)))?;
+        let mut csv = String::from("command,step,objective,running_objective,gradient_norm,learning_rate\n");
+        for row in &self.rows {
+            csv.push_str(&format!(
+                "{},{},{:?},{:?},{:?},{:?}\n",
+                row.command, row.step, row.objective, row.running, row.gradient_norm, row.learning_rate
+            ));
+        }
+        write_atomically(&dir.join("trace.csv"), &csv)?;
+        write_atomically(&dir.join("loss.svg"), &self.plot()?)?;
+        let mut run = run;
+        run["trainings"] = Value::Array(self.trainings.clone());
+        write_atomically(&dir.join("run.json"), &pretty(&run))
+    }
+
+    /// The running objective of each training command against the step, as SVG.
+    fn plot(&self) -> Result<String, String> {
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
+            root.fill(&WHITE).map_err(|error| error.to_string())?;
+            let finite: Vec<&StepRow> = self.rows.iter().filter(|row| row.running.is_finite()).collect();
+            let steps = finite.iter().map(|row| row.step).max().unwrap_or(1).max(1);
+            let (mut low, mut high) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), row| {
+                (low.min(row.running), high.max(row.running))
+            });
+            if !low.is_finite() {
+                (low, high) = (0.0, 1.0);
+            }
+            let margin = ((high - low) * 0.05).max(1e-9);
+            let mut chart = ChartBuilder::on(&root)
+                .caption("objective (running average) by step", ("sans-serif", 20))
+                .margin(15)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d(0..steps, (low - margin)..(high + margin))
+                .map_err(|error| error.to_string())?;
+            chart.configure_mesh().x_desc("step").y_desc("objective").draw().map_err(|error| error.to_string())?;
+            let commands = self.rows.iter().map(|row| row.command).max().map_or(0, |last| last + 1);
+            for command in 0..commands {
+                let color = Palette99::pick(command).to_rgba();
+                let points = finite.iter().filter(|row| row.command == command).map(|row| (row.step, row.running));
+                chart
+                    .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                    .map_err(|error| error.to_string())?
+                    .label(format!("training {}", command + 1))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            }
+            if commands > 1 {
+                chart.configure_series_labels().border_style(BLACK).draw().map_err(|error| error.to_string())?;
+            }
+            root.present().map_err(|error| error.to_string())?;
+        }
+        Ok(svg)
+    }
+}
+
+fn optimizer_json(state: &OptimizerState) -> Value {
+    let buffers: serde_json::Map<String, Value> =
+        state.buffers.iter().map(|(name, buffer)| (name.clone(), json!(buffer))).collect();
+    json!({ "steps_taken": state.steps_taken, "buffers": buffers })
+}
+
+fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    text.push('\n');
+    text
+}
+
+/// Writes through a temporary file and a rename.
+pub fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, contents).and_then(|()| std::fs::rename(&temporary, path)).map_err(|error| {
+        let _ = std::fs::remove_file(&temporary);
+        format!("cannot write `{}`: {error}", path.display())
+    })
+}
+
+/// Reads the parameters and the first training's optimizer states saved in `dir`.
+pub fn load(dir: &Path) -> Result<ppl::run::Resume, String> {
+    let read = |name: &str| -> Result<Value, String> {
+        let path = dir.join(name);
+        let text =
+            std::fs::read_to_string(&path).map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
+        serde_json::from_str(&text).map_err(|error| format!("`{}` is not valid JSON: {error}", path.display()))
+    };
+    let params = read("params.json")?;
+    let Value::Object(params) = params else { return Err("params.json must hold an object".into()) };
+    let mut resume = ppl::run::Resume::default();
+    for (name, value) in params {
+        let value =
+            runtime_value(&value).ok_or_else(|| format!("params.json: `{name}` is not a number, vector or matrix"))?;
+        resume.params.push((name, value));
+    }
+    let run = read("run.json")?;
+    if let Some(optimizers) = run["trainings"][0]["optimizers"].as_array() {
+        for optimizer in optimizers {
+            let steps_taken = optimizer["steps_taken"].as_u64().ok_or("run.json: an optimizer has no step count")?;
+            let mut buffers = Vec::new();
+            if let Some(map) = optimizer["buffers"].as_object() {
+                for (name, buffer) in map {
+                    let buffer: Vec<Vec<f64>> = serde_json::from_value(buffer.clone())
+                        .map_err(|error| format!("run.json: optimizer buffer `{name}`: {error}"))?;
+                    buffers.push((name.clone(), buffer));
+                }
+            }
+            resume.optimizers.push(OptimizerState { steps_taken, buffers });
+        }
+    }
+    Ok(resume)
+}
+
+fn runtime_value(value: &Value) -> Option<ppl::interp::RuntimeValue> {
+    use ppl::interp::RuntimeValue;
+    match value {
+        Value::Number(number) => number.as_f64().map(RuntimeValue::Real),
+        Value::Array(items) if items.iter().all(Value::is_number) => {
+            Some(RuntimeValue::Vec(items.iter().filter_map(Value::as_f64).collect()))
+        }
+        Value::Array(rows) => {
+            let rows: Vec<Vec<f64>> = rows
+                .iter()
+                .map(|row| row.as_array().map(|row| row.iter().filter_map(Value::as_f64).collect()))
+                .collect::<Option<_>>()?;
+            let cols = rows.first().map_or(0, Vec::len);
+            Some(RuntimeValue::Mat { rows: rows.len(), cols, data: rows.concat() })
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,769 @@
+//! The optimizers training (`maximize` / `minimize`) uses: update rules, learning-rate
+//! schedules, gradient clipping, and checkpointing of optimizer state.
+//!
+//! Parameters are plain storage: each parameter is a flat slice of `f64` (a real is a slice of
+//! one), and [`Optimizer::step`] takes gradients of the same shapes. Every [`Method`] follows
+//! PyTorch's documented algorithm for that optimizer with the same settings (no dampening, no
+//! AMSGrad, not centred, weight decay only as AdamW's decoupled one), so hyperparameters carry
+//! over from PyTorch code and papers unchanged.
+//!
+//! This module owns the arithmetic and the state it needs; it does not compute gradients, decide
+//! when to stop, or deal with non-finite gradients. The training loop must screen those (its
+//! `on_nan` policy) *before* calling [`Optimizer::step`], because a NaN that reaches the moment
+//! buffers stays there for every later step.
+//!
+//! Powers and cosines go through `libm`, as in the rest of the runtime, so a run — and a run
+//! resumed from [`Optimizer::state`] — produces the same bits on every platform.
+//!
+//! ```
+//! use ppl_runtime::optim::{clip_by_norm, Method, Optimizer, Schedule};
+//!
+//! // Minimise (x − 3)² with Adam and a cosine-annealed learning rate.
+//! let method = Method::from_settings("adam", &[("lr", 0.1)])?;
+//! let schedule = Schedule::parse("cosine", 2000)?;
+//! let mut optimizer = Optimizer::new(method, schedule, &[1]);
+//! let mut params = vec![vec![0.0]];
+//! for _ in 0..2000 {
+//!     let mut grads = vec![vec![2.0 * (params[0][0] - 3.0)]];
+//!     clip_by_norm(&mut grads, 10.0);
+//!     optimizer.step(&mut params, &grads);
+//! }
+//! assert!((params[0][0] - 3.0).abs() < 1e-6);
+//! # Ok::<(), ppl_runtime::optim::OptimError>(())
+//! ```
+
+use std::convert::Infallible;
+use std::f64::consts::PI;
+use std::fmt;
+
+/// A bad optimizer setting, schedule or checkpoint, with a message naming what is wrong,
+/// e.g. `adam: beta1 must be in [0, 1), got 1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptimError {
+    /// The whole message, ready to show to the user.
+    pub message: String,
+}
+
+impl OptimError {
+    fn new(message: impl Into<String>) -> OptimError {
+        OptimError { message: message.into() }
+    }
+}
+
+impl fmt::Display for OptimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for OptimError {}
+
+/// An update rule and its hyperparameters. Each is PyTorch's optimizer of the same name, and
+/// [`Method::from_settings`] fills in PyTorch's defaults for everything but `lr`.
+///
+/// In the formulas, g is the gradient, t the 1-based step number and lr the scheduled learning
+/// rate; all operations are elementwise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Method {
+    /// Stochastic gradient descent, optionally with (Nesterov) momentum:
+    /// b ← g at t = 1, else b ← μ·b + g; θ ← θ − lr·(nesterov ? g + μ·b : b).
+    /// Without momentum (μ = 0), θ ← θ − lr·g. Defaults: momentum 0, nesterov off.
+    Sgd { lr: f64, momentum: f64, nesterov: bool },
+    /// Adam with bias correction: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
+    /// θ ← θ − (lr / (1−β₁ᵗ))·m / (√v / √(1−β₂ᵗ) + ε). Defaults: β₁ 0.9, β₂ 0.999, ε 1e-8.
+    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64 },
+    /// Adam with decoupled weight decay: θ ← θ·(1 − lr·weight_decay), then the Adam update.
+    /// Defaults as Adam, and weight_decay 0.01.
+    AdamW { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
+    /// RMSprop: v ← αv + (1−α)g²; without momentum θ ← θ − lr·g / (√v + ε), with momentum
+    /// b ← μ·b + g / (√v + ε), θ ← θ − lr·b. Defaults: α 0.99, ε 1e-8, momentum 0.
+    RmsProp { lr: f64, alpha: f64, eps: f64, momentum: f64 },
+    /// Adagrad: s ← s + g², θ ← θ − lr·g / (√s + ε). Default: ε 1e-10.
+    Adagrad { lr: f64, eps: f64 },
+}
+
+/// The optimizer names [`Method::from_settings`] accepts, for error messages.
+const METHOD_NAMES: &str = "sgd, adam, adamw, rmsprop, adagrad";
+
+/// Where a numeric setting must lie. None admits NaN or ∞.
+#[derive(Clone, Copy)]
+enum Range {
+    /// Finite and > 0 (learning rates, ε).
+    Positive,
+    /// Finite and ≥ 0 (weight decay, a minimum learning rate).
+    NonNegative,
+    /// [0, 1): decay factors of running averages, and momentum (at 1 or above it never forgets
+    /// and the iterates diverge).
+    UnitInterval,
+    /// (0, 1]: per-step decay factors of a schedule (above 1 the learning rate would grow).
+    Decay,
+}
+
+impl Range {
+    fn admits(self, value: f64) -> bool {
+        match self {
+            Range::Positive => value > 0.0 && value.is_finite(),
+            Range::NonNegative => value >= 0.0 && value.is_finite(),
+            Range::UnitInterval => (0.0..1.0).contains(&value),
+            Range::Decay => value > 0.0 && value <= 1.0,
+        }
+    }
+
+    /// What a value must satisfy, phrased to follow "must".
+    fn requirement(self) -> &'static str {
+        match self {
+            Range::Positive => "be finite and > 0",
+            Range::NonNegative => "be finite and >= 0",
+            Range::UnitInterval => "be in [0, 1)",
+            Range::Decay => "be in (0, 1]",
+        }
+    }
+}
+
+/// Checks one setting, naming the owner (`adam`, `schedule step`) and the setting on failure.
+fn require(owner: &str, setting: &str, value: f64, range: Range) -> Result<(), OptimError> {
+    if range.admits(value) {
+        Ok(())
+    } else {
+        Err(OptimError::new(format!("{owner}: {setting} must {}, got {value}", range.requirement())))
+    }
+}
+
+/// The `(name, value)` settings given for one optimizer, checked against the names it accepts.
+struct Settings<'s> {
+    method: &'static str,
+    given: &'s [(&'s str, f64)],
+}
+
+impl<'s> Settings<'s> {
+    /// Rejects a setting the method does not have, or one given twice.
+    fn new(method: &'static str, accepted: &[&str], given: &'s [(&'s str, f64)]) -> Result<Settings<'s>, OptimError> {
+        for (index, (name, _)) in given.iter().enumerate() {
+            if !accepted.contains(name) {
+                return Err(OptimError::new(format!(
+                    "{method} has no setting `{name}`; its settings are {}",
+                    accepted.join(", ")
+                )));
+            }
+            if given[..index].iter().any(|(earlier, _)| earlier == name) {
+                return Err(OptimError::new(format!("{method}: setting `{name}` is given twice")));
+            }
+        }
+        Ok(Settings { method, given })
+    }
+
+    fn get(&self, name: &str) -> Option<f64> {
+        self.given.iter().find(|(given, _)| *given == name).map(|&(_, value)| value)
+    }
+
+    fn or(&self, name: &str, default: f64) -> f64 {
+        self.get(name).unwrap_or(default)
+    }
+
+    fn learning_rate(&self) -> Result<f64, OptimError> {
+        self.get("lr").ok_or_else(|| OptimError::new(format!("{}: the learning rate `lr` is required", self.method)))
+    }
+
+    /// A boolean setting passed as a number: 0 is false, 1 is true, anything else an error.
+    fn flag(&self, name: &str) -> Result<bool, OptimError> {
+        match self.get(name) {
+            None => Ok(false),
+            Some(0.0) => Ok(false),
+            Some(1.0) => Ok(true),
+            Some(value) => {
+                Err(OptimError::new(format!("{}: {name} must be 0 (false) or 1 (true), got {value}", self.method)))
+            }
+        }
+    }
+}
+
+impl Method {
+    /// Builds a method from the language's `optimizer:` call, e.g. `("sgd", [("lr", 0.1),
+    /// ("momentum", 0.9), ("nesterov", 1.0)])`, with PyTorch's defaults for omitted settings.
+    ///
+    /// Errors for an unknown optimizer or setting, a setting given twice, a missing `lr`, or a
+    /// value outside its range (see [`Method::validate`]); the message names the setting.
+    pub fn from_settings(name: &str, settings: &[(&str, f64)]) -> Result<Method, OptimError> {
+        let method = match name {
+            "sgd" => {
+                let settings = Settings::new("sgd", &["lr", "momentum", "nesterov"], settings)?;
+                Method::Sgd {
+                    lr: settings.learning_rate()?,
+                    momentum: settings.or("momentum", 0.0),
+                    nesterov: settings.flag("nesterov")?,
+                }
+            }
+            "adam" => {
+                let settings = Settings::new("adam", &["lr", "beta1", "beta2", "eps"], settings)?;
+                Method::Adam {
+                    lr: settings.learning_rate()?,
+                    beta1: settings.or("beta1", 0.9),
+                    beta2: settings.or("beta2", 0.999),
+                    eps: settings.or("eps", 1e-8),
+                }
+            }
+            "adamw" => {
+                let settings = Settings::new("adamw", &["lr", "beta1", "beta2", "eps", "weight_decay"], settings)?;
+                Method::AdamW {
+                    lr: settings.learning_rate()?,
+                    beta1: settings.or("beta1", 0.9),
+                    beta2: settings.or("beta2", 0.999),
+                    eps: settings.or("eps", 1e-8),
+                    weight_decay: settings.or("weight_decay", 0.01),
+                }
+            }
+            "rmsprop" => {
+                let settings = Settings::new("rmsprop", &["lr", "alpha", "eps", "momentum"], settings)?;
+                Method::RmsProp {
+                    lr: settings.learning_rate()?,
+                    alpha: settings.or("alpha", 0.99),
+                    eps: settings.or("eps", 1e-8),
+                    momentum: settings.or("momentum", 0.0),
+                }
+            }
+            "adagrad" => {
+                let settings = Settings::new("adagrad", &["lr", "eps"], settings)?;
+                Method::Adagrad { lr: settings.learning_rate()?, eps: settings.or("eps", 1e-10) }
+            }
+            _ => return Err(OptimError::new(format!("unknown optimizer `{name}`; expected one of {METHOD_NAMES}"))),
+        };
+        method.validate()?;
+        Ok(method)
+    }
+
+    /// Checks every hyperparameter: `lr` and `eps` finite and > 0; `beta1`, `beta2`, `alpha`
+    /// and `momentum` in [0, 1); `weight_decay` finite and ≥ 0; `nesterov` only with momentum > 0.
+    ///
+    /// [`Method::from_settings`] calls this; a method built directly should be checked too, since
+    /// [`Optimizer::new`] takes its hyperparameters as given.
+    pub fn validate(&self) -> Result<(), OptimError> {
+        let name = self.name();
+        require(name, "lr", self.learning_rate(), Range::Positive)?;
+        match *self {
+            Method::Sgd { momentum, nesterov, .. } => {
+                require(name, "momentum", momentum, Range::UnitInterval)?;
+                if nesterov && momentum == 0.0 {
+                    return Err(OptimError::new("sgd: nesterov needs momentum > 0"));
+                }
+            }
+            Method::Adam { beta1, beta2, eps, .. } => {
+                require(name, "beta1", beta1, Range::UnitInterval)?;
+                require(name, "beta2", beta2, Range::UnitInterval)?;
+                require(name, "eps", eps, Range::Positive)?;
+            }
+            Method::AdamW { beta1, beta2, eps, weight_decay, .. } => {
+                require(name, "beta1", beta1, Range::UnitInterval)?;
+                require(name, "beta2", beta2, Range::UnitInterval)?;
+                require(name, "eps", eps, Range::Positive)?;
+                require(name, "weight_decay", weight_decay, Range::NonNegative)?;
+            }
+            Method::RmsProp { alpha, eps, momentum, .. } => {
+                require(name, "alpha", alpha, Range::UnitInterval)?;
+                require(name, "eps", eps, Range::Positive)?;
+                require(name, "momentum", momentum, Range::UnitInterval)?;
+            }
+            Method::Adagrad { eps, .. } => require(name, "eps", eps, Range::Positive)?,
+        }
+        Ok(())
+    }
+
+    /// The name the language uses for this method: `"sgd"`, `"adam"`, `"adamw"`, `"rmsprop"`
+    /// or `"adagrad"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Sgd { .. } => "sgd",
+            Method::Adam { .. } => "adam",
+            Method::AdamW { .. } => "adamw",
+            Method::RmsProp { .. } => "rmsprop",
+            Method::Adagrad { .. } => "adagrad",
+        }
+    }
+
+    /// The base learning rate `lr`, before any schedule.
+    pub fn learning_rate(&self) -> f64 {
+        match *self {
+            Method::Sgd { lr, .. }
+            | Method::Adam { lr, .. }
+            | Method::AdamW { lr, .. }
+            | Method::RmsProp { lr, .. }
+            | Method::Adagrad { lr, .. } => lr,
+        }
+    }
+}
+
+/// How the learning rate changes with the number of steps already taken, `step` (0 for the
+/// first update). Each matches the PyTorch scheduler of the same idea stepped once per update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    /// lr at every step.
+    Constant,
+    /// lr · rate^step (PyTorch `ExponentialLR`).
+    ExponentialDecay { rate: f64 },
+    /// Cosine annealing from lr at step 0 to `min_lr` at `total_steps`:
+    /// min_lr + (lr − min_lr)·(1 + cos(π·step / total_steps)) / 2, and `min_lr` from
+    /// `total_steps` on (PyTorch `CosineAnnealingLR` without its restart past the end).
+    Cosine { total_steps: u64, min_lr: f64 },
+    /// lr · factor^⌊step / every⌋ (PyTorch `StepLR`).
+    Step { every: u64, factor: f64 },
+}
+
+/// The schedule forms [`Schedule::parse`] accepts, for error messages.
+const SCHEDULE_FORMS: &str = "constant, exponential(rate), cosine, cosine(min_lr) or step(every, factor)";
+
+impl Schedule {
+    /// Parses the language's `schedule:` string: `"constant"`, `"exponential(0.999)"`,
+    /// `"cosine"` (annealing to 0), `"cosine(0.0001)"` (annealing to that minimum learning rate),
+    /// `"step(1000, 0.5)"`. Spaces are allowed around names, brackets and arguments.
+    /// `total_steps` is the run's step count, over which `cosine` anneals.
+    ///
+    /// Errors name what is wrong: an unknown schedule, a missing bracket, the wrong number of
+    /// arguments, something that is not a number, or a value out of range (see
+    /// [`Schedule::validate`]).
+    pub fn parse(text: &str, total_steps: u64) -> Result<Schedule, OptimError> {
+        let trimmed = text.trim();
+        let fail = |problem: String| OptimError::new(format!("schedule `{trimmed}`: {problem}"));
+        let (name, arguments): (&str, Vec<&str>) = match trimmed.split_once('(') {
+            None => (trimmed, Vec::new()),
+            Some((name, rest)) => {
+                let Some(inside) = rest.trim_end().strip_suffix(')') else {
+                    return Err(fail("expected `)` at the end".to_string()));
+                };
+                let arguments =
+                    if inside.trim().is_empty() { Vec::new() } else { inside.split(',').map(str::trim).collect() };
+                (name.trim_end(), arguments)
+            }
+        };
+        let expect_count = |allowed: &[usize], signature: &str| {
+            if allowed.contains(&arguments.len()) {
+                Ok(())
+            } else {
+                Err(fail(format!("{name} takes {signature}, got {} argument(s)", arguments.len())))
+            }
+        };
+        let number = |index: usize, setting: &str| -> Result<f64, OptimError> {
+            let argument = arguments.get(index).copied().unwrap_or_default();
+            argument.parse::<f64>().map_err(|_| fail(format!("{setting} must be a number, got `{argument}`")))
+        };
+        let schedule = match name {
+            "constant" => {
+                expect_count(&[0], "no arguments")?;
+                Schedule::Constant
+            }
+            "exponential" => {
+                expect_count(&[1], "one argument (the decay rate per step)")?;
+                Schedule::ExponentialDecay { rate: number(0, "rate")? }
+            }
+            "cosine" => {
+                expect_count(&[0, 1], "at most one argument (the minimum learning rate)")?;
+                let min_lr = if arguments.is_empty() { 0.0 } else { number(0, "min_lr")? };
+                Schedule::Cosine { total_steps, min_lr }
+            }
+            "step" => {
+                expect_count(&[2], "two arguments (every, factor)")?;
+                let every_text = arguments.first().copied().unwrap_or_default();
+                let every = every_text
+                    .parse::<u64>()
+                    .map_err(|_| fail(format!("every must be a whole number of steps >= 1, got `{every_text}`")))?;
+                Schedule::Step { every, factor: number(1, "factor")? }
+            }
+            "" if trimmed.is_empty() => {
+                return Err(OptimError::new(format!("empty schedule; expected {SCHEDULE_FORMS}")))
+            }
+            "" => return Err(fail(format!("missing the schedule's name; expected {SCHEDULE_FORMS}"))),
+            _ => return Err(fail(format!("unknown schedule `{name}`; expected {SCHEDULE_FORMS}"))),
+        };
+        schedule.validate().map_err(|error| fail(error.message))?;
+        Ok(schedule)
+    }
+
+    /// Checks the schedule's values: `rate` and `factor` in (0, 1], `every` and `total_steps`
+    /// ≥ 1, `min_lr` finite and ≥ 0. [`Schedule::parse`] calls this.
+    pub fn validate(&self) -> Result<(), OptimError> {
+        match *self {
+            Schedule::Constant => Ok(()),
+            Schedule::ExponentialDecay { rate } => require("exponential", "rate", rate, Range::Decay),
+            Schedule::Cosine { total_steps, min_lr } => {
+                if total_steps == 0 {
+                    return Err(OptimError::new("cosine: total_steps must be >= 1, got 0"));
+                }
+                require("cosine", "min_lr", min_lr, Range::NonNegative)
+            }
+            Schedule::Step { every, factor } => {
+                if every == 0 {
+                    return Err(OptimError::new("step: every must be a whole number of steps >= 1, got 0"));
+                }
+                require("step", "factor", factor, Range::Decay)
+            }
+        }
+    }
+
+    /// The learning rate for the update after `step` updates have been taken, given the base
+    /// learning rate `lr`.
+    ///
+    /// Never panics or divides by zero, even for a schedule [`Schedule::validate`] rejects:
+    /// `Step` with `every` = 0 never decays and `Cosine` with `total_steps` = 0 is at `min_lr`.
+    pub fn learning_rate(&self, lr: f64, step: u64) -> f64 {
+        match *self {
+            Schedule::Constant => lr,
+            // Step counts stay far below 2^53, so `as f64` is exact.
+            Schedule::ExponentialDecay { rate } => lr * libm::pow(rate, step as f64),
+            Schedule::Cosine { total_steps, min_lr } => {
+                if step >= total_steps {
+                    return min_lr;
+                }
+                let progress = step as f64 / total_steps as f64;
+                min_lr + (lr - min_lr) * (1.0 + libm::cos(PI * progress)) / 2.0
+            }
+            Schedule::Step { every, factor } => match step.checked_div(every) {
+                Some(decays) => lr * libm::pow(factor, decays as f64),
+                None => lr,
+            },
+        }
+    }
+}
+
+/// One state buffer: a `Vec` per parameter, each as long as the parameter.
+type Buffer = Vec<Vec<f64>>;
+
+/// The per-method hyperparameters `step` reads, next to the buffers that method keeps — one
+/// enum, so the buffers can never belong to a different method than the rule using them.
+#[derive(Debug, Clone, PartialEq)]
+enum Rule {
+    Sgd {
+        momentum: f64,
+        nesterov: bool,
+        momentum_buffer: Option<Buffer>,
+    },
+    /// Adam is AdamW with `weight_decay` 0: the decay factor is then exactly 1, so the bits agree.
+    Adam {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+        exp_avg: Buffer,
+        exp_avg_sq: Buffer,
+    },
+    RmsProp {
+        alpha: f64,
+        eps: f64,
+        momentum: f64,
+        square_avg: Buffer,
+        momentum_buffer: Option<Buffer>,
+    },
+    Adagrad {
+        eps: f64,
+        sum: Buffer,
+    },
+}
+
+impl Rule {
+    /// The rule for `method`, each buffer obtained from `buffer(name)` (PyTorch's state names).
+    /// Momentum buffers exist only when momentum > 0, as in PyTorch.
+    fn build<E>(method: Method, mut buffer: impl FnMut(&'static str) -> Result<Buffer, E>) -> Result<Rule, E> {
+        Ok(match method {
+            Method::Sgd { momentum, nesterov, .. } => Rule::Sgd {
+                momentum,
+                nesterov,
+                momentum_buffer: if momentum > 0.0 { Some(buffer("momentum_buffer")?) } else { None },
+            },
+            Method::Adam { beta1, beta2, eps, .. } => Rule::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay: 0.0,
+                exp_avg: buffer("exp_avg")?,
+                exp_avg_sq: buffer("exp_avg_sq")?,
+            },
+            Method::AdamW { beta1, beta2, eps, weight_decay, .. } => Rule::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                exp_avg: buffer("exp_avg")?,
+                exp_avg_sq: buffer("exp_avg_sq")?,
+            },
+            Method::RmsProp { alpha, eps, momentum, .. } => Rule::RmsProp {
+                alpha,
+                eps,
+                momentum,
+                square_avg: buffer("square_avg")?,
+                momentum_buffer: if momentum > 0.0 { Some(buffer("momentum_buffer")?) } else { None },
+            },
+            Method::Adagrad { eps, .. } => Rule::Adagrad { eps, sum: buffer("sum")? },
+        })
+    }
+
+    /// The buffers with their names, in a fixed order.
+    fn named_buffers(&self) -> Vec<(&'static str, &Buffer)> {
+        let mut named = Vec::new();
+        match self {
+            Rule::Sgd { momentum_buffer, .. } => named.extend(momentum_buffer.iter().map(|b| ("momentum_buffer", b))),
+            Rule::Adam { exp_avg, exp_avg_sq, .. } => {
+                named.push(("exp_avg", exp_avg));
+                named.push(("exp_avg_sq", exp_avg_sq));
+            }
+            Rule::RmsProp { square_avg, momentum_buffer, .. } => {
+                named.push(("square_avg", square_avg));
+                named.extend(momentum_buffer.iter().map(|b| ("momentum_buffer", b)));
+            }
+            Rule::Adagrad { sum, .. } => named.push(("sum", sum)),
+        }
+        named
+    }
+}
+
+/// Everything an [`Optimizer`] needs to resume bit-identically, as named flat `f64` buffers the
+/// caller can serialise however it likes (`f64` values must round-trip exactly, as Rust's
+/// `{}`/`{:?}` formatting and `str::parse` do).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OptimizerState {
+    /// Updates taken so far: the schedule's position and Adam's bias-correction exponent.
+    pub steps_taken: u64,
+    /// Each buffer under PyTorch's name for it, with one `Vec` per parameter: `momentum_buffer`
+    /// (SGD and RMSprop with momentum), `exp_avg` and `exp_avg_sq` (Adam, AdamW), `square_avg`
+    /// (RMSprop), `sum` (Adagrad). Plain SGD has none.
+    pub buffers: Vec<(String, Vec<Vec<f64>>)>,
+}
+
+/// An update rule with its schedule and state, for a fixed list of parameter shapes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Optimizer {
+    method: Method,
+    schedule: Schedule,
+    sizes: Vec<usize>,
+    steps_taken: u64,
+    rule: Rule,
+}
+
+impl Optimizer {
+    /// A fresh optimizer for parameters of the given lengths, its buffers all zero.
+    ///
+    /// The method and schedule are used as given; check them first with [`Method::validate`]
+    /// and [`Schedule::validate`] (or build them with `from_settings` and `parse`, which do).
+    pub fn new(method: Method, schedule: Schedule, sizes: &[usize]) -> Optimizer {
+        let zeros = || -> Buffer { sizes.iter().map(|&size| vec![0.0; size]).collect() };
+        let Ok(rule) = Rule::build::<Infallible>(method, |_| Ok(zeros()));
+        Optimizer { method, schedule, sizes: sizes.to_vec(), steps_taken: 0, rule }
+    }
+
+    /// Resumes from a [`Optimizer::state`] checkpoint, for parameters of the given lengths (those
+    /// of the program being resumed, which a stale checkpoint may not match).
+    ///
+    /// Errors if the state lacks a buffer `method` needs, has one it does not use or has one
+    /// twice (e.g. it was saved with a different optimizer, or with momentum on and resumed with it
+    /// off), or if a buffer's shape differs from `sizes`. Hyperparameters may differ from the
+    /// saved run's: that is how one changes, say, the learning rate on resuming.
+    pub fn restore(
+        method: Method,
+        schedule: Schedule,
+        sizes: &[usize],
+        state: OptimizerState,
+    ) -> Result<Optimizer, OptimError> {
+        let OptimizerState { steps_taken, mut buffers } = state;
+        for (index, (name, _)) in buffers.iter().enumerate() {
+            if buffers[..index].iter().any(|(earlier, _)| earlier == name) {
+                return Err(OptimError::new(format!("optimizer state: buffer `{name}` appears twice")));
+            }
+        }
+        let rule = Rule::build(method, |wanted| {
+            let Some(position) = buffers.iter().position(|(name, _)| name == wanted) else {
+                return Err(OptimError::new(format!(
+                    "optimizer state has no `{wanted}` buffer, which {} needs here (was it saved with other settings?)",
+                    method.name()
+                )));
+            };
+            let (_, buffer) = buffers.swap_remove(position);
+            check_buffer_shape(wanted, &buffer, sizes)?;
+            Ok(buffer)
+        })?;
+        if let Some((unused, _)) = buffers.first() {
+            return Err(OptimError::new(format!(
+                "optimizer state has a `{unused}` buffer, which {} does not use here (was it saved with other settings?)",
+                method.name()
+            )));
+        }
+        Ok(Optimizer { method, schedule, sizes: sizes.to_vec(), steps_taken, rule })
+    }
+
+    /// A checkpoint from which [`Optimizer::restore`] resumes bit-identically.
+    pub fn state(&self) -> OptimizerState {
+        OptimizerState {
+            steps_taken: self.steps_taken,
+            buffers: self
+                .rule
+                .named_buffers()
+                .into_iter()
+                .map(|(name, buffer)| (name.to_string(), buffer.clone()))
+                .collect(),
+        }
+    }
+
+    /// The update rule and its hyperparameters.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The learning-rate schedule.
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
+    /// The length of each parameter, as given to [`Optimizer::new`] or [`Optimizer::restore`].
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    /// The learning rate the next [`Optimizer::step`] will use.
+    pub fn learning_rate(&self) -> f64 {
+        self.schedule.learning_rate(self.method.learning_rate(), self.steps_taken)
+    }
+
+    /// Updates taken so far.
+    pub fn steps_taken(&self) -> u64 {
+        self.steps_taken
+    }
+
+    /// One minimisation step: `params[k]` moves against `grads[k]` by the method's rule at the
+    /// scheduled learning rate. Callers maximising pass negated gradients.
+    ///
+    /// Gradients are used as given: screen out NaN and ∞ before calling (see the module docs),
+    /// and clip with [`clip_by_norm`] if wanted.
+    ///
+    /// # Panics
+    ///
+    /// If `params` or `grads` do not have the lengths given by [`Optimizer::sizes`]. Those come
+    /// from the caller's own parameter list, never from user input (a checkpoint of the wrong
+    /// shape is rejected by [`Optimizer::restore`] instead), so a mismatch is a bug to surface.
+    pub fn step(&mut self, params: &mut [Vec<f64>], grads: &[Vec<f64>]) {
+        let lengths = |vectors: &[Vec<f64>]| vectors.iter().map(Vec::len).collect::<Vec<_>>();
+        assert!(
+            lengths(params) == self.sizes && lengths(grads) == self.sizes,
+            "Optimizer::step: parameter lengths {:?} and gradient lengths {:?} differ from the optimizer's {:?}",
+            lengths(params),
+            lengths(grads),
+            self.sizes
+        );
+        let lr = self.learning_rate();
+        let first_step = self.steps_taken == 0;
+        // The shapes all match, so walking every parameter's elements in order pairs each value
+        // with its gradient and its slot in every buffer.
+        let elements = params.iter_mut().flatten().zip(grads.iter().flatten().copied());
+        match &mut self.rule {
+            Rule::Sgd { momentum_buffer: None, .. } => {
+                for (param, grad) in elements {
+                    *param -= lr * grad;
+                }
+            }
+            Rule::Sgd { momentum, nesterov, momentum_buffer: Some(buffer) } => {
+                let (momentum, nesterov) = (*momentum, *nesterov);
+                for ((param, grad), velocity) in elements.zip(buffer.iter_mut().flatten()) {
+                    // PyTorch starts the buffer at the first gradient, not at μ·0 + g (which
+                    // would differ only in the sign of a zero).
+                    *velocity = if first_step { grad } else { momentum * *velocity + grad };
+                    let direction = if nesterov { grad + momentum * *velocity } else { *velocity };
+                    *param -= lr * direction;
+                }
+            }
+            Rule::Adam { beta1, beta2, eps, weight_decay, exp_avg, exp_avg_sq } => {
+                let (beta1, beta2, eps) = (*beta1, *beta2, *eps);
+                let t = (self.steps_taken + 1) as f64;
+                let step_size = lr / (1.0 - libm::pow(beta1, t));
+                let bias_correction2_sqrt = (1.0 - libm::pow(beta2, t)).sqrt();
+                // Decoupled decay shrinks the parameter itself, outside the adaptive scaling.
+                let decay = 1.0 - lr * *weight_decay;
+                let moments = exp_avg.iter_mut().flatten().zip(exp_avg_sq.iter_mut().flatten());
+                for ((param, grad), (mean, mean_square)) in elements.zip(moments) {
+                    *param *= decay;
+                    *mean = beta1 * *mean + (1.0 - beta1) * grad;
+                    *mean_square = beta2 * *mean_square + (1.0 - beta2) * grad * grad;
+                    let denominator = mean_square.sqrt() / bias_correction2_sqrt + eps;
+                    *param -= step_size * (*mean / denominator);
+                }
+            }
+            Rule::RmsProp { alpha, eps, momentum, square_avg, momentum_buffer } => {
+                let (alpha, eps, momentum) = (*alpha, *eps, *momentum);
+                let mut velocities = momentum_buffer.as_mut().map(|buffer| buffer.iter_mut().flatten());
+                for ((param, grad), mean_square) in elements.zip(square_avg.iter_mut().flatten()) {
+                    *mean_square = alpha * *mean_square + (1.0 - alpha) * grad * grad;
+                    let scaled = grad / (mean_square.sqrt() + eps);
+                    match velocities.as_mut().and_then(Iterator::next) {
+                        Some(velocity) => {
+                            *velocity = momentum * *velocity + scaled;
+                            *param -= lr * *velocity;
+                        }
+                        None => *param -= lr * scaled,
+                    }
+                }
+            }
+            Rule::Adagrad { eps, sum } => {
+                let eps = *eps;
+                for ((param, grad), sum_of_squares) in elements.zip(sum.iter_mut().flatten()) {
+                    *sum_of_squares += grad * grad;
+                    *param -= lr * (grad / (sum_of_squares.sqrt() + eps));
+                }
+            }
+        }
+        self.steps_taken += 1;
+    }
+}
+
+fn check_buffer_shape(name: &str, buffer: &Buffer, sizes: &[usize]) -> Result<(), OptimError> {
+    if buffer.len() != sizes.len() {
+        return Err(OptimError::new(format!(
+            "optimizer state: buffer `{name}` has {} parameters, expected {}",
+            buffer.len(),
+            sizes.len()
+        )));
+    }
+    for (index, (values, &size)) in buffer.iter().zip(sizes).enumerate() {
+        if values.len() != size {
+            return Err(OptimError::new(format!(
+                "optimizer state: parameter {index} of buffer `{name}` has {} values, expected {size}",
+                values.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The Euclidean norm of all gradients taken together, √(Σₖ Σᵢ gₖᵢ²).
+///
+/// NaN if any entry is NaN, ∞ if any is infinite. The plain sum of squares is used when it
+/// neither overflows nor underflows; otherwise the entries are rescaled by the largest
+/// magnitude first, so gradients around 1e200 or 1e-200 still get a finite, accurate norm.
+pub fn global_norm(grads: &[Vec<f64>]) -> f64 {
+    let sum_of_squares = grads.iter().flatten().fold(0.0, |sum, grad| sum + grad * grad);
+    if sum_of_squares.is_nan() {
+        return f64::NAN;
+    }
+    if sum_of_squares.is_finite() && sum_of_squares >= f64::MIN_POSITIVE {
+        return sum_of_squares.sqrt();
+    }
+    let largest = grads.iter().flatten().fold(0.0_f64, |largest, grad| largest.max(grad.abs()));
+    if largest == 0.0 || largest.is_infinite() {
+        return largest;
+    }
+    let scaled_sum = grads.iter().flatten().fold(0.0, |sum, grad| {
+        let scaled = grad / largest;
+        sum + scaled * scaled
+    });
+    largest * scaled_sum.sqrt()
+}
+
+/// Scales the gradients down so their joint Euclidean norm ([`global_norm`]) is at most
+/// `max_norm`, keeping their direction (up to rounding); returns the norm before clipping.
+///
+/// Gradients already within the limit are left bit-for-bit unchanged. Non-finite gradients
+/// (norm NaN or ∞) are left alone too — scaling would turn ∞ into NaN and hide the cause — and
+/// the returned norm tells the caller to apply its `on_nan` policy. A `max_norm` ≤ 0 scales to
+/// zero; a NaN `max_norm` never clips.
+pub fn clip_by_norm(grads: &mut [Vec<f64>], max_norm: f64) -> f64 {
+    let norm = global_norm(grads);
+    if norm.is_finite() && norm > max_norm {
+        let scale = max_norm.max(0.0) / norm;
+        for grad in grads.iter_mut().flatten() {
+            *grad *= scale;
+        }
+    }
+    norm
+}
