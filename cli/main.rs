@@ -204,10 +204,15 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
             return Err(Failure);
         }
     }
-    outcome.map_err(|diagnostic| {
+    if let Err(diagnostic) = outcome {
         eprint!("{}", ppl::diagnostics::render(&diagnostic, &analysis.sources, color));
-        Failure
-    })
+        return Err(Failure);
+    }
+    if record.interrupted() {
+        eprintln!("interrupted: training stopped early; the results so far are kept");
+        std::process::exit(130);
+    }
+    Ok(())
 }
 
 /// Prints a result line. A closed pipe (`ppl run … | head`) ends the run quietly, as it does

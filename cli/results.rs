@@ -63,6 +63,11 @@ impl Record {
         }
     }
 
+    /// Whether a training command was stopped by Ctrl-C.
+    pub fn interrupted(&self) -> bool {
+        self.trainings.iter().any(|training| training["stopped"] == "interrupted")
+    }
+
     /// Writes every file into `dir` (created if needed).
     pub fn write(&self, dir: &Path, params: &[(String, Printed)], run: Value) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|error| format!("cannot create `{}`: {error}", dir.display()))?;

@@ -1,0 +1,205 @@
+//! Training end to end: `maximize`/`minimize` through `ppl run`, its report, its files, resuming,
+//! interrupting and diverging.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::Scratch;
+use serde_json::Value;
+
+fn ppl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ppl")).args(args).output().expect("the ppl binary runs")
+}
+
+fn reports(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The conjugate Gaussian model, its guide and a training command with `OPTIONS`.
+fn conjugate(options: &str) -> String {
+    format!(
+        "gen model() {{ x ~ normal(0.0, 1.0); y ~ normal(x, 1.0); }}\n\
+         gen guide(m: real, log_s: real) {{ x ~ normal(m, exp(log_s)); }}\n\
+         param m: real = 0.0;\nparam log_s: real = 0.0;\ndata obs = {{ y: 1.5 }};\n\
+         maximize elbo(model(), guide(m, log_s), obs) with {{ {options} }};\n"
+    )
+}
+
+fn param(params: &Value, name: &str) -> f64 {
+    params[name].as_f64().unwrap_or_else(|| panic!("no parameter `{name}` in {params}"))
+}
+
+#[test]
+fn maximizing_the_elbo_finds_the_exact_posterior() {
+    let scratch = Scratch::new("train-conjugate");
+    // The cosine schedule anneals the step size to 0, so the end point is not jittered by noise.
+    let program = conjugate("optimizer: adam(lr: 0.05), steps: 2000, particles: 16, seed: 1, schedule: \"cosine\"");
+    let path = scratch.file("p.ppl", &program);
+    let output = ppl(&["run", "--json", "--quiet", path.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let reports = reports(&output);
+    let report = &reports[0];
+    assert_eq!(report["kind"], "maximize");
+    assert_eq!(report["steps"], 2000);
+    assert!(report["seconds"].as_f64().is_some_and(|s| s >= 0.0));
+    // The posterior is N(y/2, √½): the ELBO's optimum, where it equals log p(y) = log N(1.5; 0, √2).
+    let (m, log_s) = (param(&report["params"], "m"), param(&report["params"], "log_s"));
+    assert!((m - 0.75).abs() < 0.02, "m = {m}");
+    assert!((log_s - 0.5f64.sqrt().ln()).abs() < 0.05, "log_s = {log_s}");
+    let log_evidence = -0.5 * (2.0 * std::f64::consts::PI * 2.0).ln() - 1.5f64.powi(2) / 4.0;
+    let objective = report["objective"]["mean"].as_f64().expect("objective mean");
+    assert!((objective - log_evidence).abs() < 0.02, "ELBO {objective} vs log p(y) {log_evidence}");
+    let keys: Vec<&str> = report.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(&keys[..6], ["kind", "source", "steps", "seconds", "objective", "params"]);
+}
+
+#[test]
+fn minimize_descends_and_wrt_groups_train_their_own_parameters() {
+    let scratch = Scratch::new("train-groups");
+    let program = "param a: real = 3.0;\nparam b: real = -2.0;\n\
+         fn square(a) { E { x ~ normal(a, 0.1); x^2 } }\n\
+         minimize square(a) wrt [a], square(b) wrt [b] with { optimizer: sgd(lr: 0.1), steps: 200, particles: 16, seed: 2 };\n\
+         print a, b;\n";
+    let path = scratch.file("p.ppl", program);
+    let output = ppl(&["run", "--json", "--quiet", path.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let reports = reports(&output);
+    assert_eq!(reports[0]["kind"], "minimize");
+    assert_eq!(reports[0]["objectives"].as_array().map(Vec::len), Some(2));
+    for value in [&reports[1]["value"], &reports[2]["value"]] {
+        assert!(value.as_f64().is_some_and(|x| x.abs() < 0.05), "trained to 0: {value}");
+    }
+}
+
+#[test]
+fn out_writes_params_trace_plot_and_record() {
+    let scratch = Scratch::new("train-out");
+    let path = scratch.file("p.ppl", conjugate("optimizer: adam(lr: 0.05), steps: 50, seed: 3"));
+    let dir = scratch.0.join("results");
+    let output = ppl(&["run", "--quiet", "--out", dir.to_str().expect("utf-8"), path.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let params: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("params.json")).expect("params.json"))
+        .expect("params.json is JSON");
+    assert!(params["m"].is_number() && params["log_s"].is_number(), "{params}");
+    let trace = std::fs::read_to_string(dir.join("trace.csv")).expect("trace.csv");
+    let mut lines = trace.lines();
+    assert_eq!(lines.next(), Some("command,step,objective,running_objective,gradient_norm,learning_rate"));
+    assert_eq!(lines.count(), 50, "one row per step");
+    let plot = std::fs::read_to_string(dir.join("loss.svg")).expect("loss.svg");
+    assert!(plot.starts_with("<svg") && plot.contains("<polyline"), "an SVG with a curve");
+    let run: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).expect("run.json"))
+        .expect("run.json is JSON");
+    assert_eq!(run["trainings"][0]["steps"], 50);
+    assert!(run["versions"]["ppl"].is_string() && run["seconds"].is_number(), "{run}");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .expect("results dir")
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn resuming_continues_exactly_where_the_run_stopped() {
+    let scratch = Scratch::new("train-resume");
+    let options = |steps: u32| format!("optimizer: adam(lr: 0.05), steps: {steps}, particles: 4, seed: 5");
+    let whole = scratch.file("whole.ppl", conjugate(&options(60)));
+    let first = scratch.file("first.ppl", conjugate(&options(25)));
+    let dir = scratch.0.join("checkpoint");
+    let dir = dir.to_str().expect("utf-8");
+    let uninterrupted = ppl(&["run", "--json", "--quiet", whole.to_str().expect("utf-8")]);
+    let part = ppl(&["run", "--quiet", "--out", dir, first.to_str().expect("utf-8")]);
+    assert_eq!(part.status.code(), Some(0), "{}", stderr(&part));
+    let resumed = ppl(&["run", "--json", "--quiet", "--resume", dir, whole.to_str().expect("utf-8")]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    let (a, b) = (&reports(&uninterrupted)[0], &reports(&resumed)[0]);
+    assert_eq!(b["steps"], 60);
+    assert_eq!(a["params"], b["params"], "bit-identical parameters after resuming");
+}
+
+#[test]
+fn ctrl_c_stops_after_the_current_step_and_keeps_the_parameters() {
+    let scratch = Scratch::new("train-interrupt");
+    let path = scratch.file("p.ppl", conjugate("optimizer: adam(lr: 0.01), steps: 100000000, particles: 4, seed: 7"));
+    let dir = scratch.0.join("results");
+    let child = Command::new(env!("CARGO_BIN_EXE_ppl"))
+        .args(["run", "--json", "--out", dir.to_str().expect("utf-8"), path.to_str().expect("utf-8")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the ppl binary starts");
+    // Let it train for a while, then interrupt it as a terminal would.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("ppl exits");
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let report = &reports(&output)[0];
+    assert_eq!(report["stopped"], "interrupted");
+    let steps = report["steps"].as_u64().expect("steps");
+    assert!(steps > 0 && steps < 100_000_000, "stopped early after {steps} steps");
+    let params: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("params.json")).expect("params.json")).expect("JSON");
+    assert_eq!(params, report["params"], "the saved parameters are the trained ones");
+    assert!(param(&params, "m") > 0.0, "training moved m towards 0.75: {params}");
+}
+
+#[test]
+fn divergence_is_reported_with_its_step_and_origin_and_keeps_finite_parameters() {
+    let scratch = Scratch::new("train-diverge");
+    // log(1 - a) is NaN once a passes 1, which plain ascent on this objective soon makes it do.
+    let program = "param a: real = 0.5;\nfn f(a) { E { x ~ normal(a, 0.1); x + log(1.0 - a) * 0.01 } }\n\
+         maximize f(a) with { optimizer: sgd(lr: 0.2), steps: 1000, seed: 1 };\n";
+    let path = scratch.file("p.ppl", program);
+    let dir = scratch.0.join("results");
+    let output = ppl(&[
+        "run",
+        "--quiet",
+        "--color",
+        "never",
+        "--out",
+        dir.to_str().expect("utf-8"),
+        path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains("[E0701]"), "{text}");
+    assert!(text.contains("training stopped at step"), "{text}");
+    assert!(text.contains("log(1.0 - a)"), "the span of the first NaN is shown:\n{text}");
+    let params: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("params.json")).expect("params.json")).expect("JSON");
+    let a = param(&params, "a");
+    assert!(a.is_finite() && a > 0.5, "the parameters are finite, as they were before the step that diverged: {a}");
+}
+
+#[test]
+fn on_nan_skip_skips_the_bad_steps_and_tolerance_stops_early() {
+    let scratch = Scratch::new("train-skip");
+    let program = "param a: real = 0.0;\n\
+         fn f(a) { E { x ~ normal(0.0, 1.0); -(a - 1.0)^2 + (if x > 2.5 { log(-1.0) } else { 0.0 }) } }\n\
+         maximize f(a) with { optimizer: sgd(lr: 0.1), steps: 5000, seed: 1, on_nan: \"skip\", tolerance: 0.000001, patience: 50 };\n";
+    let path = scratch.file("p.ppl", program);
+    let output = ppl(&["run", "--json", "--quiet", path.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = &reports(&output)[0];
+    assert_eq!(report["stopped"], "converged");
+    assert!(report["steps"].as_u64().is_some_and(|steps| steps < 5000), "{report}");
+    assert!((param(&report["params"], "a") - 1.0).abs() < 0.01, "{report}");
+}
+
+#[test]
+fn a_bad_option_is_a_diagnostic() {
+    let scratch = Scratch::new("train-bad-option");
+    let path = scratch.file("p.ppl", conjugate("optimizer: adam(lr: 0.1, beta1: 1.5), steps: 10"));
+    let output = ppl(&["run", "--color", "never", path.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("beta1"), "{}", stderr(&output));
+}
