@@ -178,7 +178,9 @@ fn a_run_time_error_is_a_diagnostic_with_exit_code_1() {
 
 #[test]
 fn every_example_runs() {
-    for example in EXAMPLES {
+    // `cone_hvi.ppl` trains DIWHVI with the paper's protocol, about half a minute of work:
+    // `bench/table4.py` runs it; here it is checked and formatted (above) but not run.
+    for example in EXAMPLES.iter().filter(|example| !example.ends_with("cone_hvi.ppl")) {
         let output = ppl(&["run", "--json", example]);
         assert_eq!(output.status.code(), Some(0), "{example}: {}", stderr(&output));
         for line in stdout(&output).lines() {
