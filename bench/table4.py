@@ -19,7 +19,7 @@ PPL = ROOT / "target" / "release" / "ppl"
 PAPER = {  # Table 4; for IWELBO the paper's implementation gives -7.65 ± 0.13 over 20 seeds.
     "ELBO": -8.08, "IWELBO(5)": -7.65, "HVI": -9.75, "IWHVI(5)": -8.18, "DIWHVI(5,5)": -7.33,
 }
-# The final estimates each example prints, in order.
+# The objectives each example trains, in order.
 EXAMPLES = [("examples/cone.ppl", ["ELBO", "IWELBO(5)"]),
             ("examples/cone_hvi.ppl", ["HVI", "IWHVI(5)", "DIWHVI(5,5)"])]
 
@@ -38,7 +38,8 @@ def main():
             elapsed = time.perf_counter() - started
             reports = [json.loads(line) for line in output.stdout.splitlines()]
             trainings = [r for r in reports if r["kind"] == "maximize"]
-            estimates = [r for r in reports if r["kind"] == "estimate"]
+            # The estimates after training are the last ones each example prints.
+            estimates = [r for r in reports if r["kind"] == "estimate"][-len(names):]
             for name, training, estimate in zip(names, trainings, estimates):
                 results[name].append(estimate["mean"])
                 seconds[name].append(training["seconds"])

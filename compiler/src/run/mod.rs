@@ -3,7 +3,8 @@
 //! Each `print` expression, `estimate` and `grad` is lowered, compiled by `adev` and run by
 //! the reference interpreter; results come back as [`Output`] values for a client (the CLI,
 //! the REPL, a test) to show. Every sample of every command draws from its own stream,
-//! `(seed, command << 32 | sample)`, so the same file and seed give bit-identical output.
+//! `(seed, command << 32 | sample)` (training: `(seed, 1 << 63 | training << 48 | objective << 40
+//! | step · particles + particle)`), so the same file and seed give bit-identical output.
 //! Failures at run time are diagnostics pointing at the expression or choice concerned.
 //!
 //! This module must not print anything itself.
@@ -60,14 +61,17 @@ pub struct Session<'a> {
     program: Program<'a>,
     params: Vec<RuntimeValue>,
     options: RunOptions,
+    /// How many `estimate`/`grad`/`sample` commands have drawn random numbers so far.
     commands: u64,
+    /// How many training commands have run so far.
+    trainings: u64,
 }
 
 impl<'a> Session<'a> {
     /// Prepares a checked program (without errors): computes its parameters' initial values.
     pub fn new(analysis: &'a Analysis, options: RunOptions) -> Result<Self, Diagnostic> {
         let program = Program::new(analysis)?;
-        let mut session = Session { params: Vec::new(), program, options, commands: 0 };
+        let mut session = Session { params: Vec::new(), program, options, commands: 0, trainings: 0 };
         session.params = session.program.params.iter().map(|param| zero(param.ty)).collect();
         for index in 0..session.program.params.len() {
             let param = &session.program.params[index];

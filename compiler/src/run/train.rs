@@ -22,6 +22,9 @@ use crate::interp::{self, RuntimeValue};
 use crate::syntax::ast::{Direction, Expr, ExprKind, Optimize};
 use crate::syntax::span::Span;
 
+/// The top bit marks training streams, apart from those of `estimate`, `grad` and `sample`.
+const TRAINING_STREAMS: u64 = 1 << 63;
+
 /// How many of the last steps the final objective estimate averages.
 const FINAL_WINDOW: usize = 100;
 
@@ -80,8 +83,10 @@ impl<'a> Session<'a> {
     ) -> Result<(), Diagnostic> {
         let started = Instant::now();
         let settings = self.settings(file, command)?;
-        let command_index = self.commands;
-        self.commands += 1;
+        // Training streams depend only on the seed and on which training command this is, so
+        // adding a `print` before a `maximize` does not change what it trains to.
+        let command_index = self.trainings;
+        self.trainings += 1;
         let mut groups = self.groups(file, command, &settings)?;
         if let Some(resume) = self.options.resume.as_ref() {
             for (group, state) in groups.iter_mut().zip(&resume.optimizers) {
@@ -243,7 +248,7 @@ impl<'a> Session<'a> {
         step: u64,
         particle: u64,
     ) -> Vec<RuntimeValue> {
-        let stream = (command << 48) | ((g as u64) << 40) | (step * settings.particles + particle);
+        let stream = TRAINING_STREAMS | (command << 48) | ((g as u64) << 40) | (step * settings.particles + particle);
         let mut args = self.params.clone();
         args.push(RuntimeValue::Rng(Box::new(Rng::new(settings.seed, stream))));
         args
