@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod progress;
+mod repl;
 mod report;
 mod results;
 
@@ -54,6 +55,11 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         resume: Option<PathBuf>,
     },
+    /// Explore interactively: define models, evaluate estimates and gradients, train.
+    Repl {
+        /// Files whose definitions to load (and whose commands to run) first.
+        files: Vec<PathBuf>,
+    },
     /// Print a program in the canonical layout (comments are kept).
     Fmt {
         /// The `.ppl` file to format.
@@ -90,6 +96,7 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Check { file } => check(&file, color),
+        Command::Repl { files } => repl::run(&files, color),
         Command::Run { file, json, seed, emit, quiet, out, resume } => {
             run(&file, RunFlags { json, seed, emit, quiet, out, resume }, color)
         }
@@ -102,7 +109,7 @@ fn main() -> ExitCode {
 }
 
 /// The command failed; what went wrong has been printed.
-struct Failure;
+pub struct Failure;
 
 fn read_source(path: &Path) -> Result<String, Failure> {
     std::fs::read_to_string(path).map_err(|error| {

@@ -57,17 +57,27 @@ impl Analysis {
 /// Runs on a thread with a large stack, so that deeply nested (but legal) programs cannot
 /// overflow it; the work itself is single-threaded and deterministic.
 pub fn check_source(name: &str, text: &str) -> Analysis {
-    with_large_stack(|| analyse(name, text))
+    check_sources(&[(name, text)])
 }
 
-fn analyse(name: &str, text: &str) -> Analysis {
+/// Parses and checks several user files together with the standard library, as one program:
+/// definitions in any file are visible in all, and the last file's commands are the ones a
+/// [`run::Session`] runs. The REPL keeps its definitions and the input just typed apart this
+/// way, so that diagnostics point into the input.
+pub fn check_sources(user_files: &[(&str, &str)]) -> Analysis {
+    with_large_stack(|| analyse(user_files))
+}
+
+fn analyse(user_files: &[(&str, &str)]) -> Analysis {
     let mut sources = SourceMap::new();
     let mut files = Vec::new();
     let mut diagnostics = Vec::new();
     for (library_name, library_text) in stdlib::FILES {
         files.push(parse_into(&mut sources, &mut diagnostics, library_name, library_text));
     }
-    files.push(parse_into(&mut sources, &mut diagnostics, name, text));
+    for (name, text) in user_files {
+        files.push(parse_into(&mut sources, &mut diagnostics, name, text));
+    }
 
     // Checking a file with syntax errors would report the consequences of the parser's
     // recovery (a skipped definition is an unknown name later), not problems of its own.

@@ -395,3 +395,68 @@ fn closer_of(open: Token<'_>) -> Option<Token<'static>> {
         _ => None,
     }
 }
+
+/// The language's keywords (for completion).
+pub const KEYWORDS: &[&str] = &[
+    "gen", "fn", "param", "data", "let", "for", "in", "if", "else", "return", "E", "via", "maximize", "minimize",
+    "with", "wrt", "print", "true", "false",
+];
+
+/// Whether `src` is an unfinished input that more lines could complete: a bracket left open,
+/// an unterminated block comment, or a last token that cannot end an item or statement (an
+/// operator, `=`, `,`, `~`, `via`, `with`, `->`). The REPL keeps reading while it is.
+pub fn is_incomplete(src: &str) -> bool {
+    let lexed = lex(src);
+    if lexed
+        .diagnostics
+        .iter()
+        .any(|d| d.code == ErrorCode::UnclosedDelimiter || d.code == ErrorCode::UnterminatedComment)
+    {
+        return true;
+    }
+    let mut depth: i64 = 0;
+    for (token, _) in &lexed.tokens {
+        match token {
+            Token::LParen | Token::LBracket | Token::LBrace => depth += 1,
+            Token::RParen | Token::RBracket | Token::RBrace => depth -= 1,
+            _ => {}
+        }
+    }
+    if depth > 0 {
+        return true;
+    }
+    let continues = |token: &Token<'_>| {
+        matches!(
+            token,
+            Token::Comma
+                | Token::Assign
+                | Token::Tilde
+                | Token::Arrow
+                | Token::Colon
+                | Token::Dot
+                | Token::DotDot
+                | Token::Via
+                | Token::With
+                | Token::Wrt
+                | Token::Else
+                | Token::In
+                | Token::Plus
+                | Token::PlusPlus
+                | Token::Minus
+                | Token::Star
+                | Token::Slash
+                | Token::Caret
+                | Token::At
+                | Token::EqEq
+                | Token::NotEq
+                | Token::Lt
+                | Token::Le
+                | Token::Gt
+                | Token::Ge
+                | Token::AndAnd
+                | Token::OrOr
+                | Token::Bang
+        )
+    };
+    lexed.tokens.last().is_some_and(|(token, _)| continues(token))
+}

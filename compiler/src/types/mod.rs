@@ -14,7 +14,7 @@ pub mod ty;
 
 use std::collections::HashMap;
 
-pub use check::check;
+pub use check::{builtin_names, check};
 pub use ty::{Config, Dim, Family, Field, Report, Type};
 
 use crate::syntax::ast::ExprId;

@@ -5,6 +5,8 @@
 //! (expressions and operators), `calls` (argument binding, distributions, built-ins and the
 //! inference forms), `commands` (`print`, `maximize`), `annotations` (written types).
 
+pub use calls::builtin_names;
+
 mod annotations;
 mod body;
 mod calls;

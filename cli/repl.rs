@@ -1,0 +1,451 @@
+//! `ppl repl`: definitions accumulate, commands and bare expressions run at once.
+//!
+//! Each input is checked as its own file (`<input>`) together with everything defined so far
+//! (`<definitions>`), so diagnostics point into what was just typed, and a redefinition
+//! replaces the earlier item (its dependants are rechecked with the whole program). Parameters
+//! keep their values from one input to the next, trained ones included. With a terminal the
+//! loop uses rustyline (history in the user's data directory, completion of keywords,
+//! built-ins, distributions and defined names, `..` prompts while the input is incomplete);
+//! otherwise it reads inputs from stdin without prompts.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ppl::diagnostics::ColorChoice;
+use ppl::interp::RuntimeValue;
+use ppl::run::{Output, Printed, RunOptions, Session};
+use ppl::syntax::ast::{ExprKind, ItemKind};
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, Helper};
+
+use crate::progress::Progress;
+
+const HELP: &str = "\
+Type definitions (gen, fn, param, data, let), commands (print, maximize, minimize) or an
+expression to evaluate, e.g. `estimate(elbo(model(), guide(m), obs))`. Input continues on
+`..` lines while a bracket is open or a line ends in an operator.
+
+  :help            this text
+  :load FILE       load a file's definitions and run its commands
+  :reload          load the loaded files again
+  :type EXPR       the type of an expression
+  :ir EXPR         the compiled IR (value, forward and reverse mode) of an estimate
+  :clif EXPR       the Cranelift IR (once the JIT back end exists)
+  :params          the parameters' current values
+  :set seed N      the seed of the following commands
+  :set threads N   worker threads for particles
+  :reset           forget every definition and parameter
+  :quit            leave (also Ctrl-D)";
+
+/// One top-level item defined so far.
+struct Definition {
+    name: String,
+    text: String,
+}
+
+struct Repl {
+    definitions: Vec<Definition>,
+    params: Vec<(String, RuntimeValue)>,
+    seed: Option<u64>,
+    threads: usize,
+    loaded: Vec<PathBuf>,
+    color: ColorChoice,
+    interrupt: Arc<AtomicBool>,
+    progress_quiet: bool,
+}
+
+pub fn run(files: &[PathBuf], color: ColorChoice) -> Result<(), crate::Failure> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let handler_flag = interrupt.clone();
+    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst));
+    let interactive = std::io::stdin().is_terminal();
+    let mut repl = Repl {
+        definitions: Vec::new(),
+        params: Vec::new(),
+        seed: None,
+        threads: 1,
+        loaded: Vec::new(),
+        color,
+        interrupt,
+        progress_quiet: !interactive,
+    };
+    for file in files {
+        repl.load(file);
+    }
+    if interactive {
+        repl.interactive()
+    } else {
+        repl.scripted();
+        Ok(())
+    }
+}
+
+impl Repl {
+    fn interactive(&mut self) -> Result<(), crate::Failure> {
+        let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::new().map_err(|error| {
+            eprintln!("error: cannot start the line editor: {error}");
+            crate::Failure
+        })?;
+        let history = history_path();
+        if let Some(path) = &history {
+            let _ = editor.load_history(path);
+        }
+        println!("ppl {} — :help for help, :quit or Ctrl-D to leave", env!("CARGO_PKG_VERSION"));
+        loop {
+            editor.set_helper(Some(ReplHelper { names: self.completion_names() }));
+            let mut input = String::new();
+            let mut prompt = ">> ";
+            let complete = loop {
+                match editor.readline(prompt) {
+                    Ok(line) => {
+                        if !input.is_empty() {
+                            input.push('\n');
+                        }
+                        input.push_str(&line);
+                        if input.trim_start().starts_with(':') || !ppl::syntax::token::is_incomplete(&input) {
+                            break Some(true);
+                        }
+                        prompt = ".. ";
+                    }
+                    Err(ReadlineError::Interrupted) => break Some(false),
+                    Err(_) => break None,
+                }
+            };
+            match complete {
+                Some(true) if !input.trim().is_empty() => {
+                    let _ = editor.add_history_entry(input.as_str());
+                    if !self.handle(&input) {
+                        break;
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        if let Some(path) = &history {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = editor.save_history(path);
+        }
+        Ok(())
+    }
+
+    /// Reads inputs from stdin, each ending where it is complete; no prompts.
+    fn scripted(&mut self) {
+        let mut input = String::new();
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if !input.is_empty() {
+                input.push('\n');
+            }
+            input.push_str(&line);
+            if input.trim().is_empty() {
+                input.clear();
+                continue;
+            }
+            if input.trim_start().starts_with(':') || !ppl::syntax::token::is_incomplete(&input) {
+                let keep_going = self.handle(&input);
+                input.clear();
+                if !keep_going {
+                    return;
+                }
+            }
+        }
+        if !input.trim().is_empty() {
+            self.handle(&input);
+        }
+    }
+
+    /// Handles one complete input; returns false to leave.
+    fn handle(&mut self, input: &str) -> bool {
+        let trimmed = input.trim();
+        if let Some(meta) = trimmed.strip_prefix(':') {
+            return self.meta(meta.trim());
+        }
+        if ppl::syntax::parse(trimmed, 0).diagnostics.is_empty() {
+            self.submit(trimmed, "<input>");
+        } else if ppl::syntax::parse(&format!("print {trimmed};"), 0).diagnostics.is_empty() {
+            self.evaluate(trimmed);
+        } else {
+            // Neither items nor an expression: show the errors of the input as written.
+            let analysis = ppl::check_sources(&[("<definitions>", &self.definitions_text()), ("<input>", trimmed)]);
+            eprint!("{}", analysis.render_diagnostics(self.color));
+        }
+        true
+    }
+
+    fn meta(&mut self, command: &str) -> bool {
+        let (name, rest) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+        let rest = rest.trim();
+        match name {
+            "help" | "h" | "?" => println!("{HELP}"),
+            "quit" | "q" | "exit" => return false,
+            "load" if !rest.is_empty() => self.load(&PathBuf::from(rest)),
+            "reload" => {
+                for file in self.loaded.clone() {
+                    self.load(&file);
+                }
+            }
+            "type" | "t" if !rest.is_empty() => {
+                if let Some((_, ty)) = self.check_expression(rest) {
+                    println!("{rest} : {ty}");
+                }
+            }
+            "ir" if !rest.is_empty() => self.show_ir(rest),
+            "clif" => println!(
+                "the Cranelift back end is not built yet: commands run on the reference interpreter; `:ir {rest}` shows its IR"
+            ),
+            "params" => {
+                if self.params.is_empty() {
+                    println!("no parameters");
+                }
+                for (name, value) in &self.params {
+                    println!("{name} = {}", Printed::from_runtime(value));
+                }
+            }
+            "set" => self.set(rest),
+            "reset" => {
+                self.definitions.clear();
+                self.params.clear();
+                self.loaded.clear();
+                println!("forgot every definition and parameter");
+            }
+            _ => eprintln!("error: unknown command `:{command}` (:help lists them)"),
+        }
+        true
+    }
+
+    fn set(&mut self, setting: &str) {
+        let mut words = setting.split_whitespace();
+        match (words.next(), words.next().map(str::parse::<u64>)) {
+            (Some("seed"), Some(Ok(seed))) => {
+                self.seed = Some(seed);
+                println!("seed = {seed}");
+            }
+            (Some("threads"), Some(Ok(threads))) if threads > 0 => {
+                self.threads = threads as usize;
+                println!("threads = {threads} (particles run on one thread until the JIT back end lands)");
+            }
+            _ => eprintln!("error: `:set seed N` or `:set threads N`"),
+        }
+    }
+
+    fn load(&mut self, path: &PathBuf) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                if !self.loaded.contains(path) {
+                    self.loaded.push(path.clone());
+                }
+                self.submit(&text, &path.display().to_string());
+            }
+            Err(error) => eprintln!("error: cannot read `{}`: {error}", path.display()),
+        }
+    }
+
+    fn definitions_text(&self) -> String {
+        self.definitions.iter().map(|definition| definition.text.as_str()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Checks `text` (items and commands) against the definitions, runs its commands, and keeps
+    /// its items. Returns whether it succeeded.
+    fn submit(&mut self, text: &str, name: &str) -> bool {
+        let parsed = ppl::syntax::parse(text, 0);
+        let mut new_items: Vec<Definition> = Vec::new();
+        for item in &parsed.program.items {
+            let defined = match &item.kind {
+                ItemKind::Gen(def) | ItemKind::Fn(def) => Some(def.name.name.clone()),
+                ItemKind::Param(binding) | ItemKind::Data(binding) | ItemKind::Let(binding) => {
+                    Some(binding.name.name.clone())
+                }
+                _ => None,
+            };
+            if let Some(defined) = defined {
+                let start = item.span.start as usize;
+                let end = (item.span.end as usize).min(text.len());
+                new_items.push(Definition { name: defined, text: text.get(start..end).unwrap_or("").to_string() });
+            }
+        }
+        let kept: Vec<&Definition> =
+            self.definitions.iter().filter(|old| !new_items.iter().any(|new| new.name == old.name)).collect();
+        let kept_text = kept.iter().map(|definition| definition.text.as_str()).collect::<Vec<_>>().join("\n");
+        let analysis = ppl::check_sources(&[("<definitions>", &kept_text), (name, text)]);
+        eprint!("{}", analysis.render_diagnostics(self.color));
+        if analysis.has_errors() {
+            return false;
+        }
+        // A redefined parameter starts again from its new initial value.
+        self.params.retain(|(param, _)| !new_items.iter().any(|new| new.name == *param));
+        let ok = self.run(&analysis, &mut |_, output| println!("{output}"));
+        if ok {
+            self.definitions.retain(|old| !new_items.iter().any(|new| new.name == old.name));
+            self.definitions.extend(new_items);
+        }
+        ok
+    }
+
+    /// Runs the last file of `analysis`, reporting each output; keeps the parameters.
+    fn run(&mut self, analysis: &ppl::Analysis, report: &mut (dyn FnMut(&ppl::Analysis, &Output) + Send)) -> bool {
+        self.interrupt.store(false, Ordering::SeqCst);
+        let options = RunOptions {
+            seed: self.seed,
+            emit_ir: false,
+            interrupt: Some(self.interrupt.clone()),
+            resume: Some(ppl::run::Resume { params: self.params.clone(), optimizers: Vec::new() }),
+        };
+        let mut progress = Progress::new(self.progress_quiet);
+        let color = self.color;
+        let (outcome, params) = ppl::with_large_stack(|| {
+            let mut session = match Session::new(analysis, options) {
+                Ok(session) => session,
+                Err(diagnostic) => return (Err(diagnostic), None),
+            };
+            let outcome = session.run_commands(&mut |output| match &output {
+                Output::Progress { step, steps, objective, .. } => progress.step(*step, *steps, *objective),
+                _ => {
+                    progress.finish();
+                    report(analysis, &output);
+                }
+            });
+            progress.finish();
+            let params: Vec<(String, RuntimeValue)> =
+                session.params().map(|(name, value)| (name.to_string(), value.clone())).collect();
+            (outcome, Some(params))
+        });
+        if let Some(params) = params {
+            self.params = params;
+        }
+        match outcome {
+            Ok(()) => true,
+            Err(diagnostic) => {
+                eprint!("{}", ppl::diagnostics::render(&diagnostic, &analysis.sources, color));
+                false
+            }
+        }
+    }
+
+    /// Checks `print EXPR;` and returns the analysis with the expression's type.
+    fn check_expression(&self, expr: &str) -> Option<(ppl::Analysis, String)> {
+        let input = format!("print {expr};");
+        let analysis = ppl::check_sources(&[("<definitions>", &self.definitions_text()), ("<input>", &input)]);
+        eprint!("{}", analysis.render_diagnostics(self.color));
+        if analysis.has_errors() {
+            return None;
+        }
+        let file = analysis.files.len() - 1;
+        let item = analysis.files[file].program.items.first()?;
+        let ItemKind::Print(exprs) = &item.kind else { return None };
+        let ty = analysis.checked.top_level_types.get(file)?.get(&exprs.first()?.id)?.to_string();
+        Some((analysis, ty))
+    }
+
+    /// Evaluates an expression and prints its value with its type.
+    fn evaluate(&mut self, expr: &str) {
+        let Some((analysis, ty)) = self.check_expression(expr) else { return };
+        let is_report = matches!(
+            &analysis.files[analysis.files.len() - 1].program.items[0].kind,
+            ItemKind::Print(exprs) if matches!(&exprs[0].kind, ExprKind::Call { callee, .. } if matches!(callee.name.as_str(), "estimate" | "grad" | "sample"))
+        );
+        self.run(&analysis, &mut |_, output| match output {
+            Output::Print { value, .. } if !is_report => println!("{value} : {ty}"),
+            other => println!("{other}"),
+        });
+    }
+
+    fn show_ir(&mut self, expr: &str) {
+        let Some((_, ty)) = self.check_expression(expr) else { return };
+        if ty != "est" {
+            println!("`{expr}` is {ty}: only estimates (`est`) are compiled to value and gradient programs");
+            return;
+        }
+        let input = format!("print estimate({expr});");
+        let analysis = ppl::check_sources(&[("<definitions>", &self.definitions_text()), ("<input>", &input)]);
+        let options = RunOptions {
+            resume: Some(ppl::run::Resume { params: self.params.clone(), optimizers: Vec::new() }),
+            ..RunOptions::default()
+        };
+        let compiled = ppl::with_large_stack(|| Session::new(&analysis, options)?.compile_objectives());
+        match compiled {
+            Ok(compiled) => {
+                for (_, estimator) in compiled {
+                    println!("{}\n{}\n{}", estimator.primal, estimator.forward, estimator.reverse);
+                }
+            }
+            Err(diagnostic) => eprint!("{}", ppl::diagnostics::render(&diagnostic, &analysis.sources, self.color)),
+        }
+    }
+
+    fn completion_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = ppl::syntax::token::KEYWORDS
+            .iter()
+            .copied()
+            .chain(ppl::types::builtin_names())
+            .chain(ppl::distributions::names())
+            .map(str::to_string)
+            .chain(self.definitions.iter().map(|definition| definition.name.clone()))
+            .chain(["pi", "inf"].map(str::to_string))
+            .chain(
+                [":help", ":load", ":reload", ":type", ":ir", ":clif", ":params", ":set", ":reset", ":quit"]
+                    .map(str::to_string),
+            )
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// `$XDG_DATA_HOME/ppl/history`, or `~/.local/share/ppl/history`.
+fn history_path() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))?;
+    Some(data.join("ppl").join("history"))
+}
+
+/// Completion of the word before the cursor.
+struct ReplHelper {
+    names: Vec<String>,
+}
+
+impl Completer for ReplHelper {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, _context: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = &line[..pos];
+        let start = before
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == ':'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let word = &before[start..];
+        if word.is_empty() {
+            return Ok((pos, Vec::new()));
+        }
+        let candidates = self
+            .names
+            .iter()
+            .filter(|name| name.starts_with(word))
+            .map(|name| Pair { display: name.clone(), replacement: name.clone() })
+            .collect();
+        Ok((start, candidates))
+    }
+}
+
+impl Hinter for ReplHelper {
+    type Hint = String;
+}
+
+impl Highlighter for ReplHelper {}
+
+impl Validator for ReplHelper {}
+
+impl Helper for ReplHelper {}
