@@ -54,6 +54,9 @@ enum Command {
         /// Continue training from the parameters and optimizer state saved by `--out DIR`.
         #[arg(long, value_name = "DIR")]
         resume: Option<PathBuf>,
+        /// Worker threads for samples and particles (default: every core); results do not depend on it.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        threads: Option<u64>,
     },
     /// Explore interactively: define models, evaluate estimates and gradients, train.
     Repl {
@@ -97,8 +100,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check { file } => check(&file, color),
         Command::Repl { files } => repl::run(&files, color),
-        Command::Run { file, json, seed, emit, quiet, out, resume } => {
-            run(&file, RunFlags { json, seed, emit, quiet, out, resume }, color)
+        Command::Run { file, json, seed, emit, quiet, out, resume, threads } => {
+            run(&file, RunFlags { json, seed, emit, quiet, out, resume, threads }, color)
         }
         Command::Fmt { file, check, write } => format(&file, check, write, color),
     };
@@ -138,6 +141,7 @@ struct RunFlags {
     quiet: bool,
     out: Option<PathBuf>,
     resume: Option<PathBuf>,
+    threads: Option<u64>,
 }
 
 fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> {
@@ -168,6 +172,7 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
         emit_ir: flags.emit == Some(Emit::Ir),
         interrupt: Some(interrupt),
         resume,
+        threads: flags.threads.map(|n| n as usize),
     };
     let started = std::time::Instant::now();
     let mut record = results::Record::default();

@@ -54,7 +54,8 @@ struct Repl {
     definitions: Vec<Definition>,
     params: Vec<(String, RuntimeValue)>,
     seed: Option<u64>,
-    threads: usize,
+    /// Worker threads for samples and particles; `None`: every core.
+    threads: Option<usize>,
     loaded: Vec<PathBuf>,
     color: ColorChoice,
     interrupt: Arc<AtomicBool>,
@@ -70,7 +71,7 @@ pub fn run(files: &[PathBuf], color: ColorChoice) -> Result<(), crate::Failure> 
         definitions: Vec::new(),
         params: Vec::new(),
         seed: None,
-        threads: 1,
+        threads: None,
         loaded: Vec::new(),
         color,
         interrupt,
@@ -231,8 +232,8 @@ impl Repl {
                 println!("seed = {seed}");
             }
             (Some("threads"), Some(Ok(threads))) if threads > 0 => {
-                self.threads = threads as usize;
-                println!("threads = {threads} (particles run on one thread until the JIT back end lands)");
+                self.threads = Some(threads as usize);
+                println!("threads = {threads}");
             }
             _ => eprintln!("error: `:set seed N` or `:set threads N`"),
         }
@@ -299,6 +300,7 @@ impl Repl {
             emit_ir: false,
             interrupt: Some(self.interrupt.clone()),
             resume: Some(ppl::run::Resume { params: self.params.clone(), optimizers: Vec::new() }),
+            threads: self.threads,
         };
         let mut progress = Progress::new(self.progress_quiet);
         let color = self.color;

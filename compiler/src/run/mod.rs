@@ -45,6 +45,9 @@ pub struct RunOptions {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Parameters and optimizer states to continue the first `maximize`/`minimize` from.
     pub resume: Option<Resume>,
+    /// Worker threads for samples and particles (default: every core). Results do not depend
+    /// on it: each sample has its own stream and results are combined in sample order.
+    pub threads: Option<usize>,
 }
 
 /// Where an earlier run stopped: its parameters, and the optimizer state of each objective of
@@ -65,13 +68,17 @@ pub struct Session<'a> {
     commands: u64,
     /// How many training commands have run so far.
     trainings: u64,
+    /// Runs samples and particles in parallel (none: on the calling thread).
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl<'a> Session<'a> {
     /// Prepares a checked program (without errors): computes its parameters' initial values.
     pub fn new(analysis: &'a Analysis, options: RunOptions) -> Result<Self, Diagnostic> {
         let program = Program::new(analysis)?;
-        let mut session = Session { params: Vec::new(), program, options, commands: 0, trainings: 0 };
+        let threads = options.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let pool = (threads > 1).then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok()).flatten();
+        let mut session = Session { params: Vec::new(), program, options, commands: 0, trainings: 0, pool };
         session.params = session.program.params.iter().map(|param| zero(param.ty)).collect();
         for index in 0..session.program.params.len() {
             let param = &session.program.params[index];
@@ -185,9 +192,9 @@ impl<'a> Session<'a> {
         self.commands += 1;
         let shape = lowered.shapes.first().cloned().unwrap_or(Shape::Tuple(Vec::new()));
         let mut traces = Vec::with_capacity(count as usize);
-        for sample in 0..count {
-            let results = interp::run(&function, self.args(command, sample))
-                .map_err(|error| runtime_error(error, Some(family.span), Some(sample)))?;
+        let runs = self.run_each(&function, count, |sample| self.args(command, sample));
+        for (sample, results) in (0..count).zip(runs) {
+            let results = results.map_err(|error| runtime_error(error, Some(family.span), Some(sample)))?;
             traces.push(Printed::read(&shape, &mut results.into_iter()));
         }
         Ok(traces)
@@ -296,6 +303,25 @@ impl<'a> Session<'a> {
         args
     }
 
+    /// Runs `function` once per index on the arguments `args(index)` gives, on the worker
+    /// threads; the results come back in index order, whatever the number of threads.
+    fn run_each(
+        &self,
+        function: &crate::ir::Function,
+        count: u64,
+        args: impl Fn(u64) -> Vec<RuntimeValue> + Sync,
+    ) -> Vec<Result<Vec<RuntimeValue>, InterpError>> {
+        use rayon::prelude::*;
+        let one = |index: u64| interp::run(function, args(index));
+        match &self.pool {
+            // Below a few runs per thread, handing work to the pool costs more than it saves.
+            Some(pool) if count >= 8 * pool.current_num_threads() as u64 => {
+                pool.install(|| (0..count).into_par_iter().map(one).collect())
+            }
+            _ => (0..count).map(one).collect(),
+        }
+    }
+
     fn sample_values(
         &self,
         estimator: &Estimator,
@@ -304,9 +330,9 @@ impl<'a> Session<'a> {
         span: Span,
     ) -> Result<Vec<f64>, Diagnostic> {
         let mut values = Vec::with_capacity(samples as usize);
-        for sample in 0..samples {
-            let results = interp::run(&estimator.primal, self.args(command, sample))
-                .map_err(|error| runtime_error(error, Some(span), Some(sample)))?;
+        let runs = self.run_each(&estimator.primal, samples, |sample| self.args(command, sample));
+        for (sample, results) in (0..samples).zip(runs) {
+            let results = results.map_err(|error| runtime_error(error, Some(span), Some(sample)))?;
             let value = results.first().and_then(|value| value.as_real().ok()).unwrap_or(f64::NAN);
             if value.is_nan() {
                 return Err(self.explain_nan(&estimator.primal, command, sample, span));
@@ -326,9 +352,9 @@ impl<'a> Session<'a> {
         let differentiated: Vec<usize> = (0..self.program.params.len()).filter(|i| estimator.wrt[*i]).collect();
         let used = crate::ir::uses(&estimator.forward);
         let mut draws: Vec<Vec<Vec<f64>>> = vec![Vec::with_capacity(samples as usize); differentiated.len()];
-        for sample in 0..samples {
-            let results = interp::run(&estimator.reverse, self.args(command, sample))
-                .map_err(|error| runtime_error(error, Some(span), Some(sample)))?;
+        let runs = self.run_each(&estimator.reverse, samples, |sample| self.args(command, sample));
+        for (sample, results) in (0..samples).zip(runs) {
+            let results = results.map_err(|error| runtime_error(error, Some(span), Some(sample)))?;
             if results.iter().any(RuntimeValue::has_nan) {
                 return Err(self.explain_nan(&estimator.reverse, command, sample, span));
             }

@@ -219,10 +219,11 @@ impl<'a> Session<'a> {
         let mut value = 0.0;
         let mut gradient: Vec<Vec<f64>> =
             group.params.iter().map(|p| vec![0.0; flat(&self.params[*p]).len()]).collect();
-        for particle in 0..settings.particles {
-            let args = self.training_args(settings, command, g, step, particle);
-            let results = interp::run(&group.estimator.reverse, args)
-                .map_err(|error| runtime_error(error, Some(group.span), None))?;
+        let runs = self.run_each(&group.estimator.reverse, settings.particles, |particle| {
+            self.training_args(settings, command, g, step, particle)
+        });
+        for results in runs {
+            let results = results.map_err(|error| runtime_error(error, Some(group.span), None))?;
             value += results.first().and_then(|v| v.as_real().ok()).unwrap_or(f64::NAN);
             let differentiated = (0..self.program.params.len()).filter(|i| group.estimator.wrt[*i]);
             for (k, p) in differentiated.enumerate() {
