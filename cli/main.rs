@@ -57,6 +57,9 @@ enum Command {
         /// Worker threads for samples and particles (default: every core); results do not depend on it.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         threads: Option<u64>,
+        /// What runs the compiled programs.
+        #[arg(long, value_enum, default_value_t = BackendChoice::Jit)]
+        backend: BackendChoice,
     },
     /// Explore interactively: define models, evaluate estimates and gradients, train.
     Repl {
@@ -80,6 +83,16 @@ enum Command {
 enum Emit {
     /// The IR of the value, forward-mode and reverse-mode programs.
     Ir,
+    /// The Cranelift IR of each function compiled to native code.
+    Clif,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendChoice {
+    /// Native code compiled by Cranelift.
+    Jit,
+    /// The reference interpreter (bit-identical, slower).
+    Interp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,8 +113,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check { file } => check(&file, color),
         Command::Repl { files } => repl::run(&files, color),
-        Command::Run { file, json, seed, emit, quiet, out, resume, threads } => {
-            run(&file, RunFlags { json, seed, emit, quiet, out, resume, threads }, color)
+        Command::Run { file, json, seed, emit, quiet, out, resume, threads, backend } => {
+            run(&file, RunFlags { json, seed, emit, quiet, out, resume, threads, backend }, color)
         }
         Command::Fmt { file, check, write } => format(&file, check, write, color),
     };
@@ -142,6 +155,7 @@ struct RunFlags {
     out: Option<PathBuf>,
     resume: Option<PathBuf>,
     threads: Option<u64>,
+    backend: BackendChoice,
 }
 
 fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> {
@@ -170,6 +184,11 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
     let options = ppl::run::RunOptions {
         seed: flags.seed,
         emit_ir: flags.emit == Some(Emit::Ir),
+        emit_clif: flags.emit == Some(Emit::Clif),
+        backend: match flags.backend {
+            BackendChoice::Jit => ppl::run::Backend::Jit,
+            BackendChoice::Interp => ppl::run::Backend::Interpreter,
+        },
         interrupt: Some(interrupt),
         resume,
         threads: flags.threads.map(|n| n as usize),

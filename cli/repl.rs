@@ -167,6 +167,8 @@ impl Repl {
 
     /// Handles one complete input; returns false to leave.
     fn handle(&mut self, input: &str) -> bool {
+        // A Ctrl-C from now on (even before training starts) stops this input's training.
+        self.interrupt.store(false, Ordering::SeqCst);
         let trimmed = input.trim();
         if let Some(meta) = trimmed.strip_prefix(':') {
             return self.meta(meta.trim());
@@ -294,10 +296,11 @@ impl Repl {
 
     /// Runs the last file of `analysis`, reporting each output; keeps the parameters.
     fn run(&mut self, analysis: &ppl::Analysis, report: &mut (dyn FnMut(&ppl::Analysis, &Output) + Send)) -> bool {
-        self.interrupt.store(false, Ordering::SeqCst);
         let options = RunOptions {
             seed: self.seed,
             emit_ir: false,
+            emit_clif: false,
+            backend: ppl::run::Backend::Jit,
             interrupt: Some(self.interrupt.clone()),
             resume: Some(ppl::run::Resume { params: self.params.clone(), optimizers: Vec::new() }),
             threads: self.threads,

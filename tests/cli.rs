@@ -192,7 +192,8 @@ fn every_example_runs() {
 
 #[test]
 fn results_do_not_depend_on_the_number_of_threads() {
-    let run = |threads: &str| stdout(&ppl(&["run", "--json", "--threads", threads, "--seed", "3", "examples/mixture.ppl"]));
+    let run =
+        |threads: &str| stdout(&ppl(&["run", "--json", "--threads", threads, "--seed", "3", "examples/mixture.ppl"]));
     let one = run("1");
     assert!(!one.is_empty());
     assert_eq!(one, run("2"));

@@ -8,6 +8,7 @@
 //! source text in, checked program and diagnostics out, never a panic.
 
 pub mod adev;
+pub mod codegen;
 pub mod diagnostics;
 pub mod distributions;
 pub mod interp;

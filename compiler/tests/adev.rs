@@ -40,6 +40,9 @@ struct Compiled {
     sources: ppl::diagnostics::SourceMap,
     params: Vec<(String, RuntimeValue)>,
     objectives: Vec<(String, Estimator)>,
+    /// Each objective's primal, forward and reverse functions as native code: every run below
+    /// also runs these and requires the same bits as the interpreter.
+    natives: Vec<[ppl::codegen::Compiled; 3]>,
 }
 
 /// Why a program could not be compiled.
@@ -62,7 +65,16 @@ fn try_compile(program: &str) -> Result<Compiled, CompileError> {
     let params = session.params().map(|(name, value)| (name.to_string(), value.clone())).collect();
     let objectives = session.compile_objectives().map_err(|d| CompileError::Compile(render(d)))?;
     drop(session);
-    Ok(Compiled { program: program.to_string(), sources: analysis.sources, params, objectives })
+    let mut natives = Vec::with_capacity(objectives.len());
+    for (objective, estimator) in &objectives {
+        let native = |function: &ppl::ir::Function| {
+            ppl::codegen::compile(function).map_err(|error| {
+                CompileError::Compile(format!("`{objective}` does not compile to native code: {error}"))
+            })
+        };
+        natives.push([native(&estimator.primal)?, native(&estimator.forward)?, native(&estimator.reverse)?]);
+    }
+    Ok(Compiled { program: program.to_string(), sources: analysis.sources, params, objectives, natives })
 }
 
 /// Compiles a program that must check and compile, with at least one objective; the error
@@ -131,7 +143,24 @@ impl Compiled {
         what: &str,
         args: Vec<RuntimeValue>,
     ) -> Result<Vec<RuntimeValue>, String> {
-        run(function, args).map_err(|error| {
+        let native = self.objectives.iter().zip(&self.natives).find_map(|((_, estimator), natives)| {
+            [&estimator.primal, &estimator.forward, &estimator.reverse]
+                .iter()
+                .position(|candidate| std::ptr::eq(*candidate, function))
+                .map(|k| &natives[k])
+        });
+        let native_results = native.map(|native| native.run(&mut native.scratch(), &args));
+        let interpreted = run(function, args);
+        if let (Some(native_results), Ok(results)) = (&native_results, &interpreted) {
+            let bits = |values: &[RuntimeValue]| -> Vec<u64> {
+                values.iter().filter_map(elements).flatten().map(f64::to_bits).collect()
+            };
+            match native_results {
+                Some(native_results) if bits(native_results) == bits(results) => {}
+                other => return Err(format!("`{what}`: native code gave {other:?}, the interpreter {results:?}")),
+            }
+        }
+        interpreted.map_err(|error| {
             let place = error.span.map_or(String::new(), |span| {
                 let snippet = self.sources.snippet(span);
                 let first = snippet.lines().next().unwrap_or("");

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use ppl_runtime::Rng;
 
 use crate::adev::{self, Estimator};
+use crate::codegen::{self, Compiled, Scratch};
 use crate::diagnostics::{Diagnostic, ErrorCode};
 use crate::interp::{self, ErrorKind, InterpError, RuntimeValue};
 use crate::lower::{Program, Shape};
@@ -41,6 +42,10 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Also report the IR of every compiled estimate.
     pub emit_ir: bool,
+    /// Also report the Cranelift IR of every natively compiled function.
+    pub emit_clif: bool,
+    /// Run compiled native code (the default) or the reference interpreter.
+    pub backend: Backend,
     /// Raised (by a Ctrl-C handler) to stop training after the current step.
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Parameters and optimizer states to continue the first `maximize`/`minimize` from.
@@ -48,6 +53,16 @@ pub struct RunOptions {
     /// Worker threads for samples and particles (default: every core). Results do not depend
     /// on it: each sample has its own stream and results are combined in sample order.
     pub threads: Option<usize>,
+}
+
+/// What runs the compiled programs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// Native code from Cranelift; bit-identical to the interpreter.
+    #[default]
+    Jit,
+    /// The reference interpreter.
+    Interpreter,
 }
 
 /// Where an earlier run stopped: its parameters, and the optimizer state of each objective of
@@ -192,7 +207,8 @@ impl<'a> Session<'a> {
         self.commands += 1;
         let shape = lowered.shapes.first().cloned().unwrap_or(Shape::Tuple(Vec::new()));
         let mut traces = Vec::with_capacity(count as usize);
-        let runs = self.run_each(&function, count, |sample| self.args(command, sample));
+        let native = self.native(&function, &self.source(family.span), &mut |_| {})?;
+        let runs = self.run_each(&function, native.as_ref(), count, |sample| self.args(command, sample));
         for (sample, results) in (0..count).zip(runs) {
             let results = results.map_err(|error| runtime_error(error, Some(family.span), Some(sample)))?;
             traces.push(Printed::read(&shape, &mut results.into_iter()));
@@ -282,11 +298,13 @@ impl<'a> Session<'a> {
         }
         let command = self.commands;
         self.commands += 1;
+        let function = if gradient { &estimator.reverse } else { &estimator.primal };
+        let native = self.native(function, &source, emit)?;
         if gradient {
-            let params = self.gradient(&estimator, command, samples, objective.span)?;
+            let params = self.gradient(&estimator, native.as_ref(), command, samples, objective.span)?;
             emit(Output::Grad { source, samples, params });
         } else {
-            let values = self.sample_values(&estimator, command, samples, objective.span)?;
+            let values = self.sample_values(&estimator, native.as_ref(), command, samples, objective.span)?;
             let statistic = Statistic::of(&values);
             emit(Output::Estimate { source, mean: statistic.mean, stderr: statistic.stderr, samples });
         }
@@ -303,34 +321,67 @@ impl<'a> Session<'a> {
         args
     }
 
-    /// Runs `function` once per index on the arguments `args(index)` gives, on the worker
-    /// threads; the results come back in index order, whatever the number of threads.
+    /// Native code for `function` with the JIT back end (reported with `--emit clif`), none
+    /// with the interpreter.
+    fn native(
+        &self,
+        function: &crate::ir::Function,
+        source: &str,
+        emit: &mut dyn FnMut(Output),
+    ) -> Result<Option<Compiled>, Diagnostic> {
+        if self.options.backend == Backend::Interpreter {
+            return Ok(None);
+        }
+        let compiled = codegen::compile(function).map_err(|error| crate::lower::internal(None, error))?;
+        if self.options.emit_clif {
+            emit(Output::Ir { source: source.to_string(), text: compiled.clif.clone() });
+        }
+        Ok(Some(compiled))
+    }
+
+    /// Runs `function` (its native code if given) once per index on the arguments `args(index)`
+    /// gives, on the worker threads; the results come back in index order, whatever the number
+    /// of threads. A native run that fails is repeated in the interpreter, which reports why.
     fn run_each(
         &self,
         function: &crate::ir::Function,
+        native: Option<&Compiled>,
         count: u64,
         args: impl Fn(u64) -> Vec<RuntimeValue> + Sync,
     ) -> Vec<Result<Vec<RuntimeValue>, InterpError>> {
         use rayon::prelude::*;
-        let one = |index: u64| interp::run(function, args(index));
+        let one = |scratch: &mut Option<Scratch>, index: u64| {
+            let args = args(index);
+            if let (Some(native), Some(scratch)) = (native, scratch.as_mut()) {
+                if let Some(results) = native.run(scratch, &args) {
+                    return Ok(results);
+                }
+            }
+            interp::run(function, args)
+        };
+        let scratch = || native.map(Compiled::scratch);
         match &self.pool {
             // Below a few runs per thread, handing work to the pool costs more than it saves.
             Some(pool) if count >= 8 * pool.current_num_threads() as u64 => {
-                pool.install(|| (0..count).into_par_iter().map(one).collect())
+                pool.install(|| (0..count).into_par_iter().map_init(scratch, one).collect())
             }
-            _ => (0..count).map(one).collect(),
+            _ => {
+                let mut scratch = scratch();
+                (0..count).map(|index| one(&mut scratch, index)).collect()
+            }
         }
     }
 
     fn sample_values(
         &self,
         estimator: &Estimator,
+        native: Option<&Compiled>,
         command: u64,
         samples: u64,
         span: Span,
     ) -> Result<Vec<f64>, Diagnostic> {
         let mut values = Vec::with_capacity(samples as usize);
-        let runs = self.run_each(&estimator.primal, samples, |sample| self.args(command, sample));
+        let runs = self.run_each(&estimator.primal, native, samples, |sample| self.args(command, sample));
         for (sample, results) in (0..samples).zip(runs) {
             let results = results.map_err(|error| runtime_error(error, Some(span), Some(sample)))?;
             let value = results.first().and_then(|value| value.as_real().ok()).unwrap_or(f64::NAN);
@@ -345,6 +396,7 @@ impl<'a> Session<'a> {
     fn gradient(
         &self,
         estimator: &Estimator,
+        native: Option<&Compiled>,
         command: u64,
         samples: u64,
         span: Span,
@@ -352,7 +404,7 @@ impl<'a> Session<'a> {
         let differentiated: Vec<usize> = (0..self.program.params.len()).filter(|i| estimator.wrt[*i]).collect();
         let used = crate::ir::uses(&estimator.forward);
         let mut draws: Vec<Vec<Vec<f64>>> = vec![Vec::with_capacity(samples as usize); differentiated.len()];
-        let runs = self.run_each(&estimator.reverse, samples, |sample| self.args(command, sample));
+        let runs = self.run_each(&estimator.reverse, native, samples, |sample| self.args(command, sample));
         for (sample, results) in (0..samples).zip(runs) {
             let results = results.map_err(|error| runtime_error(error, Some(span), Some(sample)))?;
             if results.iter().any(RuntimeValue::has_nan) {

@@ -53,6 +53,8 @@ struct Group {
     params: Vec<usize>,
     optimizer: Optimizer,
     values: Vec<f64>,
+    /// The reverse program's native code, with the JIT back end.
+    native: Option<crate::codegen::Compiled>,
 }
 
 /// Why a run ended.
@@ -87,7 +89,7 @@ impl<'a> Session<'a> {
         // adding a `print` before a `maximize` does not change what it trains to.
         let command_index = self.trainings;
         self.trainings += 1;
-        let mut groups = self.groups(file, command, &settings)?;
+        let mut groups = self.groups(file, command, &settings, emit)?;
         if let Some(resume) = self.options.resume.as_ref() {
             for (group, state) in groups.iter_mut().zip(&resume.optimizers) {
                 let schedule = Schedule::parse(&settings.schedule_text, settings.steps)
@@ -219,7 +221,7 @@ impl<'a> Session<'a> {
         let mut value = 0.0;
         let mut gradient: Vec<Vec<f64>> =
             group.params.iter().map(|p| vec![0.0; flat(&self.params[*p]).len()]).collect();
-        let runs = self.run_each(&group.estimator.reverse, settings.particles, |particle| {
+        let runs = self.run_each(&group.estimator.reverse, group.native.as_ref(), settings.particles, |particle| {
             self.training_args(settings, command, g, step, particle)
         });
         for results in runs {
@@ -396,7 +398,13 @@ impl<'a> Session<'a> {
     }
 
     /// Compiles each objective for its parameter group.
-    fn groups(&self, file: usize, command: &'a Optimize, settings: &Settings) -> Result<Vec<Group>, Diagnostic> {
+    fn groups(
+        &self,
+        file: usize,
+        command: &'a Optimize,
+        settings: &Settings,
+        emit: &mut dyn FnMut(Output),
+    ) -> Result<Vec<Group>, Diagnostic> {
         let mut groups = Vec::with_capacity(command.objectives.len());
         for objective in &command.objectives {
             let explicit: Option<Vec<usize>> = objective.wrt.as_ref().map(|names| {
@@ -418,7 +426,9 @@ impl<'a> Session<'a> {
             let sizes: Vec<usize> = params.iter().map(|p| flat(&self.params[*p]).len()).collect();
             let schedule = Schedule::parse(&settings.schedule_text, settings.steps)
                 .map_err(|error| option_error(command, "schedule", &error.message))?;
+            let native = self.native(&estimator.reverse, &self.source(objective.expr.span), emit)?;
             groups.push(Group {
+                native,
                 source: self.source(objective.expr.span),
                 span: objective.expr.span,
                 estimator,

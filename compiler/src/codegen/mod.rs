@@ -1,0 +1,360 @@
+//! The Cranelift back end: IR functions compiled to native code that computes exactly what
+//! the reference interpreter computes, bit for bit.
+//!
+//! **ABI.** A compiled function is `extern "C" fn(frame: *mut Frame) -> i32`. The frame
+//! points at the caller's [`Scratch`]: one `f64` slot range per vector or matrix value and
+//! per scalar parameter and result, one stream slot per random-stream value, the tape of
+//! reverse mode, an overflow flag and a scratch word. The caller writes the arguments into
+//! their places, calls, and reads the results from theirs; 0 means success, 1 a failure (a
+//! check, a bound, an overflow, a sampler's domain), which the caller reproduces with the
+//! interpreter to report it exactly. Shapes are static, so a [`Scratch`] is sized once and
+//! reused: a call allocates nothing (the tape keeps its capacity).
+//!
+//! Operations that are exact in IEEE arithmetic are emitted inline; the others call the same
+//! Rust functions the interpreter uses (`shims.rs`).
+
+mod shims;
+mod translate;
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder as ClifBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+use ppl_runtime::Rng;
+
+use crate::interp::RuntimeValue;
+use crate::ir::verify::IrError;
+use crate::ir::{Block, Function, Type, Value};
+
+/// Where a value lives in the scratch memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// An offset in `f64` words into the slots.
+    Slot(usize),
+    /// An index into the stream slots.
+    Rng(usize),
+}
+
+/// The memory layout of one compiled function.
+#[derive(Debug, Default)]
+pub struct Layout {
+    slot: HashMap<Value, usize>,
+    rng: HashMap<Value, usize>,
+    /// A second place for each loop-carried vector or stream, for the end of an iteration.
+    staging: HashMap<Value, Place>,
+    params: Vec<Place>,
+    results: Vec<Place>,
+    slots_len: usize,
+    rngs_len: usize,
+}
+
+fn words(ty: Type) -> usize {
+    match ty {
+        Type::Vec(n) => n as usize,
+        Type::Mat(m, n) => (m * n) as usize,
+        _ => 1,
+    }
+}
+
+impl Layout {
+    fn of(function: &Function) -> Layout {
+        let mut layout = Layout::default();
+        for (index, ty) in function.value_types.iter().enumerate() {
+            let value = Value(index as u32);
+            match ty {
+                Type::Vec(_) | Type::Mat(..) => {
+                    layout.slot.insert(value, layout.slots_len);
+                    layout.slots_len += words(*ty);
+                }
+                Type::Rng => {
+                    layout.rng.insert(value, layout.rngs_len);
+                    layout.rngs_len += 1;
+                }
+                _ => {}
+            }
+        }
+        layout.stage_loops(function, &function.body);
+        for param in function.body.params.clone() {
+            let place = layout.place_of(function, param);
+            layout.params.push(place);
+        }
+        for result in function.body.results.clone() {
+            let place = layout.fresh(function.ty(result).unwrap_or(Type::Real));
+            layout.results.push(place);
+        }
+        layout
+    }
+
+    /// The place of a value: its own for vectors and streams, a new word for a scalar.
+    fn place_of(&mut self, function: &Function, value: Value) -> Place {
+        if let Some(slot) = self.slot.get(&value) {
+            return Place::Slot(*slot);
+        }
+        if let Some(index) = self.rng.get(&value) {
+            return Place::Rng(*index);
+        }
+        self.fresh(function.ty(value).unwrap_or(Type::Real))
+    }
+
+    fn fresh(&mut self, ty: Type) -> Place {
+        if ty == Type::Rng {
+            self.rngs_len += 1;
+            Place::Rng(self.rngs_len - 1)
+        } else {
+            self.slots_len += words(ty);
+            Place::Slot(self.slots_len - words(ty))
+        }
+    }
+
+    fn stage_loops(&mut self, function: &Function, block: &Block) {
+        for inst in &block.insts {
+            if let crate::ir::Op::For { body, .. } = &inst.op {
+                for param in body.params.iter().skip(1) {
+                    if let Some(ty @ (Type::Vec(_) | Type::Mat(..) | Type::Rng)) = function.ty(*param) {
+                        let place = self.fresh(ty);
+                        self.staging.insert(*param, place);
+                    }
+                }
+            }
+            for nested in inst.op.blocks() {
+                self.stage_loops(function, nested);
+            }
+        }
+    }
+}
+
+/// What compiled code reads and writes, in the order `translate.rs` addresses it.
+#[repr(C)]
+struct Frame {
+    slots: *mut f64,
+    rngs: *mut Rng,
+    tape: *mut Vec<f64>,
+    failed: i64,
+    word: i64,
+}
+
+/// The memory one thread needs to call a compiled function; reuse it across calls.
+pub struct Scratch {
+    slots: Vec<f64>,
+    rngs: Vec<Rng>,
+    tape: Vec<f64>,
+}
+
+/// The code memory of compiled functions, freed when the last function using it goes.
+struct Code(Option<JITModule>);
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Some(module) = self.0.take() {
+            // SAFETY: `Code` is dropped with the last `Compiled` that holds its functions, so
+            // none of them can run again.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+// SAFETY: the module is only read to free its memory on drop; the finalized functions it
+// holds are plain machine code that any thread may call.
+unsafe impl Send for Code {}
+// SAFETY: as above.
+unsafe impl Sync for Code {}
+
+/// A compiled IR function.
+pub struct Compiled {
+    entry: extern "C" fn(*mut Frame) -> i32,
+    layout: Layout,
+    param_types: Vec<Type>,
+    result_types: Vec<Type>,
+    _code: std::sync::Arc<Code>,
+    /// The Cranelift IR, for `--emit clif`.
+    pub clif: String,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Compiled")
+    }
+}
+
+fn isa() -> Result<cranelift_codegen::isa::OwnedTargetIsa, IrError> {
+    let fail = |e: &dyn std::fmt::Display| IrError { message: format!("cannot set up code generation: {e}") };
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(|e| fail(&e))?;
+    flags.set("use_colocated_libcalls", "false").map_err(|e| fail(&e))?;
+    flags.set("is_pic", "false").map_err(|e| fail(&e))?;
+    let builder = cranelift_native::builder().map_err(|e| fail(&e))?;
+    builder.finish(settings::Flags::new(flags)).map_err(|e| fail(&e))
+}
+
+/// Compiles `function` to native code.
+pub fn compile(function: &Function) -> Result<Compiled, IrError> {
+    let mut builder = JITBuilder::with_isa(isa()?, default_libcall_names());
+    for (name, pointer) in shims::symbols() {
+        builder.symbol(name, pointer);
+    }
+    let mut module = JITModule::new(builder);
+    let layout = Layout::of(function);
+    let mut context = module.make_context();
+    context.func.signature.params.push(AbiParam::new(types::I64));
+    context.func.signature.returns.push(AbiParam::new(types::I32));
+    let mut builder_context = FunctionBuilderContext::new();
+    {
+        let mut b = ClifBuilder::new(&mut context.func, &mut builder_context);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let frame = b.block_params(entry)[0];
+        let flags = cranelift_codegen::ir::MemFlags::trusted();
+        let slots = b.ins().load(types::I64, flags, frame, 0);
+        let rngs = b.ins().load(types::I64, flags, frame, 8);
+        let tape = b.ins().load(types::I64, flags, frame, 16);
+        let failed = b.ins().iadd_imm(frame, 24);
+        let exit_error = b.create_block();
+        let mut translator = translate::Translator {
+            source: function,
+            b,
+            module: &mut module,
+            layout: &layout,
+            funcs: HashMap::new(),
+            scalars: HashMap::new(),
+            slots,
+            rngs,
+            tape,
+            failed,
+            exit_error,
+        };
+        for (param, place) in function.body.params.iter().zip(&layout.params) {
+            let ty = function.ty(*param).unwrap_or(Type::Real);
+            if let (Place::Slot(offset), Type::Real | Type::Int | Type::Bool) = (place, ty) {
+                let address = translator.b.ins().iadd_imm(slots, (*offset * 8) as i64);
+                let value = translator.load_scalar(ty, address);
+                translator.scalars.insert(*param, value);
+            }
+        }
+        translator.block(&function.body)?;
+        for (result, place) in function.body.results.iter().zip(&layout.results) {
+            let ty = function.ty(*result).unwrap_or(Type::Real);
+            translator.write_result(*result, ty, *place)?;
+        }
+        let zero = translator.b.ins().iconst(types::I32, 0);
+        translator.b.ins().return_(&[zero]);
+        translator.b.switch_to_block(exit_error);
+        let one = translator.b.ins().iconst(types::I32, 1);
+        translator.b.ins().return_(&[one]);
+        translator.b.seal_all_blocks();
+        translator.b.finalize();
+    }
+    let clif = context.func.display().to_string();
+    let fail = |e: &dyn std::fmt::Display| IrError { message: format!("code generation failed: {e}") };
+    let id = module.declare_function(&function.name, Linkage::Export, &context.func.signature).map_err(|e| fail(&e))?;
+    module.define_function(id, &mut context).map_err(|e| fail(&e))?;
+    module.clear_context(&mut context);
+    module.finalize_definitions().map_err(|e| fail(&e))?;
+    let pointer = module.get_finalized_function(id);
+    // SAFETY: the function was just compiled with the signature `fn(*mut Frame) -> i32` under
+    // the platform's C calling convention, and its code lives as long as `_code`.
+    let entry = unsafe { std::mem::transmute::<*const u8, extern "C" fn(*mut Frame) -> i32>(pointer) };
+    Ok(Compiled {
+        entry,
+        param_types: function.body.params.iter().filter_map(|p| function.ty(*p)).collect(),
+        result_types: function.body.results.iter().filter_map(|r| function.ty(*r)).collect(),
+        layout,
+        _code: std::sync::Arc::new(Code(Some(module))),
+        clif,
+    })
+}
+
+impl translate::Translator<'_, '_> {
+    fn write_result(&mut self, result: Value, ty: Type, place: Place) -> Result<(), IrError> {
+        match (place, ty) {
+            (Place::Slot(offset), Type::Real | Type::Int | Type::Bool) => {
+                let value =
+                    self.scalars.get(&result).copied().ok_or(IrError { message: format!("{result} unknown") })?;
+                let address = self.b.ins().iadd_imm(self.slots, (offset * 8) as i64);
+                self.store_scalar(ty, value, address);
+                Ok(())
+            }
+            (Place::Slot(offset), _) => {
+                let dst = self.b.ins().iadd_imm(self.slots, (offset * 8) as i64);
+                self.copy_value_to(result, ty, dst)
+            }
+            (Place::Rng(index), _) => {
+                let dst = self.b.ins().iadd_imm(self.rngs, (index * std::mem::size_of::<Rng>()) as i64);
+                self.copy_value_to(result, ty, dst)
+            }
+        }
+    }
+}
+
+impl Compiled {
+    /// Memory for calling this function (one per thread).
+    pub fn scratch(&self) -> Scratch {
+        let seed = Rng::new(0, 0);
+        Scratch { slots: vec![0.0; self.layout.slots_len], rngs: vec![seed; self.layout.rngs_len], tape: Vec::new() }
+    }
+
+    /// Runs the function; `None` if it failed (rerun it in the interpreter to learn why).
+    pub fn run(&self, scratch: &mut Scratch, args: &[RuntimeValue]) -> Option<Vec<RuntimeValue>> {
+        if args.len() != self.param_types.len() {
+            return None;
+        }
+        for ((arg, place), ty) in args.iter().zip(&self.layout.params).zip(&self.param_types) {
+            write(scratch, *place, *ty, arg)?;
+        }
+        scratch.tape.clear();
+        let mut frame = Frame {
+            slots: scratch.slots.as_mut_ptr(),
+            rngs: scratch.rngs.as_mut_ptr(),
+            tape: &mut scratch.tape,
+            failed: 0,
+            word: 0,
+        };
+        if (self.entry)(&mut frame) != 0 {
+            return None;
+        }
+        self.layout.results.iter().zip(&self.result_types).map(|(place, ty)| read(scratch, *place, *ty)).collect()
+    }
+}
+
+fn write(scratch: &mut Scratch, place: Place, ty: Type, value: &RuntimeValue) -> Option<()> {
+    match (place, value) {
+        (Place::Rng(index), RuntimeValue::Rng(rng)) => *scratch.rngs.get_mut(index)? = (**rng).clone(),
+        (Place::Slot(offset), value) => {
+            let bits = match (ty, value) {
+                (Type::Real, RuntimeValue::Real(x)) => *x,
+                (Type::Real, RuntimeValue::Int(n)) => *n as f64,
+                (Type::Int, RuntimeValue::Int(n)) => f64::from_bits(*n as u64),
+                (Type::Bool, RuntimeValue::Bool(b)) => f64::from_bits(u64::from(*b)),
+                (_, RuntimeValue::Vec(data) | RuntimeValue::Mat { data, .. }) => {
+                    scratch.slots.get_mut(offset..offset + data.len())?.copy_from_slice(data);
+                    return Some(());
+                }
+                _ => return None,
+            };
+            *scratch.slots.get_mut(offset)? = bits;
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+fn read(scratch: &Scratch, place: Place, ty: Type) -> Option<RuntimeValue> {
+    Some(match (place, ty) {
+        (Place::Rng(index), _) => RuntimeValue::Rng(Box::new(scratch.rngs.get(index)?.clone())),
+        (Place::Slot(offset), Type::Real) => RuntimeValue::Real(*scratch.slots.get(offset)?),
+        (Place::Slot(offset), Type::Int) => RuntimeValue::Int(scratch.slots.get(offset)?.to_bits() as i64),
+        (Place::Slot(offset), Type::Bool) => RuntimeValue::Bool(scratch.slots.get(offset)?.to_bits() != 0),
+        (Place::Slot(offset), Type::Vec(n)) => {
+            RuntimeValue::Vec(scratch.slots.get(offset..offset + n as usize)?.to_vec())
+        }
+        (Place::Slot(offset), Type::Mat(m, n)) => RuntimeValue::Mat {
+            rows: m as usize,
+            cols: n as usize,
+            data: scratch.slots.get(offset..offset + (m * n) as usize)?.to_vec(),
+        },
+        _ => return None,
+    })
+}

@@ -1,0 +1,288 @@
+//! The functions compiled code calls: each does exactly what the reference interpreter does
+//! for the same operation (the same `libm` and `ppl_runtime` functions, the same summation
+//! order), so the two back ends agree bit for bit. Everything crosses as plain numbers and
+//! pointers into the caller's scratch memory, whose sizes compiled code has checked.
+
+use ppl_runtime::Rng;
+
+use crate::interp::{real_binary, real_unary};
+use crate::ir::{BinaryOp, UnaryOp};
+
+/// Every unary operation compiled code may call, by code.
+pub const UNARY: &[UnaryOp] = &[
+    UnaryOp::Neg,
+    UnaryOp::Exp,
+    UnaryOp::Log,
+    UnaryOp::Log1p,
+    UnaryOp::Expm1,
+    UnaryOp::Sqrt,
+    UnaryOp::Abs,
+    UnaryOp::Sin,
+    UnaryOp::Cos,
+    UnaryOp::Tan,
+    UnaryOp::Tanh,
+    UnaryOp::Sigmoid,
+    UnaryOp::Softplus,
+    UnaryOp::Lgamma,
+    UnaryOp::Digamma,
+    UnaryOp::Trigamma,
+    UnaryOp::Floor,
+    UnaryOp::Detach,
+];
+
+pub const BINARY: &[BinaryOp] =
+    &[BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Min, BinaryOp::Max];
+
+fn unary(code: i64) -> fn(f64) -> f64 {
+    UNARY.get(code as usize).copied().and_then(real_unary).unwrap_or(|x| x)
+}
+
+fn binary(code: i64) -> fn(f64, f64) -> f64 {
+    BINARY.get(code as usize).copied().and_then(real_binary).unwrap_or(|a, _| a)
+}
+
+/// # Safety (for every function below)
+/// Pointers point into the caller's scratch memory with at least the lengths given; compiled
+/// code computes them from the function's static shapes.
+pub extern "C" fn real_unary_call(code: i64, x: f64) -> f64 {
+    unary(code)(x)
+}
+
+pub extern "C" fn real_binary_call(code: i64, a: f64, b: f64) -> f64 {
+    binary(code)(a, b)
+}
+
+unsafe fn slice<'a>(ptr: *const f64, len: i64) -> &'a [f64] {
+    // SAFETY: see the module's contract.
+    unsafe { std::slice::from_raw_parts(ptr, len as usize) }
+}
+
+unsafe fn slice_mut<'a>(ptr: *mut f64, len: i64) -> &'a mut [f64] {
+    // SAFETY: see the module's contract.
+    unsafe { std::slice::from_raw_parts_mut(ptr, len as usize) }
+}
+
+pub unsafe extern "C" fn vec_unary(code: i64, dst: *mut f64, src: *const f64, len: i64) {
+    let f = unary(code);
+    // SAFETY: see the module's contract.
+    let (dst, src) = unsafe { (slice_mut(dst, len), slice(src, len)) };
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = f(*s);
+    }
+}
+
+/// `dst = a op b` elementwise, where a scalar operand has stride 0.
+pub unsafe extern "C" fn vec_binary(
+    code: i64,
+    dst: *mut f64,
+    a: *const f64,
+    a_stride: i64,
+    b: *const f64,
+    b_stride: i64,
+    len: i64,
+) {
+    let f = binary(code);
+    for i in 0..len {
+        // SAFETY: see the module's contract (a stride of 0 reads element 0 only).
+        unsafe {
+            *dst.offset(i as isize) = f(*a.offset((i * a_stride) as isize), *b.offset((i * b_stride) as isize));
+        }
+    }
+}
+
+pub unsafe extern "C" fn copy(dst: *mut f64, src: *const f64, len: i64) {
+    // SAFETY: see the module's contract; `copy` allows overlapping ranges.
+    unsafe { std::ptr::copy(src, dst, len as usize) }
+}
+
+pub unsafe extern "C" fn sum(src: *const f64, len: i64) -> f64 {
+    // SAFETY: see the module's contract.
+    unsafe { slice(src, len) }.iter().sum()
+}
+
+pub unsafe extern "C" fn logsumexp(src: *const f64, len: i64) -> f64 {
+    // SAFETY: see the module's contract.
+    ppl_runtime::logsumexp(unsafe { slice(src, len) })
+}
+
+/// The products of `interp::value::matmul`, in its summation order: `kind` 0 is vector·vector,
+/// 1 matrix·vector, 2 vector·matrix, 3 matrix·matrix; `a` is m×n, `b` n×p.
+pub unsafe extern "C" fn matmul(kind: i64, dst: *mut f64, a: *const f64, b: *const f64, m: i64, n: i64, p: i64) -> f64 {
+    let dot = |terms: &mut dyn Iterator<Item = (f64, f64)>| terms.fold(0.0, |sum, (x, y)| sum + x * y);
+    // SAFETY: see the module's contract.
+    unsafe {
+        match kind {
+            0 => dot(&mut slice(a, n).iter().copied().zip(slice(b, n).iter().copied())),
+            1 => {
+                let (x, v) = (slice(a, m * n), slice(b, n));
+                for i in 0..m as usize {
+                    *dst.add(i) =
+                        dot(&mut x[i * n as usize..(i + 1) * n as usize].iter().copied().zip(v.iter().copied()));
+                }
+                0.0
+            }
+            2 => {
+                // v (length n) times a matrix n×p.
+                let (v, x) = (slice(a, n), slice(b, n * p));
+                for j in 0..p as usize {
+                    *dst.add(j) = dot(&mut (0..n as usize).map(|i| (v[i], x[i * p as usize + j])));
+                }
+                0.0
+            }
+            _ => {
+                let (x, y) = (slice(a, m * n), slice(b, n * p));
+                let (n, p) = (n as usize, p as usize);
+                for i in 0..m as usize {
+                    for j in 0..p {
+                        *dst.add(i * p + j) = dot(&mut (0..n).map(|l| (x[i * n + l], y[l * p + j])));
+                    }
+                }
+                0.0
+            }
+        }
+    }
+}
+
+pub unsafe extern "C" fn transpose(dst: *mut f64, src: *const f64, rows: i64, cols: i64) {
+    // SAFETY: see the module's contract.
+    unsafe {
+        let src = slice(src, rows * cols);
+        let (rows, cols) = (rows as usize, cols as usize);
+        for j in 0..cols {
+            for i in 0..rows {
+                *dst.add(j * rows + i) = src[i * cols + j];
+            }
+        }
+    }
+}
+
+pub unsafe extern "C" fn outer(dst: *mut f64, a: *const f64, m: i64, b: *const f64, n: i64) {
+    // SAFETY: see the module's contract.
+    unsafe {
+        let (a, b) = (slice(a, m), slice(b, n));
+        for (i, p) in a.iter().enumerate() {
+            for (j, q) in b.iter().enumerate() {
+                *dst.add(i * n as usize + j) = p * q;
+            }
+        }
+    }
+}
+
+pub unsafe extern "C" fn rng_copy(dst: *mut Rng, src: *const Rng) {
+    // SAFETY: both point at initialised streams in the caller's scratch.
+    unsafe { (*dst).clone_from(&*src) }
+}
+
+/// Advances a copy of `src` into `dst` and returns the noise drawn: 0 uniform, 1 normal.
+pub unsafe extern "C" fn draw(kind: i64, src: *const Rng, dst: *mut Rng) -> f64 {
+    // SAFETY: as `rng_copy`.
+    unsafe {
+        (*dst).clone_from(&*src);
+        if kind == 0 {
+            (*dst).uniform()
+        } else {
+            (*dst).standard_normal()
+        }
+    }
+}
+
+pub unsafe extern "C" fn split(src: *const Rng, left: *mut Rng, right: *mut Rng) {
+    // SAFETY: as `rng_copy`.
+    unsafe {
+        (*left).clone_from(&*src);
+        *right = (*left).fork();
+    }
+}
+
+/// Draws from a runtime sampler into `out` (a real for gamma, an int's bits otherwise);
+/// returns 0, or 1 if the argument is outside the sampler's domain. `kind`: 0 gamma, 1
+/// poisson, 2 geometric, 3 categorical (`arg` unused, weights at `weights`).
+pub unsafe extern "C" fn sample(
+    kind: i64,
+    src: *const Rng,
+    dst: *mut Rng,
+    arg: f64,
+    weights: *const f64,
+    len: i64,
+    out: *mut i64,
+) -> i64 {
+    // SAFETY: as `rng_copy` and the module's contract.
+    unsafe {
+        (*dst).clone_from(&*src);
+        let rng = &mut *dst;
+        let drawn = match kind {
+            0 => ppl_runtime::sample::gamma(rng, arg, 1.0).map(|x| x.to_bits() as i64),
+            1 => ppl_runtime::sample::poisson(rng, arg).map(|n| n as i64),
+            2 => ppl_runtime::sample::geometric(rng, arg).map(|n| n as i64),
+            _ => ppl_runtime::sample::categorical(rng, slice(weights, len)).map(|i| i as i64),
+        };
+        match drawn {
+            Ok(bits) => {
+                *out = bits;
+                0
+            }
+            Err(_) => 1,
+        }
+    }
+}
+
+pub extern "C" fn gamma_sample_dshape(x: f64, shape: f64) -> f64 {
+    ppl_runtime::gamma_sample_dshape(x, shape)
+}
+
+/// Integer arithmetic with the interpreter's overflow checks: `code` 0 add, 1 sub, 2 mul,
+/// 3 negate (`b` unused); sets `*failed` on overflow.
+pub unsafe extern "C" fn int_arith(code: i64, a: i64, b: i64, failed: *mut i64) -> i64 {
+    let result = match code {
+        0 => a.checked_add(b),
+        1 => a.checked_sub(b),
+        2 => a.checked_mul(b),
+        _ => a.checked_neg(),
+    };
+    result.unwrap_or_else(|| {
+        // SAFETY: `failed` is the frame's flag.
+        unsafe { *failed = 1 };
+        0
+    })
+}
+
+pub unsafe extern "C" fn tape_push(tape: *mut Vec<f64>, src: *const f64, len: i64) {
+    // SAFETY: `tape` is the frame's tape; see the module's contract for `src`.
+    unsafe { (*tape).extend_from_slice(slice(src, len)) }
+}
+
+/// Pops `len` values into `dst` (in the order they were pushed); 1 if the tape is too short.
+pub unsafe extern "C" fn tape_pop(tape: *mut Vec<f64>, dst: *mut f64, len: i64) -> i64 {
+    // SAFETY: as `tape_push`.
+    unsafe {
+        let tape = &mut *tape;
+        let Some(start) = tape.len().checked_sub(len as usize) else { return 1 };
+        std::ptr::copy_nonoverlapping(tape.as_ptr().add(start), dst, len as usize);
+        tape.truncate(start);
+        0
+    }
+}
+
+/// Every shim by the name compiled code imports it under.
+pub fn symbols() -> Vec<(&'static str, *const u8)> {
+    vec![
+        ("ppl_real_unary", real_unary_call as *const u8),
+        ("ppl_real_binary", real_binary_call as *const u8),
+        ("ppl_vec_unary", vec_unary as *const u8),
+        ("ppl_vec_binary", vec_binary as *const u8),
+        ("ppl_copy", copy as *const u8),
+        ("ppl_sum", sum as *const u8),
+        ("ppl_logsumexp", logsumexp as *const u8),
+        ("ppl_matmul", matmul as *const u8),
+        ("ppl_transpose", transpose as *const u8),
+        ("ppl_outer", outer as *const u8),
+        ("ppl_rng_copy", rng_copy as *const u8),
+        ("ppl_draw", draw as *const u8),
+        ("ppl_split", split as *const u8),
+        ("ppl_sample", sample as *const u8),
+        ("ppl_gamma_sample_dshape", gamma_sample_dshape as *const u8),
+        ("ppl_int_arith", int_arith as *const u8),
+        ("ppl_tape_push", tape_push as *const u8),
+        ("ppl_tape_pop", tape_pop as *const u8),
+    ]
+}

@@ -1,0 +1,701 @@
+//! IR to Cranelift IR, one function at a time.
+//!
+//! Reals, ints and bools are Cranelift values (`f64`, `i64`, `i8`); vectors and matrices live
+//! in slots of the frame's scratch memory and random streams in its stream slots, one slot
+//! per IR value (see [`Layout`]), so copying a value is copying its slot. `if` and `for`
+//! become blocks whose parameters carry the scalars; carried vectors and streams are copied
+//! into their loop parameters' slots at the end of each iteration. Anything that can fail (a
+//! check, an index, integer overflow, a sampler's domain, the tape) branches to one exit that
+//! returns 1; the caller then reruns that sample in the interpreter for the exact diagnostic.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::{self as cl, condcodes::FloatCC, condcodes::IntCC, types, AbiParam, InstBuilder, MemFlags};
+use cranelift_frontend::FunctionBuilder as ClifBuilder;
+use cranelift_jit::JITModule;
+use cranelift_module::{Linkage, Module};
+
+use super::shims;
+use super::Layout;
+use crate::ir::verify::IrError;
+use crate::ir::{
+    BinaryOp, Block, CompareOp, Constant, Function, Inst, Kernel, Noise, Op, ReduceOp, Sampler, Type, UnaryOp, Value,
+};
+
+fn error<T>(message: impl Into<String>) -> Result<T, IrError> {
+    Err(IrError { message: message.into() })
+}
+
+/// The signature of each shim: parameter and return types.
+fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
+    use types::{F64, I64};
+    match name {
+        "ppl_real_unary" => (vec![I64, F64], vec![F64]),
+        "ppl_real_binary" => (vec![I64, F64, F64], vec![F64]),
+        "ppl_vec_unary" => (vec![I64, I64, I64, I64], vec![]),
+        "ppl_vec_binary" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![]),
+        "ppl_copy" => (vec![I64, I64, I64], vec![]),
+        "ppl_sum" | "ppl_logsumexp" => (vec![I64, I64], vec![F64]),
+        "ppl_matmul" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![F64]),
+        "ppl_transpose" => (vec![I64, I64, I64, I64], vec![]),
+        "ppl_outer" => (vec![I64, I64, I64, I64, I64], vec![]),
+        "ppl_rng_copy" => (vec![I64, I64], vec![]),
+        "ppl_draw" => (vec![I64, I64, I64], vec![F64]),
+        "ppl_split" => (vec![I64, I64, I64], vec![]),
+        "ppl_sample" => (vec![I64, I64, I64, F64, I64, I64, I64], vec![I64]),
+        "ppl_gamma_sample_dshape" => (vec![F64, F64], vec![F64]),
+        "ppl_int_arith" => (vec![I64, I64, I64, I64], vec![I64]),
+        "ppl_tape_push" => (vec![I64, I64, I64], vec![]),
+        _ => (vec![I64, I64, I64], vec![I64]),
+    }
+}
+
+pub struct Translator<'f, 'b> {
+    pub source: &'f Function,
+    pub b: ClifBuilder<'b>,
+    pub module: &'f mut JITModule,
+    pub layout: &'f Layout,
+    pub funcs: HashMap<&'static str, cl::FuncRef>,
+    pub scalars: HashMap<Value, cl::Value>,
+    pub slots: cl::Value,
+    pub rngs: cl::Value,
+    pub tape: cl::Value,
+    pub failed: cl::Value,
+    pub exit_error: cl::Block,
+}
+
+fn clif_type(ty: Type) -> Option<cl::Type> {
+    match ty {
+        Type::Real => Some(types::F64),
+        Type::Int => Some(types::I64),
+        Type::Bool => Some(types::I8),
+        _ => None,
+    }
+}
+
+fn len(ty: Type) -> i64 {
+    match ty {
+        Type::Vec(n) => i64::from(n),
+        Type::Mat(m, n) => i64::from(m) * i64::from(n),
+        _ => 1,
+    }
+}
+
+impl Translator<'_, '_> {
+    fn ty(&self, value: Value) -> Result<Type, IrError> {
+        self.source.ty(value).ok_or(IrError { message: format!("{value} has no type") })
+    }
+
+    fn scalar(&self, value: Value) -> Result<cl::Value, IrError> {
+        self.scalars.get(&value).copied().ok_or(IrError { message: format!("{value} is not a scalar in scope") })
+    }
+
+    fn iconst(&mut self, n: i64) -> cl::Value {
+        self.b.ins().iconst(types::I64, n)
+    }
+
+    /// The address of a value's slot (vectors and matrices) or stream slot.
+    fn address(&mut self, value: Value) -> Result<cl::Value, IrError> {
+        if let Some(index) = self.layout.rng.get(&value) {
+            let offset = (*index * std::mem::size_of::<ppl_runtime::Rng>()) as i64;
+            return Ok(self.b.ins().iadd_imm(self.rngs, offset));
+        }
+        match self.layout.slot.get(&value) {
+            Some(offset) => Ok(self.b.ins().iadd_imm(self.slots, (*offset * 8) as i64)),
+            None => error(format!("{value} has no slot")),
+        }
+    }
+
+    fn call(&mut self, name: &'static str, args: &[cl::Value]) -> Result<Vec<cl::Value>, IrError> {
+        let func = match self.funcs.get(name) {
+            Some(func) => *func,
+            None => {
+                let (params, returns) = shim_signature(name);
+                let mut signature = self.module.make_signature();
+                signature.params.extend(params.into_iter().map(AbiParam::new));
+                signature.returns.extend(returns.into_iter().map(AbiParam::new));
+                let id = self
+                    .module
+                    .declare_function(name, Linkage::Import, &signature)
+                    .map_err(|e| IrError { message: e.to_string() })?;
+                let func = self.module.declare_func_in_func(id, self.b.func);
+                self.funcs.insert(name, func);
+                func
+            }
+        };
+        let call = self.b.ins().call(func, args);
+        Ok(self.b.inst_results(call).to_vec())
+    }
+
+    fn call1(&mut self, name: &'static str, args: &[cl::Value]) -> Result<cl::Value, IrError> {
+        self.call(name, args)?.first().copied().ok_or(IrError { message: format!("{name} returns nothing") })
+    }
+
+    /// Continues only if `ok` (an `i8`) is true; otherwise leaves through the error exit.
+    fn guard(&mut self, ok: cl::Value) {
+        let next = self.b.create_block();
+        self.b.ins().brif(ok, next, &[], self.exit_error, &[]);
+        self.b.switch_to_block(next);
+    }
+
+    /// Copies a value (of any type) into the slot of `target`, or returns its scalar.
+    fn copy_into(&mut self, source: Value, target: Value) -> Result<(), IrError> {
+        let ty = self.ty(source)?;
+        match ty {
+            Type::Rng => {
+                let (dst, src) = (self.address(target)?, self.address(source)?);
+                self.call("ppl_rng_copy", &[dst, src])?;
+            }
+            Type::Vec(_) | Type::Mat(..) => {
+                let (dst, src) = (self.address(target)?, self.address(source)?);
+                let n = self.iconst(len(ty));
+                self.call("ppl_copy", &[dst, src, n])?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn block(&mut self, block: &Block) -> Result<(), IrError> {
+        for inst in &block.insts {
+            self.inst(inst)?;
+        }
+        Ok(())
+    }
+
+    fn inst(&mut self, inst: &Inst) -> Result<(), IrError> {
+        let result = inst.results.first().copied();
+        match &inst.op {
+            Op::If { cond, then, otherwise } => return self.branch(inst, *cond, then, otherwise),
+            Op::For { lo, hi, init, body } => return self.repeat(inst, *lo, *hi, init, body),
+            Op::Expect { .. } | Op::Branch { .. } => return error("an expectation must be expanded before compiling"),
+            _ => {}
+        }
+        let Some(result) = result else { return self.effect(&inst.op) };
+        let ty = self.ty(result)?;
+        let value: Option<cl::Value> = match &inst.op {
+            Op::Const(Constant::Real(x)) => Some(self.b.ins().f64const(*x)),
+            Op::Const(Constant::Int(n)) => Some(self.iconst(*n)),
+            Op::Const(Constant::Bool(b)) => Some(self.b.ins().iconst(types::I8, i64::from(*b))),
+            Op::Unary(op, a) => self.unary(*op, *a, result, ty)?,
+            Op::Binary(op, a, b) => self.binary(*op, *a, *b, result, ty)?,
+            Op::Compare(op, a, b) => Some(self.compare(*op, *a, *b)?),
+            Op::Select { cond, if_true, if_false } => {
+                let cond = self.scalar(*cond)?;
+                if clif_type(ty).is_some() {
+                    let (t, f) = (self.scalar(*if_true)?, self.scalar(*if_false)?);
+                    Some(self.b.ins().select(cond, t, f))
+                } else {
+                    let (t, f) = (self.address(*if_true)?, self.address(*if_false)?);
+                    let source = self.b.ins().select(cond, t, f);
+                    let dst = self.address(result)?;
+                    if ty == Type::Rng {
+                        self.call("ppl_rng_copy", &[dst, source])?;
+                    } else {
+                        let n = self.iconst(len(ty));
+                        self.call("ppl_copy", &[dst, source, n])?;
+                    }
+                    None
+                }
+            }
+            Op::Build(parts) => {
+                let dst = self.address(result)?;
+                for (k, part) in parts.iter().enumerate() {
+                    match self.ty(*part)? {
+                        Type::Real => {
+                            let x = self.scalar(*part)?;
+                            self.b.ins().store(MemFlags::trusted(), x, dst, (k * 8) as i32);
+                        }
+                        row_type => {
+                            let row = self.address(*part)?;
+                            let n = len(row_type);
+                            let at = self.b.ins().iadd_imm(dst, k as i64 * n * 8);
+                            let n = self.iconst(n);
+                            self.call("ppl_copy", &[at, row, n])?;
+                        }
+                    }
+                }
+                None
+            }
+            Op::Extract { aggregate, index } => {
+                let aggregate_type = self.ty(*aggregate)?;
+                let (rows, width) = match aggregate_type {
+                    Type::Vec(n) => (i64::from(n), 1),
+                    Type::Mat(m, n) => (i64::from(m), i64::from(n)),
+                    other => return error(format!("extract from {other}")),
+                };
+                let index = self.scalar(*index)?;
+                let in_bounds = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, index, rows);
+                self.guard(in_bounds);
+                let base = self.address(*aggregate)?;
+                let offset = self.b.ins().imul_imm(index, width * 8);
+                let at = self.b.ins().iadd(base, offset);
+                if width == 1 {
+                    Some(self.b.ins().load(types::F64, MemFlags::trusted(), at, 0))
+                } else {
+                    let dst = self.address(result)?;
+                    let n = self.iconst(width);
+                    self.call("ppl_copy", &[dst, at, n])?;
+                    None
+                }
+            }
+            Op::Insert { aggregate, index, value } => {
+                let (rows, width) = match ty {
+                    Type::Vec(n) => (i64::from(n), 1),
+                    Type::Mat(m, n) => (i64::from(m), i64::from(n)),
+                    other => return error(format!("insert into {other}")),
+                };
+                let index = self.scalar(*index)?;
+                let in_bounds = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, index, rows);
+                self.guard(in_bounds);
+                self.copy_into(*aggregate, result)?;
+                let base = self.address(result)?;
+                let offset = self.b.ins().imul_imm(index, width * 8);
+                let at = self.b.ins().iadd(base, offset);
+                if width == 1 {
+                    let x = self.scalar(*value)?;
+                    self.b.ins().store(MemFlags::trusted(), x, at, 0);
+                } else {
+                    let row = self.address(*value)?;
+                    let n = self.iconst(width);
+                    self.call("ppl_copy", &[at, row, n])?;
+                }
+                None
+            }
+            Op::Reduce(op, a) => {
+                let src = self.address(*a)?;
+                let n = self.iconst(len(self.ty(*a)?));
+                let name = if *op == ReduceOp::Sum { "ppl_sum" } else { "ppl_logsumexp" };
+                Some(self.call1(name, &[src, n])?)
+            }
+            Op::MatMul(a, b) => {
+                let (ta, tb) = (self.ty(*a)?, self.ty(*b)?);
+                let (kind, m, n, p) = match (ta, tb) {
+                    (Type::Vec(n), Type::Vec(_)) => (0, 1, i64::from(n), 1),
+                    (Type::Mat(m, n), Type::Vec(_)) => (1, i64::from(m), i64::from(n), 1),
+                    (Type::Vec(n), Type::Mat(_, p)) => (2, 1, i64::from(n), i64::from(p)),
+                    (Type::Mat(m, n), Type::Mat(_, p)) => (3, i64::from(m), i64::from(n), i64::from(p)),
+                    (a, b) => return error(format!("product of {a} and {b}")),
+                };
+                let dst = if kind == 0 { self.iconst(0) } else { self.address(result)? };
+                let (pa, pb) = (self.address(*a)?, self.address(*b)?);
+                let args = [self.iconst(kind), dst, pa, pb, self.iconst(m), self.iconst(n), self.iconst(p)];
+                let product = self.call1("ppl_matmul", &args)?;
+                (kind == 0).then_some(product)
+            }
+            Op::Transpose(a) => {
+                let Type::Mat(rows, cols) = self.ty(*a)? else { return error("transpose of a non-matrix") };
+                let (dst, src) = (self.address(result)?, self.address(*a)?);
+                let args = [dst, src, self.iconst(i64::from(rows)), self.iconst(i64::from(cols))];
+                self.call("ppl_transpose", &args)?;
+                None
+            }
+            Op::Outer(a, b) => {
+                let (Type::Vec(m), Type::Vec(n)) = (self.ty(*a)?, self.ty(*b)?) else {
+                    return error("outer product of non-vectors");
+                };
+                let (dst, pa, pb) = (self.address(result)?, self.address(*a)?, self.address(*b)?);
+                let args = [dst, pa, self.iconst(i64::from(m)), pb, self.iconst(i64::from(n))];
+                self.call("ppl_outer", &args)?;
+                None
+            }
+            Op::WithTangent { value, .. } => {
+                if clif_type(ty).is_some() {
+                    Some(self.scalar(*value)?)
+                } else {
+                    self.copy_into(*value, result)?;
+                    None
+                }
+            }
+            Op::Draw { noise, rng } => {
+                let (src, dst) = (self.address(*rng)?, self.address(inst.results[1])?);
+                let kind = self.iconst(if *noise == Noise::Uniform { 0 } else { 1 });
+                Some(self.call1("ppl_draw", &[kind, src, dst])?)
+            }
+            Op::Split { rng } => {
+                let (src, left, right) = (self.address(*rng)?, self.address(result)?, self.address(inst.results[1])?);
+                self.call("ppl_split", &[src, left, right])?;
+                None
+            }
+            Op::Sample { sampler, args, rng } => {
+                let (src, dst) = (self.address(*rng)?, self.address(inst.results[1])?);
+                let (kind, arg, weights, count) = match sampler {
+                    Sampler::Gamma | Sampler::Poisson | Sampler::Geometric => {
+                        let kind = match sampler {
+                            Sampler::Gamma => 0,
+                            Sampler::Poisson => 1,
+                            _ => 2,
+                        };
+                        let arg = self.scalar(args[0])?;
+                        (kind, arg, self.iconst(0), self.iconst(0))
+                    }
+                    Sampler::Categorical => {
+                        let weights = self.address(args[0])?;
+                        let count = self.iconst(len(self.ty(args[0])?));
+                        (3, self.b.ins().f64const(0.0), weights, count)
+                    }
+                };
+                let out = self.b.ins().iadd_imm(self.failed, 8);
+                let kind = self.iconst(kind);
+                let status = self.call1("ppl_sample", &[kind, src, dst, arg, weights, count, out])?;
+                let ok = self.b.ins().icmp_imm(IntCC::Equal, status, 0);
+                self.guard(ok);
+                let bits = self.b.ins().load(types::I64, MemFlags::trusted(), out, 0);
+                Some(if *sampler == Sampler::Gamma {
+                    self.b.ins().bitcast(types::F64, MemFlags::new(), bits)
+                } else {
+                    bits
+                })
+            }
+            Op::Kernel(Kernel::GammaSampleDShape, args) => {
+                let (x, shape) = (self.scalar(args[0])?, self.scalar(args[1])?);
+                Some(self.call1("ppl_gamma_sample_dshape", &[x, shape])?)
+            }
+            Op::Restore(ty) => match clif_type(*ty) {
+                Some(_) => {
+                    let scratch = self.b.ins().iadd_imm(self.failed, 8);
+                    let one = self.iconst(1);
+                    let status = self.call1("ppl_tape_pop", &[self.tape, scratch, one])?;
+                    let ok = self.b.ins().icmp_imm(IntCC::Equal, status, 0);
+                    self.guard(ok);
+                    Some(self.load_scalar(*ty, scratch))
+                }
+                None => {
+                    let dst = self.address(result)?;
+                    let n = self.iconst(len(*ty));
+                    let status = self.call1("ppl_tape_pop", &[self.tape, dst, n])?;
+                    let ok = self.b.ins().icmp_imm(IntCC::Equal, status, 0);
+                    self.guard(ok);
+                    None
+                }
+            },
+            op => return error(format!("cannot compile {op:?}")),
+        };
+        if let Some(value) = value {
+            self.scalars.insert(result, value);
+        }
+        Ok(())
+    }
+
+    /// A scalar of type `ty` stored (as 8 bytes) at `address`.
+    pub fn load_scalar(&mut self, ty: Type, address: cl::Value) -> cl::Value {
+        let bits = self.b.ins().load(types::I64, MemFlags::trusted(), address, 0);
+        match ty {
+            Type::Real => self.b.ins().bitcast(types::F64, MemFlags::new(), bits),
+            Type::Bool => self.b.ins().ireduce(types::I8, bits),
+            _ => bits,
+        }
+    }
+
+    /// Stores a scalar of type `ty` as 8 bytes at `address`.
+    pub fn store_scalar(&mut self, ty: Type, value: cl::Value, address: cl::Value) {
+        let bits = match ty {
+            Type::Real => self.b.ins().bitcast(types::I64, MemFlags::new(), value),
+            Type::Bool => self.b.ins().uextend(types::I64, value),
+            _ => value,
+        };
+        self.b.ins().store(MemFlags::trusted(), bits, address, 0);
+    }
+
+    fn effect(&mut self, op: &Op) -> Result<(), IrError> {
+        match op {
+            Op::Check { cond, .. } => {
+                let ok = self.scalar(*cond)?;
+                self.guard(ok);
+            }
+            Op::Save(value) => {
+                let ty = self.ty(*value)?;
+                if clif_type(ty).is_some() {
+                    let scalar = self.scalar(*value)?;
+                    let scratch = self.b.ins().iadd_imm(self.failed, 8);
+                    self.store_scalar(ty, scalar, scratch);
+                    let one = self.iconst(1);
+                    self.call("ppl_tape_push", &[self.tape, scratch, one])?;
+                } else {
+                    let src = self.address(*value)?;
+                    let n = self.iconst(len(ty));
+                    self.call("ppl_tape_push", &[self.tape, src, n])?;
+                }
+            }
+            op => return error(format!("{op:?} has no results")),
+        }
+        Ok(())
+    }
+
+    fn unary(&mut self, op: UnaryOp, a: Value, result: Value, ty: Type) -> Result<Option<cl::Value>, IrError> {
+        let operand_type = self.ty(a)?;
+        if let Type::Vec(_) | Type::Mat(..) = ty {
+            let code = shims::UNARY.iter().position(|u| *u == op).ok_or(IrError { message: format!("{op:?}") })?;
+            let (dst, src) = (self.address(result)?, self.address(a)?);
+            let args = [self.iconst(code as i64), dst, src, self.iconst(len(ty))];
+            self.call("ppl_vec_unary", &args)?;
+            return Ok(None);
+        }
+        let x = self.scalar(a)?;
+        Ok(Some(match (op, operand_type) {
+            (UnaryOp::Not, _) => self.b.ins().bxor_imm(x, 1),
+            (UnaryOp::ToReal, _) => self.b.ins().fcvt_from_sint(types::F64, x),
+            (UnaryOp::ToInt, _) => self.b.ins().fcvt_to_sint_sat(types::I64, x),
+            (UnaryOp::Neg, Type::Int) => {
+                let (code, zero) = (self.iconst(3), self.iconst(0));
+                let value = self.call1("ppl_int_arith", &[code, x, zero, self.failed])?;
+                self.check_overflow();
+                value
+            }
+            (UnaryOp::Neg, _) => self.b.ins().fneg(x),
+            (UnaryOp::Abs, _) => self.b.ins().fabs(x),
+            (UnaryOp::Sqrt, _) => self.b.ins().sqrt(x),
+            (UnaryOp::Detach, _) => x,
+            (op, _) => {
+                let code = shims::UNARY.iter().position(|u| *u == op).ok_or(IrError { message: format!("{op:?}") })?;
+                let code = self.iconst(code as i64);
+                self.call1("ppl_real_unary", &[code, x])?
+            }
+        }))
+    }
+
+    fn check_overflow(&mut self) {
+        let flag = self.b.ins().load(types::I64, MemFlags::trusted(), self.failed, 0);
+        let ok = self.b.ins().icmp_imm(IntCC::Equal, flag, 0);
+        self.guard(ok);
+    }
+
+    fn binary(
+        &mut self,
+        op: BinaryOp,
+        a: Value,
+        b: Value,
+        result: Value,
+        ty: Type,
+    ) -> Result<Option<cl::Value>, IrError> {
+        let (ta, tb) = (self.ty(a)?, self.ty(b)?);
+        if let Type::Vec(_) | Type::Mat(..) = ty {
+            let code = shims::BINARY.iter().position(|o| *o == op).ok_or(IrError { message: format!("{op:?}") })?;
+            let dst = self.address(result)?;
+            let (pa, sa) = self.operand_pointer(a, ta)?;
+            let (pb, sb) = self.operand_pointer(b, tb)?;
+            let args = [self.iconst(code as i64), dst, pa, sa, pb, sb, self.iconst(len(ty))];
+            self.call("ppl_vec_binary", &args)?;
+            return Ok(None);
+        }
+        let (x, y) = (self.scalar(a)?, self.scalar(b)?);
+        if ty == Type::Bool {
+            return Ok(Some(match op {
+                BinaryOp::And => self.b.ins().band(x, y),
+                _ => self.b.ins().bor(x, y),
+            }));
+        }
+        if ty == Type::Int {
+            return Ok(Some(match op {
+                BinaryOp::Min => self.b.ins().smin(x, y),
+                BinaryOp::Max => self.b.ins().smax(x, y),
+                _ => {
+                    let code = match op {
+                        BinaryOp::Add => 0,
+                        BinaryOp::Sub => 1,
+                        _ => 2,
+                    };
+                    let code = self.iconst(code);
+                    let value = self.call1("ppl_int_arith", &[code, x, y, self.failed])?;
+                    self.check_overflow();
+                    value
+                }
+            }));
+        }
+        // Reals (an int operand is converted, as the interpreter does).
+        let x = if ta == Type::Int { self.b.ins().fcvt_from_sint(types::F64, x) } else { x };
+        let y = if tb == Type::Int { self.b.ins().fcvt_from_sint(types::F64, y) } else { y };
+        Ok(Some(match op {
+            BinaryOp::Add => self.b.ins().fadd(x, y),
+            BinaryOp::Sub => self.b.ins().fsub(x, y),
+            BinaryOp::Mul => self.b.ins().fmul(x, y),
+            BinaryOp::Div => self.b.ins().fdiv(x, y),
+            op => {
+                let code = shims::BINARY.iter().position(|o| *o == op).ok_or(IrError { message: format!("{op:?}") })?;
+                let code = self.iconst(code as i64);
+                self.call1("ppl_real_binary", &[code, x, y])?
+            }
+        }))
+    }
+
+    /// A pointer to an operand's elements and its stride: a vector's slot, or a scalar spilled
+    /// to the frame's scratch word (stride 0).
+    fn operand_pointer(&mut self, value: Value, ty: Type) -> Result<(cl::Value, cl::Value), IrError> {
+        match ty {
+            Type::Vec(_) | Type::Mat(..) => Ok((self.address(value)?, self.iconst(1))),
+            _ => {
+                let x = self.scalar(value)?;
+                let x = if ty == Type::Int { self.b.ins().fcvt_from_sint(types::F64, x) } else { x };
+                let slot =
+                    self.b.create_sized_stack_slot(cl::StackSlotData::new(cl::StackSlotKind::ExplicitSlot, 8, 3));
+                self.b.ins().stack_store(x, slot, 0);
+                let pointer = self.b.ins().stack_addr(types::I64, slot, 0);
+                Ok((pointer, self.iconst(0)))
+            }
+        }
+    }
+
+    fn compare(&mut self, op: CompareOp, a: Value, b: Value) -> Result<cl::Value, IrError> {
+        let (x, y) = (self.scalar(a)?, self.scalar(b)?);
+        Ok(if self.ty(a)? == Type::Real {
+            let cc = match op {
+                CompareOp::Eq => FloatCC::Equal,
+                CompareOp::Ne => FloatCC::NotEqual,
+                CompareOp::Lt => FloatCC::LessThan,
+                CompareOp::Le => FloatCC::LessThanOrEqual,
+                CompareOp::Gt => FloatCC::GreaterThan,
+                CompareOp::Ge => FloatCC::GreaterThanOrEqual,
+            };
+            self.b.ins().fcmp(cc, x, y)
+        } else {
+            let cc = match op {
+                CompareOp::Eq => IntCC::Equal,
+                CompareOp::Ne => IntCC::NotEqual,
+                CompareOp::Lt => IntCC::SignedLessThan,
+                CompareOp::Le => IntCC::SignedLessThanOrEqual,
+                CompareOp::Gt => IntCC::SignedGreaterThan,
+                CompareOp::Ge => IntCC::SignedGreaterThanOrEqual,
+            };
+            self.b.ins().icmp(cc, x, y)
+        })
+    }
+
+    /// The Cranelift types of the scalar values among `values`.
+    fn scalar_types(&self, values: &[Value]) -> Result<Vec<(usize, cl::Type)>, IrError> {
+        let mut types = Vec::new();
+        for (k, value) in values.iter().enumerate() {
+            if let Some(ty) = clif_type(self.ty(*value)?) {
+                types.push((k, ty));
+            }
+        }
+        Ok(types)
+    }
+
+    fn branch(&mut self, inst: &Inst, cond: Value, then: &Block, otherwise: &Block) -> Result<(), IrError> {
+        let cond = self.scalar(cond)?;
+        let (then_block, else_block, merge) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        let scalar_results = self.scalar_types(&inst.results)?;
+        for (_, ty) in &scalar_results {
+            self.b.append_block_param(merge, *ty);
+        }
+        self.b.ins().brif(cond, then_block, &[], else_block, &[]);
+        for (block, body) in [(then_block, then), (else_block, otherwise)] {
+            self.b.switch_to_block(block);
+            self.block(body)?;
+            let mut args = Vec::with_capacity(scalar_results.len());
+            for (k, (yielded, target)) in body.results.iter().zip(&inst.results).enumerate() {
+                if scalar_results.iter().any(|(position, _)| *position == k) {
+                    args.push(cl::BlockArg::Value(self.scalar(*yielded)?));
+                } else {
+                    self.copy_into(*yielded, *target)?;
+                }
+            }
+            self.b.ins().jump(merge, &args);
+        }
+        self.b.switch_to_block(merge);
+        let params = self.b.block_params(merge).to_vec();
+        for ((k, _), param) in scalar_results.iter().zip(params) {
+            self.scalars.insert(inst.results[*k], param);
+        }
+        Ok(())
+    }
+
+    fn repeat(&mut self, inst: &Inst, lo: Value, hi: Value, init: &[Value], body: &Block) -> Result<(), IrError> {
+        let (lo, hi) = (self.scalar(lo)?, self.scalar(hi)?);
+        let carried = &body.params[1..];
+        let scalar_carried = self.scalar_types(carried)?;
+        let (header, body_block, exit) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.append_block_param(header, types::I64);
+        for (_, ty) in &scalar_carried {
+            self.b.append_block_param(header, *ty);
+        }
+        let mut args = vec![cl::BlockArg::Value(lo)];
+        for (k, (start, param)) in init.iter().zip(carried).enumerate() {
+            if scalar_carried.iter().any(|(position, _)| *position == k) {
+                args.push(cl::BlockArg::Value(self.scalar(*start)?));
+            } else {
+                self.copy_into(*start, *param)?;
+            }
+        }
+        self.b.ins().jump(header, &args);
+        self.b.switch_to_block(header);
+        let header_params = self.b.block_params(header).to_vec();
+        let index = header_params[0];
+        for ((k, _), param) in scalar_carried.iter().zip(&header_params[1..]) {
+            self.scalars.insert(carried[*k], *param);
+        }
+        let running = self.b.ins().icmp(IntCC::SignedLessThan, index, hi);
+        self.b.ins().brif(running, body_block, &[], exit, &[]);
+        self.b.switch_to_block(body_block);
+        self.scalars.insert(body.params[0], index);
+        self.block(body)?;
+        // Vectors and streams go through their staging slots, so that a body yielding its
+        // parameters in another order reads each before it is overwritten.
+        let mut next = Vec::with_capacity(scalar_carried.len() + 1);
+        next.push(cl::BlockArg::Value(self.b.ins().iadd_imm(index, 1)));
+        for (k, (yielded, param)) in body.results.iter().zip(carried).enumerate() {
+            if scalar_carried.iter().any(|(position, _)| *position == k) {
+                next.push(cl::BlockArg::Value(self.scalar(*yielded)?));
+            } else {
+                let staging =
+                    self.layout.staging.get(param).copied().ok_or(IrError { message: "no staging slot".into() })?;
+                self.copy_to_staging(*yielded, staging)?;
+            }
+        }
+        for (k, param) in carried.iter().enumerate() {
+            if !scalar_carried.iter().any(|(position, _)| *position == k) {
+                let staging =
+                    self.layout.staging.get(param).copied().ok_or(IrError { message: "no staging slot".into() })?;
+                self.copy_from_staging(staging, *param)?;
+            }
+        }
+        self.b.ins().jump(header, &next);
+        self.b.switch_to_block(exit);
+        for (k, (param, result)) in carried.iter().zip(&inst.results).enumerate() {
+            match scalar_carried.iter().position(|(position, _)| *position == k) {
+                Some(position) => {
+                    self.scalars.insert(*result, header_params[1 + position]);
+                }
+                None => self.copy_into(*param, *result)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn staging_address(&mut self, staging: super::Place) -> cl::Value {
+        match staging {
+            super::Place::Slot(offset) => self.b.ins().iadd_imm(self.slots, (offset * 8) as i64),
+            super::Place::Rng(index) => {
+                self.b.ins().iadd_imm(self.rngs, (index * std::mem::size_of::<ppl_runtime::Rng>()) as i64)
+            }
+        }
+    }
+
+    fn copy_to_staging(&mut self, source: Value, staging: super::Place) -> Result<(), IrError> {
+        let ty = self.ty(source)?;
+        let (dst, src) = (self.staging_address(staging), self.address(source)?);
+        self.copy_raw(ty, dst, src)
+    }
+
+    fn copy_from_staging(&mut self, staging: super::Place, target: Value) -> Result<(), IrError> {
+        let ty = self.ty(target)?;
+        let (dst, src) = (self.address(target)?, self.staging_address(staging));
+        self.copy_raw(ty, dst, src)
+    }
+
+    /// Copies a value into memory at `dst` (its slot's contents, or its stream).
+    pub fn copy_value_to(&mut self, value: Value, ty: Type, dst: cl::Value) -> Result<(), IrError> {
+        let src = self.address(value)?;
+        self.copy_raw(ty, dst, src)
+    }
+
+    fn copy_raw(&mut self, ty: Type, dst: cl::Value, src: cl::Value) -> Result<(), IrError> {
+        if ty == Type::Rng {
+            self.call("ppl_rng_copy", &[dst, src])?;
+        } else {
+            let n = self.iconst(len(ty));
+            self.call("ppl_copy", &[dst, src, n])?;
+        }
+        Ok(())
+    }
+}
