@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --bin bench -- frontend [--lines 10000] [--runs 15]
 //! cargo run --release --bin bench -- interp [--runs 15]
+//! cargo run --release --bin bench -- jit [--runs 15]
 //! ```
 //!
 //! `frontend` generates a program of realistic items (models with loops, guides, parameters,
@@ -10,8 +11,12 @@
 //! parse it and to check it completely, the throughput in lines per second, and the peak
 //! resident memory of the process. `interp` reports the reference interpreter's estimates
 //! per second, value alone and value with gradient, for `E { x ~ normal(θ, 1); x^2 }` and the
-//! ADEV README's `flip` example under each of its estimators. The machine is shared and noisy:
-//! medians, not means.
+//! ADEV README's `flip` example under each of its estimators. `jit` reports, for the noisy
+//! cone's ELBO (`examples/cone.ppl`): compile latency, process start to first gradient,
+//! particle-gradients per second of the compiled objective beside a hand-written Rust
+//! implementation of the same estimator (same math, same random streams), the interpreter's
+//! rate, and the compiled rate on 1 and 2 threads. The machine is shared and noisy: medians,
+//! not means.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -32,12 +37,13 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("frontend") => frontend(lines, runs),
         Some("interp") => interp(runs),
-        _ => usage("which benchmark? (frontend, interp)"),
+        Some("jit") => jit(runs),
+        _ => usage("which benchmark? (frontend, interp, jit)"),
     }
 }
 
 fn usage(message: &str) -> ExitCode {
-    eprintln!("error: {message}\nusage: bench frontend [--lines N] [--runs N] | bench interp [--runs N]");
+    eprintln!("error: {message}\nusage: bench frontend [--lines N] [--runs N] | bench interp [--runs N] | bench jit [--runs N]");
     ExitCode::from(2)
 }
 
@@ -127,6 +133,169 @@ fn wide_gradient_cost(runs: usize) -> ExitCode {
         gradient.as_secs_f64() / value.as_secs_f64()
     );
     ExitCode::SUCCESS
+}
+
+const CONE: &str = include_str!("../examples/cone.ppl");
+const CONE_ELBO: &str = "elbo(cone(), guide(mu, log_sigma), obs)";
+
+fn jit(runs: usize) -> ExitCode {
+    match jit_figures(runs) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn jit_figures(runs: usize) -> Result<(), String> {
+    let error = |e: ppl::embed::Error| e.message;
+    // Compile latency: source text to a native value-and-gradient function ready to call.
+    let compile = median(runs, || {
+        let program = ppl::compile(CONE).map_err(error);
+        let objective = program.and_then(|program| program.objective(CONE_ELBO).map_err(error));
+        std::hint::black_box(objective.is_ok());
+    });
+    println!("compile latency (cone.ppl source to native ELBO value + gradient): {:.1} ms", ms(compile));
+
+    // Process start to first gradient.
+    let file = std::env::temp_dir().join(format!("ppl-bench-first-gradient-{}.ppl", std::process::id()));
+    let first_gradient = CONE
+        .lines()
+        .take_while(|line| !line.starts_with("// The objectives and their gradients"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\nprint grad(elbo(cone(), guide(mu, log_sigma), obs), samples: 1);\n";
+    std::fs::write(&file, first_gradient).map_err(|e| e.to_string())?;
+    let ppl = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("ppl");
+    let check = std::process::Command::new(&ppl).arg("run").arg("--quiet").arg(&file).output();
+    match check {
+        Ok(output) if output.status.success() && !output.stdout.is_empty() => {}
+        _ => return Err(format!("`{} run` did not print a gradient (build it with `--release` first)", ppl.display())),
+    }
+    let process = median(runs, || {
+        let status = std::process::Command::new(&ppl).arg("run").arg("--quiet").arg(&file).output();
+        std::hint::black_box(status.is_ok());
+    });
+    let _ = std::fs::remove_file(&file);
+    println!("`ppl run` process start to first gradient: {:.1} ms", ms(process));
+
+    // One thread: compiled, hand-written, interpreted.
+    let program = ppl::compile(CONE).map_err(error)?;
+    let params = program.initial_params();
+    const PARTICLES: u64 = 200_000;
+    let mut objective = program.objective(CONE_ELBO).map_err(error)?;
+    let mut gradient = vec![0.0; params.len()];
+    // The two compute the same estimator: check before timing.
+    let mut largest_difference: f64 = 0.0;
+    for stream in 0..100 {
+        let value = objective.value_and_grad(&params, 1, stream, &mut gradient).map_err(error)?;
+        let (hand_value, hand_gradient) = hand_written_cone_elbo(&params[..4], &mut ppl_runtime::Rng::new(1, stream));
+        for (a, b) in std::iter::once((value, hand_value)).chain(gradient[..4].iter().copied().zip(hand_gradient)) {
+            largest_difference = largest_difference.max((a - b).abs() / a.abs().max(1.0));
+        }
+    }
+    if largest_difference > 1e-9 {
+        return Err(format!(
+            "the hand-written and compiled ELBO disagree (relative difference {largest_difference:e})"
+        ));
+    }
+    let compiled = median(runs, || {
+        for stream in 0..PARTICLES {
+            let _ = std::hint::black_box(objective.value_and_grad(&params, 1, stream, &mut gradient));
+        }
+    });
+    let hand = median(runs, || {
+        let mut total = [0.0; 4];
+        for stream in 0..PARTICLES {
+            let mut rng = ppl_runtime::Rng::new(1, stream);
+            let (value, g) = hand_written_cone_elbo(&params[..4], &mut rng);
+            std::hint::black_box(value);
+            for (t, x) in total.iter_mut().zip(g) {
+                *t += x;
+            }
+        }
+        std::hint::black_box(total);
+    });
+    let rate = |time: Duration, n: u64| n as f64 / time.as_secs_f64();
+    let (compiled_rate, hand_rate) = (rate(compiled, PARTICLES), rate(hand, PARTICLES));
+    println!(
+        "one thread, particle-gradients/s: compiled {compiled_rate:.0}, hand-written Rust {hand_rate:.0} (compiled / hand-written = {:.2}; values and gradients agree to {largest_difference:.0e})",
+        compiled_rate / hand_rate
+    );
+    let analysis = ppl::check_source("cone.ppl", &format!("{CONE}\nprint grad({CONE_ELBO});\n"));
+    let session = ppl::run::Session::new(&analysis, ppl::run::RunOptions::default()).map_err(|d| d.message.clone())?;
+    let estimators = session.compile_objectives().map_err(|d| d.message.clone())?;
+    let reverse = &estimators.last().ok_or("no objective")?.1.reverse;
+    let runtime_params: Vec<ppl::interp::RuntimeValue> = session.params().map(|(_, value)| value.clone()).collect();
+    const INTERPRETED: u64 = 20_000;
+    let interpreted = median(runs, || {
+        for stream in 0..INTERPRETED {
+            let mut args = runtime_params.clone();
+            args.push(ppl::interp::RuntimeValue::Rng(Box::new(ppl_runtime::Rng::new(1, stream))));
+            std::hint::black_box(ppl::interp::run(reverse, args).is_ok());
+        }
+    });
+    let interpreted_rate = rate(interpreted, INTERPRETED);
+    println!(
+        "interpreter {interpreted_rate:.0} particle-gradients/s: the compiled code is {:.1}× faster",
+        compiled_rate / interpreted_rate
+    );
+
+    // Scaling: the same particles split over 1 and 2 threads, one compiled objective each.
+    const SCALING: u64 = 400_000;
+    let mut objectives = Vec::new();
+    for _ in 0..2 {
+        objectives.push(program.objective(CONE_ELBO).map_err(error)?);
+    }
+    let mut times = Vec::new();
+    for threads in [1usize, 2] {
+        let time = median(runs, || {
+            std::thread::scope(|scope| {
+                let share = SCALING / threads as u64;
+                for (t, objective) in objectives.iter_mut().take(threads).enumerate() {
+                    let params = &params;
+                    scope.spawn(move || {
+                        let mut gradient = vec![0.0; params.len()];
+                        for stream in t as u64 * share..(t as u64 + 1) * share {
+                            let _ = std::hint::black_box(objective.value_and_grad(params, 1, stream, &mut gradient));
+                        }
+                    });
+                }
+            });
+        });
+        times.push(time);
+        println!("{threads} thread(s): {:.0} particle-gradients/s ({SCALING} particles)", rate(time, SCALING));
+    }
+    println!("scaling from 1 to 2 threads: {:.2}×", times[0].as_secs_f64() / times[1].as_secs_f64());
+    Ok(())
+}
+
+/// The cone's ELBO and its reparameterised gradient in (mu, log_sigma), written by hand: the
+/// same draws in the same order as the compiled program (x's noise, then y's), and the same
+/// `libm` logarithm and exponential (which `ppl` uses on every platform for reproducible bits;
+/// std's may differ in the last bit from one C library to another).
+fn hand_written_cone_elbo(params: &[f64], rng: &mut ppl_runtime::Rng) -> (f64, [f64; 4]) {
+    const LOG_SQRT_TWO_PI: f64 = 0.918_938_533_204_672_8;
+    let normal = |x: f64, mu: f64, sigma: f64| {
+        let z = (x - mu) / sigma;
+        -0.5 * z * z - libm::log(sigma) - LOG_SQRT_TWO_PI
+    };
+    let (mu, log_sigma) = ([params[0], params[1]], [params[2], params[3]]);
+    let sigma = [libm::exp(log_sigma[0]), libm::exp(log_sigma[1])];
+    let eps = [rng.standard_normal(), rng.standard_normal()];
+    let (x, y) = (mu[0] + sigma[0] * eps[0], mu[1] + sigma[1] * eps[1]);
+    let rs = x * x + y * y;
+    let scale = 0.1 + rs / 100.0;
+    let log_q = normal(x, mu[0], sigma[0]) + normal(y, mu[1], sigma[1]);
+    let log_p = normal(x, 0.0, 10.0) + normal(y, 0.0, 10.0) + normal(5.0, rs, scale);
+    // d log N(5; rs, scale)/d rs, through the mean and the scale.
+    let residual = 5.0 - rs;
+    let d_rs = residual / (scale * scale) + (residual * residual / (scale * scale * scale) - 1.0 / scale) / 100.0;
+    let dx = -x / 100.0 + d_rs * 2.0 * x;
+    let dy = -y / 100.0 + d_rs * 2.0 * y;
+    // log q at a reparameterised draw is -ε²/2 - log σ - const: only -log σ depends on θ.
+    (log_p - log_q, [dx, dy, dx * sigma[0] * eps[0] + 1.0, dy * sigma[1] * eps[1] + 1.0])
 }
 
 fn frontend(lines: usize, runs: usize) -> ExitCode {

@@ -11,6 +11,7 @@ pub mod adev;
 pub mod codegen;
 pub mod diagnostics;
 pub mod distributions;
+pub mod embed;
 pub mod interp;
 pub mod ir;
 pub mod lower;
@@ -18,6 +19,8 @@ pub mod run;
 pub mod stdlib;
 pub mod syntax;
 pub mod types;
+
+pub use embed::compile;
 
 use diagnostics::{Diagnostic, SourceMap};
 use syntax::ast::Program;

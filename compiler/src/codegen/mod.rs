@@ -76,6 +76,7 @@ impl Layout {
                 _ => {}
             }
         }
+        layout.share_streams(function);
         layout.stage_loops(function, &function.body);
         for param in function.body.params.clone() {
             let place = layout.place_of(function, param);
@@ -107,6 +108,52 @@ impl Layout {
             self.slots_len += words(ty);
             Place::Slot(self.slots_len - words(ty))
         }
+    }
+
+    /// Lets a draw advance its stream in place when nothing else reads the stream it draws
+    /// from: the drawn-from and the advanced stream share a slot. Only within one block, since
+    /// a stream from an enclosing block is read again by every iteration or branch.
+    fn share_streams(&mut self, function: &Function) {
+        fn count(block: &Block, uses: &mut HashMap<Value, usize>) {
+            for value in &block.results {
+                *uses.entry(*value).or_default() += 1;
+            }
+            for inst in &block.insts {
+                for operand in inst.op.operands() {
+                    *uses.entry(operand).or_default() += 1;
+                }
+                for nested in inst.op.blocks() {
+                    count(nested, uses);
+                }
+            }
+        }
+        fn share(block: &Block, uses: &HashMap<Value, usize>, rng: &mut HashMap<Value, usize>) {
+            let local: std::collections::HashSet<Value> =
+                block.params.iter().chain(block.insts.iter().flat_map(|inst| inst.results.iter())).copied().collect();
+            for inst in &block.insts {
+                let (crate::ir::Op::Draw { rng: source, .. }
+                | crate::ir::Op::Sample { rng: source, .. }
+                | crate::ir::Op::Split { rng: source }) = &inst.op
+                else {
+                    for nested in inst.op.blocks() {
+                        share(nested, uses, rng);
+                    }
+                    continue;
+                };
+                let advanced = match &inst.op {
+                    crate::ir::Op::Split { .. } => inst.results.first(),
+                    _ => inst.results.get(1),
+                };
+                if let (Some(advanced), true) = (advanced, local.contains(source) && uses.get(source) == Some(&1)) {
+                    if let Some(index) = rng.get(source).copied() {
+                        rng.insert(*advanced, index);
+                    }
+                }
+            }
+        }
+        let mut uses = HashMap::new();
+        count(&function.body, &mut uses);
+        share(&function.body, &uses, &mut self.rng);
     }
 
     fn stage_loops(&mut self, function: &Function, block: &Block) {
@@ -296,14 +343,31 @@ impl Compiled {
         Scratch { slots: vec![0.0; self.layout.slots_len], rngs: vec![seed; self.layout.rngs_len], tape: Vec::new() }
     }
 
-    /// Runs the function; `None` if it failed (rerun it in the interpreter to learn why).
-    pub fn run(&self, scratch: &mut Scratch, args: &[RuntimeValue]) -> Option<Vec<RuntimeValue>> {
-        if args.len() != self.param_types.len() {
-            return None;
+    /// Writes flat real parameters into the places of the function's first parameters (reals,
+    /// vectors and matrices, in order), without allocating.
+    pub fn set_params(&self, scratch: &mut Scratch, flat: &[f64]) {
+        let mut rest = flat;
+        for (place, ty) in self.layout.params.iter().zip(&self.param_types) {
+            let (Place::Slot(offset), Type::Real | Type::Vec(_) | Type::Mat(..)) = (place, ty) else { break };
+            let n = words(*ty).min(rest.len());
+            if let Some(slots) = scratch.slots.get_mut(*offset..offset + n) {
+                slots.copy_from_slice(&rest[..n]);
+            }
+            rest = &rest[n..];
         }
-        for ((arg, place), ty) in args.iter().zip(&self.layout.params).zip(&self.param_types) {
-            write(scratch, *place, *ty, arg)?;
+    }
+
+    /// Sets the stream parameter at position `param`.
+    pub fn set_rng(&self, scratch: &mut Scratch, param: usize, rng: Rng) {
+        if let Some(Place::Rng(index)) = self.layout.params.get(param) {
+            if let Some(slot) = scratch.rngs.get_mut(*index) {
+                *slot = rng;
+            }
         }
+    }
+
+    /// Calls the function on the arguments already in `scratch`; false if it failed.
+    pub fn call(&self, scratch: &mut Scratch) -> bool {
         scratch.tape.clear();
         let mut frame = Frame {
             slots: scratch.slots.as_mut_ptr(),
@@ -312,7 +376,36 @@ impl Compiled {
             failed: 0,
             word: 0,
         };
-        if (self.entry)(&mut frame) != 0 {
+        (self.entry)(&mut frame) == 0
+    }
+
+    /// Result `index` as a real (NaN if it is not one).
+    pub fn result_real(&self, scratch: &Scratch, index: usize) -> f64 {
+        match (self.layout.results.get(index), self.result_types.get(index)) {
+            (Some(Place::Slot(offset)), Some(Type::Real)) => scratch.slots.get(*offset).copied().unwrap_or(f64::NAN),
+            _ => f64::NAN,
+        }
+    }
+
+    /// Copies result `index` (a real, vector or matrix) into `out`, without allocating.
+    pub fn result_into(&self, scratch: &Scratch, index: usize, out: &mut [f64]) {
+        if let (Some(Place::Slot(offset)), Some(ty)) = (self.layout.results.get(index), self.result_types.get(index)) {
+            let n = words(*ty).min(out.len());
+            if let Some(values) = scratch.slots.get(*offset..offset + n) {
+                out[..n].copy_from_slice(values);
+            }
+        }
+    }
+
+    /// Runs the function; `None` if it failed (rerun it in the interpreter to learn why).
+    pub fn run(&self, scratch: &mut Scratch, args: &[RuntimeValue]) -> Option<Vec<RuntimeValue>> {
+        if args.len() != self.param_types.len() {
+            return None;
+        }
+        for ((arg, place), ty) in args.iter().zip(&self.layout.params).zip(&self.param_types) {
+            write(scratch, *place, *ty, arg)?;
+        }
+        if !self.call(scratch) {
             return None;
         }
         self.layout.results.iter().zip(&self.result_types).map(|(place, ty)| read(scratch, *place, *ty)).collect()

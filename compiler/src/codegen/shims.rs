@@ -41,15 +41,30 @@ fn binary(code: i64) -> fn(f64, f64) -> f64 {
     BINARY.get(code as usize).copied().and_then(real_binary).unwrap_or(|a, _| a)
 }
 
-/// # Safety (for every function below)
-/// Pointers point into the caller's scratch memory with at least the lengths given; compiled
-/// code computes them from the function's static shapes.
-pub extern "C" fn real_unary_call(code: i64, x: f64) -> f64 {
-    unary(code)(x)
+/// The address compiled code passes to [`apply_unary`] for `op`: the interpreter's own
+/// function for it, so no table is consulted per call.
+pub fn unary_address(op: UnaryOp) -> Option<i64> {
+    real_unary(op).map(|f| f as usize as i64)
 }
 
-pub extern "C" fn real_binary_call(code: i64, a: f64, b: f64) -> f64 {
-    binary(code)(a, b)
+pub fn binary_address(op: BinaryOp) -> Option<i64> {
+    real_binary(op).map(|f| f as usize as i64)
+}
+
+/// # Safety (for every function below)
+/// Pointers point into the caller's scratch memory with at least the lengths given; compiled
+/// code computes them from the function's static shapes. `f` is an address from
+/// [`unary_address`] or [`binary_address`].
+pub unsafe extern "C" fn apply_unary(f: i64, x: f64) -> f64 {
+    // SAFETY: `f` came from `unary_address`, a `fn(f64) -> f64`.
+    let f = unsafe { std::mem::transmute::<usize, fn(f64) -> f64>(f as usize) };
+    f(x)
+}
+
+pub unsafe extern "C" fn apply_binary(f: i64, a: f64, b: f64) -> f64 {
+    // SAFETY: `f` came from `binary_address`, a `fn(f64, f64) -> f64`.
+    let f = unsafe { std::mem::transmute::<usize, fn(f64, f64) -> f64>(f as usize) };
+    f(a, b)
 }
 
 unsafe fn slice<'a>(ptr: *const f64, len: i64) -> &'a [f64] {
@@ -173,11 +188,14 @@ pub unsafe extern "C" fn rng_copy(dst: *mut Rng, src: *const Rng) {
     unsafe { (*dst).clone_from(&*src) }
 }
 
-/// Advances a copy of `src` into `dst` and returns the noise drawn: 0 uniform, 1 normal.
+/// Advances a copy of `src` into `dst` (or `src` itself, when they are the same slot) and
+/// returns the noise drawn: 0 uniform, 1 normal.
 pub unsafe extern "C" fn draw(kind: i64, src: *const Rng, dst: *mut Rng) -> f64 {
-    // SAFETY: as `rng_copy`.
+    // SAFETY: as `rng_copy`; the copy is skipped when both are one slot.
     unsafe {
-        (*dst).clone_from(&*src);
+        if !std::ptr::eq(src, dst) {
+            (*dst).clone_from(&*src);
+        }
         if kind == 0 {
             (*dst).uniform()
         } else {
@@ -187,9 +205,11 @@ pub unsafe extern "C" fn draw(kind: i64, src: *const Rng, dst: *mut Rng) -> f64 
 }
 
 pub unsafe extern "C" fn split(src: *const Rng, left: *mut Rng, right: *mut Rng) {
-    // SAFETY: as `rng_copy`.
+    // SAFETY: as `draw`.
     unsafe {
-        (*left).clone_from(&*src);
+        if !std::ptr::eq(src, left) {
+            (*left).clone_from(&*src);
+        }
         *right = (*left).fork();
     }
 }
@@ -206,9 +226,11 @@ pub unsafe extern "C" fn sample(
     len: i64,
     out: *mut i64,
 ) -> i64 {
-    // SAFETY: as `rng_copy` and the module's contract.
+    // SAFETY: as `draw` and the module's contract.
     unsafe {
-        (*dst).clone_from(&*src);
+        if !std::ptr::eq(src, dst) {
+            (*dst).clone_from(&*src);
+        }
         let rng = &mut *dst;
         let drawn = match kind {
             0 => ppl_runtime::sample::gamma(rng, arg, 1.0).map(|x| x.to_bits() as i64),
@@ -266,8 +288,8 @@ pub unsafe extern "C" fn tape_pop(tape: *mut Vec<f64>, dst: *mut f64, len: i64) 
 /// Every shim by the name compiled code imports it under.
 pub fn symbols() -> Vec<(&'static str, *const u8)> {
     vec![
-        ("ppl_real_unary", real_unary_call as *const u8),
-        ("ppl_real_binary", real_binary_call as *const u8),
+        ("ppl_real_unary", apply_unary as *const u8),
+        ("ppl_real_binary", apply_binary as *const u8),
         ("ppl_vec_unary", vec_unary as *const u8),
         ("ppl_vec_binary", vec_binary as *const u8),
         ("ppl_copy", copy as *const u8),

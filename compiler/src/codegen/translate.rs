@@ -127,6 +127,23 @@ impl Translator<'_, '_> {
         Ok(self.b.inst_results(call).to_vec())
     }
 
+    /// Copies `len` words from `src` to `dst`: inline for short vectors, a call otherwise.
+    fn copy_words(&mut self, dst: cl::Value, src: cl::Value, len: i64) -> Result<(), IrError> {
+        const INLINE: i64 = 16;
+        if len <= INLINE {
+            // Load everything first: the ranges may overlap.
+            let words: Vec<cl::Value> =
+                (0..len).map(|k| self.b.ins().load(types::F64, MemFlags::trusted(), src, (k * 8) as i32)).collect();
+            for (k, word) in words.into_iter().enumerate() {
+                self.b.ins().store(MemFlags::trusted(), word, dst, (k * 8) as i32);
+            }
+            return Ok(());
+        }
+        let n = self.iconst(len);
+        self.call("ppl_copy", &[dst, src, n])?;
+        Ok(())
+    }
+
     fn call1(&mut self, name: &'static str, args: &[cl::Value]) -> Result<cl::Value, IrError> {
         self.call(name, args)?.first().copied().ok_or(IrError { message: format!("{name} returns nothing") })
     }
@@ -148,8 +165,7 @@ impl Translator<'_, '_> {
             }
             Type::Vec(_) | Type::Mat(..) => {
                 let (dst, src) = (self.address(target)?, self.address(source)?);
-                let n = self.iconst(len(ty));
-                self.call("ppl_copy", &[dst, src, n])?;
+                self.copy_words(dst, src, len(ty))?;
             }
             _ => {}
         }
@@ -192,8 +208,7 @@ impl Translator<'_, '_> {
                     if ty == Type::Rng {
                         self.call("ppl_rng_copy", &[dst, source])?;
                     } else {
-                        let n = self.iconst(len(ty));
-                        self.call("ppl_copy", &[dst, source, n])?;
+                        self.copy_words(dst, source, len(ty))?;
                     }
                     None
                 }
@@ -210,8 +225,7 @@ impl Translator<'_, '_> {
                             let row = self.address(*part)?;
                             let n = len(row_type);
                             let at = self.b.ins().iadd_imm(dst, k as i64 * n * 8);
-                            let n = self.iconst(n);
-                            self.call("ppl_copy", &[at, row, n])?;
+                            self.copy_words(at, row, n)?;
                         }
                     }
                 }
@@ -234,8 +248,7 @@ impl Translator<'_, '_> {
                     Some(self.b.ins().load(types::F64, MemFlags::trusted(), at, 0))
                 } else {
                     let dst = self.address(result)?;
-                    let n = self.iconst(width);
-                    self.call("ppl_copy", &[dst, at, n])?;
+                    self.copy_words(dst, at, width)?;
                     None
                 }
             }
@@ -257,8 +270,7 @@ impl Translator<'_, '_> {
                     self.b.ins().store(MemFlags::trusted(), x, at, 0);
                 } else {
                     let row = self.address(*value)?;
-                    let n = self.iconst(width);
-                    self.call("ppl_copy", &[at, row, n])?;
+                    self.copy_words(at, row, width)?;
                 }
                 None
             }
@@ -447,9 +459,9 @@ impl Translator<'_, '_> {
             (UnaryOp::Sqrt, _) => self.b.ins().sqrt(x),
             (UnaryOp::Detach, _) => x,
             (op, _) => {
-                let code = shims::UNARY.iter().position(|u| *u == op).ok_or(IrError { message: format!("{op:?}") })?;
-                let code = self.iconst(code as i64);
-                self.call1("ppl_real_unary", &[code, x])?
+                let address = shims::unary_address(op).ok_or(IrError { message: format!("{op:?} of a real") })?;
+                let address = self.iconst(address);
+                self.call1("ppl_real_unary", &[address, x])?
             }
         }))
     }
@@ -511,9 +523,9 @@ impl Translator<'_, '_> {
             BinaryOp::Mul => self.b.ins().fmul(x, y),
             BinaryOp::Div => self.b.ins().fdiv(x, y),
             op => {
-                let code = shims::BINARY.iter().position(|o| *o == op).ok_or(IrError { message: format!("{op:?}") })?;
-                let code = self.iconst(code as i64);
-                self.call1("ppl_real_binary", &[code, x, y])?
+                let address = shims::binary_address(op).ok_or(IrError { message: format!("{op:?} of reals") })?;
+                let address = self.iconst(address);
+                self.call1("ppl_real_binary", &[address, x, y])?
             }
         }))
     }
@@ -693,8 +705,7 @@ impl Translator<'_, '_> {
         if ty == Type::Rng {
             self.call("ppl_rng_copy", &[dst, src])?;
         } else {
-            let n = self.iconst(len(ty));
-            self.call("ppl_copy", &[dst, src, n])?;
+            self.copy_words(dst, src, len(ty))?;
         }
         Ok(())
     }

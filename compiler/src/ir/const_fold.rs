@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::function::{Block, Constant, Function, Op, Value};
+use super::function::{BinaryOp, Block, Constant, Function, Op, Value};
 use crate::interp::{evaluate_pure, RuntimeValue};
 
 /// Folds the constant operations of `function`, in place.
@@ -37,6 +37,16 @@ fn fold_block(block: &mut Block, constants: &mut HashMap<Value, RuntimeValue>) {
             }
             _ => None,
         };
+        // `x ^ 2` becomes `x * x` and `x ^ 1` becomes `x * 1` (multiplications, correctly
+        // rounded, instead of calls to `pow`), so squares in models and in their derivatives
+        // cost what they cost in hand-written code.
+        if let Op::Binary(BinaryOp::Pow, base, exponent) = inst.op {
+            match constants.get(&exponent) {
+                Some(RuntimeValue::Real(x)) if *x == 2.0 => inst.op = Op::Binary(BinaryOp::Mul, base, base),
+                Some(RuntimeValue::Real(x)) if *x == 1.0 => inst.op = Op::Binary(BinaryOp::Mul, base, exponent),
+                _ => {}
+            }
+        }
         let folded = operands.and_then(|operands| evaluate_pure(&inst.op, &operands));
         let constant = match &folded {
             Some(RuntimeValue::Real(x)) => Some(Constant::Real(*x)),
