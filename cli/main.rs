@@ -248,7 +248,7 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
 
 /// Prints a result line. A closed pipe (`ppl run … | head`) ends the run quietly, as it does
 /// for other command-line tools; any other failure to write is an error.
-fn write_line(line: &str) {
+pub fn write_line(line: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {

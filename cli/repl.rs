@@ -37,7 +37,7 @@ expression to evaluate, e.g. `estimate(elbo(model(), guide(m), obs))`. Input con
   :reload          load the loaded files again
   :type EXPR       the type of an expression
   :ir EXPR         the compiled IR (value, forward and reverse mode) of an estimate
-  :clif EXPR       the Cranelift IR (once the JIT back end exists)
+  :clif EXPR       the Cranelift IR of an estimate's value and reverse-mode programs
   :params          the parameters' current values
   :set seed N      the seed of the following commands
   :set threads N   worker threads for particles
@@ -98,7 +98,7 @@ impl Repl {
         if let Some(path) = &history {
             let _ = editor.load_history(path);
         }
-        println!("ppl {} — :help for help, :quit or Ctrl-D to leave", env!("CARGO_PKG_VERSION"));
+        crate::write_line(&format!("ppl {} — :help for help, :quit or Ctrl-D to leave", env!("CARGO_PKG_VERSION")));
         loop {
             editor.set_helper(Some(ReplHelper { names: self.completion_names() }));
             let mut input = String::new();
@@ -189,7 +189,7 @@ impl Repl {
         let (name, rest) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
         let rest = rest.trim();
         match name {
-            "help" | "h" | "?" => println!("{HELP}"),
+            "help" | "h" | "?" => crate::write_line(&format!("{HELP}")),
             "quit" | "q" | "exit" => return false,
             "load" if !rest.is_empty() => self.load(&PathBuf::from(rest)),
             "reload" => {
@@ -199,19 +199,17 @@ impl Repl {
             }
             "type" | "t" if !rest.is_empty() => {
                 if let Some((_, ty)) = self.check_expression(rest) {
-                    println!("{rest} : {ty}");
+                    crate::write_line(&format!("{rest} : {ty}"));
                 }
             }
-            "ir" if !rest.is_empty() => self.show_ir(rest),
-            "clif" => println!(
-                "the Cranelift back end is not built yet: commands run on the reference interpreter; `:ir {rest}` shows its IR"
-            ),
+            "ir" if !rest.is_empty() => self.show_ir(rest, false),
+            "clif" if !rest.is_empty() => self.show_ir(rest, true),
             "params" => {
                 if self.params.is_empty() {
-                    println!("no parameters");
+                    crate::write_line(&format!("no parameters"));
                 }
                 for (name, value) in &self.params {
-                    println!("{name} = {}", Printed::from_runtime(value));
+                    crate::write_line(&format!("{name} = {}", Printed::from_runtime(value)));
                 }
             }
             "set" => self.set(rest),
@@ -219,7 +217,7 @@ impl Repl {
                 self.definitions.clear();
                 self.params.clear();
                 self.loaded.clear();
-                println!("forgot every definition and parameter");
+                crate::write_line(&format!("forgot every definition and parameter"));
             }
             _ => eprintln!("error: unknown command `:{command}` (:help lists them)"),
         }
@@ -231,11 +229,11 @@ impl Repl {
         match (words.next(), words.next().map(str::parse::<u64>)) {
             (Some("seed"), Some(Ok(seed))) => {
                 self.seed = Some(seed);
-                println!("seed = {seed}");
+                crate::write_line(&format!("seed = {seed}"));
             }
             (Some("threads"), Some(Ok(threads))) if threads > 0 => {
                 self.threads = Some(threads as usize);
-                println!("threads = {threads}");
+                crate::write_line(&format!("threads = {threads}"));
             }
             _ => eprintln!("error: `:set seed N` or `:set threads N`"),
         }
@@ -286,7 +284,7 @@ impl Repl {
         }
         // A redefined parameter starts again from its new initial value.
         self.params.retain(|(param, _)| !new_items.iter().any(|new| new.name == *param));
-        let ok = self.run(&analysis, &mut |_, output| println!("{output}"));
+        let ok = self.run(&analysis, &mut |_, output| crate::write_line(&format!("{output}")));
         if ok {
             self.definitions.retain(|old| !new_items.iter().any(|new| new.name == old.name));
             self.definitions.extend(new_items);
@@ -359,15 +357,19 @@ impl Repl {
             ItemKind::Print(exprs) if matches!(&exprs[0].kind, ExprKind::Call { callee, .. } if matches!(callee.name.as_str(), "estimate" | "grad" | "sample"))
         );
         self.run(&analysis, &mut |_, output| match output {
-            Output::Print { value, .. } if !is_report => println!("{value} : {ty}"),
-            other => println!("{other}"),
+            Output::Print { value, .. } if !is_report => crate::write_line(&format!("{value} : {ty}")),
+            other => crate::write_line(&format!("{other}")),
         });
     }
 
-    fn show_ir(&mut self, expr: &str) {
+    /// The IR of an estimate's value, forward and reverse programs, or (`clif`) the Cranelift
+    /// IR of the value and reverse programs as compiled to native code.
+    fn show_ir(&mut self, expr: &str, clif: bool) {
         let Some((_, ty)) = self.check_expression(expr) else { return };
         if ty != "est" {
-            println!("`{expr}` is {ty}: only estimates (`est`) are compiled to value and gradient programs");
+            crate::write_line(&format!(
+                "`{expr}` is {ty}: only estimates (`est`) are compiled to value and gradient programs"
+            ));
             return;
         }
         let input = format!("print estimate({expr});");
@@ -380,7 +382,19 @@ impl Repl {
         match compiled {
             Ok(compiled) => {
                 for (_, estimator) in compiled {
-                    println!("{}\n{}\n{}", estimator.primal, estimator.forward, estimator.reverse);
+                    if !clif {
+                        crate::write_line(&format!(
+                            "{}\n{}\n{}",
+                            estimator.primal, estimator.forward, estimator.reverse
+                        ));
+                        continue;
+                    }
+                    for function in [&estimator.primal, &estimator.reverse] {
+                        match ppl::codegen::compile(function) {
+                            Ok(native) => crate::write_line(&format!("{}", native.clif)),
+                            Err(error) => eprintln!("error: {error}"),
+                        }
+                    }
                 }
             }
             Err(diagnostic) => eprint!("{}", ppl::diagnostics::render(&diagnostic, &analysis.sources, self.color)),
