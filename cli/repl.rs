@@ -189,7 +189,7 @@ impl Repl {
         let (name, rest) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
         let rest = rest.trim();
         match name {
-            "help" | "h" | "?" => crate::write_line(&format!("{HELP}")),
+            "help" | "h" | "?" => crate::write_line(HELP),
             "quit" | "q" | "exit" => return false,
             "load" if !rest.is_empty() => self.load(&PathBuf::from(rest)),
             "reload" => {
@@ -206,7 +206,7 @@ impl Repl {
             "clif" if !rest.is_empty() => self.show_ir(rest, true),
             "params" => {
                 if self.params.is_empty() {
-                    crate::write_line(&format!("no parameters"));
+                    crate::write_line("no parameters");
                 }
                 for (name, value) in &self.params {
                     crate::write_line(&format!("{name} = {}", Printed::from_runtime(value)));
@@ -217,7 +217,7 @@ impl Repl {
                 self.definitions.clear();
                 self.params.clear();
                 self.loaded.clear();
-                crate::write_line(&format!("forgot every definition and parameter"));
+                crate::write_line("forgot every definition and parameter");
             }
             _ => eprintln!("error: unknown command `:{command}` (:help lists them)"),
         }
@@ -391,7 +391,7 @@ impl Repl {
                     }
                     for function in [&estimator.primal, &estimator.reverse] {
                         match ppl::codegen::compile(function) {
-                            Ok(native) => crate::write_line(&format!("{}", native.clif)),
+                            Ok(native) => crate::write_line(&native.clif),
                             Err(error) => eprintln!("error: {error}"),
                         }
                     }
