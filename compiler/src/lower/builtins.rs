@@ -3,7 +3,6 @@
 
 use std::rc::Rc;
 
-use super::expr::bind_args;
 use super::value::{Env, Estimate, Val};
 use super::{internal, unsupported, FunctionLowerer, Lowered};
 use crate::ir::{BinaryOp, Op, ReduceOp, Type, UnaryOp, Value};
@@ -125,10 +124,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                     }
                 }
             }
-            _ => {
-                let _ = bind_args(&[], args);
-                return Err(unsupported(expr.span, &format!("`{name}`")));
-            }
+            _ => return Err(unsupported(expr.span, &format!("`{name}`"))),
         };
         Ok(Val::Ir(value))
     }

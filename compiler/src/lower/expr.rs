@@ -293,11 +293,10 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         match (pattern, value) {
             (Pattern::Name(ident), value) => env.bind(&ident.name, value),
             (Pattern::Wildcard(_), _) => {}
-            (Pattern::Tuple(parts, span), Val::Tuple(values)) if parts.len() == values.len() => {
+            (Pattern::Tuple(parts, _), Val::Tuple(values)) if parts.len() == values.len() => {
                 for (part, value) in parts.iter().zip(values) {
                     self.bind_pattern(env, part, value)?;
                 }
-                let _ = span;
             }
             (pattern, _) => return Err(internal(Some(pattern.span()), "pattern does not match")),
         }
