@@ -199,3 +199,13 @@ fn results_do_not_depend_on_the_number_of_threads() {
     assert_eq!(one, run("2"));
     assert_eq!(one, run("3"));
 }
+
+#[test]
+fn run_emit_clif_prints_the_native_code_and_backends_agree() {
+    let output = ppl(&["run", "--emit", "clif", "examples/flip.ppl"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert_eq!(text.matches("function ").count(), 6, "one Cranelift function per estimate and grad:\n{text}");
+    let run = |backend: &str| stdout(&ppl(&["run", "--json", "--backend", backend, "examples/mixture.ppl"]));
+    assert_eq!(run("jit"), run("interp"), "the JIT and the interpreter print the same bits");
+}
