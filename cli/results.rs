@@ -170,6 +170,7 @@ pub fn load(dir: &Path) -> Result<ppl::run::Resume, String> {
         resume.params.push((name, value));
     }
     let run = read("run.json")?;
+    resume.steps = run["trainings"][0]["steps"].as_u64();
     if let Some(optimizers) = run["trainings"][0]["optimizers"].as_array() {
         for optimizer in optimizers {
             let steps_taken = optimizer["steps_taken"].as_u64().ok_or("run.json: an optimizer has no step count")?;

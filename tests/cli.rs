@@ -209,3 +209,19 @@ fn run_emit_clif_prints_the_native_code_and_backends_agree() {
     let run = |backend: &str| stdout(&ppl(&["run", "--json", "--backend", backend, "examples/mixture.ppl"]));
     assert_eq!(run("jit"), run("interp"), "the JIT and the interpreter print the same bits");
 }
+
+#[test]
+fn indexed_choices_are_readable_inside_their_loop_and_huge_shapes_are_refused() {
+    let scratch = Scratch::new("run-indexed");
+    let program =
+        "gen h() { for i in 0..3 { b[i] ~ flip(0.3); z[i] ~ normal(if b[i] { -2.0 } else { 2.0 }, 1.0); } }\n\
+                   print sample(h(), 2);\n";
+    let path = scratch.file("indexed.ppl", program);
+    let output = ppl(&["run", "--json", path.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let huge = "param t: real = 0.5;\nfn f(t) { E { let m = zeros(65536, 65537); m[1, 2] + t } }\nprint estimate(f(t), samples: 1);\n";
+    let path = scratch.file("huge.ppl", huge);
+    let output = ppl(&["run", "--color", "never", path.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("[E0600]"), "{}", stderr(&output));
+}

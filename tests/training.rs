@@ -203,3 +203,32 @@ fn a_bad_option_is_a_diagnostic() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("beta1"), "{}", stderr(&output));
 }
+
+#[test]
+fn skipped_steps_neither_poison_the_running_average_nor_break_resuming() {
+    let scratch = Scratch::new("train-skip-resume");
+    // `bad` is NaN when z > 1 (and, in the first program, at the first step: with seed 1 its draw
+    // is positive while m is still 0).
+    let program = |steps: u32, first: &str, extra: &str| {
+        format!(
+            "param m: real = 0.0;\n\
+             fn obj(m) {{ E {{ z ~ normal(0.0, 1.0); let bad = if z > 1.0 || {first} {{ log(-1.0) }} else {{ 0.0 }}; -(m + z - 10.0)^2 + bad }} }}\n\
+             maximize obj(m) with {{ optimizer: sgd(lr: 0.01), steps: {steps}, on_nan: \"skip\"{extra} }};\n"
+        )
+    };
+    let early = scratch.file("early.ppl", program(300, "(z > 0.0 && m == 0.0)", ", tolerance: 0.0001, patience: 20"));
+    let output = ppl(&["run", "--json", "--quiet", "--seed", "1", early.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = &reports(&output)[0];
+    assert!(param(&report["params"], "m") > 5.0, "training went on after the first, skipped step: {report}");
+
+    let (short, long) =
+        (scratch.file("short.ppl", program(10, "false", "")), scratch.file("long.ppl", program(20, "false", "")));
+    let dir = scratch.0.join("checkpoint");
+    let dir = dir.to_str().expect("utf-8");
+    let first = ppl(&["run", "--quiet", "--out", dir, short.to_str().expect("utf-8")]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let resumed = ppl(&["run", "--json", "--quiet", "--resume", dir, long.to_str().expect("utf-8")]);
+    let whole = ppl(&["run", "--json", "--quiet", long.to_str().expect("utf-8")]);
+    assert_eq!(reports(&resumed)[0]["params"], reports(&whole)[0]["params"], "bit-identical after skipped steps");
+}

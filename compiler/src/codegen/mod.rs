@@ -54,7 +54,7 @@ pub struct Layout {
 fn words(ty: Type) -> usize {
     match ty {
         Type::Vec(n) => n as usize,
-        Type::Mat(m, n) => (m * n) as usize,
+        Type::Mat(m, n) => m as usize * n as usize,
         _ => 1,
     }
 }
@@ -446,7 +446,7 @@ fn read(scratch: &Scratch, place: Place, ty: Type) -> Option<RuntimeValue> {
         (Place::Slot(offset), Type::Mat(m, n)) => RuntimeValue::Mat {
             rows: m as usize,
             cols: n as usize,
-            data: scratch.slots.get(offset..offset + (m * n) as usize)?.to_vec(),
+            data: scratch.slots.get(offset..offset + m as usize * n as usize)?.to_vec(),
         },
         _ => return None,
     })

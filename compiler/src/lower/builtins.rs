@@ -112,8 +112,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 self.builder.int(i64::from(count))?
             }
             "zeros" | "ones" | "fill" => {
-                let ty =
-                    result_type.ok_or_else(|| unsupported(expr.span, "a vector whose length is not a constant"))?;
+                let ty = result_type.ok_or_else(|| {
+                    unsupported(
+                        expr.span,
+                        "a vector or matrix whose size is not a constant, or more than 16,777,216 elements,",
+                    )
+                })?;
                 match name {
                     "zeros" => b.filled(ty, 0.0)?,
                     "ones" => b.filled(ty, 1.0)?,

@@ -425,10 +425,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         lo: &'a Expr,
         hi: &'a Expr,
     ) -> Lowered<Val<'a>> {
-        let result_type = env
-            .ty(expr)
-            .and_then(super::ir_type)
-            .ok_or_else(|| unsupported(expr.span, "a comprehension whose length is not known at compile time"))?;
+        let result_type = env.ty(expr).and_then(super::ir_type).ok_or_else(|| {
+            unsupported(expr.span, "a comprehension whose length is not a constant, or more than 16,777,216 elements,")
+        })?;
         let (lo_value, hi_value) = (self.loop_bound(env, lo)?, self.loop_bound(env, hi)?);
         self.builder.set_span(Some(expr.span));
         let empty = self.builder.filled(result_type, 0.0)?;

@@ -265,7 +265,18 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             current.other = self.builder.add(current.other, score)?;
         }
         self.record(name, position, value.clone(), stmt.span)?;
-        env.bind(name, value);
+        // After `x[i] ~ …`, `x` names the address's vector (as the checker types it), so that
+        // `x[i]` reads the element just drawn.
+        let bound = match position {
+            Some(_) => self
+                .gen
+                .last()
+                .and_then(|state| state.trace.iter().find(|(n, _)| n == name))
+                .map(|(_, entry)| entry.clone())
+                .ok_or_else(|| internal(Some(stmt.span), format!("the trace has no entry `{name}`")))?,
+            None => value,
+        };
+        env.bind(name, bound);
         Ok(())
     }
 

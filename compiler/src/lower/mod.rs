@@ -66,7 +66,10 @@ impl<'a> Program<'a> {
                     ItemKind::Param(binding) => {
                         let ty = analysis.checked.globals.get(&binding.name.name).map(|global| &global.ty);
                         let ty = ty.and_then(ir_type).ok_or_else(|| {
-                            unsupported(binding.name.span, "a `param` must be a real, a vector or a matrix")
+                            unsupported(
+                                binding.name.span,
+                                "a `param` that is not a real, vector or matrix of at most 16,777,216 elements",
+                            )
                         })?;
                         params.push(Param { name: binding.name.name.clone(), ty, item: at });
                     }
@@ -145,15 +148,22 @@ impl<'a> Program<'a> {
     }
 }
 
-/// The IR type of a first-order surface type with a static shape.
+/// The most elements a vector or matrix may have: every value has a slot in scratch memory,
+/// so a larger one is refused rather than exhausting memory.
+pub const MAX_ELEMENTS: u64 = 1 << 24;
+
+/// The IR type of a first-order surface type with a static shape of at most
+/// [`MAX_ELEMENTS`] elements.
 pub fn ir_type(ty: &SurfaceType) -> Option<Type> {
     use crate::types::Dim::Known;
     match ty {
         SurfaceType::Real => Some(Type::Real),
         SurfaceType::Int => Some(Type::Int),
         SurfaceType::Bool => Some(Type::Bool),
-        SurfaceType::Vec(Known(n)) => u32::try_from(*n).ok().map(Type::Vec),
-        SurfaceType::Mat(Known(m), Known(n)) => Some(Type::Mat(u32::try_from(*m).ok()?, u32::try_from(*n).ok()?)),
+        SurfaceType::Vec(Known(n)) if *n <= MAX_ELEMENTS => u32::try_from(*n).ok().map(Type::Vec),
+        SurfaceType::Mat(Known(m), Known(n)) if m.checked_mul(*n).is_some_and(|size| size <= MAX_ELEMENTS) => {
+            Some(Type::Mat(u32::try_from(*m).ok()?, u32::try_from(*n).ok()?))
+        }
         _ => None,
     }
 }

@@ -65,12 +65,14 @@ pub enum Backend {
     Interpreter,
 }
 
-/// Where an earlier run stopped: its parameters, and the optimizer state of each objective of
-/// its first training command.
+/// Where an earlier run stopped: its parameters, and the step reached and the optimizer state
+/// of each objective of its first training command.
 #[derive(Clone, Debug, Default)]
 pub struct Resume {
     pub params: Vec<(String, RuntimeValue)>,
     pub optimizers: Vec<OptimizerState>,
+    /// Steps taken, skipped ones included (optimizer states count only the updates made).
+    pub steps: Option<u64>,
 }
 
 /// A program being run: its parameters' current values and how many commands have drawn
@@ -458,9 +460,11 @@ fn objective_of(expr: &Expr) -> Option<&Expr> {
 fn zero(ty: crate::ir::Type) -> RuntimeValue {
     match ty {
         crate::ir::Type::Vec(n) => RuntimeValue::Vec(vec![0.0; n as usize]),
-        crate::ir::Type::Mat(rows, cols) => {
-            RuntimeValue::Mat { rows: rows as usize, cols: cols as usize, data: vec![0.0; (rows * cols) as usize] }
-        }
+        crate::ir::Type::Mat(rows, cols) => RuntimeValue::Mat {
+            rows: rows as usize,
+            cols: cols as usize,
+            data: vec![0.0; rows as usize * cols as usize],
+        },
         crate::ir::Type::Int => RuntimeValue::Int(0),
         crate::ir::Type::Bool => RuntimeValue::Bool(false),
         _ => RuntimeValue::Real(0.0),

@@ -100,7 +100,10 @@ impl<'a> Session<'a> {
             }
         }
         let sign = if command.direction == Direction::Maximize { -1.0 } else { 1.0 };
-        let first_step = groups.first().map_or(0, |group| group.optimizer.steps_taken());
+        let resumed_steps =
+            self.options.resume.as_ref().filter(|resume| !resume.optimizers.is_empty()).and_then(|resume| resume.steps);
+        let first_step =
+            resumed_steps.unwrap_or_else(|| groups.first().map_or(0, |group| group.optimizer.steps_taken()));
         let mut running: Option<f64> = None;
         let mut best = f64::NEG_INFINITY;
         let mut stale = 0;
@@ -153,12 +156,16 @@ impl<'a> Session<'a> {
                 }
             }
             let oriented = -sign * step_objective;
-            let average = match running {
-                Some(previous) if finite => previous + RUNNING_AVERAGE_WEIGHT * (oriented - previous),
-                Some(previous) => previous,
-                None => oriented,
+            // The running average starts at the first finite step and ignores skipped ones.
+            let average = match (running, finite) {
+                (Some(previous), true) => previous + RUNNING_AVERAGE_WEIGHT * (oriented - previous),
+                (Some(previous), false) => previous,
+                (None, true) => oriented,
+                (None, false) => f64::NAN,
             };
-            running = Some(average);
+            if average.is_finite() {
+                running = Some(average);
+            }
             emit(Output::Progress {
                 step,
                 steps: settings.steps,
@@ -167,7 +174,7 @@ impl<'a> Session<'a> {
                 gradient_norm: step_norm.sqrt(),
                 learning_rate,
             });
-            if let Some(tolerance) = settings.tolerance {
+            if let (Some(tolerance), true) = (settings.tolerance, average.is_finite()) {
                 if average > best + tolerance {
                     best = average;
                     stale = 0;
