@@ -526,17 +526,24 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         }
         let mut elements = Vec::with_capacity(length as usize);
         for i in 0..length {
-            let index = self.builder.int(i64::from(i))?;
-            let mut scalars = Vec::with_capacity(args.len());
-            for arg in args {
-                scalars.push(match self.builder.ty(*arg) {
-                    Some(Type::Vec(_)) => self.builder.push1(Op::Extract { aggregate: *arg, index })?,
-                    _ => *arg,
-                });
-            }
+            let scalars = self.element_args(args, i)?;
             elements.push(estimators::choose(&mut self.builder, state, distribution, &scalars, rule)?);
         }
         Ok(self.builder.push1(Op::Build(elements))?)
+    }
+
+    /// The arguments of element `i` of an elementwise draw: element `i` of each vector
+    /// argument, and each scalar argument as it is.
+    pub(super) fn element_args(&mut self, args: &[Value], i: u32) -> Lowered<Vec<Value>> {
+        let index = self.builder.int(i64::from(i))?;
+        let mut scalars = Vec::with_capacity(args.len());
+        for arg in args {
+            scalars.push(match self.builder.ty(*arg) {
+                Some(Type::Vec(_)) => self.builder.push1(Op::Extract { aggregate: *arg, index })?,
+                _ => *arg,
+            });
+        }
+        Ok(scalars)
     }
 
     /// Emits the run-time checks of a distribution's arguments.

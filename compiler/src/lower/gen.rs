@@ -362,14 +362,8 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         };
         let mut total = self.builder.real(0.0)?;
         for i in 0..length {
+            let scalars = self.element_args(args, i)?;
             let index = self.builder.int(i64::from(i))?;
-            let mut scalars = Vec::with_capacity(args.len());
-            for arg in args {
-                scalars.push(match self.builder.ty(*arg) {
-                    Some(Type::Vec(_)) => self.builder.push1(Op::Extract { aggregate: *arg, index })?,
-                    _ => *arg,
-                });
-            }
             let element = self.builder.push1(Op::Extract { aggregate: value, index })?;
             let term = (distribution.log_density)(&mut self.builder, &scalars, element)?;
             total = self.builder.add(total, term)?;
