@@ -779,3 +779,37 @@ print sample(marginal(aux(0.4), select(x), sir(2)), 4000);
     assert!((mean(&marginal) - 0.4).abs() < Z * s / n.sqrt(), "mean of the marginal's x: {}", mean(&marginal));
     assert!((sd(&marginal) - s).abs() < Z * s / (2.0 * n).sqrt(), "sd of the marginal's x: {}", sd(&marginal));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Addresses sampled on some paths only
+// ---------------------------------------------------------------------------------------------
+
+/// A spike: `x` exists only when the coin comes up true. Model and guide sample `x` alike, so
+/// the ELBO is exactly `E_q[log p(b)/q(b)] + log N(y; 0, 1)` with `q(b) = p`, estimated with
+/// zero variance under `enum`; its derivative is `log(0.3/p) − log(0.7/(1−p))`.
+#[test]
+fn addresses_sampled_on_some_paths_only_are_traced_and_scored() {
+    let program = "gen spike() { b ~ flip(0.3); if b { x ~ normal(0.0, 1.0); } y ~ normal(0.0, 1.0); }
+gen q(p: real) { b ~ flip(p) via enum; if b { x ~ normal(0.0, 1.0); } }
+param p: real = 0.4;
+data obs = { y: 0.5 };
+print sample(q(p), 20);
+print estimate(elbo(spike(), q(p), obs), samples: 100);
+print grad(elbo(spike(), q(p), obs), samples: 100);
+";
+    let reports = run_json("optional", program, 3);
+    let traces = reports[0]["traces"].as_array().expect("traces");
+    assert_eq!(traces.len(), 20);
+    for trace in traces {
+        let b = trace["b"].as_bool().expect("b is always there");
+        assert_eq!(trace.get("x").is_some(), b, "x is in the trace exactly when b is true: {trace}");
+    }
+    let p: f64 = 0.4;
+    let log_normal = -0.125 - 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let value = p * (0.3 / p).ln() + (1.0 - p) * (0.7 / (1.0 - p)).ln() + log_normal;
+    let derivative = (0.3 / p).ln() - (0.7 / (1.0 - p)).ln();
+    let mean = reports[1]["mean"].as_f64().expect("mean");
+    assert!((mean - value).abs() < 1e-12, "ELBO {mean} vs {value}");
+    let gradient = reports[2]["params"]["p"]["mean"].as_f64().expect("gradient");
+    assert!((gradient - derivative).abs() < 1e-12, "d/dp {gradient} vs {derivative}");
+}

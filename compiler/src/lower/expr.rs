@@ -64,7 +64,10 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                     Val::Record(fields) => fields
                         .into_iter()
                         .find(|(name, _)| *name == field.name)
-                        .map(|(_, value)| value)
+                        .map(|(_, value)| match value {
+                            Val::Optional { value, .. } => *value,
+                            value => value,
+                        })
                         .ok_or_else(|| internal(Some(field.span), "no such field")),
                     Val::Tuple(parts) => field
                         .name

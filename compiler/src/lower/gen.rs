@@ -94,9 +94,14 @@ pub struct GenRun<'a> {
     pub other: Value,
 }
 
+/// A record's field; an optional entry's value (a trace given as constraints follows the same
+/// paths as the run it constrains).
 fn field<'v, 'a>(record: &'v Val<'a>, name: &str) -> Option<&'v Val<'a>> {
     match record {
-        Val::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, value)| value),
+        Val::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, value)| match value {
+            Val::Optional { value, .. } => value.as_ref(),
+            value => value,
+        }),
         _ => None,
     }
 }
@@ -139,10 +144,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     fn trace_placeholder(&mut self, fields: &[Field], span: Span) -> Lowered<Val<'a>> {
         let mut entries = Vec::with_capacity(fields.len());
         for field in fields {
+            let mut entry = self.placeholder(&field.ty, span)?;
             if field.optional {
-                return Err(unsupported(span, &format!("address `{}`, sampled on some paths only,", field.name)));
+                let present = self.builder.boolean(false)?;
+                entry = Val::Optional { present, value: Box::new(entry) };
             }
-            entries.push((field.name.clone(), self.placeholder(&field.ty, span)?));
+            entries.push((field.name.clone(), entry));
         }
         Ok(Val::Record(entries))
     }
@@ -321,6 +328,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             .map(|(_, entry)| entry.clone())
             .ok_or_else(|| internal(Some(span), format!("the trace has no entry `{name}`")))?;
         let updated = match (position, entry, value) {
+            (None, Val::Optional { .. }, value) => {
+                Val::Optional { present: self.builder.boolean(true)?, value: Box::new(value) }
+            }
             (None, _, value) => value,
             (Some(index), Val::Ir(vector), Val::Ir(value)) => {
                 let value = self.converted_to_real(value)?;

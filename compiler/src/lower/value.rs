@@ -24,6 +24,12 @@ pub enum Val<'a> {
         data: Value,
         element: Element,
     },
+    /// A trace entry sampled on some paths only: whether this run sampled it, and its value
+    /// (zero if not).
+    Optional {
+        present: Value,
+        value: Box<Val<'a>>,
+    },
     /// A generative function application, `marginal(…)` or `normalize(…)`.
     Family(Rc<Family<'a>>),
     /// `select(a, b)`.
@@ -70,6 +76,10 @@ impl<'a> Val<'a> {
             Val::Tuple(parts) => parts.iter().for_each(|part| part.flatten(out)),
             Val::Record(fields) => fields.iter().for_each(|(_, field)| field.flatten(out)),
             Val::Array { data, .. } => out.push(*data),
+            Val::Optional { present, value } => {
+                out.push(*present);
+                value.flatten(out);
+            }
             _ => {}
         }
     }
@@ -81,6 +91,10 @@ impl<'a> Val<'a> {
             Val::Array { element, .. } => {
                 values.next().map_or_else(Val::unit, |data| Val::Array { data, element: *element })
             }
+            Val::Optional { value, .. } => match values.next() {
+                Some(present) => Val::Optional { present, value: Box::new(value.rebuild(values)) },
+                None => Val::unit(),
+            },
             Val::Tuple(parts) => Val::Tuple(parts.iter().map(|part| part.rebuild(values)).collect()),
             Val::Record(fields) => {
                 Val::Record(fields.iter().map(|(name, field)| (name.clone(), field.rebuild(values))).collect())
@@ -99,6 +113,7 @@ impl<'a> Val<'a> {
             }
             Val::Str(text) => Shape::Str(text.clone()),
             Val::Array { element, .. } => Shape::Array(*element),
+            Val::Optional { value, .. } => Shape::Optional(Box::new(value.shape())),
             _ => Shape::Tuple(Vec::new()),
         }
     }
@@ -113,6 +128,8 @@ pub enum Shape {
     Str(String),
     /// A vector of bools or ints, stored as reals.
     Array(Element),
+    /// A presence flag, then the value (shown only if present).
+    Optional(Box<Shape>),
 }
 
 impl Shape {
@@ -120,6 +137,7 @@ impl Shape {
     pub fn leaves(&self) -> usize {
         match self {
             Shape::Leaf | Shape::Array(_) => 1,
+            Shape::Optional(inner) => 1 + inner.leaves(),
             Shape::Tuple(parts) => parts.iter().map(Shape::leaves).sum(),
             Shape::Record(fields) => fields.iter().map(|(_, field)| field.leaves()).sum(),
             Shape::Str(_) => 0,

@@ -45,6 +45,11 @@ pub enum Output {
     Ir { source: String, text: String },
 }
 
+/// Marks an optional trace entry that was not sampled, until its record drops it.
+fn absent() -> Printed {
+    Printed::Tuple(vec![Printed::Str("\u{0}absent".into())])
+}
+
 /// A printed value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Printed {
@@ -65,8 +70,22 @@ impl Printed {
             Shape::Leaf => values.next().map_or(Printed::Tuple(Vec::new()), |value| Printed::from_runtime(&value)),
             Shape::Tuple(parts) => Printed::Tuple(parts.iter().map(|part| Printed::read(part, values)).collect()),
             Shape::Record(fields) => Printed::Record(
-                fields.iter().map(|(name, field)| (name.clone(), Printed::read(field, values))).collect(),
+                fields
+                    .iter()
+                    .map(|(name, field)| (name.clone(), Printed::read(field, values)))
+                    // An address this run did not sample is left out of the trace.
+                    .filter(|(_, value)| *value != absent())
+                    .collect(),
             ),
+            Shape::Optional(inner) => {
+                let present = matches!(values.next(), Some(RuntimeValue::Bool(true)));
+                let value = Printed::read(inner, values);
+                if present {
+                    value
+                } else {
+                    absent()
+                }
+            }
             Shape::Str(text) => Printed::Str(text.clone()),
             Shape::Array(element) => match values.next() {
                 Some(RuntimeValue::Vec(data)) => Printed::List(
