@@ -8,39 +8,6 @@ use ppl_runtime::Rng;
 use crate::interp::{real_binary, real_unary};
 use crate::ir::{BinaryOp, UnaryOp};
 
-/// Every unary operation compiled code may call, by code.
-pub const UNARY: &[UnaryOp] = &[
-    UnaryOp::Neg,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Log1p,
-    UnaryOp::Expm1,
-    UnaryOp::Sqrt,
-    UnaryOp::Abs,
-    UnaryOp::Sin,
-    UnaryOp::Cos,
-    UnaryOp::Tan,
-    UnaryOp::Tanh,
-    UnaryOp::Sigmoid,
-    UnaryOp::Softplus,
-    UnaryOp::Lgamma,
-    UnaryOp::Digamma,
-    UnaryOp::Trigamma,
-    UnaryOp::Floor,
-    UnaryOp::Detach,
-];
-
-pub const BINARY: &[BinaryOp] =
-    &[BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Min, BinaryOp::Max];
-
-fn unary(code: i64) -> fn(f64) -> f64 {
-    UNARY.get(code as usize).copied().and_then(real_unary).unwrap_or(|x| x)
-}
-
-fn binary(code: i64) -> fn(f64, f64) -> f64 {
-    BINARY.get(code as usize).copied().and_then(real_binary).unwrap_or(|a, _| a)
-}
-
 /// The address compiled code passes to [`apply_unary`] for `op`: the interpreter's own
 /// function for it, so no table is consulted per call.
 pub fn unary_address(op: UnaryOp) -> Option<i64> {
@@ -77,8 +44,9 @@ unsafe fn slice_mut<'a>(ptr: *mut f64, len: i64) -> &'a mut [f64] {
     unsafe { std::slice::from_raw_parts_mut(ptr, len as usize) }
 }
 
-pub unsafe extern "C" fn vec_unary(code: i64, dst: *mut f64, src: *const f64, len: i64) {
-    let f = unary(code);
+pub unsafe extern "C" fn vec_unary(f: i64, dst: *mut f64, src: *const f64, len: i64) {
+    // SAFETY: `f` came from `unary_address`, a `fn(f64) -> f64`.
+    let f = unsafe { std::mem::transmute::<usize, fn(f64) -> f64>(f as usize) };
     // SAFETY: see the module's contract.
     let (dst, src) = unsafe { (slice_mut(dst, len), slice(src, len)) };
     for (d, s) in dst.iter_mut().zip(src) {
@@ -88,7 +56,7 @@ pub unsafe extern "C" fn vec_unary(code: i64, dst: *mut f64, src: *const f64, le
 
 /// `dst = a op b` elementwise, where a scalar operand has stride 0.
 pub unsafe extern "C" fn vec_binary(
-    code: i64,
+    f: i64,
     dst: *mut f64,
     a: *const f64,
     a_stride: i64,
@@ -96,7 +64,8 @@ pub unsafe extern "C" fn vec_binary(
     b_stride: i64,
     len: i64,
 ) {
-    let f = binary(code);
+    // SAFETY: `f` came from `binary_address`, a `fn(f64, f64) -> f64`.
+    let f = unsafe { std::mem::transmute::<usize, fn(f64, f64) -> f64>(f as usize) };
     for i in 0..len {
         // SAFETY: see the module's contract (a stride of 0 reads element 0 only).
         unsafe {

@@ -437,9 +437,9 @@ impl Translator<'_, '_> {
     fn unary(&mut self, op: UnaryOp, a: Value, result: Value, ty: Type) -> Result<Option<cl::Value>, IrError> {
         let operand_type = self.ty(a)?;
         if let Type::Vec(_) | Type::Mat(..) = ty {
-            let code = shims::UNARY.iter().position(|u| *u == op).ok_or(IrError { message: format!("{op:?}") })?;
+            let address = shims::unary_address(op).ok_or(IrError { message: format!("{op:?} of a vector") })?;
             let (dst, src) = (self.address(result)?, self.address(a)?);
-            let args = [self.iconst(code as i64), dst, src, self.iconst(len(ty))];
+            let args = [self.iconst(address), dst, src, self.iconst(len(ty))];
             self.call("ppl_vec_unary", &args)?;
             return Ok(None);
         }
@@ -482,11 +482,11 @@ impl Translator<'_, '_> {
     ) -> Result<Option<cl::Value>, IrError> {
         let (ta, tb) = (self.ty(a)?, self.ty(b)?);
         if let Type::Vec(_) | Type::Mat(..) = ty {
-            let code = shims::BINARY.iter().position(|o| *o == op).ok_or(IrError { message: format!("{op:?}") })?;
+            let address = shims::binary_address(op).ok_or(IrError { message: format!("{op:?} of vectors") })?;
             let dst = self.address(result)?;
             let (pa, sa) = self.operand_pointer(a, ta)?;
             let (pb, sb) = self.operand_pointer(b, tb)?;
-            let args = [self.iconst(code as i64), dst, pa, sa, pb, sb, self.iconst(len(ty))];
+            let args = [self.iconst(address), dst, pa, sa, pb, sb, self.iconst(len(ty))];
             self.call("ppl_vec_binary", &args)?;
             return Ok(None);
         }
