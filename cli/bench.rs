@@ -4,6 +4,7 @@
 //! cargo run --release --bin bench -- frontend [--lines 10000] [--runs 15]
 //! cargo run --release --bin bench -- interp [--runs 15]
 //! cargo run --release --bin bench -- jit [--runs 15]
+//! cargo run --release --bin bench -- exec [--runs 5] [--samples 10000000]
 //! ```
 //!
 //! `frontend` generates a program of realistic items (models with loops, guides, parameters,
@@ -15,8 +16,14 @@
 //! cone's ELBO (`examples/cone.ppl`): compile latency, process start to first gradient,
 //! particle-gradients per second of the compiled objective beside a hand-written Rust
 //! implementation of the same estimator (same math, same random streams), the interpreter's
-//! rate, and the compiled rate on 1 and 2 threads. The machine is shared and noisy: medians,
-//! not means.
+//! rate, and the compiled rate on 1 and 2 threads. `exec` times what users run, `ppl run`
+//! processes, beside the hand-written Rust of `bench/cone_by_hand.rs` (see `bench/exec.rs`).
+//! The machine is shared and noisy: medians, not means.
+
+#[path = "../bench/cone_by_hand.rs"]
+mod cone_by_hand;
+#[path = "../bench/exec.rs"]
+mod exec;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -38,12 +45,17 @@ fn main() -> ExitCode {
         Some("frontend") => frontend(lines, runs),
         Some("interp") => interp(runs),
         Some("jit") => jit(runs),
-        _ => usage("which benchmark? (frontend, interp, jit)"),
+        Some("exec") => match option("--samples", 10_000_000) {
+            // Whole processes of seconds each: fewer runs by default.
+            Ok(samples) => exec::run(if args.iter().any(|arg| arg == "--runs") { runs } else { 5 }, samples as u64),
+            Err(message) => usage(&message),
+        },
+        _ => usage("which benchmark? (frontend, interp, jit, exec)"),
     }
 }
 
 fn usage(message: &str) -> ExitCode {
-    eprintln!("error: {message}\nusage: bench frontend [--lines N] [--runs N] | bench interp [--runs N] | bench jit [--runs N]");
+    eprintln!("error: {message}\nusage: bench frontend [--lines N] [--runs N] | bench interp [--runs N] | bench jit [--runs N] | bench exec [--runs N] [--samples N]");
     ExitCode::from(2)
 }
 
@@ -190,7 +202,7 @@ fn jit_figures(runs: usize) -> Result<(), String> {
     let mut largest_difference: f64 = 0.0;
     for stream in 0..100 {
         let value = objective.value_and_grad(&params, 1, stream, &mut gradient).map_err(error)?;
-        let (hand_value, hand_gradient) = hand_written_cone_elbo(&params[..4], &mut ppl_runtime::Rng::new(1, stream));
+        let (hand_value, hand_gradient) = cone_by_hand::elbo(&params[..4], &mut ppl_runtime::Rng::new(1, stream));
         for (a, b) in std::iter::once((value, hand_value)).chain(gradient[..4].iter().copied().zip(hand_gradient)) {
             largest_difference = largest_difference.max((a - b).abs() / a.abs().max(1.0));
         }
@@ -209,7 +221,7 @@ fn jit_figures(runs: usize) -> Result<(), String> {
         let mut total = [0.0; 4];
         for stream in 0..PARTICLES {
             let mut rng = ppl_runtime::Rng::new(1, stream);
-            let (value, g) = hand_written_cone_elbo(&params[..4], &mut rng);
+            let (value, g) = cone_by_hand::elbo(&params[..4], &mut rng);
             std::hint::black_box(value);
             for (t, x) in total.iter_mut().zip(g) {
                 *t += x;
@@ -227,7 +239,7 @@ fn jit_figures(runs: usize) -> Result<(), String> {
     let session = ppl::run::Session::new(&analysis, ppl::run::RunOptions::default()).map_err(|d| d.message.clone())?;
     let estimators = session.compile_objectives().map_err(|d| d.message.clone())?;
     let reverse = &estimators.last().ok_or("no objective")?.1.reverse;
-    let runtime_params: Vec<ppl::interp::RuntimeValue> = session.params().map(|(_, value)| value.clone()).collect();
+    let runtime_params: Vec<ppl::interp::RuntimeValue> = session.params().map(|(_, value)| value).collect();
     const INTERPRETED: u64 = 20_000;
     let interpreted = median(runs, || {
         for stream in 0..INTERPRETED {
@@ -271,33 +283,6 @@ fn jit_figures(runs: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// The cone's ELBO and its reparameterised gradient in (mu, log_sigma), written by hand: the
-/// same draws in the same order as the compiled program (x's noise, then y's), and the same
-/// `libm` logarithm and exponential (which `ppl` uses on every platform for reproducible bits;
-/// std's may differ in the last bit from one C library to another).
-fn hand_written_cone_elbo(params: &[f64], rng: &mut ppl_runtime::Rng) -> (f64, [f64; 4]) {
-    const LOG_SQRT_TWO_PI: f64 = 0.918_938_533_204_672_8;
-    let normal = |x: f64, mu: f64, sigma: f64| {
-        let z = (x - mu) / sigma;
-        -0.5 * z * z - libm::log(sigma) - LOG_SQRT_TWO_PI
-    };
-    let (mu, log_sigma) = ([params[0], params[1]], [params[2], params[3]]);
-    let sigma = [libm::exp(log_sigma[0]), libm::exp(log_sigma[1])];
-    let eps = [rng.standard_normal(), rng.standard_normal()];
-    let (x, y) = (mu[0] + sigma[0] * eps[0], mu[1] + sigma[1] * eps[1]);
-    let rs = x * x + y * y;
-    let scale = 0.1 + rs / 100.0;
-    let log_q = normal(x, mu[0], sigma[0]) + normal(y, mu[1], sigma[1]);
-    let log_p = normal(x, 0.0, 10.0) + normal(y, 0.0, 10.0) + normal(5.0, rs, scale);
-    // d log N(5; rs, scale)/d rs, through the mean and the scale.
-    let residual = 5.0 - rs;
-    let d_rs = residual / (scale * scale) + (residual * residual / (scale * scale * scale) - 1.0 / scale) / 100.0;
-    let dx = -x / 100.0 + d_rs * 2.0 * x;
-    let dy = -y / 100.0 + d_rs * 2.0 * y;
-    // log q at a reparameterised draw is -ε²/2 - log σ - const: only -log σ depends on θ.
-    (log_p - log_q, [dx, dy, dx * sigma[0] * eps[0] + 1.0, dy * sigma[1] * eps[1] + 1.0])
-}
-
 fn frontend(lines: usize, runs: usize) -> ExitCode {
     let source = generate_program(lines);
     let line_count = source.lines().count();
@@ -331,7 +316,7 @@ fn frontend(lines: usize, runs: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn median(runs: usize, mut work: impl FnMut()) -> Duration {
+pub(crate) fn median(runs: usize, mut work: impl FnMut()) -> Duration {
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let start = Instant::now();

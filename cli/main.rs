@@ -218,7 +218,7 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
             }
         });
         progress.finish();
-        let params = session.params().map(|(name, value)| (name.to_string(), ppl::run::Printed::from_runtime(value)));
+        let params = session.params().map(|(name, value)| (name.to_string(), ppl::run::Printed::from_runtime(&value)));
         (outcome, params.collect::<Vec<_>>())
     });
     if let (Some(dir), false) = (&flags.out, params.is_empty()) {

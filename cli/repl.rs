@@ -319,7 +319,7 @@ impl Repl {
             });
             progress.finish();
             let params: Vec<(String, RuntimeValue)> =
-                session.params().map(|(name, value)| (name.to_string(), value.clone())).collect();
+                session.params().map(|(name, value)| (name.to_string(), value)).collect();
             (outcome, Some(params))
         });
         if let Some(params) = params {

@@ -20,9 +20,10 @@ pub fn json(output: &Output) -> Option<String> {
                 .collect();
             json!({ "kind": "grad", "source": source, "samples": samples, "params": params })
         }
-        Output::Sample { source, traces } => json!({
-            "kind": "sample", "source": source, "traces": traces.iter().map(printed).collect::<Vec<_>>(),
-        }),
+        Output::Sample { source, count } => json!({ "kind": "sample", "source": source, "samples": count }),
+        Output::Trace { source, index, trace } => {
+            json!({ "kind": "trace", "source": source, "index": index, "trace": printed(trace) })
+        }
         Output::Trained { source, direction, steps, seconds, objectives, params, reason, .. } => {
             let kind = if *direction == Direction::Maximize { "maximize" } else { "minimize" };
             let statistic = |objective: &ppl::run::TrainedObjective| json!({ "mean": number(objective.statistic.mean), "stderr": number(objective.statistic.stderr) });

@@ -1,7 +1,12 @@
-//! A compiled objective called in a loop allocates nothing per call.
+//! The execution path allocates nothing per sample, per particle or per training step: a
+//! command whose work is ten times larger allocates exactly as often, and a compiled objective
+//! called in a loop allocates nothing per call.
+//!
+//! The tests share one counting allocator, so they take turns.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// The system allocator, counting allocations.
 struct Counting;
@@ -25,10 +30,68 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const CONE: &str = include_str!("../examples/cone.ppl");
+
+/// The cone's definitions, without the example's commands.
+fn definitions() -> &'static str {
+    &CONE[..CONE.find("// The objectives and their gradients").expect("the example's commands")]
+}
+
+/// How many allocations running `commands` after the cone's definitions takes, all told.
+fn allocations(commands: &str, threads: usize) -> usize {
+    let source = format!("{}{commands}", definitions());
+    let analysis = ppl::check_source("cone.ppl", &source);
+    assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
+    let options = ppl::run::RunOptions { threads: Some(threads), ..Default::default() };
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let mut session = ppl::run::Session::new(&analysis, options).expect("the program runs");
+    let mut outputs = 0;
+    session.run_commands(&mut |_| outputs += 1).expect("the commands run");
+    drop(session);
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+#[test]
+fn estimates_allocate_nothing_per_sample() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for command in ["estimate", "grad"] {
+        for objective in ["elbo(cone(), guide(mu, log_sigma), obs)", "iwelbo(cone(), guide(mu, log_sigma), obs, 5)"] {
+            let small = allocations(&format!("print {command}({objective}, samples: 100000);"), 1);
+            let large = allocations(&format!("print {command}({objective}, samples: 900000);"), 1);
+            assert_eq!(
+                small,
+                large,
+                "{command}({objective}): 800000 more samples allocated {} more times",
+                large - small
+            );
+        }
+    }
+}
+
+#[test]
+fn training_allocates_nothing_per_step() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let training = |steps: u64, particles: u64| {
+        format!(
+            "maximize elbo(cone(), guide(mu, log_sigma), obs), iwelbo(cone(), guide(mu_iw, log_sigma_iw), obs, 5)
+                with {{ optimizer: adam(lr: 0.001), steps: {steps}, particles: {particles}, clip: 10.0 }};"
+        )
+    };
+    let small = allocations(&training(1000, 64), 1);
+    let large = allocations(&training(9000, 64), 1);
+    assert_eq!(small, large, "8000 more steps allocated {} more times", large - small);
+    // Steps large enough to run on both threads.
+    let small = allocations(&training(20, 8000), 2);
+    let large = allocations(&training(90, 8000), 2);
+    assert!(large - small <= 70, "70 more steps on two threads allocated {} more times", large - small);
+}
+
 #[test]
 fn value_and_grad_allocates_nothing_per_call() {
-    let source = include_str!("../examples/cone.ppl");
-    let program = ppl::compile(source).expect("the example checks");
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let program = ppl::compile(CONE).expect("the example checks");
     let mut objective = program.objective("iwelbo(cone(), guide(mu_iw, log_sigma_iw), obs, 5)").expect("compiles");
     let params = program.initial_params();
     let mut gradient = vec![0.0; params.len()];

@@ -716,23 +716,25 @@ print sample(outer(0.3));
 print sample(marginal(aux(0.4), select(x), sir(2)), 4000);
 ";
     let reports = run_json("sample", program, 17);
-    assert_eq!(reports.len(), 3, "one report per print:\n{program}");
+    let headers: Vec<&Value> = reports.iter().filter(|report| report["kind"] == "sample").collect();
+    assert_eq!(headers.len(), 3, "one report per print:\n{program}");
+    let mut traces = Vec::new();
     for (report, source, count) in [
-        (&reports[0], "sample(outer(0.3), 4000)", 4000),
-        (&reports[1], "sample(outer(0.3))", 1),
-        (&reports[2], "sample(marginal(aux(0.4), select(x), sir(2)), 4000)", 4000),
+        (headers[0], "sample(outer(0.3), 4000)", 4000),
+        (headers[1], "sample(outer(0.3))", 1),
+        (headers[2], "sample(marginal(aux(0.4), select(x), sir(2)), 4000)", 4000),
     ] {
         let keys: Vec<&str> = report.as_object().expect("an object").keys().map(String::as_str).collect();
-        assert_eq!(keys, ["kind", "source", "traces"], "{report}");
-        assert_eq!(report["kind"], "sample");
+        assert_eq!(keys, ["kind", "source", "samples"], "{report}");
         assert_eq!(report["source"], source);
-        assert_eq!(report["traces"].as_array().map(Vec::len), Some(count), "{source}");
+        assert_eq!(report["samples"], count);
+        traces.push(traces_of(&reports, source));
+        assert_eq!(traces.last().map(Vec::len), Some(count as usize), "{source}");
     }
 
     // outer: {x: real, sub: {z: real}, c: [bool; 3]}.
-    let traces = reports[0]["traces"].as_array().expect("an array");
     let (mut xs, mut dz, mut flips) = (Vec::new(), Vec::new(), Vec::new());
-    for trace in traces.iter().chain(reports[1]["traces"].as_array().expect("an array")) {
+    for trace in traces[0].iter().chain(&traces[1]) {
         let fields = trace.as_object().unwrap_or_else(|| panic!("a trace is an object: {trace}"));
         let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
         names.sort();
@@ -764,9 +766,7 @@ print sample(marginal(aux(0.4), select(x), sir(2)), 4000);
     assert!((mean(&flips) - 0.3).abs() < Z * p_sd, "frequency of c[i]: {}", mean(&flips));
 
     // A marginal's trace holds only the selected address, distributed as N(m, √2).
-    let marginal: Vec<f64> = reports[2]["traces"]
-        .as_array()
-        .expect("an array")
+    let marginal: Vec<f64> = traces[2]
         .iter()
         .map(|trace| {
             let fields = trace.as_object().unwrap_or_else(|| panic!("a trace is an object: {trace}"));
@@ -778,6 +778,17 @@ print sample(marginal(aux(0.4), select(x), sir(2)), 4000);
     let s = 2f64.sqrt();
     assert!((mean(&marginal) - 0.4).abs() < Z * s / n.sqrt(), "mean of the marginal's x: {}", mean(&marginal));
     assert!((sd(&marginal) - s).abs() < Z * s / (2.0 * n).sqrt(), "sd of the marginal's x: {}", sd(&marginal));
+}
+
+/// The traces `print sample(…)` streamed for `source`, checked to come in order.
+fn traces_of(reports: &[Value], source: &str) -> Vec<Value> {
+    let lines = reports.iter().filter(|report| report["kind"] == "trace" && report["source"] == source);
+    let mut traces = Vec::new();
+    for (position, line) in lines.enumerate() {
+        assert_eq!(line["index"].as_u64(), Some(position as u64), "the traces of {source} come in order");
+        traces.push(line["trace"].clone());
+    }
+    traces
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -798,9 +809,9 @@ print estimate(elbo(spike(), q(p), obs), samples: 100);
 print grad(elbo(spike(), q(p), obs), samples: 100);
 ";
     let reports = run_json("optional", program, 3);
-    let traces = reports[0]["traces"].as_array().expect("traces");
+    let traces = traces_of(&reports, "sample(q(p), 20)");
     assert_eq!(traces.len(), 20);
-    for trace in traces {
+    for trace in &traces {
         let b = trace["b"].as_bool().expect("b is always there");
         assert_eq!(trace.get("x").is_some(), b, "x is in the trace exactly when b is true: {trace}");
     }
@@ -808,8 +819,10 @@ print grad(elbo(spike(), q(p), obs), samples: 100);
     let log_normal = -0.125 - 0.5 * (2.0 * std::f64::consts::PI).ln();
     let value = p * (0.3 / p).ln() + (1.0 - p) * (0.7 / (1.0 - p)).ln() + log_normal;
     let derivative = (0.3 / p).ln() - (0.7 / (1.0 - p)).ln();
-    let mean = reports[1]["mean"].as_f64().expect("mean");
+    let results: Vec<&Value> =
+        reports.iter().filter(|report| report["kind"] == "estimate" || report["kind"] == "grad").collect();
+    let mean = results[0]["mean"].as_f64().expect("mean");
     assert!((mean - value).abs() < 1e-12, "ELBO {mean} vs {value}");
-    let gradient = reports[2]["params"]["p"]["mean"].as_f64().expect("gradient");
+    let gradient = results[1]["params"]["p"]["mean"].as_f64().expect("gradient");
     assert!((gradient - derivative).abs() < 1e-12, "d/dp {gradient} vs {derivative}");
 }

@@ -25,9 +25,10 @@
 
 use ppl_runtime::Rng;
 
-use crate::codegen::{self, Scratch};
+use crate::codegen;
 use crate::diagnostics::{ColorChoice, Diagnostic};
 use crate::interp::RuntimeValue;
+use crate::run::execute::{Kernel, Worker};
 use crate::run::{RunOptions, Session};
 
 /// A checked program, ready to compile objectives against.
@@ -59,7 +60,7 @@ pub fn compile(source: &str) -> Result<Program, Error> {
     }
     let params = crate::with_large_stack(|| {
         Session::new(&analysis, RunOptions::default())
-            .map(|session| session.params().map(|(name, value)| (name.to_string(), value.clone())).collect())
+            .map(|session| session.params().map(|(name, value)| (name.to_string(), value)).collect())
     })
     .map_err(|diagnostic| render(&diagnostic, &analysis))?;
     Ok(Program { source: source.to_string(), params })
@@ -98,17 +99,20 @@ impl Program {
         .map(|(_, estimator)| estimator)
         .ok_or_else(|| Error { message: format!("`{expression}` is not an estimate") })?;
         let native = codegen::compile(&estimator.reverse).map_err(|error| Error { message: error.to_string() })?;
-        let scratch = native.scratch();
         let shapes: Vec<RuntimeValue> = self.params.iter().map(|(_, value)| value.clone()).collect();
-        Ok(Objective { native, scratch, wrt: estimator.wrt[..shapes.len()].to_vec(), shapes })
+        let wrt = estimator.wrt[..shapes.len()].to_vec();
+        let kernel = Kernel::new(estimator.reverse, Some(native));
+        let worker = kernel.worker();
+        Ok(Objective { kernel, worker, wrt, shapes })
     }
 }
 
-/// A compiled objective with its scratch memory: not shared between threads (compile one per
-/// thread, or clone the program and compile again).
+/// A compiled objective with its worker memory: not shared between threads (compile one per
+/// thread, or clone the program and compile again). It runs on the path every `ppl` command
+/// runs on.
 pub struct Objective {
-    native: codegen::Compiled,
-    scratch: Scratch,
+    kernel: Kernel,
+    worker: Worker,
     wrt: Vec<bool>,
     shapes: Vec<RuntimeValue>,
 }
@@ -129,21 +133,23 @@ impl Objective {
         if params.len() != total || gradient.len() != total {
             return Err(Error { message: format!("expected {total} parameters and gradient elements") });
         }
-        self.native.set_params(&mut self.scratch, params);
-        self.native.set_rng(&mut self.scratch, self.shapes.len(), Rng::new(seed, stream));
-        if !self.native.call(&mut self.scratch) {
+        self.kernel.load_params(&mut self.worker, params);
+        if !self.kernel.call(&mut self.worker, Rng::new(seed, stream)) {
             return Err(Error {
                 message: "the estimate failed (a distribution argument outside its domain, an index out of bounds, or an overflow); `ppl run` on the same program reports where".into(),
             });
         }
-        let value = self.native.result_real(&self.scratch, 0);
+        let value = self.kernel.real(&self.worker, 0);
         let mut offset = 0;
         let mut result = 1;
         for (shape, differentiated) in self.shapes.iter().zip(&self.wrt) {
             let len = flat_len(shape);
             let slice = &mut gradient[offset..offset + len];
             if *differentiated {
-                self.native.result_into(&self.scratch, result, slice);
+                let values = self.kernel.result(&self.worker, result);
+                if values.len() == len {
+                    slice.copy_from_slice(values);
+                }
                 result += 1;
             } else {
                 slice.fill(0.0);

@@ -635,14 +635,17 @@ impl Optimizer {
     /// from the caller's own parameter list, never from user input (a checkpoint of the wrong
     /// shape is rejected by [`Optimizer::restore`] instead), so a mismatch is a bug to surface.
     pub fn step(&mut self, params: &mut [Vec<f64>], grads: &[Vec<f64>]) {
-        let lengths = |vectors: &[Vec<f64>]| vectors.iter().map(Vec::len).collect::<Vec<_>>();
-        assert!(
-            lengths(params) == self.sizes && lengths(grads) == self.sizes,
-            "Optimizer::step: parameter lengths {:?} and gradient lengths {:?} differ from the optimizer's {:?}",
-            lengths(params),
-            lengths(grads),
-            self.sizes
-        );
+        // Compared without allocating: a training step allocates nothing.
+        let fits = |vectors: &[Vec<f64>]| vectors.iter().map(Vec::len).eq(self.sizes.iter().copied());
+        if !(fits(params) && fits(grads)) {
+            let lengths = |vectors: &[Vec<f64>]| vectors.iter().map(Vec::len).collect::<Vec<_>>();
+            panic!(
+                "Optimizer::step: parameter lengths {:?} and gradient lengths {:?} differ from the optimizer's {:?}",
+                lengths(params),
+                lengths(grads),
+                self.sizes
+            );
+        }
         let lr = self.learning_rate();
         let first_step = self.steps_taken == 0;
         // The shapes all match, so walking every parameter's elements in order pairs each value

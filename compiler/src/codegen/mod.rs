@@ -379,22 +379,20 @@ impl Compiled {
         (self.entry)(&mut frame) == 0
     }
 
-    /// Result `index` as a real (NaN if it is not one).
-    pub fn result_real(&self, scratch: &Scratch, index: usize) -> f64 {
+    /// Result `index` (a real, vector or matrix) as the slots that hold it, without copying;
+    /// empty for a result of another type.
+    pub fn result_slice<'s>(&self, scratch: &'s Scratch, index: usize) -> &'s [f64] {
         match (self.layout.results.get(index), self.result_types.get(index)) {
-            (Some(Place::Slot(offset)), Some(Type::Real)) => scratch.slots.get(*offset).copied().unwrap_or(f64::NAN),
-            _ => f64::NAN,
+            (Some(Place::Slot(offset)), Some(ty @ (Type::Real | Type::Vec(_) | Type::Mat(..)))) => {
+                scratch.slots.get(*offset..offset + words(*ty)).unwrap_or(&[])
+            }
+            _ => &[],
         }
     }
 
-    /// Copies result `index` (a real, vector or matrix) into `out`, without allocating.
-    pub fn result_into(&self, scratch: &Scratch, index: usize, out: &mut [f64]) {
-        if let (Some(Place::Slot(offset)), Some(ty)) = (self.layout.results.get(index), self.result_types.get(index)) {
-            let n = words(*ty).min(out.len());
-            if let Some(values) = scratch.slots.get(*offset..offset + n) {
-                out[..n].copy_from_slice(values);
-            }
-        }
+    /// Every result of the last call, as run-time values.
+    pub fn results(&self, scratch: &Scratch) -> Option<Vec<RuntimeValue>> {
+        self.layout.results.iter().zip(&self.result_types).map(|(place, ty)| read(scratch, *place, *ty)).collect()
     }
 
     /// Runs the function; `None` if it failed (rerun it in the interpreter to learn why).
@@ -408,7 +406,7 @@ impl Compiled {
         if !self.call(scratch) {
             return None;
         }
-        self.layout.results.iter().zip(&self.result_types).map(|(place, ty)| read(scratch, *place, *ty)).collect()
+        self.results(scratch)
     }
 }
 

@@ -9,10 +9,14 @@
 //!
 //! This module must not print anything itself.
 
+pub(crate) mod execute;
+mod moments;
 mod output;
+mod params;
 mod train;
 
 pub use output::{Output, ParamGradient, Printed, Statistic, TrainedObjective};
+pub use params::Params;
 pub use ppl_runtime::optim::OptimizerState;
 pub use train::StopReason;
 
@@ -22,13 +26,16 @@ use std::sync::Arc;
 use ppl_runtime::Rng;
 
 use crate::adev::{self, Estimator};
-use crate::codegen::{self, Compiled, Scratch};
+use crate::codegen::{self, Compiled};
 use crate::diagnostics::{Diagnostic, ErrorCode};
 use crate::interp::{self, ErrorKind, InterpError, RuntimeValue};
 use crate::lower::{Program, Shape};
 use crate::syntax::ast::{Expr, ExprKind, ItemKind};
 use crate::syntax::span::Span;
 use crate::Analysis;
+
+use execute::{Executor, Kernel};
+use moments::Moments;
 
 /// The seed used when neither the command line nor the program gives one.
 pub const DEFAULT_SEED: u64 = 0;
@@ -79,14 +86,14 @@ pub struct Resume {
 /// random numbers so far.
 pub struct Session<'a> {
     program: Program<'a>,
-    params: Vec<RuntimeValue>,
+    params: Params,
     options: RunOptions,
     /// How many `estimate`/`grad`/`sample` commands have drawn random numbers so far.
     commands: u64,
     /// How many training commands have run so far.
     trainings: u64,
     /// Runs samples and particles in parallel (none: on the calling thread).
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl<'a> Session<'a> {
@@ -94,9 +101,12 @@ impl<'a> Session<'a> {
     pub fn new(analysis: &'a Analysis, options: RunOptions) -> Result<Self, Diagnostic> {
         let program = Program::new(analysis)?;
         let threads = options.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let pool = (threads > 1).then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok()).flatten();
-        let mut session = Session { params: Vec::new(), program, options, commands: 0, trainings: 0, pool };
-        session.params = session.program.params.iter().map(|param| zero(param.ty)).collect();
+        let pool = (threads > 1)
+            .then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok())
+            .flatten()
+            .map(Arc::new);
+        let params = Params::zeros(program.params.iter().map(|param| param.ty));
+        let mut session = Session { params, program, options, commands: 0, trainings: 0, pool };
         for index in 0..session.program.params.len() {
             let param = &session.program.params[index];
             let Some(ItemKind::Param(binding)) = analysis
@@ -108,17 +118,15 @@ impl<'a> Session<'a> {
                 continue;
             };
             let values = session.evaluate(param.item.file, &[&binding.value])?;
-            if let Some((value, _)) = values.into_iter().next() {
-                session.params[index] = value.into_iter().next().unwrap_or_else(|| zero(param.ty));
+            if let Some(value) = values.into_iter().next().and_then(|(value, _)| value.into_iter().next()) {
+                session.params.set(index, &value);
             }
         }
         if let Some(resume) = session.options.resume.clone() {
             for (name, value) in resume.params {
-                let Some(index) = session.program.params.iter().position(|param| param.name == name) else {
-                    continue;
-                };
-                if train::flat(&value).len() == train::flat(&session.params[index]).len() {
-                    session.params[index] = train::reshaped(&session.params[index], train::flat(&value));
+                // A parameter that is gone, or whose shape changed, keeps its initial value.
+                if let Some(index) = session.program.params.iter().position(|param| param.name == name) {
+                    session.params.set(index, &value);
                 }
             }
         }
@@ -130,14 +138,15 @@ impl<'a> Session<'a> {
         which
             .iter()
             .filter_map(|index| {
-                Some((self.program.params.get(*index)?.name.clone(), Printed::from_runtime(self.params.get(*index)?)))
+                let name = self.program.params.get(*index)?.name.clone();
+                Some((name, Printed::from_runtime(&self.params.value(*index))))
             })
             .collect()
     }
 
     /// The current value of each parameter, by name.
-    pub fn params(&self) -> impl Iterator<Item = (&str, &RuntimeValue)> {
-        self.program.params.iter().map(|param| param.name.as_str()).zip(&self.params)
+    pub fn params(&self) -> impl Iterator<Item = (&str, RuntimeValue)> + '_ {
+        self.program.params.iter().enumerate().map(|(index, param)| (param.name.as_str(), self.params.value(index)))
     }
 
     /// Runs the commands of the user's file (the last one) in order.
@@ -178,9 +187,7 @@ impl<'a> Session<'a> {
                     Some(arg) => self.count(file, &arg.value)?,
                     None => 1,
                 };
-                let traces = self.sample(file, family, count)?;
-                emit(Output::Sample { source: self.source(expr.span), traces });
-                return Ok(());
+                return self.sample(file, expr, family, count, emit);
             }
         }
         if let (ExprKind::Call { callee, args }, Some(objective)) = (&expr.kind, objective_of(expr)) {
@@ -200,22 +207,59 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// `count` traces of a family, each from its own stream.
-    fn sample(&mut self, file: usize, family: &'a Expr, count: u64) -> Result<Vec<Printed>, Diagnostic> {
+    /// `count` traces of a family, each from its own stream, emitted one by one as they are
+    /// drawn (in order, a round of chunks at a time).
+    fn sample(
+        &mut self,
+        file: usize,
+        expr: &'a Expr,
+        family: &'a Expr,
+        count: u64,
+        emit: &mut dyn FnMut(Output),
+    ) -> Result<(), Diagnostic> {
         let lowered = self.program.lower_sample(file, family)?;
         let mut function = lowered.function;
         adev::optimize(&mut function).map_err(|error| crate::lower::internal(Some(family.span), error))?;
         let command = self.commands;
         self.commands += 1;
         let shape = lowered.shapes.first().cloned().unwrap_or(Shape::Tuple(Vec::new()));
-        let mut traces = Vec::with_capacity(count as usize);
         let native = self.native(&function, &self.source(family.span), &mut |_| {})?;
-        let runs = self.run_each(&function, native.as_ref(), count, |sample| self.args(command, sample));
-        for (sample, results) in (0..count).zip(runs) {
-            let results = results.map_err(|error| runtime_error(error, Some(family.span), Some(sample)))?;
-            traces.push(Printed::read(&shape, &mut results.into_iter()));
+        let mut executor = Executor::new(Kernel::new(function, native), self.pool.clone());
+        executor.set_params(self.params.flat());
+        let seed = self.seed();
+        let mut round = executor.round(execute::CHUNK as usize, || (Vec::new(), None));
+        let source = self.source(expr.span);
+        emit(Output::Sample { source: source.clone(), count });
+        let mut failed = None;
+        let mut index = 0;
+        executor.run(
+            count,
+            true,
+            &mut round,
+            |kernel, worker, samples, (traces, failure): &mut (Vec<Printed>, Option<u64>)| {
+                traces.clear();
+                *failure = None;
+                for sample in samples {
+                    if !kernel.call(worker, Rng::new(seed, command << 32 | sample)) {
+                        *failure = Some(sample);
+                        return;
+                    }
+                    traces.push(Printed::read(&shape, &mut kernel.results(worker).into_iter()));
+                }
+            },
+            |(traces, failure)| {
+                for trace in traces.drain(..) {
+                    emit(Output::Trace { source: source.clone(), index, trace });
+                    index += 1;
+                }
+                failed = *failure;
+                failed.is_none()
+            },
+        );
+        match failed {
+            Some(sample) => Err(self.explain(&executor, Rng::new(seed, command << 32 | sample), family.span, sample)),
+            None => Ok(()),
         }
-        Ok(traces)
     }
 
     /// Evaluates first-order expressions at the current parameters: each one's flattened
@@ -225,7 +269,7 @@ impl<'a> Session<'a> {
         let span = exprs.first().map(|expr| expr.span);
         let mut function = lowered.function;
         adev::optimize(&mut function).map_err(|error| crate::lower::internal(span, error))?;
-        let results = interp::run(&function, self.params.clone()).map_err(|error| runtime_error(error, span, None))?;
+        let results = interp::run(&function, self.params.values()).map_err(|error| runtime_error(error, span, None))?;
         let mut results = results.into_iter();
         let mut values = Vec::with_capacity(lowered.shapes.len());
         for shape in lowered.shapes {
@@ -300,27 +344,92 @@ impl<'a> Session<'a> {
         }
         let command = self.commands;
         self.commands += 1;
-        let function = if gradient { &estimator.reverse } else { &estimator.primal };
-        let native = self.native(function, &source, emit)?;
-        if gradient {
-            let params = self.gradient(&estimator, native.as_ref(), command, samples, objective.span)?;
-            emit(Output::Grad { source, samples, params });
-        } else {
-            let values = self.sample_values(&estimator, native.as_ref(), command, samples, objective.span)?;
-            let statistic = Statistic::of(&values);
+        // The primal gives the estimate; the reverse program also one gradient per
+        // differentiated parameter.
+        let differentiated: Vec<usize> = (0..self.program.params.len()).filter(|i| estimator.wrt[*i]).collect();
+        let used = crate::ir::uses(&estimator.forward);
+        let used: Vec<bool> =
+            differentiated.iter().map(|i| used.contains(&estimator.forward.body.params[*i])).collect();
+        let function = if gradient { estimator.reverse } else { estimator.primal };
+        let native = self.native(&function, &source, emit)?;
+        let mut executor = Executor::new(Kernel::new(function, native), self.pool.clone());
+        executor.set_params(self.params.flat());
+        let results = if gradient { 1 + differentiated.len() } else { 1 };
+        let width = 1 + differentiated.iter().map(|p| self.params.get(*p).len()).sum::<usize>();
+        let width = if gradient { width } else { 1 };
+        let seed = self.seed();
+        let moments = self.moments(&executor, results, width, samples, |sample| Rng::new(seed, command << 32 | sample));
+        let moments = moments.map_err(|sample| {
+            self.explain(&executor, Rng::new(seed, command << 32 | sample), objective.span, sample)
+        })?;
+        if !gradient {
+            let statistic = moments.statistic(0);
             emit(Output::Estimate { source, mean: statistic.mean, stderr: statistic.stderr, samples });
+            return Ok(());
         }
+        let mut params = Vec::new();
+        let mut offset = 1;
+        for (index, used) in differentiated.into_iter().zip(used) {
+            let param = &self.program.params[index];
+            let len = self.params.get(index).len();
+            if used {
+                params.push(ParamGradient {
+                    name: param.name.clone(),
+                    statistics: (offset..offset + len).map(|element| moments.statistic(element)).collect(),
+                    ty: param.ty,
+                });
+            }
+            offset += len;
+        }
+        emit(Output::Grad { source, samples, params });
         Ok(())
+    }
+
+    /// The mean and spread of `samples` calls of the executor's kernel, each on its stream
+    /// `rng(sample)`, over the reals of its first `results` results (`width` in all); the
+    /// first sample that fails or gives NaN stops it.
+    fn moments(
+        &self,
+        executor: &Executor,
+        results: usize,
+        width: usize,
+        samples: u64,
+        rng: impl Fn(u64) -> Rng + Sync,
+    ) -> Result<Moments, u64> {
+        let mut round = executor.round(2 * width, || (Moments::new(width), None));
+        let mut total = Moments::new(width);
+        let mut failed = None;
+        executor.run(
+            samples,
+            true,
+            &mut round,
+            |kernel, worker, indices, (moments, failure): &mut (Moments, Option<u64>)| {
+                moments.clear();
+                *failure = None;
+                for sample in indices {
+                    let ok = kernel.call(worker, rng(sample))
+                        && (0..results).all(|r| kernel.result(worker, r).iter().all(|x| !x.is_nan()));
+                    if !ok {
+                        *failure = Some(sample);
+                        return;
+                    }
+                    moments.add((0..results).map(|r| kernel.result(worker, r)));
+                }
+            },
+            |(moments, failure)| {
+                total.merge(moments);
+                failed = *failure;
+                failed.is_none()
+            },
+        );
+        match failed {
+            Some(sample) => Err(sample),
+            None => Ok(total),
+        }
     }
 
     fn seed(&self) -> u64 {
         self.options.seed.unwrap_or(DEFAULT_SEED)
-    }
-
-    fn args(&self, command: u64, sample: u64) -> Vec<RuntimeValue> {
-        let mut args = self.params.clone();
-        args.push(RuntimeValue::Rng(Box::new(Rng::new(self.seed(), command << 32 | sample))));
-        args
     }
 
     /// Native code for `function` with the JIT back end (reported with `--emit clif`), none
@@ -341,107 +450,16 @@ impl<'a> Session<'a> {
         Ok(Some(compiled))
     }
 
-    /// Runs `function` (its native code if given) once per index on the arguments `args(index)`
-    /// gives, on the worker threads; the results come back in index order, whatever the number
-    /// of threads. A native run that fails is repeated in the interpreter, which reports why.
-    fn run_each(
-        &self,
-        function: &crate::ir::Function,
-        native: Option<&Compiled>,
-        count: u64,
-        args: impl Fn(u64) -> Vec<RuntimeValue> + Sync,
-    ) -> Vec<Result<Vec<RuntimeValue>, InterpError>> {
-        use rayon::prelude::*;
-        let one = |scratch: &mut Option<Scratch>, index: u64| {
-            let args = args(index);
-            if let (Some(native), Some(scratch)) = (native, scratch.as_mut()) {
-                if let Some(results) = native.run(scratch, &args) {
-                    return Ok(results);
-                }
-            }
-            interp::run(function, args)
-        };
-        let scratch = || native.map(Compiled::scratch);
-        match &self.pool {
-            // Below a few runs per thread, handing work to the pool costs more than it saves.
-            Some(pool) if count >= 8 * pool.current_num_threads() as u64 => {
-                pool.install(|| (0..count).into_par_iter().map_init(scratch, one).collect())
-            }
-            _ => {
-                let mut scratch = scratch();
-                (0..count).map(|index| one(&mut scratch, index)).collect()
-            }
-        }
-    }
-
-    fn sample_values(
-        &self,
-        estimator: &Estimator,
-        native: Option<&Compiled>,
-        command: u64,
-        samples: u64,
-        span: Span,
-    ) -> Result<Vec<f64>, Diagnostic> {
-        let mut values = Vec::with_capacity(samples as usize);
-        let runs = self.run_each(&estimator.primal, native, samples, |sample| self.args(command, sample));
-        for (sample, results) in (0..samples).zip(runs) {
-            let results = results.map_err(|error| runtime_error(error, Some(span), Some(sample)))?;
-            let value = results.first().and_then(|value| value.as_real().ok()).unwrap_or(f64::NAN);
-            if value.is_nan() {
-                return Err(self.explain_nan(&estimator.primal, command, sample, span));
-            }
-            values.push(value);
-        }
-        Ok(values)
-    }
-
-    fn gradient(
-        &self,
-        estimator: &Estimator,
-        native: Option<&Compiled>,
-        command: u64,
-        samples: u64,
-        span: Span,
-    ) -> Result<Vec<ParamGradient>, Diagnostic> {
-        let differentiated: Vec<usize> = (0..self.program.params.len()).filter(|i| estimator.wrt[*i]).collect();
-        let used = crate::ir::uses(&estimator.forward);
-        let mut draws: Vec<Vec<Vec<f64>>> = vec![Vec::with_capacity(samples as usize); differentiated.len()];
-        let runs = self.run_each(&estimator.reverse, native, samples, |sample| self.args(command, sample));
-        for (sample, results) in (0..samples).zip(runs) {
-            let results = results.map_err(|error| runtime_error(error, Some(span), Some(sample)))?;
-            if results.iter().any(RuntimeValue::has_nan) {
-                return Err(self.explain_nan(&estimator.reverse, command, sample, span));
-            }
-            for (k, result) in results.iter().skip(1).enumerate() {
-                let elements = match result {
-                    RuntimeValue::Real(x) => vec![*x],
-                    other => other.elements().map(<[f64]>::to_vec).unwrap_or_default(),
-                };
-                if let Some(slot) = draws.get_mut(k) {
-                    slot.push(elements);
-                }
-            }
-        }
-        let mut gradients = Vec::new();
-        for (k, index) in differentiated.iter().enumerate() {
-            let param = &self.program.params[*index];
-            if !used.contains(&estimator.forward.body.params[*index]) {
-                continue;
-            }
-            gradients.push(ParamGradient {
-                name: param.name.clone(),
-                statistics: Statistic::elementwise(&draws[k]),
-                ty: param.ty,
-            });
-        }
-        Ok(gradients)
-    }
-
-    /// Reruns a sample that gave NaN, watching for the instruction that produced it first.
-    fn explain_nan(&self, function: &crate::ir::Function, command: u64, sample: u64, span: Span) -> Diagnostic {
-        match interp::run_watching_nan(function, self.args(command, sample)) {
-            Err(error) => runtime_error(error, Some(span), Some(sample)),
-            Ok(_) => Diagnostic::error(ErrorCode::NotANumber, "the estimate is NaN")
+    /// The diagnostic of a sample that failed or gave NaN: the interpreter reruns it and reports
+    /// the instruction that failed, or that produced the first NaN.
+    fn explain(&self, executor: &Executor, rng: Rng, span: Span, sample: u64) -> Diagnostic {
+        let kernel = executor.kernel();
+        let error = kernel
+            .explain(executor.params(), rng.clone(), false)
+            .or_else(|| kernel.explain(executor.params(), rng, true));
+        match error {
+            Some(error) => runtime_error(error, Some(span), Some(sample)),
+            None => Diagnostic::error(ErrorCode::NotANumber, "the estimate is NaN")
                 .with_primary(span, "this estimate")
                 .with_note(format!("in sample {sample}")),
         }
@@ -455,20 +473,6 @@ fn objective_of(expr: &Expr) -> Option<&Expr> {
         return None;
     }
     args.iter().find(|arg| arg.name.as_ref().is_none_or(|name| name.name == "objective")).map(|arg| &arg.value)
-}
-
-fn zero(ty: crate::ir::Type) -> RuntimeValue {
-    match ty {
-        crate::ir::Type::Vec(n) => RuntimeValue::Vec(vec![0.0; n as usize]),
-        crate::ir::Type::Mat(rows, cols) => RuntimeValue::Mat {
-            rows: rows as usize,
-            cols: cols as usize,
-            data: vec![0.0; rows as usize * cols as usize],
-        },
-        crate::ir::Type::Int => RuntimeValue::Int(0),
-        crate::ir::Type::Bool => RuntimeValue::Bool(false),
-        _ => RuntimeValue::Real(0.0),
-    }
 }
 
 /// A run-time failure as a diagnostic at the instruction's source (or the command's).

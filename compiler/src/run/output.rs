@@ -19,8 +19,10 @@ pub enum Output {
     Estimate { source: String, mean: f64, stderr: f64, samples: u64 },
     /// `grad(EST, samples: N)`: per parameter the estimate depends on.
     Grad { source: String, samples: u64, params: Vec<ParamGradient> },
-    /// `sample(Q, N)`: N traces.
-    Sample { source: String, traces: Vec<Printed> },
+    /// `sample(Q, N)`: N traces follow, one [`Output::Trace`] each, as they are drawn.
+    Sample { source: String, count: u64 },
+    /// Trace number `index` of the `sample` command `source`.
+    Trace { source: String, index: u64, trace: Printed },
     /// After each training step: the running average of the (first) objective.
     /// `objective` is the running average, `value` this step's estimate.
     Progress { step: u64, steps: u64, objective: f64, value: f64, gradient_norm: f64, learning_rate: f64 },
@@ -239,13 +241,8 @@ impl fmt::Display for Output {
                 }
                 Ok(())
             }
-            Output::Sample { source, traces } => {
-                write!(f, "{source}:")?;
-                for trace in traces {
-                    write!(f, "\n    {trace}")?;
-                }
-                Ok(())
-            }
+            Output::Sample { source, .. } => write!(f, "{source}:"),
+            Output::Trace { trace, .. } => write!(f, "    {trace}"),
             Output::Progress { step, steps, objective, gradient_norm, learning_rate, .. } => write!(
                 f,
                 "step {step}/{steps}: objective {objective:.6} (running average), gradient norm {gradient_norm:.4}, learning rate {learning_rate:e}"

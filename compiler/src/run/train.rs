@@ -9,20 +9,22 @@
 //! as a diagnostic pointing at the first operation that produced it. Parameters keep the last
 //! finite values in every case.
 
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use ppl_runtime::optim::{clip_by_norm, global_norm, Method, Optimizer, OptimizerState, Schedule};
 use ppl_runtime::Rng;
 
+use super::execute::{Executor, Kernel};
 use super::output::{Output, Statistic, TrainedObjective};
 use super::{runtime_error, Session};
 use crate::adev::Estimator;
 use crate::diagnostics::{Diagnostic, ErrorCode};
-use crate::interp::{self, RuntimeValue};
+use crate::interp::RuntimeValue;
 use crate::syntax::ast::{Direction, Expr, ExprKind, Optimize};
 use crate::syntax::span::Span;
 
-/// The top bit marks training streams, apart from those of `estimate`, `grad` and `sample`.
+/// The top bit of a training stream (see [`training_stream`]).
 const TRAINING_STREAMS: u64 = 1 << 63;
 
 /// How many of the last steps the final objective estimate averages.
@@ -30,6 +32,10 @@ const FINAL_WINDOW: usize = 100;
 
 /// The weight of the newest step in the running average that `tolerance`/`patience` watch.
 const RUNNING_AVERAGE_WEIGHT: f64 = 0.05;
+
+/// A step whose particles take longer than this on one thread runs them on every thread; a
+/// shorter one would spend more on handing work to the threads than it saves.
+const PARALLEL_STEP: Duration = Duration::from_micros(100);
 
 /// The options of one `maximize`/`minimize`, evaluated.
 struct Settings {
@@ -44,17 +50,48 @@ struct Settings {
     skip_nan: bool,
 }
 
-/// One objective of the command with its parameter group.
-struct Group {
+/// One objective of the command with its parameter group, as compiled.
+struct Objective {
     source: String,
     span: Span,
     estimator: Estimator,
     /// Indices (into the program's parameters) this objective trains.
     params: Vec<usize>,
+}
+
+/// An objective being trained: its executor and the memory of its steps, allocated once.
+struct Group {
+    source: String,
+    span: Span,
+    executor: Executor,
+    params: Vec<usize>,
+    /// For each trained parameter, the reverse program's result that is its gradient.
+    results: Vec<usize>,
     optimizer: Optimizer,
-    values: Vec<f64>,
-    /// The reverse program's native code, with the JIT back end.
-    native: Option<crate::codegen::Compiled>,
+    /// The objective of the last steps (at most [`FINAL_WINDOW`]).
+    values: VecDeque<f64>,
+    /// The trained parameters' values, for the optimizer.
+    current: Vec<Vec<f64>>,
+    /// The step's gradient, averaged over its particles.
+    gradient: Vec<Vec<f64>>,
+    /// The per-chunk sums of one round of particles.
+    round: Vec<ParticleSums>,
+}
+
+/// The sums of objective and gradient over a chunk of particles, and the first that failed.
+#[derive(Clone, Debug, Default)]
+struct ParticleSums {
+    value: f64,
+    gradient: Vec<Vec<f64>>,
+    failed: Option<u64>,
+}
+
+impl ParticleSums {
+    fn clear(&mut self) {
+        self.value = 0.0;
+        self.gradient.iter_mut().flatten().for_each(|x| *x = 0.0);
+        self.failed = None;
+    }
 }
 
 /// Why a run ended.
@@ -89,7 +126,11 @@ impl<'a> Session<'a> {
         // adding a `print` before a `maximize` does not change what it trains to.
         let command_index = self.trainings;
         self.trainings += 1;
-        let mut groups = self.groups(file, command, &settings, emit)?;
+        let objectives = self.objectives(file, command)?;
+        let mut groups = Vec::with_capacity(objectives.len());
+        for objective in objectives {
+            groups.push(self.group(command, objective, &settings, emit)?);
+        }
         if let Some(resume) = self.options.resume.as_ref() {
             for (group, state) in groups.iter_mut().zip(&resume.optimizers) {
                 let schedule = Schedule::parse(&settings.schedule_text, settings.steps)
@@ -110,40 +151,46 @@ impl<'a> Session<'a> {
         let mut skipped = 0;
         let mut reason = StopReason::Finished;
         let mut step = first_step;
+        // The first step runs on one thread and is timed: later steps use every thread if it
+        // was slow enough for that to pay.
+        let mut parallel = None;
         while step < settings.steps {
             let mut step_objective = 0.0;
             let mut step_norm = 0.0;
             let mut learning_rate = 0.0;
             let mut finite = true;
-            let mut updates = Vec::with_capacity(groups.len());
-            for (g, group) in groups.iter().enumerate() {
-                let (value, mut gradient) = self.average_gradient(group, &settings, command_index, g, step)?;
-                if !value.is_finite() || gradient.iter().flatten().any(|x| !x.is_finite()) {
+            let started = Instant::now();
+            for (g, group) in groups.iter_mut().enumerate() {
+                let value =
+                    self.average_gradient(group, &settings, command_index, g, step, parallel.unwrap_or(false))?;
+                if !value.is_finite() || group.gradient.iter().flatten().any(|x| !x.is_finite()) {
                     finite = false;
                     if !settings.skip_nan {
-                        return Err(self.divergence(group, &settings, command_index, g, step, value, &gradient));
+                        return Err(self.divergence(group, &settings, command_index, g, step, value));
                     }
                 }
-                for element in gradient.iter_mut().flatten() {
+                for element in group.gradient.iter_mut().flatten() {
                     *element *= sign;
                 }
                 let norm = match settings.clip {
-                    Some(limit) => clip_by_norm(&mut gradient, limit),
-                    None => global_norm(&gradient),
+                    Some(limit) => clip_by_norm(&mut group.gradient, limit),
+                    None => global_norm(&group.gradient),
                 };
                 step_norm += norm * norm;
                 if g == 0 {
                     step_objective = value;
                     learning_rate = group.optimizer.learning_rate();
                 }
-                updates.push(gradient);
             }
+            parallel.get_or_insert_with(|| started.elapsed() > PARALLEL_STEP);
             if finite {
-                for (group, gradient) in groups.iter_mut().zip(updates) {
-                    let mut values: Vec<Vec<f64>> = group.params.iter().map(|p| flat(&self.params[*p])).collect();
-                    group.optimizer.step(&mut values, &gradient);
-                    for (p, value) in group.params.iter().zip(values) {
-                        self.params[*p] = reshaped(&self.params[*p], value);
+                for group in &mut groups {
+                    for (current, p) in group.current.iter_mut().zip(&group.params) {
+                        current.copy_from_slice(self.params.get(*p));
+                    }
+                    group.optimizer.step(&mut group.current, &group.gradient);
+                    for (current, p) in group.current.iter().zip(&group.params) {
+                        self.params.get_mut(*p).copy_from_slice(current);
                     }
                 }
             } else {
@@ -152,7 +199,10 @@ impl<'a> Session<'a> {
             step += 1;
             if finite {
                 if let Some(group) = groups.first_mut() {
-                    group.values.push(step_objective);
+                    if group.values.len() == FINAL_WINDOW {
+                        group.values.pop_front();
+                    }
+                    group.values.push_back(step_objective);
                 }
             }
             let oriented = -sign * step_objective;
@@ -195,8 +245,8 @@ impl<'a> Session<'a> {
         let objectives = groups
             .iter()
             .map(|group| {
-                let tail = &group.values[group.values.len().saturating_sub(FINAL_WINDOW)..];
-                TrainedObjective { source: group.source.clone(), statistic: Statistic::of(tail) }
+                let tail: Vec<f64> = group.values.iter().copied().collect();
+                TrainedObjective { source: group.source.clone(), statistic: Statistic::of(&tail) }
             })
             .collect();
         let optimizers: Vec<OptimizerState> = groups.iter().map(|group| group.optimizer.state()).collect();
@@ -215,58 +265,71 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// The mean objective and mean gradient (per parameter of the group) over the step's
-    /// particles.
+    /// Runs the step's particles and leaves their mean gradient (per parameter of the group) in
+    /// `group.gradient`; returns their mean objective. Particles are summed in chunks, and the
+    /// chunks in order, so the result does not depend on `parallel` or the number of threads.
     fn average_gradient(
         &self,
-        group: &Group,
+        group: &mut Group,
         settings: &Settings,
         command: u64,
         g: usize,
         step: u64,
-    ) -> Result<(f64, Vec<Vec<f64>>), Diagnostic> {
+        parallel: bool,
+    ) -> Result<f64, Diagnostic> {
+        group.executor.set_params(self.params.flat());
+        group.gradient.iter_mut().flatten().for_each(|x| *x = 0.0);
         let mut value = 0.0;
-        let mut gradient: Vec<Vec<f64>> =
-            group.params.iter().map(|p| vec![0.0; flat(&self.params[*p]).len()]).collect();
-        let runs = self.run_each(&group.estimator.reverse, group.native.as_ref(), settings.particles, |particle| {
-            self.training_args(settings, command, g, step, particle)
-        });
-        for results in runs {
-            let results = results.map_err(|error| runtime_error(error, Some(group.span), None))?;
-            value += results.first().and_then(|v| v.as_real().ok()).unwrap_or(f64::NAN);
-            let differentiated = (0..self.program.params.len()).filter(|i| group.estimator.wrt[*i]);
-            for (k, p) in differentiated.enumerate() {
-                let Some(position) = group.params.iter().position(|q| *q == p) else { continue };
-                let draw = results.get(k + 1).map(flat).unwrap_or_default();
-                for (total, x) in gradient[position].iter_mut().zip(draw) {
-                    *total += x;
+        let mut failed = None;
+        let results = &group.results;
+        let seed = settings.seed;
+        let particles = settings.particles;
+        let gradient = &mut group.gradient;
+        group.executor.run(
+            particles,
+            parallel,
+            &mut group.round,
+            |kernel, worker, indices, sums| {
+                sums.clear();
+                for particle in indices {
+                    if !kernel.call(worker, Rng::new(seed, training_stream(command, g, step, particles, particle))) {
+                        sums.failed = Some(particle);
+                        return;
+                    }
+                    sums.value += kernel.real(worker, 0);
+                    for (total, result) in sums.gradient.iter_mut().zip(results) {
+                        for (total, x) in total.iter_mut().zip(kernel.result(worker, *result)) {
+                            *total += x;
+                        }
+                    }
                 }
-            }
+            },
+            |sums| {
+                value += sums.value;
+                for (total, chunk) in gradient.iter_mut().flatten().zip(sums.gradient.iter().flatten()) {
+                    *total += chunk;
+                }
+                failed = sums.failed;
+                failed.is_none()
+            },
+        );
+        if let Some(particle) = failed {
+            let rng = Rng::new(seed, training_stream(command, g, step, particles, particle));
+            let error = group.executor.kernel().explain(group.executor.params(), rng, false);
+            return Err(match error {
+                Some(error) => runtime_error(error, Some(group.span), None),
+                None => crate::lower::internal(Some(group.span), "native code failed where the interpreter did not"),
+            });
         }
-        let count = settings.particles as f64;
-        for element in gradient.iter_mut().flatten() {
+        let count = particles as f64;
+        for element in group.gradient.iter_mut().flatten() {
             *element /= count;
         }
-        Ok((value / count, gradient))
-    }
-
-    fn training_args(
-        &self,
-        settings: &Settings,
-        command: u64,
-        g: usize,
-        step: u64,
-        particle: u64,
-    ) -> Vec<RuntimeValue> {
-        let stream = TRAINING_STREAMS | (command << 48) | ((g as u64) << 40) | (step * settings.particles + particle);
-        let mut args = self.params.clone();
-        args.push(RuntimeValue::Rng(Box::new(Rng::new(settings.seed, stream))));
-        args
+        Ok(value / count)
     }
 
     /// The report of a non-finite objective or gradient: the step, the parameters, and where
     /// the first NaN came from.
-    #[allow(clippy::too_many_arguments)]
     fn divergence(
         &self,
         group: &Group,
@@ -275,23 +338,18 @@ impl<'a> Session<'a> {
         g: usize,
         step: u64,
         value: f64,
-        gradient: &[Vec<f64>],
     ) -> Diagnostic {
         let bad: Vec<&str> = group
             .params
             .iter()
-            .zip(gradient)
+            .zip(&group.gradient)
             .filter(|(_, g)| g.iter().any(|x| !x.is_finite()))
             .map(|(p, _)| self.program.params[*p].name.as_str())
             .collect();
-        let mut origin = None;
-        for particle in 0..settings.particles {
-            let args = self.training_args(settings, command, g, step, particle);
-            if let Err(error) = interp::run_watching_nan(&group.estimator.reverse, args) {
-                origin = Some(error);
-                break;
-            }
-        }
+        let origin = (0..settings.particles).find_map(|particle| {
+            let rng = Rng::new(settings.seed, training_stream(command, g, step, settings.particles, particle));
+            group.executor.kernel().explain(group.executor.params(), rng, true)
+        });
         let what = if value.is_finite() { "the gradient" } else { "the objective" };
         let mut diagnostic = match origin {
             Some(error) => runtime_error(error, Some(group.span), None),
@@ -405,14 +463,8 @@ impl<'a> Session<'a> {
     }
 
     /// Compiles each objective for its parameter group.
-    fn groups(
-        &self,
-        file: usize,
-        command: &'a Optimize,
-        settings: &Settings,
-        emit: &mut dyn FnMut(Output),
-    ) -> Result<Vec<Group>, Diagnostic> {
-        let mut groups = Vec::with_capacity(command.objectives.len());
+    fn objectives(&self, file: usize, command: &'a Optimize) -> Result<Vec<Objective>, Diagnostic> {
+        let mut objectives = Vec::with_capacity(command.objectives.len());
         for objective in &command.objectives {
             let explicit: Option<Vec<usize>> = objective.wrt.as_ref().map(|names| {
                 names
@@ -430,22 +482,58 @@ impl<'a> Session<'a> {
                     .with_primary(objective.expr.span, "nothing here can be trained")
                     .with_help("a `param` must appear in the objective for training to change it"));
             }
-            let sizes: Vec<usize> = params.iter().map(|p| flat(&self.params[*p]).len()).collect();
-            let schedule = Schedule::parse(&settings.schedule_text, settings.steps)
-                .map_err(|error| option_error(command, "schedule", &error.message))?;
-            let native = self.native(&estimator.reverse, &self.source(objective.expr.span), emit)?;
-            groups.push(Group {
-                native,
+            objectives.push(Objective {
                 source: self.source(objective.expr.span),
                 span: objective.expr.span,
                 estimator,
                 params,
-                optimizer: Optimizer::new(settings.method, schedule, &sizes),
-                values: Vec::new(),
             });
         }
-        Ok(groups)
+        Ok(objectives)
     }
+
+    /// The executor, optimizer and step memory of one objective.
+    fn group(
+        &self,
+        command: &Optimize,
+        objective: Objective,
+        settings: &Settings,
+        emit: &mut dyn FnMut(Output),
+    ) -> Result<Group, Diagnostic> {
+        // The reverse program returns the objective, then one gradient per differentiated
+        // parameter in order.
+        let differentiated: Vec<usize> =
+            (0..self.program.params.len()).filter(|i| objective.estimator.wrt[*i]).collect();
+        let reverse = objective.estimator.reverse;
+        let native = self.native(&reverse, &objective.source, emit)?;
+        let executor = Executor::new(Kernel::new(reverse, native), self.pool.clone());
+        let results =
+            objective.params.iter().filter_map(|p| differentiated.iter().position(|d| d == p).map(|k| k + 1)).collect();
+        let zeros: Vec<Vec<f64>> = objective.params.iter().map(|p| vec![0.0; self.params.get(*p).len()]).collect();
+        let sizes: Vec<usize> = zeros.iter().map(Vec::len).collect();
+        let schedule = Schedule::parse(&settings.schedule_text, settings.steps)
+            .map_err(|error| option_error(command, "schedule", &error.message))?;
+        let sums = ParticleSums { value: 0.0, gradient: zeros.clone(), failed: None };
+        let round = executor.round(sizes.iter().sum::<usize>() + 1, || sums.clone());
+        Ok(Group {
+            source: objective.source,
+            span: objective.span,
+            executor,
+            params: objective.params,
+            results,
+            optimizer: Optimizer::new(settings.method, schedule, &sizes),
+            values: VecDeque::with_capacity(FINAL_WINDOW),
+            current: zeros.clone(),
+            gradient: zeros,
+            round,
+        })
+    }
+}
+
+/// The stream of one particle of one step of one objective of a training command: the top bit
+/// sets training streams apart from those of `estimate`, `grad` and `sample`.
+fn training_stream(command: u64, objective: usize, step: u64, particles: u64, particle: u64) -> u64 {
+    TRAINING_STREAMS | (command << 48) | ((objective as u64) << 40) | (step * particles + particle)
 }
 
 fn option_error(command: &Optimize, name: &str, message: &str) -> Diagnostic {
@@ -461,25 +549,5 @@ fn string(expr: &Expr) -> Option<String> {
     match &expr.kind {
         ExprKind::Str(text) => Some(text.clone()),
         _ => None,
-    }
-}
-
-/// A parameter's value as a flat vector (matrices row-major).
-pub(super) fn flat(value: &RuntimeValue) -> Vec<f64> {
-    match value {
-        RuntimeValue::Real(x) => vec![*x],
-        RuntimeValue::Vec(data) | RuntimeValue::Mat { data, .. } => data.clone(),
-        RuntimeValue::Int(n) => vec![*n as f64],
-        _ => Vec::new(),
-    }
-}
-
-/// A flat vector back in the shape of `like`.
-pub(super) fn reshaped(like: &RuntimeValue, data: Vec<f64>) -> RuntimeValue {
-    match like {
-        RuntimeValue::Real(_) => RuntimeValue::Real(data.first().copied().unwrap_or(f64::NAN)),
-        RuntimeValue::Vec(_) => RuntimeValue::Vec(data),
-        RuntimeValue::Mat { rows, cols, .. } => RuntimeValue::Mat { rows: *rows, cols: *cols, data },
-        other => other.clone(),
     }
 }

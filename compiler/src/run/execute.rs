@@ -1,0 +1,272 @@
+//! The one execution path of every command: a compiled function called many times, each call
+//! on its own random stream, at parameters laid out once in a flat buffer.
+//!
+//! A [`Kernel`] is the function with its native code (JIT back end) or without (the reference
+//! interpreter); both are called the same way. A [`Worker`] owns the memory one thread needs to
+//! call a kernel (slots, tape, stream state), loaded with the parameters once and reused across
+//! calls, commands' samples and training steps: native calls allocate nothing. An
+//! [`Executor`] splits `count` calls into chunks of [`CHUNK`] consecutive indices, runs a round of
+//! chunks on the worker threads (or on the caller's thread), and hands the chunks' summaries back
+//! in chunk order, so results are the same bits whatever the number of threads.
+//!
+//! This module must not know what the results of a call mean: statistics, gradients and traces
+//! are the callers'.
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ppl_runtime::Rng;
+use rayon::prelude::*;
+
+use crate::codegen::{Compiled, Scratch};
+use crate::interp::{self, InterpError, RuntimeValue};
+use crate::ir::{Function, Type};
+
+use super::params::elements;
+
+/// Calls per chunk: the unit of work handed to a thread, and of the fixed order in which
+/// summaries are combined.
+pub const CHUNK: u64 = 64;
+
+/// At most this many reals of chunk summaries are held per round (a round has at least two
+/// chunks per thread).
+const ROUND_MEMORY: usize = 1 << 20;
+
+/// A function to call many times: natively compiled, or run by the interpreter.
+pub struct Kernel {
+    function: Function,
+    native: Option<Compiled>,
+    /// The leading parameters' types: the program's parameters, before the stream.
+    param_types: Vec<Type>,
+}
+
+/// The memory one thread uses to call a kernel.
+pub struct Worker {
+    memory: Memory,
+    /// Which parameters are loaded (see [`Executor::set_params`]).
+    generation: u64,
+}
+
+enum Memory {
+    Native(Scratch),
+    /// The interpreter's arguments (the parameters, then the stream) and last results.
+    Interpreted {
+        args: Vec<RuntimeValue>,
+        results: Vec<RuntimeValue>,
+    },
+}
+
+impl Kernel {
+    /// `function` takes the program's parameters followed by one stream; `native` is its code.
+    pub fn new(function: Function, native: Option<Compiled>) -> Kernel {
+        let params = function.body.params.iter().filter_map(|param| function.ty(*param));
+        let param_types = params.take_while(|ty| *ty != Type::Rng).collect();
+        Kernel { function, native, param_types }
+    }
+
+    pub fn worker(&self) -> Worker {
+        let memory = match &self.native {
+            Some(native) => Memory::Native(native.scratch()),
+            None => Memory::Interpreted { args: Vec::new(), results: Vec::new() },
+        };
+        Worker { memory, generation: u64::MAX }
+    }
+
+    /// Writes the flat parameters into the worker's memory.
+    pub fn load_params(&self, worker: &mut Worker, flat: &[f64]) {
+        match (&mut worker.memory, &self.native) {
+            (Memory::Native(scratch), Some(native)) => native.set_params(scratch, flat),
+            (Memory::Interpreted { args, .. }, _) => {
+                *args = runtime_args(&self.param_types, flat);
+                args.push(RuntimeValue::Rng(Box::new(Rng::new(0, 0))));
+            }
+            (Memory::Native(_), None) => {}
+        }
+    }
+
+    /// One call on the stream `rng`; false if it failed (see [`Kernel::explain`]).
+    pub fn call(&self, worker: &mut Worker, rng: Rng) -> bool {
+        match (&mut worker.memory, &self.native) {
+            (Memory::Native(scratch), Some(native)) => {
+                native.set_rng(scratch, self.param_types.len(), rng);
+                native.call(scratch)
+            }
+            (Memory::Interpreted { args, results }, _) => {
+                if let Some(last) = args.last_mut() {
+                    *last = RuntimeValue::Rng(Box::new(rng));
+                }
+                match interp::run(&self.function, args.clone()) {
+                    Ok(values) => {
+                        *results = values;
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            (Memory::Native(_), None) => false,
+        }
+    }
+
+    /// Result `index` of the last successful call, if it is a real, vector or matrix.
+    pub fn result<'w>(&self, worker: &'w Worker, index: usize) -> &'w [f64] {
+        match (&worker.memory, &self.native) {
+            (Memory::Native(scratch), Some(native)) => native.result_slice(scratch, index),
+            (Memory::Interpreted { results, .. }, _) => match results.get(index) {
+                Some(RuntimeValue::Real(x)) => std::slice::from_ref(x),
+                Some(RuntimeValue::Vec(data) | RuntimeValue::Mat { data, .. }) => data,
+                _ => &[],
+            },
+            (Memory::Native(_), None) => &[],
+        }
+    }
+
+    /// Result `index` of the last successful call as a real (NaN if it is none).
+    pub fn real(&self, worker: &Worker, index: usize) -> f64 {
+        match self.result(worker, index) {
+            [x] => *x,
+            _ => f64::NAN,
+        }
+    }
+
+    /// Every result of the last successful call, as run-time values.
+    pub fn results(&self, worker: &Worker) -> Vec<RuntimeValue> {
+        match (&worker.memory, &self.native) {
+            (Memory::Native(scratch), Some(native)) => native.results(scratch).unwrap_or_default(),
+            (Memory::Interpreted { results, .. }, _) => results.clone(),
+            (Memory::Native(_), None) => Vec::new(),
+        }
+    }
+
+    /// Why the call at `flat` on the stream `rng` fails (or, `watching_nan`, where its first NaN
+    /// comes from): the interpreter reruns it and reports the instruction. `None` if it does not
+    /// fail after all.
+    pub fn explain(&self, flat: &[f64], rng: Rng, watching_nan: bool) -> Option<InterpError> {
+        let mut args = runtime_args(&self.param_types, flat);
+        args.push(RuntimeValue::Rng(Box::new(rng)));
+        let run = if watching_nan { interp::run_watching_nan } else { interp::run };
+        run(&self.function, args).err()
+    }
+}
+
+/// The flat parameters as the interpreter's leading arguments.
+fn runtime_args(types: &[Type], flat: &[f64]) -> Vec<RuntimeValue> {
+    let mut rest = flat;
+    let mut args = Vec::with_capacity(types.len() + 1);
+    for ty in types {
+        let (data, after) = rest.split_at(elements(*ty).min(rest.len()));
+        rest = after;
+        args.push(match ty {
+            Type::Vec(_) => RuntimeValue::Vec(data.to_vec()),
+            Type::Mat(rows, cols) => {
+                RuntimeValue::Mat { rows: *rows as usize, cols: *cols as usize, data: data.to_vec() }
+            }
+            _ => RuntimeValue::Real(data.first().copied().unwrap_or(f64::NAN)),
+        });
+    }
+    args
+}
+
+/// A kernel with one worker per thread, and the parameters they run at.
+pub struct Executor {
+    kernel: Kernel,
+    workers: Vec<Mutex<Worker>>,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    params: Vec<f64>,
+    generation: u64,
+}
+
+impl Executor {
+    /// Workers for every thread of `pool` (or for the caller's thread alone).
+    pub fn new(kernel: Kernel, pool: Option<Arc<rayon::ThreadPool>>) -> Executor {
+        let threads = pool.as_ref().map_or(1, |pool| pool.current_num_threads()).max(1);
+        let workers = (0..threads).map(|_| Mutex::new(kernel.worker())).collect();
+        Executor { kernel, workers, pool, params: Vec::new(), generation: 0 }
+    }
+
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    pub fn threads(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub fn params(&self) -> &[f64] {
+        &self.params
+    }
+
+    /// The parameters of the following calls; each worker loads them before its next call.
+    pub fn set_params(&mut self, flat: &[f64]) {
+        if self.params.len() == flat.len() {
+            self.params.copy_from_slice(flat);
+        } else {
+            self.params = flat.to_vec();
+        }
+        self.generation += 1;
+    }
+
+    /// The chunk summaries of one round: at least two chunks per thread, each summary from
+    /// `summary()`, within [`ROUND_MEMORY`] for summaries of `reals` reals each.
+    pub fn round<S>(&self, reals: usize, summary: impl Fn() -> S) -> Vec<S> {
+        let threads = self.threads();
+        let chunks = if threads == 1 { 1 } else { (ROUND_MEMORY / reals.max(1)).clamp(2 * threads, 16 * threads) };
+        (0..chunks).map(|_| summary()).collect()
+    }
+
+    /// Runs calls `0..count`: each chunk of indices is summarised by `work(kernel, worker,
+    /// indices, summary)` into a summary of `round` (cleared by the caller's `work`), and the
+    /// summaries are handed to `combine` in chunk order, until it returns false. With `parallel`
+    /// (and more than one thread) the chunks of a round run on the worker threads.
+    pub fn run<S: Send>(
+        &self,
+        count: u64,
+        parallel: bool,
+        round: &mut [S],
+        work: impl Fn(&Kernel, &mut Worker, Range<u64>, &mut S) + Sync,
+        mut combine: impl FnMut(&mut S) -> bool,
+    ) {
+        let chunks = count.div_ceil(CHUNK);
+        let per_round = round.len().max(1) as u64;
+        let mut first = 0;
+        while first < chunks {
+            let n = (chunks - first).min(per_round) as usize;
+            let indices = |chunk: u64| chunk * CHUNK..((chunk + 1) * CHUNK).min(count);
+            let one = |chunk: u64, summary: &mut S, worker: &mut Worker| {
+                if worker.generation != self.generation {
+                    self.kernel.load_params(worker, &self.params);
+                    worker.generation = self.generation;
+                }
+                work(&self.kernel, worker, indices(chunk), summary);
+            };
+            match &self.pool {
+                Some(pool) if parallel && n > 1 && self.threads() > 1 => pool.install(|| {
+                    round[..n].par_iter_mut().enumerate().for_each(|(i, summary)| {
+                        let thread = rayon::current_thread_index().unwrap_or(0) % self.workers.len();
+                        one(first + i as u64, summary, &mut lock(&self.workers[thread]));
+                    })
+                }),
+                _ => {
+                    let mut worker = lock(&self.workers[0]);
+                    for (i, summary) in round[..n].iter_mut().enumerate() {
+                        one(first + i as u64, summary, &mut worker);
+                    }
+                }
+            }
+            for summary in &mut round[..n] {
+                if !combine(summary) {
+                    return;
+                }
+            }
+            first += n as u64;
+        }
+    }
+}
+
+/// A worker's lock; a worker whose holder panicked is still usable (its memory is rewritten
+/// before every call).
+fn lock(worker: &Mutex<Worker>) -> MutexGuard<'_, Worker> {
+    match worker.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

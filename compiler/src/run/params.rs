@@ -1,0 +1,104 @@
+//! The program's parameters, laid out once in one flat buffer: declaration order, each a real,
+//! a vector or a row-major matrix. Every command reads them from here and training updates
+//! them here in place; run-time values are made from it only for the interpreter and reports.
+//!
+//! This module owns the layout only; it must not know how parameters are trained or printed.
+
+use crate::interp::RuntimeValue;
+use crate::ir::Type;
+
+#[derive(Clone, Debug)]
+pub struct Params {
+    values: Vec<f64>,
+    /// Each parameter's offset in `values` and type.
+    entries: Vec<(usize, Type)>,
+}
+
+/// How many reals a parameter of type `ty` holds.
+pub fn elements(ty: Type) -> usize {
+    match ty {
+        Type::Vec(n) => n as usize,
+        Type::Mat(rows, cols) => rows as usize * cols as usize,
+        _ => 1,
+    }
+}
+
+impl Params {
+    /// Zero-valued parameters of the given types.
+    pub fn zeros(types: impl IntoIterator<Item = Type>) -> Params {
+        let mut entries = Vec::new();
+        let mut len = 0;
+        for ty in types {
+            entries.push((len, ty));
+            len += elements(ty);
+        }
+        Params { values: vec![0.0; len], entries }
+    }
+
+    /// All values, in the order compiled functions take them.
+    pub fn flat(&self) -> &[f64] {
+        &self.values
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn ty(&self, index: usize) -> Option<Type> {
+        self.entries.get(index).map(|(_, ty)| *ty)
+    }
+
+    /// The values of parameter `index` (empty if there is none).
+    pub fn get(&self, index: usize) -> &[f64] {
+        match self.entries.get(index) {
+            Some((offset, ty)) => &self.values[*offset..offset + elements(*ty)],
+            None => &[],
+        }
+    }
+
+    pub fn get_mut(&mut self, index: usize) -> &mut [f64] {
+        match self.entries.get(index) {
+            Some((offset, ty)) => &mut self.values[*offset..offset + elements(*ty)],
+            None => &mut [],
+        }
+    }
+
+    /// Sets parameter `index` from a run-time value of its shape; false (and nothing changed)
+    /// if the value does not have exactly that shape.
+    pub fn set(&mut self, index: usize, value: &RuntimeValue) -> bool {
+        let (data, fits): (&[f64], bool) = match (self.ty(index), value) {
+            (Some(Type::Real), RuntimeValue::Real(x)) => (std::slice::from_ref(x), true),
+            (Some(Type::Vec(n)), RuntimeValue::Vec(data)) => (data, data.len() == n as usize),
+            (Some(Type::Mat(m, n)), RuntimeValue::Mat { rows, cols, data }) => {
+                (data, *rows == m as usize && *cols == n as usize && data.len() == rows * cols)
+            }
+            _ => (&[], false),
+        };
+        if fits {
+            self.get_mut(index).copy_from_slice(data);
+        }
+        fits
+    }
+
+    /// Parameter `index` as a run-time value.
+    pub fn value(&self, index: usize) -> RuntimeValue {
+        let data = self.get(index);
+        match self.ty(index) {
+            Some(Type::Vec(_)) => RuntimeValue::Vec(data.to_vec()),
+            Some(Type::Mat(rows, cols)) => {
+                RuntimeValue::Mat { rows: rows as usize, cols: cols as usize, data: data.to_vec() }
+            }
+            _ => RuntimeValue::Real(data.first().copied().unwrap_or(f64::NAN)),
+        }
+    }
+
+    /// Every parameter as a run-time value, in order: the leading arguments of a compiled
+    /// function for the interpreter.
+    pub fn values(&self) -> Vec<RuntimeValue> {
+        (0..self.len()).map(|index| self.value(index)).collect()
+    }
+}
