@@ -23,8 +23,6 @@
 //! assert!((params[0] - 0.75).abs() < 0.2); // the posterior mean is y/2
 //! ```
 
-use ppl_runtime::Rng;
-
 use crate::codegen;
 use crate::diagnostics::{ColorChoice, Diagnostic};
 use crate::interp::RuntimeValue;
@@ -134,7 +132,7 @@ impl Objective {
             return Err(Error { message: format!("expected {total} parameters and gradient elements") });
         }
         self.kernel.load_params(&mut self.worker, params);
-        if !self.kernel.call(&mut self.worker, Rng::new(seed, stream)) {
+        if !self.kernel.call(&mut self.worker, seed, stream) {
             return Err(Error {
                 message: "the estimate failed (a distribution argument outside its domain, an index out of bounds, or an overflow); `ppl run` on the same program reports where".into(),
             });

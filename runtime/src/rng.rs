@@ -46,14 +46,17 @@ pub struct Rng {
 impl Rng {
     /// The stream number `stream` of the generator seeded by `seed`, positioned at its start.
     pub fn new(seed: u64, stream: u64) -> Rng {
-        let mut key = [0u8; 32];
-        let mut splitmix_state = seed;
-        for word in key.chunks_exact_mut(8) {
-            word.copy_from_slice(&splitmix64(&mut splitmix_state).to_le_bytes());
-        }
-        let mut chacha = ChaCha8Rng::from_seed(key);
+        let mut chacha = ChaCha8Rng::from_seed(key(seed));
         chacha.set_stream(stream);
         Rng { chacha }
+    }
+
+    /// Makes this the stream [`Rng::new`]`(seed, stream)` would make, in place: a caller that
+    /// starts a stream per sample reuses one generator's memory instead of moving a new one in.
+    #[inline]
+    pub fn restart(&mut self, seed: u64, stream: u64) {
+        self.chacha = ChaCha8Rng::from_seed(key(seed));
+        self.chacha.set_stream(stream);
     }
 
     /// 64 uniformly random bits.
@@ -104,6 +107,16 @@ impl RngCore for Rng {
     fn fill_bytes(&mut self, destination: &mut [u8]) {
         self.chacha.fill_bytes(destination)
     }
+}
+
+/// The ChaCha key of `seed`: four successive SplitMix64 outputs, little-endian.
+fn key(seed: u64) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    let mut splitmix_state = seed;
+    for word in key.chunks_exact_mut(8) {
+        word.copy_from_slice(&splitmix64(&mut splitmix_state).to_le_bytes());
+    }
+    key
 }
 
 /// One step of SplitMix64 (Steele, Lea & Flood 2014): a bijective mixer of a Weyl sequence,

@@ -137,3 +137,20 @@ fn rng_drives_rand_distr_distributions() {
     let moments = moments_of((0..100_000).map(|_| -> f64 { Exp1.sample(&mut rng) }));
     assert_moments("Exp1 through RngCore", &moments, 1.0, 1.0, 6.0);
 }
+
+#[test]
+fn restart_makes_the_stream_new_makes() {
+    let mut reused = Rng::new(99, 7);
+    for (seed, stream) in [(0, 0), (0, 1), (1, 0), (314159, 1 << 63 | 12345), (u64::MAX, u64::MAX), (0, 0)] {
+        // Part-way through a block, and exactly at its end, before restarting.
+        for _ in 0..(stream % 13 + 8) {
+            reused.next_u64();
+        }
+        reused.restart(seed, stream);
+        let mut fresh = Rng::new(seed, stream);
+        assert_eq!(reused, fresh, "({seed}, {stream})");
+        for _ in 0..100 {
+            assert_eq!(reused.next_u64(), fresh.next_u64(), "({seed}, {stream})");
+        }
+    }
+}

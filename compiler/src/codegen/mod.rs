@@ -47,6 +47,9 @@ pub struct Layout {
     staging: HashMap<Value, Place>,
     params: Vec<Place>,
     results: Vec<Place>,
+    /// Where a run of consecutive scalar saves (or restores) gathers its values, to cross to
+    /// the tape in one call: as many words as the longest run.
+    tape_run: usize,
     slots_len: usize,
     rngs_len: usize,
 }
@@ -78,6 +81,8 @@ impl Layout {
         }
         layout.share_streams(function);
         layout.stage_loops(function, &function.body);
+        layout.tape_run = layout.slots_len;
+        layout.slots_len += longest_tape_run(function, &function.body);
         for param in function.body.params.clone() {
             let place = layout.place_of(function, param);
             layout.params.push(place);
@@ -87,6 +92,14 @@ impl Layout {
             layout.results.push(place);
         }
         layout
+    }
+
+    /// Whether two vector or stream values live in the same place (a stream advanced in place,
+    /// see `share_streams`), so that copying one to the other changes nothing.
+    fn same_place(&self, a: Value, b: Value) -> bool {
+        let same =
+            |places: &HashMap<Value, usize>| matches!((places.get(&a), places.get(&b)), (Some(x), Some(y)) if x == y);
+        same(&self.slot) || same(&self.rng)
     }
 
     /// The place of a value: its own for vectors and streams, a new word for a scalar.
@@ -111,8 +124,10 @@ impl Layout {
     }
 
     /// Lets a draw advance its stream in place when nothing else reads the stream it draws
-    /// from: the drawn-from and the advanced stream share a slot. Only within one block, since
-    /// a stream from an enclosing block is read again by every iteration or branch.
+    /// from: the drawn-from and the advanced stream share a slot; likewise a loop carrying a
+    /// stream nothing else reads (its start, loop parameter and result share one). Only within
+    /// one block, since a stream from an enclosing block is read again by every iteration or
+    /// branch.
     fn share_streams(&mut self, function: &Function) {
         fn count(block: &Block, uses: &mut HashMap<Value, usize>) {
             for value in &block.results {
@@ -130,7 +145,18 @@ impl Layout {
         fn share(block: &Block, uses: &HashMap<Value, usize>, rng: &mut HashMap<Value, usize>) {
             let local: std::collections::HashSet<Value> =
                 block.params.iter().chain(block.insts.iter().flat_map(|inst| inst.results.iter())).copied().collect();
+            let sole_use = |value: &Value| local.contains(value) && uses.get(value) == Some(&1);
             for inst in &block.insts {
+                // A loop that alone reads a stream advances it in place, iteration after
+                // iteration, and leaves it there.
+                if let crate::ir::Op::For { init, body, .. } = &inst.op {
+                    for ((start, param), result) in init.iter().zip(body.params.iter().skip(1)).zip(&inst.results) {
+                        if let (Some(index), true) = (rng.get(start).copied(), sole_use(start)) {
+                            rng.insert(*param, index);
+                            rng.insert(*result, index);
+                        }
+                    }
+                }
                 let (crate::ir::Op::Draw { rng: source, .. }
                 | crate::ir::Op::Sample { rng: source, .. }
                 | crate::ir::Op::Split { rng: source }) = &inst.op
@@ -144,7 +170,7 @@ impl Layout {
                     crate::ir::Op::Split { .. } => inst.results.first(),
                     _ => inst.results.get(1),
                 };
-                if let (Some(advanced), true) = (advanced, local.contains(source) && uses.get(source) == Some(&1)) {
+                if let (Some(advanced), true) = (advanced, sole_use(source)) {
                     if let Some(index) = rng.get(source).copied() {
                         rng.insert(*advanced, index);
                     }
@@ -171,6 +197,35 @@ impl Layout {
             }
         }
     }
+}
+
+/// Whether `op` saves a scalar to the tape or restores one from it: such operations run
+/// together in reverse programs, and cross to the tape as one run (`translate.rs`).
+fn tape_scalar(function: &Function, op: &crate::ir::Op) -> bool {
+    match op {
+        crate::ir::Op::Save(value) => matches!(function.ty(*value), Some(Type::Real | Type::Int | Type::Bool)),
+        crate::ir::Op::Restore(ty) => matches!(ty, Type::Real | Type::Int | Type::Bool),
+        _ => false,
+    }
+}
+
+/// The number of instructions in the longest run of scalar saves, or of scalar restores.
+fn longest_tape_run(function: &Function, block: &Block) -> usize {
+    let mut longest = 0;
+    let mut run: Option<(bool, usize)> = None;
+    for inst in &block.insts {
+        let saving = matches!(inst.op, crate::ir::Op::Save(_));
+        run = match run {
+            Some((kind, n)) if tape_scalar(function, &inst.op) && kind == saving => Some((kind, n + 1)),
+            _ if tape_scalar(function, &inst.op) => Some((saving, 1)),
+            _ => None,
+        };
+        longest = longest.max(run.map_or(0, |(_, n)| n));
+        for nested in inst.op.blocks() {
+            longest = longest.max(longest_tape_run(function, nested));
+        }
+    }
+    longest
 }
 
 /// What compiled code reads and writes, in the order `translate.rs` addresses it.
@@ -357,11 +412,11 @@ impl Compiled {
         }
     }
 
-    /// Sets the stream parameter at position `param`.
-    pub fn set_rng(&self, scratch: &mut Scratch, param: usize, rng: Rng) {
+    /// Sets the stream parameter at position `param` to `Rng::new(seed, stream)`, in place.
+    pub fn set_rng(&self, scratch: &mut Scratch, param: usize, seed: u64, stream: u64) {
         if let Some(Place::Rng(index)) = self.layout.params.get(param) {
             if let Some(slot) = scratch.rngs.get_mut(*index) {
-                *slot = rng;
+                slot.restart(seed, stream);
             }
         }
     }

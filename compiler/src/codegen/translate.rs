@@ -22,6 +22,10 @@ use crate::ir::{
     BinaryOp, Block, CompareOp, Constant, Function, Inst, Kernel, Noise, Op, ReduceOp, Sampler, Type, UnaryOp, Value,
 };
 
+/// Vectors up to this many words are copied and combined elementwise by inline code; longer
+/// ones by a call.
+const INLINE_WORDS: i64 = 16;
+
 fn error<T>(message: impl Into<String>) -> Result<T, IrError> {
     Err(IrError { message: message.into() })
 }
@@ -129,8 +133,7 @@ impl Translator<'_, '_> {
 
     /// Copies `len` words from `src` to `dst`: inline for short vectors, a call otherwise.
     fn copy_words(&mut self, dst: cl::Value, src: cl::Value, len: i64) -> Result<(), IrError> {
-        const INLINE: i64 = 16;
-        if len <= INLINE {
+        if len <= INLINE_WORDS {
             // Load everything first: the ranges may overlap.
             let words: Vec<cl::Value> =
                 (0..len).map(|k| self.b.ins().load(types::F64, MemFlags::trusted(), src, (k * 8) as i32)).collect();
@@ -155,8 +158,12 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(next);
     }
 
-    /// Copies a value (of any type) into the slot of `target`, or returns its scalar.
+    /// Copies a vector or stream into the place of `target` (nothing for scalars, nor when
+    /// both share one place).
     fn copy_into(&mut self, source: Value, target: Value) -> Result<(), IrError> {
+        if self.layout.same_place(source, target) {
+            return Ok(());
+        }
         let ty = self.ty(source)?;
         match ty {
             Type::Rng => {
@@ -173,8 +180,52 @@ impl Translator<'_, '_> {
     }
 
     pub fn block(&mut self, block: &Block) -> Result<(), IrError> {
-        for inst in &block.insts {
-            self.inst(inst)?;
+        let mut rest = &block.insts[..];
+        while let Some(inst) = rest.first() {
+            // Consecutive scalar saves (or restores) cross to the tape in one call.
+            let saving = matches!(inst.op, Op::Save(_));
+            let run = rest
+                .iter()
+                .take_while(|next| {
+                    super::tape_scalar(self.source, &next.op) && matches!(next.op, Op::Save(_)) == saving
+                })
+                .count();
+            if run > 1 {
+                self.tape_run(&rest[..run], saving)?;
+                rest = &rest[run..];
+            } else {
+                self.inst(inst)?;
+                rest = &rest[1..];
+            }
+        }
+        Ok(())
+    }
+
+    /// A run of scalar saves: the values gathered in the layout's run buffer, then pushed at
+    /// once; or a run of scalar restores: popped at once, the last pushed restored first.
+    fn tape_run(&mut self, insts: &[Inst], saving: bool) -> Result<(), IrError> {
+        let buffer = self.b.ins().iadd_imm(self.slots, (self.layout.tape_run * 8) as i64);
+        let n = self.iconst(insts.len() as i64);
+        if saving {
+            for (k, inst) in insts.iter().enumerate() {
+                let Op::Save(value) = inst.op else { return error("a save run holds a restore") };
+                let (ty, scalar) = (self.ty(value)?, self.scalar(value)?);
+                let address = self.b.ins().iadd_imm(buffer, (k * 8) as i64);
+                self.store_scalar(ty, scalar, address);
+            }
+            self.call("ppl_tape_push", &[self.tape, buffer, n])?;
+            return Ok(());
+        }
+        let status = self.call1("ppl_tape_pop", &[self.tape, buffer, n])?;
+        let ok = self.b.ins().icmp_imm(IntCC::Equal, status, 0);
+        self.guard(ok);
+        for (k, inst) in insts.iter().enumerate() {
+            let (Op::Restore(ty), Some(result)) = (&inst.op, inst.results.first()) else {
+                return error("a restore run holds a save");
+            };
+            let address = self.b.ins().iadd_imm(buffer, ((insts.len() - 1 - k) * 8) as i64);
+            let value = self.load_scalar(*ty, address);
+            self.scalars.insert(*result, value);
         }
         Ok(())
     }
@@ -481,6 +532,35 @@ impl Translator<'_, '_> {
         ty: Type,
     ) -> Result<Option<cl::Value>, IrError> {
         let (ta, tb) = (self.ty(a)?, self.ty(b)?);
+        let exact = matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div);
+        if let (Type::Vec(_) | Type::Mat(..), true) = (ty, exact && len(ty) <= INLINE_WORDS) {
+            // IEEE arithmetic is exact, so inline code gives the shim's bits.
+            let dst = self.address(result)?;
+            let element = |t: &mut Self, value: Value, ty: Type, k: i64| -> Result<cl::Value, IrError> {
+                Ok(match ty {
+                    Type::Vec(_) | Type::Mat(..) => {
+                        let address = t.address(value)?;
+                        t.b.ins().load(types::F64, MemFlags::trusted(), address, (k * 8) as i32)
+                    }
+                    Type::Int => {
+                        let x = t.scalar(value)?;
+                        t.b.ins().fcvt_from_sint(types::F64, x)
+                    }
+                    _ => t.scalar(value)?,
+                })
+            };
+            for k in 0..len(ty) {
+                let (x, y) = (element(self, a, ta, k)?, element(self, b, tb, k)?);
+                let z = match op {
+                    BinaryOp::Add => self.b.ins().fadd(x, y),
+                    BinaryOp::Sub => self.b.ins().fsub(x, y),
+                    BinaryOp::Mul => self.b.ins().fmul(x, y),
+                    _ => self.b.ins().fdiv(x, y),
+                };
+                self.b.ins().store(MemFlags::trusted(), z, dst, (k * 8) as i32);
+            }
+            return Ok(None);
+        }
         if let Type::Vec(_) | Type::Mat(..) = ty {
             let address = shims::binary_address(op).ok_or(IrError { message: format!("{op:?} of vectors") })?;
             let dst = self.address(result)?;
@@ -642,20 +722,22 @@ impl Translator<'_, '_> {
         self.scalars.insert(body.params[0], index);
         self.block(body)?;
         // Vectors and streams go through their staging slots, so that a body yielding its
-        // parameters in another order reads each before it is overwritten.
+        // parameters in another order reads each before it is overwritten. One the body
+        // updated in place (a stream advanced by its draws) is already where it belongs.
         let mut next = Vec::with_capacity(scalar_carried.len() + 1);
         next.push(cl::BlockArg::Value(self.b.ins().iadd_imm(index, 1)));
+        let in_place = |k: usize| self.layout.same_place(body.results[k], carried[k]);
         for (k, (yielded, param)) in body.results.iter().zip(carried).enumerate() {
             if scalar_carried.iter().any(|(position, _)| *position == k) {
                 next.push(cl::BlockArg::Value(self.scalar(*yielded)?));
-            } else {
+            } else if !in_place(k) {
                 let staging =
                     self.layout.staging.get(param).copied().ok_or(IrError { message: "no staging slot".into() })?;
                 self.copy_to_staging(*yielded, staging)?;
             }
         }
         for (k, param) in carried.iter().enumerate() {
-            if !scalar_carried.iter().any(|(position, _)| *position == k) {
+            if !scalar_carried.iter().any(|(position, _)| *position == k) && !in_place(k) {
                 let staging =
                     self.layout.staging.get(param).copied().ok_or(IrError { message: "no staging slot".into() })?;
                 self.copy_from_staging(staging, *param)?;

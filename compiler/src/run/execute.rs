@@ -84,16 +84,17 @@ impl Kernel {
         }
     }
 
-    /// One call on the stream `rng`; false if it failed (see [`Kernel::explain`]).
-    pub fn call(&self, worker: &mut Worker, rng: Rng) -> bool {
+    /// One call on the stream `Rng::new(seed, stream)`; false if it failed (see
+    /// [`Kernel::explain`]).
+    pub fn call(&self, worker: &mut Worker, seed: u64, stream: u64) -> bool {
         match (&mut worker.memory, &self.native) {
             (Memory::Native(scratch), Some(native)) => {
-                native.set_rng(scratch, self.param_types.len(), rng);
+                native.set_rng(scratch, self.param_types.len(), seed, stream);
                 native.call(scratch)
             }
             (Memory::Interpreted { args, results }, _) => {
                 if let Some(last) = args.last_mut() {
-                    *last = RuntimeValue::Rng(Box::new(rng));
+                    *last = RuntimeValue::Rng(Box::new(Rng::new(seed, stream)));
                 }
                 match interp::run(&self.function, args.clone()) {
                     Ok(values) => {
@@ -137,12 +138,12 @@ impl Kernel {
         }
     }
 
-    /// Why the call at `flat` on the stream `rng` fails (or, `watching_nan`, where its first NaN
-    /// comes from): the interpreter reruns it and reports the instruction. `None` if it does not
-    /// fail after all.
-    pub fn explain(&self, flat: &[f64], rng: Rng, watching_nan: bool) -> Option<InterpError> {
+    /// Why the call at `flat` on the stream `(seed, stream)` fails (or, `watching_nan`, where its
+    /// first NaN comes from): the interpreter reruns it and reports the instruction. `None` if it
+    /// does not fail after all.
+    pub fn explain(&self, flat: &[f64], seed: u64, stream: u64, watching_nan: bool) -> Option<InterpError> {
         let mut args = runtime_args(&self.param_types, flat);
-        args.push(RuntimeValue::Rng(Box::new(rng)));
+        args.push(RuntimeValue::Rng(Box::new(Rng::new(seed, stream))));
         let run = if watching_nan { interp::run_watching_nan } else { interp::run };
         run(&self.function, args).err()
     }

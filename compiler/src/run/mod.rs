@@ -23,8 +23,6 @@ pub use train::StopReason;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use ppl_runtime::Rng;
-
 use crate::adev::{self, Estimator};
 use crate::codegen::{self, Compiled};
 use crate::diagnostics::{Diagnostic, ErrorCode};
@@ -240,7 +238,7 @@ impl<'a> Session<'a> {
                 traces.clear();
                 *failure = None;
                 for sample in samples {
-                    if !kernel.call(worker, Rng::new(seed, command << 32 | sample)) {
+                    if !kernel.call(worker, seed, command << 32 | sample) {
                         *failure = Some(sample);
                         return;
                     }
@@ -257,7 +255,7 @@ impl<'a> Session<'a> {
             },
         );
         match failed {
-            Some(sample) => Err(self.explain(&executor, Rng::new(seed, command << 32 | sample), family.span, sample)),
+            Some(sample) => Err(self.explain(&executor, seed, command << 32 | sample, family.span, sample)),
             None => Ok(()),
         }
     }
@@ -358,10 +356,9 @@ impl<'a> Session<'a> {
         let width = 1 + differentiated.iter().map(|p| self.params.get(*p).len()).sum::<usize>();
         let width = if gradient { width } else { 1 };
         let seed = self.seed();
-        let moments = self.moments(&executor, results, width, samples, |sample| Rng::new(seed, command << 32 | sample));
-        let moments = moments.map_err(|sample| {
-            self.explain(&executor, Rng::new(seed, command << 32 | sample), objective.span, sample)
-        })?;
+        let moments = self.moments(&executor, results, width, samples, seed, |sample| command << 32 | sample);
+        let moments =
+            moments.map_err(|sample| self.explain(&executor, seed, command << 32 | sample, objective.span, sample))?;
         if !gradient {
             let statistic = moments.statistic(0);
             emit(Output::Estimate { source, mean: statistic.mean, stderr: statistic.stderr, samples });
@@ -386,15 +383,16 @@ impl<'a> Session<'a> {
     }
 
     /// The mean and spread of `samples` calls of the executor's kernel, each on its stream
-    /// `rng(sample)`, over the reals of its first `results` results (`width` in all); the
-    /// first sample that fails or gives NaN stops it.
+    /// `(seed, stream(sample))`, over the reals of its first `results` results (`width` in all);
+    /// the first sample that fails or gives NaN stops it.
     fn moments(
         &self,
         executor: &Executor,
         results: usize,
         width: usize,
         samples: u64,
-        rng: impl Fn(u64) -> Rng + Sync,
+        seed: u64,
+        stream: impl Fn(u64) -> u64 + Sync,
     ) -> Result<Moments, u64> {
         let mut round = executor.round(2 * width, || (Moments::new(width), None));
         let mut total = Moments::new(width);
@@ -407,7 +405,7 @@ impl<'a> Session<'a> {
                 moments.clear();
                 *failure = None;
                 for sample in indices {
-                    let ok = kernel.call(worker, rng(sample))
+                    let ok = kernel.call(worker, seed, stream(sample))
                         && (0..results).all(|r| kernel.result(worker, r).iter().all(|x| !x.is_nan()));
                     if !ok {
                         *failure = Some(sample);
@@ -452,11 +450,11 @@ impl<'a> Session<'a> {
 
     /// The diagnostic of a sample that failed or gave NaN: the interpreter reruns it and reports
     /// the instruction that failed, or that produced the first NaN.
-    fn explain(&self, executor: &Executor, rng: Rng, span: Span, sample: u64) -> Diagnostic {
+    fn explain(&self, executor: &Executor, seed: u64, stream: u64, span: Span, sample: u64) -> Diagnostic {
         let kernel = executor.kernel();
         let error = kernel
-            .explain(executor.params(), rng.clone(), false)
-            .or_else(|| kernel.explain(executor.params(), rng, true));
+            .explain(executor.params(), seed, stream, false)
+            .or_else(|| kernel.explain(executor.params(), seed, stream, true));
         match error {
             Some(error) => runtime_error(error, Some(span), Some(sample)),
             None => Diagnostic::error(ErrorCode::NotANumber, "the estimate is NaN")

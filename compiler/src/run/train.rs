@@ -13,7 +13,6 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use ppl_runtime::optim::{clip_by_norm, global_norm, Method, Optimizer, OptimizerState, Schedule};
-use ppl_runtime::Rng;
 
 use super::execute::{Executor, Kernel};
 use super::output::{Output, Statistic, TrainedObjective};
@@ -292,7 +291,7 @@ impl<'a> Session<'a> {
             |kernel, worker, indices, sums| {
                 sums.clear();
                 for particle in indices {
-                    if !kernel.call(worker, Rng::new(seed, training_stream(command, g, step, particles, particle))) {
+                    if !kernel.call(worker, seed, training_stream(command, g, step, particles, particle)) {
                         sums.failed = Some(particle);
                         return;
                     }
@@ -314,8 +313,8 @@ impl<'a> Session<'a> {
             },
         );
         if let Some(particle) = failed {
-            let rng = Rng::new(seed, training_stream(command, g, step, particles, particle));
-            let error = group.executor.kernel().explain(group.executor.params(), rng, false);
+            let stream = training_stream(command, g, step, particles, particle);
+            let error = group.executor.kernel().explain(group.executor.params(), seed, stream, false);
             return Err(match error {
                 Some(error) => runtime_error(error, Some(group.span), None),
                 None => crate::lower::internal(Some(group.span), "native code failed where the interpreter did not"),
@@ -347,8 +346,8 @@ impl<'a> Session<'a> {
             .map(|(p, _)| self.program.params[*p].name.as_str())
             .collect();
         let origin = (0..settings.particles).find_map(|particle| {
-            let rng = Rng::new(settings.seed, training_stream(command, g, step, settings.particles, particle));
-            group.executor.kernel().explain(group.executor.params(), rng, true)
+            let stream = training_stream(command, g, step, settings.particles, particle);
+            group.executor.kernel().explain(group.executor.params(), settings.seed, stream, true)
         });
         let what = if value.is_finite() { "the gradient" } else { "the objective" };
         let mut diagnostic = match origin {
