@@ -5,6 +5,8 @@
 //! `libm` logarithm and exponential; the statistics are Welford's running moments; training uses
 //! `ppl`'s own optimizer. Nothing here is generated or shared with the compiler.
 
+use std::ops::Range;
+
 use ppl_runtime::optim::{Method, Optimizer, Schedule};
 use ppl_runtime::Rng;
 
@@ -103,11 +105,11 @@ pub enum Estimator {
     Iwelbo5,
 }
 
-/// `samples` estimates at `params`, sample `s` on the stream `(seed, s)`, summarised: the
+/// The estimates `samples` at `params`, sample `s` on the stream `(seed, s)`, summarised: the
 /// value's and each gradient element's mean and standard error.
-pub fn estimate(estimator: Estimator, params: &[f64], seed: u64, samples: u64) -> Welford<5> {
+pub fn estimate(estimator: Estimator, params: &[f64], seed: u64, samples: Range<u64>) -> Welford<5> {
     let mut moments = Welford::<5>::new();
-    for sample in 0..samples {
+    for sample in samples {
         let mut rng = Rng::new(seed, sample);
         let (value, gradient) = match estimator {
             Estimator::Elbo => elbo(params, &mut rng),
@@ -118,10 +120,10 @@ pub fn estimate(estimator: Estimator, params: &[f64], seed: u64, samples: u64) -
     moments
 }
 
-/// `samples` estimates of the value alone (the optimiser drops the unused gradient).
-pub fn estimate_value(estimator: Estimator, params: &[f64], seed: u64, samples: u64) -> Welford<1> {
+/// Estimates of the value alone (the optimiser drops the unused gradient).
+pub fn estimate_value(estimator: Estimator, params: &[f64], seed: u64, samples: Range<u64>) -> Welford<1> {
     let mut moments = Welford::<1>::new();
-    for sample in 0..samples {
+    for sample in samples {
         let mut rng = Rng::new(seed, sample);
         let (value, _) = match estimator {
             Estimator::Elbo => elbo(params, &mut rng),

@@ -9,6 +9,7 @@
 //! `ppl` processes (from `wait4`). Before timing, the results of `ppl` and of the hand-written
 //! code are checked against each other.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -127,8 +128,8 @@ fn write_program(name: &str, commands: &str) -> Result<PathBuf, String> {
 fn figures(runs: usize, samples: u64) -> Result<(), String> {
     println!("`ppl run` beside hand-written Rust (bench/cone_by_hand.rs); medians of {runs} runs");
     println!(
-        "{:<40} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
-        "command", "hand 1t", "ppl 1t", "ppl 2t", "1t/hand", "1t/2t", "peak RSS"
+        "{:<36} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9}",
+        "command", "hand 1t", "hand 2t", "ppl 1t", "ppl 2t", "ppl/hand", "hand 2×", "ppl 2×", "peak RSS"
     );
     // mu = (0, 0), log_sigma = (1, 1): the parameters' initial values.
     let params = [0.0, 0.0, 1.0, 1.0];
@@ -148,19 +149,22 @@ fn figures(runs: usize, samples: u64) -> Result<(), String> {
         let one = measure_ppl(runs, &file, &["--threads", "1"])?;
         let two = measure_ppl(runs, &file, &["--threads", "2"])?;
         // The first command of a file at the default seed 0 draws sample s from stream s.
-        let (hand_mean, hand) = if command == "grad" {
-            let moments = cone_by_hand::estimate(estimator, &params, 0, samples);
-            let time = median(runs, || {
-                std::hint::black_box(cone_by_hand::estimate(estimator, &params, 0, samples).statistic(1));
-            });
-            (moments.statistic(1).0, time)
-        } else {
-            let moments = cone_by_hand::estimate_value(estimator, &params, 0, samples);
-            let time = median(runs, || {
-                std::hint::black_box(cone_by_hand::estimate_value(estimator, &params, 0, samples).statistic(0));
-            });
-            (moments.statistic(0).0, time)
+        let by_hand = |samples: Range<u64>| match command {
+            "grad" => cone_by_hand::estimate(estimator, &params, 0, samples).statistic(1).0,
+            _ => cone_by_hand::estimate_value(estimator, &params, 0, samples).statistic(0).0,
         };
+        let hand_mean = by_hand(0..samples);
+        let hand = median(runs, || {
+            std::hint::black_box(by_hand(0..samples));
+        });
+        // The same on two threads, half the samples each: what this machine's cores give.
+        let hand_two = median(runs, || {
+            std::thread::scope(|scope| {
+                let first = scope.spawn(|| by_hand(0..samples / 2));
+                std::hint::black_box(by_hand(samples / 2..samples));
+                std::hint::black_box(first.join().ok());
+            });
+        });
         let result = report(&one, command)?;
         let ppl_mean =
             if command == "grad" { number(&result["params"]["mu"]["mean"][0]) } else { number(&result["mean"]) };
@@ -171,12 +175,14 @@ fn figures(runs: usize, samples: u64) -> Result<(), String> {
             ));
         }
         println!(
-            "{:<40} {:>7.3} s {:>7.3} s {:>7.3} s {:>7.2}× {:>7.2}× {:>6.1} MB",
+            "{:<36} {:>7.3} s {:>7.3} s {:>7.3} s {:>7.3} s {:>7.2}× {:>7.2}× {:>7.2}× {:>6.1} MB",
             format!("{command} {estimator:?}, {samples} samples"),
             hand.as_secs_f64(),
+            hand_two.as_secs_f64(),
             one.time.as_secs_f64(),
             two.time.as_secs_f64(),
             one.time.as_secs_f64() / hand.as_secs_f64(),
+            hand.as_secs_f64() / hand_two.as_secs_f64(),
             one.time.as_secs_f64() / two.time.as_secs_f64(),
             one.peak_kib.max(two.peak_kib) as f64 / 1024.0,
         );

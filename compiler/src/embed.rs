@@ -137,20 +137,20 @@ impl Objective {
                 message: "the estimate failed (a distribution argument outside its domain, an index out of bounds, or an overflow); `ppl run` on the same program reports where".into(),
             });
         }
-        let value = self.kernel.real(&self.worker, 0);
+        // The objective, then the gradient of each differentiated parameter in order.
+        let reals = self.kernel.reals(&self.worker);
+        let value = reals.first().copied().unwrap_or(f64::NAN);
+        let mut results = reals.get(1..).unwrap_or(&[]);
         let mut offset = 0;
-        let mut result = 1;
         for (shape, differentiated) in self.shapes.iter().zip(&self.wrt) {
             let len = flat_len(shape);
             let slice = &mut gradient[offset..offset + len];
-            if *differentiated {
-                let values = self.kernel.result(&self.worker, result);
-                if values.len() == len {
+            match (*differentiated, results.split_at_checked(len)) {
+                (true, Some((values, rest))) => {
                     slice.copy_from_slice(values);
+                    results = rest;
                 }
-                result += 1;
-            } else {
-                slice.fill(0.0);
+                _ => slice.fill(0.0),
             }
             offset += len;
         }

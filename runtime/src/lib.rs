@@ -16,7 +16,8 @@
 //! - [`optim`]: what training (`maximize` / `minimize`) updates parameters with — an
 //!   [`Optimizer`] built from a [`Method`] (SGD, Adam, AdamW, RMSprop, Adagrad, as PyTorch
 //!   defines them) and a learning-rate [`Schedule`], checkpointed as an [`OptimizerState`] —
-//!   and [`clip_by_norm`] / [`global_norm`] for gradients.
+//!   and [`clip_by_norm`] / [`global_norm`] for gradients;
+//! - [`memory`]: buffers each worker thread writes without sharing cache lines with others.
 //!
 //! ```
 //! use ppl_runtime::{gamma, gamma_sample_dshape, Rng};
@@ -36,6 +37,7 @@
 
 pub mod error;
 pub mod implicit;
+pub mod memory;
 pub mod optim;
 pub mod rng;
 pub mod sample;

@@ -270,6 +270,9 @@ pub struct Compiled {
     layout: Layout,
     param_types: Vec<Type>,
     result_types: Vec<Type>,
+    /// The slots of all results, when they are reals, vectors and matrices laid out one after
+    /// another (as `Layout::of` places them).
+    real_results: Option<std::ops::Range<usize>>,
     _code: std::sync::Arc<Code>,
     /// The Cranelift IR, for `--emit clif`.
     pub clif: String,
@@ -359,14 +362,31 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
     // SAFETY: the function was just compiled with the signature `fn(*mut Frame) -> i32` under
     // the platform's C calling convention, and its code lives as long as `_code`.
     let entry = unsafe { std::mem::transmute::<*const u8, extern "C" fn(*mut Frame) -> i32>(pointer) };
+    let result_types: Vec<Type> = function.body.results.iter().filter_map(|r| function.ty(*r)).collect();
     Ok(Compiled {
         entry,
         param_types: function.body.params.iter().filter_map(|p| function.ty(*p)).collect(),
-        result_types: function.body.results.iter().filter_map(|r| function.ty(*r)).collect(),
+        real_results: consecutive_reals(&layout.results, &result_types),
+        result_types,
         layout,
         _code: std::sync::Arc::new(Code(Some(module))),
         clif,
     })
+}
+
+/// The slot range that results in `places` of `types` fill, if they are all reals, vectors or
+/// matrices, each right after the one before.
+fn consecutive_reals(places: &[Place], types: &[Type]) -> Option<std::ops::Range<usize>> {
+    let mut range: Option<std::ops::Range<usize>> = None;
+    for (place, ty) in places.iter().zip(types) {
+        let (Place::Slot(offset), Type::Real | Type::Vec(_) | Type::Mat(..)) = (place, ty) else { return None };
+        range = match range {
+            None => Some(*offset..offset + words(*ty)),
+            Some(range) if range.end == *offset => Some(range.start..offset + words(*ty)),
+            Some(_) => return None,
+        };
+    }
+    range
 }
 
 impl translate::Translator<'_, '_> {
@@ -394,8 +414,10 @@ impl translate::Translator<'_, '_> {
 impl Compiled {
     /// Memory for calling this function (one per thread).
     pub fn scratch(&self) -> Scratch {
-        let seed = Rng::new(0, 0);
-        Scratch { slots: vec![0.0; self.layout.slots_len], rngs: vec![seed; self.layout.rngs_len], tape: Vec::new() }
+        // Each thread has its own scratch: keep them off each other's cache lines.
+        let slots = ppl_runtime::memory::zeros_apart(self.layout.slots_len);
+        let rngs = ppl_runtime::memory::filled_apart(Rng::new(0, 0), self.layout.rngs_len);
+        Scratch { slots, rngs, tape: Vec::new() }
     }
 
     /// Writes flat real parameters into the places of the function's first parameters (reals,
@@ -443,6 +465,12 @@ impl Compiled {
             }
             _ => &[],
         }
+    }
+
+    /// Every result of the last call, flattened (matrices row-major), if all are reals, vectors
+    /// and matrices: a view of the slots, without copying.
+    pub fn real_results<'s>(&self, scratch: &'s Scratch) -> Option<&'s [f64]> {
+        scratch.slots.get(self.real_results.clone()?)
     }
 
     /// Every result of the last call, as run-time values.

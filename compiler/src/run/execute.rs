@@ -43,6 +43,8 @@ pub struct Kernel {
 /// The memory one thread uses to call a kernel.
 pub struct Worker {
     memory: Memory,
+    /// The results flattened, where the memory does not hold them so (see [`Kernel::reals`]).
+    reals: Vec<f64>,
     /// Which parameters are loaded (see [`Executor::set_params`]).
     generation: u64,
 }
@@ -69,7 +71,7 @@ impl Kernel {
             Some(native) => Memory::Native(native.scratch()),
             None => Memory::Interpreted { args: Vec::new(), results: Vec::new() },
         };
-        Worker { memory, generation: u64::MAX }
+        Worker { memory, reals: Vec::new(), generation: u64::MAX }
     }
 
     /// Writes the flat parameters into the worker's memory.
@@ -90,42 +92,43 @@ impl Kernel {
         match (&mut worker.memory, &self.native) {
             (Memory::Native(scratch), Some(native)) => {
                 native.set_rng(scratch, self.param_types.len(), seed, stream);
-                native.call(scratch)
+                let ok = native.call(scratch);
+                if ok && native.real_results(scratch).is_none() {
+                    worker.reals.clear();
+                    for index in 0..self.function.body.results.len() {
+                        worker.reals.extend_from_slice(native.result_slice(scratch, index));
+                    }
+                }
+                ok
             }
             (Memory::Interpreted { args, results }, _) => {
                 if let Some(last) = args.last_mut() {
                     *last = RuntimeValue::Rng(Box::new(Rng::new(seed, stream)));
                 }
-                match interp::run(&self.function, args.clone()) {
-                    Ok(values) => {
-                        *results = values;
-                        true
+                let Ok(values) = interp::run(&self.function, args.clone()) else { return false };
+                *results = values;
+                worker.reals.clear();
+                for value in results.iter() {
+                    match value {
+                        RuntimeValue::Real(x) => worker.reals.push(*x),
+                        RuntimeValue::Vec(data) | RuntimeValue::Mat { data, .. } => {
+                            worker.reals.extend_from_slice(data)
+                        }
+                        _ => {}
                     }
-                    Err(_) => false,
                 }
+                true
             }
             (Memory::Native(_), None) => false,
         }
     }
 
-    /// Result `index` of the last successful call, if it is a real, vector or matrix.
-    pub fn result<'w>(&self, worker: &'w Worker, index: usize) -> &'w [f64] {
+    /// Every result of the last successful call, flattened in order (matrices row-major), if
+    /// all are reals, vectors and matrices.
+    pub fn reals<'w>(&self, worker: &'w Worker) -> &'w [f64] {
         match (&worker.memory, &self.native) {
-            (Memory::Native(scratch), Some(native)) => native.result_slice(scratch, index),
-            (Memory::Interpreted { results, .. }, _) => match results.get(index) {
-                Some(RuntimeValue::Real(x)) => std::slice::from_ref(x),
-                Some(RuntimeValue::Vec(data) | RuntimeValue::Mat { data, .. }) => data,
-                _ => &[],
-            },
-            (Memory::Native(_), None) => &[],
-        }
-    }
-
-    /// Result `index` of the last successful call as a real (NaN if it is none).
-    pub fn real(&self, worker: &Worker, index: usize) -> f64 {
-        match self.result(worker, index) {
-            [x] => *x,
-            _ => f64::NAN,
+            (Memory::Native(scratch), Some(native)) => native.real_results(scratch).unwrap_or(&worker.reals),
+            _ => &worker.reals,
         }
     }
 
@@ -210,7 +213,7 @@ impl Executor {
     /// `summary()`, within [`ROUND_MEMORY`] for summaries of `reals` reals each.
     pub fn round<S>(&self, reals: usize, summary: impl Fn() -> S) -> Vec<S> {
         let threads = self.threads();
-        let chunks = if threads == 1 { 1 } else { (ROUND_MEMORY / reals.max(1)).clamp(2 * threads, 16 * threads) };
+        let chunks = if threads == 1 { 1 } else { (ROUND_MEMORY / reals.max(1)).clamp(2 * threads, 64 * threads) };
         (0..chunks).map(|_| summary()).collect()
     }
 

@@ -352,11 +352,10 @@ impl<'a> Session<'a> {
         let native = self.native(&function, &source, emit)?;
         let mut executor = Executor::new(Kernel::new(function, native), self.pool.clone());
         executor.set_params(self.params.flat());
-        let results = if gradient { 1 + differentiated.len() } else { 1 };
         let width = 1 + differentiated.iter().map(|p| self.params.get(*p).len()).sum::<usize>();
         let width = if gradient { width } else { 1 };
         let seed = self.seed();
-        let moments = self.moments(&executor, results, width, samples, seed, |sample| command << 32 | sample);
+        let moments = self.moments(&executor, width, samples, seed, |sample| command << 32 | sample);
         let moments =
             moments.map_err(|sample| self.explain(&executor, seed, command << 32 | sample, objective.span, sample))?;
         if !gradient {
@@ -383,12 +382,11 @@ impl<'a> Session<'a> {
     }
 
     /// The mean and spread of `samples` calls of the executor's kernel, each on its stream
-    /// `(seed, stream(sample))`, over the reals of its first `results` results (`width` in all);
-    /// the first sample that fails or gives NaN stops it.
+    /// `(seed, stream(sample))`, over the `width` reals of its results; the first sample that
+    /// fails or gives NaN stops it.
     fn moments(
         &self,
         executor: &Executor,
-        results: usize,
         width: usize,
         samples: u64,
         seed: u64,
@@ -405,13 +403,13 @@ impl<'a> Session<'a> {
                 moments.clear();
                 *failure = None;
                 for sample in indices {
-                    let ok = kernel.call(worker, seed, stream(sample))
-                        && (0..results).all(|r| kernel.result(worker, r).iter().all(|x| !x.is_nan()));
-                    if !ok {
+                    let ok = kernel.call(worker, seed, stream(sample));
+                    let reals = kernel.reals(worker);
+                    if !ok || reals.len() != width || reals.iter().any(|x| x.is_nan()) {
                         *failure = Some(sample);
                         return;
                     }
-                    moments.add((0..results).map(|r| kernel.result(worker, r)));
+                    moments.add(reals);
                 }
             },
             |(moments, failure)| {

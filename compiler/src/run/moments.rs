@@ -16,9 +16,14 @@ pub struct Moments {
 }
 
 impl Moments {
-    /// An empty summary of draws with `len` elements each.
+    /// An empty summary of draws with `len` elements each. Threads summarise chunks side by
+    /// side, so its memory shares no cache line with another summary's.
     pub fn new(len: usize) -> Moments {
-        Moments { count: 0, mean: vec![0.0; len], squares: vec![0.0; len] }
+        Moments {
+            count: 0,
+            mean: ppl_runtime::memory::zeros_apart(len),
+            squares: ppl_runtime::memory::zeros_apart(len),
+        }
     }
 
     /// Forgets every draw, keeping the memory.
@@ -28,12 +33,11 @@ impl Moments {
         self.squares.fill(0.0);
     }
 
-    /// Adds one draw, element by element, from the parts given in order.
-    pub fn add<'d>(&mut self, parts: impl IntoIterator<Item = &'d [f64]>) {
+    /// Adds one draw, element by element.
+    pub fn add(&mut self, draw: &[f64]) {
         self.count += 1;
         let weight = 1.0 / self.count as f64;
-        let elements = parts.into_iter().flatten();
-        for ((mean, squares), x) in self.mean.iter_mut().zip(self.squares.iter_mut()).zip(elements) {
+        for ((mean, squares), x) in self.mean.iter_mut().zip(self.squares.iter_mut()).zip(draw) {
             let delta = x - *mean;
             *mean += delta * weight;
             *squares += delta * (x - *mean);
@@ -89,7 +93,7 @@ mod tests {
         let draws = draws(1000);
         let mut moments = Moments::new(2);
         for draw in &draws {
-            moments.add([&draw[..]]);
+            moments.add(draw);
         }
         for element in 0..2 {
             let n = draws.len() as f64;
@@ -107,14 +111,14 @@ mod tests {
         let draws = draws(1000);
         let mut whole = Moments::new(2);
         for draw in &draws {
-            whole.add([&draw[..1], &draw[1..]]);
+            whole.add(draw);
         }
         let mut merged = Moments::new(2);
         let mut chunk = Moments::new(2);
         for part in draws.chunks(64) {
             chunk.clear();
             for draw in part {
-                chunk.add([&draw[..]]);
+                chunk.add(draw);
             }
             merged.merge(&chunk);
         }
@@ -129,7 +133,7 @@ mod tests {
     #[test]
     fn one_draw_has_a_standard_error_of_zero() {
         let mut moments = Moments::new(1);
-        moments.add([&[2.5][..]]);
+        moments.add(&[2.5]);
         assert_eq!(moments.statistic(0).mean, 2.5);
         assert_eq!(moments.statistic(0).stderr, 0.0);
     }

@@ -10,6 +10,7 @@
 //! finite values in every case.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use ppl_runtime::optim::{clip_by_norm, global_norm, Method, Optimizer, OptimizerState, Schedule};
@@ -64,8 +65,9 @@ struct Group {
     span: Span,
     executor: Executor,
     params: Vec<usize>,
-    /// For each trained parameter, the reverse program's result that is its gradient.
-    results: Vec<usize>,
+    /// For each trained parameter, where its gradient is among the reverse program's results
+    /// flattened (the objective comes first).
+    gradients: Vec<Range<usize>>,
     optimizer: Optimizer,
     /// The objective of the last steps (at most [`FINAL_WINDOW`]).
     values: VecDeque<f64>,
@@ -78,7 +80,7 @@ struct Group {
 }
 
 /// The sums of objective and gradient over a chunk of particles, and the first that failed.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug)]
 struct ParticleSums {
     value: f64,
     gradient: Vec<Vec<f64>>,
@@ -280,7 +282,7 @@ impl<'a> Session<'a> {
         group.gradient.iter_mut().flatten().for_each(|x| *x = 0.0);
         let mut value = 0.0;
         let mut failed = None;
-        let results = &group.results;
+        let gradients = &group.gradients;
         let seed = settings.seed;
         let particles = settings.particles;
         let gradient = &mut group.gradient;
@@ -295,9 +297,10 @@ impl<'a> Session<'a> {
                         sums.failed = Some(particle);
                         return;
                     }
-                    sums.value += kernel.real(worker, 0);
-                    for (total, result) in sums.gradient.iter_mut().zip(results) {
-                        for (total, x) in total.iter_mut().zip(kernel.result(worker, *result)) {
+                    let reals = kernel.reals(worker);
+                    sums.value += reals.first().copied().unwrap_or(f64::NAN);
+                    for (total, range) in sums.gradient.iter_mut().zip(gradients) {
+                        for (total, x) in total.iter_mut().zip(reals.get(range.clone()).unwrap_or(&[])) {
                             *total += x;
                         }
                     }
@@ -501,25 +504,35 @@ impl<'a> Session<'a> {
     ) -> Result<Group, Diagnostic> {
         // The reverse program returns the objective, then one gradient per differentiated
         // parameter in order.
-        let differentiated: Vec<usize> =
-            (0..self.program.params.len()).filter(|i| objective.estimator.wrt[*i]).collect();
+        let mut offset = 1;
+        let mut gradients = vec![0..0; objective.params.len()];
+        for index in (0..self.program.params.len()).filter(|i| objective.estimator.wrt[*i]) {
+            let len = self.params.get(index).len();
+            if let Some(position) = objective.params.iter().position(|p| *p == index) {
+                gradients[position] = offset..offset + len;
+            }
+            offset += len;
+        }
         let reverse = objective.estimator.reverse;
         let native = self.native(&reverse, &objective.source, emit)?;
         let executor = Executor::new(Kernel::new(reverse, native), self.pool.clone());
-        let results =
-            objective.params.iter().filter_map(|p| differentiated.iter().position(|d| d == p).map(|k| k + 1)).collect();
         let zeros: Vec<Vec<f64>> = objective.params.iter().map(|p| vec![0.0; self.params.get(*p).len()]).collect();
         let sizes: Vec<usize> = zeros.iter().map(Vec::len).collect();
         let schedule = Schedule::parse(&settings.schedule_text, settings.steps)
             .map_err(|error| option_error(command, "schedule", &error.message))?;
-        let sums = ParticleSums { value: 0.0, gradient: zeros.clone(), failed: None };
-        let round = executor.round(sizes.iter().sum::<usize>() + 1, || sums.clone());
+        // Threads sum chunks side by side: keep each chunk's sums off the others' cache lines.
+        let apart = || sizes.iter().map(|size| ppl_runtime::memory::zeros_apart(*size)).collect();
+        let round = executor.round(sizes.iter().sum::<usize>() + 1, || ParticleSums {
+            value: 0.0,
+            gradient: apart(),
+            failed: None,
+        });
         Ok(Group {
             source: objective.source,
             span: objective.span,
             executor,
             params: objective.params,
-            results,
+            gradients,
             optimizer: Optimizer::new(settings.method, schedule, &sizes),
             values: VecDeque::with_capacity(FINAL_WINDOW),
             current: zeros.clone(),
