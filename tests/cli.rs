@@ -200,6 +200,36 @@ fn results_do_not_depend_on_the_number_of_threads() {
     assert_eq!(one, run("3"));
 }
 
+/// Many chunks of samples, rounds of chunks, streamed traces and training steps large enough
+/// to run on every thread: the same bits whatever the threads and the back end.
+#[test]
+fn chunked_statistics_and_parallel_steps_do_not_depend_on_threads_or_backend() {
+    let scratch = Scratch::new("run-chunks");
+    let cone = std::fs::read_to_string("examples/cone.ppl").expect("the example");
+    let definitions = &cone[..cone.find("// The objectives and their gradients").expect("commands")];
+    let program = format!(
+        "{definitions}
+print estimate(elbo(cone(), guide(mu, log_sigma), obs), samples: 5000);
+print grad(iwelbo(cone(), guide(mu_iw, log_sigma_iw), obs, 5), samples: 3001);
+print sample(guide(mu, log_sigma), 300);
+maximize elbo(cone(), guide(mu, log_sigma), obs) with {{ optimizer: adam(lr: 0.01), steps: 4, particles: 3000 }};
+print mu, log_sigma;
+"
+    );
+    let path = scratch.file("chunks.ppl", &program);
+    let path = path.to_str().expect("utf-8 path");
+    let run = |threads: &str, backend: &str| {
+        let output = ppl(&["run", "--json", "--quiet", "--threads", threads, "--backend", backend, path]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stdout(&output).lines().filter(|line| !line.contains("\"seconds\"")).collect::<Vec<_>>().join("\n")
+    };
+    let one = run("1", "jit");
+    assert_eq!(one.lines().filter(|line| line.contains("\"kind\":\"trace\"")).count(), 300, "{one}");
+    assert_eq!(one, run("2", "jit"));
+    assert_eq!(one, run("3", "jit"));
+    assert_eq!(one, run("2", "interp"));
+}
+
 #[test]
 fn run_emit_clif_prints_the_native_code_and_backends_agree() {
     let output = ppl(&["run", "--emit", "clif", "examples/flip.ppl"]);

@@ -170,10 +170,15 @@ fn runtime_args(types: &[Type], flat: &[f64]) -> Vec<RuntimeValue> {
     args
 }
 
+/// A worker on cache lines of its own: its fields (the tape's length, the lock) change with
+/// every call, and the workers of different threads sit side by side.
+#[repr(align(128))]
+struct Own(Mutex<Worker>);
+
 /// A kernel with one worker per thread, and the parameters they run at.
 pub struct Executor {
     kernel: Kernel,
-    workers: Vec<Mutex<Worker>>,
+    workers: Vec<Own>,
     pool: Option<Arc<rayon::ThreadPool>>,
     params: Vec<f64>,
     generation: u64,
@@ -183,7 +188,7 @@ impl Executor {
     /// Workers for every thread of `pool` (or for the caller's thread alone).
     pub fn new(kernel: Kernel, pool: Option<Arc<rayon::ThreadPool>>) -> Executor {
         let threads = pool.as_ref().map_or(1, |pool| pool.current_num_threads()).max(1);
-        let workers = (0..threads).map(|_| Mutex::new(kernel.worker())).collect();
+        let workers = (0..threads).map(|_| Own(Mutex::new(kernel.worker()))).collect();
         Executor { kernel, workers, pool, params: Vec::new(), generation: 0 }
     }
 
@@ -213,7 +218,7 @@ impl Executor {
     /// `summary()`, within [`ROUND_MEMORY`] for summaries of `reals` reals each.
     pub fn round<S>(&self, reals: usize, summary: impl Fn() -> S) -> Vec<S> {
         let threads = self.threads();
-        let chunks = if threads == 1 { 1 } else { (ROUND_MEMORY / reals.max(1)).clamp(2 * threads, 64 * threads) };
+        let chunks = if threads == 1 { 1 } else { (ROUND_MEMORY / reals.max(1)).clamp(2 * threads, 256 * threads) };
         (0..chunks).map(|_| summary()).collect()
     }
 
@@ -246,11 +251,11 @@ impl Executor {
                 Some(pool) if parallel && n > 1 && self.threads() > 1 => pool.install(|| {
                     round[..n].par_iter_mut().enumerate().for_each(|(i, summary)| {
                         let thread = rayon::current_thread_index().unwrap_or(0) % self.workers.len();
-                        one(first + i as u64, summary, &mut lock(&self.workers[thread]));
+                        one(first + i as u64, summary, &mut lock(&self.workers[thread].0));
                     })
                 }),
                 _ => {
-                    let mut worker = lock(&self.workers[0]);
+                    let mut worker = lock(&self.workers[0].0);
                     for (i, summary) in round[..n].iter_mut().enumerate() {
                         one(first + i as u64, summary, &mut worker);
                     }

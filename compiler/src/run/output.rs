@@ -182,17 +182,6 @@ impl Statistic {
         let variance = if values.len() > 1 { squares / (n - 1.0) } else { 0.0 };
         Statistic { mean, stderr: (variance / n).sqrt() }
     }
-
-    /// Per element of equally long draws.
-    pub fn elementwise(draws: &[Vec<f64>]) -> Vec<Statistic> {
-        let length = draws.first().map_or(0, Vec::len);
-        (0..length)
-            .map(|i| {
-                let column: Vec<f64> = draws.iter().map(|draw| draw.get(i).copied().unwrap_or(f64::NAN)).collect();
-                Statistic::of(&column)
-            })
-            .collect()
-    }
 }
 
 /// One objective's estimate at the end of training.
