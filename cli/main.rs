@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod files;
 mod progress;
 mod repl;
 mod report;
@@ -172,10 +173,17 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
         })?),
         None => None,
     };
+    // Problems with `--out` are found before any work is done, not after it.
+    if let Some(dir) = &flags.out {
+        results::prepare(dir).map_err(|message| {
+            eprintln!("error: {message}");
+            Failure
+        })?;
+    }
     let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let handler_flag = interrupt.clone();
-    // The first Ctrl-C stops training after the current step (and everything is still
-    // written); a second one exits at once.
+    // The first Ctrl-C (or SIGTERM) stops training after the current step (and everything is
+    // still written); a second one exits at once.
     let _ = ctrlc::set_handler(move || {
         if handler_flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
@@ -228,7 +236,13 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
             "seed": flags.seed.unwrap_or(ppl::run::DEFAULT_SEED),
             "versions": { "ppl": env!("CARGO_PKG_VERSION") },
             "seconds": started.elapsed().as_secs_f64(),
-            "completed": outcome.is_ok(),
+            // How the run ended: all its commands done, stopped by Ctrl-C or SIGTERM, or
+            // stopped by an error (the results are those of the last finished training).
+            "ended": match (&outcome, record.interrupted()) {
+                (Err(_), _) => "error",
+                (Ok(()), true) => "interrupted",
+                (Ok(()), false) => "completed",
+            },
         });
         if let Err(message) = record.write(dir, &params, run) {
             eprintln!("error: {message}");
@@ -281,24 +295,13 @@ fn format(path: &Path, check_only: bool, write: bool, color: ColorChoice) -> Res
     }
     if write {
         if formatted != text {
-            write_atomically(path, &formatted)?;
+            files::write_atomically(path, &formatted).map_err(|message| {
+                eprintln!("error: {message}");
+                Failure
+            })?;
         }
         return Ok(());
     }
     print!("{formatted}");
     Ok(())
-}
-
-/// Replaces a file's contents through a temporary file and a rename, so that an interrupted
-/// write never leaves half a program behind.
-fn write_atomically(path: &Path, contents: &str) -> Result<(), Failure> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".ppl-fmt.tmp");
-    let temporary = PathBuf::from(temporary);
-    let result = std::fs::write(&temporary, contents).and_then(|()| std::fs::rename(&temporary, path));
-    result.map_err(|error| {
-        let _ = std::fs::remove_file(&temporary);
-        eprintln!("error: cannot write `{}`: {error}", path.display());
-        Failure
-    })
 }

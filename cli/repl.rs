@@ -300,7 +300,7 @@ impl Repl {
             emit_clif: false,
             backend: ppl::run::Backend::Jit,
             interrupt: Some(self.interrupt.clone()),
-            resume: Some(ppl::run::Resume { params: self.params.clone(), optimizers: Vec::new(), steps: None }),
+            resume: Some(ppl::run::Resume { params: self.params.clone(), ..Default::default() }),
             threads: self.threads,
         };
         let mut progress = Progress::new(self.progress_quiet);
@@ -375,7 +375,7 @@ impl Repl {
         let input = format!("print estimate({expr});");
         let analysis = ppl::check_sources(&[("<definitions>", &self.definitions_text()), ("<input>", &input)]);
         let options = RunOptions {
-            resume: Some(ppl::run::Resume { params: self.params.clone(), optimizers: Vec::new(), steps: None }),
+            resume: Some(ppl::run::Resume { params: self.params.clone(), ..Default::default() }),
             ..RunOptions::default()
         };
         let compiled = ppl::with_large_stack(|| Session::new(&analysis, options)?.compile_objectives());

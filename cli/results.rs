@@ -6,10 +6,13 @@
 //! - `run.json`: the command line, seed, versions, timings, and each training's optimizer
 //!   state, from which `--resume` continues.
 //!
-//! Every file is written to a temporary name and renamed, so an interrupted write never leaves
-//! a half-written file in place of a good one.
+//! The files are written as one set. Each goes to a temporary file of an unpredictable name,
+//! created exclusively (never through a planted symlink), flushed to disk and renamed over the
+//! old one; `run.json` comes last and records the generation of the set and the length and
+//! checksum of each other file, so a crash or a full disk part-way leaves a set that `--resume`
+//! recognises as mixed and refuses, never one it would silently continue from.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use plotters::prelude::*;
 use ppl::run::{OptimizerState, Output, Printed};
@@ -68,12 +71,11 @@ impl Record {
         self.trainings.iter().any(|training| training["stopped"] == "interrupted")
     }
 
-    /// Writes every file into `dir` (created if needed).
+    /// Writes every file into `dir` (created if needed), `run.json` last.
     pub fn write(&self, dir: &Path, params: &[(String, Printed)], run: Value) -> Result<(), String> {
-        std::fs::create_dir_all(dir).map_err(|error| format!("cannot create `{}`: {error}", dir.display()))?;
+        prepare(dir)?;
         let params: serde_json::Map<String, Value> =
             params.iter().map(|(name, value)| (name.clone(), crate::report::printed(value))).collect();
-        write_atomically(&dir.join("params.json"), &pretty(&Value::Object(params)))?;
         let mut csv = String::from("command,step,objective,running_objective,gradient_norm,learning_rate\n");
         for row in &self.rows {
             csv.push_str(&format!(
@@ -81,11 +83,18 @@ impl Record {
                 row.command, row.step, row.objective, row.running, row.gradient_norm, row.learning_rate
             ));
         }
-        write_atomically(&dir.join("trace.csv"), &csv)?;
-        write_atomically(&dir.join("loss.svg"), &self.plot()?)?;
+        let files = [("params.json", pretty(&Value::Object(params))), ("trace.csv", csv), ("loss.svg", self.plot()?)];
+        let generation = previous_generation(dir).map_or(1, |previous| previous + 1);
+        let mut manifest = serde_json::Map::new();
+        for (name, contents) in &files {
+            crate::files::write_atomically(&dir.join(name), contents)?;
+            manifest.insert(name.to_string(), fingerprint(contents.as_bytes()));
+        }
         let mut run = run;
         run["trainings"] = Value::Array(self.trainings.clone());
-        write_atomically(&dir.join("run.json"), &pretty(&run))
+        run["generation"] = json!(generation);
+        run["files"] = Value::Object(manifest);
+        crate::files::write_atomically(&dir.join("run.json"), &pretty(&run))
     }
 
     /// The running objective of each training command against the step, as SVG.
@@ -142,15 +151,29 @@ fn pretty(value: &Value) -> String {
     text
 }
 
-/// Writes through a temporary file and a rename.
-pub fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, contents).and_then(|()| std::fs::rename(&temporary, path)).map_err(|error| {
-        let _ = std::fs::remove_file(&temporary);
-        format!("cannot write `{}`: {error}", path.display())
-    })
+/// Makes sure results can be written to `dir` (creating it if needed) before any work is done:
+/// a file in the way or a folder without write permission is reported at once.
+pub fn prepare(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|error| format!("cannot create `{}`: {error}", dir.display()))?;
+    tempfile::Builder::new()
+        .prefix(".ppl-write-test-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|error| format!("cannot write in `{}`: {error}", dir.display()))
+}
+
+/// A file's length and 64-bit FNV-1a checksum, as `run.json` records them.
+fn fingerprint(bytes: &[u8]) -> Value {
+    let checksum = bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3));
+    json!({ "bytes": bytes.len(), "fnv1a64": format!("{checksum:016x}") })
+}
+
+/// The generation of the set in `dir`, if it holds one.
+fn previous_generation(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("run.json")).ok()?;
+    serde_json::from_str::<Value>(&text).ok()?["generation"].as_u64()
 }
 
 /// Reads the parameters and the first training's optimizer states saved in `dir`.
@@ -161,15 +184,33 @@ pub fn load(dir: &Path) -> Result<ppl::run::Resume, String> {
             std::fs::read_to_string(&path).map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
         serde_json::from_str(&text).map_err(|error| format!("`{}` is not valid JSON: {error}", path.display()))
     };
+    let run = read("run.json")?;
+    // The set must be the one `run.json` describes, whole.
+    let Some(files) = run["files"].as_object() else {
+        return Err(format!(
+            "`{}` lists no result files: it was not written by a finished save",
+            dir.join("run.json").display()
+        ));
+    };
+    for name in ["params.json", "trace.csv", "loss.svg"] {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
+        if files.get(name) != Some(&fingerprint(&bytes)) {
+            return Err(format!(
+                "`{}` does not belong with `run.json` (generation {}): the save was interrupted or the files were changed",
+                path.display(),
+                run["generation"]
+            ));
+        }
+    }
     let params = read("params.json")?;
     let Value::Object(params) = params else { return Err("params.json must hold an object".into()) };
-    let mut resume = ppl::run::Resume::default();
+    let mut resume = ppl::run::Resume { exact: true, ..Default::default() };
     for (name, value) in params {
         let value =
             runtime_value(&value).ok_or_else(|| format!("params.json: `{name}` is not a number, vector or matrix"))?;
         resume.params.push((name, value));
     }
-    let run = read("run.json")?;
     resume.steps = run["trainings"][0]["steps"].as_u64();
     if let Some(optimizers) = run["trainings"][0]["optimizers"].as_array() {
         for optimizer in optimizers {

@@ -27,8 +27,9 @@ fn render(case: &Path) -> String {
     let analysis = ppl::check_source(&name, &text);
     let mut rendered = analysis.render_diagnostics(ColorChoice::Never);
     if !analysis.has_errors() {
+        let options = ppl::run::RunOptions { resume: saved_params(case), ..Default::default() };
         let outcome = ppl::with_large_stack(|| {
-            let mut session = ppl::run::Session::new(&analysis, ppl::run::RunOptions::default())?;
+            let mut session = ppl::run::Session::new(&analysis, options)?;
             session.run_commands(&mut |_| {})
         });
         if let Err(diagnostic) = outcome {
@@ -36,6 +37,25 @@ fn render(case: &Path) -> String {
         }
     }
     rendered
+}
+
+/// The parameters a case resumes from, as `ppl run --resume` would: `EXXXX-name.params`
+/// beside the case holds `name = number` or `name = [numbers]` lines.
+fn saved_params(case: &Path) -> Option<ppl::run::Resume> {
+    use ppl::interp::RuntimeValue;
+    let text = std::fs::read_to_string(case.with_extension("params")).ok()?;
+    let params = text
+        .lines()
+        .filter_map(|line| line.split_once(" = "))
+        .map(|(name, value)| {
+            let numbers: Vec<f64> =
+                value.trim_matches(['[', ']']).split(',').filter_map(|x| x.trim().parse().ok()).collect();
+            let value =
+                if value.starts_with('[') { RuntimeValue::Vec(numbers) } else { RuntimeValue::Real(numbers[0]) };
+            (name.to_string(), value)
+        })
+        .collect();
+    Some(ppl::run::Resume { params, exact: true, ..Default::default() })
 }
 
 /// Codes no program can produce: they report bugs of the compiler itself.

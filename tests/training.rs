@@ -74,6 +74,12 @@ fn minimize_descends_and_wrt_groups_train_their_own_parameters() {
     let reports = reports(&output);
     assert_eq!(reports[0]["kind"], "minimize");
     assert_eq!(reports[0]["objectives"].as_array().map(Vec::len), Some(2));
+    // Each objective reports its own estimate over the last steps: E[x²] = a² + 0.01 → 0.01.
+    for objective in reports[0]["objectives"].as_array().into_iter().flatten() {
+        let mean = objective["mean"].as_f64().unwrap_or_else(|| panic!("a number: {objective}"));
+        let stderr = objective["stderr"].as_f64().unwrap_or_else(|| panic!("a number: {objective}"));
+        assert!((mean - 0.01).abs() < 0.005 && stderr < 0.005, "{objective}");
+    }
     for value in [&reports[1]["value"], &reports[2]["value"]] {
         assert!(value.as_f64().is_some_and(|x| x.abs() < 0.05), "trained to 0: {value}");
     }

@@ -126,6 +126,14 @@ pub fn geometric(rng: &mut Rng, p: f64) -> Result<u64, DomainError> {
     Ok(failures as u64)
 }
 
+/// A count drawn by [`geometric`] or [`poisson`] as the language's `int`: a count beyond
+/// `i64::MAX` (a geometric draw for p ≲ 1e-18, a Poisson draw for a rate near its maximum)
+/// saturates there rather than wrapping to a negative number.
+#[inline]
+pub fn count_to_int(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
 /// A Poisson draw with mean `rate`.
 ///
 /// Knuth's multiplication method below rate 12, the PTRS-style rejection method of Ahrens &

@@ -203,8 +203,8 @@ pub unsafe extern "C" fn sample(
         let rng = &mut *dst;
         let drawn = match kind {
             0 => ppl_runtime::sample::gamma(rng, arg, 1.0).map(|x| x.to_bits() as i64),
-            1 => ppl_runtime::sample::poisson(rng, arg).map(|n| n as i64),
-            2 => ppl_runtime::sample::geometric(rng, arg).map(|n| n as i64),
+            1 => ppl_runtime::sample::poisson(rng, arg).map(ppl_runtime::sample::count_to_int),
+            2 => ppl_runtime::sample::geometric(rng, arg).map(ppl_runtime::sample::count_to_int),
             _ => ppl_runtime::sample::categorical(rng, slice(weights, len)).map(|i| i as i64),
         };
         match drawn {

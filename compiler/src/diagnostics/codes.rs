@@ -85,6 +85,7 @@ error_codes! {
     InvalidOption = "E0501", "invalid option value";
     InvalidWrt = "E0502", "`wrt` must list parameters";
     OverlappingWrt = "E0503", "parameter trained by two objectives";
+    ResumeMismatch = "E0504", "saved results do not fit the program";
 
     // Compilation (lowering and ADEV).
     Unsupported = "E0600", "not supported by the compiler yet";

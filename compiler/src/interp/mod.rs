@@ -189,10 +189,10 @@ impl Frame {
                     }
                     (Sampler::Poisson, [rate]) => {
                         ppl_runtime::sample::poisson(&mut stream, self.get(*rate)?.as_real()?)
-                            .map(|n| RuntimeValue::Int(n as i64))
+                            .map(|n| RuntimeValue::Int(ppl_runtime::sample::count_to_int(n)))
                     }
                     (Sampler::Geometric, [p]) => ppl_runtime::sample::geometric(&mut stream, self.get(*p)?.as_real()?)
-                        .map(|n| RuntimeValue::Int(n as i64)),
+                        .map(|n| RuntimeValue::Int(ppl_runtime::sample::count_to_int(n))),
                     (Sampler::Categorical, [weights]) => {
                         ppl_runtime::sample::categorical(&mut stream, self.get(*weights)?.elements()?)
                             .map(|i| RuntimeValue::Int(i as i64))

@@ -78,6 +78,11 @@ pub struct Resume {
     pub optimizers: Vec<OptimizerState>,
     /// Steps taken, skipped ones included (optimizer states count only the updates made).
     pub steps: Option<u64>,
+    /// Whether the saved results must fit the program exactly (`ppl run --resume`): every
+    /// parameter there with its shape and nothing else, steps and optimizers that fit the first
+    /// training command. Otherwise (the REPL carrying values between inputs) a parameter that
+    /// is gone or changed shape keeps its initial value.
+    pub exact: bool,
 }
 
 /// A program being run: its parameters' current values and how many commands have drawn
@@ -121,14 +126,54 @@ impl<'a> Session<'a> {
             }
         }
         if let Some(resume) = session.options.resume.clone() {
-            for (name, value) in resume.params {
-                // A parameter that is gone, or whose shape changed, keeps its initial value.
-                if let Some(index) = session.program.params.iter().position(|param| param.name == name) {
-                    session.params.set(index, &value);
+            for (name, value) in &resume.params {
+                let index = session.program.params.iter().position(|param| param.name == *name);
+                let fits = index.is_some_and(|index| session.params.set(index, value));
+                if resume.exact && !fits {
+                    return Err(session.misfit(name, value, index));
                 }
+            }
+            let missing =
+                session.program.params.iter().find(|param| resume.params.iter().all(|(name, _)| *name != param.name));
+            if let (true, Some(param)) = (resume.exact, missing) {
+                return Err(Diagnostic::error(
+                    ErrorCode::ResumeMismatch,
+                    format!("the saved parameters have no `{}`", param.name),
+                )
+                .with_primary(session.param_span(param), "this parameter is not in `params.json`"));
             }
         }
         Ok(session)
+    }
+
+    /// A saved parameter that does not fit the program.
+    fn misfit(&self, name: &str, value: &RuntimeValue, index: Option<usize>) -> Diagnostic {
+        let saved = match value {
+            RuntimeValue::Vec(data) => format!("vec[{}]", data.len()),
+            RuntimeValue::Mat { rows, cols, .. } => format!("mat[{rows}, {cols}]"),
+            other => other.kind().to_string(),
+        };
+        match index.and_then(|index| self.program.params.get(index)) {
+            Some(param) => Diagnostic::error(
+                ErrorCode::ResumeMismatch,
+                format!("the saved `{name}` is a {saved}, but the program declares it {}", param.ty),
+            )
+            .with_primary(self.param_span(param), format!("declared {} here", param.ty)),
+            None => Diagnostic::error(
+                ErrorCode::ResumeMismatch,
+                format!("the saved parameters have `{name}` ({saved}), which the program does not declare"),
+            ),
+        }
+    }
+
+    /// The source of a parameter's declaration.
+    fn param_span(&self, param: &crate::lower::Param) -> Span {
+        self.program
+            .analysis
+            .files
+            .get(param.item.file)
+            .and_then(|file| file.program.items.get(param.item.item))
+            .map_or_else(Span::default, |item| item.span)
     }
 
     /// The current values of the parameters listed (by index), for reports.

@@ -13,6 +13,9 @@ pub struct Moments {
     count: u64,
     mean: Vec<f64>,
     squares: Vec<f64>,
+    /// The sum of an element's infinite draws (0 while there are none, ±∞, or NaN for both
+    /// signs): they are left out of its mean, which is then reported as this.
+    infinite: Vec<f64>,
 }
 
 impl Moments {
@@ -23,6 +26,7 @@ impl Moments {
             count: 0,
             mean: ppl_runtime::memory::zeros_apart(len),
             squares: ppl_runtime::memory::zeros_apart(len),
+            infinite: ppl_runtime::memory::zeros_apart(len),
         }
     }
 
@@ -31,13 +35,19 @@ impl Moments {
         self.count = 0;
         self.mean.fill(0.0);
         self.squares.fill(0.0);
+        self.infinite.fill(0.0);
     }
 
     /// Adds one draw, element by element.
     pub fn add(&mut self, draw: &[f64]) {
         self.count += 1;
         let weight = 1.0 / self.count as f64;
-        for ((mean, squares), x) in self.mean.iter_mut().zip(self.squares.iter_mut()).zip(draw) {
+        let elements = self.mean.iter_mut().zip(self.squares.iter_mut()).zip(self.infinite.iter_mut());
+        for (((mean, squares), infinite), x) in elements.zip(draw) {
+            if x.is_infinite() {
+                *infinite += x;
+                continue;
+            }
             let delta = x - *mean;
             *mean += delta * weight;
             *squares += delta * (x - *mean);
@@ -48,6 +58,9 @@ impl Moments {
     pub fn merge(&mut self, other: &Moments) {
         if other.count == 0 {
             return;
+        }
+        for (infinite, other) in self.infinite.iter_mut().zip(&other.infinite) {
+            *infinite += other;
         }
         if self.count == 0 {
             self.count = other.count;
@@ -67,8 +80,14 @@ impl Moments {
         self.count += other.count;
     }
 
-    /// The mean and standard error of element `index` (an error of zero for one draw).
+    /// The mean and standard error of element `index` (an error of zero for one draw). An
+    /// element with infinite draws has their sign as its mean (NaN if they have both signs)
+    /// and an infinite error.
     pub fn statistic(&self, index: usize) -> Statistic {
+        let infinite = self.infinite.get(index).copied().unwrap_or(0.0);
+        if infinite != 0.0 {
+            return Statistic { mean: infinite, stderr: f64::INFINITY };
+        }
         let mean = self.mean.get(index).copied().unwrap_or(f64::NAN);
         let n = self.count as f64;
         let stderr = match self.squares.get(index) {
@@ -128,6 +147,22 @@ mod tests {
             assert!((a.mean - b.mean).abs() <= 1e-9 * a.mean.abs().max(1.0), "{a:?} vs {b:?}");
             assert!((a.stderr - b.stderr).abs() <= 1e-9 * a.stderr, "{a:?} vs {b:?}");
         }
+    }
+
+    #[test]
+    fn infinite_draws_make_an_infinite_mean() {
+        let mut moments = Moments::new(2);
+        let mut chunk = Moments::new(2);
+        for draw in [[1.0, 2.0], [f64::INFINITY, 3.0], [2.0, f64::NEG_INFINITY]] {
+            chunk.add(&draw);
+        }
+        moments.merge(&chunk);
+        chunk.clear();
+        chunk.add(&[3.0, f64::INFINITY]);
+        moments.merge(&chunk);
+        assert_eq!(moments.statistic(0).mean, f64::INFINITY);
+        assert_eq!(moments.statistic(0).stderr, f64::INFINITY);
+        assert!(moments.statistic(1).mean.is_nan(), "+∞ and −∞: no mean");
     }
 
     #[test]

@@ -69,7 +69,8 @@ struct Group {
     /// flattened (the objective comes first).
     gradients: Vec<Range<usize>>,
     optimizer: Optimizer,
-    /// The objective of the last steps (at most [`FINAL_WINDOW`]).
+    /// This step's objective, and those of the last finite steps (at most [`FINAL_WINDOW`]).
+    value: f64,
     values: VecDeque<f64>,
     /// The trained parameters' values, for the optimizer.
     current: Vec<Vec<f64>>,
@@ -132,6 +133,26 @@ impl<'a> Session<'a> {
         for objective in objectives {
             groups.push(self.group(command, objective, &settings, emit)?);
         }
+        if let Some(resume) =
+            self.options.resume.as_ref().filter(|resume| resume.exact && !resume.optimizers.is_empty())
+        {
+            let misfit = |message: String| {
+                Diagnostic::error(ErrorCode::ResumeMismatch, message).with_primary(span, "this training")
+            };
+            if resume.optimizers.len() != groups.len() {
+                return Err(misfit(format!(
+                    "the saved run trained {} objective(s) here, this command has {}",
+                    resume.optimizers.len(),
+                    groups.len()
+                )));
+            }
+            if let Some(steps) = resume.steps.filter(|steps| *steps > settings.steps) {
+                return Err(misfit(format!(
+                    "the saved run took {steps} steps, more than this command's {}",
+                    settings.steps
+                )));
+            }
+        }
         if let Some(resume) = self.options.resume.as_ref() {
             for (group, state) in groups.iter_mut().zip(&resume.optimizers) {
                 let schedule = Schedule::parse(&settings.schedule_text, settings.steps)
@@ -178,6 +199,7 @@ impl<'a> Session<'a> {
                     None => global_norm(&group.gradient),
                 };
                 step_norm += norm * norm;
+                group.value = value;
                 if g == 0 {
                     step_objective = value;
                     learning_rate = group.optimizer.learning_rate();
@@ -199,11 +221,11 @@ impl<'a> Session<'a> {
             }
             step += 1;
             if finite {
-                if let Some(group) = groups.first_mut() {
+                for group in &mut groups {
                     if group.values.len() == FINAL_WINDOW {
                         group.values.pop_front();
                     }
-                    group.values.push_back(step_objective);
+                    group.values.push_back(group.value);
                 }
             }
             let oriented = -sign * step_objective;
@@ -534,6 +556,7 @@ impl<'a> Session<'a> {
             params: objective.params,
             gradients,
             optimizer: Optimizer::new(settings.method, schedule, &sizes),
+            value: f64::NAN,
             values: VecDeque::with_capacity(FINAL_WINDOW),
             current: zeros.clone(),
             gradient: zeros,
