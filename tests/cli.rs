@@ -2,24 +2,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
-use common::Scratch;
-
-fn ppl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ppl"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("the ppl binary runs")
-}
+use common::{ppl, stderr, stdout, Scratch};
 
 const EXAMPLES: &[&str] = &["examples/cone.ppl", "examples/cone_hvi.ppl", "examples/flip.ppl", "examples/mixture.ppl"];
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 #[test]
 fn check_accepts_every_example() {
@@ -97,10 +82,6 @@ fn help_lists_the_commands() {
     assert_eq!(output.status.code(), Some(0));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("check") && text.contains("fmt"), "{text}");
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]

@@ -5,32 +5,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::Scratch;
+use common::{ppl, stderr, stdout, Scratch};
 use serde_json::Value;
 
-fn ppl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ppl")).args(args).stdin(Stdio::null()).output().expect("the ppl binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The conjugate Gaussian model with a guide trained by `options`.
+/// The conjugate model trained with `options`, then its parameters printed.
 fn conjugate(options: &str) -> String {
-    format!(
-        "gen model() {{ x ~ normal(0.0, 1.0); y ~ normal(x, 1.0); }}\n\
-         gen guide(m: real, log_s: real) {{ x ~ normal(m, exp(log_s)); }}\n\
-         param m: real = 0.0;\nparam log_s: real = 0.0;\ndata obs = {{ y: 1.5 }};\n\
-         maximize elbo(model(), guide(m, log_s), obs) with {{ {options} }};\n\
-         print m, log_s;\n"
-    )
+    common::conjugate(options) + "print m, log_s;\n"
 }
 
 fn read_json(path: &Path) -> Value {

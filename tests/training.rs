@@ -5,32 +5,14 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 
-use common::Scratch;
+use common::{conjugate, ppl, stderr, Scratch};
 use serde_json::Value;
-
-fn ppl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ppl")).args(args).output().expect("the ppl binary runs")
-}
 
 fn reports(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
         .collect()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The conjugate Gaussian model, its guide and a training command with `OPTIONS`.
-fn conjugate(options: &str) -> String {
-    format!(
-        "gen model() {{ x ~ normal(0.0, 1.0); y ~ normal(x, 1.0); }}\n\
-         gen guide(m: real, log_s: real) {{ x ~ normal(m, exp(log_s)); }}\n\
-         param m: real = 0.0;\nparam log_s: real = 0.0;\ndata obs = {{ y: 1.5 }};\n\
-         maximize elbo(model(), guide(m, log_s), obs) with {{ {options} }};\n"
-    )
 }
 
 fn param(params: &Value, name: &str) -> f64 {
