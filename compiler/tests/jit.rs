@@ -78,3 +78,24 @@ fn the_cone_examples_compile_to_the_same_bits() {
     agree(include_str!("../../examples/cone.ppl"), 50);
     agree(include_str!("../../examples/cone_hvi.ppl"), 20);
 }
+
+/// Compiled code writes where its own layout says: memory made for another function (here a
+/// much smaller one) is refused, never written out of bounds.
+#[test]
+fn a_scratch_belongs_to_the_function_that_made_it() {
+    let source = "param w: vec[50] = zeros(50);\nparam t: real = 0.5;\n\
+                  fn big(w) { E { x ~ mv_normal_diag(w, exp(w)); sum(x^2) } }\n\
+                  fn small(t) { E { x ~ normal(t, 1.0); x } }\n\
+                  print grad(big(w));\nprint grad(small(t));\n";
+    let analysis = ppl::check_source("t.ppl", source);
+    assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
+    let session = ppl::run::Session::new(&analysis, ppl::run::RunOptions::default()).expect("session");
+    let objectives = session.compile_objectives().expect("compiles");
+    let big = codegen::compile(&objectives[0].1.reverse).expect("big compiles");
+    let small = codegen::compile(&objectives[1].1.reverse).expect("small compiles");
+    let mut own = big.scratch();
+    big.set_rng(&mut own, 2, 1, 0);
+    assert!(big.call(&mut own), "its own scratch works");
+    let mut other = small.scratch();
+    assert!(!big.call(&mut other), "another function's scratch is refused");
+}

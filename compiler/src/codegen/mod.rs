@@ -228,7 +228,7 @@ fn longest_tape_run(function: &Function, block: &Block) -> usize {
     longest
 }
 
-/// What compiled code reads and writes, in the order `translate.rs` addresses it.
+/// What compiled code reads and writes, at the offsets below.
 #[repr(C)]
 struct Frame {
     slots: *mut f64,
@@ -238,12 +238,26 @@ struct Frame {
     word: i64,
 }
 
-/// The memory one thread needs to call a compiled function; reuse it across calls.
+/// Where compiled code finds the frame's fields: taken from the struct, never written by hand.
+const SLOTS_AT: i32 = std::mem::offset_of!(Frame, slots) as i32;
+const RNGS_AT: i32 = std::mem::offset_of!(Frame, rngs) as i32;
+const TAPE_AT: i32 = std::mem::offset_of!(Frame, tape) as i32;
+const FAILED_AT: i64 = std::mem::offset_of!(Frame, failed) as i64;
+/// The scratch word, relative to the failure flag (which `translate.rs` holds the address of).
+const WORD_AFTER_FAILED: i64 = (std::mem::offset_of!(Frame, word) - std::mem::offset_of!(Frame, failed)) as i64;
+
+/// The memory one thread needs to call a compiled function; reuse it across calls. It belongs
+/// to the function that made it ([`Compiled::scratch`]): others refuse it.
 pub struct Scratch {
     slots: Vec<f64>,
     rngs: Vec<Rng>,
     tape: Vec<f64>,
+    /// The [`Compiled::id`] of its function.
+    owner: u64,
 }
+
+/// Numbers compiled functions, so that each knows its own scratch memory.
+static COMPILED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The code memory of compiled functions, freed when the last function using it goes.
 struct Code(Option<JITModule>);
@@ -273,6 +287,8 @@ pub struct Compiled {
     /// The slots of all results, when they are reals, vectors and matrices laid out one after
     /// another (as `Layout::of` places them).
     real_results: Option<std::ops::Range<usize>>,
+    /// Unique among the functions of this process: the owner of its scratch memory.
+    id: u64,
     _code: std::sync::Arc<Code>,
     /// The Cranelift IR, for `--emit clif`.
     pub clif: String,
@@ -294,8 +310,10 @@ fn isa() -> Result<cranelift_codegen::isa::OwnedTargetIsa, IrError> {
     builder.finish(settings::Flags::new(flags)).map_err(|e| fail(&e))
 }
 
-/// Compiles `function` to native code.
+/// Compiles `function` to native code, after checking it with the IR verifier: the code is
+/// only as sound as the function's types and shapes, which size its memory.
 pub fn compile(function: &Function) -> Result<Compiled, IrError> {
+    crate::ir::verify::verify(function)?;
     let mut builder = JITBuilder::with_isa(isa()?, default_libcall_names());
     for (name, pointer) in shims::symbols() {
         builder.symbol(name, pointer);
@@ -313,10 +331,10 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
         b.switch_to_block(entry);
         let frame = b.block_params(entry)[0];
         let flags = cranelift_codegen::ir::MemFlags::trusted();
-        let slots = b.ins().load(types::I64, flags, frame, 0);
-        let rngs = b.ins().load(types::I64, flags, frame, 8);
-        let tape = b.ins().load(types::I64, flags, frame, 16);
-        let failed = b.ins().iadd_imm(frame, 24);
+        let slots = b.ins().load(types::I64, flags, frame, SLOTS_AT);
+        let rngs = b.ins().load(types::I64, flags, frame, RNGS_AT);
+        let tape = b.ins().load(types::I64, flags, frame, TAPE_AT);
+        let failed = b.ins().iadd_imm(frame, FAILED_AT);
         let exit_error = b.create_block();
         let mut translator = translate::Translator {
             source: function,
@@ -367,6 +385,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
         entry,
         param_types: function.body.params.iter().filter_map(|p| function.ty(*p)).collect(),
         real_results: consecutive_reals(&layout.results, &result_types),
+        id: COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         result_types,
         layout,
         _code: std::sync::Arc::new(Code(Some(module))),
@@ -417,7 +436,7 @@ impl Compiled {
         // Each thread has its own scratch: keep them off each other's cache lines.
         let slots = ppl_runtime::memory::zeros_apart(self.layout.slots_len);
         let rngs = ppl_runtime::memory::filled_apart(Rng::new(0, 0), self.layout.rngs_len);
-        Scratch { slots, rngs, tape: Vec::new() }
+        Scratch { slots, rngs, tape: Vec::new(), owner: self.id }
     }
 
     /// Writes flat real parameters into the places of the function's first parameters (reals,
@@ -445,6 +464,10 @@ impl Compiled {
 
     /// Calls the function on the arguments already in `scratch`; false if it failed.
     pub fn call(&self, scratch: &mut Scratch) -> bool {
+        // Compiled code writes wherever its layout says: only into memory sized for it.
+        if scratch.owner != self.id {
+            return false;
+        }
         scratch.tape.clear();
         let mut frame = Frame {
             slots: scratch.slots.as_mut_ptr(),

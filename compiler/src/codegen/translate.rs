@@ -398,7 +398,7 @@ impl Translator<'_, '_> {
                         (3, self.b.ins().f64const(0.0), weights, count)
                     }
                 };
-                let out = self.b.ins().iadd_imm(self.failed, 8);
+                let out = self.b.ins().iadd_imm(self.failed, super::WORD_AFTER_FAILED);
                 let kind = self.iconst(kind);
                 let status = self.call1("ppl_sample", &[kind, src, dst, arg, weights, count, out])?;
                 let ok = self.b.ins().icmp_imm(IntCC::Equal, status, 0);
@@ -416,7 +416,7 @@ impl Translator<'_, '_> {
             }
             Op::Restore(ty) => match clif_type(*ty) {
                 Some(_) => {
-                    let scratch = self.b.ins().iadd_imm(self.failed, 8);
+                    let scratch = self.b.ins().iadd_imm(self.failed, super::WORD_AFTER_FAILED);
                     let one = self.iconst(1);
                     let status = self.call1("ppl_tape_pop", &[self.tape, scratch, one])?;
                     let ok = self.b.ins().icmp_imm(IntCC::Equal, status, 0);
@@ -470,7 +470,7 @@ impl Translator<'_, '_> {
                 let ty = self.ty(*value)?;
                 if clif_type(ty).is_some() {
                     let scalar = self.scalar(*value)?;
-                    let scratch = self.b.ins().iadd_imm(self.failed, 8);
+                    let scratch = self.b.ins().iadd_imm(self.failed, super::WORD_AFTER_FAILED);
                     self.store_scalar(ty, scalar, scratch);
                     let one = self.iconst(1);
                     self.call("ppl_tape_push", &[self.tape, scratch, one])?;
