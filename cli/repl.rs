@@ -116,6 +116,12 @@ impl Repl {
                         prompt = ".. ";
                     }
                     Err(ReadlineError::Interrupted) => break Some(false),
+                    // A line that is not UTF-8 is refused; the session goes on.
+                    Err(ReadlineError::Io(error)) if error.kind() == std::io::ErrorKind::InvalidData => {
+                        eprintln!("error: the input is not valid UTF-8; it was ignored");
+                        break Some(false);
+                    }
+                    Err(ReadlineError::WindowResized) => continue,
                     Err(_) => break None,
                 }
             };
@@ -142,12 +148,19 @@ impl Repl {
     /// Reads inputs from stdin, each ending where it is complete; no prompts.
     fn scripted(&mut self) {
         let mut input = String::new();
-        for line in std::io::stdin().lock().lines() {
+        for (number, line) in std::io::stdin().lock().split(b'\n').enumerate() {
             let Ok(line) = line else { break };
+            let Ok(line) = String::from_utf8(line) else {
+                // The input this line belongs to is refused; the next one starts afresh.
+                eprintln!("error: line {} is not valid UTF-8; its input was ignored", number + 1);
+                input.clear();
+                continue;
+            };
+            let line = line.strip_suffix('\r').unwrap_or(&line);
             if !input.is_empty() {
                 input.push('\n');
             }
-            input.push_str(&line);
+            input.push_str(line);
             if input.trim().is_empty() {
                 input.clear();
                 continue;
@@ -213,6 +226,9 @@ impl Repl {
                 }
             }
             "set" => self.set(rest),
+            "load" | "type" | "t" | "ir" | "clif" => {
+                eprintln!("error: `:{name}` needs {}", if name == "load" { "a file" } else { "an expression" })
+            }
             "reset" => {
                 self.definitions.clear();
                 self.params.clear();
@@ -283,8 +299,9 @@ impl Repl {
             return false;
         }
         // A redefined parameter starts again from its new initial value.
-        self.params.retain(|(param, _)| !new_items.iter().any(|new| new.name == *param));
-        let ok = self.run(&analysis, &mut |_, output| crate::write_line(&format!("{output}")));
+        let carried =
+            self.params.iter().filter(|(param, _)| !new_items.iter().any(|new| new.name == *param)).cloned().collect();
+        let ok = self.run(&analysis, carried, &mut |_, output| crate::write_line(&format!("{output}")));
         if ok {
             self.definitions.retain(|old| !new_items.iter().any(|new| new.name == old.name));
             self.definitions.extend(new_items);
@@ -292,15 +309,22 @@ impl Repl {
         ok
     }
 
-    /// Runs the last file of `analysis`, reporting each output; keeps the parameters.
-    fn run(&mut self, analysis: &ppl::Analysis, report: &mut (dyn FnMut(&ppl::Analysis, &Output) + Send)) -> bool {
+    /// Runs the last file of `analysis` from the parameter values `carried`, reporting each
+    /// output; keeps the parameters it ends with if it succeeds. A failing input leaves the
+    /// session as it was.
+    fn run(
+        &mut self,
+        analysis: &ppl::Analysis,
+        carried: Vec<(String, RuntimeValue)>,
+        report: &mut (dyn FnMut(&ppl::Analysis, &Output) + Send),
+    ) -> bool {
         let options = RunOptions {
             seed: self.seed,
             emit_ir: false,
             emit_clif: false,
             backend: ppl::run::Backend::Jit,
             interrupt: Some(self.interrupt.clone()),
-            resume: Some(ppl::run::Resume { params: self.params.clone(), ..Default::default() }),
+            resume: Some(ppl::run::Resume { params: carried, ..Default::default() }),
             threads: self.threads,
         };
         let mut progress = Progress::new(self.progress_quiet);
@@ -322,11 +346,13 @@ impl Repl {
                 session.params().map(|(name, value)| (name.to_string(), value)).collect();
             (outcome, Some(params))
         });
-        if let Some(params) = params {
-            self.params = params;
-        }
         match outcome {
-            Ok(()) => true,
+            Ok(()) => {
+                if let Some(params) = params {
+                    self.params = params;
+                }
+                true
+            }
             Err(diagnostic) => {
                 eprint!("{}", ppl::diagnostics::render(&diagnostic, &analysis.sources, color));
                 false
@@ -356,7 +382,7 @@ impl Repl {
             &analysis.files[analysis.files.len() - 1].program.items[0].kind,
             ItemKind::Print(exprs) if matches!(&exprs[0].kind, ExprKind::Call { callee, .. } if matches!(callee.name.as_str(), "estimate" | "grad" | "sample"))
         );
-        self.run(&analysis, &mut |_, output| match output {
+        self.run(&analysis, self.params.clone(), &mut |_, output| match output {
             Output::Print { value, .. } if !is_report => crate::write_line(&format!("{value} : {ty}")),
             other => crate::write_line(&format!("{other}")),
         });

@@ -257,6 +257,17 @@ fn reset_forgets_definitions_and_quit_saves_the_history() {
 }
 
 #[test]
+fn invalid_utf8_at_the_prompt_is_refused_and_the_session_goes_on() {
+    let mut repl = Repl::start("utf8");
+    repl.line("param m: real = 0.25;");
+    repl.prompt();
+    repl.session.send(b"\xff\xfe\r").expect("typing bytes");
+    repl.expect("not valid UTF-8");
+    repl.prompt();
+    repl.run("m * 2.0", "0.5 : real");
+}
+
+#[test]
 fn ctrl_d_at_an_empty_prompt_leaves() {
     let mut repl = Repl::start("eof");
     repl.run("1 + 2", "3 : int");
@@ -282,6 +293,15 @@ offset
 :quit
 offset + 1
 ";
+    let (status, stdout, stderr) = piped(&data, script.as_bytes());
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(stdout, "1.0 : real\n3 : int\nm = 0.5\n", "stderr: {stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(!Path::new(&data.0).join("ppl").exists(), "no history without a terminal");
+}
+
+/// Runs `ppl repl` with `script` piped into it; its exit status, stdout and stderr.
+fn piped(data: &Scratch, script: &[u8]) -> (std::process::ExitStatus, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ppl"))
         .arg("repl")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -291,7 +311,7 @@ offset + 1
         .stderr(Stdio::piped())
         .spawn()
         .expect("the ppl binary runs");
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(script).unwrap();
     let stdout = reader(child.stdout.take().unwrap());
     let stderr = reader(child.stderr.take().unwrap());
     let deadline = Instant::now() + TIMEOUT;
@@ -305,11 +325,28 @@ offset + 1
         }
         thread::sleep(Duration::from_millis(10));
     };
-    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    (status, stdout.join().unwrap(), stderr.join().unwrap())
+}
+
+#[test]
+fn piped_invalid_utf8_and_failing_inputs_leave_the_session_as_it_was() {
+    let data = Scratch::new("repl-piped-faults");
+    let mut script = b"param m: real = 0.5;\n".to_vec();
+    script.extend_from_slice(b"\xff\xfe not text\n");
+    script.extend_from_slice(
+        b"m + 1.0\n\
+          param m: real = 100.0; fn bad(t) { E { x ~ normal(t, t - 200.0); x } } print estimate(bad(m));\n\
+          :params\n\
+          :type bad(m)\n\
+          :load\n",
+    );
+    let (status, stdout, stderr) = piped(&data, &script);
     assert!(status.success(), "{status}: {stderr}");
-    assert_eq!(stdout, "1.0 : real\n3 : int\nm = 0.5\n", "stderr: {stderr}");
-    assert!(stderr.is_empty(), "{stderr}");
-    assert!(!Path::new(&data.0).join("ppl").exists(), "no history without a terminal");
+    assert_eq!(stdout, "1.5 : real\nm = 0.5\n", "stderr: {stderr}");
+    assert!(stderr.contains("line 2 is not valid UTF-8"), "{stderr}");
+    assert!(stderr.contains("E0700"), "the failing input's error: {stderr}");
+    assert!(stderr.contains("unknown function") || stderr.contains("E0101"), "`bad` was not kept: {stderr}");
+    assert!(stderr.contains("`:load` needs a file"), "{stderr}");
 }
 
 fn reader(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<String> {
