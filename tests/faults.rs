@@ -236,3 +236,32 @@ fn counts_beyond_the_int_range_saturate_instead_of_turning_negative() {
         assert_eq!(counts, vec![i64::MAX; 5], "{backend}");
     }
 }
+
+#[test]
+fn messages_show_what_happened_and_never_echo_control_bytes() {
+    let scratch = Scratch::new("faults-messages");
+    // A byte-order mark is read as blank space.
+    let marked = scratch.file("bom.ppl", "\u{FEFF}param a: real = 1.0;\nprint a;\n");
+    let output = ppl(&["run", marked.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "a = 1.0\n");
+    // A file's escape bytes are not sent to the terminal when it is quoted.
+    let escaping = scratch.file("escape.ppl", "param a: real = 1.0;\n\u{1b}[2J\u{1b}]0;owned\u{7}\nprint a;\n");
+    let output = ppl(&["check", "--color", "never", escaping.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("E0004"), "{}", stderr(&output));
+    assert!(!output.stderr.iter().any(|byte| *byte == 0x1b || *byte == 0x07), "{:?}", stderr(&output));
+    // A huge rate is written as a number people read.
+    let huge = scratch.file("huge.ppl", "param t: real = 1.0;\nfn f(t) { E { n ~ poisson(t * 1e300); if n > 0 { 1.0 } else { 0.0 } } }\nprint estimate(f(t));\n");
+    let output = ppl(&["run", "--color", "never", huge.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("got 1e300"), "{}", stderr(&output));
+    // NaN computed from constants says so.
+    let constant = scratch.file(
+        "nan.ppl",
+        "param t: real = 1.0;\nfn f(t) { E { x ~ normal(t, 1.0); x + 0.0 / 0.0 } }\nprint estimate(f(t));\n",
+    );
+    let output = ppl(&["run", "--color", "never", constant.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("a constant the program computes from constants"), "{}", stderr(&output));
+}

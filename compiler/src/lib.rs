@@ -96,6 +96,9 @@ fn analyse(user_files: &[(&str, &str)]) -> Analysis {
 }
 
 fn parse_into(sources: &mut SourceMap, diagnostics: &mut Vec<Diagnostic>, name: &str, text: &str) -> ParsedFile {
+    // A UTF-8 byte-order mark (which some editors write) is read as the spaces it occupies.
+    let unmarked = text.strip_prefix('\u{FEFF}').map(|rest| format!("   {rest}"));
+    let text = unmarked.as_deref().unwrap_or(text);
     let file = sources.add(name, text);
     let parsed = syntax::parse(text, sources.file(file).base);
     diagnostics.extend(parsed.diagnostics);

@@ -35,7 +35,8 @@ impl DomainError {
 
 impl fmt::Display for DomainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} must {}, got {}", self.distribution, self.parameter, self.requirement, self.value)
+        // `{:?}` writes 1e300 as `1e300`, not as 301 digits.
+        write!(f, "{}: {} must {}, got {:?}", self.distribution, self.parameter, self.requirement, self.value)
     }
 }
 

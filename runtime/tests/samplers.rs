@@ -195,7 +195,9 @@ fn domain_errors_carry_the_value_and_read_well() {
     assert_eq!(error.value, -1.5);
     assert_eq!(error.to_string(), "gamma: shape must be finite and > 0, got -1.5");
     let error = flip(&mut rng, 2.0).unwrap_err();
-    assert_eq!(error.to_string(), "flip: p must be in [0, 1], got 2");
+    assert_eq!(error.to_string(), "flip: p must be in [0, 1], got 2.0");
+    let error = poisson(&mut rng, 1e300).unwrap_err();
+    assert_eq!(error.to_string(), "poisson: rate must be in [0, 1.844e19], got 1e300");
     let error = categorical(&mut rng, &[0.25, -3.0]).unwrap_err();
     assert_eq!(error.value, -3.0);
 }

@@ -30,7 +30,7 @@ impl SourceMap {
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
         let base =
             self.files.last().map_or(0, |file| file.base.saturating_add(file.text.len() as u32).saturating_add(1));
-        self.files.push(SourceFile { name: name.into(), text: text.into(), base });
+        self.files.push(SourceFile { name: name.into(), text: printable(text.into()), base });
         FileId(self.files.len() as u32 - 1)
     }
 
@@ -56,4 +56,22 @@ impl SourceMap {
     pub fn snippet(&self, span: Span) -> &str {
         self.locate(span).and_then(|(file, range)| file.text.get(range)).unwrap_or("")
     }
+}
+
+/// The text with every control character but tab and line breaks shown as `?` (as many as its
+/// bytes, so spans still fit): quoting a file in a diagnostic must never send the terminal
+/// escape sequences that the file holds.
+fn printable(text: String) -> String {
+    if !text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return text;
+    }
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+            shown.extend(std::iter::repeat_n('?', c.len_utf8()));
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }

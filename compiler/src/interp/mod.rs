@@ -114,14 +114,13 @@ impl Frame {
                     shown.push(value.to_string());
                 }
                 if !shown.is_empty() || inst.op.operands().is_empty() {
-                    return Err(InterpError {
-                        kind: ErrorKind::NotANumber,
-                        message: format!(
-                            "a result is NaN; the first NaN came from an operation on {}",
-                            shown.join(" and ")
-                        ),
-                        span: inst.span,
-                    });
+                    let message = if shown.is_empty() {
+                        // An operation on constants, folded at compile time (like 0.0 / 0.0).
+                        "a result is NaN; the first NaN is a constant the program computes from constants".to_string()
+                    } else {
+                        format!("a result is NaN; the first NaN came from an operation on {}", shown.join(" and "))
+                    };
+                    return Err(InterpError { kind: ErrorKind::NotANumber, message, span: inst.span });
                 }
             }
             for (value, result) in inst.results.iter().zip(results) {
