@@ -265,3 +265,62 @@ fn messages_show_what_happened_and_never_echo_control_bytes() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("a constant the program computes from constants"), "{}", stderr(&output));
 }
+
+/// Every distribution's draws stay in its support at the extremes of its valid parameters,
+/// on both back ends: `(distribution call, what a draw must satisfy)`.
+#[test]
+fn draws_stay_in_their_support_at_extreme_parameters() {
+    use ppl::run::{Backend, Output, Printed, RunOptions, Session};
+    let tiny = ["1e-300", "1e-10", "1.0", "1e10", "1e300"];
+    type InSupport = fn(&Printed) -> bool;
+    let mut cases: Vec<(String, InSupport)> = Vec::new();
+    let real = |x: &Printed| matches!(x, Printed::Real(x) if !x.is_nan());
+    let non_negative = |x: &Printed| matches!(x, Printed::Real(x) if *x >= 0.0);
+    let count = |x: &Printed| matches!(x, Printed::Int(n) if *n >= 0);
+    for a in tiny {
+        for b in tiny {
+            cases.push((format!("normal(-{a}, {b})"), real));
+            cases.push((format!("laplace({a}, {b})"), real));
+            cases.push((format!("cauchy(-{a}, {b})"), real));
+            cases.push((format!("lognormal({a}, {b})"), non_negative));
+            cases.push((format!("gamma({a}, {b})"), non_negative));
+            cases.push((format!("beta({a}, {b})"), |x| matches!(x, Printed::Real(x) if (0.0..=1.0).contains(x))));
+            cases.push((format!("uniform(-{a}, {b})"), real));
+        }
+        cases.push((format!("exponential({a})"), non_negative));
+        cases.push((format!("poisson({})", if a == "1e300" { "1e18" } else { a }), count));
+    }
+    for p in ["0.0", "1e-300", "1e-10", "0.5", "1.0"] {
+        cases.push((format!("flip({p})"), |x| matches!(x, Printed::Bool(_))));
+        if p != "0.0" {
+            cases.push((format!("geometric({p})"), count));
+        }
+    }
+    cases.push(("categorical([1e-300, 1.0, 0.0])".into(), |x| matches!(x, Printed::Int(0..=2))));
+    let program: String = cases
+        .iter()
+        .enumerate()
+        .map(|(k, (call, _))| format!("gen g{k}() {{ x ~ {call}; }}\nprint sample(g{k}(), 50);\n"))
+        .collect();
+    let analysis = ppl::check_source("support.ppl", &program);
+    assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
+    for backend in [Backend::Jit, Backend::Interpreter] {
+        let options = RunOptions { backend, seed: Some(11), ..Default::default() };
+        let mut session = Session::new(&analysis, options).expect("it runs");
+        let mut traces: Vec<(String, Printed)> = Vec::new();
+        session
+            .run_commands(&mut |output| {
+                if let Output::Trace { source, trace, .. } = output {
+                    traces.push((source, trace));
+                }
+            })
+            .unwrap_or_else(|diagnostic| panic!("{backend:?}: {}", diagnostic.message));
+        assert_eq!(traces.len(), 50 * cases.len());
+        for ((source, trace), k) in traces.iter().zip((0..cases.len()).flat_map(|k| std::iter::repeat_n(k, 50))) {
+            let (call, in_support) = &cases[k];
+            let Printed::Record(fields) = trace else { panic!("{source}: {trace}") };
+            let draw = &fields[0].1;
+            assert!(in_support(draw), "{backend:?}: {call} drew {draw}");
+        }
+    }
+}

@@ -234,6 +234,10 @@ pub fn beta_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Resul
     let (g1, rng) = unit_gamma(b, args[0], rng)?;
     let (g2, rng) = unit_gamma(b, args[1], rng)?;
     let total = b.add(g1, g2)?;
+    // For tiny shapes both gamma draws can underflow to 0: the draw is then 0, never 0 / 0.
+    // (A total of at least the smallest normal number is used as it is, so nothing else moves.)
+    let smallest = constant(b, f64::MIN_POSITIVE)?;
+    let total = b.binary(BinaryOp::Max, total, smallest)?;
     Ok((b.div(g1, total)?, rng))
 }
 
