@@ -90,6 +90,7 @@ error_codes! {
     // Compilation (lowering and ADEV).
     Unsupported = "E0600", "not supported by the compiler yet";
     UnboundedContinuation = "E0601", "`enum` or `mvd` choice in a loop without constant bounds";
+    ProgramTooLarge = "E0602", "program too large once its calls are inlined";
     InternalError = "E0699", "internal compiler error";
 
     // Run time.

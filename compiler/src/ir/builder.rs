@@ -37,6 +37,11 @@ impl FunctionBuilder {
         self.value_types.get(value.0 as usize).copied()
     }
 
+    /// How many values the function has so far: its size.
+    pub fn values(&self) -> usize {
+        self.value_types.len()
+    }
+
     fn fresh(&mut self, ty: Type) -> Value {
         self.value_types.push(ty);
         Value(self.value_types.len() as u32 - 1)

@@ -207,7 +207,8 @@ fn broadcast(a: Type, b: Type) -> Option<Type> {
 
 /// Checks a whole function.
 pub fn verify(function: &Function) -> Result<(), IrError> {
-    let mut verifier = Verifier { function, defined: HashSet::new(), scopes: vec![Vec::new()] };
+    let mut verifier =
+        Verifier { function, defined: HashSet::new(), visible: HashSet::new(), scopes: vec![Vec::new()] };
     verifier.block(&function.body).map_err(|e| IrError { message: format!("in `{}`: {}", function.name, e.message) })
 }
 
@@ -215,7 +216,10 @@ struct Verifier<'f> {
     function: &'f Function,
     /// Every value defined so far anywhere (each may be defined only once).
     defined: HashSet<Value>,
-    /// Values visible at the current point: one list per enclosing block.
+    /// Values visible at the current point (looked up in constant time: verifying is linear
+    /// in the size of the function, which inlining can make large).
+    visible: HashSet<Value>,
+    /// The values each enclosing block defined, to hide when it ends.
     scopes: Vec<Vec<Value>>,
 }
 
@@ -229,12 +233,13 @@ impl Verifier<'_> {
         }
         if let Some(scope) = self.scopes.last_mut() {
             scope.push(value);
+            self.visible.insert(value);
         }
         Ok(())
     }
 
     fn visible(&self, value: Value) -> Option<Type> {
-        self.scopes.iter().any(|scope| scope.contains(&value)).then(|| self.function.ty(value)).flatten()
+        self.visible.contains(&value).then(|| self.function.ty(value)).flatten()
     }
 
     fn block(&mut self, block: &Block) -> Result<(), IrError> {
@@ -312,7 +317,9 @@ impl Verifier<'_> {
                 return error(format!("block yields %{}, which is not visible there", result.0));
             }
         }
-        self.scopes.pop();
+        for value in self.scopes.pop().into_iter().flatten() {
+            self.visible.remove(&value);
+        }
         Ok(())
     }
 }

@@ -6,11 +6,16 @@ use super::gen::Selection;
 use super::value::{Deferred, Env, Estimate, Family, Operand, Val};
 use super::{internal, unsupported, FunctionLowerer, Lowered};
 use crate::adev::estimators::{self, ExpectState, Rule};
+use crate::diagnostics::{Diagnostic, ErrorCode};
 use crate::distributions::{self, Distribution, Estimator, ParamKind};
 use crate::ir::{self, BinaryOp, CompareOp, Op, ReduceOp, Type, UnaryOp, Value};
 use crate::syntax::ast::{self, Arg, Block, Expr, ExprKind, Pattern, Stmt, StmtKind};
 use crate::syntax::span::Span;
 use crate::types::Type as SurfaceType;
+
+/// The most values a lowered program may reach through inlining (see E0602): real programs stay
+/// far below; past it, compiling would take minutes and gigabytes.
+const MAX_VALUES: usize = 250_000;
 
 impl<'p, 'a> FunctionLowerer<'p, 'a> {
     pub(crate) fn expr(&mut self, env: &mut Env<'a>, expr: &'a Expr) -> Lowered<Val<'a>> {
@@ -642,6 +647,15 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     }
 
     fn inline_call(&mut self, env: &mut Env<'a>, expr: &'a Expr, index: usize, args: &'a [Arg]) -> Lowered<Val<'a>> {
+        if self.builder.values() > MAX_VALUES {
+            return Err(Diagnostic::error(
+                ErrorCode::ProgramTooLarge,
+                format!("the program grows past {MAX_VALUES} values as its calls are inlined"),
+            )
+            .with_primary(expr.span, "inlining this call went past the limit")
+            .with_note("every `fn` call is inlined: a function calling another twice doubles its size, level by level")
+            .with_help("compute a repeated value once with `let`, or call functions fewer times"));
+        }
         let checked = self.program.checked();
         let instance = checked.instances.get(index).ok_or_else(|| internal(Some(expr.span), "no instance"))?;
         let def = match self
