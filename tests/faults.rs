@@ -324,3 +324,18 @@ fn draws_stay_in_their_support_at_extreme_parameters() {
         }
     }
 }
+
+#[test]
+fn thousands_of_threads_are_not_started() {
+    let scratch = Scratch::new("faults-threads");
+    let program = scratch.file(
+        "p.ppl",
+        "param t: real = 0.5;\nfn f(t) { E { x ~ normal(t, 1.0); x } }\nprint estimate(f(t), samples: 10000);\n",
+    );
+    let started = std::time::Instant::now();
+    let many = ppl(&["run", "--threads", "5000", program.to_str().expect("utf-8")]);
+    assert_eq!(many.status.code(), Some(0), "{}", stderr(&many));
+    assert!(started.elapsed().as_secs() < 20, "5000 threads asked for: {:?}", started.elapsed());
+    let one = ppl(&["run", "--threads", "1", program.to_str().expect("utf-8")]);
+    assert_eq!(stdout(&many), stdout(&one));
+}

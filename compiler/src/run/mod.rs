@@ -41,6 +41,9 @@ pub const DEFAULT_SEED: u64 = 0;
 /// The number of samples of `estimate`/`grad` without `samples:`.
 pub const DEFAULT_SAMPLES: u64 = 1000;
 
+/// `--threads` beyond this many per core are not started.
+pub const MAX_THREADS_PER_CORE: usize = 4;
+
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Overrides every seed of the program.
@@ -103,7 +106,10 @@ impl<'a> Session<'a> {
     /// Prepares a checked program (without errors): computes its parameters' initial values.
     pub fn new(analysis: &'a Analysis, options: RunOptions) -> Result<Self, Diagnostic> {
         let program = Program::new(analysis)?;
-        let threads = options.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // More threads than cores never speed up this work; thousands would only cost their
+        // stacks and start-up. Results do not depend on the number.
+        let threads = options.threads.unwrap_or(cores).min(MAX_THREADS_PER_CORE * cores);
         let pool = (threads > 1)
             .then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok())
             .flatten()
