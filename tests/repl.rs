@@ -267,6 +267,20 @@ fn invalid_utf8_at_the_prompt_is_refused_and_the_session_goes_on() {
     repl.run("m * 2.0", "0.5 : real");
 }
 
+/// A paste, as terminals deliver it (bracketed, since the line editor asks for that), of a
+/// 100 KB line is taken in at once.
+#[test]
+fn a_pasted_100_kb_line_is_read_at_once() {
+    let mut repl = Repl::start("paste");
+    let line = format!("sum([{}])", vec!["1.0"; 20_000].join(", "));
+    let mut paste = b"\x1b[200~".to_vec();
+    paste.extend_from_slice(line.as_bytes());
+    paste.extend_from_slice(b"\x1b[201~\r");
+    repl.session.send(&paste).expect("pasting");
+    repl.expect("20000.0 : real");
+    repl.prompt();
+}
+
 #[test]
 fn ctrl_d_at_an_empty_prompt_leaves() {
     let mut repl = Repl::start("eof");
