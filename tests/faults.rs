@@ -219,6 +219,20 @@ fn infinite_samples_are_reported_as_infinite() {
     let output = ppl(&["run", program.to_str().expect("utf-8")]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(stdout(&output).contains("= inf ± inf (100 samples)"), "{}", stdout(&output));
+    // Its gradient is +∞ for some samples and −∞ for others: no mean, and it says so.
+    let gradient = scratch.file(
+        "g.ppl",
+        "param t: real = 0.5;\nfn f(t) { E { x ~ normal(t, 1.0); exp(1000.0 * x^2) } }\n\
+         print grad(f(t), samples: 100);\n",
+    );
+    let output = ppl(&["run", "--color", "never", gradient.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("[E0701]") && stderr(&output).contains("both +inf and -inf"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!stdout(&output).contains("NaN"), "{}", stdout(&output));
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! Running a checked program: parameters' initial values, then its commands in order.
 //!
-//! Each `print` expression, `estimate` and `grad` is lowered, compiled by `adev` and run by
-//! the reference interpreter; results come back as [`Output`] values for a client (the CLI,
-//! the REPL, a test) to show. Every sample of every command draws from its own stream,
+//! Each `estimate`, `grad`, `sample` and training objective is lowered, compiled by `adev`
+//! (and to native code by `codegen` with the JIT back end) and run on the one execution path
+//! of `execute.rs`, at the parameters' flat buffer (`params.rs`), with streaming statistics
+//! (`moments.rs`); plain `print` expressions are evaluated once by the interpreter. Results come
+//! back as [`Output`] values for a client (the CLI, the REPL, a test) to show, as they are
+//! produced. Every sample of every command draws from its own stream,
 //! `(seed, command << 32 | sample)` (training: `(seed, 1 << 63 | training << 48 | objective << 40
 //! | step · particles + particle)`), so the same file and seed give bit-identical output.
 //! Failures at run time are diagnostics pointing at the expression or choice concerned.
@@ -409,6 +412,18 @@ impl<'a> Session<'a> {
         let moments = self.moments(&executor, width, samples, seed, |sample| command << 32 | sample);
         let moments =
             moments.map_err(|sample| self.explain(&executor, seed, command << 32 | sample, objective.span, sample))?;
+        // Samples are never NaN (the first one stops the command): a NaN mean is one of +∞ and −∞.
+        if (0..width).any(|element| moments.statistic(element).mean.is_nan()) {
+            let what = if gradient { "the estimate or its gradient" } else { "the estimate" };
+            return Err(Diagnostic::error(
+                ErrorCode::NotANumber,
+                format!("the samples of {what} include both +inf and -inf: the mean is undefined"),
+            )
+            .with_primary(objective.span, "this estimate")
+            .with_help(
+                "the estimator overflows: rescale the computation (log space, `logsumexp`) so it stays finite",
+            ));
+        }
         if !gradient {
             let statistic = moments.statistic(0);
             emit(Output::Estimate { source, mean: statistic.mean, stderr: statistic.stderr, samples });
