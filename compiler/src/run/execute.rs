@@ -32,6 +32,10 @@ pub const CHUNK: u64 = 64;
 /// chunks per thread).
 const ROUND_MEMORY: usize = 1 << 20;
 
+/// A round has at most this many chunks per thread: enough that the threads rarely wait for
+/// each other at the end of a round, few enough to combine often.
+const MOST_CHUNKS_PER_THREAD: usize = 256;
+
 /// A function to call many times: natively compiled, or run by the interpreter.
 pub struct Kernel {
     function: Function,
@@ -218,7 +222,11 @@ impl Executor {
     /// `summary()`, within [`ROUND_MEMORY`] for summaries of `reals` reals each.
     pub fn round<S>(&self, reals: usize, summary: impl Fn() -> S) -> Vec<S> {
         let threads = self.threads();
-        let chunks = if threads == 1 { 1 } else { (ROUND_MEMORY / reals.max(1)).clamp(2 * threads, 256 * threads) };
+        let chunks = if threads == 1 {
+            1
+        } else {
+            (ROUND_MEMORY / reals.max(1)).clamp(2 * threads, MOST_CHUNKS_PER_THREAD * threads)
+        };
         (0..chunks).map(|_| summary()).collect()
     }
 
