@@ -199,31 +199,32 @@ impl Layout {
     }
 }
 
-/// Whether `op` saves a scalar to the tape or restores one from it: such operations run
-/// together in reverse programs, and cross to the tape as one run (`translate.rs`).
-fn tape_scalar(function: &Function, op: &crate::ir::Op) -> bool {
-    match op {
-        crate::ir::Op::Save(value) => matches!(function.ty(*value), Some(Type::Real | Type::Int | Type::Bool)),
-        crate::ir::Op::Restore(ty) => matches!(ty, Type::Real | Type::Int | Type::Bool),
-        _ => false,
-    }
+/// How many instructions from the first of `insts` on save scalars to the tape, or restore
+/// them from it (0 if the first does neither): reverse programs save and restore in runs, which
+/// cross to the tape in one call (`translate.rs`).
+fn tape_run(function: &Function, insts: &[crate::ir::Inst]) -> usize {
+    let kind = |op: &crate::ir::Op| match op {
+        crate::ir::Op::Save(value) => {
+            matches!(function.ty(*value), Some(Type::Real | Type::Int | Type::Bool)).then_some(true)
+        }
+        crate::ir::Op::Restore(ty) => matches!(ty, Type::Real | Type::Int | Type::Bool).then_some(false),
+        _ => None,
+    };
+    let Some(first) = insts.first().and_then(|inst| kind(&inst.op)) else { return 0 };
+    insts.iter().take_while(|inst| kind(&inst.op) == Some(first)).count()
 }
 
 /// The number of instructions in the longest run of scalar saves, or of scalar restores.
 fn longest_tape_run(function: &Function, block: &Block) -> usize {
     let mut longest = 0;
-    let mut run: Option<(bool, usize)> = None;
-    for inst in &block.insts {
-        let saving = matches!(inst.op, crate::ir::Op::Save(_));
-        run = match run {
-            Some((kind, n)) if tape_scalar(function, &inst.op) && kind == saving => Some((kind, n + 1)),
-            _ if tape_scalar(function, &inst.op) => Some((saving, 1)),
-            _ => None,
-        };
-        longest = longest.max(run.map_or(0, |(_, n)| n));
+    let mut k = 0;
+    while let Some(inst) = block.insts.get(k) {
+        let run = tape_run(function, &block.insts[k..]);
+        longest = longest.max(run);
         for nested in inst.op.blocks() {
             longest = longest.max(longest_tape_run(function, nested));
         }
+        k += run.max(1);
     }
     longest
 }

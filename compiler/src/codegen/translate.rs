@@ -183,15 +183,9 @@ impl Translator<'_, '_> {
         let mut rest = &block.insts[..];
         while let Some(inst) = rest.first() {
             // Consecutive scalar saves (or restores) cross to the tape in one call.
-            let saving = matches!(inst.op, Op::Save(_));
-            let run = rest
-                .iter()
-                .take_while(|next| {
-                    super::tape_scalar(self.source, &next.op) && matches!(next.op, Op::Save(_)) == saving
-                })
-                .count();
+            let run = super::tape_run(self.source, rest);
             if run > 1 {
-                self.tape_run(&rest[..run], saving)?;
+                self.tape_run(&rest[..run], matches!(inst.op, Op::Save(_)))?;
                 rest = &rest[run..];
             } else {
                 self.inst(inst)?;

@@ -22,7 +22,7 @@ use crate::codegen::{Compiled, Scratch};
 use crate::interp::{self, InterpError, RuntimeValue};
 use crate::ir::{Function, Type};
 
-use super::params::elements;
+use super::params::{elements, runtime_value};
 
 /// Calls per chunk: the unit of work handed to a thread, and of the fixed order in which
 /// summaries are combined.
@@ -163,13 +163,7 @@ fn runtime_args(types: &[Type], flat: &[f64]) -> Vec<RuntimeValue> {
     for ty in types {
         let (data, after) = rest.split_at(elements(*ty).min(rest.len()));
         rest = after;
-        args.push(match ty {
-            Type::Vec(_) => RuntimeValue::Vec(data.to_vec()),
-            Type::Mat(rows, cols) => {
-                RuntimeValue::Mat { rows: *rows as usize, cols: *cols as usize, data: data.to_vec() }
-            }
-            _ => RuntimeValue::Real(data.first().copied().unwrap_or(f64::NAN)),
-        });
+        args.push(runtime_value(*ty, data));
     }
     args
 }

@@ -23,6 +23,15 @@ pub fn elements(ty: Type) -> usize {
     }
 }
 
+/// The reals of a parameter of type `ty` as a run-time value.
+pub fn runtime_value(ty: Type, data: &[f64]) -> RuntimeValue {
+    match ty {
+        Type::Vec(_) => RuntimeValue::Vec(data.to_vec()),
+        Type::Mat(rows, cols) => RuntimeValue::Mat { rows: rows as usize, cols: cols as usize, data: data.to_vec() },
+        _ => RuntimeValue::Real(data.first().copied().unwrap_or(f64::NAN)),
+    }
+}
+
 impl Params {
     /// Zero-valued parameters of the given types.
     pub fn zeros(types: impl IntoIterator<Item = Type>) -> Params {
@@ -86,14 +95,7 @@ impl Params {
 
     /// Parameter `index` as a run-time value.
     pub fn value(&self, index: usize) -> RuntimeValue {
-        let data = self.get(index);
-        match self.ty(index) {
-            Some(Type::Vec(_)) => RuntimeValue::Vec(data.to_vec()),
-            Some(Type::Mat(rows, cols)) => {
-                RuntimeValue::Mat { rows: rows as usize, cols: cols as usize, data: data.to_vec() }
-            }
-            _ => RuntimeValue::Real(data.first().copied().unwrap_or(f64::NAN)),
-        }
+        runtime_value(self.ty(index).unwrap_or(Type::Real), self.get(index))
     }
 
     /// Every parameter as a run-time value, in order: the leading arguments of a compiled
