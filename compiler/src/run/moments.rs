@@ -80,10 +80,13 @@ impl Moments {
         self.count += other.count;
     }
 
-    /// The mean and standard error of element `index` (an error of zero for one draw). An
-    /// element with infinite draws has their sign as its mean (NaN if they have both signs)
-    /// and an infinite error.
+    /// The mean and standard error of element `index` (an error of zero for one draw, NaN for
+    /// both without draws). An element with infinite draws has their sign as its mean (NaN if
+    /// they have both signs) and an infinite error.
     pub fn statistic(&self, index: usize) -> Statistic {
+        if self.count == 0 {
+            return Statistic { mean: f64::NAN, stderr: f64::NAN };
+        }
         let infinite = self.infinite.get(index).copied().unwrap_or(0.0);
         if infinite != 0.0 {
             return Statistic { mean: infinite, stderr: f64::INFINITY };

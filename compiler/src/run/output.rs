@@ -169,21 +169,6 @@ pub struct Statistic {
     pub stderr: f64,
 }
 
-impl Statistic {
-    /// Summed in sample order (compensated), so the result is accurate and reproducible bit
-    /// for bit.
-    pub fn of(values: &[f64]) -> Statistic {
-        let n = values.len() as f64;
-        if values.is_empty() {
-            return Statistic { mean: f64::NAN, stderr: f64::NAN };
-        }
-        let mean = compensated_sum(values.iter().copied()) / n;
-        let squares = compensated_sum(values.iter().map(|x| (x - mean) * (x - mean)));
-        let variance = if values.len() > 1 { squares / (n - 1.0) } else { 0.0 };
-        Statistic { mean, stderr: (variance / n).sqrt() }
-    }
-}
-
 /// One objective's estimate at the end of training.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainedObjective {
@@ -253,17 +238,6 @@ impl fmt::Display for Output {
             Output::Ir { source, text } => write!(f, "// {source}\n{text}"),
         }
     }
-}
-
-/// Neumaier's compensated summation: the rounding error of each addition is carried along.
-fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
-    let (mut sum, mut compensation) = (0.0_f64, 0.0_f64);
-    for value in values {
-        let total = sum + value;
-        compensation += if sum.abs() >= value.abs() { (sum - total) + value } else { (value - total) + sum };
-        sum = total;
-    }
-    sum + compensation
 }
 
 /// `mean ± stderr` with the standard error to two significant digits and the mean to the

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use ppl_runtime::optim::{clip_by_norm, global_norm, Method, Optimizer, OptimizerState, Schedule};
 
 use super::execute::{Executor, Kernel};
-use super::output::{Output, Statistic, TrainedObjective};
+use super::moments::Moments;
+use super::output::{Output, TrainedObjective};
 use super::{runtime_error, Session};
 use crate::adev::Estimator;
 use crate::diagnostics::{Diagnostic, ErrorCode};
@@ -268,8 +269,11 @@ impl<'a> Session<'a> {
         let objectives = groups
             .iter()
             .map(|group| {
-                let tail: Vec<f64> = group.values.iter().copied().collect();
-                TrainedObjective { source: group.source.clone(), statistic: Statistic::of(&tail) }
+                let mut last = Moments::new(1);
+                for value in &group.values {
+                    last.add(&[*value]);
+                }
+                TrainedObjective { source: group.source.clone(), statistic: last.statistic(0) }
             })
             .collect();
         let optimizers: Vec<OptimizerState> = groups.iter().map(|group| group.optimizer.state()).collect();
