@@ -1,6 +1,6 @@
 //! Command results as JSON, one object per line (`language.md` §8).
 
-use ppl::run::{Output, Printed};
+use ppl::run::{Fit, Output, Printed};
 use ppl::syntax::ast::Direction;
 use serde_json::{json, Value};
 
@@ -24,7 +24,7 @@ pub fn json(output: &Output) -> Option<String> {
         Output::Trace { source, index, trace } => {
             json!({ "kind": "trace", "source": source, "index": index, "trace": printed(trace) })
         }
-        Output::Trained { source, direction, steps, seconds, objectives, params, reason, .. } => {
+        Output::Trained { source, direction, steps, seconds, objectives, params, reason, fit, .. } => {
             let kind = if *direction == Direction::Maximize { "maximize" } else { "minimize" };
             let statistic = |objective: &ppl::run::TrainedObjective| json!({ "mean": number(objective.statistic.mean), "stderr": number(objective.statistic.stderr) });
             let params: serde_json::Map<String, Value> =
@@ -34,6 +34,9 @@ pub fn json(output: &Output) -> Option<String> {
                 "objective": objectives.first().map(statistic).unwrap_or(Value::Null),
                 "params": params, "stopped": reason.describe(),
             });
+            if let Some(fit) = fit {
+                report["fit"] = fit_json(fit);
+            }
             if objectives.len() > 1 {
                 report["objectives"] = Value::Array(
                     objectives
@@ -51,6 +54,34 @@ pub fn json(output: &Output) -> Option<String> {
         Output::Progress { .. } | Output::Ir { .. } => return None,
     };
     Some(value.to_string())
+}
+
+/// The fit diagnostics of a training: `null` where one is missing, with the reason beside it.
+pub fn fit_json(fit: &Fit) -> Value {
+    let mut value = json!({ "draws": fit.draws });
+    match &fit.importance {
+        Ok(diagnosis) => {
+            value["pareto_k"] = number(diagnosis.k_hat);
+            value["pareto_k_threshold"] = number(diagnosis.k_threshold);
+            value["log_evidence"] = json!({ "mean": number(diagnosis.log_mean_weight), "stderr": number(diagnosis.log_mean_weight_stderr) });
+            value["effective_samples"] = number(diagnosis.effective_samples);
+        }
+        Err(reason) => {
+            value["pareto_k"] = Value::Null;
+            value["pareto_k_missing"] = json!(reason);
+        }
+    }
+    match &fit.gradient_variance {
+        Ok(params) => {
+            value["gradient_variance"] =
+                Value::Object(params.iter().map(|(name, variance)| (name.clone(), printed(variance))).collect());
+        }
+        Err(reason) => {
+            value["gradient_variance"] = Value::Null;
+            value["gradient_variance_missing"] = json!(reason);
+        }
+    }
+    value
 }
 
 /// A real as a JSON number; NaN and infinities, which JSON lacks, as strings.

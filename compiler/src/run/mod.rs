@@ -13,12 +13,14 @@
 //! This module must not print anything itself.
 
 pub(crate) mod execute;
+mod fit;
 mod moments;
 mod output;
 mod params;
+pub mod psis;
 mod train;
 
-pub use output::{Output, ParamGradient, Printed, Statistic, TrainedObjective};
+pub use output::{significant, Fit, Output, ParamGradient, Printed, Shown, Statistic, TrainedObjective};
 pub use params::Params;
 pub use ppl_runtime::optim::OptimizerState;
 pub use train::StopReason;

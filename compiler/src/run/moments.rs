@@ -80,8 +80,8 @@ impl Moments {
         self.count += other.count;
     }
 
-    /// The mean and standard error of element `index` (an error of zero for one draw, NaN for
-    /// both without draws). An element with infinite draws has their sign as its mean (NaN if
+    /// The mean and standard error of element `index` (an error of NaN — unknown — for one
+    /// draw, NaN for both without draws). An element with infinite draws has their sign as its mean (NaN if
     /// they have both signs) and an infinite error.
     pub fn statistic(&self, index: usize) -> Statistic {
         if self.count == 0 {
@@ -95,10 +95,21 @@ impl Moments {
         let n = self.count as f64;
         let stderr = match self.squares.get(index) {
             Some(squares) if self.count > 1 => (squares / (n - 1.0) / n).sqrt(),
-            Some(_) => 0.0,
-            None => f64::NAN,
+            _ => f64::NAN,
         };
         Statistic { mean, stderr }
+    }
+
+    /// The variance of one draw's element `index` (unbiased; NaN for fewer than two draws,
+    /// infinite if a draw was).
+    pub fn variance(&self, index: usize) -> f64 {
+        if self.infinite.get(index).is_some_and(|infinite| *infinite != 0.0) {
+            return f64::INFINITY;
+        }
+        match self.squares.get(index) {
+            Some(squares) if self.count > 1 => squares / (self.count - 1) as f64,
+            _ => f64::NAN,
+        }
     }
 }
 
@@ -169,10 +180,13 @@ mod tests {
     }
 
     #[test]
-    fn one_draw_has_a_standard_error_of_zero() {
+    fn one_draw_has_no_standard_error() {
         let mut moments = Moments::new(1);
         moments.add(&[2.5]);
         assert_eq!(moments.statistic(0).mean, 2.5);
-        assert_eq!(moments.statistic(0).stderr, 0.0);
+        assert!(moments.statistic(0).stderr.is_nan());
+        assert!(moments.variance(0).is_nan());
+        moments.add(&[3.5]);
+        assert_eq!(moments.variance(0), 0.5);
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use ppl_runtime::optim::OptimizerState;
 
+use super::psis::Diagnosis;
 use super::StopReason;
 use crate::interp::RuntimeValue;
 use crate::ir::Type;
@@ -42,6 +43,8 @@ pub enum Output {
         /// Each objective's optimizer state, to resume from.
         optimizers: Vec<OptimizerState>,
         seed: u64,
+        /// How well the trained parameters fit (none with `diagnostics: 0`).
+        fit: Option<Fit>,
     },
     /// The IR of a compiled estimate (`--emit ir`).
     Ir { source: String, text: String },
@@ -115,8 +118,50 @@ impl Printed {
         }
     }
 
+    /// A real, vector or matrix: its shape (`real`, `vec[n]`, `mat[m, n]`) and its elements in
+    /// row-major order; `None` for anything else.
+    fn reals(&self) -> Option<(String, Vec<f64>)> {
+        let real = |value: &Printed| match value {
+            Printed::Real(x) => Some(*x),
+            _ => None,
+        };
+        match self {
+            Printed::Real(x) => Some(("real".into(), vec![*x])),
+            Printed::List(items) if items.iter().all(|item| matches!(item, Printed::Real(_))) => {
+                Some((format!("vec[{}]", items.len()), items.iter().filter_map(real).collect()))
+            }
+            Printed::List(rows) => {
+                let cols = match rows.first() {
+                    Some(Printed::List(first)) => first.len(),
+                    _ => return None,
+                };
+                let mut data = Vec::with_capacity(rows.len() * cols);
+                for row in rows {
+                    let Printed::List(row) = row else { return None };
+                    if row.len() != cols || !row.iter().all(|item| matches!(item, Printed::Real(_))) {
+                        return None;
+                    }
+                    data.extend(row.iter().filter_map(real));
+                }
+                Some((format!("mat[{}, {cols}]", rows.len()), data))
+            }
+            _ => None,
+        }
+    }
+
+    /// The value with every real shown by `number`.
+    fn map_reals(&self, number: &impl Fn(f64) -> String) -> String {
+        match self {
+            Printed::Real(x) => number(*x),
+            Printed::List(items) => {
+                format!("[{}]", items.iter().map(|item| item.map_reals(number)).collect::<Vec<_>>().join(", "))
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// Reals laid out as a value of type `ty` (a real, a vector, or a matrix's rows).
-    fn shaped(ty: Type, data: &[f64]) -> Printed {
+    pub(crate) fn shaped(ty: Type, data: &[f64]) -> Printed {
         match ty {
             Type::Vec(_) => Printed::List(data.iter().map(|x| Printed::Real(*x)).collect()),
             Type::Mat(_, cols) => Printed::List(
@@ -194,34 +239,81 @@ impl ParamGradient {
     }
 }
 
+/// What training measured of the fit at the trained parameters, from `draws` fresh draws.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fit {
+    pub draws: u64,
+    /// PSIS of the importance weights p(x, obs) / q(x) of the guide (the first objective's
+    /// model, guide and observations), or why there are none.
+    pub importance: Result<Diagnosis, String>,
+    /// Per trained parameter, the variance of one draw of its gradient estimate, elementwise
+    /// (a step's gradient, the mean of `particles` draws, has this divided by `particles`).
+    pub gradient_variance: Result<Vec<(String, Printed)>, String>,
+}
+
+/// Values with more elements than this are summarised in reports (`--full` shows them all).
+pub const REPORT_ELEMENTS: usize = 10;
+
+/// Printed values with more elements than this are summarised, as NumPy does.
+pub const PRINT_ELEMENTS: usize = 1000;
+
+/// How many leading elements a summary shows.
+const LEADING: usize = 5;
+
+impl Output {
+    /// The human-readable form; `full` shows every element of large values instead of a
+    /// summary.
+    pub fn shown(&self, full: bool) -> Shown<'_> {
+        Shown { output: self, full }
+    }
+}
+
+/// An [`Output`] as text (see [`Output::shown`]).
+pub struct Shown<'a> {
+    output: &'a Output,
+    full: bool,
+}
+
 impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Output::Print { source, value } => write!(f, "{source} = {value}"),
+        self.shown(false).fmt(f)
+    }
+}
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let limit = |limit: usize| if self.full { usize::MAX } else { limit };
+        match self.output {
+            Output::Print { source, value } => write!(f, "{source} = {}", summarised(value, limit(PRINT_ELEMENTS))),
             Output::Estimate { source, mean, stderr, samples } => {
-                write!(f, "{source} = {} ({samples} samples)", with_error(*mean, *stderr))
+                write!(f, "{source} = {} ({})", with_error(*mean, *stderr), count(*samples, "sample"))
             }
             Output::Grad { source, samples, params } => {
-                write!(f, "{source} ({samples} samples):")?;
+                write!(f, "{source} ({}):", count(*samples, "sample"))?;
                 if params.is_empty() {
                     write!(f, " depends on no parameter")?;
                 }
                 for param in params {
-                    let parts: Vec<String> = param.statistics.iter().map(|s| with_error(s.mean, s.stderr)).collect();
-                    match param.ty {
-                        Type::Real => write!(f, "\n    d/d{} = {}", param.name, parts.join(", "))?,
-                        _ => write!(f, "\n    d/d{} = [{}]", param.name, parts.join(", "))?,
-                    }
+                    let parts = param.statistics.iter().map(|s| with_error(s.mean, s.stderr));
+                    let shown = match param.ty {
+                        Type::Real => parts.collect::<Vec<_>>().join(", "),
+                        ty if param.statistics.len() > limit(REPORT_ELEMENTS) => {
+                            let means: Vec<f64> = param.statistics.iter().map(|s| s.mean).collect();
+                            summary(&ty.to_string(), parts, &means)
+                        }
+                        _ => format!("[{}]", parts.collect::<Vec<_>>().join(", ")),
+                    };
+                    write!(f, "\n    d/d{} = {shown}", param.name)?;
                 }
                 Ok(())
             }
             Output::Sample { source, .. } => write!(f, "{source}:"),
-            Output::Trace { trace, .. } => write!(f, "    {trace}"),
+            Output::Trace { trace, .. } => write!(f, "    {}", summarised(trace, limit(PRINT_ELEMENTS))),
             Output::Progress { step, steps, objective, gradient_norm, learning_rate, .. } => write!(
                 f,
                 "step {step}/{steps}: objective {objective:.6} (running average), gradient norm {gradient_norm:.4}, learning rate {learning_rate:e}"
             ),
-            Output::Trained { source, steps, skipped, seconds, objectives, params, reason, .. } => {
+            Output::Trained { source, steps, skipped, seconds, objectives, params, reason, fit, .. } => {
                 write!(f, "{source}\n    {} after {steps} steps in {seconds:.2} s", reason.describe())?;
                 if *skipped > 0 {
                     write!(f, " ({skipped} skipped: non-finite)")?;
@@ -231,7 +323,10 @@ impl fmt::Display for Output {
                     write!(f, "\n    {} = {} (last steps)", objective.source, with_error(statistic.mean, statistic.stderr))?;
                 }
                 for (name, value) in params {
-                    write!(f, "\n    {name} = {value}")?;
+                    write!(f, "\n    {name} = {}", summarised(value, limit(REPORT_ELEMENTS)))?;
+                }
+                if let Some(fit) = fit {
+                    write_fit(f, fit, limit(REPORT_ELEMENTS))?;
                 }
                 Ok(())
             }
@@ -240,9 +335,117 @@ impl fmt::Display for Output {
     }
 }
 
+fn write_fit(f: &mut fmt::Formatter<'_>, fit: &Fit, limit: usize) -> fmt::Result {
+    write!(f, "\n    fit, from {} at the trained parameters:", count(fit.draws, "draw"))?;
+    match &fit.importance {
+        Ok(diagnosis) => {
+            let k = diagnosis.k_hat;
+            let threshold = significant(diagnosis.k_threshold, 2);
+            let reading = if k.is_nan() {
+                "n/a (the weights' tail cannot be fitted)".to_string()
+            } else if k <= diagnosis.k_threshold {
+                format!(
+                    "{} <= {threshold}: the guide is good for importance sampling from this posterior",
+                    significant(k, 2)
+                )
+            } else {
+                format!(
+                    "{} > {threshold}: the guide misses mass of the posterior; do not trust estimates drawn from it",
+                    significant(k, 2)
+                )
+            };
+            write!(f, "\n        Pareto k̂ = {reading}")?;
+            write!(
+                f,
+                "\n        log evidence ≈ {} (importance sampling; effective sample size {:.0} of {})",
+                with_error(diagnosis.log_mean_weight, diagnosis.log_mean_weight_stderr),
+                diagnosis.effective_samples,
+                diagnosis.samples
+            )?;
+        }
+        Err(reason) => write!(f, "\n        Pareto k̂: n/a ({reason})")?,
+    }
+    match &fit.gradient_variance {
+        Ok(params) => {
+            let shown: Vec<String> = params
+                .iter()
+                .map(|(name, value)| format!("{name} = {}", summarised_with(value, limit, |x| significant(x, 3))))
+                .collect();
+            write!(f, "\n        gradient variance per draw: {}", shown.join(", "))
+        }
+        Err(reason) => write!(f, "\n        gradient variance: n/a ({reason})"),
+    }
+}
+
+/// `n things`, or `1 thing`.
+fn count(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// A value in full, or — a vector or matrix of more than `limit` reals — its summary.
+fn summarised(value: &Printed, limit: usize) -> String {
+    summarised_with(value, limit, |x| format!("{x:?}"))
+}
+
+fn summarised_with(value: &Printed, limit: usize, number: impl Fn(f64) -> String) -> String {
+    let Some((shape, reals)) = value.reals() else { return value.to_string() };
+    if reals.len() <= limit {
+        return match value {
+            Printed::Real(x) => number(*x),
+            _ => value.map_reals(&number),
+        };
+    }
+    summary(&shape, reals.iter().map(|x| significant(*x, 4)), &reals)
+}
+
+/// `vec[100] [a, b, c, d, e, …] (min …, mean …, max …)`: the shape, the leading elements and
+/// the range of `values`, whose non-finite elements are counted apart.
+fn summary(shape: &str, shown: impl Iterator<Item = String>, values: &[f64]) -> String {
+    let leading: Vec<String> = shown.take(LEADING).collect();
+    let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    let mut text = format!("{shape} [{}, …] (", leading.join(", "));
+    if !finite.is_empty() {
+        let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+        text += &format!("min {}, mean {}, max {}", significant(min, 4), significant(mean, 4), significant(max, 4));
+    }
+    let others = values.len() - finite.len();
+    if others > 0 {
+        text += &format!("{}{others} not finite", if finite.is_empty() { "" } else { "; " });
+    }
+    text + ")"
+}
+
+/// `x` to `digits` significant digits: fixed notation for magnitudes from 1e-4 to 1e6, else
+/// scientific.
+pub fn significant(x: f64, digits: usize) -> String {
+    if !x.is_finite() || x == 0.0 {
+        return format!("{x}");
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    if (-4..6).contains(&magnitude) {
+        let decimals = (digits as i32 - 1 - magnitude).max(0) as usize;
+        format!("{x:.decimals$}")
+    } else {
+        format!("{x:.*e}", digits.saturating_sub(1))
+    }
+}
+
 /// `mean ± stderr` with the standard error to two significant digits and the mean to the
-/// same decimal place; an exact result (zero error) in full.
+/// same decimal place; an exact result (zero error) in full; `n/a` for an unknown error (one
+/// sample), the mean then to six significant digits.
 fn with_error(mean: f64, stderr: f64) -> String {
+    if stderr.is_nan() && mean.is_finite() {
+        return format!("{} ± n/a", significant(mean, 6));
+    }
+    if stderr == 0.0 {
+        return format!("{mean} ± 0");
+    }
     if !(stderr.is_finite() && mean.is_finite()) || stderr <= 1e-12 * mean.abs().max(1e-300) {
         return format!("{mean} ± {stderr:.1e}");
     }

@@ -18,7 +18,7 @@ use ppl_runtime::optim::{clip_by_norm, global_norm, Method, Optimizer, Optimizer
 use super::execute::{Executor, Kernel};
 use super::moments::Moments;
 use super::output::{Output, TrainedObjective};
-use super::{runtime_error, Session};
+use super::{fit, runtime_error, Session};
 use crate::adev::Estimator;
 use crate::diagnostics::{Diagnostic, ErrorCode};
 use crate::interp::RuntimeValue;
@@ -26,7 +26,7 @@ use crate::syntax::ast::{Direction, Expr, ExprKind, Optimize};
 use crate::syntax::span::Span;
 
 /// The top bit of a training stream (see [`training_stream`]).
-const TRAINING_STREAMS: u64 = 1 << 63;
+pub(super) const TRAINING_STREAMS: u64 = 1 << 63;
 
 /// How many of the last steps the final objective estimate averages.
 const FINAL_WINDOW: usize = 100;
@@ -49,6 +49,8 @@ struct Settings {
     patience: u64,
     clip: Option<f64>,
     skip_nan: bool,
+    /// Draws for the fit diagnostics after training (0: none).
+    fit_draws: u64,
 }
 
 /// One objective of the command with its parameter group, as compiled.
@@ -69,6 +71,8 @@ struct Group {
     /// For each trained parameter, where its gradient is among the reverse program's results
     /// flattened (the objective comes first).
     gradients: Vec<Range<usize>>,
+    /// The number of those results.
+    width: usize,
     optimizer: Optimizer,
     /// This step's objective, and those of the last finite steps (at most [`FINAL_WINDOW`]).
     value: f64,
@@ -277,6 +281,20 @@ impl<'a> Session<'a> {
             })
             .collect();
         let optimizers: Vec<OptimizerState> = groups.iter().map(|group| group.optimizer.state()).collect();
+        let fit = match (settings.fit_draws, command.objectives.first()) {
+            (0, _) | (_, None) => None,
+            (draws, Some(first)) => {
+                let trained = groups
+                    .iter_mut()
+                    .map(|group| fit::Trained {
+                        executor: &mut group.executor,
+                        width: group.width,
+                        params: group.params.iter().copied().zip(group.gradients.iter().cloned()).collect(),
+                    })
+                    .collect();
+                Some(self.fit(file, &first.expr, trained, draws, settings.seed, command_index))
+            }
+        };
         emit(Output::Trained {
             source: self.source(span),
             direction: command.direction,
@@ -288,6 +306,7 @@ impl<'a> Session<'a> {
             reason,
             optimizers,
             seed: settings.seed,
+            fit,
         });
         Ok(())
     }
@@ -408,6 +427,7 @@ impl<'a> Session<'a> {
             patience: 100,
             clip: None,
             skip_nan: false,
+            fit_draws: fit::DEFAULT_DRAWS,
         };
         if let Some(expr) = option("optimizer") {
             settings.method = self.optimizer(file, command, expr)?;
@@ -446,6 +466,12 @@ impl<'a> Session<'a> {
                 Some("stop") => false,
                 Some("skip") => true,
                 _ => return Err(option_error(command, "on_nan", "must be \"stop\" or \"skip\"")),
+            };
+        }
+        if let Some(expr) = option("diagnostics") {
+            settings.fit_draws = match self.number(file, expr)? {
+                RuntimeValue::Int(n) if n == 0 || n >= 2 => n as u64,
+                _ => return Err(option_error(command, "diagnostics", "must be 0 (none) or at least 2 draws")),
             };
         }
         Schedule::parse(&settings.schedule_text, settings.steps)
@@ -559,6 +585,7 @@ impl<'a> Session<'a> {
             executor,
             params: objective.params,
             gradients,
+            width: offset,
             optimizer: Optimizer::new(settings.method, schedule, &sizes),
             value: f64::NAN,
             values: VecDeque::with_capacity(FINAL_WINDOW),

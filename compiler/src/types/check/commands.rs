@@ -20,6 +20,7 @@ const OPTIONS: &[(&str, OptionKind)] = &[
     ("clip", OptionKind::Real),
     ("schedule", OptionKind::Str),
     ("on_nan", OptionKind::Str),
+    ("diagnostics", OptionKind::Int),
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
