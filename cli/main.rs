@@ -7,7 +7,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod draws;
 mod files;
+mod pictures;
 mod progress;
 mod repl;
 mod report;
@@ -49,6 +51,10 @@ enum Command {
         /// Show no training progress.
         #[arg(long, short)]
         quiet: bool,
+        /// Print every element of large values (by default, parameters of more than 10
+        /// elements and values of more than 1000 are summarised: shape, leading values, range).
+        #[arg(long)]
+        full: bool,
         /// Write the trained parameters, the objective's trace and plot, and the run's record here.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
@@ -114,8 +120,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check { file } => check(&file, color),
         Command::Repl { files } => repl::run(&files, color),
-        Command::Run { file, json, seed, emit, quiet, out, resume, threads, backend } => {
-            run(&file, RunFlags { json, seed, emit, quiet, out, resume, threads, backend }, color)
+        Command::Run { file, json, seed, emit, quiet, full, out, resume, threads, backend } => {
+            run(&file, RunFlags { json, seed, emit, quiet, full, out, resume, threads, backend }, color)
         }
         Command::Fmt { file, check, write } => format(&file, check, write, color),
     };
@@ -153,6 +159,7 @@ struct RunFlags {
     seed: Option<u64>,
     emit: Option<Emit>,
     quiet: bool,
+    full: bool,
     out: Option<PathBuf>,
     resume: Option<PathBuf>,
     threads: Option<u64>,
@@ -202,12 +209,13 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
         threads: flags.threads.map(|n| n as usize),
     };
     let started = std::time::Instant::now();
-    let mut record = results::Record::default();
+    let mut record = results::Record { keep_draws: flags.out.is_some(), ..results::Record::default() };
     let mut progress = progress::Progress::new(flags.quiet);
+    let mut text = draws::Text::new(flags.full);
     let (outcome, params) = ppl::with_large_stack(|| {
         let mut session = match ppl::run::Session::new(&analysis, options) {
             Ok(session) => session,
-            Err(diagnostic) => return (Err(diagnostic), Vec::new()),
+            Err(diagnostic) => return (Err(diagnostic), None),
         };
         let outcome = session.run_commands(&mut |output| {
             record.observe(&output);
@@ -222,14 +230,19 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
             match (flags.json, report::json(&output)) {
                 (true, Some(line)) => write_line(&line),
                 (true, None) => eprintln!("{output}"),
-                (false, _) => write_line(&output.to_string()),
+                (false, _) => {
+                    if let Some(line) = text.show(&output) {
+                        write_line(&line);
+                    }
+                }
             }
         });
         progress.finish();
         let params = session.params().map(|(name, value)| (name.to_string(), ppl::run::Printed::from_runtime(&value)));
-        (outcome, params.collect::<Vec<_>>())
+        (outcome, Some(params.collect::<Vec<_>>()))
     });
-    if let (Some(dir), false) = (&flags.out, params.is_empty()) {
+    // A program that could not start has nothing to save (and must not replace earlier results).
+    if let (Some(dir), Some(params)) = (&flags.out, params) {
         let run = serde_json::json!({
             "command": std::env::args().collect::<Vec<_>>(),
             "file": path.display().to_string(),

@@ -9,7 +9,7 @@
 //! otherwise it reads inputs from stdin without prompts.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -25,6 +25,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
+use crate::draws::Draws;
 use crate::progress::Progress;
 
 const HELP: &str = "\
@@ -41,6 +42,8 @@ expression to evaluate, e.g. `estimate(elbo(model(), guide(m), obs))`. Input con
   :params          the parameters' current values
   :set seed N      the seed of the following commands
   :set threads N   worker threads for particles
+  :set out DIR     write each `sample`'s draws to DIR as CSV and a picture (SVG);
+                   `:set out` alone stops
   :reset           forget every definition and parameter
   :quit            leave (also Ctrl-D)";
 
@@ -60,6 +63,37 @@ struct Repl {
     color: ColorChoice,
     interrupt: Arc<AtomicBool>,
     progress_quiet: bool,
+    /// Where `sample` draws are written as CSV and SVG (`:out DIR`), and how many have been.
+    out: Option<PathBuf>,
+    samples_written: usize,
+}
+
+/// What one input shows: its results as text and, with `:out DIR`, its samples' draws kept
+/// to be written when the input is done.
+struct Screen {
+    text: crate::draws::Text,
+    draws: Option<Vec<Draws>>,
+}
+
+impl Screen {
+    fn new(keep_draws: bool) -> Screen {
+        Screen { text: crate::draws::Text::new(false), draws: keep_draws.then(Vec::new) }
+    }
+
+    fn show(&mut self, output: &Output) {
+        match (output, &mut self.draws) {
+            (Output::Sample { source, .. }, Some(draws)) => draws.push(Draws::new(source)),
+            (Output::Trace { trace, .. }, Some(draws)) => {
+                if let Some(last) = draws.last_mut() {
+                    last.add(trace);
+                }
+            }
+            _ => {}
+        }
+        if let Some(line) = self.text.show(output) {
+            crate::write_line(&line);
+        }
+    }
 }
 
 pub fn run(files: &[PathBuf], color: ColorChoice) -> Result<(), crate::Failure> {
@@ -73,6 +107,8 @@ pub fn run(files: &[PathBuf], color: ColorChoice) -> Result<(), crate::Failure> 
         seed: None,
         threads: None,
         loaded: Vec::new(),
+        out: None,
+        samples_written: 0,
         color,
         interrupt,
         progress_quiet: !interactive,
@@ -247,11 +283,26 @@ impl Repl {
                 self.seed = Some(seed);
                 crate::write_line(&format!("seed = {seed}"));
             }
+            (Some("out"), _) => {
+                let dir = setting.trim_start().trim_start_matches("out").trim();
+                if dir.is_empty() {
+                    self.out = None;
+                    crate::write_line("samples are no longer written");
+                    return;
+                }
+                match crate::results::prepare(Path::new(dir)) {
+                    Ok(()) => {
+                        self.out = Some(PathBuf::from(dir));
+                        crate::write_line(&format!("samples are written to {dir} as CSV and SVG"));
+                    }
+                    Err(message) => eprintln!("error: {message}"),
+                }
+            }
             (Some("threads"), Some(Ok(threads))) if threads > 0 => {
                 self.threads = Some(threads as usize);
                 crate::write_line(&format!("threads = {threads}"));
             }
-            _ => eprintln!("error: `:set seed N` or `:set threads N`"),
+            _ => eprintln!("error: `:set seed N`, `:set threads N` or `:set out DIR`"),
         }
     }
 
@@ -301,7 +352,9 @@ impl Repl {
         // A redefined parameter starts again from its new initial value.
         let carried =
             self.params.iter().filter(|(param, _)| !new_items.iter().any(|new| new.name == *param)).cloned().collect();
-        let ok = self.run(&analysis, carried, &mut |_, output| crate::write_line(&format!("{output}")));
+        let mut screen = Screen::new(self.out.is_some());
+        let ok = self.run(&analysis, carried, &mut |_, output| screen.show(output));
+        self.write_draws(screen);
         if ok {
             self.definitions.retain(|old| !new_items.iter().any(|new| new.name == old.name));
             self.definitions.extend(new_items);
@@ -360,10 +413,10 @@ impl Repl {
         }
     }
 
-    /// Checks `print EXPR;` and returns the analysis with the expression's type.
+    /// Checks `EXPR` as `print EXPR;` and returns the analysis with the expression's type.
     fn check_expression(&self, expr: &str) -> Option<(ppl::Analysis, String)> {
-        let input = format!("print {expr};");
-        let analysis = ppl::check_sources(&[("<definitions>", &self.definitions_text()), ("<input>", &input)]);
+        let input = ppl::Wrapped { name: "<input>", before: "print ", text: expr, after: ";" };
+        let analysis = ppl::check_wrapped(&[("<definitions>", &self.definitions_text())], input);
         eprint!("{}", analysis.render_diagnostics(self.color));
         if analysis.has_errors() {
             return None;
@@ -382,10 +435,30 @@ impl Repl {
             &analysis.files[analysis.files.len() - 1].program.items[0].kind,
             ItemKind::Print(exprs) if matches!(&exprs[0].kind, ExprKind::Call { callee, .. } if matches!(callee.name.as_str(), "estimate" | "grad" | "sample"))
         );
+        let mut screen = Screen::new(self.out.is_some());
         self.run(&analysis, self.params.clone(), &mut |_, output| match output {
             Output::Print { value, .. } if !is_report => crate::write_line(&format!("{value} : {ty}")),
-            other => crate::write_line(&format!("{other}")),
+            other => screen.show(other),
         });
+        self.write_draws(screen);
+    }
+
+    /// Writes the draws an input sampled into the `:out` folder, as `ppl run --out` does.
+    fn write_draws(&mut self, screen: Screen) {
+        let (Some(dir), Some(draws)) = (&self.out, screen.draws) else { return };
+        for draws in draws {
+            self.samples_written += 1;
+            let stem = dir.join(format!("samples-{}", self.samples_written));
+            let (csv, svg) = (stem.with_extension("csv"), stem.with_extension("svg"));
+            let written = crate::pictures::draws_svg(draws.source(), draws.columns()).and_then(|picture| {
+                crate::files::write_atomically(&csv, &crate::pictures::draws_csv(draws.columns()))?;
+                crate::files::write_atomically(&svg, &picture)
+            });
+            match written {
+                Ok(()) => crate::write_line(&format!("wrote {} and {}", csv.display(), svg.display())),
+                Err(message) => eprintln!("error: {message}"),
+            }
+        }
     }
 
     /// The IR of an estimate's value, forward and reverse programs, or (`clif`) the Cranelift
@@ -398,8 +471,8 @@ impl Repl {
             ));
             return;
         }
-        let input = format!("print estimate({expr});");
-        let analysis = ppl::check_sources(&[("<definitions>", &self.definitions_text()), ("<input>", &input)]);
+        let input = ppl::Wrapped { name: "<input>", before: "print estimate(", text: expr, after: ");" };
+        let analysis = ppl::check_wrapped(&[("<definitions>", &self.definitions_text())], input);
         let options = RunOptions {
             resume: Some(ppl::run::Resume { params: self.params.clone(), ..Default::default() }),
             ..RunOptions::default()

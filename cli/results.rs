@@ -3,6 +3,8 @@
 //! - `params.json`: the parameters' values, `{"mu": [0.1, 0.2], …}`;
 //! - `trace.csv`: one row per step: `command,step,objective,running_objective,gradient_norm,learning_rate`;
 //! - `loss.svg`: the running objective against the step, one curve per training command;
+//! - `samples-K.csv` and `samples-K.svg`: the draws of the K-th `sample` command, one column
+//!   per address element, and a picture of their marginals and pairs;
 //! - `run.json`: the command line, seed, versions, timings, and each training's optimizer
 //!   state, from which `--resume` continues.
 //!
@@ -14,6 +16,8 @@
 
 use std::path::Path;
 
+use crate::draws::Draws;
+use crate::pictures::{draws_csv, draws_svg};
 use plotters::prelude::*;
 use ppl::run::{OptimizerState, Output, Printed};
 use serde_json::{json, Value};
@@ -33,11 +37,22 @@ pub struct StepRow {
 pub struct Record {
     pub rows: Vec<StepRow>,
     pub trainings: Vec<Value>,
+    /// Whether to keep the draws of `sample` commands (only to write them).
+    pub keep_draws: bool,
+    pub draws: Vec<Draws>,
 }
 
 impl Record {
     pub fn observe(&mut self, output: &Output) {
         match output {
+            Output::Sample { source, .. } if self.keep_draws => {
+                self.draws.push(Draws::new(source));
+            }
+            Output::Trace { trace, .. } if self.keep_draws => {
+                if let Some(draws) = self.draws.last_mut() {
+                    draws.add(trace);
+                }
+            }
             Output::Progress { step, objective, value, gradient_norm, learning_rate, .. } => self.rows.push(StepRow {
                 command: self.trainings.len(),
                 step: *step,
@@ -46,7 +61,7 @@ impl Record {
                 gradient_norm: *gradient_norm,
                 learning_rate: *learning_rate,
             }),
-            Output::Trained { source, steps, skipped, seconds, objectives, reason, optimizers, seed, .. } => {
+            Output::Trained { source, steps, skipped, seconds, objectives, reason, optimizers, seed, fit, .. } => {
                 self.trainings.push(json!({
                     "source": source,
                     "steps": steps,
@@ -60,6 +75,7 @@ impl Record {
                         "stderr": crate::report::number(objective.statistic.stderr),
                     })).collect::<Vec<_>>(),
                     "optimizers": optimizers.iter().map(optimizer_json).collect::<Vec<_>>(),
+                    "fit": fit.as_ref().map_or(Value::Null, crate::report::fit_json),
                 }));
             }
             _ => {}
@@ -83,12 +99,20 @@ impl Record {
                 row.command, row.step, row.objective, row.running, row.gradient_norm, row.learning_rate
             ));
         }
-        let files = [("params.json", pretty(&Value::Object(params))), ("trace.csv", csv), ("loss.svg", self.plot()?)];
+        let mut files = vec![
+            ("params.json".to_string(), pretty(&Value::Object(params))),
+            ("trace.csv".to_string(), csv),
+            ("loss.svg".to_string(), self.plot()?),
+        ];
+        for (k, draws) in self.draws.iter().enumerate() {
+            files.push((format!("samples-{}.csv", k + 1), draws_csv(draws.columns())));
+            files.push((format!("samples-{}.svg", k + 1), draws_svg(draws.source(), draws.columns())?));
+        }
         let generation = previous_generation(dir).map_or(1, |previous| previous + 1);
         let mut manifest = serde_json::Map::new();
         for (name, contents) in &files {
             crate::files::write_atomically(&dir.join(name), contents)?;
-            manifest.insert(name.to_string(), fingerprint(contents.as_bytes()));
+            manifest.insert(name.clone(), fingerprint(contents.as_bytes()));
         }
         let mut run = run;
         run["trainings"] = Value::Array(self.trainings.clone());

@@ -1,0 +1,162 @@
+//! The draws of a `sample` command as a person reads them: collected into one column per
+//! address element (for `--out`'s CSV and picture), and shown as text — every trace of a few
+//! draws, or the first traces and a table of each column's mean, spread and quantiles.
+//!
+//! It must not decide what is drawn or how; it only reads the traces the session emits.
+
+use ppl::run::{significant, Output, Printed};
+
+use crate::pictures::Column;
+
+/// A `sample` of more draws than this shows its first traces and then a table.
+pub const SHOWN_TRACES: u64 = 10;
+
+/// The table lists at most this many columns (`--out` writes them all).
+const TABLE_COLUMNS: usize = 30;
+
+/// The draws of one `sample` command, one column per address element.
+pub struct Draws {
+    source: String,
+    count: usize,
+    columns: Vec<Column>,
+}
+
+impl Draws {
+    pub fn new(source: &str) -> Draws {
+        Draws { source: source.to_string(), count: 0, columns: Vec::new() }
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// Adds one trace: each address element to its column (a new one, NaN for the earlier
+    /// draws, when it first appears); an address this trace lacks is NaN.
+    pub fn add(&mut self, trace: &Printed) {
+        let mut elements = Vec::new();
+        flatten(trace, String::new(), &mut elements);
+        for (name, value) in elements {
+            let column = match self.columns.iter().position(|column| column.name == name) {
+                Some(column) => column,
+                None => {
+                    self.columns.push(Column { name, values: vec![f64::NAN; self.count] });
+                    self.columns.len() - 1
+                }
+            };
+            self.columns[column].values.push(value);
+        }
+        self.count += 1;
+        for column in &mut self.columns {
+            column.values.resize(self.count, f64::NAN);
+        }
+    }
+
+    /// Each column's mean, standard deviation and 5%, 50% and 95% quantiles, as a table.
+    pub fn table(&self) -> String {
+        let width =
+            self.columns.iter().take(TABLE_COLUMNS).map(|column| column.name.chars().count()).max().unwrap_or(0);
+        let mut lines =
+            vec![format!("    {:width$}  {:>10} {:>10} {:>10} {:>10} {:>10}", "", "mean", "sd", "5%", "50%", "95%")];
+        for column in self.columns.iter().take(TABLE_COLUMNS) {
+            let mut values: Vec<f64> = column.values.iter().copied().filter(|x| !x.is_nan()).collect();
+            values.sort_by(f64::total_cmp);
+            let n = values.len() as f64;
+            let mean = values.iter().sum::<f64>() / n;
+            let sd = (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            let quantile = |q: f64| values.get(((n - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+            let cells: Vec<String> = [mean, sd, quantile(0.05), quantile(0.5), quantile(0.95)]
+                .iter()
+                .map(|x| format!("{:>10}", significant(*x, 4)))
+                .collect();
+            lines.push(format!("    {:width$}  {}", column.name, cells.join(" ")));
+        }
+        if self.columns.len() > TABLE_COLUMNS {
+            lines.push(format!(
+                "    … and {} more columns (`--out DIR` writes them all)",
+                self.columns.len() - TABLE_COLUMNS
+            ));
+        }
+        lines.join("\n")
+    }
+}
+
+/// The numbers of a trace with their names: `x`, `theta[3]`, `w[1, 2]`, `sub.z`, `p.0`.
+fn flatten(value: &Printed, name: String, out: &mut Vec<(String, f64)>) {
+    let number = match value {
+        Printed::Real(x) => Some(*x),
+        Printed::Int(n) => Some(*n as f64),
+        Printed::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    };
+    if let Some(number) = number {
+        out.push((name, number));
+        return;
+    }
+    let join = |field: &str| if name.is_empty() { field.to_string() } else { format!("{name}.{field}") };
+    match value {
+        Printed::Record(fields) => fields.iter().for_each(|(field, value)| flatten(value, join(field), out)),
+        Printed::Tuple(items) => {
+            items.iter().enumerate().for_each(|(i, item)| flatten(item, join(&i.to_string()), out))
+        }
+        Printed::List(rows) if !rows.is_empty() && rows.iter().all(|row| matches!(row, Printed::List(_))) => {
+            for (i, row) in rows.iter().enumerate() {
+                let Printed::List(items) = row else { continue };
+                for (j, item) in items.iter().enumerate() {
+                    flatten(item, format!("{name}[{i}, {j}]"), out);
+                }
+            }
+        }
+        Printed::List(items) => {
+            items.iter().enumerate().for_each(|(i, item)| flatten(item, format!("{name}[{i}]"), out))
+        }
+        _ => {}
+    }
+}
+
+/// Results as text for a person (the CLI without `--json`, the REPL): large values and long
+/// samples summarised unless `full`.
+pub struct Text {
+    full: bool,
+    /// The sample command being shown, with its number of draws, while it has more than
+    /// [`SHOWN_TRACES`].
+    sample: Option<(Draws, u64)>,
+}
+
+impl Text {
+    pub fn new(full: bool) -> Text {
+        Text { full, sample: None }
+    }
+
+    /// The text of `output`, if it shows any (a long sample's later traces show only in its
+    /// table, after the last one).
+    pub fn show(&mut self, output: &Output) -> Option<String> {
+        match output {
+            Output::Sample { source, count } if !self.full && *count > SHOWN_TRACES => {
+                self.sample = Some((Draws::new(source), *count));
+            }
+            Output::Trace { trace, index, .. } => {
+                if let Some((draws, count)) = &mut self.sample {
+                    draws.add(trace);
+                    if *index + 1 == *count {
+                        let table = format!(
+                            "    … {} more draws; each address over all {count} draws (`--full` prints every draw, `--out DIR` writes them):\n{}",
+                            *count - SHOWN_TRACES,
+                            draws.table()
+                        );
+                        self.sample = None;
+                        return Some(table);
+                    }
+                    if *index >= SHOWN_TRACES {
+                        return None;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Some(output.shown(self.full).to_string())
+    }
+}
