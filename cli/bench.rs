@@ -194,7 +194,7 @@ fn jit_figures(runs: usize) -> Result<(), String> {
 
     // One thread: compiled, hand-written, interpreted.
     let program = ppl::compile(CONE).map_err(error)?;
-    let params = program.initial_params();
+    let params = program.param_values();
     const PARTICLES: u64 = 200_000;
     let mut objective = program.objective(CONE_ELBO).map_err(error)?;
     let mut gradient = vec![0.0; params.len()];

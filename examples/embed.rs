@@ -10,7 +10,7 @@ fn main() -> Result<(), ppl::embed::Error> {
     let mut objective = program.objective("elbo(cone(), guide(mu, log_sigma), obs)")?;
     // The flat layout: every `param` of the program in declaration order.
     let layout = program.params();
-    let mut params = program.initial_params();
+    let mut params = program.param_values();
     let mut gradient = vec![0.0; params.len()];
     let mut total = vec![0.0; params.len()];
     let (steps, particles, learning_rate) = (5000, 64, 1e-3);

@@ -109,7 +109,7 @@ fn value_and_grad_allocates_nothing_per_call() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let program = ppl::compile(CONE).expect("the example checks");
     let mut objective = program.objective("iwelbo(cone(), guide(mu_iw, log_sigma_iw), obs, 5)").expect("compiles");
-    let params = program.initial_params();
+    let params = program.param_values();
     let mut gradient = vec![0.0; params.len()];
     // Warm up: the reverse program's tape reaches its size on the first calls.
     for stream in 0..10 {

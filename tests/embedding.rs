@@ -9,7 +9,7 @@ const OBJECTIVE: &str = "iwelbo(cone(), guide(mu_iw, log_sigma_iw), obs, 5)";
 fn value_and_grad_is_the_first_grad_commands_sample() {
     let program = ppl::compile(CONE).expect("the example checks");
     let mut objective = program.objective(OBJECTIVE).expect("it compiles");
-    let params = program.initial_params();
+    let params = program.param_values();
     let mut gradient = vec![0.0; params.len()];
     let seed = 7;
     objective.value_and_grad(&params, seed, 0, &mut gradient).expect("finite");

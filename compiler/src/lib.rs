@@ -20,7 +20,7 @@ pub mod stdlib;
 pub mod syntax;
 pub mod types;
 
-pub use embed::compile;
+pub use embed::{compile, compile_with_data};
 
 use diagnostics::{Diagnostic, SourceMap};
 use syntax::ast::Program;
@@ -69,10 +69,25 @@ pub fn check_source(name: &str, text: &str) -> Analysis {
 /// [`run::Session`] runs. The REPL keeps its definitions and the input just typed apart this
 /// way, so that diagnostics point into the input.
 pub fn check_sources(user_files: &[(&str, &str)]) -> Analysis {
-    with_large_stack(|| analyse(user_files))
+    with_large_stack(|| analyse(user_files, None))
 }
 
-fn analyse(user_files: &[(&str, &str)]) -> Analysis {
+/// Input that the user typed as an expression and that is checked as the command it stands
+/// for: `print grad(` + text + `);`. Diagnostics quote only what the user typed.
+#[derive(Clone, Copy, Debug)]
+pub struct Wrapped<'t> {
+    pub name: &'t str,
+    pub before: &'t str,
+    pub text: &'t str,
+    pub after: &'t str,
+}
+
+/// Checks `files` and then `input` as the last file, as [`check_sources`] does.
+pub fn check_wrapped(files: &[(&str, &str)], input: Wrapped<'_>) -> Analysis {
+    with_large_stack(|| analyse(files, Some(input)))
+}
+
+fn analyse(user_files: &[(&str, &str)], wrapped: Option<Wrapped<'_>>) -> Analysis {
     let mut sources = SourceMap::new();
     let mut files = Vec::new();
     let mut diagnostics = Vec::new();
@@ -81,6 +96,14 @@ fn analyse(user_files: &[(&str, &str)]) -> Analysis {
     }
     for (name, text) in user_files {
         files.push(parse_into(&mut sources, &mut diagnostics, name, text));
+    }
+    if let Some(input) = wrapped {
+        let hidden = (input.before.len() as u32, input.after.len() as u32);
+        let file = sources.add_wrapped(input.name, input.text, hidden);
+        let whole = format!("{}{}{}", input.before, input.text, input.after);
+        let parsed = syntax::parse(&whole, sources.file(file).base - hidden.0);
+        diagnostics.extend(parsed.diagnostics);
+        files.push(ParsedFile { file, program: parsed.program, comments: parsed.comments });
     }
 
     // Checking a file with syntax errors would report the consequences of the parser's

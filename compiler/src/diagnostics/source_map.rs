@@ -13,6 +13,10 @@ pub struct SourceFile {
     pub text: String,
     /// The offset of this file's first byte in the shared offset space.
     pub base: u32,
+    /// Bytes of text the parser saw before and after this file's text that the user never
+    /// wrote (the `print ` of an expression typed into the REPL): their offsets belong to this
+    /// file, and a span reaching into them is shown on the file's first or last byte.
+    pub hidden: (u32, u32),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -28,9 +32,17 @@ impl SourceMap {
     /// Adds a file; its spans start one byte after the previous file's end so that an
     /// end-of-file span never coincides with the next file's first byte.
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
-        let base =
-            self.files.last().map_or(0, |file| file.base.saturating_add(file.text.len() as u32).saturating_add(1));
-        self.files.push(SourceFile { name: name.into(), text: printable(text.into()), base });
+        self.add_wrapped(name, text, (0, 0))
+    }
+
+    /// Adds a file that the parser reads with `hidden` bytes of text before and after it that
+    /// diagnostics must not show (see [`SourceFile::hidden`]).
+    pub fn add_wrapped(&mut self, name: impl Into<String>, text: impl Into<String>, hidden: (u32, u32)) -> FileId {
+        let end = self.files.last().map_or(0, |file| {
+            file.base.saturating_add(file.text.len() as u32).saturating_add(file.hidden.1).saturating_add(1)
+        });
+        let base = end.saturating_add(hidden.0);
+        self.files.push(SourceFile { name: name.into(), text: printable(text.into()), base, hidden });
         FileId(self.files.len() as u32 - 1)
     }
 
@@ -44,10 +56,11 @@ impl SourceMap {
 
     /// The file a span lies in, and the span's byte range within that file.
     pub fn locate(&self, span: Span) -> Option<(&SourceFile, std::ops::Range<usize>)> {
-        let index = self.files.partition_point(|file| file.base <= span.start).checked_sub(1)?;
+        let index =
+            self.files.partition_point(|file| file.base.saturating_sub(file.hidden.0) <= span.start).checked_sub(1)?;
         let file = &self.files[index];
         let len = file.text.len();
-        let start = ((span.start - file.base) as usize).min(len);
+        let start = (span.start.saturating_sub(file.base) as usize).min(len);
         let end = (span.end.saturating_sub(file.base) as usize).clamp(start, len);
         Some((file, start..end))
     }
