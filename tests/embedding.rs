@@ -48,3 +48,102 @@ fn value_and_grad_is_the_first_grad_commands_sample() {
     }
     assert!(reported.len() == 2, "{reported:?}");
 }
+
+const CONJUGATE: &str = "
+    gen model() { x ~ normal(0.0, 1.0); y ~ normal(x, 1.0); }
+    gen guide(m: real, log_s: real) { x ~ normal(m, exp(log_s)); }
+    param m: real = 0.0;
+    param log_s: real = 0.0;
+    data obs: {y: real} = { y: 0.0 };
+";
+
+fn observed(y: f64) -> ppl::embed::Data {
+    ppl::embed::Data::Record(vec![("y".into(), ppl::embed::Data::Real(y))])
+}
+
+#[test]
+fn host_data_replaces_the_programs_and_training_reads_back_its_parameters() {
+    let mut program = ppl::compile_with_data(CONJUGATE, &[("obs", observed(3.0))]).expect("it checks");
+    let mut steps = Vec::new();
+    let training = program
+        .train(
+            "maximize elbo(model(), guide(m, log_s), obs) with { optimizer: adam(lr: 0.05), steps: 1500, particles: 8, seed: 4, schedule: \"cosine\" };",
+            |progress| {
+                steps.push(progress.step);
+                std::ops::ControlFlow::Continue(())
+            },
+        )
+        .expect("it trains");
+    assert_eq!(steps, (1..=1500).collect::<Vec<_>>());
+    assert_eq!(training.steps, 1500);
+    // The posterior given y = 3 is N(1.5, √½).
+    let m = program.param("m").expect("m")[0];
+    assert!((m - 1.5).abs() < 0.05, "m = {m}");
+    assert_eq!(program.param_values()[0], m);
+    let fit = training.fit.expect("diagnosed");
+    assert!(fit.importance.expect("k̂").k_hat < 0.5);
+
+    // The same training as a `.ppl` file gives the same bits.
+    let file = format!(
+        "{}maximize elbo(model(), guide(m, log_s), obs) with {{ optimizer: adam(lr: 0.05), steps: 1500, particles: 8, seed: 4, schedule: \"cosine\" }};\n",
+        CONJUGATE.replace("{ y: 0.0 }", "{ y: 3.0 }")
+    );
+    let analysis = ppl::check_source("c.ppl", &file);
+    let mut session = Session::new(&analysis, RunOptions::default()).expect("it runs");
+    session.run_commands(&mut |_| {}).expect("it trains");
+    let trained: Vec<f64> = session.params().map(|(_, value)| value.as_real().expect("real")).collect();
+    assert_eq!(trained, program.param_values());
+}
+
+#[test]
+fn a_callback_stops_training_and_the_parameters_are_kept() {
+    let mut program = ppl::compile(CONJUGATE).expect("it checks");
+    let training = program
+        .train("maximize elbo(model(), guide(m, log_s), obs) with { steps: 1000 }", |progress| {
+            if progress.step == 10 {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .expect("it trains");
+    assert_eq!((training.steps, training.stopped), (10, ppl::run::StopReason::Interrupted));
+    assert_ne!(program.param("m"), Some(vec![0.0]), "ten steps moved m");
+    program.set_param_values(&[0.25, -1.0]).expect("two values");
+    assert_eq!(program.param("log_s"), Some(vec![-1.0]));
+    assert!(program.set_param_values(&[1.0]).is_err());
+}
+
+#[test]
+fn errors_are_the_diagnostics_of_ppl_run_on_what_the_host_wrote() {
+    // Data that does not fit its declaration points at the declaration.
+    let error =
+        ppl::compile_with_data(CONJUGATE, &[("obs", ppl::embed::Data::Vec(vec![1.0; 7]))]).expect_err("a misfit");
+    assert!(error.message.contains("the host's data `obs` is a vec[7], which does not fit its declaration"), "{error}");
+    assert!(error.message.contains("data obs: {y: real}"), "the declaration is quoted: {error}");
+    let error = ppl::compile_with_data(CONJUGATE, &[("xs", observed(1.0))]).expect_err("no such data");
+    assert!(error.message.contains("declares no `data xs`"), "{error}");
+    let error = ppl::compile_with_data(CONJUGATE, &[("obs", observed(f64::NAN))]).expect_err("NaN");
+    assert!(error.message.contains("NaN is not a finite number"), "{error}");
+
+    let mut program = ppl::compile(CONJUGATE).expect("it checks");
+    // A mistake in an expression is shown as the host wrote it.
+    let error = program.objective("elbo(model(), gide(m, log_s), obs)").err().expect("unknown `gide`");
+    assert!(error.message.contains(" │ elbo(model(), gide(m, log_s), obs)\n"), "{error}");
+    assert!(error.message.contains("cannot find function `gide`") && !error.message.contains("print"), "{error}");
+    let error = program
+        .train(
+            "maximize elbo(model(), guide(m, log_s), obs) with { stepz: 3 }",
+            |_| std::ops::ControlFlow::Continue(()),
+        )
+        .expect_err("a typo");
+    assert!(error.message.contains("<training>:1:") && error.message.contains("stepz"), "{error}");
+
+    // A failure at run time is the diagnostic `ppl run` prints, at the choice concerned.
+    let mut objective = program.objective("E { x ~ normal(m, log_s); x }").expect("it compiles");
+    let mut gradient = vec![0.0; 2];
+    let error = objective.value_and_grad(&[0.0, -1.0], 1, 2, &mut gradient).expect_err("a negative scale");
+    assert!(error.message.contains("[E0700]"), "{error}");
+    assert!(error.message.contains(" │ E { x ~ normal(m, log_s); x }\n"), "{error}");
+    assert!(error.message.contains("on stream (1, 2)"), "{error}");
+}

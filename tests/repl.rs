@@ -370,3 +370,28 @@ fn reader(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<String> 
         text
     })
 }
+
+#[test]
+fn piped_errors_quote_what_was_typed_and_set_out_writes_the_draws() {
+    let data = Scratch::new("repl-piped-quote");
+    let out = data.0.join("pictures");
+    let script = format!(
+        "gen q() {{ a ~ normal(0.0, 1.0); }}\n\
+         estimate(E {{ x ~ normal(0.0, 1.0); y }})\n\
+         :ir E {{ x ~ normal(0.0, 1.0); zz }}\n\
+         :set out {}\n\
+         sample(q(), 20)\n",
+        out.display()
+    );
+    let (status, stdout, stderr) = piped(&data, script.as_bytes());
+    assert!(status.success(), "{status}: {stderr}");
+    // The diagnostics show the expressions as typed, never the `print …` the REPL checks.
+    assert!(stderr.contains(" │ estimate(E { x ~ normal(0.0, 1.0); y })\n"), "{stderr}");
+    assert!(stderr.contains(" │ E { x ~ normal(0.0, 1.0); zz }\n"), "{stderr}");
+    assert!(!stderr.contains("print"), "{stderr}");
+    assert!(stdout.contains("    … 10 more draws; each address over all 20 draws"), "{stdout}");
+    let written = format!("wrote {} and {}", out.join("samples-1.csv").display(), out.join("samples-1.svg").display());
+    assert!(stdout.contains(&written), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("samples-1.csv")).expect("the draws");
+    assert_eq!(csv.lines().count(), 21, "{csv}");
+}
