@@ -189,3 +189,20 @@ fn long_samples_show_a_table_and_out_writes_their_draws_and_picture() {
     let full = ppl(&["run", "--full", path.to_str().expect("utf-8")]);
     assert_eq!(stdout(&full).lines().count(), 4001);
 }
+
+#[test]
+fn the_eight_schools_guide_prints_its_k_and_shows_its_posterior_as_a_picture() {
+    let scratch = Scratch::new("fit-schools");
+    let out = scratch.0.join("out");
+    let output = ppl(&["run", "--quiet", "--out", out.to_str().expect("utf-8"), "examples/eight_schools.ppl"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    // The mean-field guide cannot follow the funnel between tau and theta: k̂ says so.
+    assert!(text.contains("        Pareto k̂ = 0.74 > 0.67: the guide misses mass of the posterior"), "{text}");
+    let svg = std::fs::read_to_string(out.join("samples-1.svg")).expect("the picture");
+    for address in ["mu", "tau", "theta_trans[0]"] {
+        assert!(svg.lines().any(|line| line.trim() == address), "{address} is drawn");
+    }
+    let csv = std::fs::read_to_string(out.join("samples-1.csv")).expect("the draws");
+    assert!(csv.starts_with("mu,tau,theta_trans[0],"), "{}", &csv[..80]);
+}

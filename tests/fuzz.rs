@@ -39,9 +39,9 @@ mod common;
 use common::Scratch;
 use ppl::diagnostics::{ColorChoice, Diagnostic, ErrorCode, Label, SourceMap};
 use ppl::syntax::token::{lex, Token};
-use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// How long the front end may take on one input before it counts as a hang. Every corpus
 /// file takes well under 0.1 s in a debug build, so this leaves room for a loaded CI machine.
@@ -484,7 +484,7 @@ impl Dictionary {
     }
 
     /// A random word, each kind equally likely so that rare punctuation is not drowned out.
-    fn random_word(&self, rng: &mut StdRng) -> &str {
+    fn random_word(&self, rng: &mut ChaCha8Rng) -> &str {
         match rng.random_range(0..7) {
             0..=2 => self.random_keyword_or_punctuation(rng),
             3 | 4 => self.random_identifier(rng),
@@ -494,7 +494,7 @@ impl Dictionary {
     }
 
     /// A random word of the same kind as `token` (any word for punctuation).
-    fn random_word_like(&self, token: Token<'_>, rng: &mut StdRng) -> &str {
+    fn random_word_like(&self, token: Token<'_>, rng: &mut ChaCha8Rng) -> &str {
         match token {
             Token::Ident(_) => self.random_identifier(rng),
             Token::Int(_) | Token::Real(_) => self.numbers.choose(rng).map_or("1", String::as_str),
@@ -503,11 +503,11 @@ impl Dictionary {
         }
     }
 
-    fn random_keyword_or_punctuation(&self, rng: &mut StdRng) -> &str {
+    fn random_keyword_or_punctuation(&self, rng: &mut ChaCha8Rng) -> &str {
         self.keywords_and_punctuation.choose(rng).copied().unwrap_or(";")
     }
 
-    fn random_identifier(&self, rng: &mut StdRng) -> &str {
+    fn random_identifier(&self, rng: &mut ChaCha8Rng) -> &str {
         self.identifiers.choose(rng).map_or("x", String::as_str)
     }
 }
@@ -559,14 +559,14 @@ const INTERESTING_CHARS: &str =
     "\0\n\r\t \"\\/*()[]{},;:.~-+^@=<>!&|_#09eEx\u{e9}\u{3c0}\u{200b}\u{301}\u{feff}\u{2028}\u{1f3b2}\u{10ffff}";
 
 struct Mutator<'c> {
-    rng: StdRng,
+    rng: ChaCha8Rng,
     corpus: &'c [Seed],
     dictionary: &'c Dictionary,
 }
 
 impl<'c> Mutator<'c> {
     fn new(seed: u64, corpus: &'c [Seed], dictionary: &'c Dictionary) -> Self {
-        Mutator { rng: StdRng::seed_from_u64(seed), corpus, dictionary }
+        Mutator { rng: ChaCha8Rng::seed_from_u64(seed), corpus, dictionary }
     }
 
     /// Applies `count` random mutations one after the other; returns the result and the list

@@ -27,8 +27,8 @@ use ppl::diagnostics::ColorChoice;
 use ppl::interp::{run, RuntimeValue};
 use ppl::run::{RunOptions, Session};
 use ppl_runtime::Rng;
-use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 // ---------------------------------------------------------------------------------------------
 // Compiling and running
@@ -598,7 +598,7 @@ fn reverse_equals_forward() {
 /// wrapped in `tanh`, exponentials only see a `tanh`, denominators are `1 + e²`, a Cauchy draw is
 /// only used through `tanh`.
 struct Generator {
-    rng: StdRng,
+    rng: ChaCha8Rng,
     /// Real variables in scope (parameters included).
     reals: Vec<String>,
     /// Boolean variables (flips).
@@ -619,7 +619,7 @@ const MAX_BRANCHING: u32 = 32;
 impl Generator {
     fn new(seed: u64) -> Self {
         Generator {
-            rng: StdRng::seed_from_u64(seed),
+            rng: ChaCha8Rng::seed_from_u64(seed),
             reals: vec!["a".to_string()],
             bools: Vec::new(),
             ints: Vec::new(),

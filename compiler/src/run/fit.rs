@@ -174,34 +174,11 @@ impl<'a> Session<'a> {
             self.native(&estimator.primal, "", &mut |_| {}).map_err(|diagnostic| diagnostic.message.clone())?;
         let mut executor = Executor::new(Kernel::new(estimator.primal, native), self.pool.clone());
         executor.set_params(self.params.flat());
-        let mut round = executor.round(super::execute::CHUNK as usize, || (Vec::new(), None));
         let mut values = Vec::with_capacity(draws as usize);
-        let mut failure = None;
-        executor.run(
-            draws,
-            true,
-            &mut round,
-            |kernel, worker, indices, (chunk, failed): &mut (Vec<f64>, Option<u64>)| {
-                chunk.clear();
-                *failed = None;
-                for draw in indices {
-                    if !kernel.call(worker, seed, stream(draw)) {
-                        *failed = Some(draw);
-                        return;
-                    }
-                    chunk.push(kernel.reals(worker).first().copied().unwrap_or(f64::NAN));
-                }
-            },
-            |(chunk, failed)| {
-                values.append(chunk);
-                failure = *failed;
-                failure.is_none()
-            },
-        );
-        match failure {
-            Some(draw) => Err(failed(draw, &self.explain(&executor, seed, stream(draw), objective.span, draw))),
-            None => Ok(values),
-        }
+        let first = |kernel: &Kernel, worker: &super::execute::Worker| kernel.reals(worker).first().copied();
+        self.each_draw(&executor, draws, seed, &stream, first, |_, value| values.push(value.unwrap_or(f64::NAN)))
+            .map_err(|draw| failed(draw, &self.explain(&executor, seed, stream(draw), objective.span, draw)))?;
+        Ok(values)
     }
 }
 

@@ -281,29 +281,50 @@ impl<'a> Session<'a> {
         let mut executor = Executor::new(Kernel::new(function, native), self.pool.clone());
         executor.set_params(self.params.flat());
         let seed = self.seed();
-        let mut round = executor.round(execute::CHUNK as usize, || (Vec::new(), None));
         let source = self.source(expr.span);
         emit(Output::Sample { source: source.clone(), count });
+        let read =
+            |kernel: &Kernel, worker: &execute::Worker| Printed::read(&shape, &mut kernel.results(worker).into_iter());
+        let stream = |sample| command << 32 | sample;
+        self.each_draw(&executor, count, seed, stream, read, |index, trace| {
+            emit(Output::Trace { source: source.clone(), index, trace })
+        })
+        .map_err(|sample| self.explain(&executor, seed, stream(sample), family.span, sample))
+    }
+
+    /// Calls the executor's kernel on the streams `(seed, stream(draw))` of draws `0..count`
+    /// and hands what `read` takes from each call to `consume`, in draw order, a round of chunks
+    /// at a time; the first draw that fails stops it (`Err(draw)`).
+    fn each_draw<T: Send>(
+        &self,
+        executor: &Executor,
+        count: u64,
+        seed: u64,
+        stream: impl Fn(u64) -> u64 + Sync,
+        read: impl Fn(&Kernel, &execute::Worker) -> T + Sync,
+        mut consume: impl FnMut(u64, T),
+    ) -> Result<(), u64> {
+        let mut round = executor.round(execute::CHUNK as usize, || (Vec::new(), None));
         let mut failed = None;
         let mut index = 0;
         executor.run(
             count,
             true,
             &mut round,
-            |kernel, worker, samples, (traces, failure): &mut (Vec<Printed>, Option<u64>)| {
-                traces.clear();
+            |kernel, worker, draws, (values, failure): &mut (Vec<T>, Option<u64>)| {
+                values.clear();
                 *failure = None;
-                for sample in samples {
-                    if !kernel.call(worker, seed, command << 32 | sample) {
-                        *failure = Some(sample);
+                for draw in draws {
+                    if !kernel.call(worker, seed, stream(draw)) {
+                        *failure = Some(draw);
                         return;
                     }
-                    traces.push(Printed::read(&shape, &mut kernel.results(worker).into_iter()));
+                    values.push(read(kernel, worker));
                 }
             },
-            |(traces, failure)| {
-                for trace in traces.drain(..) {
-                    emit(Output::Trace { source: source.clone(), index, trace });
+            |(values, failure)| {
+                for value in values.drain(..) {
+                    consume(index, value);
                     index += 1;
                 }
                 failed = *failure;
@@ -311,7 +332,7 @@ impl<'a> Session<'a> {
             },
         );
         match failed {
-            Some(sample) => Err(self.explain(&executor, seed, command << 32 | sample, family.span, sample)),
+            Some(draw) => Err(draw),
             None => Ok(()),
         }
     }
