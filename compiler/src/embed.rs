@@ -126,7 +126,7 @@ impl Data {
             Data::Vec(data) => Ok(format!("[{}]", reals(data)?)),
             Data::Mat { rows, cols, data } => {
                 if *rows == 0 || *cols == 0 || rows.checked_mul(*cols) != Some(data.len()) {
-                    return Err(format!("a {rows} × {cols} matrix needs {} values, not {}", rows * cols, data.len()));
+                    return Err(format!("a {rows} × {cols} matrix, but {} values", data.len()));
                 }
                 let rows = data.chunks(*cols).map(|row| reals(row).map(|row| format!("[{row}]")));
                 Ok(format!("[{}]", rows.collect::<Result<Vec<_>, _>>()?.join(", ")))
@@ -200,7 +200,7 @@ pub fn compile_with_data(source: &str, data: &[(&str, Data)]) -> Result<Program,
         items.push_str(&format!("data {name}{} = {literal};\n", annotation.unwrap_or_default()));
         // Blank the declaration, keeping line breaks, so every other span stays where it was.
         let base = parsed.sources.file(user.file).base;
-        let range = (span.start - base) as usize..(span.end - base) as usize;
+        let range = span.start.saturating_sub(base) as usize..span.end.saturating_sub(base) as usize;
         for byte in blanked.get_mut(range).into_iter().flatten() {
             if *byte != b'\n' {
                 *byte = b' ';
