@@ -4,6 +4,8 @@
 //!
 //! It must not decide what is drawn or how; it only reads the traces the session emits.
 
+use std::collections::HashMap;
+
 use ppl::run::{significant, Output, Printed};
 
 use crate::pictures::Column;
@@ -19,11 +21,29 @@ pub struct Draws {
     source: String,
     count: usize,
     columns: Vec<Column>,
+    /// Where each address element's column is.
+    index: HashMap<String, usize>,
+    /// Keep every draw (for files), or only the first [`TABLE_DRAWS`] (for the table).
+    keep_all: bool,
+    /// Each column's running mean and sum of squared deviations over every draw (Welford).
+    moments: Vec<(f64, f64, usize)>,
 }
 
+/// The table's quantiles come from the first this many draws: draws are independent, so these
+/// are as good a sample as any, and memory stays bounded however many are drawn.
+const TABLE_DRAWS: usize = 100_000;
+
 impl Draws {
-    pub fn new(source: &str) -> Draws {
-        Draws { source: source.to_string(), count: 0, columns: Vec::new() }
+    /// Draws to be kept whole (`keep_all`, to write them) or only summarised.
+    pub fn new(source: &str, keep_all: bool) -> Draws {
+        Draws {
+            source: source.to_string(),
+            count: 0,
+            columns: Vec::new(),
+            index: HashMap::new(),
+            keep_all,
+            moments: Vec::new(),
+        }
     }
 
     pub fn source(&self) -> &str {
@@ -39,35 +59,55 @@ impl Draws {
     pub fn add(&mut self, trace: &Printed) {
         let mut elements = Vec::new();
         flatten(trace, String::new(), &mut elements);
-        for (name, value) in elements {
-            let column = match self.columns.iter().position(|column| column.name == name) {
-                Some(column) => column,
-                None => {
-                    self.columns.push(Column { name, values: vec![f64::NAN; self.count] });
-                    self.columns.len() - 1
-                }
+        let kept = self.keep_all || self.count < TABLE_DRAWS;
+        for (position, (name, value)) in elements.into_iter().enumerate() {
+            // Traces of one family mostly list the same elements in the same order.
+            let column = match self.columns.get(position) {
+                Some(column) if column.name == name => position,
+                _ => match self.index.get(&name) {
+                    Some(column) => *column,
+                    None => {
+                        let filled = if kept { self.count } else { self.columns.first().map_or(0, |c| c.values.len()) };
+                        self.index.insert(name.clone(), self.columns.len());
+                        self.columns.push(Column { name, values: vec![f64::NAN; filled] });
+                        self.moments.push((0.0, 0.0, 0));
+                        self.columns.len() - 1
+                    }
+                },
             };
-            self.columns[column].values.push(value);
+            if kept {
+                self.columns[column].values.push(value);
+            }
+            let (mean, squares, n) = &mut self.moments[column];
+            if !value.is_nan() {
+                *n += 1;
+                let delta = value - *mean;
+                *mean += delta / *n as f64;
+                *squares += delta * (value - *mean);
+            }
         }
         self.count += 1;
-        for column in &mut self.columns {
-            column.values.resize(self.count, f64::NAN);
+        if kept {
+            for column in &mut self.columns {
+                column.values.resize(self.count, f64::NAN);
+            }
         }
     }
 
-    /// Each column's mean, standard deviation and 5%, 50% and 95% quantiles, as a table.
+    /// Each column's mean and standard deviation over every draw, and its 5%, 50% and 95%
+    /// quantiles (of the first [`TABLE_DRAWS`] draws), as a table.
     pub fn table(&self) -> String {
         let width =
             self.columns.iter().take(TABLE_COLUMNS).map(|column| column.name.chars().count()).max().unwrap_or(0);
         let mut lines =
             vec![format!("    {:width$}  {:>10} {:>10} {:>10} {:>10} {:>10}", "", "mean", "sd", "5%", "50%", "95%")];
-        for column in self.columns.iter().take(TABLE_COLUMNS) {
+        for (column, (mean, squares, n)) in self.columns.iter().zip(&self.moments).take(TABLE_COLUMNS) {
             let mut values: Vec<f64> = column.values.iter().copied().filter(|x| !x.is_nan()).collect();
             values.sort_by(f64::total_cmp);
-            let n = values.len() as f64;
-            let mean = values.iter().sum::<f64>() / n;
-            let sd = (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-            let quantile = |q: f64| values.get(((n - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+            let sd = (squares / (*n as f64 - 1.0)).sqrt();
+            let last = values.len().saturating_sub(1) as f64;
+            let quantile = |q: f64| values.get((last * q).round() as usize).copied().unwrap_or(f64::NAN);
+            let mean = if *n == 0 { f64::NAN } else { *mean };
             let cells: Vec<String> = [mean, sd, quantile(0.05), quantile(0.5), quantile(0.95)]
                 .iter()
                 .map(|x| format!("{:>10}", significant(*x, 4)))
@@ -75,10 +115,7 @@ impl Draws {
             lines.push(format!("    {:width$}  {}", column.name, cells.join(" ")));
         }
         if self.columns.len() > TABLE_COLUMNS {
-            lines.push(format!(
-                "    … and {} more columns (`--out DIR` writes them all)",
-                self.columns.len() - TABLE_COLUMNS
-            ));
+            lines.push(format!("    … and {} more columns", self.columns.len() - TABLE_COLUMNS));
         }
         lines.join("\n")
     }
@@ -121,14 +158,16 @@ fn flatten(value: &Printed, name: String, out: &mut Vec<(String, f64)>) {
 /// samples summarised unless `full`.
 pub struct Text {
     full: bool,
+    /// How to see or keep every draw, where the table is shown (`--full`, `--out DIR`).
+    hint: &'static str,
     /// The sample command being shown, with its number of draws, while it has more than
     /// [`SHOWN_TRACES`].
     sample: Option<(Draws, u64)>,
 }
 
 impl Text {
-    pub fn new(full: bool) -> Text {
-        Text { full, sample: None }
+    pub fn new(full: bool, hint: &'static str) -> Text {
+        Text { full, hint, sample: None }
     }
 
     /// The text of `output`, if it shows any (a long sample's later traces show only in its
@@ -136,15 +175,16 @@ impl Text {
     pub fn show(&mut self, output: &Output) -> Option<String> {
         match output {
             Output::Sample { source, count } if !self.full && *count > SHOWN_TRACES => {
-                self.sample = Some((Draws::new(source), *count));
+                self.sample = Some((Draws::new(source, false), *count));
             }
             Output::Trace { trace, index, .. } => {
                 if let Some((draws, count)) = &mut self.sample {
                     draws.add(trace);
                     if *index + 1 == *count {
                         let table = format!(
-                            "    … {} more draws; each address over all {count} draws (`--full` prints every draw, `--out DIR` writes them):\n{}",
+                            "    … {} more draws; each address over all {count} draws ({}):\n{}",
                             *count - SHOWN_TRACES,
+                            self.hint,
                             draws.table()
                         );
                         self.sample = None;

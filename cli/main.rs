@@ -211,7 +211,7 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
     let started = std::time::Instant::now();
     let mut record = results::Record { keep_draws: flags.out.is_some(), ..results::Record::default() };
     let mut progress = progress::Progress::new(flags.quiet);
-    let mut text = draws::Text::new(flags.full);
+    let mut text = draws::Text::new(flags.full, "`--full` prints every draw, `--out DIR` writes them");
     let (outcome, params) = ppl::with_large_stack(|| {
         let mut session = match ppl::run::Session::new(&analysis, options) {
             Ok(session) => session,

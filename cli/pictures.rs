@@ -1,5 +1,5 @@
 //! Tables and pictures of draws from a variational family (what `sample(Q, N)` produced), for
-//! `ppl run --out DIR`.
+//! `ppl run --out DIR` and the REPL's `:set out DIR`.
 //!
 //! - [`draws_csv`]: the draws as CSV, one column per address element, one row per draw;
 //! - [`draws_svg`]: a corner plot of the draws as SVG: each column's marginal as a histogram on

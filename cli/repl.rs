@@ -68,6 +68,11 @@ struct Repl {
     samples_written: usize,
 }
 
+/// An expression typed at the prompt, checked as the command `before` + it + `after`.
+fn expression<'t>(text: &'t str, before: &'t str, after: &'t str) -> ppl::Wrapped<'t> {
+    ppl::Wrapped { name: "<input>", before, text, after }
+}
+
 /// What one input shows: its results as text and, with `:out DIR`, its samples' draws kept
 /// to be written when the input is done.
 struct Screen {
@@ -77,12 +82,12 @@ struct Screen {
 
 impl Screen {
     fn new(keep_draws: bool) -> Screen {
-        Screen { text: crate::draws::Text::new(false), draws: keep_draws.then(Vec::new) }
+        Screen { text: crate::draws::Text::new(false, "`:set out DIR` writes them"), draws: keep_draws.then(Vec::new) }
     }
 
     fn show(&mut self, output: &Output) {
         match (output, &mut self.draws) {
-            (Output::Sample { source, .. }, Some(draws)) => draws.push(Draws::new(source)),
+            (Output::Sample { source, .. }, Some(draws)) => draws.push(Draws::new(source, true)),
             (Output::Trace { trace, .. }, Some(draws)) => {
                 if let Some(last) = draws.last_mut() {
                     last.add(trace);
@@ -224,7 +229,7 @@ impl Repl {
         }
         if ppl::syntax::parse(trimmed, 0).diagnostics.is_empty() {
             self.submit(trimmed, "<input>");
-        } else if ppl::syntax::parse(&format!("print {trimmed};"), 0).diagnostics.is_empty() {
+        } else if ppl::syntax::parse(&expression(trimmed, "print ", "\n;").parsed(), 0).diagnostics.is_empty() {
             self.evaluate(trimmed);
         } else {
             // Neither items nor an expression: show the errors of the input as written.
@@ -415,7 +420,7 @@ impl Repl {
 
     /// Checks `EXPR` as `print EXPR;` and returns the analysis with the expression's type.
     fn check_expression(&self, expr: &str) -> Option<(ppl::Analysis, String)> {
-        let input = ppl::Wrapped { name: "<input>", before: "print ", text: expr, after: ";" };
+        let input = expression(expr, "print ", "\n;");
         let analysis = ppl::check_wrapped(&[("<definitions>", &self.definitions_text())], input);
         eprint!("{}", analysis.render_diagnostics(self.color));
         if analysis.has_errors() {
@@ -471,7 +476,7 @@ impl Repl {
             ));
             return;
         }
-        let input = ppl::Wrapped { name: "<input>", before: "print estimate(", text: expr, after: ");" };
+        let input = expression(expr, "print estimate(", "\n);");
         let analysis = ppl::check_wrapped(&[("<definitions>", &self.definitions_text())], input);
         let options = RunOptions {
             resume: Some(ppl::run::Resume { params: self.params.clone(), ..Default::default() }),

@@ -46,7 +46,7 @@ impl Record {
     pub fn observe(&mut self, output: &Output) {
         match output {
             Output::Sample { source, .. } if self.keep_draws => {
-                self.draws.push(Draws::new(source));
+                self.draws.push(Draws::new(source, true));
             }
             Output::Trace { trace, .. } if self.keep_draws => {
                 if let Some(draws) = self.draws.last_mut() {

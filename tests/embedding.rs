@@ -108,6 +108,15 @@ fn a_callback_stops_training_and_the_parameters_are_kept() {
         })
         .expect("it trains");
     assert_eq!((training.steps, training.stopped), (10, ppl::run::StopReason::Interrupted));
+    assert!(training.fit.is_none(), "an interrupted run is saved at once, undiagnosed");
+    // Without its `;`, and with a comment at the end, a command is still the whole command.
+    let training = program
+        .train("maximize elbo(model(), guide(m, log_s), obs) with { steps: 20 } // twenty", |_| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("it trains");
+    assert!(training.fit.expect("diagnosed").importance.is_ok());
+    program.objective("elbo(model(), guide(m, log_s), obs) // the ELBO").expect("a comment ends the objective");
     assert_ne!(program.param("m"), Some(vec![0.0]), "ten steps moved m");
     program.set_param_values(&[0.25, -1.0]).expect("two values");
     assert_eq!(program.param("log_s"), Some(vec![-1.0]));
@@ -123,6 +132,9 @@ fn errors_are_the_diagnostics_of_ppl_run_on_what_the_host_wrote() {
     assert!(error.message.contains("data obs: {y: real}"), "the declaration is quoted: {error}");
     let error = ppl::compile_with_data(CONJUGATE, &[("xs", observed(1.0))]).expect_err("no such data");
     assert!(error.message.contains("declares no `data xs`"), "{error}");
+    let with_count = format!("{CONJUGATE}data n: int = 0;\n");
+    ppl::compile_with_data(&with_count, &[("n", ppl::embed::Data::Int(i64::MIN))])
+        .expect("the smallest int is data too");
     let error = ppl::compile_with_data(CONJUGATE, &[("obs", observed(f64::NAN))]).expect_err("NaN");
     assert!(error.message.contains("NaN is not a finite number"), "{error}");
 

@@ -83,14 +83,19 @@ fn diagnostics_can_be_turned_off_and_say_why_they_are_missing() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(!stdout(&output).contains("fit,"), "{}", stdout(&output));
 
-    let one = scratch.file("one.ppl", conjugate("steps: 5, diagnostics: 1"));
-    let output = ppl(&["run", "--quiet", one.to_str().expect("utf-8")]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("option `diagnostics` must be 0 (none) or at least 2 draws"),
-        "{}",
-        stderr(&output)
-    );
+    for draws in ["1", "9223372036854775807"] {
+        let path = scratch.file("draws.ppl", conjugate(&format!("steps: 5, diagnostics: {draws}")));
+        let output = ppl(&["run", "--quiet", path.to_str().expect("utf-8")]);
+        assert_eq!(output.status.code(), Some(1), "{draws}");
+        let expected = "option `diagnostics` must be 0 (none) or from 2 to 16777216 draws";
+        assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+    }
+
+    // The diagnostics check the program again as it was read, control characters and all.
+    let form_feed = scratch.file("ff.ppl", conjugate("steps: 5").replace("param m", "\u{c}param m"));
+    let output = ppl(&["run", "--quiet", "--json", form_feed.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(json_lines(&output)[0]["fit"]["pareto_k"].as_f64().is_some(), "{}", stdout(&output));
 
     // An objective that names no model and guide has no importance weights, but a gradient.
     let inline = "param t: real = 0.0;\nmaximize E { x ~ normal(t, 1.0); -x^2 } with { steps: 5 };\n";
@@ -149,6 +154,13 @@ fn large_parameters_are_summarised_unless_full_and_one_sample_has_no_error() {
     assert!((mean - 4.0).abs() < 0.6, "{variance}");
     let estimate = text.lines().find(|line| line.starts_with("estimate(")).expect("the estimate");
     assert!(estimate.ends_with(" ± n/a (1 sample)"), "{estimate}");
+
+    let record = scratch.file("record.ppl", "print { a: zeros(2000), b: 1.5 };\n");
+    let output = ppl(&["run", record.to_str().expect("utf-8")]);
+    assert_eq!(
+        stdout(&output),
+        "{ a: zeros(2000), b: 1.5 } = {a: vec[2000] [0, 0, 0, 0, 0, …] (min 0, mean 0, max 0), b: 1.5}\n"
+    );
 
     let full = ppl(&["run", "--quiet", "--full", path.to_str().expect("utf-8")]);
     let listed = format!("    w = [{}]", vec!["0.5"; 50].join(", "));

@@ -379,6 +379,7 @@ fn piped_errors_quote_what_was_typed_and_set_out_writes_the_draws() {
         "gen q() {{ a ~ normal(0.0, 1.0); }}\n\
          estimate(E {{ x ~ normal(0.0, 1.0); y }})\n\
          :ir E {{ x ~ normal(0.0, 1.0); zz }}\n\
+         :type 1 // a comment ends the input\n\
          :set out {}\n\
          sample(q(), 20)\n",
         out.display()
@@ -389,7 +390,11 @@ fn piped_errors_quote_what_was_typed_and_set_out_writes_the_draws() {
     assert!(stderr.contains(" │ estimate(E { x ~ normal(0.0, 1.0); y })\n"), "{stderr}");
     assert!(stderr.contains(" │ E { x ~ normal(0.0, 1.0); zz }\n"), "{stderr}");
     assert!(!stderr.contains("print"), "{stderr}");
-    assert!(stdout.contains("    … 10 more draws; each address over all 20 draws"), "{stdout}");
+    assert!(stdout.contains("1 // a comment ends the input : int\n"), "{stdout}");
+    assert!(
+        stdout.contains("    … 10 more draws; each address over all 20 draws (`:set out DIR` writes them):"),
+        "{stdout}"
+    );
     let written = format!("wrote {} and {}", out.join("samples-1.csv").display(), out.join("samples-1.svg").display());
     assert!(stdout.contains(&written), "{stdout}");
     let csv = std::fs::read_to_string(out.join("samples-1.csv")).expect("the draws");

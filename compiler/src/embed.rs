@@ -58,6 +58,7 @@ use crate::run::execute::{Kernel, Worker};
 use crate::run::{Fit, Output, Resume, RunOptions, Session, StopReason, TrainedObjective};
 use crate::syntax::ast::ItemKind;
 use crate::syntax::span::Span;
+use crate::syntax::token::Token;
 use crate::Wrapped;
 
 /// A checked program, ready to compile objectives against and to train: its source, the data
@@ -120,6 +121,8 @@ impl Data {
         let reals = |data: &[f64]| data.iter().map(|x| real(*x)).collect::<Result<Vec<_>, _>>().map(|xs| xs.join(", "));
         match self {
             Data::Real(x) => real(*x),
+            // The literal 9223372036854775808 does not exist: −2⁶³ is written as a difference.
+            Data::Int(i64::MIN) => Ok(format!("({} - 1)", i64::MIN + 1)),
             Data::Int(n) => Ok(n.to_string()),
             Data::Bool(b) => Ok(b.to_string()),
             Data::Vec(data) if data.is_empty() => Err("an empty vector".into()),
@@ -142,9 +145,7 @@ impl Data {
             }
         }
     }
-}
 
-impl Data {
     /// What the value is, for messages: `a real`, `a vec[7]`, `a record {y: real}`.
     fn kind(&self) -> String {
         match self {
@@ -166,10 +167,10 @@ impl Data {
     }
 }
 
+/// Whether `name` is a field name: one identifier token, as the lexer reads it.
 fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    let lexed = crate::syntax::token::lex(name);
+    lexed.diagnostics.is_empty() && matches!(lexed.tokens.as_slice(), [(Token::Ident(ident), _)] if *ident == name)
 }
 
 /// Parses and checks `source` and computes its parameters' initial values.
@@ -330,7 +331,7 @@ impl Program {
         command: &str,
         mut on_progress: impl FnMut(&Progress) -> ControlFlow<()> + Send,
     ) -> Result<Training, Error> {
-        let after = if command.trim_end().ends_with(';') { "" } else { ";" };
+        let after = if command.trim_end().ends_with(';') { "" } else { "\n;" };
         let analysis = self.check(Some(Wrapped { name: "<training>", before: "", text: command, after }));
         if analysis.has_errors() {
             return Err(Error::plain(analysis.render_diagnostics(ColorChoice::Never)));
@@ -377,7 +378,7 @@ impl Program {
     /// Compiles the estimate `expression` (written against the program's definitions, e.g.
     /// `elbo(model(), guide(m), obs)`) to native value-and-gradient code.
     pub fn objective(&self, expression: &str) -> Result<Objective, Error> {
-        let input = Wrapped { name: "<objective>", before: "print grad(", text: expression, after: ");" };
+        let input = Wrapped { name: "<objective>", before: "print grad(", text: expression, after: "\n);" };
         let analysis = self.check(Some(input));
         if analysis.has_errors() {
             return Err(Error::plain(analysis.render_diagnostics(ColorChoice::Never)));

@@ -72,14 +72,23 @@ pub fn check_sources(user_files: &[(&str, &str)]) -> Analysis {
     with_large_stack(|| analyse(user_files, None))
 }
 
-/// Input that the user typed as an expression and that is checked as the command it stands
-/// for: `print grad(` + text + `);`. Diagnostics quote only what the user typed.
+/// Input that the user typed and that is checked as the command it stands for: an expression
+/// typed into the REPL as `print ` + text + `\n;`, an objective given to the embedding API as
+/// `print grad(` + text + `\n);`. Diagnostics quote only what the user typed. `after` starts
+/// with a line break, so that a `//` comment at the end of the text cannot hide it.
 #[derive(Clone, Copy, Debug)]
 pub struct Wrapped<'t> {
     pub name: &'t str,
     pub before: &'t str,
     pub text: &'t str,
     pub after: &'t str,
+}
+
+impl Wrapped<'_> {
+    /// The text the parser reads.
+    pub fn parsed(&self) -> String {
+        format!("{}{}{}", self.before, self.text, self.after)
+    }
 }
 
 /// Checks `files` and then `input` as the last file, as [`check_sources`] does.
@@ -98,10 +107,9 @@ fn analyse(user_files: &[(&str, &str)], wrapped: Option<Wrapped<'_>>) -> Analysi
         files.push(parse_into(&mut sources, &mut diagnostics, name, text));
     }
     if let Some(input) = wrapped {
-        let hidden = (input.before.len() as u32, input.after.len() as u32);
-        let file = sources.add_wrapped(input.name, input.text, hidden);
-        let whole = format!("{}{}{}", input.before, input.text, input.after);
-        let parsed = syntax::parse(&whole, sources.file(file).base - hidden.0);
+        let file = sources.add_wrapped(input.name, input.before, input.text.to_string(), input.after);
+        let source = sources.file(file);
+        let parsed = syntax::parse(source.parsed_text(), source.base - source.hidden.0);
         diagnostics.extend(parsed.diagnostics);
         files.push(ParsedFile { file, program: parsed.program, comments: parsed.comments });
     }

@@ -17,6 +17,16 @@ pub struct SourceFile {
     /// wrote (the `print ` of an expression typed into the REPL): their offsets belong to this
     /// file, and a span reaching into them is shown on the file's first or last byte.
     pub hidden: (u32, u32),
+    /// The text the parser read, where it differs from `text`: with the hidden text around it,
+    /// and control characters as they were.
+    parsed: Option<String>,
+}
+
+impl SourceFile {
+    /// The text as the parser read it (to check the same program again).
+    pub fn parsed_text(&self) -> &str {
+        self.parsed.as_deref().unwrap_or(&self.text)
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -32,17 +42,22 @@ impl SourceMap {
     /// Adds a file; its spans start one byte after the previous file's end so that an
     /// end-of-file span never coincides with the next file's first byte.
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
-        self.add_wrapped(name, text, (0, 0))
+        self.add_wrapped(name, "", text.into(), "")
     }
 
-    /// Adds a file that the parser reads with `hidden` bytes of text before and after it that
-    /// diagnostics must not show (see [`SourceFile::hidden`]).
-    pub fn add_wrapped(&mut self, name: impl Into<String>, text: impl Into<String>, hidden: (u32, u32)) -> FileId {
+    /// Adds a file that the parser reads as `before + text + after`, where diagnostics must
+    /// show only `text` (see [`SourceFile::hidden`]). The parser's text starts at
+    /// `file.base - file.hidden.0`.
+    pub fn add_wrapped(&mut self, name: impl Into<String>, before: &str, text: String, after: &str) -> FileId {
+        let hidden = (before.len() as u32, after.len() as u32);
         let end = self.files.last().map_or(0, |file| {
             file.base.saturating_add(file.text.len() as u32).saturating_add(file.hidden.1).saturating_add(1)
         });
         let base = end.saturating_add(hidden.0);
-        self.files.push(SourceFile { name: name.into(), text: printable(text.into()), base, hidden });
+        let shown = printable(text.clone());
+        let parsed =
+            (!before.is_empty() || !after.is_empty() || shown != text).then(|| format!("{before}{text}{after}"));
+        self.files.push(SourceFile { name: name.into(), text: shown, base, hidden, parsed });
         FileId(self.files.len() as u32 - 1)
     }
 

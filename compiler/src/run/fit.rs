@@ -16,10 +16,15 @@ use super::psis;
 use super::{Resume, RunOptions, Session};
 use crate::diagnostics::Diagnostic;
 use crate::syntax::ast::{Expr, ExprKind, ItemKind};
+use crate::syntax::span::Span;
 use crate::types::ty::Type;
 
 /// The draws of the fit diagnostics when a training command does not say (`diagnostics: N`).
 pub const DEFAULT_DRAWS: u64 = 1000;
+
+/// The most draws `diagnostics: N` may ask for: the log weights are kept (8 bytes each), and a
+/// draw's number must fit below the purpose bits of [`fit_stream`].
+pub const MOST_DRAWS: u64 = 1 << 24;
 
 /// The second bit of a training stream marks the draws of fit diagnostics.
 const FIT_STREAMS: u64 = 1 << 62;
@@ -75,7 +80,7 @@ impl<'a> Session<'a> {
         let executor = &*trained.executor;
         let stream = |draw| fit_stream(training, 1 + objective, draw);
         let moments = self.moments(executor, trained.width, draws, seed, stream).map_err(|draw| {
-            let diagnostic = self.explain(executor, seed, stream(draw), crate::syntax::span::Span::default(), draw);
+            let diagnostic = self.explain(executor, seed, stream(draw), Span::default(), draw);
             failed(draw, &diagnostic)
         })?;
         Ok(trained
@@ -114,7 +119,7 @@ impl<'a> Session<'a> {
             .iter()
             .skip(crate::stdlib::FILES.len())
             .map(|parsed| analysis.sources.file(parsed.file))
-            .map(|source| (source.name.as_str(), source.text.as_str()))
+            .map(|source| (source.name.as_str(), source.parsed_text()))
             .collect();
         files.push(("<fit diagnostics>", &weights));
         let checked = crate::check_sources(&files);
@@ -150,7 +155,8 @@ impl<'a> Session<'a> {
         Some((model, guide, observations))
     }
 
-    /// `draws` values of the first `estimate` of the user's file, in draw order.
+    /// `draws` values of the first `estimate` of the last file (the one the diagnostics wrote),
+    /// in draw order.
     fn draws_of_first_estimate(
         &self,
         draws: u64,

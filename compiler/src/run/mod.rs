@@ -7,7 +7,8 @@
 //! back as [`Output`] values for a client (the CLI, the REPL, a test) to show, as they are
 //! produced. Every sample of every command draws from its own stream,
 //! `(seed, command << 32 | sample)` (training: `(seed, 1 << 63 | training << 48 | objective << 40
-//! | step · particles + particle)`), so the same file and seed give bit-identical output.
+//! | step · particles + particle)`; the fit diagnostics after a training also set bit 62, see
+//! `fit.rs`), so the same file and seed give bit-identical output.
 //! Failures at run time are diagnostics pointing at the expression or choice concerned.
 //!
 //! This module must not print anything itself.

@@ -340,19 +340,15 @@ fn write_fit(f: &mut fmt::Formatter<'_>, fit: &Fit, limit: usize) -> fmt::Result
     match &fit.importance {
         Ok(diagnosis) => {
             let k = diagnosis.k_hat;
-            let threshold = significant(diagnosis.k_threshold, 2);
+            // Two decimals, or three where two would show k̂ equal to the threshold it is not.
+            let decimals = if format!("{k:.2}") == format!("{:.2}", diagnosis.k_threshold) { 3 } else { 2 };
+            let (shown, threshold) = (format!("{k:.decimals$}"), format!("{:.decimals$}", diagnosis.k_threshold));
             let reading = if k.is_nan() {
                 "n/a (the weights' tail cannot be fitted)".to_string()
             } else if k <= diagnosis.k_threshold {
-                format!(
-                    "{} <= {threshold}: the guide is good for importance sampling from this posterior",
-                    significant(k, 2)
-                )
+                format!("{shown} <= {threshold}: the guide is good for importance sampling from this posterior")
             } else {
-                format!(
-                    "{} > {threshold}: the guide misses mass of the posterior; do not trust estimates drawn from it",
-                    significant(k, 2)
-                )
+                format!("{shown} > {threshold}: the guide misses mass of the posterior; do not trust estimates drawn from it")
             };
             write!(f, "\n        Pareto k̂ = {reading}")?;
             write!(
@@ -369,7 +365,7 @@ fn write_fit(f: &mut fmt::Formatter<'_>, fit: &Fit, limit: usize) -> fmt::Result
         Ok(params) => {
             let shown: Vec<String> = params
                 .iter()
-                .map(|(name, value)| format!("{name} = {}", summarised_with(value, limit, |x| significant(x, 3))))
+                .map(|(name, value)| format!("{name} = {}", summarised_with(value, limit, &|x| significant(x, 3))))
                 .collect();
             write!(f, "\n        gradient variance per draw: {}", shown.join(", "))
         }
@@ -388,16 +384,31 @@ fn count(n: u64, thing: &str) -> String {
 
 /// A value in full, or — a vector or matrix of more than `limit` reals — its summary.
 fn summarised(value: &Printed, limit: usize) -> String {
-    summarised_with(value, limit, |x| format!("{x:?}"))
+    summarised_with(value, limit, &|x| format!("{x:?}"))
 }
 
-fn summarised_with(value: &Printed, limit: usize, number: impl Fn(f64) -> String) -> String {
-    let Some((shape, reals)) = value.reals() else { return value.to_string() };
-    if reals.len() <= limit {
+fn summarised_with(value: &Printed, limit: usize, number: &impl Fn(f64) -> String) -> String {
+    let parts = |items: &[Printed]| items.iter().map(|item| summarised_with(item, limit, number)).collect::<Vec<_>>();
+    let Some((shape, reals)) = value.reals() else {
+        // Records, tuples and lists of them (traces): each part on its own terms.
         return match value {
-            Printed::Real(x) => number(*x),
-            _ => value.map_reals(&number),
+            Printed::Record(fields) => {
+                let fields: Vec<String> = fields
+                    .iter()
+                    .map(|(name, field)| format!("{name}: {}", summarised_with(field, limit, number)))
+                    .collect();
+                format!("{{{}}}", fields.join(", "))
+            }
+            Printed::Tuple(items) => format!("({})", parts(items).join(", ")),
+            Printed::List(items) if items.len() > limit => {
+                format!("[{}, …] ({} elements)", parts(&items[..LEADING.min(items.len())]).join(", "), items.len())
+            }
+            Printed::List(items) => format!("[{}]", parts(items).join(", ")),
+            other => other.to_string(),
         };
+    };
+    if reals.len() <= limit {
+        return value.map_reals(number);
     }
     summary(&shape, reals.iter().map(|x| significant(*x, 4)), &reals)
 }
@@ -427,7 +438,9 @@ pub fn significant(x: f64, digits: usize) -> String {
     if !x.is_finite() || x == 0.0 {
         return format!("{x}");
     }
-    let magnitude = x.abs().log10().floor() as i32;
+    // The magnitude after rounding: 9.9996 to four digits is 10.00, not 10.000.
+    let rounded: f64 = format!("{x:.*e}", digits.saturating_sub(1)).parse().unwrap_or(x);
+    let magnitude = rounded.abs().log10().floor() as i32;
     if (-4..6).contains(&magnitude) {
         let decimals = (digits as i32 - 1 - magnitude).max(0) as usize;
         format!("{x:.decimals$}")

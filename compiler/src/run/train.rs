@@ -28,6 +28,10 @@ use crate::syntax::span::Span;
 /// The top bit of a training stream (see [`training_stream`]).
 pub(super) const TRAINING_STREAMS: u64 = 1 << 63;
 
+/// Training commands of one run have streams of their own while there are at most this many
+/// (the command's number takes 14 bits of [`training_stream`]).
+const MOST_TRAININGS: u64 = 1 << 14;
+
 /// How many of the last steps the final objective estimate averages.
 const FINAL_WINDOW: usize = 100;
 
@@ -132,6 +136,11 @@ impl<'a> Session<'a> {
         // Training streams depend only on the seed and on which training command this is, so
         // adding a `print` before a `maximize` does not change what it trains to.
         let command_index = self.trainings;
+        if command_index >= MOST_TRAININGS {
+            return Err(Diagnostic::error(ErrorCode::InvalidOption, "too many training commands in one run")
+                .with_primary(span, format!("the {}th training command", command_index + 1))
+                .with_note(format!("a run's random streams keep at most {MOST_TRAININGS} trainings apart")));
+        }
         self.trainings += 1;
         let objectives = self.objectives(file, command)?;
         let mut groups = Vec::with_capacity(objectives.len());
@@ -281,8 +290,10 @@ impl<'a> Session<'a> {
             })
             .collect();
         let optimizers: Vec<OptimizerState> = groups.iter().map(|group| group.optimizer.state()).collect();
+        // An interrupted run is saved at once, undiagnosed.
         let fit = match (settings.fit_draws, command.objectives.first()) {
             (0, _) | (_, None) => None,
+            _ if reason == StopReason::Interrupted => None,
             (draws, Some(first)) => {
                 let trained = groups
                     .iter_mut()
@@ -470,8 +481,11 @@ impl<'a> Session<'a> {
         }
         if let Some(expr) = option("diagnostics") {
             settings.fit_draws = match self.number(file, expr)? {
-                RuntimeValue::Int(n) if n == 0 || n >= 2 => n as u64,
-                _ => return Err(option_error(command, "diagnostics", "must be 0 (none) or at least 2 draws")),
+                RuntimeValue::Int(n) if n == 0 || (2..=fit::MOST_DRAWS as i64).contains(&n) => n as u64,
+                _ => {
+                    let message = format!("must be 0 (none) or from 2 to {} draws", fit::MOST_DRAWS);
+                    return Err(option_error(command, "diagnostics", &message));
+                }
             };
         }
         Schedule::parse(&settings.schedule_text, settings.steps)
