@@ -200,3 +200,54 @@ impl Text {
         Some(output.shown(self.full).to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Draws, TABLE_DRAWS};
+    use ppl::run::Printed;
+
+    fn trace(a: f64, b: Option<bool>) -> Printed {
+        let mut fields = vec![("a".to_string(), Printed::Real(a))];
+        if let Some(b) = b {
+            fields.push(("b".to_string(), Printed::List(vec![Printed::Bool(b), Printed::Int(3)])));
+        }
+        Printed::Record(fields)
+    }
+
+    #[test]
+    fn columns_follow_addresses_as_they_appear() {
+        let mut draws = Draws::new("q()", true);
+        draws.add(&trace(1.0, None));
+        draws.add(&trace(2.0, Some(true)));
+        draws.add(&trace(3.0, None));
+        let columns: Vec<(&str, Vec<String>)> = draws
+            .columns()
+            .iter()
+            .map(|column| (column.name.as_str(), column.values.iter().map(|x| x.to_string()).collect()))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("a", vec!["1".to_string(), "2".into(), "3".into()]),
+                ("b[0]", vec!["NaN".to_string(), "1".into(), "NaN".into()]),
+                ("b[1]", vec!["NaN".to_string(), "3".into(), "NaN".into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_table_summarises_every_draw_but_keeps_a_bounded_sample() {
+        let mut draws = Draws::new("q()", false);
+        let n = TABLE_DRAWS + 50_000;
+        for i in 0..n {
+            draws.add(&trace(i as f64, None));
+        }
+        assert_eq!(draws.columns()[0].values.len(), TABLE_DRAWS);
+        let table = draws.table();
+        let row: Vec<&str> = table.lines().nth(1).expect("a row").split_whitespace().collect();
+        // The mean of 0..n over every draw; the median of the first TABLE_DRAWS.
+        assert_eq!(row[0], "a");
+        assert_eq!(row[1], "75000", "{table}");
+        assert_eq!(row[4], "50000", "{table}");
+    }
+}
