@@ -63,7 +63,7 @@ impl Writer {
     fn statement(&mut self) -> String {
         let (mean, scale) = (self.real(2), self.positive(2));
         let name = self.name("z");
-        let statement = match self.rng.random_range(0..12) {
+        let statement = match self.rng.random_range(0..15) {
             0 => format!("{name} ~ normal({mean}, {scale});"),
             1 => format!("{name} ~ normal({mean}, {scale}) via reinforce;"),
             2 => format!("{name} ~ uniform({mean}, {mean} + {scale});"),
@@ -88,6 +88,9 @@ impl Writer {
                     "{vector} ~ mv_normal_diag([{mean}, 0.5, {mean}], [{scale}, 1.0, 2.0]);\n        let {name} = sum({vector} * [1.0, -0.5, 0.25]) + {vector}[1];"
                 )
             }
+            11 => format!("{name} ~ half_normal({scale});"),
+            12 => format!("{name} ~ half_cauchy({scale});"),
+            13 => format!("{name} ~ student_t({scale} + 2.0, {mean}, {scale});"),
             _ => format!("let {name} = sum([{mean} * 0.5 for _ in 0..3]) + {scale};"),
         };
         self.reals.push(name);

@@ -310,6 +310,11 @@ fn draws_stay_in_their_support_at_extreme_parameters() {
             cases.push((format!("uniform(-{a}, {b})"), real));
         }
         cases.push((format!("exponential({a})"), non_negative));
+        cases.push((format!("half_normal({a})"), non_negative));
+        cases.push((format!("half_cauchy({a})"), non_negative));
+        for df in ["1e-3", "1.0", "1e6"] {
+            cases.push((format!("student_t({df}, -{a}, {a})"), real));
+        }
         cases.push((format!("poisson({})", if a == "1e300" { "1e18" } else { a }), count));
     }
     for p in ["0.0", "1e-300", "1e-10", "0.5", "1.0"] {

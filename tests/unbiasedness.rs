@@ -197,6 +197,10 @@ fn lognormal_loc(theta) { E { x ~ lognormal(theta, 0.5); x } }
 fn lognormal_scale(theta) { E { x ~ lognormal(0.0, 0.5 * theta); x } }
 fn cauchy_loc(theta) { E { x ~ cauchy(theta, 1.0); 1.0 / (1.0 + x^2) } }
 fn cauchy_scale(theta) { E { x ~ cauchy(0.0, theta) via reparam; 1.0 / (1.0 + x^2) } }
+fn half_normal_scale(theta) { E { x ~ half_normal(theta); x^2 } }
+fn half_cauchy_scale(theta) { E { x ~ half_cauchy(theta); 1.0 / (1.0 + x^2) } }
+fn student_t_df(theta) { E { x ~ student_t(10.0 + 10.0 * theta, 0.5, 1.0); x^2 } }
+fn student_t_scale(theta) { E { x ~ student_t(10.0, 0.5, theta); x^2 } }
 // `theta: real`: in an untyped (generic) fn the checker types `[theta, 2.0 * theta]` as `[_; 2]`
 // and rejects it where a vector is expected (E0200), so the argument is annotated.
 fn mv_normal(theta: real) { E { x ~ mv_normal_diag([theta, 2.0 * theta], [1.0, theta]); sum(x^2) } }
@@ -241,6 +245,25 @@ fn mv_normal(theta: real) { E { x ~ mv_normal_diag([theta, 2.0 * theta], [1.0, t
                 exact: |t| (1.0 / (1.0 + t), -1.0 / (1.0 + t).powi(2)),
                 sd: (0.53, 0.45),
             },
+            // E[x²] = σ² for a half-normal as for the normal it folds.
+            Case { objective: "half_normal_scale(THETA)", exact: |t| (t * t, 2.0 * t), sd: (4.2, 6.2) },
+            // ∫₀^∞ 2/(πθ(1 + (x/θ)²)) · 1/(1 + x²) dx = 1/(1 + θ).
+            Case {
+                objective: "half_cauchy_scale(THETA)",
+                exact: |t| (1.0 / (1.0 + t), -1.0 / (1.0 + t).powi(2)),
+                sd: (0.5, 0.45),
+            },
+            // E[x²] = μ² + σ²·ν/(ν − 2) with ν = 10 + 10θ: the derivative in ν is implicit (gamma).
+            Case {
+                objective: "student_t_df(THETA)",
+                exact: |t| {
+                    let nu = 10.0 + 10.0 * t;
+                    (0.25 + nu / (nu - 2.0), -20.0 / (nu - 2.0).powi(2))
+                },
+                sd: (3.2, 0.7),
+            },
+            // E[x²] = 0.25 + θ²·10/8.
+            Case { objective: "student_t_scale(THETA)", exact: |t| (0.25 + 1.25 * t * t, 2.5 * t), sd: (6.6, 9.0) },
             // E[x₁² + x₂²] = (θ² + 1) + (4θ² + θ²) = 6θ² + 1.
             Case { objective: "mv_normal(THETA)", exact: |t| (6.0 * t * t + 1.0, 12.0 * t), sd: (14.0, 18.0) },
         ],

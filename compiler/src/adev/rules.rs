@@ -195,6 +195,85 @@ pub fn cauchy_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> 
     b.sub(negative, norm)
 }
 
+/// `σ·|ε|`: the normal folded onto the positive half-line.
+pub fn half_normal_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (eps, rng) = noise(b, Noise::Normal, rng)?;
+    let folded = b.unary(UnaryOp::Abs, eps)?;
+    Ok((b.mul(args[0], folded)?, rng))
+}
+
+/// Twice the normal density, on x ≥ 0.
+pub fn half_normal_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let zero = constant(b, 0.0)?;
+    let normal = normal_terms(b, zero, args[0], x)?;
+    let log_two = constant(b, std::f64::consts::LN_2)?;
+    let density = b.add(normal, log_two)?;
+    let infinity = constant(b, f64::INFINITY)?;
+    outside_support_is_impossible(b, x, zero, infinity, density)
+}
+
+/// Inverse CDF: `scale·tan(πu/2)`.
+pub fn half_cauchy_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (u, rng) = noise(b, Noise::Uniform, rng)?;
+    let half_pi = constant(b, PI / 2.0)?;
+    let angle = b.mul(half_pi, u)?;
+    let standard = b.unary(UnaryOp::Tan, angle)?;
+    Ok((b.mul(args[0], standard)?, rng))
+}
+
+/// Twice the Cauchy(0, scale) density, on x ≥ 0.
+pub fn half_cauchy_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let zero = constant(b, 0.0)?;
+    let cauchy = cauchy_log_density(b, &[zero, args[0]], x)?;
+    let log_two = constant(b, std::f64::consts::LN_2)?;
+    let density = b.add(cauchy, log_two)?;
+    let infinity = constant(b, f64::INFINITY)?;
+    outside_support_is_impossible(b, x, zero, infinity, density)
+}
+
+/// `loc + scale·ε·√(ν / χ²)` with χ² = 2·Gamma(ν/2, 1): pathwise in `loc` and `scale`, implicit
+/// in the degrees of freedom `ν` (through the gamma draw).
+pub fn student_t_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (df, loc, scale) = (args[0], args[1], args[2]);
+    let (eps, rng) = noise(b, Noise::Normal, rng)?;
+    let half = constant(b, 0.5)?;
+    let shape = b.mul(df, half)?;
+    let (gamma, rng) = unit_gamma(b, shape, rng)?;
+    // ν / χ² = (ν/2) / Gamma(ν/2, 1).
+    let ratio = b.div(shape, gamma)?;
+    let stretch = b.unary(UnaryOp::Sqrt, ratio)?;
+    let standard = b.mul(eps, stretch)?;
+    let scaled = b.mul(scale, standard)?;
+    Ok((b.add(loc, scaled)?, rng))
+}
+
+/// `lgamma((ν+1)/2) − lgamma(ν/2) − ½·log(νπ) − log σ − (ν+1)/2 · log1p(z²/ν)`, z = (x − μ)/σ.
+pub fn student_t_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let (df, loc, scale) = (args[0], args[1], args[2]);
+    let half = constant(b, 0.5)?;
+    let one = constant(b, 1.0)?;
+    let df_plus_one = b.add(df, one)?;
+    let upper = b.mul(df_plus_one, half)?;
+    let lower = b.mul(df, half)?;
+    let lgamma_upper = b.unary(UnaryOp::Lgamma, upper)?;
+    let lgamma_lower = b.unary(UnaryOp::Lgamma, lower)?;
+    let pi = constant(b, PI)?;
+    let df_pi = b.mul(df, pi)?;
+    let log_df_pi = log(b, df_pi)?;
+    let half_log_df_pi = b.mul(half, log_df_pi)?;
+    let log_scale = log(b, scale)?;
+    let centred = b.sub(x, loc)?;
+    let z = b.div(centred, scale)?;
+    let square = b.mul(z, z)?;
+    let per_df = b.div(square, df)?;
+    let log_term = b.unary(UnaryOp::Log1p, per_df)?;
+    let tail = b.mul(upper, log_term)?;
+    let normaliser = b.sub(lgamma_upper, lgamma_lower)?;
+    let normaliser = b.sub(normaliser, half_log_df_pi)?;
+    let normaliser = b.sub(normaliser, log_scale)?;
+    b.sub(normaliser, tail)
+}
+
 /// A Gamma(shape, 1) draw whose tangent is `∂x/∂shape · d shape`, the derivative of the
 /// inverse CDF at fixed uniform noise (implicit reparameterisation).
 fn unit_gamma(b: &mut FunctionBuilder, shape: Value, rng: Value) -> Result<(Value, Value), IrError> {
