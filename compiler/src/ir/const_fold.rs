@@ -30,16 +30,10 @@ fn fold_block(block: &mut Block, constants: &mut HashMap<Value, RuntimeValue>) {
             }
             continue;
         }
-        let operands: Option<Vec<&RuntimeValue>> = match &inst.op {
-            Op::Unary(_, a) => constants.get(a).map(|a| vec![a]),
-            Op::Binary(_, a, b) | Op::Compare(_, a, b) => {
-                constants.get(a).zip(constants.get(b)).map(|(a, b)| vec![a, b])
-            }
-            _ => None,
-        };
         // `x ^ 2` becomes `x * x` and `x ^ 1` becomes `x * 1` (multiplications, correctly
         // rounded, instead of calls to `pow`), so squares in models and in their derivatives
-        // cost what they cost in hand-written code.
+        // cost what they cost in hand-written code. This comes before the operands are read,
+        // which must be those of the rewritten operation.
         if let Op::Binary(BinaryOp::Pow, base, exponent) = inst.op {
             match constants.get(&exponent) {
                 Some(RuntimeValue::Real(x)) if *x == 2.0 => inst.op = Op::Binary(BinaryOp::Mul, base, base),
@@ -47,6 +41,13 @@ fn fold_block(block: &mut Block, constants: &mut HashMap<Value, RuntimeValue>) {
                 _ => {}
             }
         }
+        let operands: Option<Vec<&RuntimeValue>> = match &inst.op {
+            Op::Unary(_, a) => constants.get(a).map(|a| vec![a]),
+            Op::Binary(_, a, b) | Op::Compare(_, a, b) => {
+                constants.get(a).zip(constants.get(b)).map(|(a, b)| vec![a, b])
+            }
+            _ => None,
+        };
         let folded = operands.and_then(|operands| evaluate_pure(&inst.op, &operands));
         let constant = match &folded {
             Some(RuntimeValue::Real(x)) => Some(Constant::Real(*x)),

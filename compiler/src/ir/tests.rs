@@ -370,6 +370,22 @@ mod constant_folding {
     }
 
     #[test]
+    fn constant_squares_and_first_powers_fold_to_their_values() {
+        // `x ^ 2` is rewritten to `x * x` before folding: the fold must multiply x by x, not by 2.
+        for (base, exponent, expected) in [(3.0, 2.0, 9.0), (1.2, 2.0, 1.2 * 1.2), (-0.5, 1.0, -0.5)] {
+            let (mut b, _) = FunctionBuilder::new("square", &[]);
+            let (x, n) = (b.real(base).expect("x"), b.real(exponent).expect("n"));
+            let power = b.push1(Op::Binary(BinaryOp::Pow, x, n)).expect("pow");
+            let mut function = b.finish(vec![power]).expect("finish");
+            let before = run(&function, Vec::new()).expect("runs");
+            fold_constants(&mut function);
+            eliminate_dead_code(&mut function);
+            assert_eq!(run(&function, Vec::new()).expect("runs"), before, "{base}^{exponent}");
+            assert_eq!(before, vec![RuntimeValue::Real(expected)], "{base}^{exponent}");
+        }
+    }
+
+    #[test]
     fn an_overflowing_integer_operation_is_left_to_fail_at_run_time() {
         let (mut b, _) = FunctionBuilder::new("g", &[]);
         let big = b.int(i64::MAX).expect("max");
