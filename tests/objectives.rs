@@ -826,3 +826,29 @@ print grad(elbo(spike(), q(p), obs), samples: 100);
     let gradient = results[1]["params"]["p"]["mean"].as_f64().expect("gradient");
     assert!((gradient - derivative).abs() < 1e-12, "d/dp {gradient} vs {derivative}");
 }
+
+/// `factor(w)` adds `w` to a trace's log density: a hand-written likelihood of the observation
+/// scores exactly as the observed choice does, and trains the guide to the same posterior.
+#[test]
+fn a_factor_is_a_likelihood_without_an_address() {
+    let program = format!(
+        "gen observed() {{ x ~ normal(0.0, 1.0); y ~ normal(x, 1.0); }}\n\
+         gen factored(y: real) {{ x ~ normal(0.0, 1.0); factor(-0.5 * (y - x)^2 - 0.5 * log(2.0 * pi)); }}\n\
+         gen guide(m: real, log_s: real) {{ x ~ normal(m, exp(log_s)); }}\n\
+         param m: real = 0.0;\nparam log_s: real = 0.0;\n\
+         print estimate(E {{ density(observed(), {{ x: 0.3, y: {Y:?} }}) }}, samples: 2);\n\
+         print estimate(E {{ density(factored({Y:?}), {{ x: 0.3 }}) }}, samples: 2);\n\
+         print estimate(E {{ let (t, log_w) = sim(factored({Y:?})); log_w - density(factored({Y:?}), t) }}, samples: 100);\n\
+         maximize E {{ let (t, log_q) = sim(guide(m, log_s)); density(factored({Y:?}), t) - log_q }}\n\
+             with {{ optimizer: adam(lr: 0.05), steps: 2000, particles: 16, seed: 1, schedule: \"cosine\" }};\n"
+    );
+    let reports = run_json("factor", &program, 3);
+    let (observed, factored) = (number(&reports[0]["mean"], "observed"), number(&reports[1]["mean"], "factored"));
+    assert!((observed - factored).abs() < 1e-12, "{observed} vs {factored}");
+    assert!((observed - (log_normal_pdf(0.3, 0.0, 1.0) + log_normal_pdf(Y, 0.3, 1.0))).abs() < 1e-12);
+    assert_eq!(number(&reports[2]["mean"], "sim's weight is the density"), 0.0);
+    let m = number(&reports[3]["params"]["m"], "m");
+    assert!((m - Y / 2.0).abs() < 0.02, "m = {m}");
+    let objective = number(&reports[3]["objective"]["mean"], "the trained ELBO");
+    assert!((objective - log_evidence()).abs() < 0.01, "{objective} vs {}", log_evidence());
+}

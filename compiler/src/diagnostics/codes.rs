@@ -79,6 +79,7 @@ error_codes! {
     MisplacedChoice = "E0404", "random choice outside `gen` or `E { … }`";
     NotADistribution = "E0405", "`~` needs a distribution or a generative function";
     NotAGenerativeFunction = "E0406", "a generative function is required";
+    MisplacedFactor = "E0407", "`factor` outside a `gen` body";
 
     // Commands.
     UnknownOption = "E0500", "unknown option";

@@ -9,7 +9,8 @@
 //! the body runs and overwritten by each choice, so it has the same shape on every path and
 //! flows through branches and loops like any other value.
 //!
-//! - `sim(P)`: nothing constrained; the log weight is the score of every choice.
+//! - `sim(P)`: nothing constrained; the log weight is the score of every choice (and of every
+//!   `factor(w)`, which adds `w` to the score without an address).
 //! - `density(P, t)`: everything constrained to `t`; the log density is the score.
 //! - `marginal(Q, select(x…), sir(n))`: particle 0 is `sim(Q)` scored on the selected
 //!   addresses (`log q(x | u₀)`); particles 1…n−1 rerun Q with x constrained (fresh `u`);
@@ -546,8 +547,8 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
 }
 
 impl<'p, 'a> FunctionLowerer<'p, 'a> {
-    /// `sim`, `density`, `marginal`, `select`, `sir`, `posterior`, `normalize`, or `None` for
-    /// another name.
+    /// `sim`, `density`, `marginal`, `select`, `sir`, `posterior`, `normalize`, `factor`, or
+    /// `None` for another name.
     pub(super) fn inference_form(
         &mut self,
         env: &mut Env<'a>,
@@ -558,6 +559,17 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         let span = expr.span;
         let arg = |k: usize| args.get(k).map(|arg| &arg.value).ok_or_else(|| internal(Some(span), "missing argument"));
         Ok(Some(match name {
+            // A factor weights the trace like a choice's density but has no address: it is
+            // part of the unselected score, which every form adds to the trace's log density.
+            "factor" => {
+                let weight = self.expr(env, arg(0)?)?;
+                let weight = self.scalar(weight, span)?;
+                let Some(current) = self.gen.last_mut() else {
+                    return Err(internal(Some(span), "`factor` outside a generative function"));
+                };
+                current.other = self.builder.add(current.other, weight)?;
+                Val::Tuple(Vec::new())
+            }
             "select" => {
                 let mut names = Vec::with_capacity(args.len());
                 for arg in args {

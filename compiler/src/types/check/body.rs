@@ -110,7 +110,7 @@ impl Body {
     }
 
     /// Whether `~` here records an address: in a `gen` body, outside any `E { … }`.
-    fn traces_choices(&self) -> bool {
+    pub(super) fn traces_choices(&self) -> bool {
         self.kind == BodyKind::Gen && !self.in_expectation()
     }
 }

@@ -23,8 +23,20 @@ const ELEMENTWISE_BINARY: &[&str] = &["min", "max", "pow"];
 const VECTOR_FUNCTIONS: &[&str] =
     &["sum", "mean", "logsumexp", "softmax", "dot", "len", "zeros", "ones", "fill", "detach"];
 /// The forms of programmable inference and the commands' reports.
-const INFERENCE_FORMS: &[&str] =
-    &["sim", "density", "marginal", "select", "sir", "posterior", "normalize", "estimate", "grad", "sample", "load"];
+const INFERENCE_FORMS: &[&str] = &[
+    "sim",
+    "density",
+    "marginal",
+    "select",
+    "sir",
+    "posterior",
+    "normalize",
+    "estimate",
+    "grad",
+    "sample",
+    "load",
+    "factor",
+];
 /// Optimizers and their optional settings (`lr` is required by all).
 const OPTIMIZERS: &[(&str, &[&str])] = &[
     ("sgd", &["momentum", "nesterov"]),
@@ -166,6 +178,24 @@ impl<'a> Checker<'a> {
                 };
                 let trace = family.map_or(Type::Unknown, |family| Type::Record(family.trace));
                 Checked::of(Type::Array(Box::new(trace), count))
+            }
+            "factor" => {
+                let Some(slots) = self.bind_args(callee, &[required("log_weight")], args, call.span) else {
+                    return self.check_args_for_errors(body, args);
+                };
+                if let Some(weight) = slots[0] {
+                    let ty = self.check_expr(body, weight).ty;
+                    self.expect_fits(&ty, &Type::Real, weight.span, None);
+                }
+                if !body.traces_choices() {
+                    let place = if body.in_expectation() { "inside `E { … }`" } else { "outside a `gen` body" };
+                    self.report(
+                        Diagnostic::error(ErrorCode::MisplacedFactor, format!("`factor` {place}"))
+                            .with_primary(call.span, "a factor adds to the log density of a `gen` function's trace")
+                            .with_help("call `factor(…)` in the body of the `gen` function whose density it weights"),
+                    );
+                }
+                Checked::of(Type::unit())
             }
             "load" => {
                 self.report(
