@@ -236,3 +236,27 @@ fn indexed_choices_are_readable_inside_their_loop_and_huge_shapes_are_refused() 
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("[E0600]"), "{}", stderr(&output));
 }
+
+#[test]
+fn int_converts_a_real_towards_zero_on_both_backends() {
+    let scratch = Scratch::new("cli-int");
+    let program = "let v = [10.0, 20.0, 30.0];\n\
+                   print int(2.9), int(-2.9), int(7), v[int(1.5)], int(1e300);\n\
+                   param t: real = 1.7;\n\
+                   print grad(E { x ~ uniform(0.0, 3.0); v[int(floor(x))] * t }, samples: 4000);\n";
+    let path = scratch.file("int.ppl", program);
+    let jit = ppl(&["run", path.to_str().expect("utf-8")]);
+    assert_eq!(jit.status.code(), Some(0), "{}", stderr(&jit));
+    let text = stdout(&jit);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        &lines[..5],
+        ["int(2.9) = 2", "int(-2.9) = -2", "int(7) = 7", "v[int(1.5)] = 20.0", "int(1e300) = 9223372036854775807"]
+    );
+    // d/dt E[v[⌊x⌋]·t] = E[v[⌊x⌋]] = 20.
+    let gradient: f64 =
+        lines[6].trim().trim_start_matches("d/dt = ").split(" ± ").next().and_then(|x| x.parse().ok()).expect("d/dt");
+    assert!((gradient - 20.0).abs() < 0.6, "{text}");
+    let interp = ppl(&["run", "--backend", "interp", path.to_str().expect("utf-8")]);
+    assert_eq!(stdout(&interp), text);
+}

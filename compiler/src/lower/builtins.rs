@@ -65,6 +65,16 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         let result_type = env.ty(expr).and_then(super::ir_type);
         let b = &mut self.builder;
         let value = match name {
+            // Towards zero, as Rust's `as` and Cranelift's saturating conversion agree to:
+            // beyond the range of `int` the largest or smallest `int`, NaN 0.
+            "int" => {
+                let value = values.first().cloned().ok_or_else(|| internal(Some(expr.span), "missing argument"))?;
+                let value = self.scalar(value, expr.span)?;
+                match self.builder.ty(value) {
+                    Some(Type::Int) => value,
+                    _ => self.builder.unary(UnaryOp::ToInt, value)?,
+                }
+            }
             "logit" => {
                 let x = self.real_argument(&values, 0, expr)?;
                 let b = &mut self.builder;

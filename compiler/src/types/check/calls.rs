@@ -37,6 +37,8 @@ const INFERENCE_FORMS: &[&str] = &[
     "load",
     "factor",
 ];
+/// Conversions between scalar types.
+const CONVERSIONS: &[&str] = &["int"];
 /// Optimizers and their optional settings (`lr` is required by all).
 const OPTIMIZERS: &[(&str, &[&str])] = &[
     ("sgd", &["momentum", "nesterov"]),
@@ -53,6 +55,7 @@ pub fn builtin_names() -> impl Iterator<Item = &'static str> {
         .chain(ELEMENTWISE_BINARY)
         .chain(VECTOR_FUNCTIONS)
         .chain(INFERENCE_FORMS)
+        .chain(CONVERSIONS)
         .copied()
         .chain(OPTIMIZERS.iter().map(|(name, _)| *name))
 }
@@ -178,6 +181,22 @@ impl<'a> Checker<'a> {
                 };
                 let trace = family.map_or(Type::Unknown, |family| Type::Record(family.trace));
                 Checked::of(Type::Array(Box::new(trace), count))
+            }
+            "int" => {
+                let Some(slots) = self.bind_args(callee, &[required("x")], args, call.span) else {
+                    return self.check_args_for_errors(body, args);
+                };
+                if let Some(x) = slots[0] {
+                    let ty = self.check_expr(body, x).ty;
+                    if !matches!(ty, Type::Real | Type::Int | Type::Unknown) {
+                        self.report(
+                            Diagnostic::error(ErrorCode::TypeMismatch, format!("`int` of {ty}"))
+                                .with_primary(x.span, format!("this is {ty}, not a real or an int"))
+                                .with_help("`int(x)` converts one number; index a vector's elements one at a time"),
+                        );
+                    }
+                }
+                Checked::of(Type::Int)
             }
             "factor" => {
                 let Some(slots) = self.bind_args(callee, &[required("log_weight")], args, call.span) else {
