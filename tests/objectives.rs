@@ -852,3 +852,26 @@ fn a_factor_is_a_likelihood_without_an_address() {
     let objective = number(&reports[3]["objective"]["mean"], "the trained ELBO");
     assert!((objective - log_evidence()).abs() < 0.01, "{objective} vs {}", log_evidence());
 }
+
+/// A vector of discrete observations (`[true, false, …]`) constrains indexed choices: its
+/// density is the sum over the elements, and a logistic regression trains on it.
+#[test]
+fn vectors_of_bool_observations_are_conditioned_on() {
+    let program = "data X = [[1.0, 0.5], [1.0, -1.5], [1.0, 2.0], [1.0, -0.3], [1.0, 0.9]];\n\
+        data obs = { y: [true, false, true, false, true] };\n\
+        gen coins(p: real) { for n in 0..5 { y[n] ~ flip(p); } }\n\
+        gen model() {\n\
+            w ~ mv_normal_diag(zeros(2), ones(2));\n\
+            for n in 0..5 { y[n] ~ flip(sigmoid(dot(X[n], w))); }\n\
+        }\n\
+        gen guide(m: vec[2], s: vec[2]) { w ~ mv_normal_diag(m, exp(s)); }\n\
+        param m: vec[2] = zeros(2);\nparam s: vec[2] = zeros(2);\n\
+        print estimate(E { density(coins(0.25), obs) }, samples: 2);\n\
+        maximize elbo(model(), guide(m, s), obs) with { optimizer: adam(lr: 0.05), steps: 1000, particles: 8, seed: 2 };\n";
+    let reports = run_json("bool-observations", program, 1);
+    let density = number(&reports[0]["mean"], "density");
+    assert!((density - (3.0 * 0.25f64.ln() + 2.0 * 0.75f64.ln())).abs() < 1e-12, "{density}");
+    // More successes where X[n][1] is large: the slope's posterior mean is positive.
+    let slope = number(&reports[1]["params"]["m"][1], "slope");
+    assert!(slope > 0.5, "slope {slope}");
+}

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use super::gen::Selection;
-use super::value::{Deferred, Env, Estimate, Family, Operand, Val};
+use super::value::{Deferred, Element, Env, Estimate, Family, Operand, Val};
 use super::{internal, unsupported, FunctionLowerer, Lowered};
 use crate::adev::estimators::{self, ExpectState, Rule};
 use crate::diagnostics::{Diagnostic, ErrorCode};
@@ -84,13 +84,36 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 }
             }
             ExprKind::Vector(elements) => {
-                let mut parts = Vec::with_capacity(elements.len());
+                let mut values = Vec::with_capacity(elements.len());
                 for element in elements {
-                    let value = self.expr(env, element)?;
-                    parts.push(self.real_or_vector(value, element.span)?);
+                    values.push(self.expr(env, element)?);
                 }
                 self.builder.set_span(Some(expr.span));
-                Ok(Val::Ir(self.builder.push1(Op::Build(parts))?))
+                // `[true, false]` and `[3, 5]` are arrays: reals (0/1, counts) marked with what
+                // they hold, as traces keep indexed discrete choices.
+                let discrete = |lowerer: &Self, value: &Val<'a>| match value {
+                    Val::Ir(value) => match lowerer.builder.ty(*value) {
+                        Some(Type::Bool) => Some(Element::Bool),
+                        Some(Type::Int) => Some(Element::Int),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let element = values.first().and_then(|first| discrete(self, first));
+                let all_discrete = element.is_some() && values.iter().all(|value| discrete(self, value) == element);
+                let mut parts = Vec::with_capacity(values.len());
+                for (value, element) in values.into_iter().zip(elements) {
+                    let part = match (all_discrete, value) {
+                        (true, Val::Ir(value)) => self.discrete_as_real(value)?,
+                        (_, value) => self.real_or_vector(value, element.span)?,
+                    };
+                    parts.push(part);
+                }
+                let data = self.builder.push1(Op::Build(parts))?;
+                Ok(match (all_discrete, element) {
+                    (true, Some(element)) => Val::Array { data, element },
+                    _ => Val::Ir(data),
+                })
             }
             ExprKind::Comprehension { body, var, lo, hi } => self.comprehension(env, expr, body, var, lo, hi),
             ExprKind::Record(fields) => {

@@ -311,6 +311,18 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         })
     }
 
+    /// The real an array stores a bool (0 or 1) or an int as: the inverse of
+    /// [`Self::stored_element`].
+    pub(super) fn discrete_as_real(&mut self, value: Value) -> Lowered<Value> {
+        Ok(match self.builder.ty(value) {
+            Some(Type::Bool) => {
+                let (one, zero) = (self.builder.real(1.0)?, self.builder.real(0.0)?);
+                self.builder.select(value, one, zero)?
+            }
+            _ => self.converted_to_real(value)?,
+        })
+    }
+
     /// A constrained value in the type the distribution draws.
     fn given_value(&mut self, distribution: &Distribution, given: Val<'a>, span: Span) -> Lowered<Value> {
         let value = self.scalar(given, span)?;
@@ -338,13 +350,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 Val::Ir(self.builder.push1(Op::Insert { aggregate: vector, index, value })?)
             }
             (Some(index), Val::Array { data, element }, Val::Ir(value)) => {
-                let stored = match element {
-                    Element::Bool => {
-                        let (one, zero) = (self.builder.real(1.0)?, self.builder.real(0.0)?);
-                        self.builder.select(value, one, zero)?
-                    }
-                    Element::Int => self.builder.unary(UnaryOp::ToReal, value)?,
-                };
+                let stored = self.discrete_as_real(value)?;
                 Val::Array { data: self.builder.push1(Op::Insert { aggregate: data, index, value: stored })?, element }
             }
             _ => return Err(internal(Some(span), "an indexed address of an unexpected kind")),
