@@ -23,14 +23,25 @@ use crate::ir::{BranchRule, CompareOp, Constant, Function, FunctionBuilder, Inst
 /// instructions in total.
 const MAX_EXPANDED_INSTRUCTIONS: usize = 2_000_000;
 
+/// The most times one estimate may run its innermost continuation. Choices in sequence nest
+/// their outcome loops, so k `enum` flips run the rest of the expectation 2^k times: 2^16 runs
+/// take milliseconds per estimate, 2^20 seconds, 2^30 hours.
+const MAX_CONTINUATION_RUNS: u64 = 1 << 16;
+
 /// The function with every expectation inlined and every multi-run choice expanded.
 pub fn expand(function: &Function) -> Result<Function, Diagnostic> {
     let param_types: Vec<Type> = function.body.params.iter().filter_map(|p| function.ty(*p)).collect();
     let (builder, params) = FunctionBuilder::new(function.name.clone(), &param_types);
     let mut constants = HashMap::new();
     collect_constants(&function.body.insts, &mut constants);
-    let mut expander =
-        Expander { builder, map: function.body.params.iter().copied().zip(params).collect(), constants, emitted: 0 };
+    let mut expander = Expander {
+        builder,
+        map: function.body.params.iter().copied().zip(params).collect(),
+        constants,
+        emitted: 0,
+        runs: 1,
+        nested_choices: 0,
+    };
     let body = &function.body;
     let results = expander.copy_frames(&[Frame::of(&body.insts, &body.results, &[])])?;
     Ok(expander.builder.finish(results)?)
@@ -80,6 +91,11 @@ struct Expander {
     /// Integer constants of the source (loop bounds).
     constants: HashMap<Value, i64>,
     emitted: usize,
+    /// How many times the code being emitted runs per estimate: the product of the outcome
+    /// counts of the `enum`/`mvd` choices whose continuation it is part of.
+    runs: u64,
+    /// The number of such choices around it.
+    nested_choices: u32,
 }
 
 impl Expander {
@@ -177,7 +193,7 @@ impl Expander {
             Op::Branch { rule, args, rng } => {
                 let args = args.iter().map(|arg| self.value(*arg)).collect::<Result<Vec<_>, _>>()?;
                 let rng = self.value(*rng)?;
-                self.branch(*rule, &args, rng, &inst.results, continuation)
+                self.branch(*rule, &args, rng, inst, continuation)
             }
             Op::If { cond, then, otherwise } => {
                 let cond = self.value(*cond)?;
@@ -235,10 +251,10 @@ impl Expander {
         rule: BranchRule,
         args: &[Value],
         rng: Value,
-        choice: &[Value],
+        inst: &Inst,
         continuation: &[Frame<'_>],
     ) -> Result<Vec<Value>, Diagnostic> {
-        let (&[value_source, rng_source], Some(&parameter)) = (choice, args.first()) else {
+        let (&[value_source, rng_source], Some(&parameter)) = (inst.results.as_slice(), args.first()) else {
             return Err(IrError { message: "malformed branch".into() }.into());
         };
         match rule {
@@ -258,7 +274,7 @@ impl Expander {
                     (index, rules::categorical_probability(b, parameter, index)?)
                 };
                 self.bind(&[value_source, rng_source], &[value, rng]);
-                let result = self.single_result(continuation)?;
+                let result = self.run_continuation(outcomes as u64, inst, continuation)?;
                 let b = &mut self.builder;
                 let weighted = b.mul(weight, result)?;
                 let next = b.add(sum, weighted)?;
@@ -286,7 +302,7 @@ impl Expander {
                     (b.add(drawn, index)?, after)
                 };
                 self.bind(&[value_source, rng_source], &[value, stream]);
-                let result = self.single_result(continuation)?;
+                let result = self.run_continuation(2, inst, continuation)?;
                 let b = &mut self.builder;
                 let next_sampled = b.select(first, result, sampled)?;
                 let next_other = b.select(first, other, result)?;
@@ -307,6 +323,38 @@ impl Expander {
                 Ok(vec![b.push1(Op::WithTangent { value: sampled, tangent_of: tangent })?])
             }
         }
+    }
+
+    /// The continuation's result, emitted as the body of a loop over the `outcomes` of the
+    /// choice `inst`.
+    fn run_continuation(
+        &mut self,
+        outcomes: u64,
+        inst: &Inst,
+        continuation: &[Frame<'_>],
+    ) -> Result<Value, Diagnostic> {
+        let (runs, choices) = (self.runs, self.nested_choices);
+        self.runs = runs.saturating_mul(outcomes);
+        self.nested_choices += 1;
+        if self.runs > MAX_CONTINUATION_RUNS {
+            let runs = if self.runs == u64::MAX { "more than 2^64".to_string() } else { self.runs.to_string() };
+            let diagnostic = Diagnostic::error(
+                ErrorCode::UnboundedContinuation,
+                format!("`enum` and `mvd` choices in sequence: the rest of the expectation would run {runs} times per estimate"),
+            )
+            .with_note(format!(
+                "each such choice runs everything after it once per outcome, so their costs multiply; this is choice {} in sequence, and at most {MAX_CONTINUATION_RUNS} runs are allowed",
+                self.nested_choices
+            ))
+            .with_help("use `via reinforce` for some of the choices");
+            return Err(match inst.span {
+                Some(span) => diagnostic.with_primary(span, "this choice, in a loop or after others like it"),
+                None => diagnostic,
+            });
+        }
+        let result = self.single_result(continuation);
+        (self.runs, self.nested_choices) = (runs, choices);
+        result
     }
 
     /// The continuation's result: the expectation's one real.
