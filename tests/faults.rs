@@ -312,6 +312,9 @@ fn draws_stay_in_their_support_at_extreme_parameters() {
         cases.push((format!("exponential({a})"), non_negative));
         cases.push((format!("half_normal({a})"), non_negative));
         cases.push((format!("half_cauchy({a})"), non_negative));
+        for p in ["1e-10", "0.5", "1.0"] {
+            cases.push((format!("negative_binomial({a}, {p})"), count));
+        }
         for df in ["1e-3", "1.0", "1e6"] {
             cases.push((format!("student_t({df}, -{a}, {a})"), real));
         }

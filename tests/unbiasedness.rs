@@ -372,6 +372,7 @@ fn categorical_r(theta) { E { c ~ categorical(softmax([0.0, theta, 2.0 * theta])
 fn categorical_probs_r(theta: real) { E { c ~ categorical([0.5 * theta, 0.5 * theta, 1.0 - theta]) via reinforce; c^2 } }
 fn geometric_r(theta) { E { k ~ geometric(theta) via reinforce; k } }
 fn poisson_r(theta) { E { k ~ poisson(theta) via reinforce; k^2 } }
+fn negative_binomial_r(theta) { E { k ~ negative_binomial(3.0, theta); k } }
 ",
         cases: &[
             // pᵢ ∝ e^{iθ}, i = 0, 1, 2: E[c] = (e^θ + 2e^{2θ})/Z, Z = 1 + e^θ + e^{2θ}; an exponential
@@ -383,6 +384,12 @@ fn poisson_r(theta) { E { k ~ poisson(theta) via reinforce; k^2 } }
             Case { objective: "geometric_r(THETA)", exact: |t| ((1.0 - t) / t, -1.0 / (t * t)), sd: (4.2, 58.0) },
             // E[k²] = Var + mean² = θ + θ².
             Case { objective: "poisson_r(THETA)", exact: |t| (t + t * t, 1.0 + 2.0 * t), sd: (3.4, 13.5) },
+            // Failures before the third success: E[k] = 3(1 − θ)/θ.
+            Case {
+                objective: "negative_binomial_r(THETA)",
+                exact: |t| (3.0 * (1.0 - t) / t, -3.0 / (t * t)),
+                sd: (7.0, 150.0),
+            },
         ],
     });
 }

@@ -238,6 +238,15 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         log_density: rules::poisson_log_density,
     },
     Distribution {
+        name: "negative_binomial",
+        params: &[("r", R), ("p", R)],
+        domains: &[Domain::Positive, Domain::SuccessProbability],
+        support: Support::Int,
+        estimators: &[Reinforce],
+        sample: rules::negative_binomial_sample,
+        log_density: rules::negative_binomial_log_density,
+    },
+    Distribution {
         name: "mv_normal_diag",
         params: &[("mu", V), ("sigma", V)],
         domains: &[Domain::Any, Domain::PositiveVector],

@@ -413,6 +413,54 @@ pub fn poisson_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) ->
     b.select(is_zero, at_zero, general)
 }
 
+/// Failures before the `r`-th success: a Poisson count whose rate is a Gamma(r, p/(1 − p))
+/// draw. No derivative flows through it (its estimator is the score function).
+pub fn negative_binomial_sample(
+    b: &mut FunctionBuilder,
+    args: &[Value],
+    rng: Value,
+) -> Result<(Value, Value), IrError> {
+    let (successes, p) = (args[0], args[1]);
+    let drawn = b.push(Op::Sample { sampler: Sampler::Gamma, args: vec![successes], rng })?;
+    let (unit, rng) = (drawn[0], drawn[1]);
+    // Gamma(r, rate) = unit·(1 − p)/p; at p = 1 the rate is 0 and so is every count.
+    let one = constant(b, 1.0)?;
+    let failure = b.sub(one, p)?;
+    let odds = b.div(failure, p)?;
+    let rate = b.mul(unit, odds)?;
+    // Counts from rates beyond the Poisson sampler's are beyond the largest `int` anyway.
+    let largest = constant(b, ppl_runtime::sample::POISSON_MAX_RATE)?;
+    let rate = b.binary(BinaryOp::Min, rate, largest)?;
+    let counted = b.push(Op::Sample { sampler: Sampler::Poisson, args: vec![rate], rng })?;
+    Ok((counted[0], counted[1]))
+}
+
+/// `lgamma(k + r) − lgamma(r) − lgamma(k + 1) + r·log p + k·log(1 − p)`, the last term 0 at
+/// `k = 0` (finite at p = 1).
+pub fn negative_binomial_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let (successes, p) = (args[0], args[1]);
+    let count = b.unary(UnaryOp::ToReal, x)?;
+    let one = constant(b, 1.0)?;
+    let total = b.add(count, successes)?;
+    let lgamma_total = b.unary(UnaryOp::Lgamma, total)?;
+    let lgamma_successes = b.unary(UnaryOp::Lgamma, successes)?;
+    let count_plus_one = b.add(count, one)?;
+    let log_factorial = b.unary(UnaryOp::Lgamma, count_plus_one)?;
+    let coefficient = b.sub(lgamma_total, lgamma_successes)?;
+    let coefficient = b.sub(coefficient, log_factorial)?;
+    let log_p = log(b, p)?;
+    let success_term = b.mul(successes, log_p)?;
+    let negated = b.unary(UnaryOp::Neg, p)?;
+    let log_failure = b.unary(UnaryOp::Log1p, negated)?;
+    let failure_term = b.mul(count, log_failure)?;
+    let zero = b.int(0)?;
+    let is_zero = b.compare(CompareOp::Eq, x, zero)?;
+    let none = constant(b, 0.0)?;
+    let failure_term = b.select(is_zero, none, failure_term)?;
+    let density = b.add(coefficient, success_term)?;
+    b.add(density, failure_term)
+}
+
 /// One standard normal per element, scaled and shifted (vector operations broadcast).
 pub fn mv_normal_diag_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
     let length = match b.ty(args[0]) {
