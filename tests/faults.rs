@@ -315,6 +315,9 @@ fn draws_stay_in_their_support_at_extreme_parameters() {
         for p in ["1e-10", "0.5", "1.0"] {
             cases.push((format!("negative_binomial({a}, {p})"), count));
         }
+        for (n, p) in [("0", "0.5"), ("1", "0.0"), ("1000000", "1.0"), ("9007199254740992", "1e-10")] {
+            cases.push((format!("binomial({n}, {p})"), count));
+        }
         for df in ["1e-3", "1.0", "1e6"] {
             cases.push((format!("student_t({df}, -{a}, {a})"), real));
         }

@@ -373,6 +373,7 @@ fn categorical_probs_r(theta: real) { E { c ~ categorical([0.5 * theta, 0.5 * th
 fn geometric_r(theta) { E { k ~ geometric(theta) via reinforce; k } }
 fn poisson_r(theta) { E { k ~ poisson(theta) via reinforce; k^2 } }
 fn negative_binomial_r(theta) { E { k ~ negative_binomial(3.0, theta); k } }
+fn binomial_r(theta) { E { k ~ binomial(10, theta); k^2 } }
 ",
         cases: &[
             // pᵢ ∝ e^{iθ}, i = 0, 1, 2: E[c] = (e^θ + 2e^{2θ})/Z, Z = 1 + e^θ + e^{2θ}; an exponential
@@ -389,6 +390,12 @@ fn negative_binomial_r(theta) { E { k ~ negative_binomial(3.0, theta); k } }
                 objective: "negative_binomial_r(THETA)",
                 exact: |t| (3.0 * (1.0 - t) / t, -3.0 / (t * t)),
                 sd: (7.0, 150.0),
+            },
+            // E[k²] = nθ(1 − θ) + n²θ² with n = 10.
+            Case {
+                objective: "binomial_r(THETA)",
+                exact: |t| (10.0 * t * (1.0 - t) + 100.0 * t * t, 10.0 * (1.0 - 2.0 * t) + 200.0 * t),
+                sd: (30.0, 580.0),
             },
         ],
     });

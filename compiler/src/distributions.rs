@@ -238,6 +238,15 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         log_density: rules::poisson_log_density,
     },
     Distribution {
+        name: "binomial",
+        params: &[("n", R), ("p", R)],
+        domains: &[Domain::Count, Domain::Probability],
+        support: Support::Int,
+        estimators: &[Reinforce],
+        sample: rules::binomial_sample,
+        log_density: rules::binomial_log_density,
+    },
+    Distribution {
         name: "negative_binomial",
         params: &[("r", R), ("p", R)],
         domains: &[Domain::Positive, Domain::SuccessProbability],

@@ -7,7 +7,7 @@
 //! stream's position. Log-densities and gradient rules are the compiler's business, not this
 //! module's; only the conventions they must match are stated here (see [`categorical`]).
 
-use rand_distr::{Beta, Distribution, Gamma, Poisson};
+use rand_distr::{Beta, Binomial, Distribution, Gamma, Poisson};
 
 use crate::error::DomainError;
 use crate::rng::Rng;
@@ -132,6 +132,15 @@ pub fn geometric(rng: &mut Rng, p: f64) -> Result<u64, DomainError> {
 #[inline]
 pub fn count_to_int(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// The number of successes in `trials` Bernoulli(p) trials (`rand_distr`'s BTPE and inversion
+/// methods). Errors unless p ∈ [0, 1].
+pub fn binomial(rng: &mut Rng, trials: u64, p: f64) -> Result<u64, DomainError> {
+    match Binomial::new(trials, p) {
+        Ok(distribution) => Ok(distribution.sample(rng)),
+        Err(_) => Err(DomainError::new("binomial", "p", p, "be in [0, 1]")),
+    }
 }
 
 /// A Poisson draw with mean `rate`.

@@ -38,6 +38,8 @@ pub enum Domain {
     Weights,
     /// A vector of positive numbers.
     PositiveVector,
+    /// A whole number from 0 to 2^53 (a count given as a real).
+    Count,
 }
 
 impl Domain {
@@ -54,6 +56,7 @@ impl Domain {
             }
             Domain::Weights => "must be non-negative weights with a positive sum".into(),
             Domain::PositiveVector => "must have positive elements".into(),
+            Domain::Count => "must be a whole number from 0 to 2^53".into(),
         }
     }
 }
@@ -459,6 +462,41 @@ pub fn negative_binomial_log_density(b: &mut FunctionBuilder, args: &[Value], x:
     let failure_term = b.select(is_zero, none, failure_term)?;
     let density = b.add(coefficient, success_term)?;
     b.add(density, failure_term)
+}
+
+/// Successes in `n` trials of probability `p`, drawn by the runtime.
+pub fn binomial_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let trials = b.unary(UnaryOp::ToInt, args[0])?;
+    let drawn = b.push(Op::Sample { sampler: Sampler::Binomial, args: vec![trials, args[1]], rng })?;
+    Ok((drawn[0], drawn[1]))
+}
+
+/// `lgamma(n + 1) − lgamma(k + 1) − lgamma(n − k + 1) + k·log p + (n − k)·log(1 − p)` for
+/// 0 ≤ k ≤ n (each power term 0 when its count is, so p = 0 and p = 1 are finite), −∞ otherwise.
+pub fn binomial_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let (trials, p) = (args[0], args[1]);
+    let successes = b.unary(UnaryOp::ToReal, x)?;
+    let failures = b.sub(trials, successes)?;
+    let one = constant(b, 1.0)?;
+    let zero = constant(b, 0.0)?;
+    let mut coefficient = b.add(trials, one)?;
+    coefficient = b.unary(UnaryOp::Lgamma, coefficient)?;
+    for count in [successes, failures] {
+        let shifted = b.add(count, one)?;
+        let log_factorial = b.unary(UnaryOp::Lgamma, shifted)?;
+        coefficient = b.sub(coefficient, log_factorial)?;
+    }
+    let log_p = log(b, p)?;
+    let negated = b.unary(UnaryOp::Neg, p)?;
+    let log_failure = b.unary(UnaryOp::Log1p, negated)?;
+    let mut density = coefficient;
+    for (count, log_probability) in [(successes, log_p), (failures, log_failure)] {
+        let term = b.mul(count, log_probability)?;
+        let none = b.compare(CompareOp::Eq, count, zero)?;
+        let term = b.select(none, zero, term)?;
+        density = b.add(density, term)?;
+    }
+    outside_support_is_impossible(b, successes, zero, trials, density)
 }
 
 /// One standard normal per element, scaled and shifted (vector operations broadcast).

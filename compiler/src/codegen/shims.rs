@@ -185,7 +185,8 @@ pub unsafe extern "C" fn split(src: *const Rng, left: *mut Rng, right: *mut Rng)
 
 /// Draws from a runtime sampler into `out` (a real for gamma, an int's bits otherwise);
 /// returns 0, or 1 if the argument is outside the sampler's domain. `kind`: 0 gamma, 1
-/// poisson, 2 geometric, 3 categorical (`arg` unused, weights at `weights`).
+/// poisson, 2 geometric, 3 categorical (`arg` unused, weights at `weights`), 4 binomial (`len`
+/// trials, `arg` the probability).
 pub unsafe extern "C" fn sample(
     kind: i64,
     src: *const Rng,
@@ -205,6 +206,10 @@ pub unsafe extern "C" fn sample(
             0 => ppl_runtime::sample::gamma(rng, arg, 1.0).map(|x| x.to_bits() as i64),
             1 => ppl_runtime::sample::poisson(rng, arg).map(ppl_runtime::sample::count_to_int),
             2 => ppl_runtime::sample::geometric(rng, arg).map(ppl_runtime::sample::count_to_int),
+            4 => match u64::try_from(len) {
+                Ok(trials) => ppl_runtime::sample::binomial(rng, trials, arg).map(ppl_runtime::sample::count_to_int),
+                Err(_) => return 1,
+            },
             _ => ppl_runtime::sample::categorical(rng, slice(weights, len)).map(|i| i as i64),
         };
         match drawn {

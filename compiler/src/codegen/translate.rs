@@ -391,6 +391,12 @@ impl Translator<'_, '_> {
                         let count = self.iconst(len(self.ty(args[0])?));
                         (3, self.b.ins().f64const(0.0), weights, count)
                     }
+                    Sampler::Binomial => {
+                        let trials = self.scalar(args[0])?;
+                        let p =
+                            self.scalar(args.get(1).copied().ok_or(IrError { message: "binomial without p".into() })?)?;
+                        (4, p, self.iconst(0), trials)
+                    }
                 };
                 let out = self.b.ins().iadd_imm(self.failed, super::WORD_AFTER_FAILED);
                 let kind = self.iconst(kind);

@@ -192,6 +192,11 @@ impl Frame {
                     }
                     (Sampler::Geometric, [p]) => ppl_runtime::sample::geometric(&mut stream, self.get(*p)?.as_real()?)
                         .map(|n| RuntimeValue::Int(ppl_runtime::sample::count_to_int(n))),
+                    (Sampler::Binomial, [trials, p]) => match u64::try_from(self.get(*trials)?.as_int()?) {
+                        Ok(trials) => ppl_runtime::sample::binomial(&mut stream, trials, self.get(*p)?.as_real()?)
+                            .map(|n| RuntimeValue::Int(ppl_runtime::sample::count_to_int(n))),
+                        Err(_) => return fail("a negative number of binomial trials", None),
+                    },
                     (Sampler::Categorical, [weights]) => {
                         ppl_runtime::sample::categorical(&mut stream, self.get(*weights)?.elements()?)
                             .map(|i| RuntimeValue::Int(i as i64))

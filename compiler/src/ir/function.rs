@@ -123,6 +123,8 @@ pub enum Sampler {
     Geometric,
     /// An index drawn in proportion to `[weights]` (a vector); an int.
     Categorical,
+    /// Successes in `[trials (an int ≥ 0), p]` Bernoulli trials; an int.
+    Binomial,
 }
 
 /// A pure runtime function.

@@ -135,14 +135,15 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
         Op::Sample { sampler, args, rng } => {
             let types = args.iter().map(|arg| ty(*arg)).collect::<Result<Vec<_>, _>>()?;
             let (expected, value) = match sampler {
-                Sampler::Gamma => (Type::Real, Type::Real),
-                Sampler::Poisson | Sampler::Geometric => (Type::Real, Type::Int),
+                Sampler::Gamma => (vec![Type::Real], Type::Real),
+                Sampler::Poisson | Sampler::Geometric => (vec![Type::Real], Type::Int),
                 Sampler::Categorical => match types.first() {
-                    Some(Type::Vec(n)) => (Type::Vec(*n), Type::Int),
+                    Some(Type::Vec(n)) => (vec![Type::Vec(*n)], Type::Int),
                     _ => return error("categorical draw from a non-vector"),
                 },
+                Sampler::Binomial => (vec![Type::Int, Type::Real], Type::Int),
             };
-            if types != [expected] || ty(*rng)? != Type::Rng {
+            if types != expected || ty(*rng)? != Type::Rng {
                 return error(format!("{sampler:?} draw from {types:?}"));
             }
             Ok(vec![value, Type::Rng])

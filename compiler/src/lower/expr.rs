@@ -637,6 +637,15 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                     let high = b.compare(CompareOp::Le, x, one)?;
                     b.binary(BinaryOp::And, low, high)
                 }
+                Domain::Count => {
+                    let low = b.compare(CompareOp::Ge, x, zero)?;
+                    let most = b.real(9_007_199_254_740_992.0)?;
+                    let high = b.compare(CompareOp::Le, x, most)?;
+                    let whole = b.unary(UnaryOp::Floor, x)?;
+                    let integral = b.compare(CompareOp::Eq, whole, x)?;
+                    let bounded = b.binary(BinaryOp::And, low, high)?;
+                    b.binary(BinaryOp::And, bounded, integral)
+                }
                 Domain::Above(index) => match args.get(index) {
                     Some(bound) => b.compare(CompareOp::Gt, x, *bound),
                     None => b.boolean(true),
