@@ -63,7 +63,7 @@ impl Writer {
     fn statement(&mut self) -> String {
         let (mean, scale) = (self.real(2), self.positive(2));
         let name = self.name("z");
-        let statement = match self.rng.random_range(0..17) {
+        let statement = match self.rng.random_range(0..18) {
             0 => format!("{name} ~ normal({mean}, {scale});"),
             1 => format!("{name} ~ normal({mean}, {scale}) via reinforce;"),
             2 => format!("{name} ~ uniform({mean}, {mean} + {scale});"),
@@ -91,6 +91,11 @@ impl Writer {
             11 => format!("{name} ~ half_normal({scale});"),
             12 => format!("{name} ~ half_cauchy({scale});"),
             13 => format!("{name} ~ student_t({scale} + 2.0, {mean}, {scale});"),
+            16 => {
+                let coin = self.name("b");
+                let (then, otherwise) = (self.real(1), self.real(1));
+                format!("{coin} ~ bernoulli_logit({mean});\n        let {name} = if {coin} {{ {then} }} else {{ {otherwise} }};")
+            }
             15 => {
                 let count = self.name("n");
                 format!("{count} ~ binomial(7, sigmoid({mean}));\n        let {name} = {mean} * 0.25;")

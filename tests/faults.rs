@@ -323,6 +323,9 @@ fn draws_stay_in_their_support_at_extreme_parameters() {
         }
         cases.push((format!("poisson({})", if a == "1e300" { "1e18" } else { a }), count));
     }
+    for logit in ["-1e300", "-40.0", "0.0", "40.0", "1e300"] {
+        cases.push((format!("bernoulli_logit({logit})"), |x| matches!(x, Printed::Bool(_))));
+    }
     for p in ["0.0", "1e-300", "1e-10", "0.5", "1.0"] {
         cases.push((format!("flip({p})"), |x| matches!(x, Printed::Bool(_))));
         if p != "0.0" {

@@ -374,6 +374,7 @@ fn geometric_r(theta) { E { k ~ geometric(theta) via reinforce; k } }
 fn poisson_r(theta) { E { k ~ poisson(theta) via reinforce; k^2 } }
 fn negative_binomial_r(theta) { E { k ~ negative_binomial(3.0, theta); k } }
 fn binomial_r(theta) { E { k ~ binomial(10, theta); k^2 } }
+fn bernoulli_logit_r(theta) { E { b ~ bernoulli_logit(theta); if b { 3.0 } else { 1.0 } } }
 ",
         cases: &[
             // pᵢ ∝ e^{iθ}, i = 0, 1, 2: E[c] = (e^θ + 2e^{2θ})/Z, Z = 1 + e^θ + e^{2θ}; an exponential
@@ -396,6 +397,15 @@ fn binomial_r(theta) { E { k ~ binomial(10, theta); k^2 } }
                 objective: "binomial_r(THETA)",
                 exact: |t| (10.0 * t * (1.0 - t) + 100.0 * t * t, 10.0 * (1.0 - 2.0 * t) + 200.0 * t),
                 sd: (30.0, 580.0),
+            },
+            // E = 1 + 2σ(θ), d/dθ = 2σ(θ)(1 − σ(θ)).
+            Case {
+                objective: "bernoulli_logit_r(THETA)",
+                exact: |t| {
+                    let s = 1.0 / (1.0 + (-t).exp());
+                    (1.0 + 2.0 * s, 2.0 * s * (1.0 - s))
+                },
+                sd: (1.5, 1.5),
             },
         ],
     });

@@ -211,6 +211,15 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         log_density: rules::flip_log_density,
     },
     Distribution {
+        name: "bernoulli_logit",
+        params: &[("logit", R)],
+        domains: &[Domain::Any],
+        support: Support::Bool,
+        estimators: &[Reinforce],
+        sample: rules::bernoulli_logit_sample,
+        log_density: rules::bernoulli_logit_log_density,
+    },
+    Distribution {
         name: "categorical",
         params: &[("probs", V)],
         domains: &[Domain::Weights],

@@ -355,6 +355,22 @@ pub fn flip_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Re
     log(b, probability)
 }
 
+/// `u < sigmoid(logit)`: `flip(sigmoid(logit))`.
+pub fn bernoulli_logit_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let p = b.unary(UnaryOp::Sigmoid, args[0])?;
+    flip_sample(b, &[p], rng)
+}
+
+/// `log sigmoid(±logit) = −softplus(∓logit)`, finite for logits of any size (where
+/// `log(1 − sigmoid(logit))` is `log 0` from logit ≈ 37 on).
+pub fn bernoulli_logit_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let logit = args[0];
+    let negated = b.unary(UnaryOp::Neg, logit)?;
+    let signed = b.select(x, negated, logit)?;
+    let softplus = b.unary(UnaryOp::Softplus, signed)?;
+    b.unary(UnaryOp::Neg, softplus)
+}
+
 /// `p` if `outcome`, else `1 − p`.
 pub fn flip_probability(b: &mut FunctionBuilder, p: Value, outcome: Value) -> Result<Value, IrError> {
     let one = constant(b, 1.0)?;
