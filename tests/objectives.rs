@@ -875,3 +875,33 @@ fn vectors_of_bool_observations_are_conditioned_on() {
     let slope = number(&reports[1]["params"]["m"][1], "slope");
     assert!(slope > 0.5, "slope {slope}");
 }
+
+/// `density` of a distribution is its exact log density, anywhere; with `factor` and
+/// `logsumexp` it sums a mixture's assignments out by hand.
+#[test]
+fn the_density_of_a_distribution_writes_likelihoods_by_hand() {
+    let program = "print density(normal(0.0, 1.0), 0.3), density(poisson(2.0), 3), density(flip(0.25), true), density(normal(0.0, 1.0), [0.3, -1.0]);\n\
+        data ys = [0.1, 2.2];\n\
+        gen summed() {\n\
+            mu ~ normal(2.0, 1.0);\n\
+            for i in 0..2 { factor(logsumexp([log(0.5) + density(normal(0.0, 0.5), ys[i]), log(0.5) + density(normal(mu, 0.5), ys[i])])); }\n\
+        }\n\
+        fn by_hand(mu) { E { density(summed(), { mu: mu }) } }\n\
+        print estimate(by_hand(1.7), samples: 2);\n";
+    let reports = run_json("density-of-distributions", program, 1);
+    let values: Vec<f64> = reports[..4].iter().map(|report| number(&report["value"], "a density")).collect();
+    let expected = [
+        log_normal_pdf(0.3, 0.0, 1.0),
+        3.0 * 2f64.ln() - 2.0 - 6f64.ln(),
+        0.25f64.ln(),
+        log_normal_pdf(0.3, 0.0, 1.0) + log_normal_pdf(-1.0, 0.0, 1.0),
+    ];
+    for (value, expected) in values.iter().zip(expected) {
+        assert!((value - expected).abs() < 1e-12, "{values:?} vs {expected}");
+    }
+    // log p(mu) + Σᵢ log(½N(yᵢ; 0, ½) + ½N(yᵢ; mu, ½)) at mu = 1.7.
+    let mixture = |y: f64| (0.5 * normal_pdf(y, 0.0, 0.5) + 0.5 * normal_pdf(y, 1.7, 0.5)).ln();
+    let exact = log_normal_pdf(1.7, 2.0, 1.0) + mixture(0.1) + mixture(2.2);
+    let by_hand = number(&reports[4]["mean"], "the summed-out density");
+    assert!((by_hand - exact).abs() < 1e-12, "{by_hand} vs {exact}");
+}

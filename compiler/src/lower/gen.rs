@@ -633,10 +633,18 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 Val::Tuple(vec![trace, Val::Ir(log_weight)])
             }
             "density" => {
-                let family = self.family(env, arg(0)?)?;
-                let trace = self.expr(env, arg(1)?)?;
+                let first = self.expr(env, arg(0)?)?;
+                let given = self.expr(env, arg(1)?)?;
                 self.builder.set_span(Some(span));
-                Val::Ir(self.density(&family, &trace, span)?)
+                match first {
+                    Val::Dist(distribution, args) => {
+                        self.check_domains(distribution, &args)?;
+                        let value = self.given_value(distribution, given, span)?;
+                        Val::Ir(self.log_density(distribution, &args, value)?)
+                    }
+                    Val::Family(family) => Val::Ir(self.density(&family, &given, span)?),
+                    _ => return Err(internal(Some(span), "`density` of neither a family nor a distribution")),
+                }
             }
             _ => return Ok(None),
         }))

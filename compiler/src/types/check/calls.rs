@@ -533,12 +533,8 @@ impl<'a> Checker<'a> {
             }
             return Checked::of(Type::Config(Config::Selection(addresses)));
         }
-        if matches!(name, "sim" | "density") && !body.in_expectation() {
-            self.report(
-                Diagnostic::error(ErrorCode::OutsideExpectation, format!("`{name}` outside an expectation"))
-                    .with_primary(call.span, format!("`{name}` is only meaningful inside `E {{ … }}`"))
-                    .with_help("objectives are written as `E { let (x, log_q) = sim(q); … }`"),
-            );
+        if name == "sim" && !body.in_expectation() {
+            self.outside_expectation(name, call.span);
         }
         let params: &[Param<'_>] = match name {
             "sim" => &[required("family")],
@@ -559,7 +555,28 @@ impl<'a> Checker<'a> {
                 Checked::of(Type::Tuple(vec![trace, Type::Real]))
             }
             "density" => {
-                let family = self.expect_family(body, slots[0]);
+                let first = self.check_expr(body, slots[0]).ty;
+                // The log density of a distribution at a value is exact and deterministic:
+                // usable anywhere, such as in a `factor`.
+                if let Type::Dist { name: distribution, value } = &first {
+                    let given = self.check_expr(body, slots[1]).ty;
+                    let elementwise = **value == Type::Real && matches!(given, Type::Vec(_) | Type::Mat(..));
+                    if !(given.fits(value) || elementwise) {
+                        self.report(
+                            Diagnostic::error(
+                                ErrorCode::TypeMismatch,
+                                format!("`{distribution}` draws {value}, not {given}"),
+                            )
+                            .with_primary(slots[1].span, format!("this is {given}"))
+                            .with_secondary(slots[0].span, format!("this draws {value}")),
+                        );
+                    }
+                    return Checked::of(Type::Real);
+                }
+                if !body.in_expectation() {
+                    self.outside_expectation(name, call.span);
+                }
+                let family = self.family_of(first, slots[0].span);
                 let trace = self.check_expr(body, slots[1]).ty;
                 match (family, &trace) {
                     (Some(family), Type::Record(fields)) => {
@@ -786,7 +803,13 @@ impl<'a> Checker<'a> {
     }
 
     pub(super) fn expect_family(&mut self, body: &mut Body, expr: &'a Expr) -> Option<Family> {
-        match self.check_expr(body, expr).ty {
+        let ty = self.check_expr(body, expr).ty;
+        self.family_of(ty, expr.span)
+    }
+
+    /// The family a value of type `ty` (at `span`) is; an error if it is none.
+    fn family_of(&mut self, ty: Type, span: Span) -> Option<Family> {
+        match ty {
             Type::Family(family) => Some(*family),
             Type::Unknown => None,
             other => {
@@ -795,12 +818,21 @@ impl<'a> Checker<'a> {
                         ErrorCode::NotAGenerativeFunction,
                         format!("expected a generative function, found {other}"),
                     )
-                    .with_primary(expr.span, format!("this is {other}"))
+                    .with_primary(span, format!("this is {other}"))
                     .with_help("apply a `gen` function to its arguments, e.g. `guide(mu, log_sigma)`"),
                 );
                 None
             }
         }
+    }
+
+    /// E0400: `sim` or `density` of a family outside `E { … }`.
+    fn outside_expectation(&mut self, name: &str, span: Span) {
+        self.report(
+            Diagnostic::error(ErrorCode::OutsideExpectation, format!("`{name}` outside an expectation"))
+                .with_primary(span, format!("`{name}` is only meaningful inside `E {{ … }}`"))
+                .with_help("objectives are written as `E { let (x, log_q) = sim(q); … }`"),
+        );
     }
 
     fn expect_algorithm(&mut self, ty: &Type, span: Span) {
