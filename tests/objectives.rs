@@ -905,3 +905,43 @@ fn the_density_of_a_distribution_writes_likelihoods_by_hand() {
     let by_hand = number(&reports[4]["mean"], "the summed-out density");
     assert!((by_hand - exact).abs() < 1e-12, "{by_hand} vs {exact}");
 }
+
+/// A vector of counts observes indexed `poisson` choices (and reals 0/1 observe flips): the
+/// gamma–Poisson model trains to its conjugate posterior, Gamma(2 + Σk, 1 + n); an observation
+/// that is not a whole number is a run-time error at the choice.
+#[test]
+fn vectors_of_count_observations_are_conditioned_on() {
+    let program = "data counts = { k: [3, 5, 2] };\n\
+        gen pois() { lam ~ gamma(2.0, 1.0); for i in 0..3 { k[i] ~ poisson(lam); } }\n\
+        gen coins() { for i in 0..2 { c[i] ~ flip(0.25); } }\n\
+        gen guide(a: real, b: real) { lam ~ lognormal(a, exp(b)); }\n\
+        param a: real = 0.0;\nparam b: real = 0.0;\n\
+        print estimate(E { density(pois(), { lam: 2.0, k: [3, 5, 2] }) }, samples: 2);\n\
+        print estimate(E { density(coins(), { c: [1.0, 0.0] }) }, samples: 2);\n\
+        maximize elbo(pois(), guide(a, b), counts)\n\
+            with { optimizer: adam(lr: 0.05), steps: 3000, particles: 16, seed: 1, schedule: \"cosine\" };\n";
+    let reports = run_json("count-observations", program, 1);
+    let log_poisson = |k: f64, rate: f64| k * rate.ln() - rate - ppl_runtime::special::lgamma(k + 1.0);
+    let exact = 2f64.ln() - 2.0 + log_poisson(3.0, 2.0) + log_poisson(5.0, 2.0) + log_poisson(2.0, 2.0);
+    let density = number(&reports[0]["mean"], "the counts' density");
+    assert!((density - exact).abs() < 1e-12, "{density} vs {exact}");
+    let coins = number(&reports[1]["mean"], "the coins' density");
+    assert!((coins - (0.25f64.ln() + 0.75f64.ln())).abs() < 1e-12, "{coins}");
+    // log λ under Gamma(12, 4): mean ψ(12) − log 4, sd √ψ′(12).
+    let (a, b) = (number(&reports[2]["params"]["a"], "a"), number(&reports[2]["params"]["b"], "b"));
+    let mean = ppl_runtime::special::digamma(12.0) - 4f64.ln();
+    assert!((a - mean).abs() < 0.02, "a = {a}, exact {mean}");
+    assert!((b.exp() - ppl_runtime::special::trigamma(12.0).sqrt()).abs() < 0.03, "b = {b}");
+
+    let scratch = Scratch::new("objectives-fractional-count");
+    let path = scratch.file(
+        "bad.ppl",
+        "gen pois() { lam ~ gamma(2.0, 1.0); for i in 0..2 { k[i] ~ poisson(lam); } }\n\
+         print estimate(E { density(pois(), { lam: 2.0, k: [3.0, 5.5] }) });\n",
+    );
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_ppl")).args(["run", "--color", "never"]).arg(&path).output().expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("an observation of a `poisson` choice must be a whole number, but it is 5.5"), "{stderr}");
+}

@@ -26,7 +26,7 @@ use super::value::{Context, Element, Env, Family, Val};
 use super::{internal, unsupported, FunctionLowerer, Lowered};
 use crate::adev::estimators::{self, Rule};
 use crate::distributions::{self, Distribution, Estimator};
-use crate::ir::{CompareOp, Op, ReduceOp, Type, UnaryOp, Value};
+use crate::ir::{BinaryOp, CompareOp, Op, ReduceOp, Type, UnaryOp, Value};
 use crate::syntax::ast::{self, ItemKind};
 use crate::syntax::span::Span;
 use crate::types::{Dim, Field, Type as SurfaceType};
@@ -326,8 +326,26 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     /// A constrained value in the type the distribution draws.
     fn given_value(&mut self, distribution: &Distribution, given: Val<'a>, span: Span) -> Lowered<Value> {
         let value = self.scalar(given, span)?;
+        let observed_as_real = self.builder.ty(value) == Some(Type::Real);
         Ok(match distribution.support {
             distributions::Support::Real | distributions::Support::RealVector => self.converted_to_real(value)?,
+            // A real observing a count or a boolean (see `Type::observes`) must be one.
+            distributions::Support::Int if observed_as_real => {
+                let whole = self.builder.unary(UnaryOp::Floor, value)?;
+                let integral = self.builder.compare(CompareOp::Eq, whole, value)?;
+                let message = format!("an observation of a `{}` choice must be a whole number", distribution.name);
+                self.builder.push(Op::Check { cond: integral, culprit: value, message })?;
+                self.builder.unary(UnaryOp::ToInt, value)?
+            }
+            distributions::Support::Bool if observed_as_real => {
+                let (zero, one) = (self.builder.real(0.0)?, self.builder.real(1.0)?);
+                let is_zero = self.builder.compare(CompareOp::Eq, value, zero)?;
+                let is_one = self.builder.compare(CompareOp::Eq, value, one)?;
+                let either = self.builder.binary(BinaryOp::Or, is_zero, is_one)?;
+                let message = format!("an observation of a `{}` choice must be 0 or 1", distribution.name);
+                self.builder.push(Op::Check { cond: either, culprit: value, message })?;
+                self.builder.compare(CompareOp::Ne, value, zero)?
+            }
             _ => value,
         })
     }

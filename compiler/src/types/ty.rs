@@ -185,6 +185,21 @@ impl Type {
         }
     }
 
+    /// Whether a value of this type can stand for an observed value of type `expected`: as
+    /// [`Type::fits`], and also reals for counts and booleans (`{ k: [3.0, 5.0] }` observes
+    /// `k: [int; 2]`), whose values are checked to be whole numbers, or 0 and 1, when they are
+    /// used.
+    pub fn observes(&self, expected: &Type) -> bool {
+        match (self, expected) {
+            (Type::Real, Type::Int | Type::Bool) => true,
+            (Type::Vec(n), Type::Array(element, m)) => n.agrees(*m) && matches!(**element, Type::Int | Type::Bool),
+            (Type::Record(a), Type::Record(b)) => {
+                a.len() == b.len() && a.iter().all(|fa| b.iter().any(|fb| fa.name == fb.name && fa.ty.observes(&fb.ty)))
+            }
+            _ => self.fits(expected),
+        }
+    }
+
     /// The common type of two values that must agree (the branches of an `if`), if any.
     pub fn join(&self, other: &Type) -> Option<Type> {
         match (self, other) {

@@ -754,7 +754,7 @@ impl<'a> Checker<'a> {
         }
         for field in actual {
             let Some(expected) = family.trace.iter().find(|m| m.name == field.name) else { continue };
-            if !field.ty.fits(&expected.ty) {
+            if !field.ty.observes(&expected.ty) {
                 self.report(
                     Diagnostic::error(
                         ErrorCode::TypeMismatch,
