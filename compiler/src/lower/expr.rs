@@ -532,35 +532,40 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             _ => return Err(internal(Some(dist.span), "`~` of neither a distribution nor a family")),
         };
         self.check_domains(distribution, &args)?;
-        let value = self.draw(&mut state, distribution, &args, rule, stmt.span)?;
+        let value = self.draw(&mut state, distribution, &args, rule)?;
         self.state = Some(state);
-        env.bind(&address.name.name, Val::Ir(value));
+        env.bind(&address.name.name, value);
         Ok(())
     }
 
     /// Draws from a distribution; a scalar distribution given vector arguments draws each
-    /// element independently.
+    /// element independently (a discrete one into an array of bools or ints).
     pub(super) fn draw(
         &mut self,
         state: &mut ExpectState,
         distribution: &'static Distribution,
         args: &[Value],
         rule: Rule,
-        span: Span,
-    ) -> Lowered<Value> {
+    ) -> Lowered<Val<'a>> {
         let length = elementwise_length(self, distribution, args);
         let Some(length) = length else {
-            return Ok(estimators::choose(&mut self.builder, state, distribution, args, rule)?);
+            return Ok(Val::Ir(estimators::choose(&mut self.builder, state, distribution, args, rule)?));
         };
-        if distribution.support != distributions::Support::Real {
-            return Err(unsupported(span, "a vector of discrete choices"));
-        }
+        let element = discrete_element(distribution);
         let mut elements = Vec::with_capacity(length as usize);
         for i in 0..length {
             let scalars = self.element_args(args, i)?;
-            elements.push(estimators::choose(&mut self.builder, state, distribution, &scalars, rule)?);
+            let drawn = estimators::choose(&mut self.builder, state, distribution, &scalars, rule)?;
+            elements.push(match element {
+                Some(_) => self.discrete_as_real(drawn)?,
+                None => drawn,
+            });
         }
-        Ok(self.builder.push1(Op::Build(elements))?)
+        let data = self.builder.push1(Op::Build(elements))?;
+        Ok(match element {
+            Some(element) => Val::Array { data, element },
+            None => Val::Ir(data),
+        })
     }
 
     /// The arguments of element `i` of an elementwise draw: element `i` of each vector
@@ -746,7 +751,11 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
 }
 
 /// The length of a vector argument given where the distribution takes a real, if any.
-fn elementwise_length(lowerer: &FunctionLowerer<'_, '_>, distribution: &Distribution, args: &[Value]) -> Option<u32> {
+pub(super) fn elementwise_length(
+    lowerer: &FunctionLowerer<'_, '_>,
+    distribution: &Distribution,
+    args: &[Value],
+) -> Option<u32> {
     distribution.params.iter().zip(args).find_map(|((_, kind), arg)| match (kind, lowerer.builder.ty(*arg)) {
         (ParamKind::Real, Some(Type::Vec(n))) => Some(n),
         _ => None,
@@ -860,4 +869,13 @@ fn emit_exp<'a>(lowerer: &mut FunctionLowerer<'_, 'a>, inner: &Rc<Estimate<'a>>,
     let value = b.mul(scale, results[0])?;
     let tangent = b.mul(value, tangent_source)?;
     Ok(b.push1(Op::WithTangent { value, tangent_of: tangent })?)
+}
+
+/// What an array of a discrete distribution's draws holds; `None` for a real distribution.
+pub(super) fn discrete_element(distribution: &Distribution) -> Option<Element> {
+    match distribution.support {
+        distributions::Support::Bool => Some(Element::Bool),
+        distributions::Support::Int => Some(Element::Int),
+        distributions::Support::Real | distributions::Support::RealVector => None,
+    }
 }

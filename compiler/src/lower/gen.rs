@@ -232,18 +232,18 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             Val::Dist(distribution, args) => {
                 self.check_domains(distribution, &args)?;
                 let value = match given {
-                    Some(given) => self.given_value(distribution, given, stmt.span)?,
+                    Some(given) => self.given_value(distribution, &args, given, stmt.span)?,
                     None => {
                         let mut expect = self.state.ok_or_else(|| {
                             unsupported(stmt.span, "sampling a generative function outside `E { … }`")
                         })?;
-                        let value = self.draw(&mut expect, distribution, &args, rule, stmt.span)?;
+                        let value = self.draw(&mut expect, distribution, &args, rule)?;
                         self.state = Some(expect);
                         value
                     }
                 };
-                let score = self.log_density(distribution, &args, value)?;
-                (Val::Ir(value), score)
+                let score = self.log_density(distribution, &args, &value, stmt.span)?;
+                (value, score)
             }
             Val::Family(family) => {
                 let Family::Gen { instance, args } = family.as_ref() else {
@@ -324,7 +324,37 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     }
 
     /// A constrained value in the type the distribution draws.
-    fn given_value(&mut self, distribution: &Distribution, given: Val<'a>, span: Span) -> Lowered<Value> {
+    fn given_value(
+        &mut self,
+        distribution: &'static Distribution,
+        args: &[Value],
+        given: Val<'a>,
+        span: Span,
+    ) -> Lowered<Val<'a>> {
+        // A vector of discrete draws, given as an array or as reals standing for its elements.
+        if let (Some(element), Some(length)) =
+            (super::expr::discrete_element(distribution), super::expr::elementwise_length(self, distribution, args))
+        {
+            return match given {
+                Val::Array { data, element: given } if given == element => Ok(Val::Array { data, element }),
+                Val::Ir(reals) if self.builder.ty(reals) == Some(Type::Vec(length)) => {
+                    let mut elements = Vec::with_capacity(length as usize);
+                    for i in 0..length {
+                        let index = self.builder.int(i64::from(i))?;
+                        let real = self.builder.push1(Op::Extract { aggregate: reals, index })?;
+                        let checked = self.given_scalar(distribution, Val::Ir(real), span)?;
+                        elements.push(self.discrete_as_real(checked)?);
+                    }
+                    Ok(Val::Array { data: self.builder.push1(Op::Build(elements))?, element })
+                }
+                _ => Err(internal(Some(span), "an observation of a vector of discrete choices")),
+            };
+        }
+        Ok(Val::Ir(self.given_scalar(distribution, given, span)?))
+    }
+
+    /// A constrained value of one draw in the type the distribution draws.
+    fn given_scalar(&mut self, distribution: &Distribution, given: Val<'a>, span: Span) -> Lowered<Value> {
         let value = self.scalar(given, span)?;
         let observed_as_real = self.builder.ty(value) == Some(Type::Real);
         Ok(match distribution.support {
@@ -385,8 +415,25 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         &mut self,
         distribution: &'static Distribution,
         args: &[Value],
-        value: Value,
+        value: &Val<'a>,
+        span: Span,
     ) -> Lowered<Value> {
+        if let Val::Array { data, element } = value {
+            let Some(Type::Vec(length)) = self.builder.ty(*data) else {
+                return Err(internal(Some(span), "an array that is not a vector"));
+            };
+            let mut total = self.builder.real(0.0)?;
+            for i in 0..length {
+                let scalars = self.element_args(args, i)?;
+                let index = self.builder.int(i64::from(i))?;
+                let stored = self.builder.push1(Op::Extract { aggregate: *data, index })?;
+                let drawn = self.stored_element(stored, *element)?;
+                let term = (distribution.log_density)(&mut self.builder, &scalars, drawn)?;
+                total = self.builder.add(total, term)?;
+            }
+            return Ok(total);
+        }
+        let value = self.scalar(value.clone(), span)?;
         let vector_arg = distribution.params.iter().zip(args).any(|((_, kind), arg)| {
             *kind == distributions::ParamKind::Real && matches!(self.builder.ty(*arg), Some(Type::Vec(_)))
         });
@@ -657,8 +704,8 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 match first {
                     Val::Dist(distribution, args) => {
                         self.check_domains(distribution, &args)?;
-                        let value = self.given_value(distribution, given, span)?;
-                        Val::Ir(self.log_density(distribution, &args, value)?)
+                        let value = self.given_value(distribution, &args, given, span)?;
+                        Val::Ir(self.log_density(distribution, &args, &value, span)?)
                     }
                     Val::Family(family) => Val::Ir(self.density(&family, &given, span)?),
                     _ => return Err(internal(Some(span), "`density` of neither a family nor a distribution")),
