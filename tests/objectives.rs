@@ -970,3 +970,29 @@ fn one_choice_of_a_vector_of_discrete_values() {
     let difference = number(&reports[2]["mean"], "vectorised − looped");
     assert!(difference.abs() < 1e-12, "{difference}");
 }
+
+/// Literal vectors of ints stay real vectors wherever the checker types them so (`sum([1, 2])`,
+/// integer data in a normal model), and stand for counts or booleans where they observe them;
+/// factors count in a `marginal`'s weights; a negative count has probability 0.
+#[test]
+fn int_literals_factors_and_supports_at_the_edges() {
+    let program = "data ys = [28, 8];\n\
+        gen normals(mu: real) { y ~ normal(fill(2, mu), [15.0, 10.0]); }\n\
+        gen coins() { w ~ normal(0.0, 1.0); for i in 0..3 { y[i] ~ flip(sigmoid(w)); } }\n\
+        gen inner() { x ~ normal(0.0, 1.0); factor(-100.0); }\n\
+        gen outer() { s ~ inner(); factor(-1.0); }\n\
+        print sum([1, 2]);\n\
+        print estimate(E { density(normals(1.0), { y: ys }) }, samples: 2);\n\
+        print estimate(E { density(coins(), { w: 0.0, y: [1, 0, 1] }) }, samples: 2);\n\
+        print estimate(E { let (t, w) = sim(marginal(outer(), select(s), sir(3))); w - density(outer(), t) }, samples: 2);\n\
+        print density(negative_binomial(1.0, 0.5), -1);\n";
+    let reports = run_json("int-literals-factors-edges", program, 1);
+    assert_eq!(number(&reports[0]["value"], "sum"), 3.0);
+    let normals = number(&reports[1]["mean"], "normals");
+    let exact = log_normal_pdf(28.0, 1.0, 15.0) + log_normal_pdf(8.0, 1.0, 10.0);
+    assert!((normals - exact).abs() < 1e-12, "{normals} vs {exact}");
+    let coins = number(&reports[2]["mean"], "coins");
+    assert!((coins - (log_normal_pdf(0.0, 0.0, 1.0) + 3.0 * 0.5f64.ln())).abs() < 1e-12, "{coins}");
+    assert_eq!(number(&reports[3]["mean"], "marginal's weight minus the density"), 0.0);
+    assert_eq!(reports[4]["value"], "-inf");
+}

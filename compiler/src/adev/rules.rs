@@ -455,7 +455,7 @@ pub fn negative_binomial_sample(
 }
 
 /// `lgamma(k + r) − lgamma(r) − lgamma(k + 1) + r·log p + k·log(1 − p)`, the last term 0 at
-/// `k = 0` (finite at p = 1).
+/// `k = 0` (finite at p = 1); −∞ for k < 0.
 pub fn negative_binomial_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
     let (successes, p) = (args[0], args[1]);
     let count = b.unary(UnaryOp::ToReal, x)?;
@@ -477,7 +477,9 @@ pub fn negative_binomial_log_density(b: &mut FunctionBuilder, args: &[Value], x:
     let none = constant(b, 0.0)?;
     let failure_term = b.select(is_zero, none, failure_term)?;
     let density = b.add(coefficient, success_term)?;
-    b.add(density, failure_term)
+    let density = b.add(density, failure_term)?;
+    let infinity = constant(b, f64::INFINITY)?;
+    outside_support_is_impossible(b, count, none, infinity, density)
 }
 
 /// Successes in `n` trials of probability `p`, drawn by the runtime.

@@ -89,18 +89,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                     values.push(self.expr(env, element)?);
                 }
                 self.builder.set_span(Some(expr.span));
-                // `[true, false]` and `[3, 5]` are arrays: reals (0/1, counts) marked with what
-                // they hold, as traces keep indexed discrete choices.
-                let discrete = |lowerer: &Self, value: &Val<'a>| match value {
-                    Val::Ir(value) => match lowerer.builder.ty(*value) {
-                        Some(Type::Bool) => Some(Element::Bool),
-                        Some(Type::Int) => Some(Element::Int),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                let element = values.first().and_then(|first| discrete(self, first));
-                let all_discrete = element.is_some() && values.iter().all(|value| discrete(self, value) == element);
+                // `[true, false]` is an array of booleans: reals (0/1) marked with what they hold,
+                // as traces keep indexed flips. (`[3, 5]` is a real vector, as the checker types
+                // it; where it observes counts, each element is checked to be a whole number.)
+                let boolean = |lowerer: &Self, value: &Val<'a>| matches!(value, Val::Ir(value) if lowerer.builder.ty(*value) == Some(Type::Bool));
+                let all_discrete = !values.is_empty() && values.iter().all(|value| boolean(self, value));
+                let element = all_discrete.then_some(Element::Bool);
                 let mut parts = Vec::with_capacity(values.len());
                 for (value, element) in values.into_iter().zip(elements) {
                     let part = match (all_discrete, value) {

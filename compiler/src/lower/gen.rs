@@ -630,15 +630,16 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         let span = expr.span;
         let arg = |k: usize| args.get(k).map(|arg| &arg.value).ok_or_else(|| internal(Some(span), "missing argument"));
         Ok(Some(match name {
-            // A factor weights the trace like a choice's density but has no address: it is
-            // part of the unselected score, which every form adds to the trace's log density.
+            // A factor weights the trace like a choice's density but has no address: it
+            // belongs to the selected score, so that `sim`, `density` and a `marginal`'s
+            // weights of whatever addresses it selects all include it.
             "factor" => {
                 let weight = self.expr(env, arg(0)?)?;
                 let weight = self.scalar(weight, span)?;
                 let Some(current) = self.gen.last_mut() else {
                     return Err(internal(Some(span), "`factor` outside a generative function"));
                 };
-                current.other = self.builder.add(current.other, weight)?;
+                current.selected = self.builder.add(current.selected, weight)?;
                 Val::Tuple(Vec::new())
             }
             "select" => {

@@ -560,7 +560,7 @@ impl<'a> Checker<'a> {
                 // usable anywhere, such as in a `factor`.
                 if let Type::Dist { name: distribution, value } = &first {
                     let given = self.check_expr(body, slots[1]).ty;
-                    let elementwise = **value == Type::Real && matches!(given, Type::Vec(_) | Type::Mat(..));
+                    let elementwise = **value == Type::Real && matches!(given, Type::Vec(_));
                     if !(given.fits(value) || elementwise) {
                         self.report(
                             Diagnostic::error(
