@@ -985,7 +985,8 @@ fn int_literals_factors_and_supports_at_the_edges() {
         print estimate(E { density(normals(1.0), { y: ys }) }, samples: 2);\n\
         print estimate(E { density(coins(), { w: 0.0, y: [1, 0, 1] }) }, samples: 2);\n\
         print estimate(E { let (t, w) = sim(marginal(outer(), select(s), sir(3))); w - density(outer(), t) }, samples: 2);\n\
-        print density(negative_binomial(1.0, 0.5), -1);\n";
+        print density(negative_binomial(1.0, 0.5), -1);\n\
+        print density(flip(0.25), [true, false]);\n";
     let reports = run_json("int-literals-factors-edges", program, 1);
     assert_eq!(number(&reports[0]["value"], "sum"), 3.0);
     let normals = number(&reports[1]["mean"], "normals");
@@ -995,4 +996,6 @@ fn int_literals_factors_and_supports_at_the_edges() {
     assert!((coins - (log_normal_pdf(0.0, 0.0, 1.0) + 3.0 * 0.5f64.ln())).abs() < 1e-12, "{coins}");
     assert_eq!(number(&reports[3]["mean"], "marginal's weight minus the density"), 0.0);
     assert_eq!(reports[4]["value"], "-inf");
+    let coins = number(&reports[5]["value"], "an array's density");
+    assert!((coins - (0.25f64.ln() + 0.75f64.ln())).abs() < 1e-12, "{coins}");
 }

@@ -331,6 +331,13 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         given: Val<'a>,
         span: Span,
     ) -> Lowered<Val<'a>> {
+        // An array of the distribution's values (`density(flip(p), [true, false])`) is scored
+        // element by element as it is.
+        if let Val::Array { element, .. } = &given {
+            if super::expr::discrete_element(distribution) == Some(*element) {
+                return Ok(given);
+            }
+        }
         // A vector of discrete draws, given as an array or as reals standing for its elements.
         if let (Some(element), Some(length)) =
             (super::expr::discrete_element(distribution), super::expr::elementwise_length(self, distribution, args))

@@ -560,7 +560,11 @@ impl<'a> Checker<'a> {
                 // usable anywhere, such as in a `factor`.
                 if let Type::Dist { name: distribution, value } = &first {
                     let given = self.check_expr(body, slots[1]).ty;
-                    let elementwise = **value == Type::Real && matches!(given, Type::Vec(_));
+                    let elementwise = match (&**value, &given) {
+                        (Type::Real, Type::Vec(_)) => true,
+                        (Type::Bool | Type::Int, Type::Array(element, _)) => element == value,
+                        _ => false,
+                    };
                     if !(given.fits(value) || elementwise) {
                         self.report(
                             Diagnostic::error(
