@@ -92,22 +92,19 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 // `[true, false]` is an array of booleans: reals (0/1) marked with what they hold,
                 // as traces keep indexed flips. (`[3, 5]` is a real vector, as the checker types
                 // it; where it observes counts, each element is checked to be a whole number.)
-                let boolean = |lowerer: &Self, value: &Val<'a>| matches!(value, Val::Ir(value) if lowerer.builder.ty(*value) == Some(Type::Bool));
-                let all_discrete = !values.is_empty() && values.iter().all(|value| boolean(self, value));
-                let element = all_discrete.then_some(Element::Bool);
+                let booleans = !values.is_empty()
+                    && values
+                        .iter()
+                        .all(|value| matches!(value, Val::Ir(v) if self.builder.ty(*v) == Some(Type::Bool)));
                 let mut parts = Vec::with_capacity(values.len());
                 for (value, element) in values.into_iter().zip(elements) {
-                    let part = match (all_discrete, value) {
-                        (true, Val::Ir(value)) => self.discrete_as_real(value)?,
-                        (_, value) => self.real_or_vector(value, element.span)?,
-                    };
-                    parts.push(part);
+                    parts.push(match value {
+                        Val::Ir(value) if booleans => self.discrete_as_real(value)?,
+                        value => self.real_or_vector(value, element.span)?,
+                    });
                 }
                 let data = self.builder.push1(Op::Build(parts))?;
-                Ok(match (all_discrete, element) {
-                    (true, Some(element)) => Val::Array { data, element },
-                    _ => Val::Ir(data),
-                })
+                Ok(if booleans { Val::Array { data, element: Element::Bool } } else { Val::Ir(data) })
             }
             ExprKind::Comprehension { body, var, lo, hi } => self.comprehension(env, expr, body, var, lo, hi),
             ExprKind::Record(fields) => {

@@ -338,12 +338,11 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 return Ok(given);
             }
         }
-        // A vector of discrete draws, given as an array or as reals standing for its elements.
+        // A vector of discrete draws given as reals standing for its elements.
         if let (Some(element), Some(length)) =
             (super::expr::discrete_element(distribution), super::expr::elementwise_length(self, distribution, args))
         {
             return match given {
-                Val::Array { data, element: given } if given == element => Ok(Val::Array { data, element }),
                 Val::Ir(reals) if self.builder.ty(reals) == Some(Type::Vec(length)) => {
                     let mut elements = Vec::with_capacity(length as usize);
                     for i in 0..length {
