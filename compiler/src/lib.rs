@@ -9,6 +9,7 @@
 
 pub mod adev;
 pub mod codegen;
+pub mod data;
 pub mod diagnostics;
 pub mod distributions;
 pub mod embed;
