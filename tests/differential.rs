@@ -176,3 +176,53 @@ fn random_programs_print_the_same_bits_on_both_back_ends() {
     // Most programs must run to the end: a writer whose programs all fail tests nothing.
     assert!(ran * 10 >= programs * 7, "only {ran} of {programs} programs ran to the end");
 }
+
+/// A program reading `data` vectors and matrices of `n` elements every way an estimate can:
+/// whole, by constant and loop index, through `@`, in a record, and printed directly.
+fn data_program(n: usize) -> String {
+    let xs: Vec<String> = (0..n).map(|i| format!("{:?}", (i as f64 * 0.37).sin())).collect();
+    let rows: Vec<String> = (0..3)
+        .map(|r| {
+            format!("[{}]", xs.iter().skip(r).cloned().chain(xs.iter().take(r).cloned()).collect::<Vec<_>>().join(", "))
+        })
+        .collect();
+    format!(
+        "data xs: vec[{n}] = [{}];\n\
+         data m: mat[3, {n}] = [{}];\n\
+         data obs = {{ y: xs }};\n\
+         gen model(w: real) {{ y ~ mv_normal_diag(w * xs, ones({n})); }}\n\
+         param w: real = 0.5;\n\
+         fn objective(w) {{ E {{ density(model(w), obs) + sum([xs[i] * w for i in 0..{n}]) + xs[1] + sum(m @ xs) }} }}\n\
+         print xs[0], sum(m @ xs);\n\
+         print estimate(objective(w), samples: 5);\n\
+         print grad(objective(w), samples: 5);\n",
+        xs.join(", "),
+        rows.join(", "),
+    )
+}
+
+#[test]
+fn data_is_read_in_place_by_both_back_ends_and_costs_no_code() {
+    let source = data_program(40);
+    let analysis = ppl::check_source("data.ppl", &source);
+    assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
+    let native = run(&analysis, Backend::Jit);
+    assert_eq!(native.len(), 4, "{native:?}");
+    assert_eq!(native, run(&analysis, Backend::Interpreter));
+
+    let ir_lines = |n: usize| {
+        let analysis = ppl::check_source("data.ppl", &data_program(n));
+        let options = RunOptions { emit_ir: true, seed: Some(3), threads: Some(1), ..Default::default() };
+        let mut lines = 0;
+        let mut session = Session::new(&analysis, options).expect("it compiles");
+        session
+            .run_commands(&mut |output| {
+                if let ppl::run::Output::Ir { text, .. } = output {
+                    lines += text.lines().count();
+                }
+            })
+            .expect("it runs");
+        lines
+    };
+    assert_eq!(ir_lines(40), ir_lines(4000), "the code of an estimate grows with its data");
+}

@@ -9,7 +9,7 @@
 //! - [`sample`]: samplers that are not a transform of base noise — [`gamma`], [`beta`], [`flip`],
 //!   [`categorical`], [`geometric`], [`poisson`] — each returning a [`DomainError`] for a bad
 //!   parameter instead of panicking;
-//! - [`special`]: [`lgamma`], [`digamma`], [`trigamma`], [`log1p`], [`expm1`], [`logsumexp`],
+//! - [`special`]: [`lgamma`], [`digamma`], [`trigamma`], [`log1p`], [`expm1`], [`logsumexp`], [`minimum`], [`maximum`],
 //!   [`softplus`], [`log_sigmoid`], [`sigmoid`];
 //! - [`implicit`]: [`gamma_sample_dshape`], the implicit-reparameterisation derivative of a
 //!   gamma sample with respect to its shape;
@@ -48,4 +48,6 @@ pub use implicit::gamma_sample_dshape;
 pub use optim::{clip_by_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule};
 pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};
-pub use special::{digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, sigmoid, softplus, trigamma};
+pub use special::{
+    digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, maximum, minimum, sigmoid, softplus, trigamma,
+};

@@ -210,6 +210,22 @@ fn sin_pi(x: f64) -> f64 {
 
 /// ln Σᵢ e^{xᵢ}, without overflow or underflow.
 ///
+/// The smallest of `values` (+∞ if there are none), or NaN if any is NaN.
+pub fn minimum(values: &[f64]) -> f64 {
+    values
+        .iter()
+        .try_fold(f64::INFINITY, |least, &x| if x.is_nan() { None } else { Some(least.min(x)) })
+        .unwrap_or(f64::NAN)
+}
+
+/// The largest of `values` (−∞ if there are none), or NaN if any is NaN.
+pub fn maximum(values: &[f64]) -> f64 {
+    values
+        .iter()
+        .try_fold(f64::NEG_INFINITY, |most, &x| if x.is_nan() { None } else { Some(most.max(x)) })
+        .unwrap_or(f64::NAN)
+}
+
 /// −∞ for an empty slice (the log of an empty sum) or when every element is −∞; +∞ if any
 /// element is +∞; NaN if any element is NaN. The largest element is factored out and the rest
 /// summed through `log1p`, so a dominant element keeps full relative accuracy.

@@ -17,6 +17,7 @@ mod shims;
 mod translate;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder};
 use cranelift_codegen::settings::{self, Configurable};
@@ -43,6 +44,8 @@ pub enum Place {
 pub struct Layout {
     slot: HashMap<Value, usize>,
     rng: HashMap<Value, usize>,
+    /// Run-time data, read where it lives: no slot, no copy.
+    data: HashMap<Value, Arc<[f64]>>,
     /// A second place for each loop-carried vector or stream, for the end of an iteration.
     staging: HashMap<Value, Place>,
     params: Vec<Place>,
@@ -54,23 +57,19 @@ pub struct Layout {
     rngs_len: usize,
 }
 
-fn words(ty: Type) -> usize {
-    match ty {
-        Type::Vec(n) => n as usize,
-        Type::Mat(m, n) => m as usize * n as usize,
-        _ => 1,
-    }
-}
-
 impl Layout {
     fn of(function: &Function) -> Layout {
         let mut layout = Layout::default();
+        layout.find_data(&function.body);
         for (index, ty) in function.value_types.iter().enumerate() {
             let value = Value(index as u32);
+            if layout.data.contains_key(&value) {
+                continue;
+            }
             match ty {
                 Type::Vec(_) | Type::Mat(..) => {
                     layout.slot.insert(value, layout.slots_len);
-                    layout.slots_len += words(*ty);
+                    layout.slots_len += ty.elements();
                 }
                 Type::Rng => {
                     layout.rng.insert(value, layout.rngs_len);
@@ -92,6 +91,17 @@ impl Layout {
             layout.results.push(place);
         }
         layout
+    }
+
+    fn find_data(&mut self, block: &Block) {
+        for inst in &block.insts {
+            if let (crate::ir::Op::Data(tensor), [result]) = (&inst.op, inst.results.as_slice()) {
+                self.data.insert(*result, tensor.values.clone());
+            }
+            for nested in inst.op.blocks() {
+                self.find_data(nested);
+            }
+        }
     }
 
     /// Whether two vector or stream values live in the same place (a stream advanced in place,
@@ -118,8 +128,8 @@ impl Layout {
             self.rngs_len += 1;
             Place::Rng(self.rngs_len - 1)
         } else {
-            self.slots_len += words(ty);
-            Place::Slot(self.slots_len - words(ty))
+            self.slots_len += ty.elements();
+            Place::Slot(self.slots_len - ty.elements())
         }
     }
 
@@ -290,7 +300,7 @@ pub struct Compiled {
     real_results: Option<std::ops::Range<usize>>,
     /// Unique among the functions of this process: the owner of its scratch memory.
     id: u64,
-    _code: std::sync::Arc<Code>,
+    _code: Arc<Code>,
     /// The Cranelift IR, for `--emit clif`.
     pub clif: String,
 }
@@ -389,7 +399,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
         id: COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         result_types,
         layout,
-        _code: std::sync::Arc::new(Code(Some(module))),
+        _code: Arc::new(Code(Some(module))),
         clif,
     })
 }
@@ -401,8 +411,8 @@ fn consecutive_reals(places: &[Place], types: &[Type]) -> Option<std::ops::Range
     for (place, ty) in places.iter().zip(types) {
         let (Place::Slot(offset), Type::Real | Type::Vec(_) | Type::Mat(..)) = (place, ty) else { return None };
         range = match range {
-            None => Some(*offset..offset + words(*ty)),
-            Some(range) if range.end == *offset => Some(range.start..offset + words(*ty)),
+            None => Some(*offset..offset + ty.elements()),
+            Some(range) if range.end == *offset => Some(range.start..offset + ty.elements()),
             Some(_) => return None,
         };
     }
@@ -446,7 +456,7 @@ impl Compiled {
         let mut rest = flat;
         for (place, ty) in self.layout.params.iter().zip(&self.param_types) {
             let (Place::Slot(offset), Type::Real | Type::Vec(_) | Type::Mat(..)) = (place, ty) else { break };
-            let n = words(*ty).min(rest.len());
+            let n = ty.elements().min(rest.len());
             if let Some(slots) = scratch.slots.get_mut(*offset..offset + n) {
                 slots.copy_from_slice(&rest[..n]);
             }
@@ -485,7 +495,7 @@ impl Compiled {
     pub fn result_slice<'s>(&self, scratch: &'s Scratch, index: usize) -> &'s [f64] {
         match (self.layout.results.get(index), self.result_types.get(index)) {
             (Some(Place::Slot(offset)), Some(ty @ (Type::Real | Type::Vec(_) | Type::Mat(..)))) => {
-                scratch.slots.get(*offset..offset + words(*ty)).unwrap_or(&[])
+                scratch.slots.get(*offset..offset + ty.elements()).unwrap_or(&[])
             }
             _ => &[],
         }

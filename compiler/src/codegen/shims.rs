@@ -89,6 +89,16 @@ pub unsafe extern "C" fn logsumexp(src: *const f64, len: i64) -> f64 {
     ppl_runtime::logsumexp(unsafe { slice(src, len) })
 }
 
+pub unsafe extern "C" fn minimum(src: *const f64, len: i64) -> f64 {
+    // SAFETY: see the module's contract.
+    ppl_runtime::minimum(unsafe { slice(src, len) })
+}
+
+pub unsafe extern "C" fn maximum(src: *const f64, len: i64) -> f64 {
+    // SAFETY: see the module's contract.
+    ppl_runtime::maximum(unsafe { slice(src, len) })
+}
+
 /// The products of `interp::value::matmul`, in its summation order: `kind` 0 is vector·vector,
 /// 1 matrix·vector, 2 vector·matrix, 3 matrix·matrix; `a` is m×n, `b` n×p.
 pub unsafe extern "C" fn matmul(kind: i64, dst: *mut f64, a: *const f64, b: *const f64, m: i64, n: i64, p: i64) -> f64 {
@@ -269,6 +279,8 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_copy", copy as *const u8),
         ("ppl_sum", sum as *const u8),
         ("ppl_logsumexp", logsumexp as *const u8),
+        ("ppl_minimum", minimum as *const u8),
+        ("ppl_maximum", maximum as *const u8),
         ("ppl_matmul", matmul as *const u8),
         ("ppl_transpose", transpose as *const u8),
         ("ppl_outer", outer as *const u8),

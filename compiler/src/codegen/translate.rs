@@ -39,7 +39,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_vec_unary" => (vec![I64, I64, I64, I64], vec![]),
         "ppl_vec_binary" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![]),
         "ppl_copy" => (vec![I64, I64, I64], vec![]),
-        "ppl_sum" | "ppl_logsumexp" => (vec![I64, I64], vec![F64]),
+        "ppl_sum" | "ppl_logsumexp" | "ppl_minimum" | "ppl_maximum" => (vec![I64, I64], vec![F64]),
         "ppl_matmul" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![F64]),
         "ppl_transpose" => (vec![I64, I64, I64, I64], vec![]),
         "ppl_outer" => (vec![I64, I64, I64, I64, I64], vec![]),
@@ -77,12 +77,9 @@ fn clif_type(ty: Type) -> Option<cl::Type> {
     }
 }
 
+/// How many words a value of type `ty` holds.
 fn len(ty: Type) -> i64 {
-    match ty {
-        Type::Vec(n) => i64::from(n),
-        Type::Mat(m, n) => i64::from(m) * i64::from(n),
-        _ => 1,
-    }
+    ty.elements() as i64
 }
 
 impl Translator<'_, '_> {
@@ -103,6 +100,10 @@ impl Translator<'_, '_> {
         if let Some(index) = self.layout.rng.get(&value) {
             let offset = (*index * std::mem::size_of::<ppl_runtime::Rng>()) as i64;
             return Ok(self.b.ins().iadd_imm(self.rngs, offset));
+        }
+        if let Some(data) = self.layout.data.get(&value) {
+            // The layout holds the buffer, and the compiled function holds the layout.
+            return Ok(self.iconst(data.as_ptr() as i64));
         }
         match self.layout.slot.get(&value) {
             Some(offset) => Ok(self.b.ins().iadd_imm(self.slots, (*offset * 8) as i64)),
@@ -238,6 +239,8 @@ impl Translator<'_, '_> {
             Op::Const(Constant::Real(x)) => Some(self.b.ins().f64const(*x)),
             Op::Const(Constant::Int(n)) => Some(self.iconst(*n)),
             Op::Const(Constant::Bool(b)) => Some(self.b.ins().iconst(types::I8, i64::from(*b))),
+            // Read where it lives (see `address`).
+            Op::Data(_) => None,
             Op::Unary(op, a) => self.unary(*op, *a, result, ty)?,
             Op::Binary(op, a, b) => self.binary(*op, *a, *b, result, ty)?,
             Op::Compare(op, a, b) => Some(self.compare(*op, *a, *b)?),
@@ -322,7 +325,12 @@ impl Translator<'_, '_> {
             Op::Reduce(op, a) => {
                 let src = self.address(*a)?;
                 let n = self.iconst(len(self.ty(*a)?));
-                let name = if *op == ReduceOp::Sum { "ppl_sum" } else { "ppl_logsumexp" };
+                let name = match op {
+                    ReduceOp::Sum => "ppl_sum",
+                    ReduceOp::LogSumExp => "ppl_logsumexp",
+                    ReduceOp::Min => "ppl_minimum",
+                    ReduceOp::Max => "ppl_maximum",
+                };
                 Some(self.call1(name, &[src, n])?)
             }
             Op::MatMul(a, b) => {

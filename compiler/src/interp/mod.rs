@@ -136,6 +136,7 @@ impl Frame {
             Op::Const(Constant::Real(x)) => one(RuntimeValue::Real(*x)),
             Op::Const(Constant::Int(n)) => one(RuntimeValue::Int(*n)),
             Op::Const(Constant::Bool(b)) => one(RuntimeValue::Bool(*b)),
+            Op::Data(tensor) => one(RuntimeValue::from_reals(tensor.ty, &tensor.values)),
             Op::Unary(unary, value) => one(unary_op(*unary, self.get(*value)?)?),
             Op::Binary(binary, a, b) => one(binary_op(*binary, self.get(*a)?, self.get(*b)?)?),
             Op::Compare(compare, a, b) => one(RuntimeValue::Bool(compare_op(*compare, self.get(*a)?, self.get(*b)?)?)),
@@ -169,6 +170,8 @@ impl Frame {
                 one(RuntimeValue::Real(match reduce {
                     ReduceOp::Sum => elements.iter().sum(),
                     ReduceOp::LogSumExp => ppl_runtime::logsumexp(elements),
+                    ReduceOp::Min => ppl_runtime::minimum(elements),
+                    ReduceOp::Max => ppl_runtime::maximum(elements),
                 }))
             }
             Op::MatMul(a, b) => one(value::matmul(self.get(*a)?, self.get(*b)?)?),
@@ -221,7 +224,11 @@ impl Frame {
                 if self.get(*cond)?.as_bool()? {
                     Ok(Vec::new())
                 } else {
-                    let message = format!("{message}, but it is {}", self.get(*culprit)?);
+                    let culprit = self.get(*culprit)?;
+                    let message = match message.contains("{}") {
+                        true => message.replacen("{}", &culprit.to_string(), 1),
+                        false => format!("{message}, but it is {culprit}"),
+                    };
                     Err(InterpError { kind: ErrorKind::Domain, message, span: None })
                 }
             }

@@ -20,6 +20,17 @@ pub enum RuntimeValue {
 }
 
 impl RuntimeValue {
+    /// A real, vector or matrix of type `ty` from its reals (row-major).
+    pub fn from_reals(ty: crate::ir::Type, data: &[f64]) -> RuntimeValue {
+        match ty {
+            crate::ir::Type::Vec(_) => RuntimeValue::Vec(data.to_vec()),
+            crate::ir::Type::Mat(rows, cols) => {
+                RuntimeValue::Mat { rows: rows as usize, cols: cols as usize, data: data.to_vec() }
+            }
+            _ => RuntimeValue::Real(data.first().copied().unwrap_or(f64::NAN)),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             RuntimeValue::Real(_) => "real",

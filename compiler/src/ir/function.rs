@@ -1,5 +1,7 @@
 //! Functions, blocks, instructions and operations.
 
+use std::sync::Arc;
+
 use super::types::Type;
 use crate::syntax::span::Span;
 
@@ -43,6 +45,32 @@ pub enum Constant {
     Real(f64),
     Int(i64),
     Bool(bool),
+}
+
+/// A vector or matrix of reals the function reads but does not compute: a `data` item's value,
+/// held once and shared (never copied into code, so compiling costs nothing per element).
+/// Two tensors are the same operation only if they are the same buffer.
+#[derive(Clone)]
+pub struct Tensor {
+    /// The `data` item it holds (or a part of it), for printing.
+    pub name: Arc<str>,
+    /// `Vec` or `Mat`.
+    pub ty: Type,
+    /// Row-major; as many elements as `ty` has.
+    pub values: Arc<[f64]>,
+}
+
+impl PartialEq for Tensor {
+    fn eq(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.values, &other.values) && self.ty == other.ty
+    }
+}
+
+/// Identity rather than contents: passes key operations by their `Debug` text.
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({}: {} at {:p})", self.name, self.ty, self.values.as_ptr())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,6 +129,10 @@ pub enum CompareOp {
 pub enum ReduceOp {
     Sum,
     LogSumExp,
+    /// The smallest element; NaN if any is. Has no derivative: it decides checks.
+    Min,
+    /// The largest element; NaN if any is. Has no derivative: it decides checks.
+    Max,
 }
 
 /// Base noise drawn from a stream; samplers of named distributions are built on these.
@@ -151,6 +183,8 @@ pub enum BranchRule {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     Const(Constant),
+    /// A run-time input: the tensor's values.
+    Data(Tensor),
     /// Elementwise on vectors and matrices.
     Unary(UnaryOp, Value),
     /// Elementwise; a scalar operand is broadcast.
@@ -204,7 +238,8 @@ pub enum Op {
     },
     Kernel(Kernel, Vec<Value>),
     /// Stops the run with a diagnostic at this instruction's source unless `cond` holds;
-    /// `culprit` is the value the message shows. No results.
+    /// `culprit` is the value the message shows: in place of its `{}`, or after ", but it is".
+    /// No results.
     Check {
         cond: Value,
         culprit: Value,
@@ -248,7 +283,7 @@ impl Op {
     /// The values the operation reads directly (not those read inside its blocks).
     pub fn operands(&self) -> Vec<Value> {
         match self {
-            Op::Const(_) => Vec::new(),
+            Op::Const(_) | Op::Data(_) => Vec::new(),
             Op::Unary(_, a) | Op::Reduce(_, a) => vec![*a],
             Op::Binary(_, a, b) | Op::Compare(_, a, b) | Op::MatMul(a, b) => vec![*a, *b],
             Op::Select { cond, if_true, if_false } => vec![*cond, *if_true, *if_false],
@@ -297,7 +332,7 @@ impl Op {
     /// The same values as [`Op::operands`], to rewrite them.
     pub fn operands_mut(&mut self) -> Vec<&mut Value> {
         match self {
-            Op::Const(_) => Vec::new(),
+            Op::Const(_) | Op::Data(_) => Vec::new(),
             Op::Unary(_, a) | Op::Reduce(_, a) => vec![a],
             Op::Binary(_, a, b) | Op::Compare(_, a, b) | Op::MatMul(a, b) => vec![a, b],
             Op::Select { cond, if_true, if_false } => vec![cond, if_true, if_false],

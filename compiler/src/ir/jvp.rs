@@ -227,6 +227,9 @@ impl Jvp<'_> {
                     let weighted = self.binary(BinaryOp::Mul, weights, da)?;
                     Some(self.push(Op::Reduce(ReduceOp::Sum, weighted))?)
                 }
+                (Some(_), ReduceOp::Min | ReduceOp::Max) => {
+                    return Err(IrError { message: format!("{reduce:?} of a differentiated vector") })
+                }
             },
             (Op::MatMul(a, b), Op::MatMul(x, z)) => {
                 let left = match self.t(a) {

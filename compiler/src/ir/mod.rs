@@ -23,8 +23,8 @@ pub mod verify;
 
 pub use builder::FunctionBuilder;
 pub use function::{
-    BinaryOp, Block, BranchRule, CompareOp, Constant, Function, Inst, Kernel, Noise, Op, ReduceOp, Sampler, UnaryOp,
-    Value,
+    BinaryOp, Block, BranchRule, CompareOp, Constant, Function, Inst, Kernel, Noise, Op, ReduceOp, Sampler, Tensor,
+    UnaryOp, Value,
 };
 pub use types::Type;
 

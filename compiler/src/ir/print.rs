@@ -104,6 +104,7 @@ fn describe(op: &Op) -> String {
         Op::Const(Constant::Real(value)) => format!("const {value:?}"),
         Op::Const(Constant::Int(value)) => format!("const {value}"),
         Op::Const(Constant::Bool(value)) => format!("const {value}"),
+        Op::Data(tensor) => format!("data {}", tensor.name),
         Op::Unary(unary, value) => format!("{} {value}", lower_name(unary)),
         Op::Binary(binary, a, b) => format!("{} {a}, {b}", lower_name(binary)),
         Op::Compare(compare, a, b) => format!("cmp_{} {a}, {b}", lower_name(compare)),

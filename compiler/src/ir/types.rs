@@ -14,6 +14,15 @@ pub enum Type {
 }
 
 impl Type {
+    /// How many reals a value of this type holds (one for a scalar).
+    pub fn elements(self) -> usize {
+        match self {
+            Type::Vec(n) => n as usize,
+            Type::Mat(rows, cols) => rows as usize * cols as usize,
+            _ => 1,
+        }
+    }
+
     /// Whether values of this type carry tangents (reals, vectors and matrices of reals).
     pub fn is_differentiable(self) -> bool {
         matches!(self, Type::Real | Type::Vec(_) | Type::Mat(..))

@@ -36,6 +36,12 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
         Op::Const(Constant::Real(_)) => Ok(vec![Type::Real]),
         Op::Const(Constant::Int(_)) => Ok(vec![Type::Int]),
         Op::Const(Constant::Bool(_)) => Ok(vec![Type::Bool]),
+        Op::Data(tensor) => match tensor.ty {
+            Type::Vec(_) | Type::Mat(..) if tensor.values.len() == tensor.ty.elements() => Ok(vec![tensor.ty]),
+            ty => Err(IrError {
+                message: format!("data {} holds {} reals, not a {ty}", tensor.name, tensor.values.len()),
+            }),
+        },
         Op::Unary(unary, value) => {
             let t = ty(*value)?;
             match (unary, t) {

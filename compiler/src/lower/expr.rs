@@ -578,39 +578,90 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         use crate::adev::rules::Domain;
         for (index, (domain, arg)) in distribution.domains.iter().zip(args).enumerate() {
             let name = distribution.params.get(index).map_or("argument", |(name, _)| *name);
-            let message = format!("`{name}` of `{}` {}", distribution.name, domain.requirement(distribution.params));
-            let elements: Vec<Value> = match (domain, self.builder.ty(*arg)) {
-                (Domain::Any, _) => continue,
-                (Domain::Weights, _) => {
-                    let total = self.builder.push1(Op::Reduce(ReduceOp::Sum, *arg))?;
-                    let zero = self.builder.real(0.0)?;
-                    let positive = self.builder.compare(CompareOp::Gt, total, zero)?;
-                    self.builder.push(Op::Check {
-                        cond: positive,
-                        culprit: total,
-                        message: format!("the weights of `{}` must have a positive sum", distribution.name),
-                    })?;
-                    self.elements(*arg)?
+            let requirement =
+                format!("`{name}` of `{}` {}", distribution.name, domain.requirement(distribution.params));
+            if *domain == Domain::Any {
+                continue;
+            }
+            if *domain == Domain::Weights {
+                let total = self.builder.push1(Op::Reduce(ReduceOp::Sum, *arg))?;
+                let zero = self.builder.real(0.0)?;
+                let positive = self.builder.compare(CompareOp::Gt, total, zero)?;
+                let message = format!("the weights of `{}` must have a positive sum", distribution.name);
+                self.builder.push(Op::Check { cond: positive, culprit: total, message })?;
+            }
+            match self.builder.ty(*arg) {
+                Some(Type::Vec(_) | Type::Mat(..)) => self.check_elements(*domain, *arg, args, &requirement)?,
+                _ => {
+                    let ok = self.domain_holds(*domain, *arg, args)?;
+                    self.builder.push(Op::Check { cond: ok, culprit: *arg, message: requirement })?;
                 }
-                (_, Some(Type::Vec(_))) => self.elements(*arg)?,
-                _ => vec![*arg],
-            };
-            for element in elements {
-                let ok = self.domain_holds(*domain, element, args)?;
-                self.builder.push(Op::Check { cond: ok, culprit: element, message: message.clone() })?;
             }
         }
         Ok(())
     }
 
-    fn elements(&mut self, vector: Value) -> Lowered<Vec<Value>> {
-        let Some(Type::Vec(n)) = self.builder.ty(vector) else { return Ok(vec![vector]) };
-        (0..n)
-            .map(|i| {
-                let index = self.builder.int(i64::from(i))?;
-                Ok(self.builder.push1(Op::Extract { aggregate: vector, index })?)
-            })
-            .collect()
+    /// Checks every element of a vector or matrix by its extremes, in code whose size does not
+    /// grow with the length: the smallest element must satisfy a lower bound, the largest an
+    /// upper one.
+    fn check_elements(
+        &mut self,
+        domain: crate::adev::rules::Domain,
+        elements: Value,
+        args: &[Value],
+        requirement: &str,
+    ) -> Lowered<()> {
+        use crate::adev::rules::Domain;
+        let b = &mut self.builder;
+        let values = b.unary(UnaryOp::Detach, elements)?;
+        let smallest = b.push1(Op::Reduce(ReduceOp::Min, values))?;
+        let largest = b.push1(Op::Reduce(ReduceOp::Max, values))?;
+        let zero = b.real(0.0)?;
+        let one = b.real(1.0)?;
+        let check = |b: &mut crate::ir::FunctionBuilder, cond: Value, culprit: Value, which: &str| {
+            let message = format!("{requirement}, but its {which} is {{}}");
+            b.push(Op::Check { cond, culprit, message }).map(|_| ())
+        };
+        match domain {
+            Domain::Any => {}
+            Domain::Positive | Domain::PositiveVector => {
+                let ok = b.compare(CompareOp::Gt, smallest, zero)?;
+                check(b, ok, smallest, "smallest element")?;
+            }
+            Domain::NonNegative | Domain::Weights => {
+                let ok = b.compare(CompareOp::Ge, smallest, zero)?;
+                check(b, ok, smallest, "smallest element")?;
+            }
+            // Every element above the bound (a scalar or one per element): `min(x - bound) > 0`.
+            Domain::Above(index) => {
+                let Some(bound) = args.get(index) else { return Ok(()) };
+                let margin = b.sub(values, *bound)?;
+                let least_margin = b.push1(Op::Reduce(ReduceOp::Min, margin))?;
+                let ok = b.compare(CompareOp::Gt, least_margin, zero)?;
+                check(b, ok, smallest, "smallest element")?;
+            }
+            Domain::Probability | Domain::SuccessProbability | Domain::Count => {
+                let low = match domain {
+                    Domain::SuccessProbability => b.compare(CompareOp::Gt, smallest, zero)?,
+                    _ => b.compare(CompareOp::Ge, smallest, zero)?,
+                };
+                check(b, low, smallest, "smallest element")?;
+                let most = match domain {
+                    Domain::Count => b.real(9_007_199_254_740_992.0)?,
+                    _ => one,
+                };
+                let high = b.compare(CompareOp::Le, largest, most)?;
+                check(b, high, largest, "largest element")?;
+                if domain == Domain::Count {
+                    let whole = b.unary(UnaryOp::Floor, values)?;
+                    let fraction = b.sub(values, whole)?;
+                    let largest_fraction = b.push1(Op::Reduce(ReduceOp::Max, fraction))?;
+                    let integral = b.compare(CompareOp::Eq, largest_fraction, zero)?;
+                    check(b, integral, largest_fraction, "largest fractional part")?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn domain_holds(&mut self, domain: crate::adev::rules::Domain, x: Value, args: &[Value]) -> Lowered<Value> {

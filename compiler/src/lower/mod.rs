@@ -14,15 +14,18 @@ mod expr;
 mod gen;
 mod value;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 pub use value::{Element, Shape, Val};
 
 use crate::adev::estimators::ExpectState;
 use crate::diagnostics::{Diagnostic, ErrorCode};
+use crate::interp::RuntimeValue;
 use crate::ir::verify::IrError;
-use crate::ir::{Function, FunctionBuilder, Type};
+use crate::ir::{Constant, Function, FunctionBuilder, Op, Tensor, Type};
 use crate::syntax::ast::{Binding, Expr, ItemKind};
 use crate::syntax::span::Span;
 use crate::types::{CheckedProgram, ItemRef, Type as SurfaceType};
@@ -43,7 +46,34 @@ pub struct Param {
 pub struct Program<'a> {
     pub analysis: &'a Analysis,
     pub params: Vec<Param>,
-    globals: HashMap<&'a str, (ItemRef, &'a Binding)>,
+    globals: HashMap<&'a str, Global<'a>>,
+    /// Each `data` item's value, computed at its first use.
+    data: RefCell<HashMap<&'a str, Rc<DataValue<'a>>>>,
+}
+
+/// A top-level `data` or `let` binding.
+#[derive(Clone, Copy)]
+struct Global<'a> {
+    at: ItemRef,
+    binding: &'a Binding,
+    is_data: bool,
+}
+
+/// A `data` item's value, computed once: vectors and matrices become [`Tensor`]s every function
+/// reads in place (a data set costs its bytes, not code), scalars constants the compiler folds.
+enum DataValue<'a> {
+    Computed {
+        /// The value's structure (its IR values belong to no function; see [`Val::rebuild`]).
+        template: Val<'a>,
+        leaves: Vec<DataLeaf>,
+    },
+    /// Computed from parameters (`data d = 2.0 * p;`): lowered where it is used, like a `let`.
+    Inline,
+}
+
+enum DataLeaf {
+    Constant(crate::ir::Constant),
+    Tensor(Tensor),
 }
 
 /// A lowered command input: the function and the layout of what it returns.
@@ -74,13 +104,14 @@ impl<'a> Program<'a> {
                         params.push(Param { name: binding.name.name.clone(), ty, item: at });
                     }
                     ItemKind::Data(binding) | ItemKind::Let(binding) => {
-                        globals.insert(binding.name.name.as_str(), (at, binding));
+                        let is_data = matches!(item.kind, ItemKind::Data(_));
+                        globals.insert(binding.name.name.as_str(), Global { at, binding, is_data });
                     }
                     _ => {}
                 }
             }
         }
-        Ok(Program { analysis, params, globals })
+        Ok(Program { analysis, params, globals, data: RefCell::default() })
     }
 
     pub fn checked(&self) -> &'a CheckedProgram {
@@ -146,6 +177,50 @@ impl<'a> Program<'a> {
         let function = lowerer.builder.finish(results)?;
         Ok(LoweredValues { function, shapes: vec![trace.shape()] })
     }
+}
+
+impl<'a> Program<'a> {
+    /// The value of the `data` item `name`, computed (by the interpreter) at its first use.
+    fn data_value(&self, name: &str, global: Global<'a>) -> Lowered<Rc<DataValue<'a>>> {
+        if let Some(value) = self.data.borrow().get(name) {
+            return Ok(value.clone());
+        }
+        let value = Rc::new(self.compute_data(name, global)?);
+        self.data.borrow_mut().insert(global.binding.name.name.as_str(), value.clone());
+        Ok(value)
+    }
+
+    fn compute_data(&self, name: &str, global: Global<'a>) -> Lowered<DataValue<'a>> {
+        let span = global.binding.value.span;
+        let mut lowerer = FunctionLowerer::new(self, name, &[])?;
+        let template = lowerer.lower_global(name, global, span)?;
+        let mut results = Vec::new();
+        template.flatten(&mut results);
+        let function = lowerer.builder.finish(results).map_err(|e| internal(Some(span), e))?;
+        let reads_params = function.body.params.iter().any(|param| crate::ir::uses(&function).contains(param));
+        if reads_params {
+            return Ok(DataValue::Inline);
+        }
+        let args = self.params.iter().map(|param| RuntimeValue::from_reals(param.ty, &[])).collect();
+        let values = crate::interp::run(&function, args)
+            .map_err(|error| crate::run::runtime_error(error, Some(global.binding.name.span), None))?;
+        let leaves = values
+            .into_iter()
+            .map(|value| match value {
+                RuntimeValue::Real(x) => Ok(DataLeaf::Constant(Constant::Real(x))),
+                RuntimeValue::Int(n) => Ok(DataLeaf::Constant(Constant::Int(n))),
+                RuntimeValue::Bool(b) => Ok(DataLeaf::Constant(Constant::Bool(b))),
+                RuntimeValue::Vec(data) => Ok(tensor(name, Type::Vec(data.len() as u32), data)),
+                RuntimeValue::Mat { rows, cols, data } => Ok(tensor(name, Type::Mat(rows as u32, cols as u32), data)),
+                RuntimeValue::Rng(_) => Err(internal(Some(span), "data holds a random stream")),
+            })
+            .collect::<Lowered<_>>()?;
+        Ok(DataValue::Computed { template, leaves })
+    }
+}
+
+fn tensor(name: &str, ty: Type, values: Vec<f64>) -> DataLeaf {
+    DataLeaf::Tensor(Tensor { name: Arc::from(name), ty, values: Arc::from(values) })
 }
 
 /// The most elements a vector or matrix may have: every value has a slot in scratch memory,
@@ -231,30 +306,51 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         })
     }
 
-    /// The value of a `data`/`let` global, lowered at its first use. Globals are first-order
-    /// and built from constants, so lowering one where it is first used is valid wherever
-    /// it is used later only if that is the function's top level: the cache is keyed by the
-    /// nesting depth at which the value was computed.
+    /// The value of a `data`/`let` global. A `let` (and a `data` item computed from parameters)
+    /// is lowered at its first use. Globals are first-order and built from constants, so
+    /// lowering one where it is first used is valid wherever it is used later only if that is
+    /// the function's top level: the cache is keyed by the nesting depth at which the value was
+    /// computed.
     fn global(&mut self, name: &str, span: Span) -> Lowered<Option<Val<'a>>> {
         if let Some(value) = self.globals.get(name) {
             return Ok(Some(value.clone()));
         }
-        let Some((at, binding)) = self.program.globals.get(name).copied() else { return Ok(None) };
-        let context = self.program.top_level_context(at.file).ok_or_else(|| internal(Some(span), "unchecked"))?;
-        let mut env = Env::new(context);
-        let saved_state = self.state.take();
-        let value = self.expr(&mut env, &binding.value);
-        self.state = saved_state;
-        let value = value?;
-        let declared = self.program.checked().globals.get(name).map(|global| global.ty.clone());
-        let value = match declared {
-            Some(ty) => self.coerce(value, &ty)?,
-            None => value,
+        let Some(global) = self.program.globals.get(name).copied() else { return Ok(None) };
+        let value = match global.is_data {
+            true => match &*self.program.data_value(name, global)? {
+                DataValue::Computed { template, leaves } => {
+                    let mut values = Vec::with_capacity(leaves.len());
+                    for leaf in leaves {
+                        values.push(match leaf {
+                            DataLeaf::Constant(constant) => self.builder.push1(Op::Const(*constant))?,
+                            DataLeaf::Tensor(tensor) => self.builder.push1(Op::Data(tensor.clone()))?,
+                        });
+                    }
+                    template.rebuild(&mut values.into_iter())
+                }
+                DataValue::Inline => self.lower_global(name, global, span)?,
+            },
+            false => self.lower_global(name, global, span)?,
         };
         if self.builder.depth() == 1 {
             self.globals.insert(name.to_string(), value.clone());
         }
         Ok(Some(value))
+    }
+
+    /// A global's expression lowered here, converted to its declared type.
+    fn lower_global(&mut self, name: &str, global: Global<'a>, span: Span) -> Lowered<Val<'a>> {
+        let context =
+            self.program.top_level_context(global.at.file).ok_or_else(|| internal(Some(span), "unchecked"))?;
+        let mut env = Env::new(context);
+        let saved_state = self.state.take();
+        let value = self.expr(&mut env, &global.binding.value);
+        self.state = saved_state;
+        let value = value?;
+        match self.program.checked().globals.get(name).map(|global| global.ty.clone()) {
+            Some(ty) => self.coerce(value, &ty),
+            None => Ok(value),
+        }
     }
 
     /// Runs an estimate once on `rng` and returns its (real) value.

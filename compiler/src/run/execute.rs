@@ -22,8 +22,6 @@ use crate::codegen::{Compiled, Scratch};
 use crate::interp::{self, InterpError, RuntimeValue};
 use crate::ir::{Function, Type};
 
-use super::params::{elements, runtime_value};
-
 /// Calls per chunk: the unit of work handed to a thread, and of the fixed order in which
 /// summaries are combined.
 pub const CHUNK: u64 = 64;
@@ -161,9 +159,9 @@ fn runtime_args(types: &[Type], flat: &[f64]) -> Vec<RuntimeValue> {
     let mut rest = flat;
     let mut args = Vec::with_capacity(types.len() + 1);
     for ty in types {
-        let (data, after) = rest.split_at(elements(*ty).min(rest.len()));
+        let (data, after) = rest.split_at(ty.elements().min(rest.len()));
         rest = after;
-        args.push(runtime_value(*ty, data));
+        args.push(RuntimeValue::from_reals(*ty, data));
     }
     args
 }

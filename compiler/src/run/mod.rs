@@ -200,7 +200,7 @@ impl<'a> Session<'a> {
     }
 
     /// The current value of each parameter, by name.
-    pub fn params(&self) -> impl Iterator<Item = (&str, RuntimeValue)> + '_ {
+    pub fn params(&self) -> impl Iterator<Item = (&str, RuntimeValue)> + use<'_, 'a> {
         self.program.params.iter().enumerate().map(|(index, param)| (param.name.as_str(), self.params.value(index)))
     }
 

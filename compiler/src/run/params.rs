@@ -14,24 +14,6 @@ pub struct Params {
     entries: Vec<(usize, Type)>,
 }
 
-/// How many reals a parameter of type `ty` holds.
-pub fn elements(ty: Type) -> usize {
-    match ty {
-        Type::Vec(n) => n as usize,
-        Type::Mat(rows, cols) => rows as usize * cols as usize,
-        _ => 1,
-    }
-}
-
-/// The reals of a parameter of type `ty` as a run-time value.
-pub fn runtime_value(ty: Type, data: &[f64]) -> RuntimeValue {
-    match ty {
-        Type::Vec(_) => RuntimeValue::Vec(data.to_vec()),
-        Type::Mat(rows, cols) => RuntimeValue::Mat { rows: rows as usize, cols: cols as usize, data: data.to_vec() },
-        _ => RuntimeValue::Real(data.first().copied().unwrap_or(f64::NAN)),
-    }
-}
-
 impl Params {
     /// Zero-valued parameters of the given types.
     pub fn zeros(types: impl IntoIterator<Item = Type>) -> Params {
@@ -39,7 +21,7 @@ impl Params {
         let mut len = 0;
         for ty in types {
             entries.push((len, ty));
-            len += elements(ty);
+            len += ty.elements();
         }
         Params { values: vec![0.0; len], entries }
     }
@@ -64,14 +46,14 @@ impl Params {
     /// The values of parameter `index` (empty if there is none).
     pub fn get(&self, index: usize) -> &[f64] {
         match self.entries.get(index) {
-            Some((offset, ty)) => &self.values[*offset..offset + elements(*ty)],
+            Some((offset, ty)) => &self.values[*offset..offset + ty.elements()],
             None => &[],
         }
     }
 
     pub fn get_mut(&mut self, index: usize) -> &mut [f64] {
         match self.entries.get(index) {
-            Some((offset, ty)) => &mut self.values[*offset..offset + elements(*ty)],
+            Some((offset, ty)) => &mut self.values[*offset..offset + ty.elements()],
             None => &mut [],
         }
     }
@@ -95,7 +77,7 @@ impl Params {
 
     /// Parameter `index` as a run-time value.
     pub fn value(&self, index: usize) -> RuntimeValue {
-        runtime_value(self.ty(index).unwrap_or(Type::Real), self.get(index))
+        RuntimeValue::from_reals(self.ty(index).unwrap_or(Type::Real), self.get(index))
     }
 
     /// Every parameter as a run-time value, in order: the leading arguments of a compiled
