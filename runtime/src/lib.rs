@@ -17,6 +17,7 @@
 //!   [`Optimizer`] built from a [`Method`] (SGD, Adam, AdamW, RMSprop, Adagrad, as PyTorch
 //!   defines them) and a learning-rate [`Schedule`], checkpointed as an [`OptimizerState`] —
 //!   and [`clip_by_norm`] / [`global_norm`] for gradients;
+//! - [`linalg`]: [`matmul`], the matrix product (the `gemm` crate's kernels for large ones);
 //! - [`memory`]: buffers each worker thread writes without sharing cache lines with others.
 //!
 //! ```
@@ -37,6 +38,7 @@
 
 pub mod error;
 pub mod implicit;
+pub mod linalg;
 pub mod memory;
 pub mod optim;
 pub mod rng;
@@ -45,6 +47,7 @@ pub mod special;
 
 pub use error::DomainError;
 pub use implicit::gamma_sample_dshape;
+pub use linalg::matmul;
 pub use optim::{clip_by_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule};
 pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};

@@ -99,41 +99,26 @@ pub unsafe extern "C" fn maximum(src: *const f64, len: i64) -> f64 {
     ppl_runtime::maximum(unsafe { slice(src, len) })
 }
 
-/// The products of `interp::value::matmul`, in its summation order: `kind` 0 is vector·vector,
-/// 1 matrix·vector, 2 vector·matrix, 3 matrix·matrix; `a` is m×n, `b` n×p.
+/// `ppl_runtime::matmul`, as the interpreter calls it: `kind` 0 is vector·vector (the result
+/// returned), 1 matrix·vector, 2 vector·matrix, 3 matrix·matrix; `a` is m×n, `b` n×p.
 pub unsafe extern "C" fn matmul(kind: i64, dst: *mut f64, a: *const f64, b: *const f64, m: i64, n: i64, p: i64) -> f64 {
-    let dot = |terms: &mut dyn Iterator<Item = (f64, f64)>| terms.fold(0.0, |sum, (x, y)| sum + x * y);
-    // SAFETY: see the module's contract.
+    let (m, p) = match kind {
+        0 => (1, 1),
+        1 => (m, 1),
+        2 => (1, p),
+        _ => (m, p),
+    };
+    // SAFETY: see the module's contract; a vector·vector product writes into a local.
     unsafe {
-        match kind {
-            0 => dot(&mut slice(a, n).iter().copied().zip(slice(b, n).iter().copied())),
-            1 => {
-                let (x, v) = (slice(a, m * n), slice(b, n));
-                for i in 0..m as usize {
-                    *dst.add(i) =
-                        dot(&mut x[i * n as usize..(i + 1) * n as usize].iter().copied().zip(v.iter().copied()));
-                }
-                0.0
-            }
-            2 => {
-                // v (length n) times a matrix n×p.
-                let (v, x) = (slice(a, n), slice(b, n * p));
-                for j in 0..p as usize {
-                    *dst.add(j) = dot(&mut (0..n as usize).map(|i| (v[i], x[i * p as usize + j])));
-                }
-                0.0
-            }
-            _ => {
-                let (x, y) = (slice(a, m * n), slice(b, n * p));
-                let (n, p) = (n as usize, p as usize);
-                for i in 0..m as usize {
-                    for j in 0..p {
-                        *dst.add(i * p + j) = dot(&mut (0..n).map(|l| (x[i * n + l], y[l * p + j])));
-                    }
-                }
-                0.0
-            }
+        let (a, b) = (slice(a, m * n), slice(b, n * p));
+        if kind == 0 {
+            let mut dot = [0.0];
+            ppl_runtime::matmul(a, b, &mut dot, 1, n as usize, 1);
+            return dot[0];
         }
+        let out = std::slice::from_raw_parts_mut(dst, (m * p) as usize);
+        ppl_runtime::matmul(a, b, out, m as usize, n as usize, p as usize);
+        0.0
     }
 }
 

@@ -173,27 +173,19 @@ impl RuntimeValue {
 /// index order (the order compiled code must use too).
 pub fn matmul(a: &RuntimeValue, b: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
     use RuntimeValue::{Mat, Vec as Vector};
-    let dot = |terms: &mut dyn Iterator<Item = (f64, f64)>| terms.fold(0.0, |sum, (x, y)| sum + x * y);
+    let product = |x: &[f64], y: &[f64], m: usize, n: usize, p: usize| {
+        let mut out = vec![0.0; m * p];
+        ppl_runtime::matmul(x, y, &mut out, m, n, p);
+        out
+    };
     match (a, b) {
         (Vector(x), Vector(y)) if x.len() == y.len() => {
-            Ok(RuntimeValue::Real(dot(&mut x.iter().copied().zip(y.iter().copied()))))
+            Ok(RuntimeValue::Real(product(x, y, 1, x.len(), 1).first().copied().unwrap_or(0.0)))
         }
-        (Mat { rows, cols, data }, Vector(v)) if *cols == v.len() => Ok(Vector(
-            (0..*rows)
-                .map(|i| dot(&mut data[i * cols..(i + 1) * cols].iter().copied().zip(v.iter().copied())))
-                .collect(),
-        )),
-        (Vector(v), Mat { rows, cols, data }) if *rows == v.len() => {
-            Ok(Vector((0..*cols).map(|j| dot(&mut (0..*rows).map(|i| (v[i], data[i * cols + j])))).collect()))
-        }
+        (Mat { rows, cols, data }, Vector(v)) if *cols == v.len() => Ok(Vector(product(data, v, *rows, *cols, 1))),
+        (Vector(v), Mat { rows, cols, data }) if *rows == v.len() => Ok(Vector(product(v, data, 1, *rows, *cols))),
         (Mat { rows: m, cols: n, data: x }, Mat { rows: k, cols: p, data: y }) if n == k => {
-            let mut out = Vec::with_capacity(m * p);
-            for i in 0..*m {
-                for j in 0..*p {
-                    out.push(dot(&mut (0..*n).map(|l| (x[i * n + l], y[l * p + j]))));
-                }
-            }
-            Ok(Mat { rows: *m, cols: *p, data: out })
+            Ok(Mat { rows: *m, cols: *p, data: product(x, y, *m, *n, *p) })
         }
         _ => fail(format!("product of a {} and a {} of mismatched shapes", a.kind(), b.kind()), None),
     }

@@ -1,0 +1,109 @@
+//! Matrix products: the one kernel both back ends call for `@`, so they agree bit for bit.
+//!
+//! Products of at least [`GEMM_WORK`] multiply–adds go to the `gemm` crate's tuned kernels
+//! (single-threaded: a step's particles already run on every core), smaller ones to plain dot
+//! products, whose call costs less than `gemm`'s dispatch. `gemm` picks its kernels by the
+//! CPU's vector width, so a large product's last bits may differ between machines (never
+//! between runs or back ends on one machine); small ones are the same everywhere.
+
+/// Multiply–adds from which a product is worth `gemm`'s dispatch.
+pub const GEMM_WORK: usize = 4096;
+
+/// `out = a · b` for a row-major `m × n` matrix `a` and `n × p` matrix `b` (`out` is `m × p`); a
+/// vector is a matrix with one row or one column. Slices of other lengths leave `out` NaN.
+pub fn matmul(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, p: usize) {
+    let fits = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols) == Some(len);
+    if !(fits(a.len(), m, n) && fits(b.len(), n, p) && fits(out.len(), m, p)) {
+        out.fill(f64::NAN);
+        return;
+    }
+    if m.saturating_mul(n).saturating_mul(p) < GEMM_WORK || n == 0 {
+        for (i, row) in out.chunks_exact_mut(p.max(1)).enumerate().take(m) {
+            for (j, cell) in row.iter_mut().enumerate() {
+                *cell = (0..n).fold(0.0, |sum, l| sum + a[i * n + l] * b[l * p + j]);
+            }
+        }
+        return;
+    }
+    let stride = |cols: usize| isize::try_from(cols).unwrap_or(isize::MAX);
+    // SAFETY: the three slices hold exactly the row-major matrices the strides describe (checked
+    // above), `out` does not alias the others (it is borrowed mutably), and `read_dst` is false,
+    // so `out` is only written.
+    unsafe {
+        gemm::gemm(
+            m,
+            p,
+            n,
+            out.as_mut_ptr(),
+            1,
+            stride(p),
+            false,
+            a.as_ptr(),
+            1,
+            stride(n),
+            b.as_ptr(),
+            1,
+            stride(p),
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(a: &[f64], b: &[f64], m: usize, n: usize, p: usize) -> Vec<f64> {
+        let mut out = vec![0.0; m * p];
+        for i in 0..m {
+            for j in 0..p {
+                out[i * p + j] = (0..n).map(|l| a[i * n + l] * b[l * p + j]).sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn small_and_large_products_agree_with_the_definition() {
+        for (m, n, p) in [(1, 5, 1), (3, 4, 2), (1, 784, 200), (200, 784, 1), (64, 30, 70), (2, 0, 3)] {
+            let a: Vec<f64> = (0..m * n).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..n * p).map(|i| (i as f64 * 0.11).cos()).collect();
+            let mut out = vec![f64::NAN; m * p];
+            matmul(&a, &b, &mut out, m, n, p);
+            for (x, y) in out.iter().zip(plain(&a, &b, m, n, p)) {
+                assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{m}×{n}×{p}: {x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn mismatched_lengths_give_nan_instead_of_reading_out_of_bounds() {
+        let mut out = vec![0.0; 2];
+        matmul(&[1.0; 3], &[1.0; 2], &mut out, 2, 2, 1);
+        assert!(out.iter().all(|x| x.is_nan()));
+    }
+
+    #[test]
+    fn the_same_inputs_give_the_same_bits_wherever_they_lie_in_memory() {
+        let (m, n, p) = (64, 100, 30);
+        let a: Vec<f64> = (0..m * n + 3).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..n * p + 3).map(|i| (i as f64 * 0.11).cos()).collect();
+        let mut first = vec![0.0; m * p];
+        matmul(&a[..m * n], &b[..n * p], &mut first, m, n, p);
+        for shift in 1..3 {
+            let a2: Vec<f64> = [vec![0.0; shift], a[..m * n].to_vec()].concat();
+            let b2: Vec<f64> = [vec![0.0; shift], b[..n * p].to_vec()].concat();
+            let mut out = vec![0.0; m * p + shift];
+            matmul(&a2[shift..], &b2[shift..], &mut out[shift..], m, n, p);
+            assert_eq!(
+                first.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                out[shift..].iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+        }
+    }
+}
