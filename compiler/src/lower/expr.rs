@@ -168,6 +168,20 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     pub(crate) fn coerce(&mut self, value: Val<'a>, ty: &SurfaceType) -> Lowered<Val<'a>> {
         Ok(match (value, ty) {
             (Val::Ir(v), SurfaceType::Real) => Val::Ir(self.converted_to_real(v)?),
+            (Val::Ir(v), SurfaceType::Int | SurfaceType::Bool) if self.builder.ty(v) == Some(Type::Real) => {
+                let element = if *ty == SurfaceType::Int { Element::Int } else { Element::Bool };
+                self.check_discrete(v, element)?;
+                let zero = self.builder.real(0.0)?;
+                match element {
+                    Element::Int => Val::Ir(self.builder.unary(UnaryOp::ToInt, v)?),
+                    Element::Bool => Val::Ir(self.builder.compare(CompareOp::Ne, v, zero)?),
+                }
+            }
+            (Val::Ir(v), SurfaceType::Array(element, _)) if matches!(self.builder.ty(v), Some(Type::Vec(_))) => {
+                let element = if **element == SurfaceType::Int { Element::Int } else { Element::Bool };
+                self.check_discrete(v, element)?;
+                Val::Array { data: v, element }
+            }
             (Val::Tuple(parts), SurfaceType::Tuple(types)) if parts.len() == types.len() => Val::Tuple(
                 parts.into_iter().zip(types).map(|(part, ty)| self.coerce(part, ty)).collect::<Lowered<_>>()?,
             ),
@@ -184,6 +198,55 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             }
             (value, _) => value,
         })
+    }
+
+    /// Checks that reals standing for counts are whole numbers (of at most 2^53 in size) and
+    /// that reals standing for booleans are 0 or 1, every element of a vector at once.
+    fn check_discrete(&mut self, values: Value, element: Element) -> Lowered<()> {
+        let b = &mut self.builder;
+        let values = b.unary(UnaryOp::Detach, values)?;
+        let (reduce, culprit_of) = match b.ty(values) {
+            Some(Type::Vec(_)) => (true, "element"),
+            _ => (false, "value"),
+        };
+        let extreme = |b: &mut crate::ir::FunctionBuilder, op: ReduceOp, x: Value| match reduce {
+            true => b.push1(Op::Reduce(op, x)),
+            false => Ok(x),
+        };
+        let zero = b.real(0.0)?;
+        let whole = b.unary(UnaryOp::Floor, values)?;
+        let fraction = b.sub(values, whole)?;
+        let largest_fraction = extreme(b, ReduceOp::Max, fraction)?;
+        let magnitude = b.unary(UnaryOp::Abs, values)?;
+        let largest_magnitude = extreme(b, ReduceOp::Max, magnitude)?;
+        let (smallest, largest) = (extreme(b, ReduceOp::Min, values)?, extreme(b, ReduceOp::Max, values)?);
+        let check = |b: &mut crate::ir::FunctionBuilder, cond: Value, culprit: Value, message: String| {
+            b.push(Op::Check { cond, culprit, message }).map(|_| ())
+        };
+        let integral = b.compare(CompareOp::Eq, largest_fraction, zero)?;
+        let (kind, largest_fraction_is) = match reduce {
+            true => ("counts must be whole numbers", "the largest fractional part is {}"),
+            false => ("a count must be a whole number", "its fractional part is {}"),
+        };
+        check(b, integral, largest_fraction, format!("{kind}, but {largest_fraction_is}"))?;
+        match element {
+            Element::Int => {
+                let most = b.real(9_007_199_254_740_992.0)?;
+                let bounded = b.compare(CompareOp::Le, largest_magnitude, most)?;
+                let message = format!("counts must be at most 2^53 in size, but the largest {culprit_of} is {{}}");
+                check(b, bounded, largest_magnitude, message)?;
+            }
+            Element::Bool => {
+                let one = b.real(1.0)?;
+                let low = b.compare(CompareOp::Ge, smallest, zero)?;
+                let message = format!("booleans must be 0 or 1, but the smallest {culprit_of} is {{}}");
+                check(b, low, smallest, message)?;
+                let high = b.compare(CompareOp::Le, largest, one)?;
+                let message = format!("booleans must be 0 or 1, but the largest {culprit_of} is {{}}");
+                check(b, high, largest, message)?;
+            }
+        }
+        Ok(())
     }
 
     fn binary(
@@ -545,7 +608,8 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         let element = discrete_element(distribution);
         let mut elements = Vec::with_capacity(length as usize);
         for i in 0..length {
-            let scalars = self.element_args(args, i)?;
+            let index = self.builder.int(i64::from(i))?;
+            let scalars = self.element_args(args, index)?;
             let drawn = estimators::choose(&mut self.builder, state, distribution, &scalars, rule)?;
             elements.push(match element {
                 Some(_) => self.discrete_as_real(drawn)?,
@@ -561,8 +625,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
 
     /// The arguments of element `i` of an elementwise draw: element `i` of each vector
     /// argument, and each scalar argument as it is.
-    pub(super) fn element_args(&mut self, args: &[Value], i: u32) -> Lowered<Vec<Value>> {
-        let index = self.builder.int(i64::from(i))?;
+    pub(super) fn element_args(&mut self, args: &[Value], index: Value) -> Lowered<Vec<Value>> {
         let mut scalars = Vec::with_capacity(args.len());
         for arg in args {
             scalars.push(match self.builder.ty(*arg) {

@@ -428,16 +428,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             let Some(Type::Vec(length)) = self.builder.ty(*data) else {
                 return Err(internal(Some(span), "an array that is not a vector"));
             };
-            let mut total = self.builder.real(0.0)?;
-            for i in 0..length {
-                let scalars = self.element_args(args, i)?;
-                let index = self.builder.int(i64::from(i))?;
-                let stored = self.builder.push1(Op::Extract { aggregate: *data, index })?;
-                let drawn = self.stored_element(stored, *element)?;
-                let term = (distribution.log_density)(&mut self.builder, &scalars, drawn)?;
-                total = self.builder.add(total, term)?;
-            }
-            return Ok(total);
+            return self.summed(length, |lowerer, index| {
+                let scalars = lowerer.element_args(args, index)?;
+                let stored = lowerer.builder.push1(Op::Extract { aggregate: *data, index })?;
+                let drawn = lowerer.stored_element(stored, *element)?;
+                Ok((distribution.log_density)(&mut lowerer.builder, &scalars, drawn)?)
+            });
         }
         let value = self.scalar(value.clone(), span)?;
         let vector_arg = distribution.params.iter().zip(args).any(|((_, kind), arg)| {
@@ -448,15 +444,24 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         else {
             return Ok((distribution.log_density)(&mut self.builder, args, value)?);
         };
-        let mut total = self.builder.real(0.0)?;
-        for i in 0..length {
-            let scalars = self.element_args(args, i)?;
-            let index = self.builder.int(i64::from(i))?;
-            let element = self.builder.push1(Op::Extract { aggregate: value, index })?;
-            let term = (distribution.log_density)(&mut self.builder, &scalars, element)?;
-            total = self.builder.add(total, term)?;
-        }
-        Ok(total)
+        self.summed(length, |lowerer, index| {
+            let scalars = lowerer.element_args(args, index)?;
+            let element = lowerer.builder.push1(Op::Extract { aggregate: value, index })?;
+            Ok((distribution.log_density)(&mut lowerer.builder, &scalars, element)?)
+        })
+    }
+
+    /// `Σ term(i)` for `i` in `0..length`, in that order, as a loop whose code is one term's.
+    fn summed(&mut self, length: u32, mut term: impl FnMut(&mut Self, Value) -> Lowered<Value>) -> Lowered<Value> {
+        let zero = self.builder.real(0.0)?;
+        let (lo, hi) = (self.builder.int(0)?, self.builder.int(i64::from(length))?);
+        let params = self.builder.begin_block(&[Type::Int, Type::Real]);
+        let (index, total) = (params[0], params[1]);
+        let term = term(self, index)?;
+        let next = self.builder.add(total, term)?;
+        let body = self.builder.end_block(vec![next])?;
+        let results = self.builder.push_for(lo, hi, vec![zero], body)?;
+        results.first().copied().ok_or_else(|| internal(None, "a loop without results"))
     }
 
     /// `sim(F)`: a trace of F and its (exact or estimated) log weight.

@@ -101,6 +101,8 @@ pub enum TypeExprKind {
     Named(Ident),
     Vec(Dim),
     Mat(Dim, Dim),
+    /// `[int; n]`, `[bool; n]`: a vector of discrete values.
+    Array(Box<TypeExpr>, Dim),
     Tuple(Vec<TypeExpr>),
     Record(Vec<(Ident, TypeExpr)>),
 }

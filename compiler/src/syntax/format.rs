@@ -1041,6 +1041,7 @@ fn type_text(ty: &TypeExpr) -> String {
         TypeExprKind::Named(name) => name.name.clone(),
         TypeExprKind::Vec(n) => format!("vec[{}]", dim_text(n)),
         TypeExprKind::Mat(m, n) => format!("mat[{}, {}]", dim_text(m), dim_text(n)),
+        TypeExprKind::Array(element, n) => format!("[{}; {}]", type_text(element), dim_text(n)),
         TypeExprKind::Tuple(parts) => tuple_text(parts.iter().map(type_text).collect()),
         TypeExprKind::Record(fields) if fields.is_empty() => "{}".to_string(),
         TypeExprKind::Record(fields) => {

@@ -296,6 +296,7 @@ where
             .or(ident.clone().map(Dim::Name))
             .labelled("a dimension");
         let bracketed_dims = dim
+            .clone()
             .separated_by(just(Token::Comma))
             .at_least(1)
             .at_most(2)
@@ -324,13 +325,19 @@ where
         let record = ident
             .clone()
             .then_ignore(just(Token::Colon))
-            .then(ty)
+            .then(ty.clone())
             .separated_by(just(Token::Comma))
             .allow_trailing()
             .collect::<Vec<_>>()
             .delimited_by(just(Token::LBrace), just(Token::RBrace))
             .map(TypeExprKind::Record);
-        choice((shaped, tuple, record))
+        let array = ty
+            .clone()
+            .then_ignore(just(Token::Semi))
+            .then(dim)
+            .delimited_by(just(Token::LBracket), just(Token::RBracket))
+            .map(|(element, length)| TypeExprKind::Array(Box::new(element), length));
+        choice((shaped, tuple, record, array))
             .map_with(|kind, e| TypeExpr { kind, span: span_of(e.span()) })
             .labelled("a type")
     })

@@ -68,6 +68,7 @@ pub fn type_sexp(ty: &TypeExpr) -> String {
         TypeExprKind::Named(name) => name.name.clone(),
         TypeExprKind::Vec(n) => format!("vec[{}]", dim_sexp(n)),
         TypeExprKind::Mat(m, n) => format!("mat[{}, {}]", dim_sexp(m), dim_sexp(n)),
+        TypeExprKind::Array(element, n) => format!("[{}; {}]", type_sexp(element), dim_sexp(n)),
         TypeExprKind::Tuple(parts) => node("tuple", parts.iter().map(type_sexp)),
         TypeExprKind::Record(fields) => {
             node("record", fields.iter().map(|(name, ty)| format!("({}: {})", name.name, type_sexp(ty))))

@@ -39,6 +39,24 @@ impl Checker<'_> {
             },
             TypeExprKind::Vec(n) => Type::Vec(self.resolve_dim(n)),
             TypeExprKind::Mat(m, n) => Type::Mat(self.resolve_dim(m), self.resolve_dim(n)),
+            TypeExprKind::Array(element, n) => {
+                let length = self.resolve_dim(n);
+                match self.resolve_annotation(element) {
+                    element @ (Type::Int | Type::Bool | Type::Unknown) => Type::Array(Box::new(element), length),
+                    other => {
+                        let help = match other {
+                            Type::Real => format!("a vector of reals is written `vec[{length}]`"),
+                            _ => "arrays hold `int`s or `bool`s: `[int; n]`, `[bool; n]`".to_string(),
+                        };
+                        self.report(
+                            Diagnostic::error(ErrorCode::UnknownType, format!("`[{other}; {length}]` is not a type"))
+                                .with_primary(element.span, "not an `int` or a `bool`")
+                                .with_help(help),
+                        );
+                        Type::Unknown
+                    }
+                }
+            }
             TypeExprKind::Tuple(parts) => Type::Tuple(parts.iter().map(|part| self.resolve_annotation(part)).collect()),
             TypeExprKind::Record(fields) => {
                 let mut resolved: Vec<Field> = Vec::with_capacity(fields.len());

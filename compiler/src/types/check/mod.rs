@@ -329,7 +329,13 @@ impl<'a> Checker<'a> {
         self.output.record_top_level(at.file, std::mem::take(&mut body.types), std::mem::take(&mut body.calls));
         let ty = match annotation {
             Some(annotation) => {
-                self.expect_fits(&value.ty, &annotation, binding.value.span, binding.ty.as_ref().map(|t| t.span));
+                // Reals may fill a `data` item's counts and booleans (`data k: [int; 3] = [3, 5, 2];`):
+                // they are checked once, when the data is computed, as observations are.
+                let converted = kind == GlobalKind::Data && value.ty.observes(&annotation);
+                if !converted {
+                    let annotation_span = binding.ty.as_ref().map(|t| t.span);
+                    self.expect_fits(&value.ty, &annotation, binding.value.span, annotation_span);
+                }
                 annotation
             }
             None => value.ty.clone(),
