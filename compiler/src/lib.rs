@@ -15,6 +15,7 @@ pub mod distributions;
 pub mod embed;
 pub mod interp;
 pub mod ir;
+pub mod load;
 pub mod lower;
 pub mod run;
 pub mod stdlib;

@@ -99,4 +99,5 @@ error_codes! {
     NotANumber = "E0701", "a computation produced NaN";
     OutOfBounds = "E0702", "index out of bounds at run time";
     RuntimeFailure = "E0703", "run-time failure";
+    LoadFailed = "E0704", "a data file cannot be loaded";
 }

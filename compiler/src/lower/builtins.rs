@@ -5,7 +5,11 @@ use std::rc::Rc;
 
 use super::value::{Env, Estimate, Val};
 use super::{internal, unsupported, FunctionLowerer, Lowered};
-use crate::ir::{BinaryOp, Op, ReduceOp, Type, UnaryOp, Value};
+use std::sync::Arc;
+
+use crate::data::Data;
+use crate::diagnostics::{Diagnostic, ErrorCode};
+use crate::ir::{BinaryOp, Op, ReduceOp, Tensor, Type, UnaryOp, Value};
 use crate::syntax::ast::{Arg, Expr};
 
 /// Elementwise functions that are one IR operation.
@@ -30,6 +34,61 @@ const UNARY: &[(&str, UnaryOp)] = &[
 const BINARY: &[(&str, BinaryOp)] = &[("min", BinaryOp::Min), ("max", BinaryOp::Max), ("pow", BinaryOp::Pow)];
 
 impl<'p, 'a> FunctionLowerer<'p, 'a> {
+    /// `load(path)`: the file read as the declared type, its vectors and matrices as tensors.
+    /// A relative path is relative to the directory of the program's file.
+    fn load(&mut self, env: &mut Env<'a>, expr: &'a Expr, args: &'a [Arg]) -> Lowered<Val<'a>> {
+        let path = match args.first().map(|arg| self.expr(env, &arg.value)).transpose()? {
+            Some(Val::Str(path)) => path,
+            _ => return Err(internal(Some(expr.span), "`load` of a non-string")),
+        };
+        let declared = env.ty(expr).ok_or_else(|| internal(Some(expr.span), "`load` without a type"))?;
+        let sources = &self.program.analysis.sources;
+        let base = sources.locate(expr.span).map(|(file, _)| file.name.as_str()).filter(|name| !name.starts_with('<'));
+        let resolved = match base.and_then(|name| std::path::Path::new(name).parent()) {
+            Some(directory) => directory.join(&path),
+            None => std::path::PathBuf::from(&path),
+        };
+        let data = crate::load::read(&resolved, declared).map_err(|error| {
+            let diagnostic = Diagnostic::error(ErrorCode::LoadFailed, error.message)
+                .with_primary(expr.span, format!("loading `{}`", resolved.display()));
+            match error.note {
+                Some(note) => diagnostic.with_note(note),
+                None => diagnostic,
+            }
+        })?;
+        self.data_val(&data, &path)
+    }
+
+    /// A host value in this function: scalars as constants, vectors and matrices as tensors.
+    pub(super) fn data_val(&mut self, data: &Data, name: &str) -> Lowered<Val<'a>> {
+        let tensor = |ty: Type, values: &[f64]| {
+            Op::Data(Tensor { name: Arc::from(name), ty, values: Arc::from(values.to_vec()) })
+        };
+        let too_large = || {
+            unsupported(self.span.unwrap_or_default(), "a vector or matrix of more than 4,294,967,295 rows or columns")
+        };
+        Ok(match data {
+            Data::Real(x) => Val::Ir(self.builder.real(*x)?),
+            Data::Int(n) => Val::Ir(self.builder.int(*n)?),
+            Data::Bool(b) => Val::Ir(self.builder.boolean(*b)?),
+            Data::Vec(values) => {
+                let n = u32::try_from(values.len()).map_err(|_| too_large())?;
+                Val::Ir(self.builder.push1(tensor(Type::Vec(n), values))?)
+            }
+            Data::Mat { rows, cols, data } => {
+                let (rows, cols) = (u32::try_from(*rows), u32::try_from(*cols));
+                let (Ok(rows), Ok(cols)) = (rows, cols) else { return Err(too_large()) };
+                Val::Ir(self.builder.push1(tensor(Type::Mat(rows, cols), data))?)
+            }
+            Data::Record(fields) => Val::Record(
+                fields
+                    .iter()
+                    .map(|(field, value)| Ok((field.clone(), self.data_val(value, &format!("{name}.{field}"))?)))
+                    .collect::<Lowered<_>>()?,
+            ),
+        })
+    }
+
     pub(super) fn builtin(
         &mut self,
         env: &mut Env<'a>,
@@ -39,6 +98,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     ) -> Lowered<Val<'a>> {
         if let Some(value) = self.inference_form(env, expr, name, args)? {
             return Ok(value);
+        }
+        if name == "load" {
+            return self.load(env, expr, args);
         }
         let mut values = Vec::with_capacity(args.len());
         for arg in args {

@@ -201,9 +201,33 @@ impl<'a> Program<'a> {
         if reads_params {
             return Ok(DataValue::Inline);
         }
+        // A loaded file's tensors are the results themselves: taken as they are, not copied
+        // through the interpreter (a data set is held once).
+        let defined: HashMap<crate::ir::Value, &Op> = function
+            .body
+            .insts
+            .iter()
+            .filter_map(|inst| match inst.results.as_slice() {
+                [result] => Some((*result, &inst.op)),
+                _ => None,
+            })
+            .collect();
+        let direct = |value: &crate::ir::Value| match defined.get(value) {
+            Some(Op::Data(tensor)) => Some(DataLeaf::Tensor(tensor.clone())),
+            Some(Op::Const(constant)) => Some(DataLeaf::Constant(*constant)),
+            _ => None,
+        };
+        if let Some(leaves) = function.body.results.iter().map(direct).collect::<Option<Vec<_>>>() {
+            return Ok(DataValue::Computed { template, leaves });
+        }
         let args = self.params.iter().map(|param| RuntimeValue::from_reals(param.ty, &[])).collect();
-        let values = crate::interp::run(&function, args)
-            .map_err(|error| crate::run::runtime_error(error, Some(global.binding.name.span), None))?;
+        let values = crate::interp::run(&function, args).map_err(|error| {
+            let code = match error.kind {
+                crate::interp::ErrorKind::Domain => ErrorCode::DomainError,
+                _ => ErrorCode::RuntimeFailure,
+            };
+            Diagnostic::error(code, error.message).with_primary(span, format!("computing `{name}` from this"))
+        })?;
         let leaves = values
             .into_iter()
             .map(|value| match value {
