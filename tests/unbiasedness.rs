@@ -620,6 +620,48 @@ fn chain(t: f64) -> (f64, f64) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Estimates over a data set's rows: all rows, and minibatches drawn without replacement.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn minibatch_estimates_are_unbiased_for_the_full_data_objective() {
+    check_row(&Row {
+        name: "rows",
+        seed: 17,
+        thetas: [0.3, -0.7],
+        samples: 20_000,
+        defs: "
+gen model() { x ~ normal(0.0, 1.0); y ~ normal(x, 1.0); }
+gen guide(m: real) { x ~ normal(m, 1.0); }
+data ys: vec[6] = [0.5, -1.0, 2.0, 0.25, 1.5, -0.5];
+fn row_theta1(y: real) { elbo(model(), guide(theta1), { y: y }) }
+fn row_theta2(y: real) { elbo(model(), guide(theta2), { y: y }) }
+",
+        cases: &[
+            // Per row, with q = N(θ, 1): ELBO(y) = −½log 2π − ½θ² − ½(y − θ)² − ½; d/dθ = y − 2θ.
+            Case { objective: "mean_over(ys, row_THETA)", exact: rows_mean, sd: (1.4, 1.3) },
+            Case { objective: "mean_over(ys, row_THETA, batch: 2)", exact: rows_mean, sd: (2.8, 2.4) },
+            Case { objective: "sum_over(ys, row_THETA, batch: 3)", exact: rows_sum, sd: (13.0, 11.2) },
+        ],
+    });
+}
+
+const ROWS: [f64; 6] = [0.5, -1.0, 2.0, 0.25, 1.5, -0.5];
+
+/// The mean over `ROWS` of the per-row ELBO above, and its derivative.
+fn rows_mean(t: f64) -> (f64, f64) {
+    let n = ROWS.len() as f64;
+    let value =
+        ROWS.iter().map(|y| -0.5 * (2.0 * std::f64::consts::PI).ln() - 0.5 * t * t - 0.5 * (y - t).powi(2) - 0.5);
+    (value.sum::<f64>() / n, ROWS.iter().map(|y| y - 2.0 * t).sum::<f64>() / n)
+}
+
+fn rows_sum(t: f64) -> (f64, f64) {
+    let (value, derivative) = rows_mean(t);
+    (6.0 * value, 6.0 * derivative)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Combinators on estimates.
 // ---------------------------------------------------------------------------------------------
 

@@ -161,3 +161,41 @@ pub fn poisson(rng: &mut Rng, rate: f64) -> Result<u64, DomainError> {
         Err(_) => Err(DomainError::new("poisson", "rate", rate, "be in [0, 1.844e19]")),
     }
 }
+
+/// Fills `out` with distinct indices drawn uniformly from `0..population` (as reals), each set
+/// of `out.len()` indices equally likely: a minibatch's rows, sampled without replacement.
+/// Errors unless `out.len() <= population`.
+///
+/// Small samples use Floyd's algorithm (one draw per index, membership by a scan of those so
+/// far: `k²` work); large ones Knuth's selection sampling (one draw per row of the population),
+/// whichever costs less. Neither allocates.
+pub fn subsample(rng: &mut Rng, population: u64, out: &mut [f64]) -> Result<(), DomainError> {
+    let size = out.len() as u64;
+    if size > population {
+        return Err(DomainError::new("subsample", "size", size as f64, "be at most the number of rows"));
+    }
+    // A uniform integer in 0..=bound (Lemire's multiply-shift; its bias, below 2^-40 for the
+    // populations a data set has, is far under the sampling noise).
+    let below = |rng: &mut Rng, bound: u64| ((u128::from(rng.next_u64()) * (u128::from(bound) + 1)) >> 64) as u64;
+    if size.saturating_mul(size) <= population {
+        for (filled, j) in (population - size..population).enumerate() {
+            let candidate = below(rng, j) as f64;
+            let taken = out[..filled].contains(&candidate);
+            out[filled] = if taken { j as f64 } else { candidate };
+        }
+    } else {
+        let mut filled = 0;
+        for row in 0..population {
+            if filled == out.len() {
+                break;
+            }
+            let remaining_rows = population - row;
+            let remaining_picks = size - filled as u64;
+            if below(rng, remaining_rows - 1) < remaining_picks {
+                out[filled] = row as f64;
+                filled += 1;
+            }
+        }
+    }
+    Ok(())
+}

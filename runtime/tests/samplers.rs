@@ -220,3 +220,41 @@ fn extreme_valid_parameters_do_not_panic() {
         categorical(&mut rng, &[f64::MIN_POSITIVE, 1e300]).unwrap();
     }
 }
+
+#[test]
+fn subsamples_are_distinct_and_every_subset_is_equally_likely() {
+    // Both algorithms: Floyd's (k² ≤ n) and selection sampling. Every 2-subset of 0..5 (10 of
+    // them) and every row of 0..6 in 4-subsets must be equally frequent.
+    for (population, size) in [(5u64, 2usize), (6, 4)] {
+        let mut counts = std::collections::HashMap::new();
+        let mut rows = vec![0u64; population as usize];
+        let draws = 60_000;
+        for stream in 0..draws {
+            let mut rng = Rng::new(9, stream);
+            let mut out = vec![0.0; size];
+            ppl_runtime::sample::subsample(&mut rng, population, &mut out).expect("fits");
+            let mut indices: Vec<u64> = out.iter().map(|x| *x as u64).collect();
+            indices.sort();
+            indices.dedup();
+            assert_eq!(indices.len(), size, "repeated index in {out:?}");
+            assert!(indices.iter().all(|i| *i < population));
+            for i in &indices {
+                rows[*i as usize] += 1;
+            }
+            *counts.entry(indices).or_insert(0u64) += 1;
+        }
+        let subsets = if size == 2 { 10.0 } else { 15.0 };
+        assert_eq!(counts.len() as f64, subsets);
+        for count in counts.values() {
+            let expected = draws as f64 / subsets;
+            // Binomial standard deviation is under 75 here; 5 of them.
+            assert!((*count as f64 - expected).abs() < 5.0 * (expected * (1.0 - 1.0 / subsets)).sqrt(), "{counts:?}");
+        }
+        for count in rows {
+            let expected = draws as f64 * size as f64 / population as f64;
+            assert!((count as f64 - expected).abs() < 5.0 * expected.sqrt(), "row frequency {count} vs {expected}");
+        }
+    }
+    let mut out = vec![0.0; 3];
+    assert!(ppl_runtime::sample::subsample(&mut Rng::new(1, 1), 2, &mut out).is_err());
+}

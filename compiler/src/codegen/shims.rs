@@ -217,6 +217,21 @@ pub unsafe extern "C" fn sample(
     }
 }
 
+/// `ppl_runtime::sample::subsample` into `size` words at `rows`; 1 if it failed.
+pub unsafe extern "C" fn subsample(src: *const Rng, dst: *mut Rng, rows: *mut f64, population: i64, size: i64) -> i64 {
+    // SAFETY: as `sample` and the module's contract.
+    unsafe {
+        if !std::ptr::eq(src, dst) {
+            (*dst).clone_from(&*src);
+        }
+        let rows = std::slice::from_raw_parts_mut(rows, size as usize);
+        match ppl_runtime::sample::subsample(&mut *dst, population as u64, rows) {
+            Ok(()) => 0,
+            Err(_) => 1,
+        }
+    }
+}
+
 pub extern "C" fn gamma_sample_dshape(x: f64, shape: f64) -> f64 {
     ppl_runtime::gamma_sample_dshape(x, shape)
 }
@@ -265,6 +280,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_sum", sum as *const u8),
         ("ppl_logsumexp", logsumexp as *const u8),
         ("ppl_minimum", minimum as *const u8),
+        ("ppl_subsample", subsample as *const u8),
         ("ppl_maximum", maximum as *const u8),
         ("ppl_matmul", matmul as *const u8),
         ("ppl_transpose", transpose as *const u8),

@@ -49,6 +49,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_sample" => (vec![I64, I64, I64, F64, I64, I64, I64], vec![I64]),
         "ppl_gamma_sample_dshape" => (vec![F64, F64], vec![F64]),
         "ppl_int_arith" => (vec![I64, I64, I64, I64], vec![I64]),
+        "ppl_subsample" => (vec![I64, I64, I64, I64, I64], vec![I64]),
         "ppl_tape_push" => (vec![I64, I64, I64], vec![]),
         _ => (vec![I64, I64, I64], vec![I64]),
     }
@@ -382,6 +383,15 @@ impl Translator<'_, '_> {
                 self.call("ppl_split", &[src, left, right])?;
                 None
             }
+            Op::Sample { sampler: Sampler::Subsample { population, size }, rng, .. } => {
+                let (src, dst) = (self.address(*rng)?, self.address(inst.results[1])?);
+                let rows = self.address(result)?;
+                let (population, size) = (self.iconst(i64::from(*population)), self.iconst(i64::from(*size)));
+                let status = self.call1("ppl_subsample", &[src, dst, rows, population, size])?;
+                let ok = self.b.ins().icmp_imm(IntCC::Equal, status, 0);
+                self.guard(ok);
+                None
+            }
             Op::Sample { sampler, args, rng } => {
                 let (src, dst) = (self.address(*rng)?, self.address(inst.results[1])?);
                 let (kind, arg, weights, count) = match sampler {
@@ -399,6 +409,7 @@ impl Translator<'_, '_> {
                         let count = self.iconst(len(self.ty(args[0])?));
                         (3, self.b.ins().f64const(0.0), weights, count)
                     }
+                    Sampler::Subsample { .. } => return error("a subsample is a vector"),
                     Sampler::Binomial => {
                         let trials = self.scalar(args[0])?;
                         let p =

@@ -200,6 +200,11 @@ impl Frame {
                             .map(|n| RuntimeValue::Int(ppl_runtime::sample::count_to_int(n))),
                         Err(_) => return fail("a negative number of binomial trials", None),
                     },
+                    (Sampler::Subsample { population, size }, []) => {
+                        let mut rows = vec![0.0; *size as usize];
+                        ppl_runtime::sample::subsample(&mut stream, u64::from(*population), &mut rows)
+                            .map(|()| RuntimeValue::Vec(rows))
+                    }
                     (Sampler::Categorical, [weights]) => {
                         ppl_runtime::sample::categorical(&mut stream, self.get(*weights)?.elements()?)
                             .map(|i| RuntimeValue::Int(i as i64))

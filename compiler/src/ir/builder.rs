@@ -145,6 +145,14 @@ impl FunctionBuilder {
         self.append(Op::If { cond, then, otherwise }, &types)
     }
 
+    /// The value of an `int` constant defined in an open block, if `value` is one.
+    pub fn int_constant(&self, value: Value) -> Option<i64> {
+        self.open.iter().flat_map(|block| &block.insts).find_map(|inst| match (&inst.op, inst.results.as_slice()) {
+            (Op::Const(Constant::Int(n)), [result]) if *result == value => Some(*n),
+            _ => None,
+        })
+    }
+
     /// Adds `for i in lo..hi` carrying `init` through a closed body block.
     pub fn push_for(&mut self, lo: Value, hi: Value, init: Vec<Value>, body: Block) -> Result<Vec<Value>, IrError> {
         let types: Vec<Type> = init.iter().filter_map(|value| self.ty(*value)).collect();

@@ -157,6 +157,9 @@ pub enum Sampler {
     Categorical,
     /// Successes in `[trials (an int ≥ 0), p]` Bernoulli trials; an int.
     Binomial,
+    /// `size` distinct indices of `0..population`, uniformly (a minibatch's rows), from `[]`;
+    /// a vector of them as reals.
+    Subsample { population: u32, size: u32 },
 }
 
 /// A pure runtime function.

@@ -119,6 +119,9 @@ fn describe(op: &Op) -> String {
         Op::Transpose(a) => format!("transpose {a}"),
         Op::Outer(a, b) => format!("outer {a}, {b}"),
         Op::WithTangent { value, tangent_of } => format!("with_tangent {value}, {tangent_of}"),
+        Op::Sample { sampler: super::Sampler::Subsample { population, size }, rng, .. } => {
+            format!("sample subsample {size} of {population} {rng}")
+        }
         Op::Sample { sampler, args, rng } => format!("sample {} [{}] {rng}", lower_name(sampler), join(args)),
         Op::Kernel(kernel, args) => format!("{} {}", lower_name(kernel), join(args)),
         Op::Check { cond, culprit, message } => format!("check {cond}, {culprit} {message:?}"),

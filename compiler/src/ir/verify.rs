@@ -148,6 +148,10 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
                     _ => return error("categorical draw from a non-vector"),
                 },
                 Sampler::Binomial => (vec![Type::Int, Type::Real], Type::Int),
+                Sampler::Subsample { population, size } if size <= population => (Vec::new(), Type::Vec(*size)),
+                Sampler::Subsample { population, size } => {
+                    return error(format!("a subsample of {size} from {population} rows"))
+                }
             };
             if types != expected || ty(*rng)? != Type::Rng {
                 return error(format!("{sampler:?} draw from {types:?}"));

@@ -102,6 +102,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         if name == "load" {
             return self.load(env, expr, args);
         }
+        if name == "mean_over" || name == "sum_over" {
+            return self.over_rows_call(env, expr, name, args);
+        }
         let mut values = Vec::with_capacity(args.len());
         for arg in args {
             values.push(self.expr(env, &arg.value)?);

@@ -820,13 +820,31 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             _ => return Err(internal(Some(expr.span), "call of a non-function")),
         };
         let names: Vec<&str> = def.params.iter().map(|param| param.name.name.as_str()).collect();
-        let slots = bind_args(&names, args);
-        let mut callee_env = Env::new(super::value::Context { types: &instance.types, calls: &instance.calls });
-        for ((slot, name), ty) in slots.into_iter().zip(&names).zip(&instance.args) {
+        let mut values = Vec::with_capacity(names.len());
+        for slot in bind_args(&names, args) {
             let arg = slot.ok_or_else(|| internal(Some(expr.span), "missing argument"))?;
-            let value = self.expr(env, arg)?;
+            values.push(self.expr(env, arg)?);
+        }
+        self.call_fn(index, values, expr.span)
+    }
+
+    /// Inlines the `fn` instance `index` applied to lowered arguments, in order.
+    pub(super) fn call_fn(&mut self, index: usize, args: Vec<Val<'a>>, span: Span) -> Lowered<Val<'a>> {
+        let checked = self.program.checked();
+        let instance = checked.instances.get(index).ok_or_else(|| internal(Some(span), "no instance"))?;
+        let item = self
+            .program
+            .analysis
+            .files
+            .get(instance.item.file)
+            .and_then(|file| file.program.items.get(instance.item.item));
+        let Some(ast::Item { kind: ast::ItemKind::Fn(def), .. }) = item else {
+            return Err(internal(Some(span), "call of a non-function"));
+        };
+        let mut callee_env = Env::new(super::value::Context { types: &instance.types, calls: &instance.calls });
+        for ((param, value), ty) in def.params.iter().zip(args).zip(&instance.args) {
             let value = self.coerce(value, ty)?;
-            callee_env.bind(name, value);
+            callee_env.bind(&param.name.name, value);
         }
         let value = self.function_body(&mut callee_env, &def.body)?;
         self.coerce(value, &instance.ret)
@@ -916,6 +934,7 @@ pub(super) fn emit_estimate<'a>(
             Ok(lowerer.builder.unary(UnaryOp::Neg, value)?)
         }
         Estimate::Exp(inner) => emit_exp(lowerer, inner, rng),
+        Estimate::OverRows(over) => lowerer.over_rows(over, rng),
         Estimate::Choose { cond, then, otherwise } => {
             let mut blocks = Vec::with_capacity(2);
             for deferred in [then, otherwise] {

@@ -12,6 +12,7 @@
 mod builtins;
 mod expr;
 mod gen;
+mod rows;
 mod value;
 
 use std::cell::RefCell;

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use crate::distributions::Distribution;
 use crate::ir::{BinaryOp, Value};
 use crate::syntax::ast::{Block, Expr, ExprId};
+use crate::syntax::span::Span;
 use crate::types::Type as SurfaceType;
 
 /// A lowered value.
@@ -163,12 +164,28 @@ pub enum Estimate<'a> {
     Neg(Rc<Estimate<'a>>),
     /// ADEV's unbiased `exp`.
     Exp(Rc<Estimate<'a>>),
+    /// `mean_over(…)` / `sum_over(…)`.
+    OverRows(OverRows<'a>),
     /// `if cond { e₁ } else { e₂ }` with estimate branches, lowered when consumed.
     Choose {
         cond: Value,
         then: Deferred<'a>,
         otherwise: Deferred<'a>,
     },
+}
+
+/// The mean (or sum) over a data set's rows of a per-row estimate, on a minibatch or all rows.
+#[derive(Debug)]
+pub struct OverRows<'a> {
+    /// A matrix (rows), a vector (elements) or an array.
+    pub rows: Val<'a>,
+    /// The instance of the `fn` estimating one row.
+    pub per_row: usize,
+    /// Rows drawn per estimate, without replacement; all rows in order if `None`.
+    pub batch: Option<u32>,
+    /// The sum over rows, rather than the mean.
+    pub sum: bool,
+    pub span: Span,
 }
 
 #[derive(Debug)]

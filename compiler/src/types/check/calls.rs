@@ -36,6 +36,8 @@ const INFERENCE_FORMS: &[&str] = &[
     "sample",
     "load",
     "factor",
+    "mean_over",
+    "sum_over",
 ];
 /// Conversions between scalar types.
 const CONVERSIONS: &[&str] = &["int"];
@@ -216,6 +218,7 @@ impl<'a> Checker<'a> {
                 }
                 Checked::of(Type::unit())
             }
+            "mean_over" | "sum_over" => self.check_over_rows(body, callee, args, call),
             "load" => {
                 self.report(
                     Diagnostic::error(ErrorCode::MissingAnnotation, "`load` needs a type annotation")
@@ -870,6 +873,97 @@ impl<'a> Checker<'a> {
             );
         }
         value
+    }
+
+    /// `mean_over(rows, f)` and `sum_over(rows, f)`, with an optional `batch: B`: the mean (sum)
+    /// over the rows of a matrix (or the elements of a vector) of the estimate `f(row)`, where
+    /// `f` names a `fn` of one argument returning an estimate. The function is instantiated for
+    /// the row's type and recorded as a call of the argument naming it.
+    fn check_over_rows(&mut self, body: &mut Body, callee: &'a Ident, args: &'a [Arg], call: &'a Expr) -> Checked {
+        let name = callee.name.as_str();
+        let params = [required("rows"), required("f"), optional("batch")];
+        let Some(slots) = self.bind_args(callee, &params, args, call.span) else {
+            return self.check_args_for_errors(body, args);
+        };
+        let (Some(rows), Some(function)) = (slots[0], slots[1]) else { return Checked::of(Type::Est) };
+        let rows_ty = self.check_expr(body, rows).ty;
+        let (count, row) = match rows_ty {
+            Type::Mat(m, n) => (m, Type::Vec(n)),
+            Type::Vec(n) => (n, Type::Real),
+            Type::Array(element, n) => (n, *element),
+            Type::Unknown => (Dim::Unknown, Type::Unknown),
+            other => {
+                self.report(
+                    Diagnostic::error(
+                        ErrorCode::TypeMismatch,
+                        format!("`{name}` needs a matrix or vector of rows, found {other}"),
+                    )
+                    .with_primary(rows.span, format!("this is {other}"))
+                    .with_help("give the data set as a `mat[n, d]` (one example per row) or a `vec[n]`"),
+                );
+                (Dim::Unknown, Type::Unknown)
+            }
+        };
+        let needs_function = |checker: &mut Self, found: String| {
+            checker.report(
+                Diagnostic::error(
+                    ErrorCode::TypeMismatch,
+                    format!("`{name}` needs the name of a `fn` of one row, found {found}"),
+                )
+                .with_primary(function.span, "not a function of one argument")
+                .with_help(format!("define `fn per_row(x: {row}) {{ E {{ … }} }}` and write `{name}(…, per_row)`")),
+            );
+            Checked::of(Type::Est)
+        };
+        let ExprKind::Name(function_name) = &function.kind else {
+            return needs_function(self, "an expression".into());
+        };
+        let definition = self.lookup_definition(function_name);
+        let Some((at, ItemKind::Fn(def))) = definition.map(|(at, item)| (at, &item.kind)) else {
+            return needs_function(self, format!("`{function_name}`"));
+        };
+        if def.params.len() != 1 {
+            return needs_function(self, format!("`{function_name}` of {} arguments", def.params.len()));
+        }
+        if let Some(annotation) = &def.params[0].ty {
+            let declared = self.resolve_annotation(annotation);
+            self.expect_fits(&row, &declared, rows.span, Some(annotation.span));
+        }
+        let Some(index) = self.instantiate(at, vec![row], vec![None], Some((function_name.clone(), function.span)))
+        else {
+            return Checked::of(Type::Est);
+        };
+        body.calls.insert(function.id, index);
+        let returned = self.instance(index).ret.clone();
+        if !matches!(returned, Type::Est | Type::Unknown) {
+            self.report(
+                Diagnostic::error(
+                    ErrorCode::NotAnEstimate,
+                    format!("`{function_name}` returns {returned}, not an estimate"),
+                )
+                .with_primary(function.span, format!("`{name}` averages the estimate this returns for each row"))
+                .with_help("return an objective such as `elbo(…)`, or an `E { … }`"),
+            );
+        }
+        if let Some(batch) = slots[2] {
+            let value = self.check_expr(body, batch);
+            let fits = match (value.int, count) {
+                (Some(size), Dim::Known(rows)) => size >= 1 && size as u64 <= rows,
+                (Some(size), Dim::Unknown) => size >= 1,
+                (None, _) => false,
+            };
+            if !fits {
+                let rows = match count {
+                    Dim::Known(rows) => format!("from 1 to {rows}, the number of rows"),
+                    Dim::Unknown => "at least 1".to_string(),
+                };
+                self.report(
+                    Diagnostic::error(ErrorCode::NotConstant, "a minibatch size must be a constant number of rows")
+                        .with_primary(batch.span, format!("this must be an `int` constant {rows}")),
+                );
+            }
+        }
+        Checked::of(Type::Est)
     }
 
     /// `data x: T = load("file")`: the path is a string and the data has the declared type.

@@ -1,0 +1,113 @@
+//! Estimates over a data set's rows: `mean_over(rows, f)` and `sum_over(rows, f)`, on all rows
+//! or on a minibatch (`batch: B`).
+//!
+//! A minibatch is `B` distinct rows drawn uniformly from the estimate's own stream (a fresh one
+//! every sample, so every training step sees a new batch); each row's estimate `f(row)` runs
+//! on a stream of its own, and the mean of the `B` estimates (times the number of rows, for a
+//! sum) is unbiased for the mean (sum) over all rows. Without `batch`, every row runs once, in
+//! order. The rows run in one loop whose code is one row's.
+//!
+//! This module must not decide how rows are batched for the machine; it states the estimate.
+
+use std::rc::Rc;
+
+use super::value::{Env, Estimate, OverRows, Val};
+use super::{internal, FunctionLowerer, Lowered};
+use crate::ir::{Op, Sampler, Type, UnaryOp, Value};
+use crate::syntax::ast::{Arg, Expr};
+
+impl<'p, 'a> FunctionLowerer<'p, 'a> {
+    /// `mean_over(…)` or `sum_over(…)` as a symbolic estimate.
+    pub(super) fn over_rows_call(
+        &mut self,
+        env: &mut Env<'a>,
+        expr: &'a Expr,
+        name: &str,
+        args: &'a [Arg],
+    ) -> Lowered<Val<'a>> {
+        let slots = super::expr::bind_args(&["rows", "f", "batch"], args);
+        let (Some(rows), Some(function)) = (slots[0], slots[1]) else {
+            return Err(internal(Some(expr.span), "`mean_over` without its arguments"));
+        };
+        let rows = self.expr(env, rows)?;
+        let per_row = env
+            .context
+            .calls
+            .get(&function.id)
+            .copied()
+            .ok_or_else(|| internal(Some(function.span), "the per-row function was not instantiated"))?;
+        let batch = match slots[2] {
+            Some(batch) => match self.expr(env, batch)? {
+                Val::Ir(value) => Some(self.constant_count(value, batch)?),
+                _ => return Err(internal(Some(batch.span), "a minibatch size that is not an int")),
+            },
+            None => None,
+        };
+        let over = OverRows { rows, per_row, batch, sum: name == "sum_over", span: expr.span };
+        Ok(Val::Est(Rc::new(Estimate::OverRows(over))))
+    }
+
+    fn constant_count(&mut self, value: Value, expr: &Expr) -> Lowered<u32> {
+        self.builder
+            .int_constant(value)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| internal(Some(expr.span), "a minibatch size that is not a constant"))
+    }
+
+    /// One sample of the estimate on `rng`.
+    pub(super) fn over_rows(&mut self, over: &OverRows<'a>, rng: Value) -> Lowered<Value> {
+        let span = over.span;
+        let (data, element) = match &over.rows {
+            Val::Ir(data) => (*data, None),
+            Val::Array { data, element } => (*data, Some(*element)),
+            _ => return Err(internal(Some(span), "rows that are not a matrix or vector")),
+        };
+        let count = match self.builder.ty(data) {
+            Some(Type::Mat(rows, _) | Type::Vec(rows)) => rows,
+            _ => return Err(internal(Some(span), "rows that are not a matrix or vector")),
+        };
+        let size = over.batch.unwrap_or(count).min(count);
+        let (chosen, rng) = match over.batch {
+            Some(_) => {
+                let sampler = Sampler::Subsample { population: count, size };
+                let drawn = self.builder.push(Op::Sample { sampler, args: Vec::new(), rng })?;
+                (Some(drawn[0]), drawn[1])
+            }
+            None => (None, rng),
+        };
+        let zero = self.builder.real(0.0)?;
+        let (lo, hi) = (self.builder.int(0)?, self.builder.int(i64::from(size))?);
+        let params = self.builder.begin_block(&[Type::Int, Type::Real, Type::Rng]);
+        let (position, total, stream) = (params[0], params[1], params[2]);
+        let index = match chosen {
+            Some(chosen) => {
+                let row = self.builder.push1(Op::Extract { aggregate: chosen, index: position })?;
+                self.builder.unary(UnaryOp::ToInt, row)?
+            }
+            None => position,
+        };
+        let row = self.builder.push1(Op::Extract { aggregate: data, index })?;
+        let row = match element {
+            Some(element) => Val::Ir(self.stored_element(row, element)?),
+            None => Val::Ir(row),
+        };
+        let Val::Est(estimate) = self.call_fn(over.per_row, vec![row], span)? else {
+            return Err(internal(Some(span), "the per-row function did not return an estimate"));
+        };
+        let streams = self.builder.push(Op::Split { rng: stream })?;
+        let value = self.emit_estimate(&estimate, streams[1])?;
+        let next = self.builder.add(total, value)?;
+        let body = self.builder.end_block(vec![next, streams[0]])?;
+        let results = self.builder.push_for(lo, hi, vec![zero, rng], body)?;
+        let total = results.first().copied().ok_or_else(|| internal(Some(span), "a loop without results"))?;
+        let scale = match over.sum {
+            true => f64::from(count) / f64::from(size),
+            false => 1.0 / f64::from(size),
+        };
+        if scale == 1.0 {
+            return Ok(total);
+        }
+        let scale = self.builder.real(scale)?;
+        Ok(self.builder.mul(total, scale)?)
+    }
+}
