@@ -220,8 +220,8 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
         let outcome = session.run_commands(&mut |output| {
             record.observe(&output);
             match &output {
-                ppl::run::Output::Progress { step, steps, objective, .. } => {
-                    progress.step(*step, *steps, *objective);
+                ppl::run::Output::Progress { step, steps, objective, minibatch, .. } => {
+                    progress.step(*step, *steps, *objective, *minibatch);
                     return;
                 }
                 ppl::run::Output::Trained { .. } => progress.finish(),

@@ -6,11 +6,16 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ppl::run::Minibatch;
 
 pub enum Progress {
     Quiet,
     Bar(Option<ProgressBar>),
-    Lines { started: Option<Instant>, last: u64 },
+    /// When and at which step the rate's clock started; the last step shown.
+    Lines {
+        started: Option<(Instant, u64)>,
+        last: u64,
+    },
 }
 
 impl Progress {
@@ -24,21 +29,34 @@ impl Progress {
         }
     }
 
-    pub fn step(&mut self, step: u64, steps: u64, objective: f64) {
+    /// A step finished; `minibatch` says how the objective walks through a data set, if it does.
+    pub fn step(&mut self, step: u64, steps: u64, objective: f64, minibatch: Option<Minibatch>) {
         match self {
             Progress::Quiet => {}
             Progress::Bar(bar) => {
                 let bar = bar.get_or_insert_with(|| new_bar(steps));
                 bar.set_position(step);
-                bar.set_message(format!("{objective:.4}"));
+                match minibatch {
+                    Some(minibatch) => bar.set_message(format!("{objective:.4} · epoch {:.2}", minibatch.epochs(step))),
+                    None => bar.set_message(format!("{objective:.4}")),
+                }
             }
             Progress::Lines { started, last } => {
-                let started = *started.get_or_insert_with(Instant::now);
+                // The first step (compiling, warming up) is not counted in the rates.
+                let (since, first) = *started.get_or_insert_with(|| (Instant::now(), step));
                 let every = (steps / 10).max(1);
-                if step == steps || step >= *last + every {
+                if step == steps || (step > first && step >= *last + every) {
                     *last = step;
-                    let rate = step as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                    eprintln!("step {step}/{steps}: objective {objective:.6} (running average), {rate:.0} steps/s");
+                    let rate = (step - first) as f64 / since.elapsed().as_secs_f64().max(1e-9);
+                    let line = format!("step {step}/{steps}: objective {objective:.6} (running average)");
+                    match minibatch {
+                        Some(minibatch) => eprintln!(
+                            "epoch {:.2}, {line}, {:.0} rows/s",
+                            minibatch.epochs(step),
+                            rate * minibatch.rows_per_step as f64
+                        ),
+                        None => eprintln!("{line}, {rate:.0} steps/s"),
+                    }
                 }
             }
         }

@@ -393,7 +393,9 @@ impl Repl {
                 Err(diagnostic) => return (Err(diagnostic), None),
             };
             let outcome = session.run_commands(&mut |output| match &output {
-                Output::Progress { step, steps, objective, .. } => progress.step(*step, *steps, *objective),
+                Output::Progress { step, steps, objective, minibatch, .. } => {
+                    progress.step(*step, *steps, *objective, *minibatch)
+                }
                 _ => {
                     progress.finish();
                     report(analysis, &output);

@@ -157,6 +157,8 @@ pub struct Progress {
     pub value: f64,
     pub gradient_norm: f64,
     pub learning_rate: f64,
+    /// Passes over the data set so far, for an objective on minibatches (`mean_over(…, batch: B)`).
+    pub epoch: Option<f64>,
 }
 
 /// What a training command did, as `ppl run` reports it.
@@ -277,8 +279,9 @@ impl Program {
                 Err(diagnostic) => return (Err(diagnostic), Vec::new()),
             };
             let outcome = session.run_commands(&mut |output| match output {
-                Output::Progress { step, steps, objective, value, gradient_norm, learning_rate } => {
-                    let progress = Progress { step, steps, objective, value, gradient_norm, learning_rate };
+                Output::Progress { step, steps, objective, value, gradient_norm, learning_rate, minibatch } => {
+                    let epoch = minibatch.map(|minibatch| minibatch.epochs(step));
+                    let progress = Progress { step, steps, objective, value, gradient_norm, learning_rate, epoch };
                     if on_progress(&progress).is_break() {
                         stop.store(true, Ordering::SeqCst);
                     }

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub(crate) use expr::bind_args;
 pub use value::{Element, Shape, Val};
 
 use crate::adev::estimators::ExpectState;

@@ -21,7 +21,7 @@ mod params;
 pub mod psis;
 mod train;
 
-pub use output::{significant, Fit, Output, ParamGradient, Printed, Shown, Statistic, TrainedObjective};
+pub use output::{significant, Fit, Minibatch, Output, ParamGradient, Printed, Shown, Statistic, TrainedObjective};
 pub use params::Params;
 pub use ppl_runtime::optim::OptimizerState;
 pub use train::StopReason;

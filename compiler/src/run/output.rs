@@ -12,6 +12,21 @@ use crate::ir::Type;
 use crate::lower::{Element, Shape};
 use crate::syntax::ast::Direction;
 
+/// How a training objective walks through a data set: rows per step, of how many.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Minibatch {
+    /// Rows each step estimates the objective on: the batch size times the particles.
+    pub rows_per_step: u64,
+    pub rows: u64,
+}
+
+impl Minibatch {
+    /// How many passes over the data set `steps` steps make.
+    pub fn epochs(self, steps: u64) -> f64 {
+        (steps as f64) * (self.rows_per_step as f64) / (self.rows.max(1) as f64)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     /// One expression of a `print`.
@@ -26,7 +41,16 @@ pub enum Output {
     Trace { source: String, index: u64, trace: Printed },
     /// After each training step: the running average of the (first) objective.
     /// `objective` is the running average, `value` this step's estimate.
-    Progress { step: u64, steps: u64, objective: f64, value: f64, gradient_norm: f64, learning_rate: f64 },
+    /// `minibatch` is set when the objective is estimated on minibatches of a data set.
+    Progress {
+        step: u64,
+        steps: u64,
+        objective: f64,
+        value: f64,
+        gradient_norm: f64,
+        learning_rate: f64,
+        minibatch: Option<Minibatch>,
+    },
     /// A `maximize`/`minimize` finished.
     Trained {
         source: String,

@@ -17,13 +17,14 @@ use ppl_runtime::optim::{clip_by_norm, global_norm, Method, Optimizer, Optimizer
 
 use super::execute::{Executor, Kernel};
 use super::moments::Moments;
-use super::output::{Output, TrainedObjective};
+use super::output::{Minibatch, Output, TrainedObjective};
 use super::{fit, runtime_error, Session};
 use crate::adev::Estimator;
 use crate::diagnostics::{Diagnostic, ErrorCode};
 use crate::interp::RuntimeValue;
 use crate::syntax::ast::{Direction, Expr, ExprKind, Optimize};
 use crate::syntax::span::Span;
+use crate::types::{Dim, Type as SurfaceType};
 
 /// The top bit of a training stream (see [`training_stream`]).
 pub(super) const TRAINING_STREAMS: u64 = 1 << 63;
@@ -143,6 +144,10 @@ impl<'a> Session<'a> {
         }
         self.trainings += 1;
         let objectives = self.objectives(file, command)?;
+        let minibatch = match command.objectives.first() {
+            Some(first) => self.minibatch(file, &first.expr, settings.particles)?,
+            None => None,
+        };
         let mut groups = Vec::with_capacity(objectives.len());
         for objective in objectives {
             groups.push(self.group(command, objective, &settings, emit)?);
@@ -260,6 +265,7 @@ impl<'a> Session<'a> {
                 value: step_objective,
                 gradient_norm: step_norm.sqrt(),
                 learning_rate,
+                minibatch,
             });
             if let (Some(tolerance), true) = (settings.tolerance, average.is_finite()) {
                 if average > best + tolerance {
@@ -531,6 +537,28 @@ impl<'a> Session<'a> {
     }
 
     /// Compiles each objective for its parameter group.
+    /// How a `mean_over(…, batch: B)` or `sum_over(…, batch: B)` objective walks through its
+    /// data set (for the progress display); `None` for other objectives.
+    fn minibatch(&self, file: usize, objective: &'a Expr, particles: u64) -> Result<Option<Minibatch>, Diagnostic> {
+        let ExprKind::Call { callee, args } = &objective.kind else { return Ok(None) };
+        if !matches!(callee.name.as_str(), "mean_over" | "sum_over") {
+            return Ok(None);
+        }
+        let slots = crate::lower::bind_args(&["rows", "f", "batch"], args);
+        let (Some(rows), Some(batch)) = (slots[0], slots[2]) else { return Ok(None) };
+        let types = self.program.checked().top_level_types.get(file);
+        let rows = match types.and_then(|types| types.get(&rows.id)) {
+            Some(
+                SurfaceType::Mat(Dim::Known(n), _)
+                | SurfaceType::Vec(Dim::Known(n))
+                | SurfaceType::Array(_, Dim::Known(n)),
+            ) => *n,
+            _ => return Ok(None),
+        };
+        let batch = self.count(file, batch)?;
+        Ok(Some(Minibatch { rows_per_step: batch.saturating_mul(particles), rows }))
+    }
+
     fn objectives(&self, file: usize, command: &'a Optimize) -> Result<Vec<Objective>, Diagnostic> {
         let mut objectives = Vec::with_capacity(command.objectives.len());
         for objective in &command.objectives {
