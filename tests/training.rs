@@ -220,3 +220,45 @@ fn skipped_steps_neither_poison_the_running_average_nor_break_resuming() {
     let whole = ppl(&["run", "--json", "--quiet", long.to_str().expect("utf-8")]);
     assert_eq!(reports(&resumed)[0]["params"], reports(&whole)[0]["params"], "bit-identical after skipped steps");
 }
+
+#[test]
+fn random_initialisers_fill_their_shapes_reproducibly_from_the_seed() {
+    let source = "param w: mat[40, 50] = uniform_init(0.5);\nparam g: mat[40, 50] = glorot_init();\n\
+                  param n: vec[2000] = normal_init(2.0);\nprint w, g, n;\n";
+    let scratch = common::Scratch::new("initialisers");
+    let path = scratch.file("init.ppl", source);
+    let path = path.to_string_lossy();
+    let run = |seed: &str| common::stdout(&common::ppl(&["run", "--json", "--full", "--seed", seed, &path]));
+    let first = run("5");
+    assert_eq!(first, run("5"), "the same seed gives the same initial values");
+    assert_ne!(first, run("6"), "another seed gives others");
+    let values = |name: &str| -> Vec<f64> {
+        let line = first.lines().find(|line| line.contains(&format!("\"{name}\""))).expect("printed");
+        let json: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let value = &json["value"];
+        let rows: Vec<&serde_json::Value> = match value.as_array() {
+            Some(rows) => rows.iter().collect(),
+            None => panic!("{line}"),
+        };
+        rows.iter()
+            .flat_map(|row| match row.as_array() {
+                Some(row) => row.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>(),
+                None => row.as_f64().into_iter().collect(),
+            })
+            .collect()
+    };
+    let moments = |xs: &[f64]| {
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        (mean, (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64).sqrt())
+    };
+    let w = values("w");
+    assert_eq!(w.len(), 2000);
+    assert!(w.iter().all(|x| x.abs() <= 0.5));
+    let (mean, sd) = moments(&w);
+    assert!(mean.abs() < 0.03 && (sd - 0.5 / 3f64.sqrt()).abs() < 0.02, "uniform: {mean} ± {sd}");
+    let bound = (6.0f64 / 90.0).sqrt();
+    let g = values("g");
+    assert!(g.iter().all(|x| x.abs() <= bound) && g.iter().any(|x| x.abs() > 0.9 * bound), "glorot bound {bound}");
+    let (mean, sd) = moments(&values("n"));
+    assert!(mean.abs() < 0.2 && (sd - 2.0).abs() < 0.15, "normal: {mean} ± {sd}");
+}

@@ -62,6 +62,7 @@ error_codes! {
     PatternMismatch = "E0210", "pattern does not match the value";
     IndexOutOfBounds = "E0211", "constant index out of bounds";
     TypeTooLarge = "E0212", "type too large";
+    MisplacedInitialiser = "E0213", "a random initialiser outside a `param`'s declaration";
 
     // Traces and addresses.
     MissingAddress = "E0300", "trace lacks an address the model needs";

@@ -8,7 +8,7 @@
 //! produced. Every sample of every command draws from its own stream,
 //! `(seed, command << 32 | sample)` (training: `(seed, 1 << 63 | training << 48 | objective << 40
 //! | step · particles + particle)`; the fit diagnostics after a training also set bit 62, see
-//! `fit.rs`), so the same file and seed give bit-identical output.
+//! `fit.rs`; random initial values, bit 61), so the same file and seed give bit-identical output.
 //! Failures at run time are diagnostics pointing at the expression or choice concerned.
 //!
 //! This module must not print anything itself.
@@ -43,6 +43,9 @@ use moments::Moments;
 
 /// The seed used when neither the command line nor the program gives one.
 pub const DEFAULT_SEED: u64 = 0;
+
+/// The streams of random initial values (`uniform_init`, …): this bit, or the parameter's index.
+const INITIAL_STREAMS: u64 = 1 << 61;
 
 /// The number of samples of `estimate`/`grad` without `samples:`.
 pub const DEFAULT_SAMPLES: u64 = 1000;
@@ -132,6 +135,10 @@ impl<'a> Session<'a> {
             else {
                 continue;
             };
+            if let Some(values) = session.initialise(param.item.file, index, &binding.value)? {
+                session.params.get_mut(index).copy_from_slice(&values);
+                continue;
+            }
             let values = session.evaluate(param.item.file, &[&binding.value])?;
             if let Some(value) = values.into_iter().next().and_then(|(value, _)| value.into_iter().next()) {
                 session.params.set(index, &value);
@@ -156,6 +163,46 @@ impl<'a> Session<'a> {
             }
         }
         Ok(session)
+    }
+
+    /// The values of parameter `index` if it is declared with a random initialiser
+    /// (`uniform_init(b)`, `normal_init(sd)`, `glorot_init()`), drawn from the stream
+    /// `(seed, INITIAL_STREAMS | index)`: the same seed gives the same initial values.
+    fn initialise(&self, file: usize, index: usize, value: &'a Expr) -> Result<Option<Vec<f64>>, Diagnostic> {
+        let ExprKind::Call { callee, args } = &value.kind else { return Ok(None) };
+        let Some(param) = self.program.params.get(index) else { return Ok(None) };
+        let scale = match (callee.name.as_str(), args.first()) {
+            ("glorot_init", _) => match param.ty {
+                crate::ir::Type::Mat(rows, cols) => (6.0 / (f64::from(rows) + f64::from(cols))).sqrt(),
+                _ => return Ok(None),
+            },
+            ("uniform_init" | "normal_init", Some(arg)) => match self.evaluate(file, &[&arg.value])?.first() {
+                Some((values, _)) => match values.first() {
+                    Some(RuntimeValue::Real(x)) => *x,
+                    Some(RuntimeValue::Int(n)) => *n as f64,
+                    _ => return Ok(None),
+                },
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        if !(scale.is_finite() && scale >= 0.0) {
+            let what = if callee.name == "normal_init" { "standard deviation" } else { "bound" };
+            return Err(Diagnostic::error(
+                ErrorCode::InvalidOption,
+                format!("an initialiser's {what} must be finite and not negative, but it is {scale}"),
+            )
+            .with_primary(value.span, format!("`{}` of `{}`", callee.name, param.name)));
+        }
+        let mut rng = ppl_runtime::Rng::new(self.seed(), INITIAL_STREAMS | index as u64);
+        let normal = callee.name == "normal_init";
+        let values = (0..param.ty.elements())
+            .map(|_| match normal {
+                true => scale * rng.standard_normal(),
+                false => scale * (2.0 * rng.uniform() - 1.0),
+            })
+            .collect();
+        Ok(Some(values))
     }
 
     /// A saved parameter that does not fit the program.

@@ -39,6 +39,10 @@ const INFERENCE_FORMS: &[&str] = &[
     "mean_over",
     "sum_over",
 ];
+/// Random initial values of a `param` (only as its whole declaration's value): `uniform_init(b)`
+/// is U(−b, b) in every element, `normal_init(sd)` N(0, sd²), `glorot_init()` Glorot and
+/// Bengio's U(±√(6 / (rows + columns))) for a matrix.
+pub(crate) const INITIALISERS: &[&str] = &["uniform_init", "normal_init", "glorot_init"];
 /// Conversions between scalar types.
 const CONVERSIONS: &[&str] = &["int"];
 /// Optimizers and their optional settings (`lr` is required by all).
@@ -58,6 +62,7 @@ pub fn builtin_names() -> impl Iterator<Item = &'static str> {
         .chain(VECTOR_FUNCTIONS)
         .chain(INFERENCE_FORMS)
         .chain(CONVERSIONS)
+        .chain(INITIALISERS)
         .copied()
         .chain(OPTIMIZERS.iter().map(|(name, _)| *name))
 }
@@ -219,6 +224,18 @@ impl<'a> Checker<'a> {
                 Checked::of(Type::unit())
             }
             "mean_over" | "sum_over" => self.check_over_rows(body, callee, args, call),
+            name if INITIALISERS.contains(&name) => {
+                self.report(
+                    Diagnostic::error(
+                        ErrorCode::MisplacedInitialiser,
+                        format!("`{name}` outside a `param`'s declaration"),
+                    )
+                    .with_primary(call.span, "a random initialiser gives a parameter its first value")
+                    .with_help(format!("declare the parameter with it: `param w: mat[m, n] = {name}(…);`")),
+                );
+                self.check_args_for_errors(body, args);
+                Checked::of(Type::Unknown)
+            }
             "load" => {
                 self.report(
                     Diagnostic::error(ErrorCode::MissingAnnotation, "`load` needs a type annotation")
@@ -964,6 +981,43 @@ impl<'a> Checker<'a> {
             }
         }
         Checked::of(Type::Est)
+    }
+
+    /// `param w: T = uniform_init(bound)` (or another initialiser): the arguments are reals, and
+    /// the value has the declared type, which must be given (a matrix, for `glorot_init`).
+    pub(super) fn check_initialiser(&mut self, body: &mut Body, call: &'a Expr, annotation: Option<&Type>) -> Checked {
+        let ExprKind::Call { callee, args } = &call.kind else { return self.check_expr(body, call) };
+        let params: &[Param<'_>] = match callee.name.as_str() {
+            "uniform_init" => &[required("bound")],
+            "normal_init" => &[required("sd")],
+            _ => &[],
+        };
+        if let Some(slots) = self.bind_args(callee, params, args, call.span) {
+            for arg in slots.into_iter().flatten() {
+                let ty = self.check_expr(body, arg).ty;
+                self.expect_fits(&ty, &Type::Real, arg.span, None);
+            }
+        }
+        let Some(annotation) = annotation else {
+            self.report(
+                Diagnostic::error(
+                    ErrorCode::MissingAnnotation,
+                    format!("`{}` needs the parameter's type", callee.name),
+                )
+                .with_primary(call.span, "the shape to fill is not known")
+                .with_help(format!("write the type: `param w: mat[200, 784] = {}(…);`", callee.name)),
+            );
+            return Checked::of(Type::Unknown);
+        };
+        if callee.name == "glorot_init" && !matches!(annotation, Type::Mat(..) | Type::Unknown) {
+            self.report(
+                Diagnostic::error(ErrorCode::TypeMismatch, format!("`glorot_init` fills a matrix, not a {annotation}"))
+                    .with_primary(call.span, "Glorot's bound depends on a matrix's rows and columns")
+                    .with_help("give a bias or a vector `uniform_init(bound)` or `normal_init(sd)`"),
+            );
+        }
+        body.types.insert(call.id, annotation.clone());
+        Checked::of(annotation.clone())
     }
 
     /// `data x: T = load("file")`: the path is a string and the data has the declared type.

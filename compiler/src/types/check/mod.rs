@@ -319,10 +319,14 @@ impl<'a> Checker<'a> {
     fn check_global(&mut self, at: ItemRef, binding: &'a Binding, kind: GlobalKind) -> (Type, Option<i64>) {
         let mut body = Body::new(BodyKind::TopLevel);
         let annotation = binding.ty.as_ref().map(|annotation| self.resolve_annotation(annotation));
-        let is_load =
-            matches!(&binding.value.kind, crate::syntax::ast::ExprKind::Call { callee, .. } if callee.name == "load");
-        let value = if is_load {
+        let callee = match &binding.value.kind {
+            crate::syntax::ast::ExprKind::Call { callee, .. } => Some(callee.name.as_str()),
+            _ => None,
+        };
+        let value = if callee == Some("load") {
             self.check_load(&mut body, &binding.value, annotation.as_ref())
+        } else if kind == GlobalKind::Param && callee.is_some_and(|name| calls::INITIALISERS.contains(&name)) {
+            self.check_initialiser(&mut body, &binding.value, annotation.as_ref())
         } else {
             self.check_expr(&mut body, &binding.value)
         };
