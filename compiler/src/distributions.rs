@@ -80,6 +80,11 @@ pub struct Distribution {
     /// Draws a value; differentiable in the arguments where a pathwise derivative exists.
     pub sample: SampleFn,
     pub log_density: LogDensityFn,
+    /// For a discrete distribution, the summed log-mass of a vector of draws given as reals
+    /// (0/1 for booleans) with elementwise arguments, in code whose size does not grow with the
+    /// length and with the same bits as summing `log_density` element by element in order.
+    /// `None` where only that sum is exact (a term such as `0 · log 0` would be NaN).
+    pub log_density_of_draws: Option<LogDensityFn>,
 }
 
 impl fmt::Debug for Distribution {
@@ -110,6 +115,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reparam, Reinforce],
         sample: rules::normal_sample,
         log_density: rules::normal_log_density,
+        log_density_of_draws: Some(rules::normal_log_density_of_draws),
     },
     Distribution {
         name: "uniform",
@@ -119,6 +125,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reparam, Reinforce],
         sample: rules::uniform_sample,
         log_density: rules::uniform_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "exponential",
@@ -128,6 +135,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reparam, Reinforce],
         sample: rules::exponential_sample,
         log_density: rules::exponential_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "laplace",
@@ -137,6 +145,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reparam, Reinforce],
         sample: rules::laplace_sample,
         log_density: rules::laplace_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "lognormal",
@@ -146,6 +155,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reparam, Reinforce],
         sample: rules::lognormal_sample,
         log_density: rules::lognormal_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "cauchy",
@@ -155,6 +165,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reparam, Reinforce],
         sample: rules::cauchy_sample,
         log_density: rules::cauchy_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "half_normal",
@@ -164,6 +175,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reparam, Reinforce],
         sample: rules::half_normal_sample,
         log_density: rules::half_normal_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "half_cauchy",
@@ -173,6 +185,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reparam, Reinforce],
         sample: rules::half_cauchy_sample,
         log_density: rules::half_cauchy_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "student_t",
@@ -182,6 +195,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reparam, Reinforce],
         sample: rules::student_t_sample,
         log_density: rules::student_t_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "gamma",
@@ -191,6 +205,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Implicit, Reinforce],
         sample: rules::gamma_sample,
         log_density: rules::gamma_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "beta",
@@ -200,6 +215,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Implicit, Reinforce],
         sample: rules::beta_sample,
         log_density: rules::beta_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "flip",
@@ -209,6 +225,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reinforce, Enum, Mvd],
         sample: rules::flip_sample,
         log_density: rules::flip_log_density,
+        log_density_of_draws: Some(rules::flip_log_density_of_draws),
     },
     Distribution {
         name: "bernoulli_logit",
@@ -218,6 +235,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reinforce],
         sample: rules::bernoulli_logit_sample,
         log_density: rules::bernoulli_logit_log_density,
+        log_density_of_draws: Some(rules::bernoulli_logit_log_density_of_draws),
     },
     Distribution {
         name: "categorical",
@@ -227,6 +245,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reinforce, Enum],
         sample: rules::categorical_sample,
         log_density: rules::categorical_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "geometric",
@@ -236,6 +255,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reinforce],
         sample: rules::geometric_sample,
         log_density: rules::geometric_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "poisson",
@@ -245,6 +265,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reinforce, Mvd],
         sample: rules::poisson_sample,
         log_density: rules::poisson_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "binomial",
@@ -254,6 +275,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reinforce],
         sample: rules::binomial_sample,
         log_density: rules::binomial_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "negative_binomial",
@@ -263,6 +285,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reinforce],
         sample: rules::negative_binomial_sample,
         log_density: rules::negative_binomial_log_density,
+        log_density_of_draws: None,
     },
     Distribution {
         name: "mv_normal_diag",
@@ -272,6 +295,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reparam, Reinforce],
         sample: rules::mv_normal_diag_sample,
         log_density: rules::mv_normal_diag_log_density,
+        log_density_of_draws: None,
     },
 ];
 

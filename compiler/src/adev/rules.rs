@@ -97,6 +97,12 @@ pub fn normal_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> 
     normal_terms(b, args[0], args[1], x)
 }
 
+/// The sum of [`normal_log_density`] over a vector of draws, whose arithmetic is elementwise.
+pub fn normal_log_density_of_draws(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let terms = normal_terms(b, args[0], args[1], x)?;
+    b.push1(Op::Reduce(ReduceOp::Sum, terms))
+}
+
 pub fn uniform_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
     let (u, rng) = noise(b, Noise::Uniform, rng)?;
     let width = b.sub(args[1], args[0])?;
@@ -372,6 +378,35 @@ pub fn bernoulli_logit_log_density(b: &mut FunctionBuilder, args: &[Value], x: V
 }
 
 /// `p` if `outcome`, else `1 − p`.
+/// `Σ log(y·p + (1 − y)·(1 − p))` for draws `y` given as 0/1 reals: each term is exactly `p` or
+/// `1 − p` (a product with 0 or 1 is exact), so it is [`flip_log_density`]'s value, elementwise.
+pub fn flip_log_density_of_draws(b: &mut FunctionBuilder, args: &[Value], y: Value) -> Result<Value, IrError> {
+    let one = constant(b, 1.0)?;
+    let complement = b.sub(one, args[0])?;
+    let not_y = b.sub(one, y)?;
+    let on = b.mul(y, args[0])?;
+    let off = b.mul(not_y, complement)?;
+    let probability = b.add(on, off)?;
+    let terms = log(b, probability)?;
+    b.push1(Op::Reduce(ReduceOp::Sum, terms))
+}
+
+/// `Σ −softplus((1 − 2y)·logit)` for draws `y` given as 0/1 reals: `(1 − 2y)` is exactly ±1, so
+/// each term is [`bernoulli_logit_log_density`]'s.
+pub fn bernoulli_logit_log_density_of_draws(
+    b: &mut FunctionBuilder,
+    args: &[Value],
+    y: Value,
+) -> Result<Value, IrError> {
+    let (one, two) = (constant(b, 1.0)?, constant(b, 2.0)?);
+    let twice = b.mul(two, y)?;
+    let sign = b.sub(one, twice)?;
+    let signed = b.mul(sign, args[0])?;
+    let softplus = b.unary(UnaryOp::Softplus, signed)?;
+    let terms = b.unary(UnaryOp::Neg, softplus)?;
+    b.push1(Op::Reduce(ReduceOp::Sum, terms))
+}
+
 pub fn flip_probability(b: &mut FunctionBuilder, p: Value, outcome: Value) -> Result<Value, IrError> {
     let one = constant(b, 1.0)?;
     let complement = b.sub(one, p)?;

@@ -39,13 +39,29 @@ pub enum Place {
     Rng(usize),
 }
 
+/// How many times each value is read in `block` (by its instructions, nested blocks included,
+/// and by its results).
+fn count_uses(block: &Block, uses: &mut HashMap<Value, usize>) {
+    for value in &block.results {
+        *uses.entry(*value).or_default() += 1;
+    }
+    for inst in &block.insts {
+        for operand in inst.op.operands() {
+            *uses.entry(operand).or_default() += 1;
+        }
+        for nested in inst.op.blocks() {
+            count_uses(nested, uses);
+        }
+    }
+}
+
 /// The memory layout of one compiled function.
 #[derive(Debug, Default)]
 pub struct Layout {
     slot: HashMap<Value, usize>,
     rng: HashMap<Value, usize>,
     /// Run-time data, read where it lives: no slot, no copy.
-    data: HashMap<Value, Arc<[f64]>>,
+    data: HashMap<Value, Arc<Vec<f64>>>,
     /// A second place for each loop-carried vector or stream, for the end of an iteration.
     staging: HashMap<Value, Place>,
     params: Vec<Place>,
@@ -79,6 +95,7 @@ impl Layout {
             }
         }
         layout.share_streams(function);
+        layout.accumulate_in_place(function, &function.body);
         layout.stage_loops(function, &function.body);
         layout.tape_run = layout.slots_len;
         layout.slots_len += longest_tape_run(function, &function.body);
@@ -139,19 +156,6 @@ impl Layout {
     /// one block, since a stream from an enclosing block is read again by every iteration or
     /// branch.
     fn share_streams(&mut self, function: &Function) {
-        fn count(block: &Block, uses: &mut HashMap<Value, usize>) {
-            for value in &block.results {
-                *uses.entry(*value).or_default() += 1;
-            }
-            for inst in &block.insts {
-                for operand in inst.op.operands() {
-                    *uses.entry(operand).or_default() += 1;
-                }
-                for nested in inst.op.blocks() {
-                    count(nested, uses);
-                }
-            }
-        }
         fn share(block: &Block, uses: &HashMap<Value, usize>, rng: &mut HashMap<Value, usize>) {
             let local: std::collections::HashSet<Value> =
                 block.params.iter().chain(block.insts.iter().flat_map(|inst| inst.results.iter())).copied().collect();
@@ -188,8 +192,38 @@ impl Layout {
             }
         }
         let mut uses = HashMap::new();
-        count(&function.body, &mut uses);
+        count_uses(&function.body, &mut uses);
         share(&function.body, &uses, &mut self.rng);
+    }
+
+    /// Lets a loop update a carried vector in place when its body yields `param ∘ x` (an
+    /// elementwise `+ − × ÷`, as an adjoint accumulates a gradient) and reads the parameter
+    /// nowhere else: the result is written over the parameter, each element read before it is
+    /// written, and no copy through the staging slot is needed at the end of the iteration.
+    fn accumulate_in_place(&mut self, function: &Function, block: &Block) {
+        use crate::ir::{BinaryOp, Op};
+        for inst in &block.insts {
+            for nested in inst.op.blocks() {
+                self.accumulate_in_place(function, nested);
+            }
+            let Op::For { body, .. } = &inst.op else { continue };
+            let mut uses: HashMap<Value, usize> = HashMap::new();
+            count_uses(body, &mut uses);
+            for (param, yielded) in body.params.iter().skip(1).zip(&body.results) {
+                if !matches!(function.ty(*param), Some(Type::Vec(_) | Type::Mat(..))) {
+                    continue;
+                }
+                let updates_param = body.insts.iter().any(|inst| {
+                    inst.results.first() == Some(yielded)
+                        && matches!(inst.op, Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div, a, b)
+                            if a == *param || b == *param)
+                });
+                let sole_uses = uses.get(param) == Some(&1) && uses.get(yielded) == Some(&1);
+                if let (true, true, Some(slot)) = (updates_param, sole_uses, self.slot.get(param).copied()) {
+                    self.slot.insert(*yielded, slot);
+                }
+            }
+        }
     }
 
     fn stage_loops(&mut self, function: &Function, block: &Block) {

@@ -37,7 +37,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_real_unary" => (vec![I64, F64], vec![F64]),
         "ppl_real_binary" => (vec![I64, F64, F64], vec![F64]),
         "ppl_vec_unary" => (vec![I64, I64, I64, I64], vec![]),
-        "ppl_vec_binary" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![]),
+        "ppl_vec_binary" | "ppl_vec_arith" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![]),
         "ppl_copy" => (vec![I64, I64, I64], vec![]),
         "ppl_sum" | "ppl_logsumexp" | "ppl_minimum" | "ppl_maximum" => (vec![I64, I64], vec![F64]),
         "ppl_matmul" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![F64]),
@@ -581,11 +581,24 @@ impl Translator<'_, '_> {
             return Ok(None);
         }
         if let Type::Vec(_) | Type::Mat(..) = ty {
-            let address = shims::binary_address(op).ok_or(IrError { message: format!("{op:?} of vectors") })?;
             let dst = self.address(result)?;
             let (pa, sa) = self.operand_pointer(a, ta)?;
             let (pb, sb) = self.operand_pointer(b, tb)?;
-            let args = [self.iconst(address), dst, pa, sa, pb, sb, self.iconst(len(ty))];
+            let n = self.iconst(len(ty));
+            let exact_code = match op {
+                BinaryOp::Add => Some(0),
+                BinaryOp::Sub => Some(1),
+                BinaryOp::Mul => Some(2),
+                BinaryOp::Div => Some(3),
+                _ => None,
+            };
+            if let Some(code) = exact_code {
+                let code = self.iconst(code);
+                self.call("ppl_vec_arith", &[code, dst, pa, sa, pb, sb, n])?;
+                return Ok(None);
+            }
+            let address = shims::binary_address(op).ok_or(IrError { message: format!("{op:?} of vectors") })?;
+            let args = [self.iconst(address), dst, pa, sa, pb, sb, n];
             self.call("ppl_vec_binary", &args)?;
             return Ok(None);
         }

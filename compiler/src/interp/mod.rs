@@ -314,6 +314,7 @@ pub fn real_binary(op: BinaryOp) -> Option<fn(f64, f64) -> f64> {
         BinaryOp::Pow => libm::pow,
         BinaryOp::Min => f64::min,
         BinaryOp::Max => f64::max,
+        BinaryOp::AtLeast => |a, b| if a >= b { 1.0 } else { 0.0 },
         BinaryOp::And | BinaryOp::Or => return None,
     })
 }

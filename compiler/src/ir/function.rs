@@ -56,8 +56,9 @@ pub struct Tensor {
     pub name: Arc<str>,
     /// `Vec` or `Mat`.
     pub ty: Type,
-    /// Row-major; as many elements as `ty` has.
-    pub values: Arc<[f64]>,
+    /// Row-major; as many elements as `ty` has. (An `Arc<Vec>` rather than an `Arc<[f64]>` so
+    /// that a loaded data set moves in without a second copy of its bytes.)
+    pub values: Arc<Vec<f64>>,
 }
 
 impl PartialEq for Tensor {
@@ -111,6 +112,9 @@ pub enum BinaryOp {
     Pow,
     Min,
     Max,
+    /// `1` where `a >= b`, else `0` (NaN compares false): a mask, through which no derivative
+    /// flows, that selects elementwise by arithmetic (`m·a + (1 − m)·b`).
+    AtLeast,
     And,
     Or,
 }

@@ -160,6 +160,7 @@ impl Jvp<'_> {
                 None => None,
                 Some(da) => self.unary_tangent(*unary, *x, y, da)?,
             },
+            (Op::Binary(BinaryOp::AtLeast, ..), _) => None,
             (Op::Binary(binary, a, b), Op::Binary(_, x, z)) => {
                 let (da, db) = (self.t(a), self.t(b));
                 if da.is_none() && db.is_none() {
@@ -275,6 +276,14 @@ impl Jvp<'_> {
             }
             UnaryOp::Abs => {
                 let zero = self.builder.real(0.0)?;
+                if self.builder.ty(x) != Some(Type::Real) {
+                    // ±dx elementwise: the sign 2·[x ≥ 0] − 1 is exactly ±1.
+                    let (one, two) = (self.builder.real(1.0)?, self.builder.real(2.0)?);
+                    let non_negative = self.binary(BinaryOp::AtLeast, x, zero)?;
+                    let twice = self.binary(BinaryOp::Mul, two, non_negative)?;
+                    let sign = self.binary(BinaryOp::Sub, twice, one)?;
+                    return Ok(Some(self.binary(BinaryOp::Mul, sign, dx)?));
+                }
                 let negative = self.push(Op::Compare(CompareOp::Lt, x, zero))?;
                 let flipped = self.unary(UnaryOp::Neg, dx)?;
                 return Ok(Some(self.push(Op::Select { cond: negative, if_true: flipped, if_false: dx })?));
@@ -365,9 +374,31 @@ impl Jvp<'_> {
             }
             BinaryOp::Min | BinaryOp::Max => {
                 // The tangent of whichever operand was chosen (the first on ties).
+                let ty = self.builder.ty(y).unwrap_or(Type::Real);
+                if ty != Type::Real {
+                    // Elementwise, by a mask m: m·da + (1 − m)·db, with m = [a ≥ b] for `max`
+                    // and [b ≥ a] for `min`; a scalar operand's tangent is broadcast.
+                    let mask = match op {
+                        BinaryOp::Max => self.binary(BinaryOp::AtLeast, a, b)?,
+                        _ => self.binary(BinaryOp::AtLeast, b, a)?,
+                    };
+                    let one = self.builder.real(1.0)?;
+                    let other = self.binary(BinaryOp::Sub, one, mask)?;
+                    let mut terms = Vec::with_capacity(2);
+                    if let Some(da) = da {
+                        terms.push(self.binary(BinaryOp::Mul, mask, da)?);
+                    }
+                    if let Some(db) = db {
+                        terms.push(self.binary(BinaryOp::Mul, other, db)?);
+                    }
+                    return match terms.as_slice() {
+                        [only] => Ok(*only),
+                        [first, second] => self.binary(BinaryOp::Add, *first, *second),
+                        _ => self.zero(ty),
+                    };
+                }
                 let compare = if op == BinaryOp::Min { CompareOp::Le } else { CompareOp::Ge };
                 let first = self.push(Op::Compare(compare, a, b))?;
-                let ty = self.builder.ty(y).unwrap_or(Type::Real);
                 let da = match da {
                     Some(v) => v,
                     None => self.zero(ty)?,
@@ -378,7 +409,7 @@ impl Jvp<'_> {
                 };
                 return self.push(Op::Select { cond: first, if_true: da, if_false: db });
             }
-            BinaryOp::And | BinaryOp::Or => return self.unsupported(op),
+            BinaryOp::And | BinaryOp::Or | BinaryOp::AtLeast => return self.unsupported(op),
         }
         let tangent = match terms.as_slice() {
             [only] => *only,

@@ -59,7 +59,10 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
             match binary {
                 BinaryOp::And | BinaryOp::Or if ta == Type::Bool && tb == Type::Bool => Ok(vec![Type::Bool]),
                 BinaryOp::And | BinaryOp::Or => error(format!("{binary:?} of {ta} and {tb}")),
-                _ if ta == Type::Int && tb == Type::Int && *binary != BinaryOp::Pow && *binary != BinaryOp::Div => {
+                _ if ta == Type::Int
+                    && tb == Type::Int
+                    && !matches!(binary, BinaryOp::Pow | BinaryOp::Div | BinaryOp::AtLeast) =>
+                {
                     Ok(vec![Type::Int])
                 }
                 _ => broadcast(ta, tb)

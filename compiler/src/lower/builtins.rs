@@ -56,34 +56,35 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 None => diagnostic,
             }
         })?;
-        self.data_val(&data, &path)
+        self.data_val(data, &path)
     }
 
     /// A host value in this function: scalars as constants, vectors and matrices as tensors.
-    pub(super) fn data_val(&mut self, data: &Data, name: &str) -> Lowered<Val<'a>> {
-        let tensor = |ty: Type, values: &[f64]| {
-            Op::Data(Tensor { name: Arc::from(name), ty, values: Arc::from(values.to_vec()) })
-        };
+    pub(super) fn data_val(&mut self, data: Data, name: &str) -> Lowered<Val<'a>> {
+        let tensor = |ty: Type, values: Vec<f64>| Op::Data(Tensor { name: Arc::from(name), ty, values: Arc::new(values) });
         let too_large = || {
             unsupported(self.span.unwrap_or_default(), "a vector or matrix of more than 4,294,967,295 rows or columns")
         };
         Ok(match data {
-            Data::Real(x) => Val::Ir(self.builder.real(*x)?),
-            Data::Int(n) => Val::Ir(self.builder.int(*n)?),
-            Data::Bool(b) => Val::Ir(self.builder.boolean(*b)?),
+            Data::Real(x) => Val::Ir(self.builder.real(x)?),
+            Data::Int(n) => Val::Ir(self.builder.int(n)?),
+            Data::Bool(b) => Val::Ir(self.builder.boolean(b)?),
             Data::Vec(values) => {
                 let n = u32::try_from(values.len()).map_err(|_| too_large())?;
                 Val::Ir(self.builder.push1(tensor(Type::Vec(n), values))?)
             }
             Data::Mat { rows, cols, data } => {
-                let (rows, cols) = (u32::try_from(*rows), u32::try_from(*cols));
+                let (rows, cols) = (u32::try_from(rows), u32::try_from(cols));
                 let (Ok(rows), Ok(cols)) = (rows, cols) else { return Err(too_large()) };
                 Val::Ir(self.builder.push1(tensor(Type::Mat(rows, cols), data))?)
             }
             Data::Record(fields) => Val::Record(
                 fields
-                    .iter()
-                    .map(|(field, value)| Ok((field.clone(), self.data_val(value, &format!("{name}.{field}"))?)))
+                    .into_iter()
+                    .map(|(field, value)| {
+                        let name = format!("{name}.{field}");
+                        Ok((field, self.data_val(value, &name)?))
+                    })
                     .collect::<Lowered<_>>()?,
             ),
         })

@@ -202,7 +202,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
 
     /// Checks that reals standing for counts are whole numbers (of at most 2^53 in size) and
     /// that reals standing for booleans are 0 or 1, every element of a vector at once.
-    fn check_discrete(&mut self, values: Value, element: Element) -> Lowered<()> {
+    pub(super) fn check_discrete(&mut self, values: Value, element: Element) -> Lowered<()> {
         let b = &mut self.builder;
         let values = b.unary(UnaryOp::Detach, values)?;
         let (reduce, culprit_of) = match b.ty(values) {

@@ -344,14 +344,8 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         {
             return match given {
                 Val::Ir(reals) if self.builder.ty(reals) == Some(Type::Vec(length)) => {
-                    let mut elements = Vec::with_capacity(length as usize);
-                    for i in 0..length {
-                        let index = self.builder.int(i64::from(i))?;
-                        let real = self.builder.push1(Op::Extract { aggregate: reals, index })?;
-                        let checked = self.given_scalar(distribution, Val::Ir(real), span)?;
-                        elements.push(self.discrete_as_real(checked)?);
-                    }
-                    Ok(Val::Array { data: self.builder.push1(Op::Build(elements))?, element })
+                    self.check_discrete(reals, element)?;
+                    Ok(Val::Array { data: reals, element })
                 }
                 _ => Err(internal(Some(span), "an observation of a vector of discrete choices")),
             };
@@ -428,6 +422,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             let Some(Type::Vec(length)) = self.builder.ty(*data) else {
                 return Err(internal(Some(span), "an array that is not a vector"));
             };
+            if let Some(of_draws) = distribution.log_density_of_draws {
+                return Ok(of_draws(&mut self.builder, args, *data)?);
+            }
             return self.summed(length, |lowerer, index| {
                 let scalars = lowerer.element_args(args, index)?;
                 let stored = lowerer.builder.push1(Op::Extract { aggregate: *data, index })?;
@@ -444,6 +441,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         else {
             return Ok((distribution.log_density)(&mut self.builder, args, value)?);
         };
+        if let Some(of_draws) = distribution.log_density_of_draws {
+            return Ok(of_draws(&mut self.builder, args, value)?);
+        }
         self.summed(length, |lowerer, index| {
             let scalars = lowerer.element_args(args, index)?;
             let element = lowerer.builder.push1(Op::Extract { aggregate: value, index })?;

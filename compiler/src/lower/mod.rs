@@ -246,7 +246,7 @@ impl<'a> Program<'a> {
 }
 
 fn tensor(name: &str, ty: Type, values: Vec<f64>) -> DataLeaf {
-    DataLeaf::Tensor(Tensor { name: Arc::from(name), ty, values: Arc::from(values) })
+    DataLeaf::Tensor(Tensor { name: Arc::from(name), ty, values: Arc::new(values) })
 }
 
 /// The most elements a vector or matrix may have: every value has a slot in scratch memory,
