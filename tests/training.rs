@@ -262,3 +262,29 @@ fn random_initialisers_fill_their_shapes_reproducibly_from_the_seed() {
     let (mean, sd) = moments(&values("n"));
     assert!(mean.abs() < 0.2 && (sd - 2.0).abs() < 0.15, "normal: {mean} ± {sd}");
 }
+
+#[test]
+fn relu_abs_min_and_max_differentiate_elementwise_on_vectors() {
+    // Each element's derivative is exact: relu' = [t > 0], abs' = sign t, min(t, 0.5)' = [t ≤ 0.5],
+    // leaky_relu(2t)' = 2 or 0.02. These were internal errors on vectors (a scalar comparison).
+    let source = "param t: vec[4] = [-1.5, -0.2, 0.3, 2.0];\n\
+                  fn f(t) { E { sum(relu(t)) + sum(abs(t)) + sum(min(t, 0.5)) + sum(leaky_relu(2.0 * t)) } }\n\
+                  print grad(f(t), samples: 3);\n";
+    let scratch = common::Scratch::new("masks");
+    let path = scratch.file("masks.ppl", source);
+    for backend in ["jit", "interp"] {
+        let output = common::ppl(&["run", "--json", "--backend", backend, &path.to_string_lossy()]);
+        let json: serde_json::Value = serde_json::from_str(common::stdout(&output).trim()).expect("one JSON line");
+        let mean: Vec<f64> = json["params"]["t"]["mean"]
+            .as_array()
+            .expect("a gradient vector")
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect();
+        let exact = [0.02, 0.02, 5.0, 4.0];
+        assert_eq!(mean.len(), 4);
+        for (got, want) in mean.iter().zip(exact) {
+            assert!((got - want).abs() < 1e-12, "{backend}: {mean:?} vs {exact:?}");
+        }
+    }
+}

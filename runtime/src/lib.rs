@@ -47,7 +47,7 @@ pub mod special;
 
 pub use error::DomainError;
 pub use implicit::gamma_sample_dshape;
-pub use linalg::matmul;
+pub use linalg::{add_outer, matmul};
 pub use optim::{clip_by_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule};
 pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};

@@ -54,6 +54,21 @@ pub fn matmul(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, p: usiz
     }
 }
 
+/// `out += a ⊗ b` for `out` a row-major `a.len() × b.len()` matrix (a rank-one update, as an
+/// adjoint accumulates a matrix's gradient): each element `out + a·b`, the bits of adding the
+/// outer product after forming it. Lengths that do not fit leave `out` NaN.
+pub fn add_outer(out: &mut [f64], a: &[f64], b: &[f64]) {
+    if a.len().checked_mul(b.len()) != Some(out.len()) {
+        out.fill(f64::NAN);
+        return;
+    }
+    for (row, &x) in out.chunks_exact_mut(b.len().max(1)).zip(a) {
+        for (cell, &y) in row.iter_mut().zip(b) {
+            *cell += x * y;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,8 @@
 //!    outcome.
 //! 3. `ir::jvp`: forward mode — the [`Estimator::forward`] program.
 //! 4. [`linearize`] and [`transpose`]: reverse mode — the [`Estimator::reverse`] program,
-//!    value and whole gradient in one pass.
+//!    value and whole gradient in one pass; then `ir::fuse`, which adds outer products into
+//!    the gradients they accumulate in one pass.
 //!
 //! The IR verifier runs after every step.
 
@@ -20,7 +21,7 @@ pub mod transpose;
 
 use crate::diagnostics::Diagnostic;
 use crate::ir::verify::{verify, IrError};
-use crate::ir::{const_fold, cse, dce, jvp, Function};
+use crate::ir::{const_fold, cse, dce, fuse, jvp, Function};
 use crate::lower::internal;
 
 /// An estimate compiled three ways. Every function takes the program's parameters (in
@@ -56,6 +57,8 @@ pub fn compile(mut lowered: Function, wrt: &[bool]) -> Result<Estimator, Diagnos
     let tangent_count = forward.body.params.len() - expanded.body.params.len();
     let mut reverse = transpose::reverse(&forward, tangent_count).map_err(|error| bug(error, &forward))?;
     optimized(&mut reverse)?;
+    fuse::fuse_outer_products(&mut reverse);
+    verified(&reverse)?;
     Ok(Estimator { primal, forward, reverse, wrt: wrt.to_vec() })
 }
 

@@ -39,22 +39,6 @@ pub enum Place {
     Rng(usize),
 }
 
-/// How many times each value is read in `block` (by its instructions, nested blocks included,
-/// and by its results).
-fn count_uses(block: &Block, uses: &mut HashMap<Value, usize>) {
-    for value in &block.results {
-        *uses.entry(*value).or_default() += 1;
-    }
-    for inst in &block.insts {
-        for operand in inst.op.operands() {
-            *uses.entry(operand).or_default() += 1;
-        }
-        for nested in inst.op.blocks() {
-            count_uses(nested, uses);
-        }
-    }
-}
-
 /// The memory layout of one compiled function.
 #[derive(Debug, Default)]
 pub struct Layout {
@@ -192,12 +176,12 @@ impl Layout {
             }
         }
         let mut uses = HashMap::new();
-        count_uses(&function.body, &mut uses);
+        crate::ir::count_uses(&function.body, &mut uses);
         share(&function.body, &uses, &mut self.rng);
     }
 
     /// Lets a loop update a carried vector in place when its body yields `param ∘ x` (an
-    /// elementwise `+ − × ÷`, as an adjoint accumulates a gradient) and reads the parameter
+    /// elementwise `+ − × ÷`, or `param + a ⊗ b`, as an adjoint accumulates a gradient) and reads the parameter
     /// nowhere else: the result is written over the parameter, each element read before it is
     /// written, and no copy through the staging slot is needed at the end of the iteration.
     fn accumulate_in_place(&mut self, function: &Function, block: &Block) {
@@ -208,15 +192,20 @@ impl Layout {
             }
             let Op::For { body, .. } = &inst.op else { continue };
             let mut uses: HashMap<Value, usize> = HashMap::new();
-            count_uses(body, &mut uses);
+            crate::ir::count_uses(body, &mut uses);
             for (param, yielded) in body.params.iter().skip(1).zip(&body.results) {
                 if !matches!(function.ty(*param), Some(Type::Vec(_) | Type::Mat(..))) {
                     continue;
                 }
                 let updates_param = body.insts.iter().any(|inst| {
                     inst.results.first() == Some(yielded)
-                        && matches!(inst.op, Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div, a, b)
-                            if a == *param || b == *param)
+                        && match inst.op {
+                            Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div, a, b) => {
+                                a == *param || b == *param
+                            }
+                            Op::AddOuter { acc, .. } => acc == *param,
+                            _ => false,
+                        }
                 });
                 let sole_uses = uses.get(param) == Some(&1) && uses.get(yielded) == Some(&1);
                 if let (true, true, Some(slot)) = (updates_param, sole_uses, self.slot.get(param).copied()) {

@@ -207,6 +207,12 @@ pub unsafe extern "C" fn outer(dst: *mut f64, a: *const f64, m: i64, b: *const f
     }
 }
 
+/// `dst += a ⊗ b` (`ppl_runtime::add_outer`), `dst` being `m × n`.
+pub unsafe extern "C" fn add_outer(dst: *mut f64, a: *const f64, m: i64, b: *const f64, n: i64) {
+    // SAFETY: see the module's contract; `dst` is the result's own slot, apart from `a` and `b`.
+    unsafe { ppl_runtime::add_outer(slice_mut(dst, m * n), slice(a, m), slice(b, n)) }
+}
+
 pub unsafe extern "C" fn rng_copy(dst: *mut Rng, src: *const Rng) {
     // SAFETY: both point at initialised streams in the caller's scratch.
     unsafe { (*dst).clone_from(&*src) }
@@ -341,6 +347,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_logsumexp", logsumexp as *const u8),
         ("ppl_minimum", minimum as *const u8),
         ("ppl_vec_arith", vec_arith as *const u8),
+        ("ppl_add_outer", add_outer as *const u8),
         ("ppl_subsample", subsample as *const u8),
         ("ppl_maximum", maximum as *const u8),
         ("ppl_matmul", matmul as *const u8),

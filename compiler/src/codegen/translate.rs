@@ -42,7 +42,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_sum" | "ppl_logsumexp" | "ppl_minimum" | "ppl_maximum" => (vec![I64, I64], vec![F64]),
         "ppl_matmul" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![F64]),
         "ppl_transpose" => (vec![I64, I64, I64, I64], vec![]),
-        "ppl_outer" => (vec![I64, I64, I64, I64, I64], vec![]),
+        "ppl_outer" | "ppl_add_outer" => (vec![I64, I64, I64, I64, I64], vec![]),
         "ppl_rng_copy" => (vec![I64, I64], vec![]),
         "ppl_draw" => (vec![I64, I64, I64], vec![F64]),
         "ppl_split" => (vec![I64, I64, I64], vec![]),
@@ -363,6 +363,16 @@ impl Translator<'_, '_> {
                 let (dst, pa, pb) = (self.address(result)?, self.address(*a)?, self.address(*b)?);
                 let args = [dst, pa, self.iconst(i64::from(m)), pb, self.iconst(i64::from(n))];
                 self.call("ppl_outer", &args)?;
+                None
+            }
+            Op::AddOuter { acc, a, b } => {
+                let (Type::Vec(m), Type::Vec(n)) = (self.ty(*a)?, self.ty(*b)?) else {
+                    return error("outer product of non-vectors");
+                };
+                self.copy_into(*acc, result)?;
+                let (dst, pa, pb) = (self.address(result)?, self.address(*a)?, self.address(*b)?);
+                let args = [dst, pa, self.iconst(i64::from(m)), pb, self.iconst(i64::from(n))];
+                self.call("ppl_add_outer", &args)?;
                 None
             }
             Op::WithTangent { value, .. } => {

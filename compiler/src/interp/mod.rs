@@ -181,6 +181,13 @@ impl Frame {
             }
             Op::Transpose(a) => one(value::transpose(self.get(*a)?)?),
             Op::Outer(a, b) => one(value::outer(self.get(*a)?, self.get(*b)?)?),
+            Op::AddOuter { acc, a, b } => match self.get(*acc)?.clone() {
+                RuntimeValue::Mat { rows, cols, mut data } => {
+                    ppl_runtime::add_outer(&mut data, self.get(*a)?.elements()?, self.get(*b)?.elements()?);
+                    one(RuntimeValue::Mat { rows, cols, data })
+                }
+                other => fail(format!("the outer product added to a {}", other.kind()), None),
+            },
             Op::WithTangent { value, .. } => one(self.get(*value)?.clone()),
             Op::Sample { sampler, args, rng } => {
                 let mut stream = self.get(*rng)?.as_rng()?.clone();

@@ -231,6 +231,13 @@ pub enum Op {
     Transpose(Value),
     /// The outer product of two vectors.
     Outer(Value, Value),
+    /// `acc + outer(a, b)`, formed in one pass (see `fuse`). Made only after differentiation,
+    /// which does not know it.
+    AddOuter {
+        acc: Value,
+        a: Value,
+        b: Value,
+    },
     /// `value`, carrying the tangent of `tangent_of`: how an estimator rule states a tangent
     /// that is not the derivative of the code computing its value.
     WithTangent {
@@ -300,6 +307,7 @@ impl Op {
             Op::Insert { aggregate, index, value } => vec![*aggregate, *index, *value],
             Op::Transpose(a) | Op::Save(a) => vec![*a],
             Op::Outer(a, b) => vec![*a, *b],
+            Op::AddOuter { acc, a, b } => vec![*acc, *a, *b],
             Op::WithTangent { value, tangent_of } => vec![*value, *tangent_of],
             Op::Sample { args, rng, .. } | Op::Branch { args, rng, .. } => {
                 args.iter().copied().chain(std::iter::once(*rng)).collect()
@@ -349,6 +357,7 @@ impl Op {
             Op::Insert { aggregate, index, value } => vec![aggregate, index, value],
             Op::Transpose(a) | Op::Save(a) => vec![a],
             Op::Outer(a, b) => vec![a, b],
+            Op::AddOuter { acc, a, b } => vec![acc, a, b],
             Op::WithTangent { value, tangent_of } => vec![value, tangent_of],
             Op::Sample { args, rng, .. } | Op::Branch { args, rng, .. } => {
                 let mut values: Vec<&mut Value> = args.iter_mut().collect();

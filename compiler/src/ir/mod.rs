@@ -9,12 +9,13 @@
 //!
 //! This module owns the data structure, its [`builder`], its [`verify`]er and its [`print`]er.
 //! Passes live beside it, one per file: [`jvp`] (forward mode), [`const_fold`], [`cse`],
-//! [`dce`]. Nothing here knows the surface language.
+//! [`dce`], and [`fuse`] (after differentiation). Nothing here knows the surface language.
 
 pub mod builder;
 pub mod const_fold;
 pub mod cse;
 pub mod dce;
+pub mod fuse;
 mod function;
 pub mod jvp;
 pub mod print;
@@ -27,6 +28,22 @@ pub use function::{
     UnaryOp, Value,
 };
 pub use types::Type;
+
+/// How many times each value is read in `block` (by its instructions, nested blocks included,
+/// and by its results).
+pub fn count_uses(block: &Block, uses: &mut std::collections::HashMap<Value, usize>) {
+    for value in &block.results {
+        *uses.entry(*value).or_default() += 1;
+    }
+    for inst in &block.insts {
+        for operand in inst.op.operands() {
+            *uses.entry(operand).or_default() += 1;
+        }
+        for nested in inst.op.blocks() {
+            count_uses(nested, uses);
+        }
+    }
+}
 
 /// Every value an instruction of `function` reads or a block yields.
 pub fn uses(function: &Function) -> std::collections::HashSet<Value> {

@@ -118,6 +118,7 @@ fn describe(op: &Op) -> String {
         Op::Insert { aggregate, index, value } => format!("insert {aggregate}[{index}], {value}"),
         Op::Transpose(a) => format!("transpose {a}"),
         Op::Outer(a, b) => format!("outer {a}, {b}"),
+        Op::AddOuter { acc, a, b } => format!("add_outer {acc}, {a}, {b}"),
         Op::WithTangent { value, tangent_of } => format!("with_tangent {value}, {tangent_of}"),
         Op::Sample { sampler: super::Sampler::Subsample { population, size }, rng, .. } => {
             format!("sample subsample {size} of {population} {rng}")

@@ -133,6 +133,10 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
             (Type::Vec(m), Type::Vec(n)) => Ok(vec![Type::Mat(m, n)]),
             (a, b) => error(format!("outer product of {a} and {b}")),
         },
+        Op::AddOuter { acc, a, b } => match (ty(*acc)?, ty(*a)?, ty(*b)?) {
+            (Type::Mat(m, n), Type::Vec(rows), Type::Vec(cols)) if (m, n) == (rows, cols) => Ok(vec![Type::Mat(m, n)]),
+            (acc, a, b) => error(format!("{acc} plus the outer product of {a} and {b}")),
+        },
         Op::WithTangent { value, tangent_of } => {
             let (tv, tt) = (ty(*value)?, ty(*tangent_of)?);
             if tv == tt && tv.is_differentiable() {
