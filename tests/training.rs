@@ -288,3 +288,23 @@ fn relu_abs_min_and_max_differentiate_elementwise_on_vectors() {
         }
     }
 }
+
+#[test]
+fn slices_read_and_differentiate_like_the_elements_they_hold() {
+    // d/dv of sum(v[1..3]) + 2·sum(m[.., 1] * v[2..5]) + m[0, 1..3] · v[0..2], exactly.
+    let source = "data m: mat[3, 4] = [[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0], [9.0, 10.0, 11.0, 12.0]];\n\
+                  param v: vec[5] = [0.5, 1.0, 1.5, 2.0, 2.5];\n\
+                  fn f(v) { E { sum(v[1..3]) + 2.0 * sum(m[.., 1] * v[2..5]) + dot(m[0, 1..3], v[..2]) } }\n\
+                  print m[1..3, 2..4], m[.., 3];\nprint grad(f(v), samples: 2);\n";
+    let scratch = common::Scratch::new("slices");
+    let path = scratch.file("slices.ppl", source);
+    for backend in ["jit", "interp"] {
+        let output = common::ppl(&["run", "--json", "--backend", backend, &path.to_string_lossy()]);
+        let lines: Vec<serde_json::Value> =
+            common::stdout(&output).lines().map(|line| serde_json::from_str(line).expect("JSON")).collect();
+        assert_eq!(lines.len(), 3, "{}", common::stderr(&output));
+        assert_eq!(lines[0]["value"], serde_json::json!([[7.0, 8.0], [11.0, 12.0]]));
+        assert_eq!(lines[1]["value"], serde_json::json!([4.0, 8.0, 12.0]));
+        assert_eq!(lines[2]["params"]["v"]["mean"], serde_json::json!([2.0, 4.0, 5.0, 12.0, 20.0]), "{backend}");
+    }
+}

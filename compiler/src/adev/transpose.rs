@@ -309,6 +309,22 @@ impl Transpose<'_> {
                 let transposed = self.builder.push1(Op::Transpose(cotangent))?;
                 self.accumulate(*a, transposed)
             }
+            Op::Slice { aggregate, start, .. } => {
+                let total = match self.source_type(*aggregate)? {
+                    Type::Vec(n) | Type::Mat(n, _) => n,
+                    other => return error(format!("a slice of {other}")),
+                };
+                let placed = self.builder.push1(Op::Place { value: cotangent, start: *start, total })?;
+                self.accumulate(*aggregate, placed)
+            }
+            Op::Place { value, start, .. } => {
+                let len = match self.source_type(*value)? {
+                    Type::Vec(n) | Type::Mat(n, _) => n,
+                    other => return error(format!("{other} placed in zeros")),
+                };
+                let part = self.builder.push1(Op::Slice { aggregate: cotangent, start: *start, len })?;
+                self.accumulate(*value, part)
+            }
             Op::Outer(a, b) if linear(a) != linear(b) => {
                 if linear(a) {
                     let right = self.primal(*b)?;

@@ -213,6 +213,16 @@ pub unsafe extern "C" fn add_outer(dst: *mut f64, a: *const f64, m: i64, b: *con
     unsafe { ppl_runtime::add_outer(slice_mut(dst, m * n), slice(a, m), slice(b, n)) }
 }
 
+/// `dst` (`total` words) zero but for the `len` words of `src` from word `offset`.
+pub unsafe extern "C" fn place(dst: *mut f64, src: *const f64, offset: i64, len: i64, total: i64) {
+    // SAFETY: see the module's contract; the verifier checked that the part fits.
+    unsafe {
+        let dst = slice_mut(dst, total);
+        dst.fill(0.0);
+        dst[offset as usize..(offset + len) as usize].copy_from_slice(slice(src, len));
+    }
+}
+
 pub unsafe extern "C" fn rng_copy(dst: *mut Rng, src: *const Rng) {
     // SAFETY: both point at initialised streams in the caller's scratch.
     unsafe { (*dst).clone_from(&*src) }
@@ -348,6 +358,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_minimum", minimum as *const u8),
         ("ppl_vec_arith", vec_arith as *const u8),
         ("ppl_add_outer", add_outer as *const u8),
+        ("ppl_place", place as *const u8),
         ("ppl_subsample", subsample as *const u8),
         ("ppl_maximum", maximum as *const u8),
         ("ppl_matmul", matmul as *const u8),

@@ -42,7 +42,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_sum" | "ppl_logsumexp" | "ppl_minimum" | "ppl_maximum" => (vec![I64, I64], vec![F64]),
         "ppl_matmul" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![F64]),
         "ppl_transpose" => (vec![I64, I64, I64, I64], vec![]),
-        "ppl_outer" | "ppl_add_outer" => (vec![I64, I64, I64, I64, I64], vec![]),
+        "ppl_outer" | "ppl_add_outer" | "ppl_place" => (vec![I64, I64, I64, I64, I64], vec![]),
         "ppl_rng_copy" => (vec![I64, I64], vec![]),
         "ppl_draw" => (vec![I64, I64, I64], vec![F64]),
         "ppl_split" => (vec![I64, I64, I64], vec![]),
@@ -354,6 +354,28 @@ impl Translator<'_, '_> {
                 let (dst, src) = (self.address(result)?, self.address(*a)?);
                 let args = [dst, src, self.iconst(i64::from(rows)), self.iconst(i64::from(cols))];
                 self.call("ppl_transpose", &args)?;
+                None
+            }
+            Op::Slice { aggregate, start, .. } => {
+                let width = match self.ty(*aggregate)? {
+                    Type::Mat(_, n) => i64::from(n),
+                    _ => 1,
+                };
+                let source = self.address(*aggregate)?;
+                let from = self.b.ins().iadd_imm(source, i64::from(*start) * width * 8);
+                let dst = self.address(result)?;
+                self.copy_words(dst, from, len(ty))?;
+                None
+            }
+            Op::Place { value, start, .. } => {
+                let width = match ty {
+                    Type::Mat(_, n) => i64::from(n),
+                    _ => 1,
+                };
+                let (dst, source) = (self.address(result)?, self.address(*value)?);
+                let offset = self.iconst(i64::from(*start) * width);
+                let (part, total) = (self.iconst(len(self.ty(*value)?)), self.iconst(len(ty)));
+                self.call("ppl_place", &[dst, source, offset, part, total])?;
                 None
             }
             Op::Outer(a, b) => {

@@ -181,6 +181,8 @@ impl Frame {
             }
             Op::Transpose(a) => one(value::transpose(self.get(*a)?)?),
             Op::Outer(a, b) => one(value::outer(self.get(*a)?, self.get(*b)?)?),
+            Op::Slice { aggregate, start, len } => one(self.get(*aggregate)?.slice(*start as usize, *len as usize)?),
+            Op::Place { value, start, total } => one(self.get(*value)?.placed(*start as usize, *total as usize)?),
             Op::AddOuter { acc, a, b } => match self.get(*acc)?.clone() {
                 RuntimeValue::Mat { rows, cols, mut data } => {
                     ppl_runtime::add_outer(&mut data, self.get(*a)?.elements()?, self.get(*b)?.elements()?);

@@ -192,6 +192,39 @@ pub fn matmul(a: &RuntimeValue, b: &RuntimeValue) -> Result<RuntimeValue, Interp
 }
 
 impl RuntimeValue {
+    /// `len` elements of a vector (rows of a matrix) from `start`.
+    pub fn slice(&self, start: usize, len: usize) -> Result<RuntimeValue, InterpError> {
+        let (width, data) = match self {
+            RuntimeValue::Vec(data) => (1, data),
+            RuntimeValue::Mat { cols, data, .. } => (*cols, data),
+            other => return fail(format!("a slice of a {}", other.kind()), None),
+        };
+        let part = data.get(start * width..(start + len) * width).map(<[f64]>::to_vec);
+        match (part, self) {
+            (Some(part), RuntimeValue::Vec(_)) => Ok(RuntimeValue::Vec(part)),
+            (Some(part), _) => Ok(RuntimeValue::Mat { rows: len, cols: width, data: part }),
+            (None, _) => fail(format!("elements {start}..{} of {}", start + len, data.len() / width.max(1)), None),
+        }
+    }
+
+    /// Zeros of `total` elements (rows), with this vector (matrix) from `start`.
+    pub fn placed(&self, start: usize, total: usize) -> Result<RuntimeValue, InterpError> {
+        let (width, data) = match self {
+            RuntimeValue::Vec(data) => (1, data),
+            RuntimeValue::Mat { cols, data, .. } => (*cols, data),
+            other => return fail(format!("a {} placed in zeros", other.kind()), None),
+        };
+        let mut out = vec![0.0; total * width];
+        match out.get_mut(start * width..start * width + data.len()) {
+            Some(part) => part.copy_from_slice(data),
+            None => return fail(format!("{} elements placed at {start} of {total}", data.len()), None),
+        }
+        Ok(match self {
+            RuntimeValue::Vec(_) => RuntimeValue::Vec(out),
+            _ => RuntimeValue::Mat { rows: total, cols: width, data: out },
+        })
+    }
+
     /// A copy of a vector with element `index` replaced, or of a matrix with row `index` replaced.
     pub fn insert(&self, index: i64, value: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
         let out_of_bounds = |len: usize| out_of_bounds(index, len);

@@ -229,6 +229,19 @@ pub enum Op {
     },
     /// The transpose of a matrix.
     Transpose(Value),
+    /// `len` consecutive elements of a vector (or rows of a matrix) from `start`.
+    Slice {
+        aggregate: Value,
+        start: u32,
+        len: u32,
+    },
+    /// A vector of `total` elements (or a matrix of `total` rows) that is `value` from `start`
+    /// and zero elsewhere: the transpose of [`Op::Slice`].
+    Place {
+        value: Value,
+        start: u32,
+        total: u32,
+    },
     /// The outer product of two vectors.
     Outer(Value, Value),
     /// `acc + outer(a, b)`, formed in one pass (see `fuse`). Made only after differentiation,
@@ -306,6 +319,8 @@ impl Op {
             Op::Extract { aggregate, index } => vec![*aggregate, *index],
             Op::Insert { aggregate, index, value } => vec![*aggregate, *index, *value],
             Op::Transpose(a) | Op::Save(a) => vec![*a],
+            Op::Slice { aggregate, .. } => vec![*aggregate],
+            Op::Place { value, .. } => vec![*value],
             Op::Outer(a, b) => vec![*a, *b],
             Op::AddOuter { acc, a, b } => vec![*acc, *a, *b],
             Op::WithTangent { value, tangent_of } => vec![*value, *tangent_of],
@@ -356,6 +371,8 @@ impl Op {
             Op::Extract { aggregate, index } => vec![aggregate, index],
             Op::Insert { aggregate, index, value } => vec![aggregate, index, value],
             Op::Transpose(a) | Op::Save(a) => vec![a],
+            Op::Slice { aggregate, .. } => vec![aggregate],
+            Op::Place { value, .. } => vec![value],
             Op::Outer(a, b) => vec![a, b],
             Op::AddOuter { acc, a, b } => vec![acc, a, b],
             Op::WithTangent { value, tangent_of } => vec![value, tangent_of],

@@ -203,6 +203,14 @@ impl Jvp<'_> {
                 let value = self.tangent_or_zero(*value)?;
                 Some(self.push(Op::Insert { aggregate, index: *index, value })?)
             }
+            (Op::Slice { aggregate, start, len }, _) => match self.t(aggregate) {
+                Some(da) => Some(self.push(Op::Slice { aggregate: da, start: *start, len: *len })?),
+                None => None,
+            },
+            (Op::Place { value, start, total }, _) => match self.t(value) {
+                Some(dv) => Some(self.push(Op::Place { value: dv, start: *start, total: *total })?),
+                None => None,
+            },
             (Op::Transpose(a), _) => match self.t(a) {
                 Some(da) => Some(self.push(Op::Transpose(da))?),
                 None => None,

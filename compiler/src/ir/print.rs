@@ -118,6 +118,10 @@ fn describe(op: &Op) -> String {
         Op::Insert { aggregate, index, value } => format!("insert {aggregate}[{index}], {value}"),
         Op::Transpose(a) => format!("transpose {a}"),
         Op::Outer(a, b) => format!("outer {a}, {b}"),
+        Op::Slice { aggregate, start, len } => {
+            format!("slice {aggregate}[{start}..{}]", u64::from(*start) + u64::from(*len))
+        }
+        Op::Place { value, start, total } => format!("place {value} at {start} of {total}"),
         Op::AddOuter { acc, a, b } => format!("add_outer {acc}, {a}, {b}"),
         Op::WithTangent { value, tangent_of } => format!("with_tangent {value}, {tangent_of}"),
         Op::Sample { sampler: super::Sampler::Subsample { population, size }, rng, .. } => {

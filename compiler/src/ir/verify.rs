@@ -129,6 +129,22 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
             Type::Mat(m, n) => Ok(vec![Type::Mat(n, m)]),
             other => error(format!("transpose of {other}")),
         },
+        Op::Slice { aggregate, start, len } => {
+            let end = start.checked_add(*len);
+            match ty(*aggregate)? {
+                Type::Vec(n) if end.is_some_and(|end| end <= n) => Ok(vec![Type::Vec(*len)]),
+                Type::Mat(m, n) if end.is_some_and(|end| end <= m) => Ok(vec![Type::Mat(*len, n)]),
+                other => error(format!("{len} from {start} of {other}")),
+            }
+        }
+        Op::Place { value, start, total } => {
+            let fits = |len: u32| start.checked_add(len).is_some_and(|end| end <= *total);
+            match ty(*value)? {
+                Type::Vec(n) if fits(n) => Ok(vec![Type::Vec(*total)]),
+                Type::Mat(m, n) if fits(m) => Ok(vec![Type::Mat(*total, n)]),
+                other => error(format!("{other} placed at {start} of {total}")),
+            }
+        }
         Op::Outer(a, b) => match (ty(*a)?, ty(*b)?) {
             (Type::Vec(m), Type::Vec(n)) => Ok(vec![Type::Mat(m, n)]),
             (a, b) => error(format!("outer product of {a} and {b}")),

@@ -61,7 +61,8 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
 
     /// A host value in this function: scalars as constants, vectors and matrices as tensors.
     pub(super) fn data_val(&mut self, data: Data, name: &str) -> Lowered<Val<'a>> {
-        let tensor = |ty: Type, values: Vec<f64>| Op::Data(Tensor { name: Arc::from(name), ty, values: Arc::new(values) });
+        let tensor =
+            |ty: Type, values: Vec<f64>| Op::Data(Tensor { name: Arc::from(name), ty, values: Arc::new(values) });
         let too_large = || {
             unsupported(self.span.unwrap_or_default(), "a vector or matrix of more than 4,294,967,295 rows or columns")
         };

@@ -44,6 +44,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             }
             ExprKind::Binary(op, left, right) => self.binary(env, expr, *op, left, right),
             ExprKind::Call { callee, args } => self.call(env, expr, callee, args),
+            ExprKind::Index { base, indices }
+                if indices.iter().any(|index| matches!(index.kind, ExprKind::Range { .. })) =>
+            {
+                self.slice(env, expr, base, indices)
+            }
+            ExprKind::Range { .. } => Err(internal(Some(expr.span), "a range outside an index")),
             ExprKind::Index { base, indices } => {
                 let mut value = self.expr(env, base)?;
                 for index in indices {
@@ -197,6 +203,72 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 Val::Record(converted)
             }
             (value, _) => value,
+        })
+    }
+
+    /// `v[a..b]`, `m[a..b]`, `m[.., j]`, `m[i, a..b]`, `m[a..b, c..d]` (see `check_slice`):
+    /// a slice of consecutive elements (rows) is one [`Op::Slice`]; a column goes through the
+    /// transpose.
+    fn slice(&mut self, env: &mut Env<'a>, expr: &'a Expr, base: &'a Expr, indices: &'a [Expr]) -> Lowered<Val<'a>> {
+        let value = self.expr(env, base)?;
+        let (data, element) = match value {
+            Val::Ir(data) => (data, None),
+            Val::Array { data, element } => (data, Some(element)),
+            _ => return Err(internal(Some(expr.span), "a slice of a non-vector")),
+        };
+        let dims = match self.builder.ty(data) {
+            Some(Type::Vec(n)) => vec![n],
+            Some(Type::Mat(m, n)) => vec![m, n],
+            _ => return Err(internal(Some(expr.span), "a slice of a non-vector")),
+        };
+        // Each index: `(start, length)` of a slice, or a position.
+        let mut parts = Vec::with_capacity(indices.len());
+        for (index, dim) in indices.iter().zip(&dims) {
+            let ExprKind::Range { lo, hi } = &index.kind else {
+                let position = self.expr(env, index)?;
+                parts.push(Err(self.scalar(position, index.span)?));
+                continue;
+            };
+            let mut bound = |lowerer: &mut Self, bound: &'a Option<Box<Expr>>, default: u32| match bound {
+                Some(bound) => {
+                    let value = lowerer.expr(env, bound)?;
+                    let value = lowerer.scalar(value, bound.span)?;
+                    lowerer
+                        .builder
+                        .int_constant(value)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| internal(Some(bound.span), "a slice bound that is not a constant"))
+                }
+                None => Ok(default),
+            };
+            let start = bound(self, lo, 0)?;
+            let end = bound(self, hi, *dim)?;
+            parts.push(Ok((start, end.saturating_sub(start))));
+        }
+        self.builder.set_span(Some(expr.span));
+        let b = &mut self.builder;
+        let sliced = match parts.as_slice() {
+            [Ok((start, len))] => b.push1(Op::Slice { aggregate: data, start: *start, len: *len })?,
+            [Ok((start, len)), Err(column)] => {
+                let rows = b.push1(Op::Slice { aggregate: data, start: *start, len: *len })?;
+                let columns = b.push1(Op::Transpose(rows))?;
+                b.push1(Op::Extract { aggregate: columns, index: *column })?
+            }
+            [Err(row), Ok((start, len))] => {
+                let row = b.push1(Op::Extract { aggregate: data, index: *row })?;
+                b.push1(Op::Slice { aggregate: row, start: *start, len: *len })?
+            }
+            [Ok((row_start, rows)), Ok((column_start, columns))] => {
+                let rows = b.push1(Op::Slice { aggregate: data, start: *row_start, len: *rows })?;
+                let transposed = b.push1(Op::Transpose(rows))?;
+                let columns = b.push1(Op::Slice { aggregate: transposed, start: *column_start, len: *columns })?;
+                b.push1(Op::Transpose(columns))?
+            }
+            _ => return Err(internal(Some(expr.span), "a slice with positions only")),
+        };
+        Ok(match element {
+            Some(element) => Val::Array { data: sliced, element },
+            None => Val::Ir(sliced),
         })
     }
 

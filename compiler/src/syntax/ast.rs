@@ -214,6 +214,11 @@ pub enum ExprKind {
         field: Ident,
     },
     Vector(Vec<Expr>),
+    /// `lo..hi`, `lo..`, `..hi` or `..`: a slice, only as an index (`v[0..10]`, `m[.., j]`).
+    Range {
+        lo: Option<Box<Expr>>,
+        hi: Option<Box<Expr>>,
+    },
     /// `[body for var in lo..hi]`
     Comprehension {
         body: Box<Expr>,

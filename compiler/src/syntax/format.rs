@@ -836,6 +836,15 @@ impl Printer<'_> {
                 self.write_separated(indices, |printer, index| printer.write_expr(index));
                 self.write("]");
             }
+            ExprKind::Range { lo, hi } => {
+                if let Some(lo) = lo {
+                    self.write_expr(lo);
+                }
+                self.write("..");
+                if let Some(hi) = hi {
+                    self.write_expr(hi);
+                }
+            }
             ExprKind::Field { base, field } => {
                 self.write_operand(base, postfix_base_needs_parens(base, is_tuple_field(&field.name)));
                 self.write(".");

@@ -487,8 +487,13 @@ where
     }
     let tuple_field = select! { Token::Int(digits) => digits }
         .map_with(|digits: &str, e| Ident { name: digits.to_string(), span: span_of(e.span()) });
+    let slice =
+        expr.clone().or_not().then_ignore(just(Token::DotDot)).then(expr.clone().or_not()).map_with(|(lo, hi), e| {
+            expr_node(ExprKind::Range { lo: lo.map(Box::new), hi: hi.map(Box::new) }, e.span())
+        });
+    let index_item = choice((slice, expr.clone()));
     let postfix_op = choice((
-        expr.clone()
+        index_item
             .separated_by(just(Token::Comma))
             .at_least(1)
             .collect::<Vec<_>>()

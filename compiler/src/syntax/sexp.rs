@@ -160,6 +160,9 @@ pub fn expr_sexp(expr: &Expr) -> String {
             node("call", std::iter::once(callee.name.clone()).chain(args.iter().map(arg_sexp)))
         }
         ExprKind::Index { base, indices } => node("index", std::iter::once(&**base).chain(indices).map(expr_sexp)),
+        ExprKind::Range { lo, hi } => {
+            node("range", [lo, hi].into_iter().map(|bound| bound.as_deref().map_or("_".to_string(), expr_sexp)))
+        }
         ExprKind::Field { base, field } => format!("(. {} {})", expr_sexp(base), field.name),
         ExprKind::Vector(parts) => format!("[{}]", parts.iter().map(expr_sexp).collect::<Vec<_>>().join(" ")),
         ExprKind::Comprehension { body, var, lo, hi } => {

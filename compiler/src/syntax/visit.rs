@@ -63,6 +63,11 @@ pub fn walk_expr_mut(expr: &mut Expr, f: &mut impl FnMut(&mut Expr)) {
             indices.iter_mut().for_each(|index| walk_expr_mut(index, f));
         }
         ExprKind::Field { base, .. } => walk_expr_mut(base, f),
+        ExprKind::Range { lo, hi } => {
+            for bound in [lo, hi].into_iter().flatten() {
+                walk_expr_mut(bound, f);
+            }
+        }
         ExprKind::Vector(parts) | ExprKind::Tuple(parts) => parts.iter_mut().for_each(|part| walk_expr_mut(part, f)),
         ExprKind::Comprehension { body, lo, hi, .. } => {
             walk_expr_mut(lo, f);
@@ -91,6 +96,7 @@ pub fn child_exprs(expr: &Expr) -> Vec<&Expr> {
         ExprKind::Call { args, .. } => args.iter().map(|arg| &arg.value).collect(),
         ExprKind::Index { base, indices } => std::iter::once(&**base).chain(indices).collect(),
         ExprKind::Field { base, .. } => vec![base],
+        ExprKind::Range { lo, hi } => [lo, hi].into_iter().flatten().map(|bound| &**bound).collect(),
         ExprKind::Vector(parts) | ExprKind::Tuple(parts) => parts.iter().collect(),
         ExprKind::Comprehension { body, lo, hi, .. } => vec![lo, hi, body],
         ExprKind::Record(fields) => fields.iter().map(|field| &field.value).collect(),

@@ -77,6 +77,14 @@ impl<'a> Checker<'a> {
             ExprKind::Binary(op, lhs, rhs) => self.check_binary(body, *op, lhs, rhs, expr.span),
             ExprKind::Call { callee, args } => self.check_call(body, callee, args, expr),
             ExprKind::Index { base, indices } => self.check_index(body, base, indices),
+            ExprKind::Range { .. } => {
+                self.report(
+                    Diagnostic::error(ErrorCode::InvalidIndex, "a range `lo..hi` is a slice, written as an index")
+                        .with_primary(expr.span, "not in the brackets of an index")
+                        .with_help("slice a vector or matrix with it: `v[2..5]`, `m[.., j]`"),
+                );
+                Checked::unknown()
+            }
             ExprKind::Field { base, field } => self.check_field(body, base, field),
             ExprKind::Vector(parts) => self.check_vector(body, parts),
             ExprKind::Comprehension { body: element, var, lo, hi } => {
@@ -330,6 +338,9 @@ impl<'a> Checker<'a> {
 
     fn check_index(&mut self, body: &mut Body, base: &'a Expr, indices: &'a [Expr]) -> Checked {
         let base_type = self.check_expr(body, base).ty;
+        if indices.iter().any(|index| matches!(index.kind, ExprKind::Range { .. })) {
+            return self.check_slice(body, base, &base_type, indices);
+        }
         let mut values = Vec::with_capacity(indices.len());
         for index in indices {
             values.push(self.expect_int(body, index, "an index"));
@@ -380,6 +391,90 @@ impl<'a> Checker<'a> {
             (Type::Array(element, _), _) => (**element).clone(),
             (Type::Mat(_, n), 1) => Type::Vec(*n),
             _ => Type::Real,
+        })
+    }
+
+    /// `v[a..b]`, `m[a..b]` (rows), `m[.., j]` (a column), `m[i, a..b]` (part of a row),
+    /// `m[a..b, c..d]`: the bounds are `int` constants (an omitted one is the start or the end).
+    fn check_slice(&mut self, body: &mut Body, base: &'a Expr, base_type: &Type, indices: &'a [Expr]) -> Checked {
+        let dims: Vec<Dim> = match base_type {
+            Type::Vec(n) | Type::Array(_, n) => vec![*n],
+            Type::Mat(m, n) => vec![*m, *n],
+            Type::Unknown => return Checked::unknown(),
+            other => {
+                self.report(
+                    Diagnostic::error(ErrorCode::InvalidIndex, format!("cannot slice {other}"))
+                        .with_primary(base.span, format!("this is {other}"))
+                        .with_help("vectors, matrices and arrays can be sliced"),
+                );
+                return Checked::unknown();
+            }
+        };
+        if indices.len() > dims.len() {
+            self.report(
+                Diagnostic::error(ErrorCode::InvalidIndex, format!("{base_type} takes at most {} indices", dims.len()))
+                    .with_primary(indices[dims.len()].span, "one index too many"),
+            );
+            return Checked::unknown();
+        }
+        // Each index: a slice's length, or `None` for a single position.
+        let mut lengths = Vec::with_capacity(indices.len());
+        for (index, dim) in indices.iter().zip(&dims) {
+            let ExprKind::Range { lo, hi } = &index.kind else {
+                self.expect_int(body, index, "an index");
+                lengths.push(None);
+                continue;
+            };
+            let mut bound = |checker: &mut Self, bound: &'a Option<Box<Expr>>, default: Option<u64>| match bound {
+                Some(bound) => {
+                    let value = checker.expect_int(body, bound, "a slice's bound");
+                    if value.is_none() {
+                        checker.report(
+                            Diagnostic::error(ErrorCode::NotConstant, "a slice's bounds must be constants")
+                                .with_primary(bound.span, "not known before the program runs")
+                                .with_help("a slice's length is part of its type; index element by element instead"),
+                        );
+                    }
+                    value.and_then(|value| u64::try_from(value).ok()).or(Some(u64::MAX))
+                }
+                None => default,
+            };
+            let length = match dim {
+                Dim::Known(length) => Some(*length),
+                Dim::Unknown => None,
+            };
+            let (start, end) = (bound(self, lo, Some(0)), bound(self, hi, length));
+            match (start, end, length) {
+                (Some(start), Some(end), Some(length)) if start <= end && end <= length => {
+                    lengths.push(Some(Dim::Known(end - start)))
+                }
+                (Some(start), Some(end), Some(length)) => {
+                    if start != u64::MAX && end != u64::MAX {
+                        self.report(
+                            Diagnostic::error(
+                                ErrorCode::IndexOutOfBounds,
+                                format!("slice {start}..{end} is out of bounds for length {length}"),
+                            )
+                            .with_primary(
+                                index.span,
+                                format!("a slice must lie within 0..{length}, its start before its end"),
+                            )
+                            .with_secondary(base.span, format!("this is {base_type}")),
+                        );
+                    }
+                    return Checked::unknown();
+                }
+                _ => lengths.push(Some(Dim::Unknown)),
+            }
+        }
+        Checked::of(match (base_type, lengths.as_slice()) {
+            (Type::Vec(_), [Some(length)]) => Type::Vec(*length),
+            (Type::Array(element, _), [Some(length)]) => Type::Array(element.clone(), *length),
+            (Type::Mat(_, n), [Some(rows)]) => Type::Mat(*rows, *n),
+            (Type::Mat(..), [Some(rows), None]) => Type::Vec(*rows),
+            (Type::Mat(..), [None, Some(cols)]) => Type::Vec(*cols),
+            (Type::Mat(..), [Some(rows), Some(cols)]) => Type::Mat(*rows, *cols),
+            _ => Type::Unknown,
         })
     }
 
