@@ -308,3 +308,35 @@ fn slices_read_and_differentiate_like_the_elements_they_hold() {
         assert_eq!(lines[2]["params"]["v"]["mean"], serde_json::json!([2.0, 4.0, 5.0, 12.0, 20.0]), "{backend}");
     }
 }
+
+/// `examples/vae.ppl` with its training cut to 30 steps and its evaluation to 200 test images:
+/// the paper's VAE loads binarized MNIST, trains on minibatches and improves its ELBO.
+#[test]
+fn the_vae_example_loads_mnist_trains_on_minibatches_and_improves() {
+    let example = std::fs::read_to_string("examples/vae.ppl").expect("the example");
+    if !std::path::Path::new("../shared/data/binarized_mnist").exists() {
+        eprintln!("skipped: ../shared/data/binarized_mnist is not here");
+        return;
+    }
+    let shortened = example
+        .replace("steps: 7820", "steps: 30")
+        .replace("mean_over(test, image_iwelbo)", "mean_over(test[..20], image_iwelbo)")
+        .replace("mean_over(test, image_elbo)", "mean_over(test[..200], image_elbo)")
+        .replace("../../shared/", &format!("{}/../shared/", env!("CARGO_MANIFEST_DIR")));
+    assert_ne!(shortened, example, "the example's commands changed: update this test");
+    let scratch = common::Scratch::new("vae");
+    let path = scratch.file("vae.ppl", &shortened);
+    let output = common::ppl(&["run", "--json", &path.to_string_lossy()]);
+    assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+    let lines: Vec<serde_json::Value> =
+        common::stdout(&output).lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
+    let estimates: Vec<f64> = lines
+        .iter()
+        .filter(|line| line["kind"] == "estimate")
+        .filter_map(|line| line["mean"].as_f64())
+        .collect();
+    assert_eq!(estimates.len(), 2, "{lines:?}");
+    // Untrained, the ELBO is about -545 nats per image; 30 steps of Adam reach about -250.
+    assert!(estimates.iter().all(|elbo| (-400.0..-100.0).contains(elbo)), "{estimates:?}");
+    assert!(estimates[1] >= estimates[0] - 5.0, "IWELBO {} below ELBO {}", estimates[1], estimates[0]);
+}
