@@ -222,24 +222,28 @@ impl Executor {
         (0..chunks).map(|_| summary()).collect()
     }
 
-    /// Runs calls `0..count`: each chunk of indices is summarised by `work(kernel, worker,
-    /// indices, summary)` into a summary of `round` (cleared by the caller's `work`), and the
-    /// summaries are handed to `combine` in chunk order, until it returns false. With `parallel`
-    /// (and more than one thread) the chunks of a round run on the worker threads.
+    /// Runs calls `0..count`: each chunk of `chunk` consecutive indices (usually [`CHUNK`]) is
+    /// summarised by `work(kernel, worker, indices, summary)` into a summary of `round` (cleared
+    /// by the caller's `work`), and the summaries are handed to `combine` in chunk order, until
+    /// it returns false. With `parallel` (and more than one thread) the chunks of a round run on
+    /// the worker threads.
+    #[allow(clippy::too_many_arguments)]
     pub fn run<S: Send>(
         &self,
         count: u64,
+        chunk: u64,
         parallel: bool,
         round: &mut [S],
         work: impl Fn(&Kernel, &mut Worker, Range<u64>, &mut S) + Sync,
         mut combine: impl FnMut(&mut S) -> bool,
     ) {
-        let chunks = count.div_ceil(CHUNK);
+        let size = chunk.max(1);
+        let chunks = count.div_ceil(size);
         let per_round = round.len().max(1) as u64;
         let mut first = 0;
         while first < chunks {
             let n = (chunks - first).min(per_round) as usize;
-            let indices = |chunk: u64| chunk * CHUNK..((chunk + 1) * CHUNK).min(count);
+            let indices = |chunk: u64| chunk * size..((chunk + 1) * size).min(count);
             let one = |chunk: u64, summary: &mut S, worker: &mut Worker| {
                 if worker.generation != self.generation {
                     self.kernel.load_params(worker, &self.params);

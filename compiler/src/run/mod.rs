@@ -357,6 +357,7 @@ impl<'a> Session<'a> {
         let mut index = 0;
         executor.run(
             count,
+            execute::CHUNK,
             true,
             &mut round,
             |kernel, worker, draws, (values, failure): &mut (Vec<T>, Option<u64>)| {
@@ -534,6 +535,7 @@ impl<'a> Session<'a> {
         let mut failed = None;
         executor.run(
             samples,
+            execute::CHUNK,
             true,
             &mut round,
             |kernel, worker, indices, (moments, failure): &mut (Moments, Option<u64>)| {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ppl_runtime::optim::{clip_by_norm, global_norm, Method, Optimizer, OptimizerState, Schedule};
 
-use super::execute::{Executor, Kernel};
+use super::execute::{Executor, Kernel, CHUNK};
 use super::moments::Moments;
 use super::output::{Minibatch, Output, TrainedObjective};
 use super::{fit, runtime_error, Session};
@@ -348,8 +348,13 @@ impl<'a> Session<'a> {
         let seed = settings.seed;
         let particles = settings.particles;
         let gradient = &mut group.gradient;
+        // A step of at most `CHUNK` particles is one chunk by the usual rule; summed one particle
+        // per chunk instead, it has the same bits (each chunk's sum starts from 0, and 0 + x is
+        // x), and its particles can run on every thread: a minibatch objective's few, costly ones.
+        let chunk = if particles <= CHUNK { 1 } else { CHUNK };
         group.executor.run(
             particles,
+            chunk,
             parallel,
             &mut group.round,
             |kernel, worker, indices, sums| {
