@@ -345,33 +345,7 @@ impl<'a> Checker<'a> {
         for index in indices {
             values.push(self.expect_int(body, index, "an index"));
         }
-        let dims: Vec<Dim> = match &base_type {
-            Type::Vec(n) | Type::Array(_, n) => vec![*n],
-            Type::Mat(m, n) => vec![*m, *n],
-            Type::Unknown => return Checked::unknown(),
-            other => {
-                self.report(
-                    Diagnostic::error(ErrorCode::InvalidIndex, format!("cannot index into {other}"))
-                        .with_primary(base.span, format!("this is {other}"))
-                        .with_help("vectors, matrices and indexed addresses can be indexed"),
-                );
-                return Checked::unknown();
-            }
-        };
-        if indices.len() > dims.len() {
-            self.report(
-                Diagnostic::error(
-                    ErrorCode::InvalidIndex,
-                    format!(
-                        "{base_type} takes at most {} ind{}",
-                        dims.len(),
-                        if dims.len() == 1 { "ex" } else { "ices" }
-                    ),
-                )
-                .with_primary(indices[dims.len()].span, "one index too many"),
-            );
-            return Checked::unknown();
-        }
+        let Some(dims) = self.index_dims(base, &base_type, indices) else { return Checked::unknown() };
         for ((index, value), dim) in indices.iter().zip(&values).zip(&dims) {
             if let (Some(value), Dim::Known(len)) = (value, dim) {
                 if *value < 0 || *value as u64 >= *len {
@@ -394,29 +368,43 @@ impl<'a> Checker<'a> {
         })
     }
 
-    /// `v[a..b]`, `m[a..b]` (rows), `m[.., j]` (a column), `m[i, a..b]` (part of a row),
-    /// `m[a..b, c..d]`: the bounds are `int` constants (an omitted one is the start or the end).
-    fn check_slice(&mut self, body: &mut Body, base: &'a Expr, base_type: &Type, indices: &'a [Expr]) -> Checked {
+    /// The dimensions `indices` select from, or `None` (reported unless the type is unknown) if
+    /// `base` cannot be indexed or they are too many.
+    fn index_dims(&mut self, base: &'a Expr, base_type: &Type, indices: &'a [Expr]) -> Option<Vec<Dim>> {
         let dims: Vec<Dim> = match base_type {
             Type::Vec(n) | Type::Array(_, n) => vec![*n],
             Type::Mat(m, n) => vec![*m, *n],
-            Type::Unknown => return Checked::unknown(),
+            Type::Unknown => return None,
             other => {
                 self.report(
-                    Diagnostic::error(ErrorCode::InvalidIndex, format!("cannot slice {other}"))
+                    Diagnostic::error(ErrorCode::InvalidIndex, format!("cannot index into {other}"))
                         .with_primary(base.span, format!("this is {other}"))
-                        .with_help("vectors, matrices and arrays can be sliced"),
+                        .with_help("vectors, matrices and indexed addresses can be indexed"),
                 );
-                return Checked::unknown();
+                return None;
             }
         };
         if indices.len() > dims.len() {
             self.report(
-                Diagnostic::error(ErrorCode::InvalidIndex, format!("{base_type} takes at most {} indices", dims.len()))
-                    .with_primary(indices[dims.len()].span, "one index too many"),
+                Diagnostic::error(
+                    ErrorCode::InvalidIndex,
+                    format!(
+                        "{base_type} takes at most {} ind{}",
+                        dims.len(),
+                        if dims.len() == 1 { "ex" } else { "ices" }
+                    ),
+                )
+                .with_primary(indices[dims.len()].span, "one index too many"),
             );
-            return Checked::unknown();
+            return None;
         }
+        Some(dims)
+    }
+
+    /// `v[a..b]`, `m[a..b]` (rows), `m[.., j]` (a column), `m[i, a..b]` (part of a row),
+    /// `m[a..b, c..d]`: the bounds are `int` constants (an omitted one is the start or the end).
+    fn check_slice(&mut self, body: &mut Body, base: &'a Expr, base_type: &Type, indices: &'a [Expr]) -> Checked {
+        let Some(dims) = self.index_dims(base, base_type, indices) else { return Checked::unknown() };
         // Each index: a slice's length, or `None` for a single position.
         let mut lengths = Vec::with_capacity(indices.len());
         for (index, dim) in indices.iter().zip(&dims) {
