@@ -5,6 +5,7 @@
 //! cargo run --release --bin bench -- interp [--runs 15]
 //! cargo run --release --bin bench -- jit [--runs 15]
 //! cargo run --release --bin bench -- exec [--runs 5] [--samples 10000000]
+//! cargo run --release --bin bench -- tensors [--runs 15]
 //! ```
 //!
 //! `frontend` generates a program of realistic items (models with loops, guides, parameters,
@@ -18,12 +19,16 @@
 //! implementation of the same estimator (same math, same random streams), the interpreter's
 //! rate, and the compiled rate on 1 and 2 threads. `exec` times what users run, `ppl run`
 //! processes, beside the hand-written Rust of `bench/cone_by_hand.rs` (see `bench/exec.rs`).
+//! `tensors` times the paper's VAE: compiling, one image's gradient, minibatches' gradients,
+//! and the matrix product at its shapes (see `bench/tensors.rs`).
 //! The machine is shared and noisy: medians, not means.
 
 #[path = "../bench/cone_by_hand.rs"]
 mod cone_by_hand;
 #[path = "../bench/exec.rs"]
 mod exec;
+#[path = "../bench/tensors.rs"]
+mod tensors;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -45,17 +50,18 @@ fn main() -> ExitCode {
         Some("frontend") => frontend(lines, runs),
         Some("interp") => interp(runs),
         Some("jit") => jit(runs),
+        Some("tensors") => tensors::run(runs),
         Some("exec") => match option("--samples", 10_000_000) {
             // Whole processes of seconds each: fewer runs by default.
             Ok(samples) => exec::run(if args.iter().any(|arg| arg == "--runs") { runs } else { 5 }, samples as u64),
             Err(message) => usage(&message),
         },
-        _ => usage("which benchmark? (frontend, interp, jit, exec)"),
+        _ => usage("which benchmark? (frontend, interp, jit, exec, tensors)"),
     }
 }
 
 fn usage(message: &str) -> ExitCode {
-    eprintln!("error: {message}\nusage: bench frontend [--lines N] [--runs N] | bench interp [--runs N] | bench jit [--runs N] | bench exec [--runs N] [--samples N]");
+    eprintln!("error: {message}\nusage: bench frontend [--lines N] [--runs N] | bench interp [--runs N] | bench jit [--runs N] | bench exec [--runs N] [--samples N] | bench tensors [--runs N]");
     ExitCode::from(2)
 }
 
@@ -328,7 +334,7 @@ pub(crate) fn median(runs: usize, mut work: impl FnMut()) -> Duration {
     times[times.len() / 2]
 }
 
-fn ms(time: Duration) -> f64 {
+pub(crate) fn ms(time: Duration) -> f64 {
     time.as_secs_f64() * 1e3
 }
 

@@ -1,0 +1,105 @@
+//! `bench tensors`: the figures of the tensor issue for the paper's VAE (Table 1, as
+//! `examples/vae.ppl` writes it), measured through the embedding API on the path every command
+//! runs on: the compile time of one image's ELBO gradient, one image's gradient, and the
+//! gradient of a minibatch of 64 and of 1024 test images (`mean_over(…, batch: B)`), each the
+//! median of `--runs` calls on one thread; then the matrix product at the VAE's shapes beside
+//! the `gemm` crate called directly. NumPyro's figures on the same machine come from
+//! `bench/numpyro_vae.py`.
+
+use std::process::ExitCode;
+
+use super::{median, ms};
+
+const VAE: &str = include_str!("../examples/vae.ppl");
+
+pub fn run(runs: usize) -> ExitCode {
+    match figures(runs) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The example's definitions (everything before its training), its data read from this
+/// checkout's `../shared/data`, and an image (of zeros: compiling must not wait for the data set).
+fn definitions() -> Result<String, String> {
+    let end = VAE.find("\nmaximize").ok_or("examples/vae.ppl has no `maximize`")?;
+    let shared = format!("{}/../shared/", env!("CARGO_MANIFEST_DIR"));
+    Ok(format!("{}\ndata image: vec[784] = zeros(784);\n", VAE[..end].replace("../../shared/", &shared)))
+}
+
+fn figures(runs: usize) -> Result<(), String> {
+    let source = definitions()?;
+    let program = ppl::compile(&source).map_err(|error| error.to_string())?;
+    let params = program.param_values();
+    let mut gradient = vec![0.0; params.len()];
+    println!("the VAE of the paper's Table 1 ({} parameters), f64, one thread, median of {runs}:", params.len());
+
+    let compile = median(runs, || {
+        std::hint::black_box(program.objective("image_elbo(image)").is_ok());
+    });
+    println!("  compile one image's ELBO gradient:        {:>9.1} ms", ms(compile));
+
+    for (what, expression) in [
+        ("gradient of one image's ELBO:", "image_elbo(image)"),
+        ("gradient of a minibatch of 64 images:", "mean_over(test, image_elbo, batch: 64)"),
+        ("gradient of a minibatch of 1024 images:", "mean_over(test, image_elbo, batch: 1024)"),
+    ] {
+        let mut objective = program.objective(expression).map_err(|error| error.to_string())?;
+        let mut stream = 0;
+        let time = median(runs, || {
+            stream += 1;
+            std::hint::black_box(objective.value_and_grad(&params, 1, stream, &mut gradient).is_ok());
+        });
+        println!("  {what:<41} {:>9.3} ms", ms(time));
+    }
+    matrix_products(runs);
+    Ok(())
+}
+
+/// `ppl_runtime::matmul` at the VAE's layer shapes (a minibatch of 64 through each layer)
+/// beside the same product by `gemm` directly: the kernel's share of the crate's throughput.
+fn matrix_products(runs: usize) {
+    println!("  matrix products (ppl's kernel beside gemm directly):");
+    for (m, n, p) in [(64, 784, 200), (64, 200, 20), (64, 10, 200), (64, 200, 784), (200, 784, 1)] {
+        let a: Vec<f64> = (0..m * n).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..n * p).map(|i| (i as f64 * 0.11).cos()).collect();
+        let mut out = vec![0.0; m * p];
+        let ours = median(runs, || ppl_runtime::matmul(&a, &b, &mut out, m, n, p));
+        let direct = median(runs, || {
+            // SAFETY: row-major slices of exactly these shapes; `out` is written only.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    p,
+                    n,
+                    out.as_mut_ptr(),
+                    1,
+                    p as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    n as isize,
+                    b.as_ptr(),
+                    1,
+                    p as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            };
+        });
+        let flops = 2.0 * (m * n * p) as f64;
+        println!(
+            "    {m:>4} × {n:>3} · {n:>3} × {p:>3}: {:>7.1} GFLOP/s, gemm directly {:>7.1} GFLOP/s ({:.0}%)",
+            flops / ours.as_secs_f64() / 1e9,
+            flops / direct.as_secs_f64() / 1e9,
+            100.0 * direct.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
+}
