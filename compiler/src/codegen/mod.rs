@@ -181,7 +181,8 @@ impl Layout {
     }
 
     /// Lets a loop update a carried vector in place when its body yields `param ∘ x` (an
-    /// elementwise `+ − × ÷`, or `param + a ⊗ b`, as an adjoint accumulates a gradient) and reads the parameter
+    /// elementwise `+ − × ÷`, or `param + a ⊗ b`, as an adjoint accumulates a gradient), or
+    /// `param` with one element or row replaced (as a comprehension fills its vector) and reads the parameter
     /// nowhere else: the result is written over the parameter, each element read before it is
     /// written, and no copy through the staging slot is needed at the end of the iteration.
     fn accumulate_in_place(&mut self, function: &Function, block: &Block) {
@@ -204,6 +205,8 @@ impl Layout {
                                 a == *param || b == *param
                             }
                             Op::AddOuter { acc, .. } => acc == *param,
+                            // A row or element written over the vector or matrix: no other is read.
+                            Op::Insert { aggregate, value, .. } => aggregate == *param && value != *param,
                             _ => false,
                         }
                 });
