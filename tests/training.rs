@@ -330,13 +330,49 @@ fn the_vae_example_loads_mnist_trains_on_minibatches_and_improves() {
     assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
     let lines: Vec<serde_json::Value> =
         common::stdout(&output).lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
-    let estimates: Vec<f64> = lines
-        .iter()
-        .filter(|line| line["kind"] == "estimate")
-        .filter_map(|line| line["mean"].as_f64())
-        .collect();
+    let estimates: Vec<f64> =
+        lines.iter().filter(|line| line["kind"] == "estimate").filter_map(|line| line["mean"].as_f64()).collect();
     assert_eq!(estimates.len(), 2, "{lines:?}");
     // Untrained, the ELBO is about -545 nats per image; 30 steps of Adam reach about -250.
     assert!(estimates.iter().all(|elbo| (-400.0..-100.0).contains(elbo)), "{estimates:?}");
     assert!(estimates[1] >= estimates[0] - 5.0, "IWELBO {} below ELBO {}", estimates[1], estimates[0]);
+}
+
+#[test]
+fn a_weight_gradient_summed_over_rows_is_one_matrix_product_with_the_exact_value() {
+    // mean over rows x_i of |W x_i|²: the gradient in W is (2/n) Σ_i (W x_i) x_iᵀ, which reverse
+    // mode accumulates over the loop of rows and `ir::fuse` batches into one product.
+    let xs = [[1.0, 2.0, -1.0], [0.5, -0.25, 3.0], [-2.0, 1.0, 0.0], [0.0, 4.0, 1.5], [1.0, 1.0, 1.0]];
+    let w = [[0.5, -1.0, 0.25], [2.0, 0.0, -0.5]];
+    let rows: Vec<String> = xs.iter().map(|x| format!("[{:?}, {:?}, {:?}]", x[0], x[1], x[2])).collect();
+    let source = format!(
+        "data xs: mat[5, 3] = [{}];\nparam w: mat[2, 3] = [[0.5, -1.0, 0.25], [2.0, 0.0, -0.5]];\n\
+         fn row(x: vec[3]) {{ E {{ sum((w @ x)^2) }} }}\nprint grad(mean_over(xs, row), samples: 2);\n",
+        rows.join(", ")
+    );
+    let mut exact = [[0.0; 3]; 2];
+    for x in &xs {
+        for (r, w_row) in w.iter().enumerate() {
+            let y: f64 = w_row.iter().zip(x).map(|(a, b)| a * b).sum();
+            for c in 0..3 {
+                exact[r][c] += 2.0 * y * x[c] / xs.len() as f64;
+            }
+        }
+    }
+    let scratch = common::Scratch::new("batched-outer");
+    let path = scratch.file("rows.ppl", source);
+    let mut printed = Vec::new();
+    for backend in ["jit", "interp"] {
+        let output = common::ppl(&["run", "--json", "--backend", backend, &path.to_string_lossy()]);
+        let json: serde_json::Value = serde_json::from_str(common::stdout(&output).trim()).expect("one JSON line");
+        let mean = json["params"]["w"]["mean"].clone();
+        for (r, row) in exact.iter().enumerate() {
+            for (c, want) in row.iter().enumerate() {
+                let got = mean[r][c].as_f64().expect("a number");
+                assert!((got - want).abs() < 1e-12, "{backend}: d/dw[{r}][{c}] = {got}, exactly {want}");
+            }
+        }
+        printed.push(mean);
+    }
+    assert_eq!(printed[0], printed[1], "the back ends agree bit for bit");
 }

@@ -58,6 +58,7 @@ pub fn compile(mut lowered: Function, wrt: &[bool]) -> Result<Estimator, Diagnos
     let mut reverse = transpose::reverse(&forward, tangent_count).map_err(|error| bug(error, &forward))?;
     optimized(&mut reverse)?;
     fuse::fuse_outer_products(&mut reverse);
+    fuse::batch_outer_products(&mut reverse);
     verified(&reverse)?;
     Ok(Estimator { primal, forward, reverse, wrt: wrt.to_vec() })
 }

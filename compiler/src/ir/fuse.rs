@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::function::{BinaryOp, Block, Function, Op, Value};
+use super::function::{BinaryOp, Block, Function, Inst, Op, Value};
 use super::types::Type;
 
 /// Fuses the outer products of `function` into the additions that consume them, in place.
@@ -47,4 +47,122 @@ fn fuse_block(block: &mut Block, uses: &HashMap<Value, usize>, types: &[Type]) {
         }
     }
     block.insts.retain(|inst| !inst.results.first().is_some_and(|result| fused.contains(result)));
+}
+
+/// Batching: a loop of `n` iterations (from 0) that accumulates a carried matrix by one outer
+/// product per iteration, `acc + a_i ⊗ b_i` (reverse mode summing a shared weight matrix's
+/// gradient over a minibatch's rows), instead stores each `a_i` and `b_i` as row `i` of two
+/// matrices and adds their product `Aᵀ B` after the loop: one matrix product (the `gemm`
+/// kernel) for the whole batch instead of `n` rank-one updates. The sum is the same; its
+/// rounding differs, as the product sums in its own order.
+pub fn batch_outer_products(function: &mut Function) {
+    let mut uses = HashMap::new();
+    super::count_uses(&function.body, &mut uses);
+    let mut constants = HashMap::new();
+    int_constants(&function.body, &mut constants);
+    let mut batcher = Batcher { types: std::mem::take(&mut function.value_types), uses, constants };
+    batcher.block(&mut function.body);
+    function.value_types = batcher.types;
+}
+
+fn int_constants(block: &Block, constants: &mut HashMap<Value, i64>) {
+    for inst in &block.insts {
+        if let (Op::Const(super::Constant::Int(n)), [result]) = (&inst.op, inst.results.as_slice()) {
+            constants.insert(*result, *n);
+        }
+        for nested in inst.op.blocks() {
+            int_constants(nested, constants);
+        }
+    }
+}
+
+struct Batcher {
+    types: Vec<Type>,
+    uses: HashMap<Value, usize>,
+    constants: HashMap<Value, i64>,
+}
+
+impl Batcher {
+    fn fresh(&mut self, ty: Type) -> Value {
+        self.types.push(ty);
+        Value(self.types.len() as u32 - 1)
+    }
+
+    fn ty(&self, value: Value) -> Option<Type> {
+        self.types.get(value.0 as usize).copied()
+    }
+
+    fn block(&mut self, block: &mut Block) {
+        let insts = std::mem::take(&mut block.insts);
+        for mut inst in insts {
+            for nested in inst.op.blocks_mut() {
+                self.block(nested);
+            }
+            let after = self.batch_loop(&mut inst, &mut block.insts);
+            block.insts.push(inst);
+            block.insts.extend(after);
+        }
+    }
+
+    /// Rewrites `inst` if it is such a loop: pushes what must come before it onto `before` and
+    /// returns what must come after it.
+    fn batch_loop(&mut self, inst: &mut Inst, before: &mut Vec<Inst>) -> Vec<Inst> {
+        let span = inst.span;
+        let Op::For { lo, hi, init, body } = &mut inst.op else { return Vec::new() };
+        let (Some(0), Some(rows)) = (self.constants.get(lo).copied(), self.constants.get(hi).copied()) else {
+            return Vec::new();
+        };
+        let Ok(rows) = u32::try_from(rows) else { return Vec::new() };
+        if rows == 0 {
+            return Vec::new();
+        }
+        let mut after = Vec::new();
+        for k in 0..body.results.len() {
+            let (param, yielded) = (body.params[k + 1], body.results[k]);
+            let position = body.insts.iter().position(|inst| {
+                inst.results.first() == Some(&yielded) && matches!(inst.op, Op::AddOuter { acc, .. } if acc == param)
+            });
+            let sole = self.uses.get(&param) == Some(&1) && self.uses.get(&yielded) == Some(&1);
+            let (Some(position), true) = (position, sole) else { continue };
+            let Op::AddOuter { a, b, .. } = body.insts[position].op else { continue };
+            let (Some(Type::Vec(m)), Some(Type::Vec(n))) = (self.ty(a), self.ty(b)) else { continue };
+            // Row i of `lefts` is a_i, of `rights` b_i: both start as zeros, data that no
+            // iteration writes over (each writes its own copy, in place).
+            let mut stacked = Vec::with_capacity(2);
+            for width in [m, n] {
+                let ty = Type::Mat(rows, width);
+                let zeros = self.fresh(ty);
+                let values = std::sync::Arc::new(vec![0.0; ty.elements()]);
+                let tensor = super::Tensor { name: "zeros".into(), ty, values };
+                before.push(Inst { results: vec![zeros], op: Op::Data(tensor), span });
+                let carried = self.fresh(ty);
+                let written = self.fresh(ty);
+                let result = self.fresh(ty);
+                init.push(zeros);
+                body.params.push(carried);
+                body.results.push(written);
+                inst.results.push(result);
+                stacked.push((carried, written, result));
+            }
+            let index = body.params[0];
+            body.insts[position] =
+                Inst { results: vec![stacked[0].1], op: Op::Insert { aggregate: stacked[0].0, index, value: a }, span };
+            body.insts.insert(
+                position + 1,
+                Inst { results: vec![stacked[1].1], op: Op::Insert { aggregate: stacked[1].0, index, value: b }, span },
+            );
+            body.results[k] = param;
+            // After the loop: acc + Aᵀ B, as the value the loop's result was.
+            let accumulated = inst.results[k];
+            let Some(acc_ty) = self.ty(accumulated) else { continue };
+            let partial = self.fresh(acc_ty);
+            inst.results[k] = partial;
+            let transposed = self.fresh(Type::Mat(m, rows));
+            let product = self.fresh(acc_ty);
+            after.push(Inst { results: vec![transposed], op: Op::Transpose(stacked[0].2), span });
+            after.push(Inst { results: vec![product], op: Op::MatMul(transposed, stacked[1].2), span });
+            after.push(Inst { results: vec![accumulated], op: Op::Binary(BinaryOp::Add, partial, product), span });
+        }
+        after
+    }
 }
