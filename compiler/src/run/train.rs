@@ -39,6 +39,9 @@ const FINAL_WINDOW: usize = 100;
 /// The weight of the newest step in the running average that `tolerance`/`patience` watch.
 const RUNNING_AVERAGE_WEIGHT: f64 = 0.05;
 
+/// At most this many particles per step run one per chunk (see `average_gradient`).
+const FEW_PARTICLES: u64 = 8;
+
 /// A step whose particles take longer than this on one thread runs them on every thread; a
 /// shorter one would spend more on handing work to the threads than it saves.
 const PARALLEL_STEP: Duration = Duration::from_micros(100);
@@ -348,10 +351,11 @@ impl<'a> Session<'a> {
         let seed = settings.seed;
         let particles = settings.particles;
         let gradient = &mut group.gradient;
-        // A step of at most `CHUNK` particles is one chunk by the usual rule; summed one particle
-        // per chunk instead, it has the same bits (each chunk's sum starts from 0, and 0 + x is
-        // x), and its particles can run on every thread: a minibatch objective's few, costly ones.
-        let chunk = if particles <= CHUNK { 1 } else { CHUNK };
+        // A step of a few particles is one chunk by the usual rule; summed one particle per
+        // chunk instead, it has the same bits (each chunk's sum starts from 0, and 0 + x is x),
+        // and its particles can run on every thread: a minibatch objective's few, costly ones.
+        // (With many particles, a chunk each would cost two more passes over the gradient apiece.)
+        let chunk = if particles <= FEW_PARTICLES { 1 } else { CHUNK };
         group.executor.run(
             particles,
             chunk,
