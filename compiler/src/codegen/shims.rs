@@ -66,12 +66,8 @@ pub unsafe extern "C" fn vec_binary(
 ) {
     // SAFETY: `f` came from `binary_address`, a `fn(f64, f64) -> f64`.
     let f = unsafe { std::mem::transmute::<usize, fn(f64, f64) -> f64>(f as usize) };
-    for i in 0..len {
-        // SAFETY: see the module's contract (a stride of 0 reads element 0 only).
-        unsafe {
-            *dst.offset(i as isize) = f(*a.offset((i * a_stride) as isize), *b.offset((i * b_stride) as isize));
-        }
-    }
+    // SAFETY: see the module's contract (a stride of 0 reads element 0 only).
+    unsafe { elementwise(f, dst, a, a_stride, b, b_stride, len) }
 }
 
 /// `dst = a op b` elementwise for the exact IEEE operations (`code` 0 add, 1 subtract, 2
