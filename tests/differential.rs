@@ -226,3 +226,20 @@ fn data_is_read_in_place_by_both_back_ends_and_costs_no_code() {
     };
     assert_eq!(ir_lines(40), ir_lines(4000), "the code of an estimate grows with its data");
 }
+
+/// A one-column matrix's rows are vectors of one element, not scalars: compiled code read them
+/// as 0 and could not build them (an internal error), where the interpreter was right.
+#[test]
+fn one_column_matrices_agree_on_both_back_ends() {
+    let source = "param m: mat[2, 1] = [[2.0], [3.0]];\nparam p: real = 2.0;\n\
+                  print estimate(E { m[1, 0] + m[0][0] }, samples: 2);\n\
+                  print estimate(E { let x = [[p] for i in 0..2]; x[0, 0] + sum(m[.., 0..1] @ [1.0]) }, samples: 2);\n\
+                  print grad(E { let x = [[p * m[1, 0]] for i in 0..2]; x[1, 0] }, samples: 2);\n";
+    let analysis = ppl::check_source("columns.ppl", source);
+    assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
+    let native = run(&analysis, Backend::Jit);
+    assert_eq!(native, run(&analysis, Backend::Interpreter));
+    assert!(native[0].ends_with("= 5 ± 0 (2 samples)"), "{native:?}");
+    assert!(native[1].ends_with("= 7 ± 0 (2 samples)"), "{native:?}");
+    assert!(native[2].contains("d/dp = 3 ± 0"), "{native:?}");
+}

@@ -293,7 +293,8 @@ impl Translator<'_, '_> {
                 let base = self.address(*aggregate)?;
                 let offset = self.b.ins().imul_imm(index, width * 8);
                 let at = self.b.ins().iadd(base, offset);
-                if width == 1 {
+                // An element of a vector is a scalar; a row of a matrix is a vector, even of one.
+                if matches!(aggregate_type, Type::Vec(_)) {
                     Some(self.b.ins().load(types::F64, MemFlags::trusted(), at, 0))
                 } else {
                     let dst = self.address(result)?;
@@ -314,7 +315,7 @@ impl Translator<'_, '_> {
                 let base = self.address(result)?;
                 let offset = self.b.ins().imul_imm(index, width * 8);
                 let at = self.b.ins().iadd(base, offset);
-                if width == 1 {
+                if matches!(ty, Type::Vec(_)) {
                     let x = self.scalar(*value)?;
                     self.b.ins().store(MemFlags::trusted(), x, at, 0);
                 } else {
