@@ -260,3 +260,22 @@ fn int_converts_a_real_towards_zero_on_both_backends() {
     let interp = ppl(&["run", "--backend", "interp", path.to_str().expect("utf-8")]);
     assert_eq!(stdout(&interp), text);
 }
+
+/// Every example program, the posteriordb suite's included, passes `ppl check`.
+#[test]
+fn every_example_checks() {
+    let mut files = Vec::new();
+    for directory in ["examples", "examples/posteriordb"] {
+        for entry in std::fs::read_dir(directory).expect("the examples directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_some_and(|extension| extension == "ppl") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 12, "{files:?}");
+    for file in files {
+        let output = common::ppl(&["check", &file.to_string_lossy()]);
+        assert_eq!(output.status.code(), Some(0), "{}: {}", file.display(), common::stderr(&output));
+    }
+}
