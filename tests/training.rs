@@ -376,3 +376,14 @@ fn a_weight_gradient_summed_over_rows_is_one_matrix_product_with_the_exact_value
     }
     assert_eq!(printed[0], printed[1], "the back ends agree bit for bit");
 }
+
+#[test]
+fn a_matrix_gradient_prints_row_by_row() {
+    let scratch = common::Scratch::new("matrix-gradient");
+    let path = scratch.file(
+        "m.ppl",
+        "param m: mat[2, 2] = [[1.0, 2.0], [3.0, 4.0]];\nprint grad(E { sum(m @ [1.0, 2.0]) }, samples: 2);\n",
+    );
+    let output = common::stdout(&common::ppl(&["run", &path.to_string_lossy()]));
+    assert!(output.contains("d/dm = [[1 ± 0, 2 ± 0], [1 ± 0, 2 ± 0]]"), "{output}");
+}

@@ -325,6 +325,12 @@ impl fmt::Display for Shown<'_> {
                             let means: Vec<f64> = param.statistics.iter().map(|s| s.mean).collect();
                             summary(&ty.to_string(), parts, &means)
                         }
+                        // A matrix row by row, as its value prints.
+                        Type::Mat(_, cols) => {
+                            let parts: Vec<String> = parts.collect();
+                            let rows = parts.chunks((cols as usize).max(1)).map(|row| format!("[{}]", row.join(", ")));
+                            format!("[{}]", rows.collect::<Vec<_>>().join(", "))
+                        }
                         _ => format!("[{}]", parts.collect::<Vec<_>>().join(", ")),
                     };
                     write!(f, "\n    d/d{} = {shown}", param.name)?;
