@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use super::rules;
 use crate::diagnostics::{Diagnostic, ErrorCode};
 use crate::ir::verify::IrError;
-use crate::ir::{BranchRule, CompareOp, Constant, Function, FunctionBuilder, Inst, Op, Type, UnaryOp, Value};
+use crate::ir::{BranchRule, CompareOp, Function, FunctionBuilder, Inst, Op, Type, UnaryOp, Value};
 
 /// Loops unrolled because they contain an `enum`/`mvd` choice may not exceed this many
 /// instructions in total.
@@ -33,7 +33,7 @@ pub fn expand(function: &Function) -> Result<Function, Diagnostic> {
     let param_types: Vec<Type> = function.body.params.iter().filter_map(|p| function.ty(*p)).collect();
     let (builder, params) = FunctionBuilder::new(function.name.clone(), &param_types);
     let mut constants = HashMap::new();
-    collect_constants(&function.body.insts, &mut constants);
+    crate::ir::int_constants(&function.body, &mut constants);
     let mut expander = Expander {
         builder,
         map: function.body.params.iter().copied().zip(params).collect(),
@@ -45,17 +45,6 @@ pub fn expand(function: &Function) -> Result<Function, Diagnostic> {
     let body = &function.body;
     let results = expander.copy_frames(&[Frame::of(&body.insts, &body.results, &[])])?;
     Ok(expander.builder.finish(results)?)
-}
-
-fn collect_constants(insts: &[Inst], constants: &mut HashMap<Value, i64>) {
-    for inst in insts {
-        if let (Op::Const(Constant::Int(n)), [result]) = (&inst.op, inst.results.as_slice()) {
-            constants.insert(*result, *n);
-        }
-        for block in inst.op.blocks() {
-            collect_constants(&block.insts, constants);
-        }
-    }
 }
 
 /// Whether an operation is, or contains outside nested expectations, a multi-run choice.

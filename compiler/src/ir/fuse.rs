@@ -59,21 +59,10 @@ pub fn batch_outer_products(function: &mut Function) {
     let mut uses = HashMap::new();
     super::count_uses(&function.body, &mut uses);
     let mut constants = HashMap::new();
-    int_constants(&function.body, &mut constants);
+    super::int_constants(&function.body, &mut constants);
     let mut batcher = Batcher { types: std::mem::take(&mut function.value_types), uses, constants };
     batcher.block(&mut function.body);
     function.value_types = batcher.types;
-}
-
-fn int_constants(block: &Block, constants: &mut HashMap<Value, i64>) {
-    for inst in &block.insts {
-        if let (Op::Const(super::Constant::Int(n)), [result]) = (&inst.op, inst.results.as_slice()) {
-            constants.insert(*result, *n);
-        }
-        for nested in inst.op.blocks() {
-            int_constants(nested, constants);
-        }
-    }
 }
 
 struct Batcher {

@@ -45,6 +45,18 @@ pub fn count_uses(block: &Block, uses: &mut std::collections::HashMap<Value, usi
     }
 }
 
+/// The value of every `int` constant defined in `block` or the blocks inside it.
+pub fn int_constants(block: &Block, constants: &mut std::collections::HashMap<Value, i64>) {
+    for inst in &block.insts {
+        if let (Op::Const(Constant::Int(n)), [result]) = (&inst.op, inst.results.as_slice()) {
+            constants.insert(*result, *n);
+        }
+        for nested in inst.op.blocks() {
+            int_constants(nested, constants);
+        }
+    }
+}
+
 /// Every value an instruction of `function` reads or a block yields.
 pub fn uses(function: &Function) -> std::collections::HashSet<Value> {
     fn visit(block: &Block, used: &mut std::collections::HashSet<Value>) {
