@@ -413,43 +413,45 @@ impl<'a> Checker<'a> {
                 lengths.push(None);
                 continue;
             };
-            let mut bound = |checker: &mut Self, bound: &'a Option<Box<Expr>>, default: Option<u64>| match bound {
-                Some(bound) => {
-                    let value = checker.expect_int(body, bound, "a slice's bound");
-                    if value.is_none() {
+            // `Err` for a bound that is not a constant (reported); `Ok(None)` for an omitted end
+            // of a dimension that is not known.
+            let mut bound = |checker: &mut Self, bound: &'a Option<Box<Expr>>, default: Option<i64>| match bound {
+                Some(bound) => match checker.expect_int(body, bound, "a slice's bound") {
+                    Some(value) => Ok(Some(value)),
+                    None => {
                         checker.report(
                             Diagnostic::error(ErrorCode::NotConstant, "a slice's bounds must be constants")
                                 .with_primary(bound.span, "not known before the program runs")
                                 .with_help("a slice's length is part of its type; index element by element instead"),
                         );
+                        Err(())
                     }
-                    value.and_then(|value| u64::try_from(value).ok()).or(Some(u64::MAX))
-                }
-                None => default,
+                },
+                None => Ok(default),
             };
             let length = match dim {
-                Dim::Known(length) => Some(*length),
+                Dim::Known(length) => i64::try_from(*length).ok(),
                 Dim::Unknown => None,
             };
-            let (start, end) = (bound(self, lo, Some(0)), bound(self, hi, length));
+            let (Ok(start), Ok(end)) = (bound(self, lo, Some(0)), bound(self, hi, length)) else {
+                return Checked::unknown();
+            };
             match (start, end, length) {
-                (Some(start), Some(end), Some(length)) if start <= end && end <= length => {
-                    lengths.push(Some(Dim::Known(end - start)))
+                (Some(start), Some(end), Some(length)) if 0 <= start && start <= end && end <= length => {
+                    lengths.push(Some(Dim::Known((end - start) as u64)))
                 }
                 (Some(start), Some(end), Some(length)) => {
-                    if start != u64::MAX && end != u64::MAX {
-                        self.report(
-                            Diagnostic::error(
-                                ErrorCode::IndexOutOfBounds,
-                                format!("slice {start}..{end} is out of bounds for length {length}"),
-                            )
-                            .with_primary(
-                                index.span,
-                                format!("a slice must lie within 0..{length}, its start before its end"),
-                            )
-                            .with_secondary(base.span, format!("this is {base_type}")),
-                        );
-                    }
+                    self.report(
+                        Diagnostic::error(
+                            ErrorCode::IndexOutOfBounds,
+                            format!("slice {start}..{end} is out of bounds for length {length}"),
+                        )
+                        .with_primary(
+                            index.span,
+                            format!("a slice must lie within 0..{length}, its start before its end"),
+                        )
+                        .with_secondary(base.span, format!("this is {base_type}")),
+                    );
                     return Checked::unknown();
                 }
                 _ => lengths.push(Some(Dim::Unknown)),
