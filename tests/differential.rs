@@ -63,7 +63,7 @@ impl Writer {
     fn statement(&mut self) -> String {
         let (mean, scale) = (self.real(2), self.positive(2));
         let name = self.name("z");
-        let statement = match self.rng.random_range(0..18) {
+        let statement = match self.rng.random_range(0..20) {
             0 => format!("{name} ~ normal({mean}, {scale});"),
             1 => format!("{name} ~ normal({mean}, {scale}) via reinforce;"),
             2 => format!("{name} ~ uniform({mean}, {mean} + {scale});"),
@@ -103,6 +103,18 @@ impl Writer {
             14 => {
                 let count = self.name("n");
                 format!("{count} ~ negative_binomial({scale}, 0.5);\n        let {name} = {mean} * 0.25;")
+            }
+            17 => {
+                let vector = self.name("v");
+                format!(
+                    "{vector} ~ dirichlet([{scale}, 1.5, {scale}]);\n        let {name} = {vector}[0] - {vector}[2];"
+                )
+            }
+            18 => {
+                let vector = self.name("v");
+                format!(
+                    "{vector} ~ mv_normal([{mean}, 0.5], [[{scale}, 0.0], [{mean}, 1.5]]);\n        let {name} = {vector}[0] * {vector}[1];"
+                )
             }
             _ => format!("let {name} = sum([{mean} * 0.5 for _ in 0..3]) + {scale};"),
         };

@@ -203,7 +203,9 @@ fn student_t_df(theta) { E { x ~ student_t(10.0 + 10.0 * theta, 0.5, 1.0); x^2 }
 fn student_t_scale(theta) { E { x ~ student_t(10.0, 0.5, theta); x^2 } }
 // `theta: real`: in an untyped (generic) fn the checker types `[theta, 2.0 * theta]` as `[_; 2]`
 // and rejects it where a vector is expected (E0200), so the argument is annotated.
-fn mv_normal(theta: real) { E { x ~ mv_normal_diag([theta, 2.0 * theta], [1.0, theta]); sum(x^2) } }
+fn diag_normal(theta: real) { E { x ~ mv_normal_diag([theta, 2.0 * theta], [1.0, theta]); sum(x^2) } }
+// The 5.0 above the diagonal is not part of the Cholesky factor: it must be ignored.
+fn mv_normal_full(theta: real) { E { x ~ mv_normal([theta, 0.0], [[1.0, 5.0], [theta, 2.0]]); x[0] * x[1] + x[1]^2 } }
 ",
         cases: &[
             // E[x²] = μ² + σ² = 0.25 + θ².
@@ -265,7 +267,9 @@ fn mv_normal(theta: real) { E { x ~ mv_normal_diag([theta, 2.0 * theta], [1.0, t
             // E[x²] = 0.25 + θ²·10/8.
             Case { objective: "student_t_scale(THETA)", exact: |t| (0.25 + 1.25 * t * t, 2.5 * t), sd: (6.6, 9.0) },
             // E[x₁² + x₂²] = (θ² + 1) + (4θ² + θ²) = 6θ² + 1.
-            Case { objective: "mv_normal(THETA)", exact: |t| (6.0 * t * t + 1.0, 12.0 * t), sd: (14.0, 18.0) },
+            Case { objective: "diag_normal(THETA)", exact: |t| (6.0 * t * t + 1.0, 12.0 * t), sd: (14.0, 18.0) },
+            // x₀ = θ + ε₀, x₁ = θε₀ + 2ε₁: E[x₀x₁] = θ, E[x₁²] = θ² + 4.
+            Case { objective: "mv_normal_full(THETA)", exact: |t| (t + t * t + 4.0, 1.0 + 2.0 * t), sd: (17.0, 12.0) },
         ],
     });
 }
@@ -286,6 +290,7 @@ fn gamma_shape(theta) { E { x ~ gamma(theta, 1.0); x^2 } }
 fn gamma_rate(theta) { E { x ~ gamma(2.0, theta) via implicit; x^2 } }
 fn beta_a(theta) { E { x ~ beta(theta, 2.0); x } }
 fn beta_b(theta) { E { x ~ beta(2.0, theta) via implicit; x^2 } }
+fn dirichlet_a(theta: real) { E { p ~ dirichlet([theta, 2.0, 1.0]); p[0]^2 } }
 ",
         cases: &[
             // E[x²] = α(α + 1) for rate 1. (E[x] alone would not catch dv = x/α, which has the same mean.)
@@ -302,6 +307,15 @@ fn beta_b(theta) { E { x ~ beta(2.0, theta) via implicit; x^2 } }
                     (6.0 / q, -6.0 * (2.0 * t + 5.0) / (q * q))
                 },
                 sd: (0.45, 0.26),
+            },
+            // E[p₀²] = α₀(α₀ + 1)/(A(A + 1)), A = θ + 3.
+            Case {
+                objective: "dirichlet_a(THETA)",
+                exact: |t| {
+                    let q = (t + 3.0) * (t + 4.0);
+                    (t * (t + 1.0) / q, ((2.0 * t + 1.0) * q - t * (t + 1.0) * (2.0 * t + 7.0)) / (q * q))
+                },
+                sd: (0.29, 0.17),
             },
         ],
     });
@@ -329,6 +343,8 @@ fn gamma_shape_r(theta) { E { x ~ gamma(theta, 1.0) via reinforce; x^2 } }
 fn gamma_rate_r(theta) { E { x ~ gamma(2.0, theta) via reinforce; x } }
 fn beta_r(theta) { E { x ~ beta(theta, 2.0) via reinforce; x } }
 fn mv_normal_r(theta: real) { E { x ~ mv_normal_diag([theta, 2.0 * theta], [1.0, 1.0]) via reinforce; sum(x^2) } }
+fn mv_normal_full_r(theta: real) { E { x ~ mv_normal([theta, 0.0], [[1.0, 0.0], [0.5, theta]]) via reinforce; sum(x^2) } }
+fn dirichlet_r(theta: real) { E { p ~ dirichlet([theta, 2.0]) via reinforce; p[0] } }
 ",
         cases: &[
             // E[x] = 1/θ.
@@ -355,6 +371,10 @@ fn mv_normal_r(theta: real) { E { x ~ mv_normal_diag([theta, 2.0 * theta], [1.0,
             Case { objective: "beta_r(THETA)", exact: |t| (t / (t + 2.0), 2.0 / (t + 2.0).powi(2)), sd: (0.36, 0.69) },
             // E[x₁² + x₂²] = θ² + 1 + 4θ² + 1 = 5θ² + 2.
             Case { objective: "mv_normal_r(THETA)", exact: |t| (5.0 * t * t + 2.0, 10.0 * t), sd: (10.0, 56.0) },
+            // E[x₀²] = θ² + 1, x₁ = ε₀/2 + θε₁: E[x₁²] = 1/4 + θ².
+            Case { objective: "mv_normal_full_r(THETA)", exact: |t| (2.0 * t * t + 1.25, 4.0 * t), sd: (7.0, 28.0) },
+            // E[p₀] = θ/(θ + 2).
+            Case { objective: "dirichlet_r(THETA)", exact: |t| (t / (t + 2.0), 2.0 / (t + 2.0).powi(2)), sd: (0.36, 0.69) },
         ],
     });
 }

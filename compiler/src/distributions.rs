@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::adev::rules::{self, Domain, LogDensityFn, SampleFn};
+use crate::adev::rules::{self, LogDensityFn, SampleFn};
 
 /// A gradient estimator for one random choice (ADEV's primitive rules, `semantics.md` §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,6 +67,51 @@ pub enum ParamKind {
     Real,
     /// A real vector (probabilities, means, scales).
     Vector,
+    /// A square real matrix as wide as the vector parameters.
+    Matrix,
+}
+
+/// What a parameter must satisfy; checked before every draw and every scoring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Domain {
+    Any,
+    Positive,
+    NonNegative,
+    /// In [0, 1].
+    Probability,
+    /// In (0, 1].
+    SuccessProbability,
+    /// Greater than the parameter at this index (`uniform`'s `hi`).
+    Above(usize),
+    /// A vector of non-negative weights with a positive sum.
+    Weights,
+    /// A vector of positive numbers.
+    PositiveVector,
+    /// A whole number from 0 to 2^53 (a count given as a real).
+    Count,
+    /// A square matrix whose lower triangle is a Cholesky factor: a positive diagonal (the
+    /// upper triangle is not used).
+    ScaleTril,
+}
+
+impl Domain {
+    /// The requirement as the diagnostic words it: "must be positive".
+    pub fn requirement(self, params: &[(&str, ParamKind)]) -> String {
+        match self {
+            Domain::Any => "may be anything".into(),
+            Domain::Positive => "must be positive".into(),
+            Domain::NonNegative => "must not be negative".into(),
+            Domain::Probability => "must be between 0 and 1".into(),
+            Domain::SuccessProbability => "must be in (0, 1]".into(),
+            Domain::Above(index) => {
+                format!("must be greater than `{}`", params.get(index).map_or("the lower bound", |(name, _)| name))
+            }
+            Domain::Weights => "must be non-negative weights with a positive sum".into(),
+            Domain::PositiveVector => "must have positive elements".into(),
+            Domain::Count => "must be a whole number from 0 to 2^53".into(),
+            Domain::ScaleTril => "must have a positive diagonal".into(),
+        }
+    }
 }
 
 pub struct Distribution {
@@ -104,7 +149,7 @@ impl Distribution {
 }
 
 use Estimator::*;
-use ParamKind::{Real as R, Vector as V};
+use ParamKind::{Matrix as M, Real as R, Vector as V};
 
 pub const DISTRIBUTIONS: &[Distribution] = &[
     Distribution {
@@ -295,6 +340,26 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         estimators: &[Reparam, Reinforce],
         sample: rules::mv_normal_diag_sample,
         log_density: rules::mv_normal_diag_log_density,
+        log_density_of_draws: None,
+    },
+    Distribution {
+        name: "mv_normal",
+        params: &[("mu", V), ("scale_tril", M)],
+        domains: &[Domain::Any, Domain::ScaleTril],
+        support: Support::RealVector,
+        estimators: &[Reparam, Reinforce],
+        sample: rules::mv_normal_sample,
+        log_density: rules::mv_normal_log_density,
+        log_density_of_draws: None,
+    },
+    Distribution {
+        name: "dirichlet",
+        params: &[("concentration", V)],
+        domains: &[Domain::PositiveVector],
+        support: Support::RealVector,
+        estimators: &[Implicit, Reinforce],
+        sample: rules::dirichlet_sample,
+        log_density: rules::dirichlet_log_density,
         log_density_of_draws: None,
     },
 ];

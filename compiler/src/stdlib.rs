@@ -5,4 +5,5 @@
 pub const FILES: &[(&str, &str)] = &[
     ("<stdlib>/vi.ppl", include_str!("../../stdlib/vi.ppl")),
     ("<stdlib>/nn.ppl", include_str!("../../stdlib/nn.ppl")),
+    ("<stdlib>/math.ppl", include_str!("../../stdlib/math.ppl")),
 ];

@@ -13,53 +13,17 @@
 //! estimators or the surface language beyond the distribution table that points into it.
 
 use std::f64::consts::PI;
+use std::sync::Arc;
 
 use crate::ir::verify::IrError;
-use crate::ir::{BinaryOp, CompareOp, FunctionBuilder, Kernel, Noise, Op, ReduceOp, Sampler, Type, UnaryOp, Value};
+use crate::ir::{
+    BinaryOp, CompareOp, FunctionBuilder, Kernel, Noise, Op, ReduceOp, Sampler, Tensor, Type, UnaryOp, Value,
+};
 
 /// `(value, next stream)` drawn from arguments and a stream.
 pub type SampleFn = fn(&mut FunctionBuilder, &[Value], Value) -> Result<(Value, Value), IrError>;
 /// The log-density (or log-mass) of a value given the arguments, summed over a vector's elements.
 pub type LogDensityFn = fn(&mut FunctionBuilder, &[Value], Value) -> Result<Value, IrError>;
-
-/// What a parameter must satisfy; checked before every draw and every scoring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Domain {
-    Any,
-    Positive,
-    NonNegative,
-    /// In [0, 1].
-    Probability,
-    /// In (0, 1].
-    SuccessProbability,
-    /// Greater than the parameter at this index (`uniform`'s `hi`).
-    Above(usize),
-    /// A vector of non-negative weights with a positive sum.
-    Weights,
-    /// A vector of positive numbers.
-    PositiveVector,
-    /// A whole number from 0 to 2^53 (a count given as a real).
-    Count,
-}
-
-impl Domain {
-    /// The requirement as the diagnostic words it: "must be positive".
-    pub fn requirement(self, params: &[(&str, crate::distributions::ParamKind)]) -> String {
-        match self {
-            Domain::Any => "may be anything".into(),
-            Domain::Positive => "must be positive".into(),
-            Domain::NonNegative => "must not be negative".into(),
-            Domain::Probability => "must be between 0 and 1".into(),
-            Domain::SuccessProbability => "must be in (0, 1]".into(),
-            Domain::Above(index) => {
-                format!("must be greater than `{}`", params.get(index).map_or("the lower bound", |(name, _)| name))
-            }
-            Domain::Weights => "must be non-negative weights with a positive sum".into(),
-            Domain::PositiveVector => "must have positive elements".into(),
-            Domain::Count => "must be a whole number from 0 to 2^53".into(),
-        }
-    }
-}
 
 fn noise(b: &mut FunctionBuilder, kind: Noise, rng: Value) -> Result<(Value, Value), IrError> {
     let drawn = b.push(Op::Draw { noise: kind, rng })?;
@@ -573,4 +537,136 @@ pub fn mv_normal_diag_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value
 pub fn mv_normal_diag_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
     let terms = normal_terms(b, args[0], args[1], x)?;
     b.push1(Op::Reduce(ReduceOp::Sum, terms))
+}
+
+fn vector_length(b: &FunctionBuilder, v: Value, distribution: &str) -> Result<u32, IrError> {
+    match b.ty(v) {
+        Some(Type::Vec(n)) => Ok(n),
+        other => Err(IrError { message: format!("{distribution} of {other:?}") }),
+    }
+}
+
+/// Independent unit gammas of the given shapes, normalised: implicit tangents through each.
+/// Drawn in a loop, so the code does not grow with the number of categories.
+pub fn dirichlet_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let concentration = args[0];
+    let length = vector_length(b, concentration, "dirichlet")?;
+    let zeros = b.filled(Type::Vec(length), 0.0)?;
+    let (lo, hi) = (b.int(0)?, b.int(i64::from(length))?);
+    let params = b.begin_block(&[Type::Int, Type::Vec(length), Type::Rng]);
+    let (index, gammas, stream) = (params[0], params[1], params[2]);
+    let shape = b.push1(Op::Extract { aggregate: concentration, index })?;
+    let (gamma, stream) = unit_gamma(b, shape, stream)?;
+    let gammas = b.push1(Op::Insert { aggregate: gammas, index, value: gamma })?;
+    let body = b.end_block(vec![gammas, stream])?;
+    let drawn = b.push_for(lo, hi, vec![zeros, rng], body)?;
+    let (gammas, rng) = (drawn[0], drawn[1]);
+    let total = b.push1(Op::Reduce(ReduceOp::Sum, gammas))?;
+    // As for `beta`: if every gamma underflows to 0, the draw is 0, never 0 / 0.
+    let smallest = constant(b, f64::MIN_POSITIVE)?;
+    let total = b.binary(BinaryOp::Max, total, smallest)?;
+    Ok((b.div(gammas, total)?, rng))
+}
+
+/// `lgamma(Σα) − Σ lgamma(α) + Σ (α − 1)·log x`; −∞ if an element is negative. (That the
+/// elements sum to 1 is not checked: a draw's sum is 1 only up to rounding.)
+pub fn dirichlet_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let concentration = args[0];
+    let total = b.push1(Op::Reduce(ReduceOp::Sum, concentration))?;
+    let lgamma_total = b.unary(UnaryOp::Lgamma, total)?;
+    let lgammas = b.unary(UnaryOp::Lgamma, concentration)?;
+    let lgamma_sum = b.push1(Op::Reduce(ReduceOp::Sum, lgammas))?;
+    let one = constant(b, 1.0)?;
+    let exponents = b.sub(concentration, one)?;
+    let log_x = log(b, x)?;
+    let powers = b.mul(exponents, log_x)?;
+    let kernel = b.push1(Op::Reduce(ReduceOp::Sum, powers))?;
+    let normaliser = b.sub(lgamma_total, lgamma_sum)?;
+    let density = b.add(normaliser, kernel)?;
+    // Which side of the support a draw is on does not move with it.
+    let detached = b.unary(UnaryOp::Detach, x)?;
+    let smallest = b.push1(Op::Reduce(ReduceOp::Min, detached))?;
+    let (zero, infinity) = (constant(b, 0.0)?, constant(b, f64::INFINITY)?);
+    outside_support_is_impossible(b, smallest, zero, infinity, density)
+}
+
+/// A constant `n × n` matrix (held as data, not code) whose element `(i, j)` is `f(i, j)`.
+fn constant_matrix(
+    b: &mut FunctionBuilder,
+    name: &str,
+    n: u32,
+    element: impl Fn(u32, u32) -> f64,
+) -> Result<Value, IrError> {
+    let values = (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| element(i, j)).collect();
+    b.push1(Op::Data(Tensor { name: name.into(), ty: Type::Mat(n, n), values: Arc::new(values) }))
+}
+
+/// The lower triangle of a square matrix, its upper triangle zero: what `mv_normal` uses of
+/// its `scale_tril`, so that an unconstrained `param` matrix trains only the elements it uses.
+pub fn lower_triangle(b: &mut FunctionBuilder, matrix: Value) -> Result<Value, IrError> {
+    let n = match b.ty(matrix) {
+        Some(Type::Mat(rows, _)) => rows,
+        other => return Err(IrError { message: format!("lower triangle of {other:?}") }),
+    };
+    let mask = constant_matrix(b, "lower triangle", n, |i, j| if j <= i { 1.0 } else { 0.0 })?;
+    b.mul(matrix, mask)
+}
+
+/// The diagonal of a square matrix, as a vector: `(M ⊙ I) · 1`.
+pub fn diagonal(b: &mut FunctionBuilder, matrix: Value) -> Result<Value, IrError> {
+    let n = match b.ty(matrix) {
+        Some(Type::Mat(rows, _)) => rows,
+        other => return Err(IrError { message: format!("diagonal of {other:?}") }),
+    };
+    let identity = constant_matrix(b, "identity", n, |i, j| if i == j { 1.0 } else { 0.0 })?;
+    let masked = b.mul(matrix, identity)?;
+    let ones = b.filled(Type::Vec(n), 1.0)?;
+    b.push1(Op::MatMul(masked, ones))
+}
+
+/// `μ + L ε` for a vector ε of standard normals, L the lower triangle of `scale_tril`.
+pub fn mv_normal_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (mu, scale) = (args[0], lower_triangle(b, args[1])?);
+    let length = vector_length(b, mu, "mv_normal")?;
+    let mut rng = rng;
+    let mut draws = Vec::with_capacity(length as usize);
+    for _ in 0..length {
+        let (eps, next) = noise(b, Noise::Normal, rng)?;
+        draws.push(eps);
+        rng = next;
+    }
+    let eps = b.push1(Op::Build(draws))?;
+    let correlated = b.push1(Op::MatMul(scale, eps))?;
+    Ok((b.add(mu, correlated)?, rng))
+}
+
+/// `−½‖z‖² − Σ log Lᵢᵢ − (n/2)·log 2π` with `L z = x − μ`, solved by forward substitution in
+/// a loop over L's columns (each solved element removed from the rest of the residual).
+pub fn mv_normal_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let (mu, scale) = (args[0], lower_triangle(b, args[1])?);
+    let length = vector_length(b, mu, "mv_normal")?;
+    let columns = b.push1(Op::Transpose(scale))?;
+    let diagonal = diagonal(b, scale)?;
+    let residual = b.sub(x, mu)?;
+    let zero = constant(b, 0.0)?;
+    let (lo, hi) = (b.int(0)?, b.int(i64::from(length))?);
+    let params = b.begin_block(&[Type::Int, Type::Vec(length), Type::Real]);
+    let (index, residual_left, squares) = (params[0], params[1], params[2]);
+    let column = b.push1(Op::Extract { aggregate: columns, index })?;
+    let pivot = b.push1(Op::Extract { aggregate: diagonal, index })?;
+    let remaining = b.push1(Op::Extract { aggregate: residual_left, index })?;
+    let solved = b.div(remaining, pivot)?;
+    let removed = b.mul(solved, column)?;
+    let residual_left = b.sub(residual_left, removed)?;
+    let square = b.mul(solved, solved)?;
+    let squares = b.add(squares, square)?;
+    let body = b.end_block(vec![residual_left, squares])?;
+    let solved = b.push_for(lo, hi, vec![residual, zero], body)?;
+    let minus_half = constant(b, -0.5)?;
+    let quadratic = b.mul(minus_half, solved[1])?;
+    let log_diagonal = log(b, diagonal)?;
+    let log_determinant = b.push1(Op::Reduce(ReduceOp::Sum, log_diagonal))?;
+    let without_constant = b.sub(quadratic, log_determinant)?;
+    let normaliser = constant(b, 0.5 * f64::from(length) * (2.0 * PI).ln())?;
+    b.sub(without_constant, normaliser)
 }

@@ -710,7 +710,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
 
     /// Emits the run-time checks of a distribution's arguments.
     pub(super) fn check_domains(&mut self, distribution: &'static Distribution, args: &[Value]) -> Lowered<()> {
-        use crate::adev::rules::Domain;
+        use crate::distributions::Domain;
         for (index, (domain, arg)) in distribution.domains.iter().zip(args).enumerate() {
             let name = distribution.params.get(index).map_or("argument", |(name, _)| *name);
             let requirement =
@@ -741,12 +741,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     /// upper one.
     fn check_elements(
         &mut self,
-        domain: crate::adev::rules::Domain,
+        domain: crate::distributions::Domain,
         elements: Value,
         args: &[Value],
         requirement: &str,
     ) -> Lowered<()> {
-        use crate::adev::rules::Domain;
+        use crate::distributions::Domain;
         let b = &mut self.builder;
         let values = b.unary(UnaryOp::Detach, elements)?;
         let smallest = b.push1(Op::Reduce(ReduceOp::Min, values))?;
@@ -762,6 +762,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             Domain::Positive | Domain::PositiveVector => {
                 let ok = b.compare(CompareOp::Gt, smallest, zero)?;
                 check(b, ok, smallest, "smallest element")?;
+            }
+            Domain::ScaleTril => {
+                let diagonal = crate::adev::rules::diagonal(b, values)?;
+                let least = b.push1(Op::Reduce(ReduceOp::Min, diagonal))?;
+                let ok = b.compare(CompareOp::Gt, least, zero)?;
+                check(b, ok, least, "smallest diagonal element")?;
             }
             Domain::NonNegative | Domain::Weights => {
                 let ok = b.compare(CompareOp::Ge, smallest, zero)?;
@@ -799,15 +805,15 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         Ok(())
     }
 
-    fn domain_holds(&mut self, domain: crate::adev::rules::Domain, x: Value, args: &[Value]) -> Lowered<Value> {
-        use crate::adev::rules::Domain;
+    fn domain_holds(&mut self, domain: crate::distributions::Domain, x: Value, args: &[Value]) -> Lowered<Value> {
+        use crate::distributions::Domain;
         let b = &mut self.builder;
         let result = (|| {
             let zero = b.real(0.0)?;
             let one = b.real(1.0)?;
             match domain {
                 Domain::Any => b.boolean(true),
-                Domain::Positive | Domain::PositiveVector => b.compare(CompareOp::Gt, x, zero),
+                Domain::Positive | Domain::PositiveVector | Domain::ScaleTril => b.compare(CompareOp::Gt, x, zero),
                 Domain::NonNegative | Domain::Weights => b.compare(CompareOp::Ge, x, zero),
                 Domain::Probability => {
                     let low = b.compare(CompareOp::Ge, x, zero)?;
@@ -849,7 +855,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 let arg = slot.ok_or_else(|| internal(Some(expr.span), "missing argument"))?;
                 let value = self.expr(env, arg)?;
                 let value = self.real_or_vector(value, arg.span)?;
-                if *kind == ParamKind::Real || matches!(self.builder.ty(value), Some(Type::Vec(_))) {
+                let fits = match kind {
+                    ParamKind::Real => true,
+                    ParamKind::Vector => matches!(self.builder.ty(value), Some(Type::Vec(_))),
+                    ParamKind::Matrix => matches!(self.builder.ty(value), Some(Type::Mat(..))),
+                };
+                if fits {
                     values.push(value);
                 } else {
                     return Err(internal(Some(arg.span), "vector argument expected"));

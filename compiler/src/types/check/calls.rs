@@ -397,11 +397,24 @@ impl<'a> Checker<'a> {
                     );
                     continue;
                 }
-                (ParamKind::Vector, other) => {
+                (ParamKind::Matrix, Type::Mat(rows, columns)) => {
+                    if !rows.agrees(*columns) {
+                        self.report(
+                            Diagnostic::error(
+                                ErrorCode::ShapeMismatch,
+                                format!("`{}`'s `{name}` must be a square matrix, found {ty}", distribution.name),
+                            )
+                            .with_primary(arg.span, format!("this is {ty}")),
+                        );
+                    }
+                    *rows
+                }
+                (ParamKind::Vector | ParamKind::Matrix, other) => {
+                    let wanted = if *kind == ParamKind::Vector { "a vector" } else { "a square matrix" };
                     self.report(
                         Diagnostic::error(
                             ErrorCode::TypeMismatch,
-                            format!("`{}`'s `{name}` must be a vector, found {other}", distribution.name),
+                            format!("`{}`'s `{name}` must be {wanted}, found {other}", distribution.name),
                         )
                         .with_primary(arg.span, format!("this is {other}")),
                     );
