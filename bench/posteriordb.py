@@ -112,6 +112,16 @@ def training_settings(path):
             "steps": int(steps.group(1)), "particles": int(particles.group(1)) if particles else 1}
 
 
+def read_json(path):
+    """A JSON file, or the one file of a ZIP archive (`data.json.zip`, as `load` reads it)."""
+    if path.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            (name,) = [n for n in archive.namelist() if not n.endswith("/")]
+            return json.loads(archive.read(name))
+    with open(path) as f:
+        return json.load(f)
+
+
 def data_file(path):
     """The data file a `.ppl` program loads (its first `load("…")`), as an absolute path."""
     with open(path) as f:
@@ -189,6 +199,15 @@ def radon_variable_intercept_noncentered(d):
     numpyro.sample("log_radon", dist.Normal(mean, sigma_y), obs=vec(d, "log_radon"))
 
 
+def diamonds(d):
+    xc = vec(d, "X")[:, 1:]
+    xc = xc - xc.mean(axis=0)  # brms's centred predictors, without the column of ones
+    b = numpyro.sample("b", dist.Normal(0.0, 1.0).expand([xc.shape[1]]).to_event(1))
+    intercept = numpyro.sample("Intercept", dist.StudentT(3.0, 8.0, 10.0))
+    sigma = numpyro.sample("sigma", dist.FoldedDistribution(dist.StudentT(3.0, 0.0, 10.0)))
+    numpyro.sample("Y", dist.Normal(intercept + xc @ b, sigma), obs=vec(d, "Y"))
+
+
 def wells(d):
     alpha = numpyro.sample("alpha", dist.ImproperUniform(constraints.real, (), ()))
     beta = numpyro.sample("beta", dist.ImproperUniform(constraints.real_vector, (), (2,)))
@@ -198,6 +217,7 @@ def wells(d):
 
 NUMPYRO_MODELS = {
     "german_credit": german_credit,
+    "diamonds-diamonds": diamonds,
     "earnings-logearn_height": earnings,
     "eight_schools-eight_schools_noncentered": eight_schools,
     "gp_pois_regr-gp_regr": gp_regr,
@@ -214,8 +234,7 @@ def fit_numpyro(name, data_path, settings, sites, draws=10000):
     from numpyro.infer.autoguide import AutoNormal
 
     jax.config.update("jax_enable_x64", True)
-    with open(data_path) as f:
-        data = json.load(f)
+    data = read_json(data_path)
     model, guide = NUMPYRO_MODELS[name], AutoNormal(NUMPYRO_MODELS[name])
     lr, steps = settings["lr"], settings["steps"]
 

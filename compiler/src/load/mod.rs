@@ -1,14 +1,16 @@
 //! The file readers behind `load(path)`: a file's bytes to a [`Data`] value of the declared type.
 //!
 //! This module owns what all formats share: choosing the format from the file name, gzip
-//! decompression, and fitting the numbers a file holds to the declared type (shapes, whole
-//! numbers for counts, 0 and 1 for booleans, finite reals). Each format's file only turns bytes
-//! into `Numbers`; JSON alone also reads records, field by field.
+//! decompression and ZIP archives of one file (`archive`), and fitting the numbers a file holds
+//! to the declared type (shapes, whole numbers for counts, 0 and 1 for booleans, finite reals).
+//! Each format's file only turns bytes into `Numbers`; JSON alone also reads records, field by
+//! field.
 //!
 //! It must not know the checker or the program beyond the one declared type, and must not
 //! panic or allocate on a file's say-so: every problem with a file is a [`LoadError`], and
 //! sizes a header claims are checked against the bytes actually present.
 
+mod archive;
 mod csv;
 mod idx;
 mod json;
@@ -25,19 +27,36 @@ use crate::types::{Dim, Type};
 ///
 /// The format comes from the file name: `.csv`, `.tsv`, `.txt` (text tables), `.json`, `.npy`,
 /// and IDX (`.idx`, or names like `t10k-images-idx3-ubyte`), each optionally gzip-compressed
-/// with a trailing `.gz`. Reals, vectors and matrices read as they are; `int` and `bool` read
-/// as [`Data::Int`] and [`Data::Bool`]; arrays of them (`[int; n]`, `[[bool; n]; m]`) read as
-/// real vectors and matrices holding whole numbers, or 0 and 1. Booleans in a file (JSON
-/// `true`, NumPy `bool`) read as 1 and 0.
+/// with a trailing `.gz`. A trailing `.zip` is a ZIP archive of one file, whose format comes
+/// from the name without `.zip` (`data.json.zip`) or, when that names none, from the file's name
+/// in the archive. Reals, vectors and matrices read as they are; `int` and `bool` read as
+/// [`Data::Int`] and [`Data::Bool`]; arrays of them (`[int; n]`, `[[bool; n]; m]`) read as real
+/// vectors and matrices holding whole numbers, or 0 and 1. Booleans in a file (JSON `true`,
+/// NumPy `bool`) read as 1 and 0.
 ///
 /// A matrix type also accepts a file with three or more dimensions, such as `n` images of
 /// 28 × 28 pixels: each outermost entry becomes one row of the product of the other dimensions
 /// (784 values), in the file's order.
 pub fn read(path: &Path, expected: &Type) -> Result<Data, LoadError> {
     let target = Target::of(expected)?;
-    let (format, gzipped) = Format::of(path)?;
+    let zipped = file_name(path).ends_with(".zip");
+    // An archive's name may leave its format to the file inside, known only once it is read; any
+    // other name must announce one before the file is read.
+    let announced = if zipped { Format::of(&path.with_extension("")).ok() } else { Some(Format::of(path)?) };
     let raw =
         std::fs::read(path).map_err(|error| LoadError::new(format!("cannot read `{}`: {error}", path.display())))?;
+    let (raw, (format, gzipped)) = match announced {
+        Some(format) if !zipped => (raw, format),
+        announced => {
+            let entry = archive::only_file(&raw, path)?;
+            let format = match announced {
+                Some(format) => format,
+                None => Format::of(Path::new(&entry.name))
+                    .map_err(|error| error.with_note(format!("`{}` holds `{}`", path.display(), entry.name)))?,
+            };
+            (entry.bytes, format)
+        }
+    };
     let bytes = if gzipped { gunzip(&raw, path)? } else { raw };
     let read = match format {
         Format::Json => json::read(&bytes, &target),
@@ -45,12 +64,21 @@ pub fn read(path: &Path, expected: &Type) -> Result<Data, LoadError> {
         Format::Npy => npy::parse(&bytes).and_then(|numbers| fit(numbers, &target, "in the .npy file")),
         Format::Idx => idx::parse(&bytes).and_then(|numbers| fit(numbers, &target, "in IDX")),
     };
+    // The hints name the file to rename: inside an archive, that is not `path`.
     read.map_err(|error| match error.note {
-        None if !gzipped && bytes.starts_with(&GZIP_MAGIC) => {
+        None if !zipped && !gzipped && bytes.starts_with(&GZIP_MAGIC) => {
             error.with_note(format!("the file looks gzip-compressed: name it `{}.gz`", path.display()))
+        }
+        None if !zipped && !gzipped && bytes.starts_with(&archive::ZIP_MAGIC) => {
+            error.with_note(format!("the file looks like a ZIP archive: name it `{}.zip`", path.display()))
         }
         _ => error,
     })
+}
+
+/// A path's file name, in lower case: extensions are matched without regard to case.
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|name| name.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
 }
 
 /// Why a file could not be read as the declared type.
@@ -113,7 +141,7 @@ enum Format {
 impl Format {
     /// The format a file name announces, and whether it is gzip-compressed.
     fn of(path: &Path) -> Result<(Format, bool), LoadError> {
-        let name = path.file_name().map(|name| name.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        let name = file_name(path);
         let (stem, gzipped) = match name.strip_suffix(".gz") {
             Some(stem) => (stem, true),
             None => (name.as_str(), false),
@@ -131,7 +159,7 @@ impl Format {
                 };
                 return Err(LoadError::new(format!(
                     "`load` does not read {found}: it reads .csv, .tsv, .txt, .json, .npy and IDX files (`.idx`, \
-                     `…-idx3-ubyte`), each also gzip-compressed (`.gz`)"
+                     `…-idx3-ubyte`), each also gzip-compressed (`.gz`) or in a ZIP archive (`.zip`)"
                 )));
             }
         };
