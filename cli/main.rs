@@ -55,7 +55,7 @@ enum Command {
         /// elements and values of more than 1000 are summarised: shape, leading values, range).
         #[arg(long)]
         full: bool,
-        /// Write the trained parameters, the objective's trace and plot, and the run's record here.
+        /// Write the trained parameters, the objective's trace and plot, samples, pictures and the run's record here.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Continue training from the parameters and optimizer state saved by `--out DIR`.
@@ -212,6 +212,8 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
     let mut record = results::Record { keep_draws: flags.out.is_some(), ..results::Record::default() };
     let mut progress = progress::Progress::new(flags.quiet);
     let mut text = draws::Text::new(flags.full, "`--full` prints every draw, `--out DIR` writes them");
+    // Whether a picture could not be written (the run goes on; its exit code is then 1).
+    let mut unwritten = false;
     let (outcome, params) = ppl::with_large_stack(|| {
         let mut session = match ppl::run::Session::new(&analysis, options) {
             Ok(session) => session,
@@ -225,6 +227,21 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
                     return;
                 }
                 ppl::run::Output::Trained { .. } => progress.finish(),
+                ppl::run::Output::Image { name, png, .. } => {
+                    let written = flags.out.as_ref().map(|dir| record.picture(dir, name, png)).transpose();
+                    let path = written.unwrap_or_else(|message| {
+                        eprintln!("error: {message}");
+                        unwritten = true;
+                        None
+                    });
+                    match flags.json {
+                        true => report::image_json(&output, path.as_deref()).iter().for_each(|line| write_line(line)),
+                        false => {
+                            write_line(&report::image_text(&output.to_string(), path.as_deref(), "give --out DIR"))
+                        }
+                    }
+                    return;
+                }
                 _ => {}
             }
             match (flags.json, report::json(&output)) {
@@ -269,6 +286,9 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
     if record.interrupted() {
         eprintln!("interrupted: training stopped early; the results so far are kept");
         std::process::exit(130);
+    }
+    if unwritten {
+        return Err(Failure);
     }
     Ok(())
 }

@@ -42,8 +42,8 @@ expression to evaluate, e.g. `estimate(elbo(model(), guide(m), obs))`. Input con
   :params          the parameters' current values
   :set seed N      the seed of the following commands
   :set threads N   worker threads for particles
-  :set out DIR     write each `sample`'s draws to DIR as CSV and a picture (SVG);
-                   `:set out` alone stops
+  :set out DIR     write each `sample`'s draws to DIR as CSV and a picture (SVG),
+                   and each `image` as NAME.png; `:set out` alone stops
   :reset           forget every definition and parameter
   :quit            leave (also Ctrl-D)";
 
@@ -74,18 +74,34 @@ fn expression<'t>(text: &'t str, before: &'t str, after: &'t str) -> ppl::Wrappe
 }
 
 /// What one input shows: its results as text and, with `:out DIR`, its samples' draws kept
-/// to be written when the input is done.
+/// to be written when the input is done, and its pictures written at once.
 struct Screen {
     text: crate::draws::Text,
     draws: Option<Vec<Draws>>,
+    out: Option<PathBuf>,
 }
 
 impl Screen {
-    fn new(keep_draws: bool) -> Screen {
-        Screen { text: crate::draws::Text::new(false, "`:set out DIR` writes them"), draws: keep_draws.then(Vec::new) }
+    fn new(out: Option<PathBuf>) -> Screen {
+        Screen {
+            text: crate::draws::Text::new(false, "`:set out DIR` writes them"),
+            draws: out.is_some().then(Vec::new),
+            out,
+        }
     }
 
     fn show(&mut self, output: &Output) {
+        if let Output::Image { name, png, .. } = output {
+            let path = self.out.as_ref().map(|dir| dir.join(format!("{name}.png")));
+            let written = path.map(|path| crate::files::write_atomically(&path, png).map(|()| path)).transpose();
+            let path = written.unwrap_or_else(|message| {
+                eprintln!("error: {message}");
+                None
+            });
+            let hint = "`:set out DIR` writes it";
+            crate::write_line(&crate::report::image_text(&output.to_string(), path.as_deref(), hint));
+            return;
+        }
         match (output, &mut self.draws) {
             (Output::Sample { source, .. }, Some(draws)) => draws.push(Draws::new(source, true)),
             (Output::Trace { trace, .. }, Some(draws)) => {
@@ -292,13 +308,13 @@ impl Repl {
                 let dir = setting.trim_start().trim_start_matches("out").trim();
                 if dir.is_empty() {
                     self.out = None;
-                    crate::write_line("samples are no longer written");
+                    crate::write_line("samples and images are no longer written");
                     return;
                 }
                 match crate::results::prepare(Path::new(dir)) {
                     Ok(()) => {
                         self.out = Some(PathBuf::from(dir));
-                        crate::write_line(&format!("samples are written to {dir} as CSV and SVG"));
+                        crate::write_line(&format!("samples (CSV and SVG) and images (PNG) are written to {dir}"));
                     }
                     Err(message) => eprintln!("error: {message}"),
                 }
@@ -357,7 +373,7 @@ impl Repl {
         // A redefined parameter starts again from its new initial value.
         let carried =
             self.params.iter().filter(|(param, _)| !new_items.iter().any(|new| new.name == *param)).cloned().collect();
-        let mut screen = Screen::new(self.out.is_some());
+        let mut screen = Screen::new(self.out.clone());
         let ok = self.run(&analysis, carried, &mut |_, output| screen.show(output));
         self.write_draws(screen);
         if ok {
@@ -442,7 +458,7 @@ impl Repl {
             &analysis.files[analysis.files.len() - 1].program.items[0].kind,
             ItemKind::Print(exprs) if matches!(&exprs[0].kind, ExprKind::Call { callee, .. } if matches!(callee.name.as_str(), "estimate" | "grad" | "sample"))
         );
-        let mut screen = Screen::new(self.out.is_some());
+        let mut screen = Screen::new(self.out.clone());
         self.run(&analysis, self.params.clone(), &mut |_, output| match output {
             Output::Print { value, .. } if !is_report => crate::write_line(&format!("{value} : {ty}")),
             other => screen.show(other),
@@ -458,7 +474,7 @@ impl Repl {
             let stem = dir.join(format!("samples-{}", self.samples_written));
             let (csv, svg) = (stem.with_extension("csv"), stem.with_extension("svg"));
             let written = crate::pictures::draws_svg(draws.source(), draws.columns()).and_then(|picture| {
-                crate::files::write_atomically(&csv, &crate::pictures::draws_csv(draws.columns()))?;
+                crate::files::write_atomically(&csv, crate::pictures::draws_csv(draws.columns()))?;
                 crate::files::write_atomically(&svg, &picture)
             });
             match written {

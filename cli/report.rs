@@ -1,15 +1,18 @@
 //! Command results as JSON, one object per line (`language.md` §8).
 
-use ppl::run::{Fit, Output, Printed};
+use ppl::run::{Fit, Output, Printed, Statistic};
 use ppl::syntax::ast::Direction;
 use serde_json::{json, Value};
+use std::path::Path;
 
 /// The JSON object of a result; `None` for what has no JSON form (the IR listing).
 pub fn json(output: &Output) -> Option<String> {
     let value = match output {
         Output::Print { source, value } => json!({ "kind": "print", "source": source, "value": printed(value) }),
-        Output::Estimate { source, mean, stderr, samples } => json!({
-            "kind": "estimate", "source": source, "mean": number(*mean), "stderr": number(*stderr), "samples": samples,
+        Output::Estimate { source, ty, statistics, samples } => json!({
+            "kind": "estimate", "source": source,
+            "mean": printed(&Statistic::means(*ty, statistics)), "stderr": printed(&Statistic::stderrs(*ty, statistics)),
+            "samples": samples,
         }),
         Output::Grad { source, samples, params } => {
             let params: serde_json::Map<String, Value> = params
@@ -51,9 +54,30 @@ pub fn json(output: &Output) -> Option<String> {
             }
             report
         }
+        Output::Image { .. } => return image_json(output, None),
         Output::Progress { .. } | Output::Ir { .. } => return None,
     };
     Some(value.to_string())
+}
+
+/// The JSON object of an `image` result, with the path its picture was written to (`null` if
+/// it was not written).
+pub fn image_json(output: &Output, path: Option<&Path>) -> Option<String> {
+    let Output::Image { source, name, count, width, height, columns, rows, .. } = output else { return None };
+    let path = path.map(|path| path.display().to_string());
+    let value = json!({
+        "kind": "image", "source": source, "name": name, "images": count, "width": width, "height": height,
+        "columns": columns, "rows": rows, "path": path,
+    });
+    Some(value.to_string())
+}
+
+/// The text of an `image` result: where its picture was written, or (`hint`) how to write it.
+pub fn image_text(shown: &str, path: Option<&Path>, hint: &str) -> String {
+    match path {
+        Some(path) => format!("{shown}, written to {}", path.display()),
+        None => format!("{shown} (not written: {hint})"),
+    }
 }
 
 /// The fit diagnostics of a training: `null` where one is missing, with the reason beside it.

@@ -5,6 +5,7 @@
 //! - `loss.svg`: the running objective against the step, one curve per training command;
 //! - `samples-K.csv` and `samples-K.svg`: the draws of the K-th `sample` command, one column
 //!   per address element, and a picture of their marginals and pairs;
+//! - `NAME.png`: the picture of each `print image("NAME", …)`, written as soon as it is drawn;
 //! - `run.json`: the command line, seed, versions, timings, and each training's optimizer
 //!   state, from which `--resume` continues.
 //!
@@ -40,6 +41,8 @@ pub struct Record {
     /// Whether to keep the draws of `sample` commands (only to write them).
     pub keep_draws: bool,
     pub draws: Vec<Draws>,
+    /// The pictures of `image` results written so far: each file's name and fingerprint.
+    pub pictures: Vec<(String, Value)>,
 }
 
 impl Record {
@@ -82,6 +85,17 @@ impl Record {
         }
     }
 
+    /// Writes the picture of an `image` result into `dir` as `NAME.png` at once (atomically, as
+    /// every result file is), to be listed in `run.json` with the others; returns its path.
+    pub fn picture(&mut self, dir: &Path, name: &str, png: &[u8]) -> Result<std::path::PathBuf, String> {
+        let file = format!("{name}.png");
+        let path = dir.join(&file);
+        crate::files::write_atomically(&path, png)?;
+        self.pictures.retain(|(written, _)| *written != file);
+        self.pictures.push((file, fingerprint(png)));
+        Ok(path)
+    }
+
     /// Whether a training command was stopped by Ctrl-C.
     pub fn interrupted(&self) -> bool {
         self.trainings.iter().any(|training| training["stopped"] == "interrupted")
@@ -114,11 +128,14 @@ impl Record {
             crate::files::write_atomically(&dir.join(name), contents)?;
             manifest.insert(name.clone(), fingerprint(contents.as_bytes()));
         }
+        for (name, fingerprint) in &self.pictures {
+            manifest.insert(name.clone(), fingerprint.clone());
+        }
         let mut run = run;
         run["trainings"] = Value::Array(self.trainings.clone());
         run["generation"] = json!(generation);
         run["files"] = Value::Object(manifest);
-        crate::files::write_atomically(&dir.join("run.json"), &pretty(&run))
+        crate::files::write_atomically(&dir.join("run.json"), pretty(&run))
     }
 
     /// The running objective of each training command against the step, as SVG.

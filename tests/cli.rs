@@ -279,3 +279,78 @@ fn every_example_checks() {
         assert_eq!(output.status.code(), Some(0), "{}: {}", file.display(), common::stderr(&output));
     }
 }
+
+/// A PNG's width, height and 8-bit grey pixels.
+fn decode_png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
+    let file = std::io::BufReader::new(std::fs::File::open(path).expect("the picture"));
+    let mut reader = png::Decoder::new(file).read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("a buffer size")];
+    let info = reader.next_frame(&mut pixels).expect("an image");
+    assert_eq!((info.color_type, info.bit_depth), (png::ColorType::Grayscale, png::BitDepth::Eight));
+    pixels.truncate(info.buffer_size());
+    (info.width, info.height, pixels)
+}
+
+#[test]
+fn print_image_writes_a_png_with_out_and_says_how_to_without() {
+    let scratch = Scratch::new("image");
+    // Three images of 3 × 2 pixels: the default grid is 2 × 2, its last cell empty.
+    let path = scratch.file(
+        "tiles.ppl",
+        "data tiles: mat[3, 6] = [[0.0, 1.0, 0.5, 0.25, 1.0, 0.0], ones(6), [-1.0, 2.0, 0.0, 0.0, 0.0, 0.0]];\n\
+         print image(\"tiles\", tiles, width: 3);\nprint image(\"row\", tiles[0], width: 6);\n",
+    );
+    let path = path.to_str().expect("utf-8 path");
+    let output = ppl(&["run", path]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "image(\"tiles\", tiles, width: 3) = 3 images of 3 × 2 in a grid of 2 × 2 (not written: give --out DIR)\n\
+         image(\"row\", tiles[0], width: 6) = 1 image of 6 × 1 (not written: give --out DIR)\n"
+    );
+    let json = ppl(&["run", "--json", path]);
+    let line: serde_json::Value = serde_json::from_str(stdout(&json).lines().next().expect("a line")).expect("JSON");
+    assert_eq!(line["path"], serde_json::Value::Null);
+
+    // A symlink planted where the picture goes is replaced, never written through.
+    let out = scratch.0.join("out");
+    std::fs::create_dir_all(&out).expect("a folder");
+    let victim = scratch.file("victim.txt", "untouched");
+    std::os::unix::fs::symlink(&victim, out.join("tiles.png")).expect("a symlink");
+    let written = ppl(&["run", "--json", "--out", out.to_str().expect("utf-8 path"), path]);
+    assert_eq!(written.status.code(), Some(0), "{}", stderr(&written));
+    let lines: Vec<serde_json::Value> =
+        stdout(&written).lines().map(|line| serde_json::from_str(line).expect("JSON")).collect();
+    let tiles = out.join("tiles.png");
+    assert_eq!(
+        lines[0],
+        serde_json::json!({
+            "kind": "image", "source": "image(\"tiles\", tiles, width: 3)", "name": "tiles", "images": 3,
+            "width": 3, "height": 2, "columns": 2, "rows": 2, "path": tiles.display().to_string(),
+        })
+    );
+    assert_eq!(std::fs::read_to_string(&victim).expect("the victim"), "untouched");
+    assert!(std::fs::symlink_metadata(&tiles).expect("the picture").file_type().is_file());
+
+    // 2 columns of 3 pixels and a gap of 2 across, 2 rows of 2 and a gap down; the gaps and the
+    // empty cell are mid-grey, values are clamped to [0, 1] (0 black, 1 white).
+    let (width, height, pixels) = decode_png(&tiles);
+    assert_eq!((width, height), (8, 6));
+    let at = |x: usize, y: usize| pixels[y * 8 + x];
+    assert_eq!([at(0, 0), at(1, 0), at(2, 0), at(0, 1), at(1, 1)], [0, 255, 128, 64, 255]);
+    assert_eq!([at(3, 0), at(4, 1), at(0, 2), at(7, 3)], [128; 4], "gaps");
+    assert_eq!([at(5, 0), at(7, 1)], [255, 255], "the second image, to the right of the first");
+    assert_eq!([at(0, 4), at(1, 4), at(2, 5)], [0, 255, 0], "the third, clamped, below the first");
+    assert_eq!([at(5, 4), at(7, 5)], [128, 128], "the empty cell");
+    assert_eq!(decode_png(&out.join("row.png")), (6, 1, vec![0, 255, 128, 64, 255, 0]));
+    // The pictures belong to the set of results `run.json` describes.
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json")).expect("JSON");
+    let bytes = std::fs::metadata(&tiles).expect("the picture").len();
+    assert_eq!(run["files"]["tiles.png"]["bytes"], bytes, "{run}");
+    assert!(run["files"]["row.png"].is_object(), "{run}");
+
+    let text = ppl(&["run", "--out", out.to_str().expect("utf-8 path"), path]);
+    let expected = format!("= 3 images of 3 × 2 in a grid of 2 × 2, written to {}\n", tiles.display());
+    assert!(stdout(&text).contains(&expected), "{}", stdout(&text));
+}

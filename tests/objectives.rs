@@ -827,6 +827,165 @@ print grad(elbo(spike(), q(p), obs), samples: 100);
     assert!((gradient - derivative).abs() < 1e-12, "d/dp {gradient} vs {derivative}");
 }
 
+/// Early `return`s in model and guide. Model: b ~ flip(0.3); if b, y ~ N(0, 1) and return;
+/// otherwise x ~ N(0, 1), y ~ N(x, 1). Guide: b ~ flip(p); if b, return; otherwise
+/// x ~ N(m, 1). With ℓ(b) = log p − log q on each path and x = m + ε,
+/// ELBO = p (log(0.3/p) + log N(y; 0, 1)) + (1 − p)(log(0.7/(1 − p)) + g(m)),
+/// g(m) = −½log 2π − ½m² − ½(y − m)² − ½; d/dp = ℓ(true) − E ℓ(false) (the ∓1 from
+/// d(q log q) cancel), d/dm = (1 − p)(y − 2m). The sds (1.5× one estimate's, simulated):
+/// under `enum` the value's is (1 − p)·√((y − 2m)² + ½), d/dm's 2(1 − p).
+#[test]
+fn early_returns_in_model_and_guide_match_the_closed_form() {
+    let mut program = String::from(
+        "gen model() {
+    b ~ flip(0.3);
+    if b {
+        y ~ normal(0.0, 1.0);
+        return 0.0;
+    }
+    x ~ normal(0.0, 1.0);
+    y ~ normal(x, 1.0);
+    x
+}
+data obs = { y: 0.5 };
+param p: real = 0.4;
+param m: real = 0.2;
+print estimate(E { density(model(), { b: false, x: 0.3, y: 0.5 }) }, samples: 2);
+print estimate(E { density(model(), { b: true, y: 0.5 }) }, samples: 2);
+",
+    );
+    let estimators = ["reinforce", "enum"];
+    let samples = 20_000;
+    for estimator in estimators {
+        program.push_str(&format!(
+            "gen g_{estimator}(p: real, m: real) {{
+    b ~ flip(p) via {estimator};
+    if b {{
+        return 1.0;
+    }}
+    x ~ normal(m, 1.0);
+    x
+}}
+print estimate(elbo(model(), g_{estimator}(p, m), obs), samples: {samples});
+print grad(elbo(model(), g_{estimator}(p, m), obs), samples: {samples});
+"
+        ));
+    }
+    let reports = run_json("early-return", &program, 5);
+    assert_eq!(reports.len(), 2 + 2 * estimators.len(), "one report per print:\n{program}");
+    let (y, p, m): (f64, f64, f64) = (0.5, 0.4, 0.2);
+    let exact_density = log_normal_pdf(0.3, 0.0, 1.0) + log_normal_pdf(y, 0.3, 1.0) + 0.7f64.ln();
+    assert!((number(&reports[0]["mean"], "density") - exact_density).abs() < 1e-12, "{}", reports[0]);
+    let exact_density = log_normal_pdf(y, 0.0, 1.0) + 0.3f64.ln();
+    assert!((number(&reports[1]["mean"], "density") - exact_density).abs() < 1e-12, "{}", reports[1]);
+
+    let g = -0.5 * (2.0 * std::f64::consts::PI).ln() - 0.5 * m * m - 0.5 * (y - m) * (y - m) - 0.5;
+    let returned = (0.3 / p).ln() + log_normal_pdf(y, 0.0, 1.0);
+    let went_on = (0.7 / (1.0 - p)).ln() + g;
+    let exact = [p * returned + (1.0 - p) * went_on, returned - went_on, (1.0 - p) * (y - 2.0 * m)];
+    let sds = [[0.85, 7.3, 2.35], [0.65, 1.1, 1.8]];
+    let mut failures = Vec::new();
+    for (k, sd) in sds.iter().enumerate() {
+        let (value, gradient) = (&reports[2 + 2 * k], &reports[3 + 2 * k]);
+        failures.extend(check(estimate(value), exact[0], 0.0, sd[0]).err());
+        failures.extend(check(grad(gradient, "p"), exact[1], 0.0, sd[1]).err());
+        failures.extend(check(grad(gradient, "m"), exact[2], 0.0, sd[2]).err());
+    }
+    assert_no_failures("early return", failures, &program);
+}
+
+/// A `gen` function called at a loop-indexed address: three objects, each visible with
+/// probability 0.9 and then at x_i ~ N(μ_i, 1) (otherwise it returns early, and x_i reads 0),
+/// observed through y_i ~ N(x_i, 1). The guide's objects are visible with probability p (by
+/// `enum`) at x_i ~ N(m_i, s_i). The ELBO is a sum over objects:
+/// Σ_i p (log(0.9/p) + G_i) + (1 − p)(log(0.1/(1 − p)) + log N(y_i; 0, 1)), with
+/// G_i = −½log 2π − ½(m_i − μ_i)² − ½(y_i − m_i)² − s_i² + log s_i + ½ (the conjugate pair's
+/// expected log joint plus the guide's entropy); d/dm_i = p(μ_i + y_i − 2m_i),
+/// d/dlog s_i = p(1 − 2s_i²). The sd bounds are 1.5× those of independent draws per object
+/// (`enum` reruns the later objects per outcome, which only lowers them).
+#[test]
+fn arrays_of_traces_match_the_closed_form() {
+    let program = "gen object(mu: real) {
+    visible ~ flip(0.9);
+    if !visible { return 0.0; }
+    x ~ normal(mu, 1.0);
+    x
+}
+gen scene(mus: vec[3]) {
+    for i in 0..3 {
+        obj[i] ~ object(mus[i]);
+        y[i] ~ normal(obj[i].x, 1.0);
+    }
+}
+gen object_guide(p: real, m: real, log_s: real) {
+    visible ~ flip(p) via enum;
+    if visible { x ~ normal(m, exp(log_s)); }
+}
+gen scene_guide(p: real, m: vec[3], log_s: vec[3]) {
+    for i in 0..3 { obj[i] ~ object_guide(p, m[i], log_s[i]); }
+}
+data mus = [0.0, 1.0, -1.0];
+data obs = { y: [0.5, -1.0, 2.0] };
+param p: real = 0.7;
+param m: vec[3] = [0.1, 0.2, 0.3];
+param log_s: vec[3] = [0.0, -0.5, 0.5];
+print estimate(E { density(scene(mus), { obj: [{visible: true, x: 0.3}, {visible: false, x: 0.0}, {visible: true, x: -1.0}], y: [0.5, -1.0, 2.0] }) }, samples: 2);
+print estimate(E { let (t, w) = sim(scene(mus)); t.obj[1].x + (if t.obj[2].visible { 1.0 } else { 0.0 }) }, samples: 20000);
+print estimate(elbo(scene(mus), scene_guide(p, m, log_s), obs), samples: 20000);
+print grad(elbo(scene(mus), scene_guide(p, m, log_s), obs), samples: 20000);
+";
+    let reports = run_json("arrays-of-traces", program, 9);
+    assert_eq!(reports.len(), 4, "one report per print:\n{program}");
+    let (mus, ys) = ([0.0, 1.0, -1.0], [0.5, -1.0, 2.0]);
+    // Object 1 is not visible: its x is absent, and y_1 is observed around 0.
+    let density = 0.9f64.ln() * 2.0
+        + 0.1f64.ln()
+        + log_normal_pdf(0.3, mus[0], 1.0)
+        + log_normal_pdf(ys[0], 0.3, 1.0)
+        + log_normal_pdf(ys[1], 0.0, 1.0)
+        + log_normal_pdf(-1.0, mus[2], 1.0)
+        + log_normal_pdf(ys[2], -1.0, 1.0);
+    assert!((number(&reports[0]["mean"], "density") - density).abs() < 1e-12, "{}", reports[0]);
+
+    let (p, m, log_s) = (0.7f64, [0.1, 0.2, 0.3], [0.0f64, -0.5, 0.5]);
+    let (mut value, mut d_p) = (0.0, 0.0);
+    let (mut d_m, mut d_log_s) = ([0.0; 3], [0.0; 3]);
+    for i in 0..3 {
+        let s = log_s[i].exp();
+        let g = -0.5 * (2.0 * std::f64::consts::PI).ln()
+            - 0.5 * (m[i] - mus[i]).powi(2)
+            - 0.5 * (ys[i] - m[i]).powi(2)
+            - s * s
+            + log_s[i]
+            + 0.5;
+        let visible = (0.9 / p).ln() + g;
+        let hidden = (0.1 / (1.0 - p)).ln() + log_normal_pdf(ys[i], 0.0, 1.0);
+        value += p * visible + (1.0 - p) * hidden;
+        d_p += visible - hidden;
+        d_m[i] = p * (mus[i] + ys[i] - 2.0 * m[i]);
+        d_log_s[i] = p * (1.0 - 2.0 * s * s);
+    }
+    let mut failures = Vec::new();
+    // E[x_1 + [visible_2]] = 0.9 μ_1 + 0.9.
+    failures.extend(check(estimate(&reports[1]), 1.8, 0.0, 1.5).err());
+    failures.extend(check(estimate(&reports[2]), value, 0.0, 3.5).err());
+    failures.extend(check(grad(&reports[3], "p"), d_p, 0.0, 5.0).err());
+    let elements = |name: &str| -> Vec<(f64, f64)> {
+        let entry = &reports[3]["params"][name];
+        let (means, stderrs) = (entry["mean"].as_array(), entry["stderr"].as_array());
+        let (means, stderrs) = means.zip(stderrs).unwrap_or_else(|| panic!("{name} is a vector: {entry}"));
+        means.iter().zip(stderrs).map(|(mean, stderr)| (number(mean, name), number(stderr, name))).collect()
+    };
+    let samples = 20_000;
+    for (name, exact, sds) in [("m", d_m, [2.1, 1.3, 3.5]), ("log_s", d_log_s, [3.0, 1.1, 8.1])] {
+        for (i, (mean, stderr)) in elements(name).into_iter().enumerate() {
+            let stat = Stat { mean, stderr, samples, what: "grad" };
+            failures.extend(check((stat, format!("d/d{name}[{i}]")), exact[i], 0.0, sds[i]).err());
+        }
+    }
+    assert_no_failures("arrays of traces", failures, program);
+}
+
 /// `factor(w)` adds `w` to a trace's log density: a hand-written likelihood of the observation
 /// scores exactly as the observed choice does, and trains the guide to the same posterior.
 #[test]

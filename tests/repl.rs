@@ -372,6 +372,28 @@ fn reader(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<String> 
 }
 
 #[test]
+fn an_image_is_written_to_the_out_folder_once_there_is_one() {
+    let data = Scratch::new("repl-image");
+    let out = data.0.join("pictures");
+    let script = format!(
+        "data pixels: mat[2, 4] = [[0.0, 1.0, 1.0, 0.0], [1.0, 0.5, 0.5, 1.0]];\n\
+         image(\"pair\", pixels, width: 2)\n\
+         :set out {}\n\
+         image(\"pair\", pixels, width: 2)\n\
+         :type image(\"pair\", pixels, width: 2)\n",
+        out.display()
+    );
+    let (status, stdout, stderr) = piped(&data, script.as_bytes());
+    assert!(status.success(), "{status}: {stderr}");
+    let shown = "image(\"pair\", pixels, width: 2) = 2 images of 2 × 2 in a grid of 2 × 1";
+    assert!(stdout.contains(&format!("{shown} (not written: `:set out DIR` writes it)\n")), "{stdout}");
+    assert!(stdout.contains(&format!("{shown}, written to {}\n", out.join("pair.png").display())), "{stdout}");
+    assert!(stdout.contains(" : picture\n"), "{stdout}");
+    let png = std::fs::read(out.join("pair.png")).expect("the picture");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG file");
+}
+
+#[test]
 fn piped_errors_quote_what_was_typed_and_set_out_writes_the_draws() {
     let data = Scratch::new("repl-piped-quote");
     let out = data.0.join("pictures");

@@ -264,6 +264,53 @@ fn random_initialisers_fill_their_shapes_reproducibly_from_the_seed() {
 }
 
 #[test]
+fn random_data_is_drawn_once_from_the_seed_on_streams_of_its_own() {
+    let scratch = common::Scratch::new("random-data");
+    let run = |name: &str, source: &str, seed: &str| -> Vec<Value> {
+        let path = scratch.file(name, source);
+        let output = ppl(&["run", "--json", "--full", "--seed", seed, &path.to_string_lossy()]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        reports(&output)
+    };
+    let alone = run("alone.ppl", "param w: vec[5] = normal_init(1.0);\nprint w;\n", "7");
+    let with_data = "data z: mat[3, 4] = normal_init(2.0);\ndata u: vec[2000] = uniform_init(0.5);\n\
+                     data g: mat[40, 50] = glorot_init();\nparam w: vec[5] = normal_init(1.0);\n\
+                     print w, z, u, g, z;\nprint estimate(E { sum(z) }, samples: 3);\n";
+    let first = run("data.ppl", with_data, "7");
+    // Random data changes no parameter's initial value, and is drawn once per run.
+    assert_eq!(first[0]["value"], alone[0]["value"]);
+    assert_eq!(first[1]["value"], first[4]["value"]);
+    let z: Vec<f64> = first[1]["value"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .flat_map(|row| row.as_array().expect("a row").iter().filter_map(Value::as_f64))
+        .collect();
+    assert_eq!(z.len(), 12);
+    let sum: f64 = z.iter().sum();
+    assert!((first[5]["mean"].as_f64().expect("a mean") - sum).abs() < 1e-9, "every sample reads the same data");
+    // The same seed gives the same data, another seed other data; other data items, and the
+    // order of the items, do not change an item's values (its stream is keyed by its name).
+    assert_eq!(first, run("data.ppl", with_data, "7"));
+    assert_ne!(first[1], run("data.ppl", with_data, "8")[1]);
+    let reordered = "data extra: vec[3] = normal_init(1.0);\ndata u: vec[2000] = uniform_init(0.5);\n\
+                     data z: mat[3, 4] = normal_init(2.0);\nprint z, u;\n";
+    let reordered = run("reordered.ppl", reordered, "7");
+    assert_eq!((&reordered[0]["value"], &reordered[1]["value"]), (&first[1]["value"], &first[2]["value"]));
+    let u: Vec<f64> = first[2]["value"].as_array().expect("a vector").iter().filter_map(Value::as_f64).collect();
+    let mean = u.iter().sum::<f64>() / u.len() as f64;
+    assert!(u.iter().all(|x| x.abs() <= 0.5) && mean.abs() < 0.03, "uniform: mean {mean}");
+    let bound = (6.0f64 / 90.0).sqrt();
+    let g: Vec<f64> = first[3]["value"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .flat_map(|row| row.as_array().expect("a row").iter().filter_map(Value::as_f64))
+        .collect();
+    assert!(g.len() == 2000 && g.iter().all(|x| x.abs() <= bound), "glorot bound {bound}");
+}
+
+#[test]
 fn relu_abs_min_and_max_differentiate_elementwise_on_vectors() {
     // Each element's derivative is exact: relu' = [t > 0], abs' = sign t, min(t, 0.5)' = [t ≤ 0.5],
     // leaky_relu(2t)' = 2 or 0.02. These were internal errors on vectors (a scalar comparison).
@@ -326,7 +373,8 @@ fn the_vae_example_loads_mnist_trains_on_minibatches_and_improves() {
     assert_ne!(shortened, example, "the example's commands changed: update this test");
     let scratch = common::Scratch::new("vae");
     let path = scratch.file("vae.ppl", &shortened);
-    let output = common::ppl(&["run", "--json", &path.to_string_lossy()]);
+    let out = scratch.0.join("out");
+    let output = common::ppl(&["run", "--json", "--out", &out.to_string_lossy(), &path.to_string_lossy()]);
     assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
     let lines: Vec<serde_json::Value> =
         common::stdout(&output).lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
@@ -336,6 +384,26 @@ fn the_vae_example_loads_mnist_trains_on_minibatches_and_improves() {
     // Untrained, the ELBO is about -545 nats per image; 30 steps of Adam reach about -250.
     assert!(estimates.iter().all(|elbo| (-400.0..-100.0).contains(elbo)), "{estimates:?}");
     assert!(estimates[1] >= estimates[0] - 5.0, "IWELBO {} below ELBO {}", estimates[1], estimates[0]);
+    // The pictures: 64 digits drawn from the model, and 32 test digits beside their
+    // reconstructions, each 64 images of 28 × 28 in a grid of 8 × 8 with gaps of 2 pixels.
+    let images: Vec<&serde_json::Value> = lines.iter().filter(|line| line["kind"] == "image").collect();
+    let names: Vec<&str> = images.iter().filter_map(|line| line["name"].as_str()).collect();
+    assert_eq!(names, ["samples", "reconstructions"], "{lines:?}");
+    for (image, name) in images.iter().zip(names) {
+        assert_eq!(
+            (image["images"].as_u64(), image["columns"].as_u64(), image["rows"].as_u64()),
+            (Some(64), Some(8), Some(8))
+        );
+        let picture = out.join(format!("{name}.png"));
+        assert_eq!(image["path"], serde_json::json!(picture.display().to_string()));
+        let file = std::io::BufReader::new(std::fs::File::open(&picture).expect("the picture"));
+        let reader = png::Decoder::new(file).read_info().expect("a PNG");
+        let info = reader.info();
+        assert_eq!(
+            (info.width, info.height, info.color_type),
+            (8 * 28 + 7 * 2, 8 * 28 + 7 * 2, png::ColorType::Grayscale)
+        );
+    }
 }
 
 #[test]
@@ -432,4 +500,73 @@ fn full_rank_and_dirichlet_guides_train_to_the_exact_posteriors() {
     for (found, exact) in alpha.iter().zip([4.0, 3.0, 6.0]) {
         assert!((found - exact).abs() < 0.15 * exact, "concentration {alpha:?}");
     }
+}
+
+#[test]
+fn enumerated_choices_in_a_plate_are_summed_out_exactly_one_iteration_at_a_time() {
+    // Twenty points from two components; each assignment `z[i]` is summed out of the model's
+    // density iteration by iteration (the guide is over `mu` alone), which must equal the
+    // mixture likelihood written by hand. The same holds for a plate of 10,000 points, which
+    // enumerating the choices in sequence (2^10000 runs) could never finish.
+    let ys = [
+        -1.317, -2.973, 1.034, 2.317, -0.691, 2.236, 2.76, 2.01, -0.581, -2.508, -3.601, -2.426, -2.15, -1.92, 1.49,
+        -1.987, -2.561, -1.855, 1.059, -2.349,
+    ];
+    let listed: Vec<String> = ys.iter().map(|y| format!("{y:?}")).collect();
+    let source = format!(
+        "data ys = [{}];\n\
+         data many = [3.0 * sin(1.0 * i) for i in 0..10000];\n\
+         gen mixture(n, points) {{\n\
+             mu ~ normal(0.0, 5.0);\n\
+             for i in 0..n {{\n\
+                 z[i] ~ flip(0.4) via enum;\n\
+                 y[i] ~ normal(if z[i] {{ -2.0 }} else {{ mu }}, 0.7);\n\
+             }}\n\
+         }}\n\
+         gen by_hand(n, points) {{\n\
+             mu ~ normal(0.0, 5.0);\n\
+             for i in 0..n {{\n\
+                 factor(log_mix([0.4, 0.6], [density(normal(-2.0, 0.7), points[i]), density(normal(mu, 0.7), points[i])]));\n\
+             }}\n\
+         }}\n\
+         gen guide(m: real, log_s: real) {{ mu ~ normal(m, exp(log_s)); }}\n\
+         param m: real = 0.0;\nparam log_s: real = 0.0;\n\
+         print estimate(E {{ density(mixture(20, ys), {{ mu: 1.3, y: ys }}) - density(by_hand(20, ys), {{ mu: 1.3 }}) }}, samples: 1);\n\
+         print estimate(E {{ density(mixture(10000, many), {{ mu: 0.5, y: many }}) }}, samples: 1);\n\
+         print estimate(E {{ density(by_hand(10000, many), {{ mu: 0.5 }}) }}, samples: 1);\n\
+         maximize elbo(mixture(20, ys), guide(m, log_s), {{ y: ys }})\n\
+             with {{ optimizer: adam(lr: 0.05), steps: 3000, particles: 8, seed: 4, schedule: \"cosine\" }};\n\
+         print m, exp(log_s);\n",
+        listed.join(", ")
+    );
+    let scratch = Scratch::new("plates");
+    let path = scratch.file("p.ppl", &source);
+    let output = ppl(&["run", "--json", "--quiet", path.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let reports = reports(&output);
+    let mean = |index: usize| reports[index]["mean"].as_f64().unwrap_or(f64::NAN);
+    assert!(mean(0).abs() < 1e-9, "summed out {} from the hand-written mixture", mean(0));
+    let (many, by_hand) = (mean(1), mean(2));
+    assert!(many.is_finite() && (many - by_hand).abs() < 1e-9 * by_hand.abs(), "{many} vs {by_hand}");
+    // The exact posterior of mu, on a grid.
+    let normal =
+        |x: f64, mu: f64, sd: f64| (-0.5 * ((x - mu) / sd).powi(2)).exp() / (sd * (2.0 * std::f64::consts::PI).sqrt());
+    let grid: Vec<f64> = (0..20_000).map(|k| -10.0 + 0.001 * k as f64).collect();
+    let log_posterior: Vec<f64> = grid
+        .iter()
+        .map(|&mu| {
+            normal(mu, 0.0, 5.0).ln()
+                + ys.iter().map(|&y| (0.4 * normal(y, -2.0, 0.7) + 0.6 * normal(y, mu, 0.7)).ln()).sum::<f64>()
+        })
+        .collect();
+    let top = log_posterior.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = log_posterior.iter().map(|l| (l - top).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let posterior_mean = grid.iter().zip(&weights).map(|(mu, w)| mu * w).sum::<f64>() / total;
+    let posterior_sd =
+        (grid.iter().zip(&weights).map(|(mu, w)| (mu - posterior_mean).powi(2) * w).sum::<f64>() / total).sqrt();
+    let printed = |index: usize| reports[index]["value"].as_f64().unwrap_or(f64::NAN);
+    let (m, s) = (printed(4), printed(5));
+    assert!((m - posterior_mean).abs() < 0.03, "m = {m}, posterior mean {posterior_mean}");
+    assert!((s / posterior_sd - 1.0).abs() < 0.15, "s = {s}, posterior sd {posterior_sd}");
 }

@@ -198,6 +198,8 @@ fn lognormal_scale(theta) { E { x ~ lognormal(0.0, 0.5 * theta); x } }
 fn cauchy_loc(theta) { E { x ~ cauchy(theta, 1.0); 1.0 / (1.0 + x^2) } }
 fn cauchy_scale(theta) { E { x ~ cauchy(0.0, theta) via reparam; 1.0 / (1.0 + x^2) } }
 fn half_normal_scale(theta) { E { x ~ half_normal(theta); x^2 } }
+fn logit_normal_loc(theta) { E { x ~ logit_normal(theta, 0.5); logit(x)^2 } }
+fn logit_normal_scale(theta) { E { x ~ logit_normal(0.5, theta); logit(x)^2 } }
 fn half_cauchy_scale(theta) { E { x ~ half_cauchy(theta); 1.0 / (1.0 + x^2) } }
 fn student_t_df(theta) { E { x ~ student_t(10.0 + 10.0 * theta, 0.5, 1.0); x^2 } }
 fn student_t_scale(theta) { E { x ~ student_t(10.0, 0.5, theta); x^2 } }
@@ -247,6 +249,9 @@ fn mv_normal_full(theta: real) { E { x ~ mv_normal([theta, 0.0], [[1.0, 5.0], [t
                 exact: |t| (1.0 / (1.0 + t), -1.0 / (1.0 + t).powi(2)),
                 sd: (0.53, 0.45),
             },
+            // logit(x) ~ N(μ, σ²): E[logit(x)²] = μ² + σ².
+            Case { objective: "logit_normal_loc(THETA)", exact: |t| (t * t + 0.25, 2.0 * t), sd: (2.2, 1.5) },
+            Case { objective: "logit_normal_scale(THETA)", exact: |t| (0.25 + t * t, 2.0 * t), sd: (4.7, 6.1) },
             // E[x²] = σ² for a half-normal as for the normal it folds.
             Case { objective: "half_normal_scale(THETA)", exact: |t| (t * t, 2.0 * t), sd: (4.2, 6.2) },
             // ∫₀^∞ 2/(πθ(1 + (x/θ)²)) · 1/(1 + x²) dx = 1/(1 + θ).
@@ -345,6 +350,7 @@ fn beta_r(theta) { E { x ~ beta(theta, 2.0) via reinforce; x } }
 fn mv_normal_r(theta: real) { E { x ~ mv_normal_diag([theta, 2.0 * theta], [1.0, 1.0]) via reinforce; sum(x^2) } }
 fn mv_normal_full_r(theta: real) { E { x ~ mv_normal([theta, 0.0], [[1.0, 0.0], [0.5, theta]]) via reinforce; sum(x^2) } }
 fn dirichlet_r(theta: real) { E { p ~ dirichlet([theta, 2.0]) via reinforce; p[0] } }
+fn logit_normal_r(theta) { E { x ~ logit_normal(theta, 1.0) via reinforce; logit(x) } }
 ",
         cases: &[
             // E[x] = 1/θ.
@@ -373,6 +379,8 @@ fn dirichlet_r(theta: real) { E { p ~ dirichlet([theta, 2.0]) via reinforce; p[0
             Case { objective: "mv_normal_r(THETA)", exact: |t| (5.0 * t * t + 2.0, 10.0 * t), sd: (10.0, 56.0) },
             // E[x₀²] = θ² + 1, x₁ = ε₀/2 + θε₁: E[x₁²] = 1/4 + θ².
             Case { objective: "mv_normal_full_r(THETA)", exact: |t| (2.0 * t * t + 1.25, 4.0 * t), sd: (7.0, 28.0) },
+            // E[logit(x)] = μ.
+            Case { objective: "logit_normal_r(THETA)", exact: |t| (t, 1.0), sd: (1.5, 3.0) },
             // E[p₀] = θ/(θ + 2).
             Case { objective: "dirichlet_r(THETA)", exact: |t| (t / (t + 2.0), 2.0 / (t + 2.0).powi(2)), sd: (0.36, 0.69) },
         ],
@@ -790,6 +798,58 @@ fn normal_vec(m: vec[2]) {{ E {{ x ~ normal(m, 0.5); sum(x^2) }} }}
                 if let Err(problem) = close(mean, stderr, 2.0 * m[i], sd.1 / (SAMPLES as f64).sqrt()) {
                     failures.push(format!("grad `{source}` d/d{name}[{i}]: {problem}"));
                 }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}\n--- program ---\n{program}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Estimates of vectors: every rule applies element by element.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn vector_estimates_are_unbiased_element_by_element() {
+    let program = "param theta: real = 0.7;
+gen coin(p: real) { b ~ flip(p) via enum; x ~ normal(if b { 1.0 } else { -1.0 }, 1.0); }
+fn enum_moments(p) { E { let (t, log_q) = sim(coin(p)); [t.x, t.x^2] } }
+fn mvd_moments(p) { E { b ~ flip(p) via mvd; y ~ normal(if b { 2.0 } else { 0.0 }, 1.0); [y, y * y] } }
+fn reinforce_moments(p) { E { k ~ poisson(3.0 * p) via reinforce; [1.0 * k, 1.0 * k^2] } }
+data rows = [[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]];
+fn noisy(r: vec[2]) { E { x ~ normal(0.0, 1.0); r + x } }
+print estimate(enum_moments(theta), samples: 20000);
+print estimate(mvd_moments(theta), samples: 20000);
+print estimate(reinforce_moments(theta), samples: 20000);
+print estimate(mean_over(rows, noisy, batch: 2), samples: 20000);
+print estimate(sum_over(rows, noisy, batch: 2) - 2.0 * E { [1.0, 1.0] }, samples: 20000);
+";
+    let lambda: f64 = 2.1;
+    // Each row: the exact means and bounds on one estimate's standard deviation, per element.
+    let expected: [([f64; 2], [f64; 2]); 5] = [
+        // x ~ N(±1, 1): E[x] = 2p − 1, E[x²] = 2.
+        ([0.4, 2.0], [2.1, 3.7]),
+        // y = 2b + ε: E[y] = 2p, E[y²] = 1 + 4p.
+        ([1.4, 3.8], [2.1, 6.1]),
+        // k ~ Poisson(λ): E[k] = λ, E[k²] = λ + λ².
+        ([lambda, lambda + lambda * lambda], [2.2, 12.2]),
+        // The rows' mean, from two rows per estimate.
+        ([3.0, 13.0 / 3.0], [2.0, 2.2]),
+        // Their sum, less 2.
+        ([7.0, 11.0], [6.0, 6.6]),
+    ];
+    let reports = run_json("vectors", program, 9);
+    assert_eq!(reports.len(), expected.len(), "{reports:?}");
+    let mut failures = Vec::new();
+    for (report, (exact, sd)) in reports.iter().zip(expected) {
+        let source = report["source"].as_str().unwrap_or("?");
+        let (Some(means), Some(stderrs)) = (report["mean"].as_array(), report["stderr"].as_array()) else {
+            panic!("a vector estimate reports a mean and a standard error per element: {report}");
+        };
+        assert_eq!((means.len(), stderrs.len()), (2, 2), "{report}");
+        for element in 0..2 {
+            let (mean, stderr) = (number(&means[element], source), number(&stderrs[element], source));
+            if let Err(problem) = close(mean, stderr, exact[element], sd[element] / (20_000f64).sqrt()) {
+                failures.push(format!("  `{source}`[{element}]: {problem}"));
             }
         }
     }

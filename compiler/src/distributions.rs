@@ -60,6 +60,62 @@ pub enum Support {
     RealVector,
 }
 
+/// Where a real draw lies: what the checker compares between a guide's choice and the model's
+/// at the same address (a guide must not place mass where the model's density is 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Constraint {
+    /// Any real (elementwise for vectors).
+    Real,
+    /// Positive reals (or non-negative: a boundary has no mass).
+    Positive,
+    /// (0, 1).
+    UnitInterval,
+    /// Vectors of positive elements summing to 1.
+    Simplex,
+    /// An interval set by the arguments (`uniform`): not known before the run.
+    Bounded,
+    /// Counts and booleans, whose types already tell them apart.
+    Discrete,
+}
+
+impl Constraint {
+    /// Whether every value in `inner` is in `self`; `Bounded` is taken on trust.
+    pub fn contains(self, inner: Constraint) -> bool {
+        use Constraint::*;
+        matches!(
+            (self, inner),
+            (Bounded | Discrete, _)
+                | (_, Bounded | Discrete)
+                | (Real, _)
+                | (Positive, Positive | UnitInterval | Simplex)
+                | (UnitInterval, UnitInterval | Simplex)
+                | (Simplex, Simplex)
+        )
+    }
+
+    /// The set in words: "positive reals".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Constraint::Real => "all reals",
+            Constraint::Positive => "positive reals",
+            Constraint::UnitInterval => "reals between 0 and 1",
+            Constraint::Simplex => "the simplex (positive elements summing to 1)",
+            Constraint::Bounded => "an interval",
+            Constraint::Discrete => "discrete values",
+        }
+    }
+
+    /// A guide distribution with this support, for the help of a diagnostic.
+    pub fn guide_suggestion(self) -> &'static str {
+        match self {
+            Constraint::Positive => "`lognormal(m, s)` (the exp of a normal), or `gamma`",
+            Constraint::UnitInterval => "`logit_normal(m, s)` (the sigmoid of a normal), or `beta`",
+            Constraint::Simplex => "`dirichlet(exp(log_alpha))`",
+            _ => "a distribution with the same support as the model's",
+        }
+    }
+}
+
 /// The kind of each parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamKind {
@@ -120,6 +176,8 @@ pub struct Distribution {
     /// What each parameter must satisfy, checked at run time before every use.
     pub domains: &'static [Domain],
     pub support: Support,
+    /// Where a real draw lies.
+    pub constraint: Constraint,
     /// Supported estimators; the first is the default.
     pub estimators: &'static [Estimator],
     /// Draws a value; differentiable in the arguments where a pathwise derivative exists.
@@ -157,6 +215,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("mu", R), ("sigma", R)],
         domains: &[Domain::Any, Domain::Positive],
         support: Support::Real,
+        constraint: Constraint::Real,
         estimators: &[Reparam, Reinforce],
         sample: rules::normal_sample,
         log_density: rules::normal_log_density,
@@ -167,6 +226,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("lo", R), ("hi", R)],
         domains: &[Domain::Any, Domain::Above(0)],
         support: Support::Real,
+        constraint: Constraint::Bounded,
         estimators: &[Reparam, Reinforce],
         sample: rules::uniform_sample,
         log_density: rules::uniform_log_density,
@@ -177,6 +237,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("rate", R)],
         domains: &[Domain::Positive],
         support: Support::Real,
+        constraint: Constraint::Positive,
         estimators: &[Reparam, Reinforce],
         sample: rules::exponential_sample,
         log_density: rules::exponential_log_density,
@@ -187,6 +248,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("mu", R), ("b", R)],
         domains: &[Domain::Any, Domain::Positive],
         support: Support::Real,
+        constraint: Constraint::Real,
         estimators: &[Reparam, Reinforce],
         sample: rules::laplace_sample,
         log_density: rules::laplace_log_density,
@@ -197,9 +259,21 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("mu", R), ("sigma", R)],
         domains: &[Domain::Any, Domain::Positive],
         support: Support::Real,
+        constraint: Constraint::Positive,
         estimators: &[Reparam, Reinforce],
         sample: rules::lognormal_sample,
         log_density: rules::lognormal_log_density,
+        log_density_of_draws: None,
+    },
+    Distribution {
+        name: "logit_normal",
+        params: &[("mu", R), ("sigma", R)],
+        domains: &[Domain::Any, Domain::Positive],
+        support: Support::Real,
+        constraint: Constraint::UnitInterval,
+        estimators: &[Reparam, Reinforce],
+        sample: rules::logit_normal_sample,
+        log_density: rules::logit_normal_log_density,
         log_density_of_draws: None,
     },
     Distribution {
@@ -207,6 +281,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("loc", R), ("scale", R)],
         domains: &[Domain::Any, Domain::Positive],
         support: Support::Real,
+        constraint: Constraint::Real,
         estimators: &[Reparam, Reinforce],
         sample: rules::cauchy_sample,
         log_density: rules::cauchy_log_density,
@@ -217,6 +292,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("sigma", R)],
         domains: &[Domain::Positive],
         support: Support::Real,
+        constraint: Constraint::Positive,
         estimators: &[Reparam, Reinforce],
         sample: rules::half_normal_sample,
         log_density: rules::half_normal_log_density,
@@ -227,6 +303,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("scale", R)],
         domains: &[Domain::Positive],
         support: Support::Real,
+        constraint: Constraint::Positive,
         estimators: &[Reparam, Reinforce],
         sample: rules::half_cauchy_sample,
         log_density: rules::half_cauchy_log_density,
@@ -237,6 +314,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("df", R), ("loc", R), ("scale", R)],
         domains: &[Domain::Positive, Domain::Any, Domain::Positive],
         support: Support::Real,
+        constraint: Constraint::Real,
         estimators: &[Reparam, Reinforce],
         sample: rules::student_t_sample,
         log_density: rules::student_t_log_density,
@@ -247,6 +325,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("shape", R), ("rate", R)],
         domains: &[Domain::Positive, Domain::Positive],
         support: Support::Real,
+        constraint: Constraint::Positive,
         estimators: &[Implicit, Reinforce],
         sample: rules::gamma_sample,
         log_density: rules::gamma_log_density,
@@ -257,6 +336,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("a", R), ("b", R)],
         domains: &[Domain::Positive, Domain::Positive],
         support: Support::Real,
+        constraint: Constraint::UnitInterval,
         estimators: &[Implicit, Reinforce],
         sample: rules::beta_sample,
         log_density: rules::beta_log_density,
@@ -267,6 +347,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("p", R)],
         domains: &[Domain::Probability],
         support: Support::Bool,
+        constraint: Constraint::Discrete,
         estimators: &[Reinforce, Enum, Mvd],
         sample: rules::flip_sample,
         log_density: rules::flip_log_density,
@@ -277,6 +358,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("logit", R)],
         domains: &[Domain::Any],
         support: Support::Bool,
+        constraint: Constraint::Discrete,
         estimators: &[Reinforce],
         sample: rules::bernoulli_logit_sample,
         log_density: rules::bernoulli_logit_log_density,
@@ -287,6 +369,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("probs", V)],
         domains: &[Domain::Weights],
         support: Support::Int,
+        constraint: Constraint::Discrete,
         estimators: &[Reinforce, Enum],
         sample: rules::categorical_sample,
         log_density: rules::categorical_log_density,
@@ -297,6 +380,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("p", R)],
         domains: &[Domain::SuccessProbability],
         support: Support::Int,
+        constraint: Constraint::Discrete,
         estimators: &[Reinforce],
         sample: rules::geometric_sample,
         log_density: rules::geometric_log_density,
@@ -307,6 +391,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("rate", R)],
         domains: &[Domain::NonNegative],
         support: Support::Int,
+        constraint: Constraint::Discrete,
         estimators: &[Reinforce, Mvd],
         sample: rules::poisson_sample,
         log_density: rules::poisson_log_density,
@@ -317,6 +402,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("n", R), ("p", R)],
         domains: &[Domain::Count, Domain::Probability],
         support: Support::Int,
+        constraint: Constraint::Discrete,
         estimators: &[Reinforce],
         sample: rules::binomial_sample,
         log_density: rules::binomial_log_density,
@@ -327,6 +413,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("r", R), ("p", R)],
         domains: &[Domain::Positive, Domain::SuccessProbability],
         support: Support::Int,
+        constraint: Constraint::Discrete,
         estimators: &[Reinforce],
         sample: rules::negative_binomial_sample,
         log_density: rules::negative_binomial_log_density,
@@ -337,6 +424,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("mu", V), ("sigma", V)],
         domains: &[Domain::Any, Domain::PositiveVector],
         support: Support::RealVector,
+        constraint: Constraint::Real,
         estimators: &[Reparam, Reinforce],
         sample: rules::mv_normal_diag_sample,
         log_density: rules::mv_normal_diag_log_density,
@@ -347,6 +435,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("mu", V), ("scale_tril", M)],
         domains: &[Domain::Any, Domain::ScaleTril],
         support: Support::RealVector,
+        constraint: Constraint::Real,
         estimators: &[Reparam, Reinforce],
         sample: rules::mv_normal_sample,
         log_density: rules::mv_normal_log_density,
@@ -357,6 +446,7 @@ pub const DISTRIBUTIONS: &[Distribution] = &[
         params: &[("concentration", V)],
         domains: &[Domain::PositiveVector],
         support: Support::RealVector,
+        constraint: Constraint::Simplex,
         estimators: &[Implicit, Reinforce],
         sample: rules::dirichlet_sample,
         log_density: rules::dirichlet_log_density,

@@ -80,6 +80,49 @@ fn addresses_in_one_branch_only_are_optional() {
 }
 
 #[test]
+fn addresses_after_an_early_return_are_optional() {
+    let analysis = check_ok(
+        "gen stop() { b ~ flip(0.5); if b { y ~ normal(0.0, 1.0); return 0.0; } x ~ normal(0.0, 1.0); y ~ normal(x, 1.0); x }
+         gen nested(c: bool) { a ~ normal(0.0, 1.0); { if c { if a > 0.0 { return 1; } } } z ~ normal(a, 1.0); 2 }
+         gen both(c: bool) { if c { return 1.0; } else { w ~ normal(0.0, 1.0); return w; } }
+         gen looped() { for i in 0..3 { if i == 2 { return i; } } v ~ normal(0.0, 1.0); 0 }",
+    );
+    // `y` is sampled on both paths (before the `return` and after the `if`), `x` on one.
+    assert_eq!(trace_of(&analysis, "stop"), "{b: bool, y: real, x?: real}");
+    assert_eq!(trace_of(&analysis, "nested"), "{a: real, z?: real}");
+    assert_eq!(trace_of(&analysis, "both"), "{w?: real}");
+    assert_eq!(trace_of(&analysis, "looped"), "{v?: real}");
+    let returns = |name: &str| {
+        let instance = analysis.checked.instances.iter().find(|instance| {
+            let program = &analysis.files[instance.item.file].program;
+            matches!(&program.items[instance.item.item].kind, ppl::syntax::ast::ItemKind::Gen(def) if def.name.name == name)
+        });
+        instance.map(|instance| instance.ret.clone())
+    };
+    assert_eq!(returns("stop"), Some(Type::Real));
+    assert_eq!(returns("nested"), Some(Type::Int));
+    // Both branches return: the end of the body is never reached, so it adds no `()`.
+    assert_eq!(returns("both"), Some(Type::Real));
+}
+
+#[test]
+fn generative_calls_at_indexed_addresses_are_arrays_of_traces() {
+    let analysis = check_ok(
+        "gen object(mu: real) { visible ~ flip(0.9); if !visible { return 0.0; } x ~ normal(mu, 1.0); x }
+         gen scene() { for i in 0..3 { obj[i] ~ object(1.0); y[i] ~ normal(obj[i].x, 1.0); } }
+         gen vectors() { for i in 0..2 { v[i] ~ mv_normal_diag([0.0, 0.0], [1.0, 1.0]); } }
+         data rows = [{a: 1.0, b: [true, false]}, {a: 2.0, b: [false, false]}];
+         data built = [(i, {c: 1.0 * i}) for i in 0..4];
+         fn first_x() { E { density(scene(), { obj: [{visible: true, x: 0.3}, {visible: false, x: 0.0}, {visible: true, x: -1.0}], y: [0.5, -1.0, 2.0] }) } }
+         fn rows_x() { E { density(vectors(), { v: [[0.1, 0.2], [0.3, 0.4]] }) } }",
+    );
+    assert_eq!(trace_of(&analysis, "scene"), "{obj: [{visible: bool, x?: real}; 3], y: vec[3]}");
+    assert_eq!(trace_of(&analysis, "vectors"), "{v: [vec[2]; 2]}");
+    assert_eq!(global_type(&analysis, "rows").to_string(), "[{a: real, b: [bool; 2]}; 2]");
+    assert_eq!(global_type(&analysis, "built").to_string(), "[(int, {c: real}); 4]");
+}
+
+#[test]
 fn shapes_are_static_through_operators_and_builtins() {
     let analysis = check_ok(
         "let n = 4;
@@ -138,7 +181,7 @@ fn constant_integer_arguments_fix_shapes_inside_generic_functions() {
         .find(|instance| instance.constant_args.last() == Some(&Some(5)))
         .expect("iwelbo instantiated with n = 5");
     assert!(iwelbo.types.values().any(|ty| *ty == Type::Vec(Dim::Known(5))), "the weights vector is vec[5]");
-    assert_eq!(iwelbo.ret, Type::Est);
+    assert_eq!(iwelbo.ret, Type::real_estimate());
 }
 
 #[test]

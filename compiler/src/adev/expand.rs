@@ -41,6 +41,8 @@ pub fn expand(function: &Function) -> Result<Function, Diagnostic> {
         emitted: 0,
         runs: 1,
         nested_choices: 0,
+        source_types: function.value_types.clone(),
+        estimated: Type::Real,
     };
     let body = &function.body;
     let results = expander.copy_frames(&[Frame::of(&body.insts, &body.results, &[])])?;
@@ -85,6 +87,10 @@ struct Expander {
     runs: u64,
     /// The number of such choices around it.
     nested_choices: u32,
+    /// The source's value types.
+    source_types: Vec<Type>,
+    /// The type of the expectation being expanded: `Real`, or a vector estimated elementwise.
+    estimated: Type,
 }
 
 impl Expander {
@@ -134,9 +140,12 @@ impl Expander {
             Op::Expect { rng, body } => {
                 let rng = self.value(*rng)?;
                 self.bind(&body.params, &[rng]);
+                let result_type = body.results.first().and_then(|result| self.source_types.get(result.0 as usize));
+                let enclosing = std::mem::replace(&mut self.estimated, result_type.copied().unwrap_or(Type::Real));
                 // The body's value is the expectation's, whatever continuations it went through.
-                let results = self.copy_frames(&[Frame::of(&body.insts, &body.results, &[])])?;
-                self.bind(&inst.results, &results);
+                let results = self.copy_frames(&[Frame::of(&body.insts, &body.results, &[])]);
+                self.estimated = enclosing;
+                self.bind(&inst.results, &results?);
             }
             Op::If { cond, then, otherwise } => {
                 let cond = self.value(*cond)?;
@@ -253,8 +262,8 @@ impl Expander {
                     _ => 2,
                 };
                 let b = &mut self.builder;
-                let (zero, lo, hi) = (b.real(0.0)?, b.int(0)?, b.int(outcomes)?);
-                let params = b.begin_block(&[Type::Int, Type::Real]);
+                let (zero, lo, hi) = (b.filled(self.estimated, 0.0)?, b.int(0)?, b.int(outcomes)?);
+                let params = b.begin_block(&[Type::Int, self.estimated]);
                 let (index, sum) = (params[0], params[1]);
                 let (value, weight) = if rule == BranchRule::EnumFlip {
                     let first = b.compare(CompareOp::Eq, index, lo)?;
@@ -280,8 +289,8 @@ impl Expander {
                 // mvd(flip) runs the other outcome with fresh randomness; mvd(poisson) runs
                 // k + 1 on the same stream (common random numbers), which is also unbiased.
                 let streams = b.push(Op::Split { rng: after })?;
-                let (zero, lo, hi) = (b.real(0.0)?, b.int(0)?, b.int(2)?);
-                let params = b.begin_block(&[Type::Int, Type::Real, Type::Real]);
+                let (zero, lo, hi) = (b.filled(self.estimated, 0.0)?, b.int(0)?, b.int(2)?);
+                let params = b.begin_block(&[Type::Int, self.estimated, self.estimated]);
                 let (index, sampled, other) = (params[0], params[1], params[2]);
                 let first = b.compare(CompareOp::Eq, index, lo)?;
                 let (value, stream) = if rule == BranchRule::MvdFlip {
@@ -335,7 +344,7 @@ impl Expander {
                 "each such choice runs everything after it once per outcome, so their costs multiply; this is choice {} in sequence, and at most {MAX_CONTINUATION_RUNS} runs are allowed",
                 self.nested_choices
             ))
-            .with_help("use `via reinforce` for some of the choices");
+            .with_help("use `via reinforce` for some of the choices, or sum them out of the model instead: a model's `z[i] ~ flip(p) via enum` in a loop, left out of the guide, is summed out one iteration at a time");
             return Err(match inst.span {
                 Some(span) => diagnostic.with_primary(span, "this choice, in a loop or after others like it"),
                 None => diagnostic,
@@ -346,11 +355,11 @@ impl Expander {
         result
     }
 
-    /// The continuation's result: the expectation's one real.
+    /// The continuation's result: the expectation's one real (or vector).
     fn single_result(&mut self, continuation: &[Frame<'_>]) -> Result<Value, Diagnostic> {
         match self.copy_frames(continuation)?.as_slice() {
             [result] => Ok(*result),
-            _ => Err(IrError { message: "a continuation must yield one real".into() }.into()),
+            _ => Err(IrError { message: "a continuation must yield one value".into() }.into()),
         }
     }
 }

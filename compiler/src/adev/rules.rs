@@ -144,6 +144,25 @@ pub fn lognormal_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) 
     b.sub(normal, log_x)
 }
 
+/// `sigmoid(μ + σε)`: a draw in (0, 1) whose logit is normal.
+pub fn logit_normal_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
+    let (normal, rng) = normal_sample(b, args, rng)?;
+    Ok((b.unary(UnaryOp::Sigmoid, normal)?, rng))
+}
+
+/// The normal density of `logit x` times the Jacobian `1/(x(1 − x))`; −∞ outside (0, 1).
+pub fn logit_normal_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
+    let log_x = log(b, x)?;
+    let negated = b.unary(UnaryOp::Neg, x)?;
+    let log_complement = b.unary(UnaryOp::Log1p, negated)?;
+    let logit = b.sub(log_x, log_complement)?;
+    let normal = normal_terms(b, args[0], args[1], logit)?;
+    let jacobian = b.add(log_x, log_complement)?;
+    let density = b.sub(normal, jacobian)?;
+    let (zero, one) = (constant(b, 0.0)?, constant(b, 1.0)?);
+    outside_support_is_impossible(b, x, zero, one, density)
+}
+
 /// Inverse CDF: `loc + scale·tan(π(u − ½))`.
 pub fn cauchy_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
     let (u, rng) = noise(b, Noise::Uniform, rng)?;

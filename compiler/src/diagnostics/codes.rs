@@ -63,6 +63,7 @@ error_codes! {
     IndexOutOfBounds = "E0211", "constant index out of bounds";
     TypeTooLarge = "E0212", "type too large";
     MisplacedInitialiser = "E0213", "a random initialiser outside a `param`'s declaration";
+    InvalidReturn = "E0214", "`return` where a function cannot stop";
 
     // Traces and addresses.
     MissingAddress = "E0300", "trace lacks an address the model needs";
@@ -71,6 +72,8 @@ error_codes! {
     UnknownSelectAddress = "E0303", "`select` names an address the family does not have";
     DuplicateAddress = "E0304", "address sampled more than once";
     InvalidAddressIndex = "E0305", "indexed address outside a loop over its index";
+    UnstackableArray = "E0306", "an array whose elements have too many dimensions";
+    OutsideSupport = "E0307", "a guide draws values where the model's density is 0";
 
     // Expectations and estimators.
     OutsideExpectation = "E0400", "`sim` or `density` outside `E { … }`";
@@ -88,6 +91,7 @@ error_codes! {
     InvalidWrt = "E0502", "`wrt` must list parameters";
     OverlappingWrt = "E0503", "parameter trained by two objectives";
     ResumeMismatch = "E0504", "saved results do not fit the program";
+    InvalidImage = "E0505", "`image` outside a `print`, or without a usable file name";
 
     // Compilation (lowering and ADEV).
     Unsupported = "E0600", "not supported by the compiler yet";

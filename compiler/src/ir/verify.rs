@@ -328,8 +328,8 @@ impl Verifier<'_> {
                     }
                     self.block(body)?;
                     let yielded: Vec<Option<Type>> = body.results.iter().map(|v| self.function.ty(*v)).collect();
-                    if yielded != [Some(Type::Real)] {
-                        return error("an expectation's body must yield one real");
+                    if !matches!(yielded.as_slice(), [Some(Type::Real | Type::Vec(_))]) {
+                        return error("an expectation's body must yield one real or one vector");
                     }
                 }
                 _ => {}

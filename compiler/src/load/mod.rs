@@ -748,7 +748,7 @@ pub(super) mod tests {
 
     #[test]
     fn optional_fields_are_declared_as_such() {
-        let ty = Type::Record(vec![Field { name: "x".into(), ty: Type::Real, optional: true }]);
+        let ty = Type::Record(vec![Field { optional: true, ..Field::new("x", Type::Real) }]);
         assert_eq!(read_bytes("r.json", b"{}", &ty), Ok(Data::Record(vec![])));
     }
 

@@ -53,6 +53,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             ExprKind::Index { base, indices } => {
                 let mut value = self.expr(env, base)?;
                 for index in indices {
+                    if let Val::Stacked { .. } = value {
+                        let position = self.expr(env, index)?;
+                        let position = self.scalar(position, index.span)?;
+                        value = self.unstack(&value, position, index.span)?;
+                        continue;
+                    }
                     if let Val::Array { data, element } = value {
                         let position = self.expr(env, index)?;
                         let position = self.scalar(position, index.span)?;
@@ -95,6 +101,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                     values.push(self.expr(env, element)?);
                 }
                 self.builder.set_span(Some(expr.span));
+                // Records, tuples and arrays are stacked leaf by leaf (see `super::stacked`).
+                if values.iter().any(|value| {
+                    matches!(value, Val::Record(_) | Val::Tuple(_) | Val::Array { .. } | Val::Optional { .. })
+                }) {
+                    return self.stack(values, expr.span);
+                }
                 // `[true, false]` is an array of booleans: reals (0/1) marked with what they hold,
                 // as traces keep indexed flips. (`[3, 5]` is a real vector, as the checker types
                 // it; where it observes counts, each element is checked to be a whole number.)
@@ -211,6 +223,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     /// transpose.
     fn slice(&mut self, env: &mut Env<'a>, expr: &'a Expr, base: &'a Expr, indices: &'a [Expr]) -> Lowered<Val<'a>> {
         let value = self.expr(env, base)?;
+        if let Val::Stacked { .. } = value {
+            return self.stacked_slice(env, expr, value, indices);
+        }
         let (data, element) = match value {
             Val::Ir(data) => (data, None),
             Val::Array { data, element } => (data, Some(element)),
@@ -229,20 +244,8 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 parts.push(Err(self.scalar(position, index.span)?));
                 continue;
             };
-            let mut bound = |lowerer: &mut Self, bound: &'a Option<Box<Expr>>, default: u32| match bound {
-                Some(bound) => {
-                    let value = lowerer.expr(env, bound)?;
-                    let value = lowerer.scalar(value, bound.span)?;
-                    lowerer
-                        .builder
-                        .int_constant(value)
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| internal(Some(bound.span), "a slice bound that is not a constant"))
-                }
-                None => Ok(default),
-            };
-            let start = bound(self, lo, 0)?;
-            let end = bound(self, hi, *dim)?;
+            let start = self.slice_bound(env, lo, 0, *dim)?;
+            let end = self.slice_bound(env, hi, *dim, *dim)?;
             parts.push(Ok((start, end.saturating_sub(start))));
         }
         self.builder.set_span(Some(expr.span));
@@ -393,6 +396,25 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         }
     }
 
+    /// A slice bound's value (`default` where it is left out), which the checker has found to
+    /// be a constant from 0 to `len`.
+    pub(super) fn slice_bound(
+        &mut self,
+        env: &mut Env<'a>,
+        bound: &'a Option<Box<Expr>>,
+        default: u32,
+        len: u32,
+    ) -> Lowered<u32> {
+        let Some(bound) = bound else { return Ok(default) };
+        let value = self.expr(env, bound)?;
+        let value = self.scalar(value, bound.span)?;
+        self.builder
+            .int_constant(value)
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n <= len)
+            .ok_or_else(|| internal(Some(bound.span), "a slice bound that is not a constant in range"))
+    }
+
     fn operand(&mut self, value: Val<'a>, span: Span) -> Lowered<Operand<'a>> {
         match value {
             Val::Est(estimate) => Ok(Operand::Est(estimate)),
@@ -407,20 +429,44 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         result
     }
 
-    /// A function's body, which may end with `return e;`.
-    pub(super) fn function_body(&mut self, env: &mut Env<'a>, block: &'a Block) -> Lowered<Val<'a>> {
-        self.block_in_scope(env, block, true)
+    pub(super) fn block_in_scope(
+        &mut self,
+        env: &mut Env<'a>,
+        block: &'a Block,
+        function_body: bool,
+    ) -> Lowered<Val<'a>> {
+        self.statements(env, block, 0, function_body)
     }
 
-    fn block_in_scope(&mut self, env: &mut Env<'a>, block: &'a Block, function_body: bool) -> Lowered<Val<'a>> {
-        for (index, stmt) in block.stmts.iter().enumerate() {
+    /// The statements of `block` from the `first` on, then its final expression. A function's
+    /// body may end with `return e;`; a `return` before the end is lowered as
+    /// `super::returns` describes.
+    pub(super) fn statements(
+        &mut self,
+        env: &mut Env<'a>,
+        block: &'a Block,
+        first: usize,
+        function_body: bool,
+    ) -> Lowered<Val<'a>> {
+        for (index, stmt) in block.stmts.iter().enumerate().skip(first) {
             if let StmtKind::Return(value) = &stmt.kind {
+                if self.returning() {
+                    self.early_return(env, value)?;
+                    return self.after_return(env, block);
+                }
                 if function_body && index + 1 == block.stmts.len() && block.tail.is_none() {
                     return self.expr(env, value);
                 }
-                return Err(unsupported(stmt.span, "`return` before the end of a function"));
+                return Err(internal(Some(stmt.span), "a `return` in a function that does not return early"));
+            }
+            if self.sums_out(stmt) {
+                return self.summed_out(env, block, index);
             }
             self.stmt(env, stmt)?;
+            let rest = index + 1 < block.stmts.len() || block.tail.is_some();
+            if rest && self.returning() && stmt.contains_return() {
+                return self.unless_returned(env, block, index + 1, function_body);
+            }
         }
         match &block.tail {
             Some(tail) => self.expr(env, tail),
@@ -441,7 +487,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             }
             StmtKind::Choice { address, dist, via } => self.choice(env, stmt, address, dist, via.as_ref()),
             StmtKind::For { var, lo, hi, body } => self.for_stmt(env, var, lo, hi, body),
-            StmtKind::Return(_) => Err(unsupported(stmt.span, "`return` before the end of a function")),
+            StmtKind::Return(_) => Err(internal(Some(stmt.span), "`return` outside a block's statements")),
             StmtKind::Expr(expr) => self.expr(env, expr).map(|_| ()),
         }
     }
@@ -460,17 +506,20 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         Ok(())
     }
 
-    /// The values a branch or loop must carry besides its own: the expectation's state and
-    /// the innermost `gen` body's scores and trace.
-    fn state_values(&self) -> Vec<Value> {
+    /// The values a branch or loop must carry besides its own: the expectation's state, the
+    /// innermost `gen` body's scores and trace, and the innermost function's return slot.
+    pub(super) fn state_values(&self) -> Vec<Value> {
         let mut values = self.state.map(|state| state.values().to_vec()).unwrap_or_default();
         if let Some(gen) = self.gen.last() {
             values.extend(gen.values());
         }
+        if let Some(Some(slot)) = self.returns.last() {
+            values.extend(slot.values());
+        }
         values
     }
 
-    fn restore_state(&mut self, values: &[Value]) {
+    pub(super) fn restore_state(&mut self, values: &[Value]) {
         let mut rest = values;
         if self.state.is_some() {
             let count = ExpectState::VALUES;
@@ -478,8 +527,15 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             rest = values.get(count..).unwrap_or(&[]);
         }
         if let Some(gen) = self.gen.last_mut() {
+            let count = gen.values().len();
             if let Some(rebuilt) = gen.rebuilt(rest) {
                 *gen = rebuilt;
+            }
+            rest = rest.get(count..).unwrap_or(&[]);
+        }
+        if let Some(Some(slot)) = self.returns.last_mut() {
+            if let Some(rebuilt) = slot.rebuilt(rest) {
+                *slot = rebuilt;
             }
         }
     }
@@ -495,7 +551,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         let condition = self.expr(env, cond)?;
         let condition = self.scalar(condition, cond.span)?;
         let ty = env.ty(expr).cloned().unwrap_or(SurfaceType::Unknown);
-        if ty == SurfaceType::Est {
+        if matches!(ty, SurfaceType::Est(_)) {
             let otherwise = otherwise.ok_or_else(|| internal(Some(expr.span), "estimate `if` without `else`"))?;
             return Ok(Val::Est(Rc::new(Estimate::Choose {
                 cond: condition,
@@ -560,7 +616,11 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         if let Pattern::Name(variable) = var {
             self.loop_starts.push((variable.name.clone(), lo));
         }
-        let lowered = self.block(env, body);
+        // Once a `return` has run, the remaining iterations do nothing.
+        let lowered = match self.returning() && body.contains_return() {
+            true => self.unless_returned(env, body, 0, false),
+            false => self.block(env, body),
+        };
         if let Pattern::Name(_) = var {
             self.loop_starts.pop();
         }
@@ -582,6 +642,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         lo: &'a Expr,
         hi: &'a Expr,
     ) -> Lowered<Val<'a>> {
+        if let Some(SurfaceType::Array(..)) = env.ty(expr) {
+            return self.stacked_comprehension(env, expr, body, var, (lo, hi));
+        }
         let result_type = env.ty(expr).and_then(super::ir_type).ok_or_else(|| {
             unsupported(expr.span, "a comprehension whose length is not a constant, or more than 16,777,216 elements,")
         })?;
@@ -929,7 +992,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             let value = self.coerce(value, ty)?;
             callee_env.bind(&param.name.name, value);
         }
-        let value = self.function_body(&mut callee_env, &def.body)?;
+        let value = self.function_body(&mut callee_env, &def.body, &instance.ret, span)?;
         self.coerce(value, &instance.ret)
     }
 
@@ -940,7 +1003,10 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         let start = ExpectState::start(&mut self.builder, params[0]);
         self.state = Some(start?);
         let mut env = env.clone();
+        // Nothing in `E { … }` returns from the function around it (E0209).
+        self.returns.push(None);
         let value = self.block(&mut env, block);
+        self.returns.pop();
         let value = value.and_then(|value| {
             let span = block.tail.as_ref().map_or(block.span, |tail| tail.span);
             self.real_or_vector(value, span)

@@ -39,7 +39,7 @@ pub enum Selection {
 }
 
 impl Selection {
-    fn contains(&self, address: &str) -> bool {
+    pub(super) fn contains(&self, address: &str) -> bool {
         match self {
             Selection::All => true,
             Selection::Only(names) => names.iter().any(|name| name == address),
@@ -66,6 +66,8 @@ pub struct GenState<'a> {
     pub trace: Vec<(String, Val<'a>)>,
     pub selected: Value,
     pub other: Value,
+    /// The addresses `density` sums out where the constraints lack them (see `plates`).
+    pub summable: Rc<[String]>,
 }
 
 impl<'a> GenState<'a> {
@@ -129,11 +131,19 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             SurfaceType::Int => Val::Ir(self.builder.int(0)?),
             SurfaceType::Bool => Val::Ir(self.builder.boolean(false)?),
             SurfaceType::Vec(Dim::Known(n)) => Val::Ir(self.builder.filled(Type::Vec(*n as u32), 0.0)?),
+            SurfaceType::Mat(..) => {
+                let ir =
+                    super::ir_type(ty).ok_or_else(|| unsupported(span, "a matrix of more than 16,777,216 elements"))?;
+                Val::Ir(self.builder.filled(ir, 0.0)?)
+            }
             SurfaceType::Array(element, Dim::Known(n)) => {
                 let element = match element.as_ref() {
                     SurfaceType::Bool => Element::Bool,
                     SurfaceType::Int => Element::Int,
-                    _ => return Err(unsupported(span, "a loop-indexed address holding vectors or traces")),
+                    element => {
+                        let len = u32::try_from(*n).map_err(|_| unsupported(span, "an address of so many elements"))?;
+                        return self.stacked_zeros(element, len, span);
+                    }
                 };
                 Val::Array { data: self.builder.filled(Type::Vec(*n as u32), 0.0)?, element }
             }
@@ -182,13 +192,14 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             return Err(internal(Some(span), "trace placeholder"));
         };
         let zero = self.builder.real(0.0)?;
-        self.gen.push(GenState { constraints, selection, trace, selected: zero, other: zero });
+        let summable = fields.iter().filter(|field| field.enumerated).map(|field| field.name.clone()).collect();
+        self.gen.push(GenState { constraints, selection, trace, selected: zero, other: zero, summable });
         let mut env = Env::new(Context { types: &instance.types, calls: &instance.calls });
         for ((param, value), ty) in def.params.iter().zip(args).zip(&instance.args) {
             let value = self.coerce(value.clone(), ty)?;
             env.bind(&param.name.name, value);
         }
-        let ret = self.function_body(&mut env, &def.body);
+        let ret = self.function_body(&mut env, &def.body, &instance.ret, span);
         let state = self.gen.pop().ok_or_else(|| internal(Some(span), "lost the generative function's state"))?;
         let ret = self.coerce(ret?, &instance.ret)?;
         Ok(GenRun { trace: Val::Record(state.trace), ret, selected: state.selected, other: state.other })
@@ -205,20 +216,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     ) -> Lowered<()> {
         let name = address.name.name.as_str();
         let position = match &address.index {
-            Some(index) => {
-                let value = self.expr(env, index)?;
-                let value = self.scalar(value, index.span)?;
-                let start = match &index.kind {
-                    ast::ExprKind::Name(variable) => {
-                        self.loop_starts.iter().rev().find(|(n, _)| n == variable).map(|(_, start)| *start)
-                    }
-                    _ => None,
-                };
-                Some(match start {
-                    Some(start) => self.builder.sub(value, start)?,
-                    None => value,
-                })
-            }
+            Some(index) => Some(self.address_position(env, index)?),
             None => None,
         };
         self.builder.set_span(Some(stmt.span));
@@ -249,17 +247,20 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 let Family::Gen { instance, args } = family.as_ref() else {
                     return Err(unsupported(stmt.span, "a choice from `marginal(…)` or `normalize(…)` inside `gen`"));
                 };
-                if position.is_some() {
-                    return Err(unsupported(stmt.span, "a generative function called at a loop-indexed address"));
-                }
                 let run = self.run_gen(*instance, args, given, state.selection.nested(name), stmt.span)?;
                 let Some(current) = self.gen.last_mut() else {
                     return Err(internal(Some(stmt.span), "no generative function"));
                 };
                 current.selected = self.builder.add(current.selected, run.selected)?;
                 current.other = self.builder.add(current.other, run.other)?;
-                self.record(name, None, run.trace, stmt.span)?;
-                env.bind(name, run.ret);
+                self.record(name, position, run.trace, stmt.span)?;
+                // `obj[i] ~ f(…)` makes `obj` the array of traces, as the checker types it, so
+                // that `obj[i].x` reads what this call sampled; `sub ~ f(…)` binds f's value.
+                let bound = match position {
+                    Some(_) => self.trace_entry(name, stmt.span)?,
+                    None => run.ret,
+                };
+                env.bind(name, bound);
                 return Ok(());
             }
             _ => return Err(internal(Some(stmt.span), "`~` of neither a distribution nor a family")),
@@ -276,21 +277,44 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         // After `x[i] ~ …`, `x` names the address's vector (as the checker types it), so that
         // `x[i]` reads the element just drawn.
         let bound = match position {
-            Some(_) => self
-                .gen
-                .last()
-                .and_then(|state| state.trace.iter().find(|(n, _)| n == name))
-                .map(|(_, entry)| entry.clone())
-                .ok_or_else(|| internal(Some(stmt.span), format!("the trace has no entry `{name}`")))?,
+            Some(_) => self.trace_entry(name, stmt.span)?,
             None => value,
         };
         env.bind(name, bound);
         Ok(())
     }
 
-    /// Element `position` of a trace entry (a vector or an array of bools or ints).
+    /// The element of its trace entry that the index of a loop-indexed address names: the
+    /// loop variable less the loop's start.
+    pub(super) fn address_position(&mut self, env: &mut Env<'a>, index: &'a ast::Expr) -> Lowered<Value> {
+        let value = self.expr(env, index)?;
+        let value = self.scalar(value, index.span)?;
+        let start = match &index.kind {
+            ast::ExprKind::Name(variable) => {
+                self.loop_starts.iter().rev().find(|(n, _)| n == variable).map(|(_, start)| *start)
+            }
+            _ => None,
+        };
+        Ok(match start {
+            Some(start) => self.builder.sub(value, start)?,
+            None => value,
+        })
+    }
+
+    /// The innermost `gen` body's trace entry `name`, as sampled so far.
+    pub(super) fn trace_entry(&self, name: &str, span: Span) -> Lowered<Val<'a>> {
+        self.gen
+            .last()
+            .and_then(|state| state.trace.iter().find(|(n, _)| n == name))
+            .map(|(_, entry)| entry.clone())
+            .ok_or_else(|| internal(Some(span), format!("the trace has no entry `{name}`")))
+    }
+
+    /// Element `position` of a trace entry (a vector, an array of bools or ints, or an array
+    /// held leaf by leaf).
     fn element(&mut self, entry: Val<'a>, position: Value, span: Span) -> Lowered<Val<'a>> {
         match entry {
+            Val::Stacked { .. } => self.unstack(&entry, position, span),
             Val::Ir(vector) => Ok(Val::Ir(self.builder.push1(Op::Extract { aggregate: vector, index: position })?)),
             Val::Array { data, element } => {
                 let stored = self.builder.push1(Op::Extract { aggregate: data, index: position })?;
@@ -381,7 +405,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     }
 
     /// Stores a choice's value in the trace, at `position` of its entry if indexed.
-    fn record(&mut self, name: &str, position: Option<Value>, value: Val<'a>, span: Span) -> Lowered<()> {
+    pub(super) fn record(&mut self, name: &str, position: Option<Value>, value: Val<'a>, span: Span) -> Lowered<()> {
         let entry = self
             .gen
             .last()
@@ -389,6 +413,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             .map(|(_, entry)| entry.clone())
             .ok_or_else(|| internal(Some(span), format!("the trace has no entry `{name}`")))?;
         let updated = match (position, entry, value) {
+            (Some(index), entry @ Val::Stacked { .. }, value) => self.stack_insert(entry, index, value, span)?,
             (None, Val::Optional { .. }, value) => {
                 Val::Optional { present: self.builder.boolean(true)?, value: Box::new(value) }
             }
@@ -745,6 +770,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
                 fields.into_iter().map(|(name, field)| Ok((name, self.detach(field)?))).collect::<Lowered<_>>()?,
             ),
             Val::Family(family) => Val::Family(Rc::new(self.detach_family(&family)?)),
+            Val::Stacked { len, element } => Val::Stacked { len, element: Box::new(self.detach(*element)?) },
             other => other,
         })
     }

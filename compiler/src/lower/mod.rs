@@ -12,7 +12,10 @@
 mod builtins;
 mod expr;
 mod gen;
+mod plates;
+mod returns;
 mod rows;
+mod stacked;
 mod value;
 
 use std::cell::RefCell;
@@ -28,7 +31,7 @@ use crate::diagnostics::{Diagnostic, ErrorCode};
 use crate::interp::RuntimeValue;
 use crate::ir::verify::IrError;
 use crate::ir::{Constant, Function, FunctionBuilder, Op, Tensor, Type};
-use crate::syntax::ast::{Binding, Expr, ItemKind};
+use crate::syntax::ast::{Binding, Expr, ExprKind, ItemKind};
 use crate::syntax::span::Span;
 use crate::types::{CheckedProgram, ItemRef, Type as SurfaceType};
 use crate::Analysis;
@@ -51,6 +54,9 @@ pub struct Program<'a> {
     globals: HashMap<&'a str, Global<'a>>,
     /// Each `data` item's value, computed at its first use.
     data: RefCell<HashMap<&'a str, Rc<DataValue<'a>>>>,
+    /// The run's seed, from which `data` items declared with a random initialiser draw their
+    /// values (`data z: mat[64, 10] = normal_init(1.0);`), each on a stream of its own.
+    pub seed: u64,
 }
 
 /// A top-level `data` or `let` binding.
@@ -113,7 +119,7 @@ impl<'a> Program<'a> {
                 }
             }
         }
-        Ok(Program { analysis, params, globals, data: RefCell::default() })
+        Ok(Program { analysis, params, globals, data: RefCell::default(), seed: 0 })
     }
 
     pub fn checked(&self) -> &'a CheckedProgram {
@@ -194,6 +200,14 @@ impl<'a> Program<'a> {
 
     fn compute_data(&self, name: &str, global: Global<'a>) -> Lowered<DataValue<'a>> {
         let span = global.binding.value.span;
+        if let Some((ty, values)) = self.random_data(name, global)? {
+            let leaf = match ty {
+                Type::Vec(_) | Type::Mat(..) => tensor(name, ty, values),
+                _ => DataLeaf::Constant(Constant::Real(values.first().copied().unwrap_or(0.0))),
+            };
+            // The template's value is a placeholder: `Val::rebuild` replaces it with the leaf.
+            return Ok(DataValue::Computed { template: Val::Ir(crate::ir::Value(0)), leaves: vec![leaf] });
+        }
         let mut lowerer = FunctionLowerer::new(self, name, &[])?;
         let template = lowerer.lower_global(name, global, span)?;
         let mut results = Vec::new();
@@ -243,6 +257,80 @@ impl<'a> Program<'a> {
             .collect::<Lowered<_>>()?;
         Ok(DataValue::Computed { template, leaves })
     }
+}
+
+impl<'a> Program<'a> {
+    /// The type and values of a `data` item declared with a random initialiser
+    /// (`data z: mat[64, 10] = normal_init(1.0);`), drawn from the run's seed on the stream
+    /// `DATA_STREAMS | hash of its name` (see [`crate::run`]): the same seed gives the same values,
+    /// and neither parameters nor other data items change them.
+    fn random_data(&self, name: &str, global: Global<'a>) -> Lowered<Option<(Type, Vec<f64>)>> {
+        let value = &global.binding.value;
+        let ExprKind::Call { callee, args } = &value.kind else { return Ok(None) };
+        if !crate::types::INITIALISERS.contains(&callee.name.as_str()) {
+            return Ok(None);
+        }
+        let ty = self.checked().globals.get(name).and_then(|global| ir_type(&global.ty));
+        let ty = ty.ok_or_else(|| unsupported(value.span, "random data that is not a real, vector or matrix"))?;
+        let scale = match (callee.name.as_str(), args.first()) {
+            ("glorot_init", _) => match ty {
+                Type::Mat(rows, cols) => (6.0 / (f64::from(rows) + f64::from(cols))).sqrt(),
+                _ => return Err(internal(Some(value.span), "`glorot_init` of a non-matrix")),
+            },
+            (_, Some(arg)) => self.constant_real(name, global, &arg.value)?,
+            (_, None) => return Err(internal(Some(value.span), "an initialiser without its argument")),
+        };
+        if !(scale.is_finite() && scale >= 0.0) {
+            let what = if callee.name == "normal_init" { "standard deviation" } else { "bound" };
+            return Err(Diagnostic::error(
+                ErrorCode::InvalidOption,
+                format!("an initialiser's {what} must be finite and not negative, but it is {scale}"),
+            )
+            .with_primary(value.span, format!("`{}` of `{name}`", callee.name)));
+        }
+        // FNV-1a of the name, in the stream's low 48 bits.
+        let hash = name
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
+        let mut rng = ppl_runtime::Rng::new(self.seed, crate::run::DATA_STREAMS | (hash & ((1 << 48) - 1)));
+        let values = random_values(callee.name == "normal_init", scale, ty.elements(), &mut rng);
+        Ok(Some((ty, values)))
+    }
+
+    /// The value of a real expression of the `data` item `name` that reads no parameter.
+    fn constant_real(&self, name: &str, global: Global<'a>, expr: &'a Expr) -> Lowered<f64> {
+        let context =
+            self.top_level_context(global.at.file).ok_or_else(|| internal(Some(expr.span), "file was not checked"))?;
+        let mut lowerer = FunctionLowerer::new(self, name, &[])?;
+        let value = lowerer.expr(&mut Env::new(context), expr)?;
+        let mut results = Vec::new();
+        value.flatten(&mut results);
+        let function = lowerer.builder.finish(results).map_err(|e| internal(Some(expr.span), e))?;
+        if function.body.params.iter().any(|param| crate::ir::uses(&function).contains(param)) {
+            return Err(Diagnostic::error(ErrorCode::InvalidOption, "random data cannot depend on parameters")
+                .with_primary(expr.span, format!("`{name}` is drawn once, before any training: this reads a `param`"))
+                .with_help("give the initialiser a constant"));
+        }
+        let args = self.params.iter().map(|param| RuntimeValue::from_reals(param.ty, &[])).collect();
+        let values = crate::interp::run(&function, args).map_err(|error| {
+            Diagnostic::error(ErrorCode::RuntimeFailure, error.message).with_primary(expr.span, "computing this")
+        })?;
+        match values.first() {
+            Some(RuntimeValue::Real(x)) => Ok(*x),
+            Some(RuntimeValue::Int(n)) => Ok(*n as f64),
+            _ => Err(internal(Some(expr.span), "an initialiser's argument is not a number")),
+        }
+    }
+}
+
+/// `count` random initial values: N(0, scale²) (`normal`) or U(−scale, scale), from `rng`.
+pub(crate) fn random_values(normal: bool, scale: f64, count: usize, rng: &mut ppl_runtime::Rng) -> Vec<f64> {
+    (0..count)
+        .map(|_| match normal {
+            true => scale * rng.standard_normal(),
+            false => scale * (2.0 * rng.uniform() - 1.0),
+        })
+        .collect()
 }
 
 fn tensor(name: &str, ty: Type, values: Vec<f64>) -> DataLeaf {
@@ -303,6 +391,9 @@ pub(crate) struct FunctionLowerer<'p, 'a> {
     state: Option<ExpectState>,
     /// The `gen` bodies being run, innermost last.
     gen: Vec<gen::GenState<'a>>,
+    /// Each function body being lowered, innermost last: its return slot if it may return
+    /// before its end.
+    returns: Vec<Option<returns::ReturnSlot<'a>>>,
     /// Each enclosing loop's variable and first value (indexed addresses count from it).
     loop_starts: Vec<(String, crate::ir::Value)>,
     /// Sample every choice without an estimator rule (for `sample(Q, N)`).
@@ -326,6 +417,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             globals: HashMap::new(),
             state: None,
             gen: Vec::new(),
+            returns: Vec::new(),
             loop_starts: Vec::new(),
             plain_sampling: false,
             span: None,

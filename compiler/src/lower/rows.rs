@@ -57,15 +57,15 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     /// One sample of the estimate on `rng`.
     pub(super) fn over_rows(&mut self, over: &OverRows<'a>, rng: Value) -> Lowered<Value> {
         let span = over.span;
-        let (data, element) = match &over.rows {
-            Val::Ir(data) => (*data, None),
-            Val::Array { data, element } => (*data, Some(*element)),
-            _ => return Err(internal(Some(span), "rows that are not a matrix or vector")),
+        let count = match &over.rows {
+            Val::Stacked { len, .. } => Some(*len),
+            Val::Ir(data) | Val::Array { data, .. } => match self.builder.ty(*data) {
+                Some(Type::Mat(rows, _) | Type::Vec(rows)) => Some(rows),
+                _ => None,
+            },
+            _ => None,
         };
-        let count = match self.builder.ty(data) {
-            Some(Type::Mat(rows, _) | Type::Vec(rows)) => rows,
-            _ => return Err(internal(Some(span), "rows that are not a matrix or vector")),
-        };
+        let count = count.ok_or_else(|| internal(Some(span), "rows that are not a matrix or vector"))?;
         let size = over.batch.unwrap_or(count).min(count);
         let (chosen, rng) = match over.batch {
             Some(_) => {
@@ -75,9 +75,15 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             }
             None => (None, rng),
         };
-        let zero = self.builder.real(0.0)?;
+        // The per-row estimate is of a real, or of a vector summed element by element.
+        let checked = self.program.checked().instances.get(over.per_row);
+        let estimated = match checked.map(|instance| &instance.ret) {
+            Some(crate::types::Type::Est(value)) => super::ir_type(value).unwrap_or(Type::Real),
+            _ => Type::Real,
+        };
+        let zero = self.builder.filled(estimated, 0.0)?;
         let (lo, hi) = (self.builder.int(0)?, self.builder.int(i64::from(size))?);
-        let params = self.builder.begin_block(&[Type::Int, Type::Real, Type::Rng]);
+        let params = self.builder.begin_block(&[Type::Int, estimated, Type::Rng]);
         let (position, total, stream) = (params[0], params[1], params[2]);
         let index = match chosen {
             Some(chosen) => {
@@ -86,10 +92,14 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             }
             None => position,
         };
-        let row = self.builder.push1(Op::Extract { aggregate: data, index })?;
-        let row = match element {
-            Some(element) => Val::Ir(self.stored_element(row, element)?),
-            None => Val::Ir(row),
+        let row = match &over.rows {
+            Val::Stacked { .. } => self.unstack(&over.rows, index, span)?,
+            Val::Array { data, element } => {
+                let row = self.builder.push1(Op::Extract { aggregate: *data, index })?;
+                Val::Ir(self.stored_element(row, *element)?)
+            }
+            Val::Ir(data) => Val::Ir(self.builder.push1(Op::Extract { aggregate: *data, index })?),
+            _ => return Err(internal(Some(span), "rows that are not a matrix or vector")),
         };
         let Val::Est(estimate) = self.call_fn(over.per_row, vec![row], span)? else {
             return Err(internal(Some(span), "the per-row function did not return an estimate"));

@@ -31,6 +31,14 @@ pub enum Val<'a> {
         present: Value,
         value: Box<Val<'a>>,
     },
+    /// An array of `len` values that are not numbers — records (traces of a `gen` called at a
+    /// loop-indexed address), tuples, vectors, arrays — held leaf by leaf: `element` has the
+    /// elements' structure, each of its leaves the `len` values of that leaf, stacked (see
+    /// `super::stacked`).
+    Stacked {
+        len: u32,
+        element: Box<Val<'a>>,
+    },
     /// A generative function application, `marginal(…)` or `normalize(…)`.
     Family(Rc<Family<'a>>),
     /// `select(a, b)`.
@@ -81,6 +89,7 @@ impl<'a> Val<'a> {
                 out.push(*present);
                 value.flatten(out);
             }
+            Val::Stacked { element, .. } => element.flatten(out),
             _ => {}
         }
     }
@@ -96,6 +105,7 @@ impl<'a> Val<'a> {
                 Some(present) => Val::Optional { present, value: Box::new(value.rebuild(values)) },
                 None => Val::unit(),
             },
+            Val::Stacked { len, element } => Val::Stacked { len: *len, element: Box::new(element.rebuild(values)) },
             Val::Tuple(parts) => Val::Tuple(parts.iter().map(|part| part.rebuild(values)).collect()),
             Val::Record(fields) => {
                 Val::Record(fields.iter().map(|(name, field)| (name.clone(), field.rebuild(values))).collect())
@@ -115,6 +125,7 @@ impl<'a> Val<'a> {
             Val::Str(text) => Shape::Str(text.clone()),
             Val::Array { element, .. } => Shape::Array(*element),
             Val::Optional { value, .. } => Shape::Optional(Box::new(value.shape())),
+            Val::Stacked { len, element } => Shape::Stacked { len: *len, element: Box::new(element.shape()) },
             _ => Shape::Tuple(Vec::new()),
         }
     }
@@ -131,6 +142,12 @@ pub enum Shape {
     Array(Element),
     /// A presence flag, then the value (shown only if present).
     Optional(Box<Shape>),
+    /// An array of `len` values laid out as `element`, each of whose leaves holds that leaf of
+    /// every element (a vector of reals, a matrix of rows; presence flags as reals).
+    Stacked {
+        len: u32,
+        element: Box<Shape>,
+    },
 }
 
 impl Shape {
@@ -139,6 +156,7 @@ impl Shape {
         match self {
             Shape::Leaf | Shape::Array(_) => 1,
             Shape::Optional(inner) => 1 + inner.leaves(),
+            Shape::Stacked { element, .. } => element.leaves(),
             Shape::Tuple(parts) => parts.iter().map(Shape::leaves).sum(),
             Shape::Record(fields) => fields.iter().map(|(_, field)| field.leaves()).sum(),
             Shape::Str(_) => 0,

@@ -8,13 +8,15 @@
 //! produced. Every sample of every command draws from its own stream,
 //! `(seed, command << 32 | sample)` (training: `(seed, 1 << 63 | training << 48 | objective << 40
 //! | step · particles + particle)`; the fit diagnostics after a training also set bit 62, see
-//! `fit.rs`; random initial values, bit 61), so the same file and seed give bit-identical output.
+//! `fit.rs`; random initial values, bit 61; random `data` values, bit 60), so the same file and
+//! seed give bit-identical output.
 //! Failures at run time are diagnostics pointing at the expression or choice concerned.
 //!
 //! This module must not print anything itself.
 
 pub(crate) mod execute;
 mod fit;
+mod image;
 mod moments;
 mod output;
 mod params;
@@ -46,6 +48,10 @@ pub const DEFAULT_SEED: u64 = 0;
 
 /// The streams of random initial values (`uniform_init`, …): this bit, or the parameter's index.
 const INITIAL_STREAMS: u64 = 1 << 61;
+
+/// The streams of random `data` values (`data z: mat[64, 10] = normal_init(1.0);`): this bit, or
+/// 48 bits of a hash of the item's name (drawn by `lower`, which computes data).
+pub(crate) const DATA_STREAMS: u64 = 1 << 60;
 
 /// The number of samples of `estimate`/`grad` without `samples:`.
 pub const DEFAULT_SAMPLES: u64 = 1000;
@@ -114,7 +120,8 @@ pub struct Session<'a> {
 impl<'a> Session<'a> {
     /// Prepares a checked program (without errors): computes its parameters' initial values.
     pub fn new(analysis: &'a Analysis, options: RunOptions) -> Result<Self, Diagnostic> {
-        let program = Program::new(analysis)?;
+        let mut program = Program::new(analysis)?;
+        program.seed = options.seed.unwrap_or(DEFAULT_SEED);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // More threads than cores never speed up this work; thousands would only cost their
         // stacks and start-up. Results do not depend on the number.
@@ -196,13 +203,7 @@ impl<'a> Session<'a> {
         }
         let mut rng = ppl_runtime::Rng::new(self.seed(), INITIAL_STREAMS | index as u64);
         let normal = callee.name == "normal_init";
-        let values = (0..param.ty.elements())
-            .map(|_| match normal {
-                true => scale * rng.standard_normal(),
-                false => scale * (2.0 * rng.uniform() - 1.0),
-            })
-            .collect();
-        Ok(Some(values))
+        Ok(Some(crate::lower::random_values(normal, scale, param.ty.elements(), &mut rng)))
     }
 
     /// A saved parameter that does not fit the program.
@@ -281,6 +282,10 @@ impl<'a> Session<'a> {
     }
 
     fn print(&mut self, file: usize, expr: &'a Expr, emit: &mut dyn FnMut(Output)) -> Result<(), Diagnostic> {
+        let checked = self.program.analysis.checked.top_level_types.get(file).and_then(|types| types.get(&expr.id));
+        if checked == Some(&crate::types::Type::Report(crate::types::Report::Image)) {
+            return self.image(file, expr, emit);
+        }
         if let ExprKind::Call { callee, args } = &expr.kind {
             if callee.name == "sample" {
                 let family = args.first().map(|arg| &arg.value);
@@ -306,6 +311,52 @@ impl<'a> Session<'a> {
             let value = Printed::read(&shape, &mut flat.into_iter());
             emit(Output::Print { source: self.source(expr.span), value });
         }
+        Ok(())
+    }
+
+    /// `image(name, pixels, width: W, columns: C)`: the rows of `pixels` (or the vector) as
+    /// images `W` wide, tiled in a grid (see `image.rs`).
+    fn image(&mut self, file: usize, expr: &'a Expr, emit: &mut dyn FnMut(Output)) -> Result<(), Diagnostic> {
+        let ExprKind::Call { args, .. } = &expr.kind else {
+            return Err(crate::lower::internal(Some(expr.span), "an image that is not a call"));
+        };
+        let slots = crate::lower::bind_args(&["name", "pixels", "width", "columns"], args);
+        let (Some(name), Some(pixels), Some(width)) = (slots[0], slots[1], slots[2]) else {
+            return Err(crate::lower::internal(Some(expr.span), "an image without its arguments"));
+        };
+        let ExprKind::Str(name) = &name.kind else {
+            return Err(crate::lower::internal(Some(name.span), "an image's name that is not a literal"));
+        };
+        let width = self.count(file, width)? as usize;
+        let columns = slots[3].map(|columns| self.count(file, columns)).transpose()?;
+        let values = self.evaluate(file, &[pixels])?;
+        let (count, per_image, data) = match values.into_iter().next().and_then(|(flat, _)| flat.into_iter().next()) {
+            Some(RuntimeValue::Vec(data)) => (1, data.len(), data),
+            Some(RuntimeValue::Mat { rows, cols, data }) => (rows, cols, data),
+            _ => return Err(crate::lower::internal(Some(pixels.span), "an image's pixels are not numbers")),
+        };
+        if per_image == 0 || count == 0 || per_image % width != 0 {
+            return Err(Diagnostic::error(
+                ErrorCode::RuntimeFailure,
+                format!("{count} images of {per_image} pixels cannot be drawn {width} pixels wide"),
+            )
+            .with_primary(pixels.span, "these pixels"));
+        }
+        let height = per_image / width;
+        let columns = columns.map_or_else(|| image::default_columns(count), |columns| columns as usize);
+        let picture = image::picture(&data, count, width, height, columns).map_err(|message| {
+            Diagnostic::error(ErrorCode::RuntimeFailure, message).with_primary(expr.span, "this picture")
+        })?;
+        emit(Output::Image {
+            source: self.source(expr.span),
+            name: name.clone(),
+            count: count as u64,
+            width: width as u64,
+            height: height as u64,
+            columns: picture.columns as u64,
+            rows: picture.rows as u64,
+            png: picture.png,
+        });
         Ok(())
     }
 
@@ -459,7 +510,8 @@ impl<'a> Session<'a> {
         gradient: bool,
         emit: &mut dyn FnMut(Output),
     ) -> Result<(), Diagnostic> {
-        let estimator = self.compile(file, objective)?;
+        // An estimate needs no derivative (and an estimate of a vector has none to transpose).
+        let estimator = self.compile_for(file, objective, (!gradient).then_some(&[]))?;
         let source = self.source(expr.span);
         if self.options.emit_ir {
             for function in [&estimator.primal, &estimator.forward, &estimator.reverse] {
@@ -474,12 +526,16 @@ impl<'a> Session<'a> {
         let used = crate::ir::uses(&estimator.forward);
         let used: Vec<bool> =
             differentiated.iter().map(|i| used.contains(&estimator.forward.body.params[*i])).collect();
+        // A real, or a vector estimated element by element.
+        let primal = &estimator.primal;
+        let estimated =
+            primal.body.results.first().and_then(|result| primal.ty(*result)).unwrap_or(crate::ir::Type::Real);
         let function = if gradient { estimator.reverse } else { estimator.primal };
         let native = self.native(&function, &source, emit)?;
         let mut executor = Executor::new(Kernel::new(function, native), self.pool.clone());
         executor.set_params(self.params.flat());
         let width = 1 + differentiated.iter().map(|p| self.params.get(*p).len()).sum::<usize>();
-        let width = if gradient { width } else { 1 };
+        let width = if gradient { width } else { estimated.elements() };
         let seed = self.seed();
         let moments = self.moments(&executor, width, samples, seed, |sample| command << 32 | sample);
         let moments =
@@ -497,8 +553,8 @@ impl<'a> Session<'a> {
             ));
         }
         if !gradient {
-            let statistic = moments.statistic(0);
-            emit(Output::Estimate { source, mean: statistic.mean, stderr: statistic.stderr, samples });
+            let statistics = (0..width).map(|element| moments.statistic(element)).collect();
+            emit(Output::Estimate { source, ty: estimated, statistics, samples });
             return Ok(());
         }
         let mut params = Vec::new();

@@ -31,8 +31,9 @@ impl Minibatch {
 pub enum Output {
     /// One expression of a `print`.
     Print { source: String, value: Printed },
-    /// `estimate(EST, samples: N)`: mean and standard error of N independent estimates.
-    Estimate { source: String, mean: f64, stderr: f64, samples: u64 },
+    /// `estimate(EST, samples: N)`: mean and standard error of N independent estimates of a
+    /// value of type `ty` (`Real`, or `Vec(n)` with a statistic per element).
+    Estimate { source: String, ty: Type, statistics: Vec<Statistic>, samples: u64 },
     /// `grad(EST, samples: N)`: per parameter the estimate depends on.
     Grad { source: String, samples: u64, params: Vec<ParamGradient> },
     /// `sample(Q, N)`: N traces follow, one [`Output::Trace`] each, as they are drawn.
@@ -72,11 +73,56 @@ pub enum Output {
     },
     /// The IR of a compiled estimate (`--emit ir`).
     Ir { source: String, text: String },
+    /// `image(name, pixels, width: W)`: `count` images of `width` × `height` pixels tiled in a
+    /// grid of `columns` × `rows`, as a PNG file's bytes, for a client to write as `NAME.png`.
+    Image { source: String, name: String, count: u64, width: u64, height: u64, columns: u64, rows: u64, png: Vec<u8> },
 }
 
 /// Marks an optional trace entry that was not sampled, until its record drops it.
 fn absent() -> Printed {
     Printed::Tuple(vec![Printed::Str("\u{0}absent".into())])
+}
+
+/// Element `i` of an array held leaf by leaf (see [`Shape::Stacked`]): each leaf of `shape`
+/// holds that leaf of every element, a vector (of reals, or of bools and ints stored as reals)
+/// or a matrix of one row per element.
+fn read_stacked<'v>(shape: &Shape, leaves: &mut impl Iterator<Item = &'v RuntimeValue>, i: usize) -> Printed {
+    let element = |leaf: Option<&RuntimeValue>, as_printed: &dyn Fn(f64) -> Printed| match leaf {
+        Some(RuntimeValue::Vec(data)) => data.get(i).map_or(Printed::Tuple(Vec::new()), |x| as_printed(*x)),
+        Some(RuntimeValue::Mat { cols, data, .. }) => {
+            let row = data.chunks((*cols).max(1)).nth(i).unwrap_or(&[]);
+            Printed::List(row.iter().map(|x| as_printed(*x)).collect())
+        }
+        _ => Printed::Tuple(Vec::new()),
+    };
+    match shape {
+        Shape::Leaf => element(leaves.next(), &Printed::Real),
+        Shape::Array(Element::Bool) => element(leaves.next(), &|x| Printed::Bool(x != 0.0)),
+        Shape::Array(Element::Int) => element(leaves.next(), &|x| Printed::Int(x as i64)),
+        Shape::Tuple(parts) => Printed::Tuple(parts.iter().map(|part| read_stacked(part, leaves, i)).collect()),
+        Shape::Record(fields) => Printed::Record(
+            fields
+                .iter()
+                .map(|(name, field)| (name.clone(), read_stacked(field, leaves, i)))
+                .filter(|(_, value)| *value != absent())
+                .collect(),
+        ),
+        Shape::Optional(inner) => {
+            let present = element(leaves.next(), &|x| Printed::Bool(x != 0.0)) == Printed::Bool(true);
+            let value = read_stacked(inner, leaves, i);
+            if present {
+                value
+            } else {
+                absent()
+            }
+        }
+        Shape::Str(text) => Printed::Str(text.clone()),
+        // Lowering stacks no arrays inside the elements of arrays.
+        Shape::Stacked { element, .. } => {
+            leaves.take(element.leaves()).for_each(drop);
+            Printed::Tuple(Vec::new())
+        }
+    }
 }
 
 /// A printed value.
@@ -127,6 +173,10 @@ impl Printed {
                 ),
                 _ => Printed::Tuple(Vec::new()),
             },
+            Shape::Stacked { len, element } => {
+                let leaves: Vec<RuntimeValue> = values.take(element.leaves()).collect();
+                Printed::List((0..*len as usize).map(|i| read_stacked(element, &mut leaves.iter(), i)).collect())
+            }
         }
     }
 
@@ -255,11 +305,23 @@ pub struct ParamGradient {
 
 impl ParamGradient {
     pub fn mean(&self) -> Printed {
-        Printed::shaped(self.ty, &self.statistics.iter().map(|s| s.mean).collect::<Vec<_>>())
+        Statistic::means(self.ty, &self.statistics)
     }
 
     pub fn stderr(&self) -> Printed {
-        Printed::shaped(self.ty, &self.statistics.iter().map(|s| s.stderr).collect::<Vec<_>>())
+        Statistic::stderrs(self.ty, &self.statistics)
+    }
+}
+
+impl Statistic {
+    /// The means of a value of type `ty`'s elements, shaped as the value.
+    pub fn means(ty: Type, statistics: &[Statistic]) -> Printed {
+        Printed::shaped(ty, &statistics.iter().map(|s| s.mean).collect::<Vec<_>>())
+    }
+
+    /// Their standard errors, shaped as the value.
+    pub fn stderrs(ty: Type, statistics: &[Statistic]) -> Printed {
+        Printed::shaped(ty, &statistics.iter().map(|s| s.stderr).collect::<Vec<_>>())
     }
 }
 
@@ -309,8 +371,9 @@ impl fmt::Display for Shown<'_> {
         let limit = |limit: usize| if self.full { usize::MAX } else { limit };
         match self.output {
             Output::Print { source, value } => write!(f, "{source} = {}", summarised(value, limit(PRINT_ELEMENTS))),
-            Output::Estimate { source, mean, stderr, samples } => {
-                write!(f, "{source} = {} ({})", with_error(*mean, *stderr), count(*samples, "sample"))
+            Output::Estimate { source, ty, statistics, samples } => {
+                let shown = with_errors(*ty, statistics, limit(REPORT_ELEMENTS));
+                write!(f, "{source} = {shown} ({})", count(*samples, "sample"))
             }
             Output::Grad { source, samples, params } => {
                 write!(f, "{source} ({}):", count(*samples, "sample"))?;
@@ -318,21 +381,7 @@ impl fmt::Display for Shown<'_> {
                     write!(f, " depends on no parameter")?;
                 }
                 for param in params {
-                    let parts = param.statistics.iter().map(|s| with_error(s.mean, s.stderr));
-                    let shown = match param.ty {
-                        Type::Real => parts.collect::<Vec<_>>().join(", "),
-                        ty if param.statistics.len() > limit(REPORT_ELEMENTS) => {
-                            let means: Vec<f64> = param.statistics.iter().map(|s| s.mean).collect();
-                            summary(&ty.to_string(), parts, &means)
-                        }
-                        // A matrix row by row, as its value prints.
-                        Type::Mat(_, cols) => {
-                            let parts: Vec<String> = parts.collect();
-                            let rows = parts.chunks((cols as usize).max(1)).map(|row| format!("[{}]", row.join(", ")));
-                            format!("[{}]", rows.collect::<Vec<_>>().join(", "))
-                        }
-                        _ => format!("[{}]", parts.collect::<Vec<_>>().join(", ")),
-                    };
+                    let shown = with_errors(param.ty, &param.statistics, limit(REPORT_ELEMENTS));
                     write!(f, "\n    d/d{} = {shown}", param.name)?;
                 }
                 Ok(())
@@ -361,6 +410,12 @@ impl fmt::Display for Shown<'_> {
                 Ok(())
             }
             Output::Ir { source, text } => write!(f, "// {source}\n{text}"),
+            Output::Image { source, count: 1, width, height, .. } => {
+                write!(f, "{source} = 1 image of {width} × {height}")
+            }
+            Output::Image { source, count, width, height, columns, rows, .. } => {
+                write!(f, "{source} = {count} images of {width} × {height} in a grid of {columns} × {rows}")
+            }
         }
     }
 }
@@ -476,6 +531,25 @@ pub fn significant(x: f64, digits: usize) -> String {
         format!("{x:.decimals$}")
     } else {
         format!("{x:.*e}", digits.saturating_sub(1))
+    }
+}
+
+/// Each element's `mean ± stderr`, shaped as a value of type `ty` prints (a matrix row by
+/// row); summarised when there are more than `limit` elements.
+fn with_errors(ty: Type, statistics: &[Statistic], limit: usize) -> String {
+    let parts = statistics.iter().map(|s| with_error(s.mean, s.stderr));
+    match ty {
+        Type::Real => parts.collect::<Vec<_>>().join(", "),
+        ty if statistics.len() > limit => {
+            let means: Vec<f64> = statistics.iter().map(|s| s.mean).collect();
+            summary(&ty.to_string(), parts, &means)
+        }
+        Type::Mat(_, cols) => {
+            let parts: Vec<String> = parts.collect();
+            let rows = parts.chunks((cols as usize).max(1)).map(|row| format!("[{}]", row.join(", ")));
+            format!("[{}]", rows.collect::<Vec<_>>().join(", "))
+        }
+        _ => format!("[{}]", parts.collect::<Vec<_>>().join(", ")),
     }
 }
 

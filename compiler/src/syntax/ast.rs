@@ -122,6 +122,89 @@ pub struct Block {
     pub span: Span,
 }
 
+impl Block {
+    /// Whether every path through the block runs a `return`, so that its end is never reached.
+    pub fn always_returns(&self) -> bool {
+        self.stmts.iter().any(Stmt::always_returns) || self.tail.as_deref().is_some_and(Expr::always_returns)
+    }
+
+    /// Whether a `return` can run before the end of the function whose body this is: any
+    /// `return` but a final `return e;`.
+    pub fn returns_early(&self) -> bool {
+        match self.stmts.split_last() {
+            Some((last, before)) if self.tail.is_none() && matches!(last.kind, StmtKind::Return(_)) => {
+                before.iter().any(Stmt::contains_return) || last.contains_return_below()
+            }
+            _ => self.contains_return(),
+        }
+    }
+
+    /// Whether a `return` statement occurs in the block, at any depth outside `E { … }` (where
+    /// one is an error: it has no function to return from).
+    pub fn contains_return(&self) -> bool {
+        self.stmts.iter().any(Stmt::contains_return) || self.tail.as_deref().is_some_and(Expr::contains_return)
+    }
+}
+
+impl Stmt {
+    /// Whether every path through the statement runs a `return`.
+    pub fn always_returns(&self) -> bool {
+        match &self.kind {
+            StmtKind::Return(_) => true,
+            StmtKind::Let { value: expr, .. } | StmtKind::Expr(expr) => expr.always_returns(),
+            StmtKind::Choice { .. } | StmtKind::For { .. } => false,
+        }
+    }
+
+    /// Whether a `return` statement is this statement or occurs in it (outside `E { … }`).
+    pub fn contains_return(&self) -> bool {
+        matches!(self.kind, StmtKind::Return(_)) || self.contains_return_below()
+    }
+
+    /// Whether a `return` statement occurs inside this statement's parts.
+    fn contains_return_below(&self) -> bool {
+        match &self.kind {
+            StmtKind::Let { value: expr, .. } | StmtKind::Return(expr) | StmtKind::Expr(expr) => expr.contains_return(),
+            StmtKind::Choice { address, dist, via } => {
+                address.index.as_ref().is_some_and(Expr::contains_return)
+                    || dist.contains_return()
+                    || via.iter().flat_map(|via| via.args.iter().flatten()).any(|arg| arg.value.contains_return())
+            }
+            StmtKind::For { lo, hi, body, .. } => {
+                lo.contains_return() || hi.contains_return() || body.contains_return()
+            }
+        }
+    }
+}
+
+impl Expr {
+    /// Whether every path through the expression runs a `return` (a block that does, or an
+    /// `if` both of whose branches do).
+    pub fn always_returns(&self) -> bool {
+        match &self.kind {
+            ExprKind::Block(block) => block.always_returns(),
+            ExprKind::If { then, otherwise: Some(otherwise), .. } => {
+                then.always_returns() && otherwise.always_returns()
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a `return` statement occurs in the expression (outside `E { … }`).
+    pub fn contains_return(&self) -> bool {
+        match &self.kind {
+            ExprKind::Expect(_) => false,
+            ExprKind::Block(block) => block.contains_return(),
+            ExprKind::If { cond, then, otherwise } => {
+                cond.contains_return()
+                    || then.contains_return()
+                    || otherwise.as_deref().is_some_and(Expr::contains_return)
+            }
+            _ => super::visit::child_exprs(self).into_iter().any(Expr::contains_return),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stmt {
     pub kind: StmtKind,

@@ -112,25 +112,28 @@ pub fn child_exprs(expr: &Expr) -> Vec<&Expr> {
 
 /// The outermost expressions of a block's statements and tail, including nested loop bodies.
 pub fn block_exprs(block: &Block) -> Vec<&Expr> {
-    let mut exprs = Vec::new();
-    for stmt in &block.stmts {
-        match &stmt.kind {
-            StmtKind::Let { value, .. } => exprs.push(value),
-            StmtKind::Choice { address, dist, via } => {
-                exprs.extend(address.index.as_ref());
-                exprs.push(dist);
-                exprs.extend(via.iter().flat_map(|via| via.args.iter().flatten()).map(|arg| &arg.value));
-            }
-            StmtKind::For { lo, hi, body, .. } => {
-                exprs.push(lo);
-                exprs.push(hi);
-                exprs.extend(block_exprs(body));
-            }
-            StmtKind::Return(expr) | StmtKind::Expr(expr) => exprs.push(expr),
-        }
-    }
+    let mut exprs: Vec<&Expr> = block.stmts.iter().flat_map(stmt_exprs).collect();
     exprs.extend(block.tail.as_deref());
     exprs
+}
+
+/// The outermost expressions of a statement, including those of a loop body.
+pub fn stmt_exprs(stmt: &Stmt) -> Vec<&Expr> {
+    match &stmt.kind {
+        StmtKind::Let { value, .. } => vec![value],
+        StmtKind::Choice { address, dist, via } => {
+            let mut exprs: Vec<&Expr> = address.index.iter().collect();
+            exprs.push(dist);
+            exprs.extend(via.iter().flat_map(|via| via.args.iter().flatten()).map(|arg| &arg.value));
+            exprs
+        }
+        StmtKind::For { lo, hi, body, .. } => {
+            let mut exprs = vec![lo, hi];
+            exprs.extend(block_exprs(body));
+            exprs
+        }
+        StmtKind::Return(expr) | StmtKind::Expr(expr) => vec![expr],
+    }
 }
 
 /// The outermost expressions of an item.

@@ -14,6 +14,7 @@ pub mod ty;
 
 use std::collections::HashMap;
 
+pub(crate) use check::INITIALISERS;
 pub use check::{builtin_names, check};
 pub use ty::{Config, Dim, Family, Field, Report, Type};
 

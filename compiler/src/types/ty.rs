@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::distributions::Constraint;
+
 /// A static dimension of a vector or matrix; `Unknown` where no constant fixes it (a generic
 /// argument checked without a call), compatible with any length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,6 +49,19 @@ pub struct Field {
     pub ty: Type,
     /// The address is sampled on some paths only (inside one branch of an `if`).
     pub optional: bool,
+    /// Where the choice at this address lies (`None` for data and nested traces): a guide must
+    /// not give the model values outside it.
+    pub support: Option<Constraint>,
+    /// `density` sums the address out when the trace lacks it (an enumerated choice in a plate:
+    /// see `check::plates`).
+    pub enumerated: bool,
+}
+
+impl Field {
+    /// A field of a record or trace with no more than a name and a type.
+    pub fn new(name: impl Into<String>, ty: Type) -> Field {
+        Field { name: name.into(), ty, optional: false, support: None, enumerated: false }
+    }
 }
 
 /// What a generative function application denotes: a distribution over traces of this type.
@@ -73,12 +88,15 @@ pub enum Config {
     Optimizer(String),
 }
 
-/// What `estimate`, `grad` and `sample` produce: results to print, not data to compute with.
+/// What `estimate`, `grad`, `sample` and `image` produce: results to print, not data to compute
+/// with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Report {
     Estimate,
     Grad,
     Sample,
+    /// `image(name, pixels, width: W)`: a picture, only as a whole expression of a `print`.
+    Image,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -95,8 +113,9 @@ pub enum Type {
     Tuple(Vec<Type>),
     /// Records and traces: a trace is a record whose fields are addresses.
     Record(Vec<Field>),
-    /// An estimate: what `E { … }` returns.
-    Est,
+    /// An estimate: what `E { … }` returns, of a value of this type (`real`, or `vec[n]`
+    /// estimated element by element).
+    Est(Box<Type>),
     /// A distribution with its arguments, e.g. `normal(0.0, 1.0)`; `value` is what it samples.
     Dist {
         name: &'static str,
@@ -117,7 +136,7 @@ impl Type {
     }
 
     pub fn record(fields: impl IntoIterator<Item = (String, Type)>) -> Type {
-        Type::Record(fields.into_iter().map(|(name, ty)| Field { name, ty, optional: false }).collect())
+        Type::Record(fields.into_iter().map(|(name, ty)| Field::new(name, ty)).collect())
     }
 
     pub fn is_unknown(&self) -> bool {
@@ -156,8 +175,13 @@ impl Type {
             Type::Array(element, _) => element.is_first_order(),
             Type::Tuple(parts) => parts.iter().all(Type::is_first_order),
             Type::Record(fields) => fields.iter().all(|field| field.ty.is_first_order()),
-            Type::Est | Type::Dist { .. } | Type::Family(_) | Type::Config(_) | Type::Report(_) => false,
+            Type::Est(_) | Type::Dist { .. } | Type::Family(_) | Type::Config(_) | Type::Report(_) => false,
         }
+    }
+
+    /// The type of an estimate of a real: `est`.
+    pub fn real_estimate() -> Type {
+        Type::Est(Box::new(Type::Real))
     }
 
     /// Scalars that arithmetic accepts: `real`, `int`, or not known.
@@ -193,6 +217,10 @@ impl Type {
         match (self, expected) {
             (Type::Real, Type::Int | Type::Bool) => true,
             (Type::Vec(n), Type::Array(element, m)) => n.agrees(*m) && matches!(**element, Type::Int | Type::Bool),
+            // A matrix's rows stand for the vectors (or counts or booleans) drawn at a
+            // loop-indexed address.
+            (Type::Mat(m, k), Type::Array(element, n)) => m.agrees(*n) && Type::Vec(*k).observes(element),
+            (Type::Array(a, n), Type::Array(b, m)) => n.agrees(*m) && a.observes(b),
             (Type::Record(a), Type::Record(b)) => {
                 a.len() == b.len() && a.iter().all(|fa| b.iter().any(|fb| fa.name == fb.name && fa.ty.observes(&fb.ty)))
             }
@@ -232,7 +260,8 @@ impl fmt::Display for Type {
                 f.write_str(")")
             }
             Type::Record(fields) => write_record(f, fields),
-            Type::Est => f.write_str("est"),
+            Type::Est(value) if **value == Type::Real => f.write_str("est"),
+            Type::Est(value) => write!(f, "est of {value}"),
             Type::Dist { name, value } => write!(f, "distribution `{name}` over {value}"),
             Type::Family(family) => write!(f, "generative function `{}`", family.name),
             Type::Config(Config::Selection(_)) => f.write_str("selection"),
@@ -242,6 +271,7 @@ impl fmt::Display for Type {
             Type::Report(Report::Estimate) => f.write_str("estimate report"),
             Type::Report(Report::Grad) => f.write_str("gradient report"),
             Type::Report(Report::Sample) => f.write_str("samples"),
+            Type::Report(Report::Image) => f.write_str("picture"),
             Type::Unknown => f.write_str("_"),
         }
     }

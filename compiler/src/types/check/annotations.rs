@@ -15,7 +15,7 @@ impl Checker<'_> {
                 "real" => Type::Real,
                 "int" => Type::Int,
                 "bool" => Type::Bool,
-                "est" => Type::Est,
+                "est" => Type::real_estimate(),
                 "vec" | "mat" => {
                     let example = if name.name == "vec" { "vec[3]" } else { "mat[2, 3]" };
                     self.report(
@@ -72,7 +72,7 @@ impl Checker<'_> {
                         );
                         continue;
                     }
-                    resolved.push(Field { name: name.name.clone(), ty, optional: false });
+                    resolved.push(Field::new(name.name.clone(), ty));
                 }
                 Type::Record(resolved)
             }

@@ -1,11 +1,12 @@
 //! Checking bodies: scopes, statements, random choices and the trace types they build.
 //!
 //! In a `gen` body every choice is traced: its address becomes a field of the trace type
-//! (nested for `gen` calls, vector-valued for addresses indexed by a loop variable, optional
-//! when sampled in one branch of an `if` only). Inside `E { … }` choices are sampled without
+//! (nested for `gen` calls, an array with one element per iteration for addresses indexed by a
+//! loop variable, optional when some paths through the body — one branch of an `if`, the paths
+//! that returned before it — do not sample it). Inside `E { … }` choices are sampled without
 //! tracing. Anywhere else a choice is an error.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::expr::Checked;
 use super::Checker;
@@ -35,11 +36,74 @@ pub(super) struct LoopVar {
     pub len: Dim,
 }
 
-/// The addresses a `gen` body has sampled so far.
+/// The addresses a `gen` body samples: the trace type, and what the paths that reach the point
+/// being checked have sampled.
+///
+/// An address is optional unless every path through the body samples it: every path that
+/// reaches the end, and every path that stops at a `return`. Sampling an address twice is an
+/// error only on one path: `if c { x ~ a; return 0.0; } x ~ b;` samples `x` once either way.
 #[derive(Clone, Debug, Default)]
 pub(super) struct TraceBuilder {
+    /// Every address some path samples, in the order first met; `optional` is set by
+    /// [`TraceBuilder::finish`].
     pub fields: Vec<Field>,
+    /// Where each address is first sampled.
     spans: HashMap<String, Span>,
+    paths: Paths,
+    /// The addresses sampled by every path that has returned, once one has.
+    returned: Option<HashSet<String>>,
+}
+
+/// The addresses sampled by the paths that reach a point of the body.
+#[derive(Clone, Debug, Default)]
+struct Paths {
+    /// Sampled on some path: sampling one again is E0304.
+    some: HashSet<String>,
+    /// Sampled on every path.
+    every: HashSet<String>,
+    /// No path reaches the point: it follows a `return`.
+    unreachable: bool,
+}
+
+impl Paths {
+    /// The paths of two branches, joined where they meet again.
+    fn join(self, other: Paths) -> Paths {
+        match (self.unreachable, other.unreachable) {
+            (true, _) => other,
+            (_, true) => self,
+            _ => Paths {
+                some: self.some.union(&other.some).cloned().collect(),
+                every: self.every.intersection(&other.every).cloned().collect(),
+                unreachable: false,
+            },
+        }
+    }
+}
+
+impl TraceBuilder {
+    /// The path being checked returns here.
+    fn return_here(&mut self) {
+        let paths = std::mem::replace(&mut self.paths, Paths { unreachable: true, ..Paths::default() });
+        if paths.unreachable {
+            return;
+        }
+        self.returned = Some(match self.returned.take() {
+            Some(returned) => returned.intersection(&paths.every).cloned().collect(),
+            None => paths.every,
+        });
+    }
+
+    /// Marks every address that some path through the body does not sample optional.
+    pub(super) fn finish(&mut self) {
+        let every = match (&self.returned, self.paths.unreachable) {
+            (Some(returned), false) => returned.intersection(&self.paths.every).cloned().collect(),
+            (Some(returned), true) => returned.clone(),
+            (None, _) => self.paths.every.clone(),
+        };
+        for field in &mut self.fields {
+            field.optional = !every.contains(&field.name);
+        }
+    }
 }
 
 /// The state of checking one body.
@@ -116,35 +180,52 @@ impl Body {
 }
 
 impl<'a> Checker<'a> {
-    /// Checks a `gen`/`fn` body and returns the function's result type.
+    /// Checks a `gen`/`fn` body and returns the function's result type: the common type of
+    /// its `return`s and, if its end can be reached, of its final expression (or `()`).
     pub(super) fn check_function_body(&mut self, body: &mut Body, def: &'a FnDef) -> Type {
         let tail = self.check_block(body, &def.body);
-        let mut ret = tail.ty;
         let tail_span = def.body.tail.as_ref().map_or(def.body.span, |tail| tail.span);
-        if def.body.tail.is_none() && !body.returns.is_empty() {
-            ret = Type::Unknown;
+        let returns = std::mem::take(&mut body.returns);
+        let mut ret = None;
+        if !def.body.always_returns() {
+            ret = Some((tail.ty, tail_span));
         }
-        for (ty, span) in std::mem::take(&mut body.returns) {
-            match ret.join(&ty) {
-                Some(joined) => ret = joined,
-                None => self.report(
-                    Diagnostic::error(
-                        ErrorCode::TypeMismatch,
-                        format!("`{}` returns values of different types", def.name.name),
-                    )
-                    .with_primary(span, format!("this returns {ty}"))
-                    .with_secondary(tail_span, format!("this returns {ret}")),
-                ),
+        for (ty, span) in returns {
+            let Some((joined, joined_span)) = &ret else {
+                ret = Some((ty, span));
+                continue;
+            };
+            match joined.join(&ty) {
+                Some(common) => ret = Some((common, *joined_span)),
+                None => {
+                    let (other, other_span) = match def.body.tail {
+                        None if *joined_span == def.body.span => {
+                            (format!("reaching the end of the body returns {joined}"), def.body.span)
+                        }
+                        _ => (format!("this returns {joined}"), *joined_span),
+                    };
+                    self.report(
+                        Diagnostic::error(
+                            ErrorCode::TypeMismatch,
+                            format!("`{}` returns values of different types", def.name.name),
+                        )
+                        .with_primary(span, format!("this returns {ty}"))
+                        .with_secondary(other_span, other),
+                    );
+                }
             }
         }
-        if let Some(annotation) = &def.ret {
-            let declared = self.resolve_annotation(annotation);
-            self.expect_fits(&ret, &declared, tail_span, Some(annotation.span));
-            return declared;
-        }
-        if ret == Type::unit() && !body.returns.is_empty() {
-            return Type::Unknown;
-        }
+        let ret = ret.map_or_else(Type::unit, |(ty, _)| ty);
+        let ret = match &def.ret {
+            Some(annotation) => {
+                let declared = self.resolve_annotation(annotation);
+                self.expect_fits(&ret, &declared, tail_span, Some(annotation.span));
+                declared
+            }
+            None => ret,
+        };
+        self.check_returns(body, def, &ret);
+        body.trace.finish();
         ret
     }
 
@@ -197,7 +278,13 @@ impl<'a> Checker<'a> {
                 }
                 body.bind(&name, Type::Int, None);
                 body.loops.push(LoopVar { name, len });
+                let before = body.trace.paths.clone();
                 let value = self.check_block(body, loop_body);
+                // A loop's addresses hold one element per iteration, however many run; but a
+                // `return` in it may leave the loop before any iteration ends.
+                if body.trace.paths.unreachable {
+                    body.trace.paths = before;
+                }
                 body.loops.pop();
                 body.pop_scope();
                 if let Some(tail) = &loop_body.tail {
@@ -215,6 +302,7 @@ impl<'a> Checker<'a> {
                     );
                 } else {
                     body.returns.push((checked.ty, value.span));
+                    body.trace.return_here();
                 }
             }
             StmtKind::Expr(expr) => {
@@ -304,6 +392,12 @@ impl<'a> Checker<'a> {
 
         if body.traces_choices() {
             self.record_address(body, address, traced, value, span);
+            if let Type::Dist { name, .. } = &sampled.ty {
+                let constraint = crate::distributions::lookup(name).map(|distribution| distribution.constraint);
+                if let Some(field) = body.trace.fields.iter_mut().find(|field| field.name == address.name.name) {
+                    field.support = constraint;
+                }
+            }
             return;
         }
         if !body.in_expectation() {
@@ -363,6 +457,17 @@ impl<'a> Checker<'a> {
                     );
                 }
                 let len = loop_var.map_or(Dim::Unknown, |l| l.len);
+                if let Some(part) = unstackable(&traced) {
+                    self.report(
+                        Diagnostic::error(
+                            ErrorCode::UnstackableArray,
+                            format!("address `{name}[…]` holds {traced}, which has {part}"),
+                        )
+                        .with_primary(span, format!("each iteration samples {traced} here"))
+                        .with_note(STACKABLE)
+                        .with_help("sample the inner values as one vector (`v ~ normal(mu, 1.0)` with `mu: vec[n]`), or move this loop into the `gen` function it calls"),
+                    );
+                }
                 let vector = match traced {
                     Type::Real => Type::Vec(len),
                     other => Type::Array(Box::new(other), len),
@@ -370,53 +475,57 @@ impl<'a> Checker<'a> {
                 (vector.clone(), vector)
             }
         };
-        if let Some(first) = body.trace.spans.get(name) {
+        let trace = &mut body.trace;
+        if let Some(first) = trace.spans.get(name).filter(|_| trace.paths.some.contains(name)) {
             self.report(
                 Diagnostic::error(ErrorCode::DuplicateAddress, format!("address `{name}` is sampled twice"))
                     .with_primary(address.name.span, "sampled again here")
                     .with_secondary(*first, "first sampled here")
                     .with_help("every random choice of a trace needs its own address"),
             );
+        } else if let Some(field) = trace.fields.iter_mut().find(|field| field.name == *name) {
+            // Sampled on another path that does not reach this one: one address, one type.
+            let same = field_type.fits(&field.ty) && field.ty.fits(&field_type);
+            match field.ty.join(&field_type).filter(|_| same) {
+                Some(joined) => field.ty = joined,
+                None => {
+                    let (expected, first) = (field.ty.clone(), trace.spans.get(name).copied());
+                    let mut diagnostic = Diagnostic::error(
+                        ErrorCode::TypeMismatch,
+                        format!("address `{name}` is {expected} on one path and {field_type} on another"),
+                    )
+                    .with_primary(address.name.span, format!("this samples {field_type}"))
+                    .with_help("an address has one type in every trace: give one of them another name");
+                    if let Some(first) = first {
+                        diagnostic = diagnostic.with_secondary(first, format!("this samples {expected}"));
+                    }
+                    self.report(diagnostic);
+                }
+            }
         } else {
-            body.trace.spans.insert(name.clone(), span);
-            body.trace.fields.push(Field { name: name.clone(), ty: field_type, optional: false });
+            trace.spans.insert(name.clone(), span);
+            trace.fields.push(Field::new(name.clone(), field_type));
         }
+        let paths = &mut body.trace.paths;
+        paths.some.insert(name.clone());
+        paths.every.insert(name.clone());
         body.bind(name, bound, None);
     }
 
-    /// Checks both branches of an `if` against the same trace so far; an address sampled on
-    /// one side only becomes optional.
+    /// Checks both branches of an `if` from the same paths; an address sampled on one side only
+    /// is then sampled on some paths only.
     pub(super) fn check_branches(
         &mut self,
         body: &mut Body,
         then: &'a Block,
         otherwise: Option<&'a crate::syntax::ast::Expr>,
     ) -> (Checked, Option<Checked>) {
-        let before = body.trace.clone();
+        let before = body.trace.paths.clone();
         let then_value = self.check_block(body, then);
-        let after_then = std::mem::replace(&mut body.trace, before.clone());
+        let after_then = std::mem::replace(&mut body.trace.paths, before);
         let otherwise_value = otherwise.map(|expr| self.check_expr(body, expr));
-        let after_otherwise = std::mem::replace(&mut body.trace, before.clone());
-
-        let mut merged = before.clone();
-        let new_then = &after_then.fields[before.fields.len()..];
-        let new_otherwise = &after_otherwise.fields[before.fields.len()..];
-        for field in new_then {
-            let both = new_otherwise.iter().find(|other| other.name == field.name);
-            let optional = field.optional || both.is_none_or(|other| other.optional);
-            let ty = both.and_then(|other| field.ty.join(&other.ty)).unwrap_or_else(|| field.ty.clone());
-            merged.fields.push(Field { name: field.name.clone(), ty, optional });
-            if let Some(span) = after_then.spans.get(&field.name) {
-                merged.spans.insert(field.name.clone(), *span);
-            }
-        }
-        for field in new_otherwise.iter().filter(|f| !new_then.iter().any(|t| t.name == f.name)) {
-            merged.fields.push(Field { name: field.name.clone(), ty: field.ty.clone(), optional: true });
-            if let Some(span) = after_otherwise.spans.get(&field.name) {
-                merged.spans.insert(field.name.clone(), *span);
-            }
-        }
-        body.trace = merged;
+        let after_otherwise = std::mem::take(&mut body.trace.paths);
+        body.trace.paths = after_then.join(after_otherwise);
         (then_value, otherwise_value)
     }
 
@@ -482,5 +591,36 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+    }
+}
+
+impl Checker<'_> {
+    /// E0306 for an array literal or comprehension whose elements are of type `ty`, if they
+    /// cannot be held as an array.
+    pub(super) fn expect_stackable(&mut self, ty: &Type, span: Span) {
+        if let Some(part) = unstackable(ty) {
+            self.report(
+                Diagnostic::error(ErrorCode::UnstackableArray, format!("an array of {ty}, which has {part}"))
+                    .with_primary(span, format!("an element is {ty}"))
+                    .with_note(STACKABLE),
+            );
+        }
+    }
+}
+
+const STACKABLE: &str = "an array's elements may hold numbers, vectors, arrays of bools or ints, and records and tuples of them; an array of anything else would need a third dimension";
+
+/// What keeps values of type `ty` from being the elements of an array (of a loop-indexed
+/// address, a literal or a comprehension), if anything: such an array is held leaf by leaf, a
+/// vector or a matrix per leaf (`lower::stacked`), so an element may hold no matrix, no array
+/// of vectors or records, and nothing but data.
+pub(super) fn unstackable(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Real | Type::Int | Type::Bool | Type::Vec(_) | Type::Unknown => None,
+        Type::Array(element, _) if matches!(**element, Type::Int | Type::Bool | Type::Unknown) => None,
+        Type::Tuple(parts) => parts.iter().find_map(unstackable),
+        Type::Record(fields) => fields.iter().find_map(|field| unstackable(&field.ty)),
+        Type::Mat(..) | Type::Array(..) => Some(format!("a part of type {ty}")),
+        other => Some(format!("a part of type {other}")),
     }
 }

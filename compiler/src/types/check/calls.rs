@@ -34,14 +34,15 @@ const INFERENCE_FORMS: &[&str] = &[
     "estimate",
     "grad",
     "sample",
+    "image",
     "load",
     "factor",
     "mean_over",
     "sum_over",
 ];
-/// Random initial values of a `param` (only as its whole declaration's value): `uniform_init(b)`
-/// is U(−b, b) in every element, `normal_init(sd)` N(0, sd²), `glorot_init()` Glorot and
-/// Bengio's U(±√(6 / (rows + columns))) for a matrix.
+/// Random initial values of a `param`, or random values of a `data` item (only as the whole value
+/// of its declaration): `uniform_init(b)` is U(−b, b) in every element, `normal_init(sd)`
+/// N(0, sd²), `glorot_init()` Glorot and Bengio's U(±√(6 / (rows + columns))) for a matrix.
 pub(crate) const INITIALISERS: &[&str] = &["uniform_init", "normal_init", "glorot_init"];
 /// Conversions between scalar types.
 const CONVERSIONS: &[&str] = &["int"];
@@ -69,16 +70,16 @@ pub fn builtin_names() -> impl Iterator<Item = &'static str> {
 
 /// A parameter of a callee: its name and whether it must be given.
 #[derive(Clone, Copy)]
-struct Param<'p> {
+pub(super) struct Param<'p> {
     name: &'p str,
     required: bool,
 }
 
-fn required(name: &str) -> Param<'_> {
+pub(super) fn required(name: &str) -> Param<'_> {
     Param { name, required: true }
 }
 
-fn optional(name: &str) -> Param<'_> {
+pub(super) fn optional(name: &str) -> Param<'_> {
     Param { name, required: false }
 }
 
@@ -167,7 +168,7 @@ impl<'a> Checker<'a> {
                 };
                 if let Some(objective) = slots[0] {
                     let value = self.check_expr(body, objective).ty;
-                    self.expect_estimate(&value, objective.span, name);
+                    self.expect_estimate(&value, objective.span, name, name == "grad");
                 }
                 if let Some(samples) = slots[1] {
                     self.expect_positive_count(body, samples, "`samples`");
@@ -224,14 +225,27 @@ impl<'a> Checker<'a> {
                 Checked::of(Type::unit())
             }
             "mean_over" | "sum_over" => self.check_over_rows(body, callee, args, call),
+            // A whole `print` expression is checked by `check_image`: here it is inside another.
+            "image" => {
+                self.report(
+                    Diagnostic::error(ErrorCode::InvalidImage, "`image` outside a `print`")
+                        .with_primary(call.span, "a picture is a result to show, not a value to compute with")
+                        .with_help(
+                            "make it a whole expression of a `print`: `print image(\"digits\", pixels, width: 28);`",
+                        ),
+                );
+                self.check_args_for_errors(body, args)
+            }
             name if INITIALISERS.contains(&name) => {
                 self.report(
                     Diagnostic::error(
                         ErrorCode::MisplacedInitialiser,
-                        format!("`{name}` outside a `param`'s declaration"),
+                        format!("`{name}` outside a `param`'s or `data` item's declaration"),
                     )
-                    .with_primary(call.span, "a random initialiser gives a parameter its first value")
-                    .with_help(format!("declare the parameter with it: `param w: mat[m, n] = {name}(…);`")),
+                    .with_primary(call.span, "a random initialiser is the whole value of a `param` or `data` item")
+                    .with_help(format!(
+                        "declare a parameter or data with it: `param w: mat[m, n] = {name}(…);`, `data z: vec[n] = {name}(…);`"
+                    )),
                 );
                 self.check_args_for_errors(body, args);
                 Checked::of(Type::Unknown)
@@ -269,7 +283,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks arguments of a call that could not be resolved, for the errors inside them.
-    fn check_args_for_errors(&mut self, body: &mut Body, args: &'a [Arg]) -> Checked {
+    pub(super) fn check_args_for_errors(&mut self, body: &mut Body, args: &'a [Arg]) -> Checked {
         for arg in args {
             self.check_expr(body, &arg.value);
         }
@@ -278,7 +292,7 @@ impl<'a> Checker<'a> {
 
     /// Matches arguments to parameters: positional ones in order, then named ones by name.
     /// Reports and returns `None` if they do not match.
-    fn bind_args(
+    pub(super) fn bind_args(
         &mut self,
         callee: &Ident,
         params: &[Param<'_>],
@@ -491,13 +505,14 @@ impl<'a> Checker<'a> {
             _ if ELEMENTWISE.contains(&name) => match first {
                 Type::Real | Type::Int => Checked::of(Type::Real),
                 Type::Vec(_) | Type::Mat(..) | Type::Unknown => Checked::of(first.clone()),
-                Type::Est if name == "exp" => Checked::of(Type::Est),
+                Type::Est(value) if name == "exp" && value.is_scalar() => Checked::of(first.clone()),
+                Type::Est(_) if name == "exp" => bad_argument(self, first, slots[0].span, "an estimate of a real"),
                 other => bad_argument(self, other, slots[0].span, "a real, vector or matrix"),
             },
             _ if ELEMENTWISE_BINARY.contains(&name) => {
                 let op = if name == "pow" { BinaryOp::Pow } else { BinaryOp::Mul };
                 match arithmetic(op, &values[0], &values[1]) {
-                    Ok(checked) if checked.ty != Type::Est => {
+                    Ok(checked) if !matches!(checked.ty, Type::Est(_)) => {
                         Checked::of(if checked.ty == Type::Int && name == "pow" { Type::Real } else { checked.ty })
                     }
                     Err(Mismatch::Shapes) => {
@@ -753,6 +768,19 @@ impl<'a> Checker<'a> {
                     };
                     self.compare_trace(&target, &proposal.trace, slots[1].span, slots[0].span, "the proposal's trace");
                 }
+                if let Type::Config(Config::Sir { proposal: None, .. }) = &algorithm {
+                    self.report(
+                        Diagnostic::error(
+                            ErrorCode::Unsupported,
+                            "`normalize` without a proposal is not supported by the compiler yet",
+                        )
+                        .with_primary(slots[1].span, "this algorithm has no proposal")
+                        .with_help(format!(
+                            "give `sir` a family over the latent addresses of `{}` to propose from: `sir(n, guide(…))`",
+                            latent.name
+                        )),
+                    );
+                }
                 Checked::of(Type::Family(Box::new(Family {
                     name: format!("normalize({})", latent.name),
                     trace: latent.trace.clone(),
@@ -764,8 +792,12 @@ impl<'a> Checker<'a> {
 
     /// Checks that `actual` holds exactly the addresses of `family`'s trace, with fitting types.
     fn compare_trace(&mut self, family: &Family, actual: &[Field], actual_span: Span, family_span: Span, what: &str) {
-        let missing: Vec<&Field> =
-            family.trace.iter().filter(|m| !m.optional && !actual.iter().any(|f| f.name == m.name)).collect();
+        // An enumerated choice in a plate is summed out where the trace lacks it.
+        let missing: Vec<&Field> = family
+            .trace
+            .iter()
+            .filter(|m| !m.optional && !m.enumerated && !actual.iter().any(|f| f.name == m.name))
+            .collect();
         if !missing.is_empty() {
             let names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
             let example = missing.iter().map(|f| format!("{}: …", f.name)).collect::<Vec<_>>().join(", ");
@@ -806,6 +838,33 @@ impl<'a> Checker<'a> {
                         format!("`{}` samples {} at `{}`", family.name, expected.ty, field.name),
                     ),
                 );
+            }
+            if let (Some(given), Some(support)) = (field.support, expected.support) {
+                if !support.contains(given) {
+                    self.report(
+                        Diagnostic::error(
+                            ErrorCode::OutsideSupport,
+                            format!(
+                                "`{}` samples `{}` from {}, but {what} drew it from {}",
+                                family.name,
+                                field.name,
+                                support.describe(),
+                                given.describe()
+                            ),
+                        )
+                        .with_primary(
+                            actual_span,
+                            format!("`{}` may lie outside {} here", field.name, support.describe()),
+                        )
+                        .with_secondary(family_span, format!("its log density is -inf outside {}", support.describe()))
+                        .with_help(format!(
+                            "draw `{}` from a distribution on {}: {}",
+                            field.name,
+                            support.describe(),
+                            support.guide_suggestion()
+                        )),
+                    );
+                }
             }
         }
     }
@@ -884,8 +943,25 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub(super) fn expect_estimate(&mut self, ty: &Type, span: Span, context: &str) {
-        if !matches!(ty, Type::Est | Type::Unknown) {
+    /// Reports `ty` unless it is an estimate, and for gradients and training (`of_real`) an
+    /// estimate of a real: a vector has no direction to climb.
+    pub(super) fn expect_estimate(&mut self, ty: &Type, span: Span, context: &str, of_real: bool) {
+        if let Type::Est(value) = ty {
+            if of_real && !value.is_scalar() {
+                self.report(
+                    Diagnostic::error(
+                        ErrorCode::NotAnEstimate,
+                        format!("`{context}` needs an estimate of a real, found {ty}"),
+                    )
+                    .with_primary(span, format!("this is {ty}"))
+                    .with_help(
+                        "an objective is a real: estimate one element or the `sum` of the vector inside `E { … }`",
+                    ),
+                );
+            }
+            return;
+        }
+        if !matches!(ty, Type::Unknown) {
             self.report(
                 Diagnostic::error(ErrorCode::NotAnEstimate, format!("`{context}` needs an estimate, found {ty}"))
                     .with_primary(span, format!("this is {ty}, not `est`"))
@@ -894,7 +970,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn expect_positive_count(&mut self, body: &mut Body, expr: &'a Expr, what: &str) -> Option<i64> {
+    pub(super) fn expect_positive_count(&mut self, body: &mut Body, expr: &'a Expr, what: &str) -> Option<i64> {
         let value = self.expect_int(body, expr, what);
         if let Some(n) = value.filter(|n| *n < 1) {
             self.report(
@@ -915,7 +991,7 @@ impl<'a> Checker<'a> {
         let Some(slots) = self.bind_args(callee, &params, args, call.span) else {
             return self.check_args_for_errors(body, args);
         };
-        let (Some(rows), Some(function)) = (slots[0], slots[1]) else { return Checked::of(Type::Est) };
+        let (Some(rows), Some(function)) = (slots[0], slots[1]) else { return Checked::of(Type::real_estimate()) };
         let rows_ty = self.check_expr(body, rows).ty;
         let (count, row) = match rows_ty {
             Type::Mat(m, n) => (m, Type::Vec(n)),
@@ -943,7 +1019,7 @@ impl<'a> Checker<'a> {
                 .with_primary(function.span, "not a function of one argument")
                 .with_help(format!("define `fn per_row(x: {row}) {{ E {{ … }} }}` and write `{name}(…, per_row)`")),
             );
-            Checked::of(Type::Est)
+            Checked::of(Type::real_estimate())
         };
         let ExprKind::Name(function_name) = &function.kind else {
             return needs_function(self, "an expression".into());
@@ -961,11 +1037,11 @@ impl<'a> Checker<'a> {
         }
         let Some(index) = self.instantiate(at, vec![row], vec![None], Some((function_name.clone(), function.span)))
         else {
-            return Checked::of(Type::Est);
+            return Checked::of(Type::real_estimate());
         };
         body.calls.insert(function.id, index);
         let returned = self.instance(index).ret.clone();
-        if !matches!(returned, Type::Est | Type::Unknown) {
+        if !matches!(returned, Type::Est(_) | Type::Unknown) {
             self.report(
                 Diagnostic::error(
                     ErrorCode::NotAnEstimate,
@@ -993,12 +1069,19 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        Checked::of(Type::Est)
+        Checked::of(if matches!(returned, Type::Est(_)) { returned } else { Type::real_estimate() })
     }
 
-    /// `param w: T = uniform_init(bound)` (or another initialiser): the arguments are reals, and
-    /// the value has the declared type, which must be given (a matrix, for `glorot_init`).
-    pub(super) fn check_initialiser(&mut self, body: &mut Body, call: &'a Expr, annotation: Option<&Type>) -> Checked {
+    /// `param w: T = uniform_init(bound)` (or another initialiser; also `data`): the arguments
+    /// are reals, and the value has the declared type, which must be given (a matrix, for
+    /// `glorot_init`; for `data`, a real, vector or matrix).
+    pub(super) fn check_initialiser(
+        &mut self,
+        body: &mut Body,
+        call: &'a Expr,
+        annotation: Option<&Type>,
+        data: bool,
+    ) -> Checked {
         let ExprKind::Call { callee, args } = &call.kind else { return self.check_expr(body, call) };
         let params: &[Param<'_>] = match callee.name.as_str() {
             "uniform_init" => &[required("bound")],
@@ -1015,13 +1098,27 @@ impl<'a> Checker<'a> {
             self.report(
                 Diagnostic::error(
                     ErrorCode::MissingAnnotation,
-                    format!("`{}` needs the parameter's type", callee.name),
+                    format!("`{}` needs the {}'s type", callee.name, if data { "data item" } else { "parameter" }),
                 )
                 .with_primary(call.span, "the shape to fill is not known")
-                .with_help(format!("write the type: `param w: mat[200, 784] = {}(…);`", callee.name)),
+                .with_help(format!(
+                    "write the type: `{} w: mat[200, 784] = {}(…);`",
+                    if data { "data" } else { "param" },
+                    callee.name
+                )),
             );
             return Checked::of(Type::Unknown);
         };
+        if data && !matches!(annotation, Type::Real | Type::Vec(_) | Type::Mat(..) | Type::Unknown) {
+            self.report(
+                Diagnostic::error(
+                    ErrorCode::TypeMismatch,
+                    format!("`{}` fills reals, not a {annotation}", callee.name),
+                )
+                .with_primary(call.span, "a random initialiser draws real numbers")
+                .with_help("declare the data `real`, `vec[n]` or `mat[m, n]`"),
+            );
+        }
         if callee.name == "glorot_init" && !matches!(annotation, Type::Mat(..) | Type::Unknown) {
             self.report(
                 Diagnostic::error(ErrorCode::TypeMismatch, format!("`glorot_init` fills a matrix, not a {annotation}"))

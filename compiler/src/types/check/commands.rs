@@ -3,11 +3,15 @@
 use std::collections::HashMap;
 
 use super::body::{Body, BodyKind};
+use super::calls::{optional, required};
 use super::Checker;
 use crate::diagnostics::{closest_name, Diagnostic, ErrorCode};
-use crate::syntax::ast::{Expr, ItemKind, Optimize};
+use crate::syntax::ast::{Arg, Expr, ExprKind, Ident, ItemKind, Optimize};
 use crate::syntax::span::Span;
-use crate::types::ty::{Config, Type};
+use crate::types::ty::{Config, Dim, Report, Type};
+
+/// An image's name has at most this many characters (it is a file's name, with `.png`).
+const MAX_IMAGE_NAME: usize = 100;
 
 /// The options of `maximize … with { … }` and the types they take.
 const OPTIONS: &[(&str, OptionKind)] = &[
@@ -36,9 +40,133 @@ impl<'a> Checker<'a> {
     pub(super) fn check_print(&mut self, file: usize, exprs: &'a [Expr]) {
         let mut body = Body::new(BodyKind::TopLevel);
         for expr in exprs {
-            self.check_expr(&mut body, expr);
+            match &expr.kind {
+                // `image(…)` only stands as a whole expression of a `print` (elsewhere: E0505).
+                ExprKind::Call { callee, args }
+                    if callee.name == "image" && self.lookup_definition("image").is_none() =>
+                {
+                    self.check_image(&mut body, file, callee, args, expr);
+                }
+                _ => {
+                    self.check_expr(&mut body, expr);
+                }
+            }
         }
         self.output.record_top_level(file, body.types, body.calls);
+    }
+
+    /// `image(name, pixels, width: W, columns: C)`: `name` a string literal that can be a file's
+    /// stem (unique in the file), `pixels` a `vec[n]` (one image) or a `mat[k, n]` (one per
+    /// row), `W` an `int` constant dividing `n`, `C` a positive `int` constant.
+    fn check_image(&mut self, body: &mut Body, file: usize, callee: &'a Ident, args: &'a [Arg], call: &'a Expr) {
+        body.types.insert(call.id, Type::Report(Report::Image));
+        let params = [required("name"), required("pixels"), required("width"), optional("columns")];
+        let Some(slots) = self.bind_args(callee, &params, args, call.span) else {
+            self.check_args_for_errors(body, args);
+            return;
+        };
+        if let Some(name) = slots[0] {
+            self.check_expr(body, name);
+            self.check_image_name(file, name);
+        }
+        let pixels = slots[1].map(|pixels| (pixels, self.check_expr(body, pixels).ty));
+        let per_image = match &pixels {
+            Some((_, Type::Vec(n) | Type::Mat(_, n))) => *n,
+            Some((expr, ty)) if !ty.is_unknown() => {
+                self.report(
+                    Diagnostic::error(
+                        ErrorCode::TypeMismatch,
+                        format!("an image's pixels must be a `vec[n]` or a `mat[k, n]`, found {ty}"),
+                    )
+                    .with_primary(expr.span, format!("this is {ty}"))
+                    .with_help(
+                        "one image is a `vec[n]` of values from 0 (black) to 1 (white), several the rows of a matrix",
+                    ),
+                );
+                Dim::Unknown
+            }
+            _ => Dim::Unknown,
+        };
+        if let Some((expr, Type::Vec(Dim::Known(0)) | Type::Mat(Dim::Known(0), _) | Type::Mat(_, Dim::Known(0)))) =
+            &pixels
+        {
+            self.report(
+                Diagnostic::error(ErrorCode::ShapeMismatch, "an image needs at least one image of at least one pixel")
+                    .with_primary(expr.span, "this has no elements"),
+            );
+        }
+        let mut constant = |checker: &mut Self, expr: &'a Expr, what: &str| {
+            let value = checker.expect_positive_count(body, expr, what);
+            if value.is_none() && matches!(body.types.get(&expr.id), Some(Type::Int)) {
+                checker.report(
+                    Diagnostic::error(ErrorCode::NotConstant, format!("{what} must be a constant"))
+                        .with_primary(expr.span, "not known before the program runs")
+                        .with_help("write an `int` literal, or the name of an `int` constant (`let side = 28;`)"),
+                );
+            }
+            value.filter(|n| *n >= 1)
+        };
+        let width = slots[2].and_then(|width| Some((width, constant(self, width, "an image's `width`")?)));
+        if let Some(columns) = slots[3] {
+            constant(self, columns, "the number of `columns`");
+        }
+        if let (Some((width_expr, width)), Dim::Known(n), Some((pixels, _))) = (width, per_image, &pixels) {
+            if n > 0 && n % width as u64 != 0 {
+                self.report(
+                    Diagnostic::error(
+                        ErrorCode::ShapeMismatch,
+                        format!("an image of {n} pixels cannot be {width} pixels wide"),
+                    )
+                    .with_primary(width_expr.span, format!("{width} does not divide {n}"))
+                    .with_secondary(pixels.span, format!("each image here has {n} pixels"))
+                    .with_help(format!("give a width that divides {n}: the image's height is {n} / width")),
+                );
+            }
+        }
+    }
+
+    /// An image's name is a string literal of letters, digits, `-` and `_` (the stem of the
+    /// file `--out DIR` writes), and no other `image` of the file has it.
+    fn check_image_name(&mut self, file: usize, name: &'a Expr) {
+        let ExprKind::Str(text) = &name.kind else {
+            self.report(
+                Diagnostic::error(ErrorCode::InvalidImage, "an image's name must be a string literal")
+                    .with_primary(name.span, "not a string literal")
+                    .with_help("name the picture as its file will be named, without `.png`: `image(\"samples\", …)`"),
+            );
+            return;
+        };
+        let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        let problem = if text.is_empty() {
+            Some("the name is empty".to_string())
+        } else if text.chars().count() > MAX_IMAGE_NAME {
+            Some(format!("longer than {MAX_IMAGE_NAME} characters"))
+        } else {
+            text.chars().find(|c| !allowed(*c)).map(|c| format!("{c:?} is not a letter, digit, `-` or `_`"))
+        };
+        if let Some(problem) = problem {
+            self.report(
+                Diagnostic::error(ErrorCode::InvalidImage, format!("{text:?} cannot name an image's file"))
+                    .with_primary(name.span, problem)
+                    .with_help("`--out DIR` writes `DIR/NAME.png`: name it with letters, digits, `-` and `_`"),
+            );
+            return;
+        }
+        let key = (file, text.clone());
+        match self.image_names.get(&key) {
+            Some(first) => {
+                let first = *first;
+                self.report(
+                    Diagnostic::error(ErrorCode::InvalidImage, format!("two images are named {text:?}"))
+                        .with_primary(name.span, "named again here")
+                        .with_secondary(first, "first named here")
+                        .with_help("each picture is written to its own file: give each `image` its own name"),
+                );
+            }
+            None => {
+                self.image_names.insert(key, name.span);
+            }
+        }
     }
 
     pub(super) fn check_optimize(&mut self, file: usize, optimize: &'a Optimize) {
@@ -50,7 +178,7 @@ impl<'a> Checker<'a> {
         let mut trained_by: HashMap<String, Span> = HashMap::new();
         for objective in &optimize.objectives {
             let ty = self.check_expr(&mut body, &objective.expr).ty;
-            self.expect_estimate(&ty, objective.expr.span, verb);
+            self.expect_estimate(&ty, objective.expr.span, verb, true);
             let Some(wrt) = &objective.wrt else { continue };
             for name in wrt {
                 let is_param = matches!(self.lookup_definition(&name.name), Some((_, item)) if matches!(item.kind, ItemKind::Param(_)));

@@ -98,6 +98,7 @@ impl<'a> Checker<'a> {
                 self.bind_pattern(body, var, Checked::of(Type::Int), lo.span);
                 let element_type = self.check_expr(body, element).ty;
                 body.pop_scope();
+                self.expect_stackable(&element_type, element.span);
                 Checked::of(collection_of(element_type, len))
             }
             ExprKind::Record(fields) => {
@@ -114,7 +115,7 @@ impl<'a> Checker<'a> {
                         );
                         continue;
                     }
-                    types.push(Field { name: field.name.name.clone(), ty, optional: false });
+                    types.push(Field::new(field.name.name.clone(), ty));
                 }
                 Checked::of(Type::Record(types))
             }
@@ -163,17 +164,24 @@ impl<'a> Checker<'a> {
                         block.stmts.last().map(|stmt| &stmt.kind),
                         Some(crate::syntax::ast::StmtKind::Return(_))
                     );
-                if !value.ty.fits(&Type::Real) && !ends_in_return {
+                let estimated = match value.ty {
+                    Type::Vec(n) => Type::Vec(n),
+                    Type::Unknown => Type::Unknown,
+                    _ => Type::Real,
+                };
+                if !value.ty.fits(&Type::Real) && !matches!(value.ty, Type::Vec(_)) && !ends_in_return {
                     self.report(
                         Diagnostic::error(
                             ErrorCode::TypeMismatch,
-                            format!("an expectation's value must be real, not {}", value.ty),
+                            format!("an expectation's value must be real or a vector, not {}", value.ty),
                         )
                         .with_primary(value_span, format!("this is {}", value.ty))
-                        .with_help("`E { … }` estimates the expected value of a real-valued program"),
+                        .with_help(
+                            "`E { … }` estimates the expected value of a program whose value is a real or a `vec[n]`",
+                        ),
                     );
                 }
-                Checked::of(Type::Est)
+                Checked::of(Type::Est(Box::new(estimated)))
             }
         }
     }
@@ -224,7 +232,7 @@ impl<'a> Checker<'a> {
         let value = self.check_expr(body, operand);
         match (op, &value.ty) {
             (UnaryOp::Neg, Type::Int) => Checked { ty: Type::Int, int: value.int.and_then(i64::checked_neg) },
-            (UnaryOp::Neg, Type::Real | Type::Vec(_) | Type::Mat(..) | Type::Est | Type::Unknown) => {
+            (UnaryOp::Neg, Type::Real | Type::Vec(_) | Type::Mat(..) | Type::Est(_) | Type::Unknown) => {
                 Checked::of(value.ty)
             }
             (UnaryOp::Not, Type::Bool | Type::Unknown) => Checked::of(Type::Bool),
@@ -541,6 +549,9 @@ impl<'a> Checker<'a> {
             }
         }
         let len = Dim::Known(parts.len() as u64);
+        if let Some((ty, span)) = &element {
+            self.expect_stackable(ty, *span);
+        }
         Checked::of(collection_of(element.map_or(Type::Real, |(ty, _)| ty), len))
     }
 
@@ -559,7 +570,7 @@ impl<'a> Checker<'a> {
         if let Some(declared) = declared {
             diagnostic = diagnostic.with_secondary(declared, format!("{expected} expected because of this"));
         }
-        if matches!(actual, Type::Est) {
+        if matches!(actual, Type::Est(_)) {
             diagnostic =
                 diagnostic.with_help("an estimate is not a number: use `estimate(e, samples: n)` to compute one");
         }
@@ -641,12 +652,23 @@ pub(super) fn arithmetic(op: BinaryOp, left: &Checked, right: &Checked) -> Resul
             Mat(a.meet(*c), b.meet(*d))
         }
         (Vec(_), Mat(..)) | (Mat(..), Vec(_)) => return Err(Mismatch::Shapes),
-        (Est, Est) if matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) => Est,
-        (Est, Real | Int) if matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div) => Est,
-        (Real | Int, Est) if matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) => Est,
+        // Estimates of vectors combine element by element, as their values would.
+        (Est(a), Est(b)) if matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) => estimate_of(op, a, b)?,
+        (Est(a), b @ (Real | Int)) if matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div) => {
+            estimate_of(op, a, b)?
+        }
+        (a @ (Real | Int), Est(b)) if matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) => {
+            estimate_of(op, a, b)?
+        }
         _ => return Err(Mismatch::Operands),
     };
     Ok(Checked { ty, int: folded })
+}
+
+/// The estimate of `a op b` from estimates (or reals) of `a` and `b`.
+fn estimate_of(op: BinaryOp, a: &Type, b: &Type) -> Result<Type, Mismatch> {
+    let value = arithmetic(op, &Checked::of(a.clone()), &Checked::of(b.clone()))?.ty;
+    Ok(Type::Est(Box::new(if value == Type::Int { Type::Real } else { value })))
 }
 
 /// `a @ b`: matrix–vector, vector–matrix, matrix–matrix products and the inner product.

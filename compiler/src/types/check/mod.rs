@@ -3,15 +3,19 @@
 //!
 //! Submodules hold one concern each: `body` (scopes, statements, trace building), `expr`
 //! (expressions and operators), `calls` (argument binding, distributions, built-ins and the
-//! inference forms), `commands` (`print`, `maximize`), `annotations` (written types).
+//! inference forms), `commands` (`print`, `maximize`), `annotations` (written types), `returns`
+//! (where an early `return` may stand).
 
 pub use calls::builtin_names;
+pub(crate) use calls::INITIALISERS;
 
 mod annotations;
 mod body;
 mod calls;
 mod commands;
 mod expr;
+mod plates;
+mod returns;
 
 use std::collections::HashMap;
 
@@ -76,6 +80,8 @@ pub(super) struct Checker<'a> {
     /// Whether a limit on depth or size has been reported (once is enough).
     pub(super) limit_reported: bool,
     call_stack: Vec<CallSite>,
+    /// The name of each `image` of each file's `print`s, where it is first given.
+    image_names: HashMap<(usize, String), Span>,
     diagnostics: Vec<Diagnostic>,
     output: CheckedProgram,
 }
@@ -93,6 +99,7 @@ impl<'a> Checker<'a> {
             expr_depth: 0,
             limit_reported: false,
             call_stack: Vec::new(),
+            image_names: HashMap::new(),
             diagnostics: Vec::new(),
             output: CheckedProgram {
                 top_level_types: vec![HashMap::new(); programs.len()],
@@ -227,7 +234,14 @@ impl<'a> Checker<'a> {
         }
         self.in_progress.pop();
         self.definition_depth -= 1;
-        let trace = is_gen.then(|| body.trace.fields.clone());
+        let trace = is_gen.then(|| {
+            let summable = plates::summable_addresses(&def.body);
+            let mut fields = body.trace.fields.clone();
+            for field in &mut fields {
+                field.enumerated = summable.contains(&field.name);
+            }
+            fields
+        });
         let index = self.output.instances.len();
         self.output.instances.push(Instance {
             item: at,
@@ -325,8 +339,8 @@ impl<'a> Checker<'a> {
         };
         let value = if callee == Some("load") {
             self.check_load(&mut body, &binding.value, annotation.as_ref())
-        } else if kind == GlobalKind::Param && callee.is_some_and(|name| calls::INITIALISERS.contains(&name)) {
-            self.check_initialiser(&mut body, &binding.value, annotation.as_ref())
+        } else if kind != GlobalKind::Let && callee.is_some_and(|name| calls::INITIALISERS.contains(&name)) {
+            self.check_initialiser(&mut body, &binding.value, annotation.as_ref(), kind == GlobalKind::Data)
         } else {
             self.check_expr(&mut body, &binding.value)
         };
