@@ -182,37 +182,33 @@ impl Layout {
 
     /// Lets a loop update a carried vector in place when its body yields `param ∘ x` (an
     /// elementwise `+ − × ÷`, or `param + a ⊗ b`, as an adjoint accumulates a gradient), or
-    /// `param` with one element or row replaced (as a comprehension fills its vector) and reads the parameter
-    /// nowhere else: the result is written over the parameter, each element read before it is
-    /// written, and no copy through the staging slot is needed at the end of the iteration.
+    /// `param` with one element or row replaced (as a comprehension fills its vector), or a chain
+    /// of such updates (a trace entry written twice in one iteration), and reads the parameter
+    /// and each link of the chain nowhere else: each result is written over the parameter, each
+    /// element read before it is written, and no copy through the staging slot is needed at the
+    /// end of the iteration.
     fn accumulate_in_place(&mut self, function: &Function, block: &Block) {
-        use crate::ir::{BinaryOp, Op};
         for inst in &block.insts {
             for nested in inst.op.blocks() {
                 self.accumulate_in_place(function, nested);
             }
-            let Op::For { body, .. } = &inst.op else { continue };
+            let crate::ir::Op::For { body, .. } = &inst.op else { continue };
             let mut uses: HashMap<Value, usize> = HashMap::new();
             crate::ir::count_uses(body, &mut uses);
+            let defining: HashMap<Value, &crate::ir::Op> = body
+                .insts
+                .iter()
+                .filter_map(|inst| inst.results.first().map(|result| (*result, &inst.op)))
+                .collect();
             for (param, yielded) in body.params.iter().skip(1).zip(&body.results) {
                 if !matches!(function.ty(*param), Some(Type::Vec(_) | Type::Mat(..))) {
                     continue;
                 }
-                let updates_param = body.insts.iter().any(|inst| {
-                    inst.results.first() == Some(yielded)
-                        && match inst.op {
-                            Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div, a, b) => {
-                                a == *param || b == *param
-                            }
-                            Op::AddOuter { acc, .. } => acc == *param,
-                            // A row or element written over the vector or matrix: no other is read.
-                            Op::Insert { aggregate, value, .. } => aggregate == *param && value != *param,
-                            _ => false,
-                        }
-                });
-                let sole_uses = uses.get(param) == Some(&1) && uses.get(yielded) == Some(&1);
-                if let (true, true, Some(slot)) = (updates_param, sole_uses, self.slot.get(param).copied()) {
-                    self.slot.insert(*yielded, slot);
+                let Some(chain) = update_chain(*param, *yielded, &defining, &uses, function) else { continue };
+                if let (Some(&1), Some(slot)) = (uses.get(param), self.slot.get(param).copied()) {
+                    for link in chain {
+                        self.slot.insert(link, slot);
+                    }
                 }
             }
         }
@@ -233,6 +229,39 @@ impl Layout {
             }
         }
     }
+}
+
+/// The values from `yielded` back to `param` when each is an in-place update of the one before
+/// (see `accumulate_in_place`) used by nothing but the next; `None` if there is no such chain.
+fn update_chain(
+    param: Value,
+    yielded: Value,
+    defining: &HashMap<Value, &crate::ir::Op>,
+    uses: &HashMap<Value, usize>,
+    function: &Function,
+) -> Option<Vec<Value>> {
+    use crate::ir::{BinaryOp, Op};
+    let same_shape = |value: Value| function.ty(value) == function.ty(param);
+    let continues = |value: Value| value == param || (same_shape(value) && defining.contains_key(&value));
+    let mut chain = Vec::new();
+    let mut current = yielded;
+    while current != param {
+        if uses.get(&current) != Some(&1) || chain.len() > defining.len() {
+            return None;
+        }
+        let previous = match defining.get(&current)? {
+            Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div, a, b) => {
+                [*a, *b].into_iter().find(|operand| continues(*operand))?
+            }
+            Op::AddOuter { acc, .. } => *acc,
+            // A row or element written over the vector or matrix: no other is read.
+            Op::Insert { aggregate, value, .. } if aggregate != value => *aggregate,
+            _ => return None,
+        };
+        chain.push(current);
+        current = previous;
+    }
+    (!chain.is_empty()).then_some(chain)
 }
 
 /// How many instructions from the first of `insts` on save scalars to the tape, or restore

@@ -6,15 +6,52 @@
 //! blocks are not merged; what their blocks compute may reuse what encloses them, but not the
 //! other way round.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::function::{Block, Function, Value};
+use super::function::{Block, Function, Inst, Op, Value};
 
 /// Merges repeated operations of `function`, in place.
 pub fn eliminate_common_subexpressions(function: &mut Function) {
     let mut replaced = HashMap::new();
     let mut known = Vec::new();
     rewrite_block(&mut function.body, &mut known, &mut replaced);
+}
+
+/// An `if` result that both branches take, unchanged, from outside the `if` is that value:
+/// its uses read the value, and the `if` no longer yields it. (Lowering threads every piece of
+/// state — a trace's vectors, say — through each `if`, which would otherwise copy them.)
+fn forward_unchanged_if_results(inst: &mut Inst, replaced: &mut HashMap<Value, Value>) {
+    let Op::If { then, otherwise, .. } = &mut inst.op else { return };
+    let inside: HashSet<Value> = [&*then, &*otherwise].into_iter().flat_map(defined_in).collect();
+    let mut kept = Vec::with_capacity(inst.results.len());
+    for (index, result) in inst.results.iter().enumerate() {
+        match (then.results.get(index), otherwise.results.get(index)) {
+            (Some(a), Some(b)) if a == b && !inside.contains(a) => {
+                replaced.insert(*result, *a);
+            }
+            _ => kept.push(index),
+        }
+    }
+    if kept.len() == inst.results.len() {
+        return;
+    }
+    let keep = |values: &[Value]| kept.iter().filter_map(|index| values.get(*index).copied()).collect::<Vec<_>>();
+    then.results = keep(&then.results);
+    otherwise.results = keep(&otherwise.results);
+    inst.results = keep(&inst.results);
+}
+
+/// Every value a block defines: its parameters and its instructions' results, nested blocks'
+/// included.
+fn defined_in(block: &Block) -> Vec<Value> {
+    let mut values = block.params.clone();
+    for inst in &block.insts {
+        values.extend(&inst.results);
+        for inner in inst.op.blocks() {
+            values.extend(defined_in(inner));
+        }
+    }
+    values
 }
 
 /// `known` holds, for each enclosing block (innermost last), the operations computed there.
@@ -37,6 +74,7 @@ fn rewrite_block(
                 for block in op.blocks_mut() {
                     rewrite_block(block, known, replaced);
                 }
+                forward_unchanged_if_results(&mut inst, replaced);
             }
             op if op.has_effect() => {}
             op => {

@@ -397,3 +397,25 @@ mod constant_folding {
         assert!(run(&function, vec![]).is_err());
     }
 }
+
+/// An `if` that yields a vector from outside in both branches no longer carries it (which
+/// would copy it on every run of the `if`): its uses read the vector itself.
+#[test]
+fn an_if_result_both_branches_take_from_outside_is_forwarded() {
+    let (mut b, params) = FunctionBuilder::new("pick", &[Type::Vec(3), Type::Bool, Type::Real]);
+    let (v, cond, x) = (params[0], params[1], params[2]);
+    b.begin_block(&[]);
+    let doubled = b.add(x, x).expect("add");
+    let then = b.end_block(vec![doubled, v]).expect("then");
+    b.begin_block(&[]);
+    let otherwise = b.end_block(vec![x, v]).expect("otherwise");
+    let results = b.push_if(cond, then, otherwise).expect("if");
+    let total = b.push1(Op::Reduce(ReduceOp::Sum, results[1])).expect("sum");
+    let sum = b.add(results[0], total).expect("add");
+    let mut function = b.finish(vec![sum]).expect("finish");
+    super::cse::eliminate_common_subexpressions(&mut function);
+    assert_eq!(verify(&function), Ok(()));
+    let branch = function.body.insts.iter().find(|inst| matches!(inst.op, Op::If { .. })).expect("the if");
+    assert_eq!(branch.results.len(), 1, "only the value the branches compute is yielded:\n{function}");
+    assert!(function.to_string().contains("sum %0"), "the sum reads the parameter itself:\n{function}");
+}

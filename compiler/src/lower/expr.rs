@@ -51,6 +51,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             }
             ExprKind::Range { .. } => Err(internal(Some(expr.span), "a range outside an index")),
             ExprKind::Index { base, indices } => {
+                if let Some(outcome) = self.summed_out_read(base, indices) {
+                    return Ok(Val::Ir(outcome));
+                }
                 let mut value = self.expr(env, base)?;
                 for index in indices {
                     if let Val::Stacked { .. } = value {

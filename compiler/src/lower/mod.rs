@@ -396,6 +396,9 @@ pub(crate) struct FunctionLowerer<'p, 'a> {
     returns: Vec<Option<returns::ReturnSlot<'a>>>,
     /// Each enclosing loop's variable and first value (indexed addresses count from it).
     loop_starts: Vec<(String, crate::ir::Value)>,
+    /// Each choice being summed out (`plates`) and the outcome it takes in the code being
+    /// lowered: what `z[i]` reads, without a trace to read it from.
+    summed_out: Vec<(String, crate::ir::Value)>,
     /// Sample every choice without an estimator rule (for `sample(Q, N)`).
     plain_sampling: bool,
     /// The span of the syntax being lowered, for internal errors.
@@ -419,6 +422,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             gen: Vec::new(),
             returns: Vec::new(),
             loop_starts: Vec::new(),
+            summed_out: Vec::new(),
             plain_sampling: false,
             span: None,
         })

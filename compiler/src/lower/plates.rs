@@ -30,6 +30,14 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         !given && state.summable.iter().any(|summable| summable == name)
     }
 
+    /// The outcome `base[indices]` reads if it is `z[i]` of a choice being summed out (the
+    /// checker allows no other read of `z`).
+    pub(super) fn summed_out_read(&self, base: &ast::Expr, indices: &[ast::Expr]) -> Option<crate::ir::Value> {
+        let ast::ExprKind::Name(name) = &base.kind else { return None };
+        let [_] = indices else { return None };
+        self.summed_out.iter().rev().find(|(summed, _)| summed == name).map(|(_, outcome)| *outcome)
+    }
+
     /// Lowers the choice `block.stmts[index]` summed out, and the rest of `block` (a loop body)
     /// once per outcome; see the module documentation.
     pub(super) fn summed_out(&mut self, env: &mut Env<'a>, block: &'a Block, index: usize) -> Lowered<Val<'a>> {
@@ -39,10 +47,6 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         };
         let span = stmt.span;
         let name = address.name.name.as_str();
-        let position = match &address.index {
-            Some(index) => Some(self.address_position(env, index)?),
-            None => None,
-        };
         let Val::Dist(distribution, args) = self.expr(env, dist)? else {
             return Err(internal(Some(span), "a summed-out choice of something other than a distribution"));
         };
@@ -55,25 +59,25 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         let before = self.gen.last().cloned().ok_or_else(|| internal(Some(span), "no generative function"))?;
         let zero = self.builder.real(0.0)?;
         let mut totals = Vec::with_capacity(outcomes.len());
+        // Each outcome's rest of the iteration records the same addresses as the last one's: the
+        // trace runs through them in turn (so its vectors are updated in place, not copied per
+        // outcome).
         for outcome in outcomes {
-            let state = self.gen.last_mut().ok_or_else(|| internal(Some(span), "no generative function"))?;
-            *state = before.clone();
-            let value = Val::Ir(outcome);
-            let log_probability = self.log_density(distribution, &args, &value, span)?;
-            self.record(name, position, value.clone(), span)?;
+            let log_probability = self.log_density(distribution, &args, &Val::Ir(outcome), span)?;
             let state = self.gen.last_mut().ok_or_else(|| internal(Some(span), "no generative function"))?;
             (state.selected, state.other) = (log_probability, zero);
-            let mut outcome_env = env.clone();
-            let bound = if position.is_some() { self.trace_entry(name, span)? } else { value };
-            outcome_env.bind(name, bound);
-            self.statements(&mut outcome_env, block, index + 1, false)?;
+            // The outcome is not recorded in the trace (which `density` does not return): the
+            // iteration reads it as `z[i]` straight from here.
+            self.summed_out.push((name.to_string(), outcome));
+            let rest = self.statements(&mut env.clone(), block, index + 1, false);
+            self.summed_out.pop();
+            rest?;
             let state = self.gen.last().ok_or_else(|| internal(Some(span), "no generative function"))?;
             totals.push(self.builder.add(state.selected, state.other)?);
         }
         let totals = self.builder.push1(Op::Build(totals))?;
         let marginal = self.builder.push1(Op::Reduce(ReduceOp::LogSumExp, totals))?;
-        // The trace keeps the last outcome's constrained values; the sum goes where the
-        // choice's own score would.
+        // The sum goes where the choice's own score would.
         let state = self.gen.last_mut().ok_or_else(|| internal(Some(span), "no generative function"))?;
         (state.selected, state.other) = (before.selected, before.other);
         if state.selection.contains(name) {

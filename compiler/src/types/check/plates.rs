@@ -28,7 +28,9 @@ pub fn summable_addresses(body: &Block) -> Vec<String> {
             let mut rest_exprs: Vec<&Expr> = rest.iter().flat_map(stmt_exprs).collect();
             rest_exprs.extend(candidate.loop_body.tail.as_deref());
             let own_reads = count_own_reads(&rest_exprs, candidate.name, candidate.variable);
-            all_reads == own_reads && !candidate.loop_body.contains_return()
+            // Lowering reads `z[i]` as the outcome being summed over, so no other binding may
+            // take the name.
+            all_reads == own_reads && !candidate.loop_body.contains_return() && !block_binds(body, candidate.name)
         })
         .map(|candidate| candidate.name.to_string())
         .collect()
@@ -63,6 +65,39 @@ fn enumerated_choice<'a>(stmt: &'a Stmt, variable: &str) -> Option<&'a str> {
         matches!(&address.index, Some(Expr { kind: ExprKind::Name(index), .. }) if index == variable);
     let enumerable = matches!(&dist.kind, ExprKind::Call { callee, .. } if ENUMERABLE.contains(&callee.name.as_str()));
     (indexed_by_variable && enumerable && via.estimator.name == "enum").then_some(address.name.name.as_str())
+}
+
+/// Whether a `let`, loop or comprehension in `block` (or in an expression in it) binds `name`.
+fn block_binds(block: &Block, name: &str) -> bool {
+    block.stmts.iter().any(|stmt| {
+        let binds_here = match &stmt.kind {
+            StmtKind::Let { pattern, .. } | StmtKind::For { var: pattern, .. } => pattern_binds(pattern, name),
+            _ => false,
+        };
+        let nested = match &stmt.kind {
+            StmtKind::For { body, .. } => block_binds(body, name),
+            _ => false,
+        };
+        binds_here || nested || stmt_exprs(stmt).into_iter().any(|expr| expr_binds(expr, name))
+    }) || block.tail.as_deref().is_some_and(|tail| expr_binds(tail, name))
+}
+
+fn expr_binds(expr: &Expr, name: &str) -> bool {
+    let here = match &expr.kind {
+        ExprKind::Block(block) | ExprKind::Expect(block) => block_binds(block, name),
+        ExprKind::If { then, .. } => block_binds(then, name),
+        ExprKind::Comprehension { var, .. } => pattern_binds(var, name),
+        _ => false,
+    };
+    here || child_exprs(expr).into_iter().any(|child| expr_binds(child, name))
+}
+
+fn pattern_binds(pattern: &Pattern, name: &str) -> bool {
+    match pattern {
+        Pattern::Name(ident) => ident.name == name,
+        Pattern::Wildcard(_) => false,
+        Pattern::Tuple(parts, _) => parts.iter().any(|part| pattern_binds(part, name)),
+    }
 }
 
 /// How many times the name `name` is read in `exprs` and below.
@@ -131,6 +166,8 @@ mod tests {
         assert!(summable(&before).is_empty(), "z[i] is read before it is drawn");
         let returns = PLATE.replace("y[i] ~", "if mu > 5.0 { return 1.0; } y[i] ~");
         assert!(summable(&returns).is_empty(), "the iteration may return");
+        let shadowed = PLATE.replace("y[i] ~", "let z = [true, false, true]; y[i] ~");
+        assert!(summable(&shadowed).is_empty(), "a `let` takes the name");
     }
 
     #[test]
