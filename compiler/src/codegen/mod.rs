@@ -195,11 +195,8 @@ impl Layout {
             let crate::ir::Op::For { body, .. } = &inst.op else { continue };
             let mut uses: HashMap<Value, usize> = HashMap::new();
             crate::ir::count_uses(body, &mut uses);
-            let defining: HashMap<Value, &crate::ir::Op> = body
-                .insts
-                .iter()
-                .filter_map(|inst| inst.results.first().map(|result| (*result, &inst.op)))
-                .collect();
+            let defining: HashMap<Value, &crate::ir::Op> =
+                body.insts.iter().filter_map(|inst| inst.results.first().map(|result| (*result, &inst.op))).collect();
             for (param, yielded) in body.params.iter().skip(1).zip(&body.results) {
                 if !matches!(function.ty(*param), Some(Type::Vec(_) | Type::Mat(..))) {
                     continue;
