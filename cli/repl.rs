@@ -268,7 +268,7 @@ impl Repl {
                 }
             }
             "type" | "t" if !rest.is_empty() => {
-                if let Some((_, ty)) = self.check_expression(rest) {
+                if let Some((_, ty)) = self.check_expression(rest, false) {
                     crate::write_line(&format!("{rest} : {ty}"));
                 }
             }
@@ -436,9 +436,19 @@ impl Repl {
         }
     }
 
-    /// Checks `EXPR` as `print EXPR;` and returns the analysis with the expression's type.
-    fn check_expression(&self, expr: &str) -> Option<(ppl::Analysis, String)> {
-        let input = expression(expr, "print ", "\n;");
+    /// Checks `EXPR` as `print EXPR;` (to show its value) or, for its type alone, as the value
+    /// of a `let` (so that an estimate, which `print` refuses, has one too; a command such as
+    /// `image(…)`, which only `print` takes, is checked as printed); returns the analysis with
+    /// the expression's type.
+    fn check_expression(&self, expr: &str, to_print: bool) -> Option<(ppl::Analysis, String)> {
+        let printed = expression(expr, "print ", "\n;");
+        let is_picture = ppl::syntax::parse(&printed.parsed(), 0).program.items.first().is_some_and(|item| {
+            matches!(&item.kind, ItemKind::Print(exprs) if matches!(exprs.first().map(|e| &e.kind), Some(ExprKind::Call { callee, .. }) if callee.name == "image"))
+        });
+        let input = match to_print || is_picture {
+            true => printed,
+            false => expression(expr, "let __repl_expression = ", "\n;"),
+        };
         let analysis = ppl::check_wrapped(&[("<definitions>", &self.definitions_text())], input);
         eprint!("{}", analysis.render_diagnostics(self.color));
         if analysis.has_errors() {
@@ -446,14 +456,18 @@ impl Repl {
         }
         let file = analysis.files.len() - 1;
         let item = analysis.files[file].program.items.first()?;
-        let ItemKind::Print(exprs) = &item.kind else { return None };
-        let ty = analysis.checked.top_level_types.get(file)?.get(&exprs.first()?.id)?.to_string();
+        let checked = match &item.kind {
+            ItemKind::Print(exprs) => exprs.first()?,
+            ItemKind::Let(binding) => &binding.value,
+            _ => return None,
+        };
+        let ty = analysis.checked.top_level_types.get(file)?.get(&checked.id)?.to_string();
         Some((analysis, ty))
     }
 
     /// Evaluates an expression and prints its value with its type.
     fn evaluate(&mut self, expr: &str) {
-        let Some((analysis, ty)) = self.check_expression(expr) else { return };
+        let Some((analysis, ty)) = self.check_expression(expr, true) else { return };
         let is_report = matches!(
             &analysis.files[analysis.files.len() - 1].program.items[0].kind,
             ItemKind::Print(exprs) if matches!(&exprs[0].kind, ExprKind::Call { callee, .. } if matches!(callee.name.as_str(), "estimate" | "grad" | "sample"))
@@ -487,7 +501,7 @@ impl Repl {
     /// The IR of an estimate's value, forward and reverse programs, or (`clif`) the Cranelift
     /// IR of the value and reverse programs as compiled to native code.
     fn show_ir(&mut self, expr: &str, clif: bool) {
-        let Some((_, ty)) = self.check_expression(expr) else { return };
+        let Some((_, ty)) = self.check_expression(expr, false) else { return };
         if ty != "est" {
             crate::write_line(&format!(
                 "`{expr}` is {ty}: only estimates (`est`) are compiled to value and gradient programs"

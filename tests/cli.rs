@@ -354,3 +354,53 @@ fn print_image_writes_a_png_with_out_and_says_how_to_without() {
     let expected = format!("= 3 images of 3 × 2 in a grid of 2 × 2, written to {}\n", tiles.display());
     assert!(stdout(&text).contains(&expected), "{}", stdout(&text));
 }
+
+#[test]
+fn check_rejects_what_the_compiler_does_not_support_so_run_never_meets_it() {
+    // Each golden E0600 program is rejected by `check`, and `run` (which checks first) stops
+    // with the same diagnostic, never an internal error from lowering.
+    let mut programs: Vec<_> = std::fs::read_dir("tests/diagnostics")
+        .expect("tests/diagnostics")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+            name.starts_with("E0600-") && name.ends_with(".ppl")
+        })
+        .collect();
+    programs.sort();
+    assert!(programs.len() >= 9, "{programs:?}");
+    for program in &programs {
+        let program = program.to_str().expect("utf-8 path");
+        for command in ["check", "run"] {
+            let output = ppl(&[command, "--color", "never", program]);
+            let text = stderr(&output);
+            assert_eq!(output.status.code(), Some(1), "{command} {program}: {text}");
+            assert!(text.contains("[E0600]") && !text.contains("[E0699]"), "{command} {program}: {text}");
+        }
+    }
+}
+
+#[test]
+fn constants_that_calls_give_fix_particles_lengths_and_loops() {
+    // Definitions checked without a call know no values; only the instances commands run
+    // decide what is supported, and here every call gives constants.
+    let scratch = Scratch::new("run-constant-arguments");
+    let program = "gen model() { x ~ normal(0.0, 1.0); y ~ normal(x, 1.0); }\n\
+        gen guide() { x ~ normal(0.0, 2.0); }\n\
+        gen inner() { x ~ normal(0.0, 1.0); u ~ normal(x, 1.0); }\n\
+        fn h(r) { E { let (t, w) = sim(normalize(posterior(model(), { y: 1.0 }), sir(2, r))); w } }\n\
+        fn f(n: int) { E { let (t, w) = sim(marginal(inner(), select(x), sir(n))); w } }\n\
+        fn outer(n: int) { inner2(n) }\n\
+        fn inner2(k: int) { E { let v = [1.0 for i in 0..k]; sum(zeros(k)) + sum(v) } }\n\
+        gen chain(n: int) { for i in 0..n { y[i] ~ normal(0.0, 1.0); } }\n\
+        fn l(n: int) { E { let (t, w) = sim(chain(n)); w } }\n\
+        fn g(n) { f(n) + h(guide()) + outer(n) + l(n) }\n\
+        print estimate(g(3), samples: 10);\n";
+    let path = scratch.file("constants.ppl", program);
+    let path = path.to_str().expect("utf-8 path");
+    for command in ["check", "run"] {
+        let output = ppl(&[command, "--color", "never", path]);
+        assert_eq!(output.status.code(), Some(0), "{command}: {}", stderr(&output));
+    }
+}

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 pub(crate) use check::INITIALISERS;
 pub use check::{builtin_names, check};
-pub use ty::{Config, Dim, Family, Field, Report, Type};
+pub use ty::{Config, Dim, Family, FamilyKind, Field, Report, Type};
 
 use crate::syntax::ast::ExprId;
 

@@ -73,6 +73,31 @@ pub struct Family {
     pub trace: Vec<Field>,
     /// The value of the `gen` body's `return` (`()` if none).
     pub ret: Type,
+    /// What built it: the compiler handles some forms only for `gen` applications.
+    pub kind: FamilyKind,
+}
+
+/// How a family was built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FamilyKind {
+    /// A `gen` function applied to its arguments (or a `posterior`'s or proposal's target,
+    /// which only names addresses).
+    Gen,
+    /// `marginal(…)`.
+    Marginal,
+    /// `normalize(…)`.
+    Normalize,
+}
+
+impl FamilyKind {
+    /// The form that built the family, for messages: `marginal(…)`.
+    pub fn form(self) -> &'static str {
+        match self {
+            FamilyKind::Gen => "a `gen` application",
+            FamilyKind::Marginal => "`marginal(…)`",
+            FamilyKind::Normalize => "`normalize(…)`",
+        }
+    }
 }
 
 /// The built-in values that only configure something: `select(…)`, `sir(…)`, optimizers.

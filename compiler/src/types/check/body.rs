@@ -14,7 +14,7 @@ use crate::diagnostics::{Diagnostic, ErrorCode};
 use crate::distributions::{self, Estimator};
 use crate::syntax::ast::{Address, Block, ExprId, ExprKind, FnDef, FnParam, Pattern, Stmt, StmtKind, Via};
 use crate::syntax::span::Span;
-use crate::types::ty::{Dim, Field, Type};
+use crate::types::ty::{Dim, FamilyKind, Field, Type};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum BodyKind {
@@ -34,6 +34,9 @@ pub(super) struct Local {
 pub(super) struct LoopVar {
     pub name: String,
     pub len: Dim,
+    /// The bounds are `int`s whose values are not known when compiling (not merely unknown
+    /// types, as in a definition checked without a call).
+    pub not_constant: bool,
 }
 
 /// The addresses a `gen` body samples: the trace type, and what the paths that reach the point
@@ -118,6 +121,11 @@ pub(super) struct Body {
     pub types: HashMap<ExprId, Type>,
     /// The instance each call of a `gen`/`fn` definition resolved to.
     pub calls: HashMap<ExprId, usize>,
+    /// Constructs the compiler cannot lower given what this instance knows (E0600), reported
+    /// only if a command reaches the instance: see [`Checker::unsupported`].
+    pub unsupported: Vec<Diagnostic>,
+    /// The value of the command option being checked: an optimizer is read there only.
+    pub optimizer_option: Option<ExprId>,
 }
 
 impl Body {
@@ -131,6 +139,8 @@ impl Body {
             returns: Vec::new(),
             types: HashMap::new(),
             calls: HashMap::new(),
+            unsupported: Vec::new(),
+            optimizer_option: None,
         }
     }
 
@@ -276,8 +286,10 @@ impl<'a> Checker<'a> {
                             .with_primary(*span, "expected a name or `_`"),
                     );
                 }
+                let not_constant =
+                    len == Dim::Unknown && [lo, hi].iter().all(|bound| body.types.get(&bound.id) == Some(&Type::Int));
                 body.bind(&name, Type::Int, None);
-                body.loops.push(LoopVar { name, len });
+                body.loops.push(LoopVar { name, len, not_constant });
                 let before = body.trace.paths.clone();
                 let value = self.check_block(body, loop_body);
                 // A loop's addresses hold one element per iteration, however many run; but a
@@ -360,6 +372,23 @@ impl<'a> Checker<'a> {
                 (**value).clone()
             }
             Type::Family(family) => {
+                // Sampling runs a `gen` body (tracing its choices in a `gen`, or for its value in
+                // `E`); a built family has neither body nor value to run.
+                if family.kind != FamilyKind::Gen {
+                    let help = if body.traces_choices() {
+                        "sample the `gen` application itself here, and build the family where it is used"
+                    } else {
+                        "draw a trace and its log weight with `let (t, log_w) = sim(…);`"
+                    };
+                    self.report(
+                        Diagnostic::error(
+                            ErrorCode::Unsupported,
+                            format!("`~` of {} is not supported by the compiler yet", family.kind.form()),
+                        )
+                        .with_primary(dist.span, format!("this is `{}`", family.name))
+                        .with_help(help),
+                    );
+                }
                 if let Some(via) = via {
                     self.report(
                         Diagnostic::error(
@@ -456,7 +485,20 @@ impl<'a> Checker<'a> {
                         .with_help(help),
                     );
                 }
-                let len = loop_var.map_or(Dim::Unknown, |l| l.len);
+                let len = loop_var.as_ref().map_or(Dim::Unknown, |l| l.len);
+                // The trace holds a vector of one element per iteration, whose length the
+                // compiled program fixes.
+                if let Some(l) = loop_var.as_ref().filter(|l| l.not_constant) {
+                    self.unsupported(
+                        body,
+                        Diagnostic::error(
+                            ErrorCode::Unsupported,
+                            format!("address `{name}[{}]` in a loop whose bounds are not constants is not supported by the compiler yet", l.name),
+                        )
+                        .with_primary(address.name.span, "its trace has one element per iteration")
+                        .with_help("give the loop bounds as literals, integer constants (`let n = 5;`), or arguments that every call gives as constants"),
+                    );
+                }
                 if let Some(part) = unstackable(&traced) {
                     self.report(
                         Diagnostic::error(

@@ -10,7 +10,7 @@ use crate::diagnostics::{closest_name, Diagnostic, ErrorCode};
 use crate::distributions::{self, ParamKind, Support};
 use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, Ident, ItemKind};
 use crate::syntax::span::Span;
-use crate::types::ty::{Config, Dim, Family, Field, Report, Type};
+use crate::types::ty::{Config, Dim, Family, FamilyKind, Field, Report, Type};
 
 /// Elementwise functions of one argument.
 const ELEMENTWISE: &[&str] = &[
@@ -127,6 +127,7 @@ impl<'a> Checker<'a> {
                             name: name.to_string(),
                             trace: trace.clone(),
                             ret: instance.ret.clone(),
+                            kind: FamilyKind::Gen,
                         }))),
                         None => Checked::of(instance.ret.clone()),
                     }
@@ -145,6 +146,17 @@ impl<'a> Checker<'a> {
             return self.check_distribution(body, callee, distribution, args, call.span);
         }
         if let Some((_, settings)) = OPTIMIZERS.iter().find(|(optimizer, _)| *optimizer == name) {
+            // Training reads the optimizer from the command's text; it is no value to compute.
+            if body.optimizer_option != Some(call.id) {
+                self.report(
+                    Diagnostic::error(
+                        ErrorCode::Unsupported,
+                        format!("`{name}` outside a `maximize`'s options is not supported by the compiler yet"),
+                    )
+                    .with_primary(call.span, "an optimizer is only read as `with { optimizer: … }`")
+                    .with_help(format!("write it in the command: `maximize … with {{ optimizer: {name}(…) }}`")),
+                );
+            }
             let mut params = vec![required("lr")];
             params.extend(settings.iter().map(|setting| optional(setting)));
             if let Some(slots) = self.bind_args(callee, &params, args, call.span) {
@@ -476,7 +488,7 @@ impl<'a> Checker<'a> {
         };
         let slots: Vec<&'a Expr> = slots.into_iter().flatten().collect();
         if matches!(name, "zeros" | "ones" | "fill") {
-            let rows = self.expect_int(body, slots[0], "a length");
+            let rows = self.expect_constant_length(body, slots[0], name);
             let dim = |value: Option<i64>| value.map_or(Dim::Unknown, |n| Dim::Known(n.max(0) as u64));
             return Checked::of(match (name, slots.get(1)) {
                 ("fill", Some(value)) => {
@@ -485,7 +497,7 @@ impl<'a> Checker<'a> {
                     Type::Vec(dim(rows))
                 }
                 (_, Some(columns)) => {
-                    let columns = self.expect_int(body, columns, "a length");
+                    let columns = self.expect_constant_length(body, columns, name);
                     Type::Mat(dim(rows), dim(columns))
                 }
                 _ => Type::Vec(dim(rows)),
@@ -644,7 +656,22 @@ impl<'a> Checker<'a> {
             }
             "sir" => {
                 self.expect_positive_count(body, slots[0], "the number of particles");
-                let particles = self.check_expr(body, slots[0]).int.and_then(|n| u64::try_from(n).ok());
+                let count = self.check_expr(body, slots[0]);
+                // The particles are unrolled: their number must be known when compiling.
+                if count.ty == Type::Int && count.int.is_none() {
+                    self.unsupported(
+                        body,
+                        Diagnostic::error(
+                            ErrorCode::Unsupported,
+                            "`sir` with a number of particles that is not a constant is not supported by the compiler yet",
+                        )
+                        .with_primary(slots[0].span, "not known when compiling")
+                        .with_help(
+                            "give the number as a literal, an integer constant (`let n = 5;`), or an argument that every call gives as one",
+                        ),
+                    );
+                }
+                let particles = count.int.and_then(|n| u64::try_from(n).ok());
                 let proposal = slots.get(1).and_then(|proposal| self.expect_family(body, proposal)).map(Box::new);
                 Checked::of(Type::Config(Config::Sir { particles, proposal }))
             }
@@ -680,6 +707,7 @@ impl<'a> Checker<'a> {
                     name: model.name.clone(),
                     trace: latent,
                     ret: model.ret.clone(),
+                    kind: FamilyKind::Gen,
                 }))))
             }
             "marginal" => {
@@ -726,6 +754,26 @@ impl<'a> Checker<'a> {
                         }
                     }
                 }
+                // Without a proposal, the auxiliary addresses are drawn by rerunning the `gen`
+                // body with the selected ones fixed, which a built family has no body for.
+                if let (
+                    Type::Config(Config::Sir { proposal: None, .. }),
+                    FamilyKind::Marginal | FamilyKind::Normalize,
+                ) = (&algorithm, family.kind)
+                {
+                    self.unsupported(
+                        body,
+                        Diagnostic::error(
+                            ErrorCode::Unsupported,
+                            "`marginal` of a family that is not a `gen` application, without a proposal, is not supported by the compiler yet",
+                        )
+                        .with_primary(slots[0].span, format!("this is built by {}", family.kind.form()))
+                        .with_secondary(slots[2].span, "this algorithm has no proposal")
+                        .with_help(
+                            "give `sir` a family over the auxiliary addresses to propose from (`sir(n, R)`), or take the marginal of the `gen` application itself",
+                        ),
+                    );
+                }
                 if let Type::Config(Config::Sir { proposal: Some(proposal), .. }) = &algorithm {
                     let auxiliary: Vec<Field> =
                         family.trace.iter().filter(|f| !selected.contains(&f.name)).cloned().collect();
@@ -733,6 +781,7 @@ impl<'a> Checker<'a> {
                         name: format!("the auxiliary choices of `{}`", family.name),
                         trace: auxiliary,
                         ret: Type::unit(),
+                        kind: FamilyKind::Gen,
                     };
                     self.compare_trace(&target, &proposal.trace, slots[2].span, slots[0].span, "the proposal's trace");
                 }
@@ -740,6 +789,7 @@ impl<'a> Checker<'a> {
                     name: format!("marginal({})", family.name),
                     trace: kept,
                     ret: Type::unit(),
+                    kind: FamilyKind::Marginal,
                 })))
             }
             _ => {
@@ -765,11 +815,15 @@ impl<'a> Checker<'a> {
                         name: format!("the posterior of `{}`", latent.name),
                         trace: latent.trace.clone(),
                         ret: Type::unit(),
+                        kind: FamilyKind::Gen,
                     };
                     self.compare_trace(&target, &proposal.trace, slots[1].span, slots[0].span, "the proposal's trace");
                 }
                 if let Type::Config(Config::Sir { proposal: None, .. }) = &algorithm {
-                    self.report(
+                    // `proposal: None` is also an unknown proposal (a generic argument checked
+                    // without a call): wait for an instance a command runs.
+                    self.unsupported(
+                        body,
                         Diagnostic::error(
                             ErrorCode::Unsupported,
                             "`normalize` without a proposal is not supported by the compiler yet",
@@ -785,6 +839,7 @@ impl<'a> Checker<'a> {
                     name: format!("normalize({})", latent.name),
                     trace: latent.trace.clone(),
                     ret: latent.ret.clone(),
+                    kind: FamilyKind::Normalize,
                 })))
             }
         }
@@ -968,6 +1023,24 @@ impl<'a> Checker<'a> {
                     .with_help("an estimate is an `E { … }` block or a function returning one, such as `elbo(model, guide, obs)`"),
             );
         }
+    }
+
+    /// A length of `zeros`, `ones` or `fill`, which fixes the shape of the result: an `int` whose
+    /// value is not known when compiling is unsupported (reported if a command reaches it).
+    fn expect_constant_length(&mut self, body: &mut Body, expr: &'a Expr, name: &str) -> Option<i64> {
+        let value = self.expect_int(body, expr, "a length");
+        if value.is_none() && body.types.get(&expr.id) == Some(&Type::Int) {
+            self.unsupported(
+                body,
+                Diagnostic::error(
+                    ErrorCode::Unsupported,
+                    format!("`{name}` of a length that is not a constant is not supported by the compiler yet"),
+                )
+                .with_primary(expr.span, "not known when compiling")
+                .with_help("give the length as a literal, an integer constant (`let n = 5;`), or an argument that every call gives as one"),
+            );
+        }
+        value
     }
 
     pub(super) fn expect_positive_count(&mut self, body: &mut Body, expr: &'a Expr, what: &str) -> Option<i64> {

@@ -48,11 +48,29 @@ impl<'a> Checker<'a> {
                     self.check_image(&mut body, file, callee, args, expr);
                 }
                 _ => {
-                    self.check_expr(&mut body, expr);
+                    let ty = self.check_expr(&mut body, expr).ty;
+                    self.expect_printable(&ty, expr.span);
                 }
             }
         }
         self.output.record_top_level(file, body.types, body.calls);
+    }
+
+    /// `print` shows data, traces and the results of `estimate`, `grad`, `sample` and `image`;
+    /// an estimate, a distribution or a family is not a value to show but one to run.
+    fn expect_printable(&mut self, ty: &Type, span: Span) {
+        let help = match ty {
+            Type::Est(_) => "`print estimate(e, samples: 1000)` computes its mean and standard error",
+            Type::Dist { .. } => "draw from it in `E { … }`, or print its log density: `density(d, x)`",
+            Type::Family(_) => "`print sample(f, 10)` draws traces from it",
+            Type::Config(_) => "it is an argument of `marginal`, `posterior` or `normalize`",
+            _ => return,
+        };
+        self.report(
+            Diagnostic::error(ErrorCode::TypeMismatch, format!("cannot print {ty}: `print` shows values"))
+                .with_primary(span, format!("this is {ty}"))
+                .with_help(help),
+        );
     }
 
     /// `image(name, pixels, width: W, columns: C)`: `name` a string literal that can be a file's
@@ -208,6 +226,8 @@ impl<'a> Checker<'a> {
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for option in &optimize.options {
             let name = option.name.name.as_str();
+            // An optimizer given for another option is that option's error (E0500, E0501).
+            body.optimizer_option = Some(option.value.id);
             let value = self.check_expr(&mut body, &option.value);
             if let Some(first) = seen.insert(name, option.name.span) {
                 self.report(

@@ -94,6 +94,18 @@ impl<'a> Checker<'a> {
                     (Some(lo), Some(hi)) => Dim::Known(hi.saturating_sub(lo).max(0) as u64),
                     _ => Dim::Unknown,
                 };
+                // Its value has a static length in the compiled program.
+                if len == Dim::Unknown && [lo, hi].iter().all(|bound| body.types.get(&bound.id) == Some(&Type::Int)) {
+                    self.unsupported(
+                        body,
+                        Diagnostic::error(
+                            ErrorCode::Unsupported,
+                            "a comprehension whose length is not a constant is not supported by the compiler yet",
+                        )
+                        .with_primary(expr.span, "its bounds are not known when compiling")
+                        .with_help("give the bounds as literals, integer constants (`let n = 5;`), or arguments that every call gives as constants; or compute the values in a `for` loop"),
+                    );
+                }
                 body.push_scope();
                 self.bind_pattern(body, var, Checked::of(Type::Int), lo.span);
                 let element_type = self.check_expr(body, element).ty;

@@ -32,6 +32,7 @@ pub fn check(programs: &[&Program], library_files: usize, diagnostics: &mut Vec<
     let mut checker = Checker::new(programs, library_files);
     checker.collect_definitions();
     checker.check_all();
+    checker.report_reached_unsupported();
     let mut found = std::mem::take(&mut checker.diagnostics);
     deduplicate(&mut found);
     diagnostics.extend(found);
@@ -83,6 +84,8 @@ pub(super) struct Checker<'a> {
     /// The name of each `image` of each file's `print`s, where it is first given.
     image_names: HashMap<(usize, String), Span>,
     diagnostics: Vec<Diagnostic>,
+    /// Each instance's constructs the compiler cannot lower (see [`Checker::unsupported`]).
+    unsupported: HashMap<usize, Vec<Diagnostic>>,
     output: CheckedProgram,
 }
 
@@ -101,6 +104,7 @@ impl<'a> Checker<'a> {
             call_stack: Vec::new(),
             image_names: HashMap::new(),
             diagnostics: Vec::new(),
+            unsupported: HashMap::new(),
             output: CheckedProgram {
                 top_level_types: vec![HashMap::new(); programs.len()],
                 top_level_calls: vec![HashMap::new(); programs.len()],
@@ -111,12 +115,54 @@ impl<'a> Checker<'a> {
 
     /// Reports a diagnostic; inside a generic function instantiated from a call, it also
     /// points at that call, since the problem depends on the call's argument types.
-    pub(super) fn report(&mut self, mut diagnostic: Diagnostic) {
-        if let Some(call) = self.call_stack.iter().rev().find(|call| call.generic) {
-            diagnostic = diagnostic
-                .with_secondary(call.span, format!("in this call of `{}`, whose arguments fix the types", call.name));
-        }
+    pub(super) fn report(&mut self, diagnostic: Diagnostic) {
+        let diagnostic = self.at_call_site(diagnostic);
         self.diagnostics.push(diagnostic);
+    }
+
+    /// Labels the call of the innermost generic function being checked, if any.
+    fn at_call_site(&self, diagnostic: Diagnostic) -> Diagnostic {
+        match self.call_stack.iter().rev().find(|call| call.generic) {
+            Some(call) => diagnostic
+                .with_secondary(call.span, format!("in this call of `{}`, whose arguments fix the types", call.name)),
+            None => diagnostic,
+        }
+    }
+
+    /// Reports a construct that the compiler cannot lower with what this body knows (E0600):
+    /// a `sir` count, comprehension length or loop bound that is not a constant. A function's
+    /// instance may be one checked without a call (its untyped arguments unknown, its `int`
+    /// arguments without values) that no command runs, while a call with constant arguments
+    /// has an instance of its own that lowers fine; so in a function body the report waits
+    /// until checking ends, and is made only if a command reaches the instance — exactly the
+    /// instances `ppl run` lowers. At the top level everything is known: report it now.
+    fn unsupported(&mut self, body: &mut Body, diagnostic: Diagnostic) {
+        let diagnostic = self.at_call_site(diagnostic);
+        match body.kind {
+            BodyKind::TopLevel => self.diagnostics.push(diagnostic),
+            BodyKind::Gen | BodyKind::Fn => body.unsupported.push(diagnostic),
+        }
+    }
+
+    /// Reports the unsupported constructs of the instances that commands and globals call,
+    /// directly or through other instances.
+    fn report_reached_unsupported(&mut self) {
+        let instances = &self.output.instances;
+        let mut reached = vec![false; instances.len()];
+        let mut pending: Vec<usize> =
+            self.output.top_level_calls.iter().flat_map(|calls| calls.values().copied()).collect();
+        while let Some(index) = pending.pop() {
+            let (Some(seen), Some(instance)) = (reached.get_mut(index), instances.get(index)) else { continue };
+            if !*seen {
+                *seen = true;
+                pending.extend(instance.calls.values().copied());
+            }
+        }
+        for (index, reached) in reached.into_iter().enumerate() {
+            if let Some(found) = self.unsupported.remove(&index).filter(|_| reached) {
+                self.diagnostics.extend(found);
+            }
+        }
     }
 
     fn collect_definitions(&mut self) {
@@ -243,6 +289,9 @@ impl<'a> Checker<'a> {
             fields
         });
         let index = self.output.instances.len();
+        if !body.unsupported.is_empty() {
+            self.unsupported.insert(index, std::mem::take(&mut body.unsupported));
+        }
         self.output.instances.push(Instance {
             item: at,
             args,
