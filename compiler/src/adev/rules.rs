@@ -537,18 +537,8 @@ pub fn binomial_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -
 
 /// One standard normal per element, scaled and shifted (vector operations broadcast).
 pub fn mv_normal_diag_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
-    let length = match b.ty(args[0]) {
-        Some(Type::Vec(n)) => n,
-        other => return Err(IrError { message: format!("mv_normal_diag of {other:?}") }),
-    };
-    let mut rng = rng;
-    let mut draws = Vec::with_capacity(length as usize);
-    for _ in 0..length {
-        let (eps, next) = noise(b, Noise::Normal, rng)?;
-        draws.push(eps);
-        rng = next;
-    }
-    let eps = b.push1(Op::Build(draws))?;
+    let length = vector_length(b, args[0], "mv_normal_diag")?;
+    let (eps, rng) = standard_normals(b, length, rng)?;
     let scaled = b.mul(args[1], eps)?;
     Ok((b.add(args[0], scaled)?, rng))
 }
@@ -556,6 +546,18 @@ pub fn mv_normal_diag_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value
 pub fn mv_normal_diag_log_density(b: &mut FunctionBuilder, args: &[Value], x: Value) -> Result<Value, IrError> {
     let terms = normal_terms(b, args[0], args[1], x)?;
     b.push1(Op::Reduce(ReduceOp::Sum, terms))
+}
+
+/// A vector of `length` independent standard normals, drawn in order from `rng`.
+fn standard_normals(b: &mut FunctionBuilder, length: u32, rng: Value) -> Result<(Value, Value), IrError> {
+    let mut rng = rng;
+    let mut draws = Vec::with_capacity(length as usize);
+    for _ in 0..length {
+        let (eps, next) = noise(b, Noise::Normal, rng)?;
+        draws.push(eps);
+        rng = next;
+    }
+    Ok((b.push1(Op::Build(draws))?, rng))
 }
 
 fn vector_length(b: &FunctionBuilder, v: Value, distribution: &str) -> Result<u32, IrError> {
@@ -647,14 +649,7 @@ pub fn diagonal(b: &mut FunctionBuilder, matrix: Value) -> Result<Value, IrError
 pub fn mv_normal_sample(b: &mut FunctionBuilder, args: &[Value], rng: Value) -> Result<(Value, Value), IrError> {
     let (mu, scale) = (args[0], lower_triangle(b, args[1])?);
     let length = vector_length(b, mu, "mv_normal")?;
-    let mut rng = rng;
-    let mut draws = Vec::with_capacity(length as usize);
-    for _ in 0..length {
-        let (eps, next) = noise(b, Noise::Normal, rng)?;
-        draws.push(eps);
-        rng = next;
-    }
-    let eps = b.push1(Op::Build(draws))?;
+    let (eps, rng) = standard_normals(b, length, rng)?;
     let correlated = b.push1(Op::MatMul(scale, eps))?;
     Ok((b.add(mu, correlated)?, rng))
 }

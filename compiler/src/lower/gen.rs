@@ -312,7 +312,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
 
     /// Element `position` of a trace entry (a vector, an array of bools or ints, or an array
     /// held leaf by leaf).
-    fn element(&mut self, entry: Val<'a>, position: Value, span: Span) -> Lowered<Val<'a>> {
+    pub(super) fn element(&mut self, entry: Val<'a>, position: Value, span: Span) -> Lowered<Val<'a>> {
         match entry {
             Val::Stacked { .. } => self.unstack(&entry, position, span),
             Val::Ir(vector) => Ok(Val::Ir(self.builder.push1(Op::Extract { aggregate: vector, index: position })?)),

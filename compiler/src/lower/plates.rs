@@ -3,7 +3,7 @@
 //! When `density` scores a trace that lacks an address the checker found summable
 //! (`types::check::plates`: `z[i] ~ flip(p) via enum` directly in a loop body, read only as
 //! `z[i]` later in that iteration), the rest of the iteration is lowered once per outcome `v`,
-//! from the state before the choice, giving the iteration's log density `lᵥ` with `z[i] = v`.
+//! its scores starting from zero, giving the iteration's log density `lᵥ` with `z[i] = v`.
 //! The iteration then adds `log Σᵥ p(v) exp(lᵥ)` = `logsumexp(log p(v) + lᵥ)`: the marginal,
 //! exactly, at the cost of running the rest of each iteration once per outcome — linear in the
 //! number of iterations where enumerating the choices in sequence would be exponential.
@@ -56,7 +56,8 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             Some(Type::Vec(categories)) => (0..i64::from(categories)).map(|k| self.builder.int(k)).collect(),
             _ => [true, false].into_iter().map(|outcome| self.builder.boolean(outcome)).collect::<Result<Vec<_>, _>>(),
         }?;
-        let before = self.gen.last().cloned().ok_or_else(|| internal(Some(span), "no generative function"))?;
+        let state = self.gen.last().ok_or_else(|| internal(Some(span), "no generative function"))?;
+        let before = (state.selected, state.other);
         let zero = self.builder.real(0.0)?;
         let mut totals = Vec::with_capacity(outcomes.len());
         // Each outcome's rest of the iteration records the same addresses as the last one's: the
@@ -79,7 +80,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         let marginal = self.builder.push1(Op::Reduce(ReduceOp::LogSumExp, totals))?;
         // The sum goes where the choice's own score would.
         let state = self.gen.last_mut().ok_or_else(|| internal(Some(span), "no generative function"))?;
-        (state.selected, state.other) = (before.selected, before.other);
+        (state.selected, state.other) = before;
         if state.selection.contains(name) {
             state.selected = self.builder.add(state.selected, marginal)?;
         } else {

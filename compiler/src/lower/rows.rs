@@ -92,15 +92,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             }
             None => position,
         };
-        let row = match &over.rows {
-            Val::Stacked { .. } => self.unstack(&over.rows, index, span)?,
-            Val::Array { data, element } => {
-                let row = self.builder.push1(Op::Extract { aggregate: *data, index })?;
-                Val::Ir(self.stored_element(row, *element)?)
-            }
-            Val::Ir(data) => Val::Ir(self.builder.push1(Op::Extract { aggregate: *data, index })?),
-            _ => return Err(internal(Some(span), "rows that are not a matrix or vector")),
-        };
+        let row = self.element(over.rows.clone(), index, span)?;
         let Val::Est(estimate) = self.call_fn(over.per_row, vec![row], span)? else {
             return Err(internal(Some(span), "the per-row function did not return an estimate"));
         };
