@@ -29,7 +29,7 @@ use crate::distributions::{self, Distribution, Estimator};
 use crate::ir::{BinaryOp, CompareOp, Op, ReduceOp, Type, UnaryOp, Value};
 use crate::syntax::ast::{self, ItemKind};
 use crate::syntax::span::Span;
-use crate::types::{Dim, Field, Type as SurfaceType};
+use crate::types::Type as SurfaceType;
 
 /// Which addresses' log-densities a run adds to its *selected* score.
 #[derive(Clone, Debug)]
@@ -124,47 +124,6 @@ fn merge<'a>(a: &Val<'a>, b: &Val<'a>) -> Val<'a> {
 }
 
 impl<'p, 'a> FunctionLowerer<'p, 'a> {
-    /// The zero placeholder of a trace entry of type `ty`.
-    fn placeholder(&mut self, ty: &SurfaceType, span: Span) -> Lowered<Val<'a>> {
-        Ok(match ty {
-            SurfaceType::Real => Val::Ir(self.builder.real(0.0)?),
-            SurfaceType::Int => Val::Ir(self.builder.int(0)?),
-            SurfaceType::Bool => Val::Ir(self.builder.boolean(false)?),
-            SurfaceType::Vec(Dim::Known(n)) => Val::Ir(self.builder.filled(Type::Vec(*n as u32), 0.0)?),
-            SurfaceType::Mat(..) => {
-                let ir =
-                    super::ir_type(ty).ok_or_else(|| unsupported(span, "a matrix of more than 16,777,216 elements"))?;
-                Val::Ir(self.builder.filled(ir, 0.0)?)
-            }
-            SurfaceType::Array(element, Dim::Known(n)) => {
-                let element = match element.as_ref() {
-                    SurfaceType::Bool => Element::Bool,
-                    SurfaceType::Int => Element::Int,
-                    element => {
-                        let len = u32::try_from(*n).map_err(|_| unsupported(span, "an address of so many elements"))?;
-                        return self.stacked_zeros(element, len, span);
-                    }
-                };
-                Val::Array { data: self.builder.filled(Type::Vec(*n as u32), 0.0)?, element }
-            }
-            SurfaceType::Record(fields) => self.trace_placeholder(fields, span)?,
-            _ => return Err(unsupported(span, &format!("an address of type {ty}"))),
-        })
-    }
-
-    fn trace_placeholder(&mut self, fields: &[Field], span: Span) -> Lowered<Val<'a>> {
-        let mut entries = Vec::with_capacity(fields.len());
-        for field in fields {
-            let mut entry = self.placeholder(&field.ty, span)?;
-            if field.optional {
-                let present = self.builder.boolean(false)?;
-                entry = Val::Optional { present, value: Box::new(entry) };
-            }
-            entries.push((field.name.clone(), entry));
-        }
-        Ok(Val::Record(entries))
-    }
-
     /// Runs the `gen` body of `instance` on `args`, constraining the addresses `constraints`
     /// holds and sampling the others.
     pub(super) fn run_gen(
@@ -188,8 +147,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             _ => return Err(internal(Some(span), "not a generative function")),
         };
         let fields = instance.trace.clone().unwrap_or_default();
-        let Val::Record(trace) = self.trace_placeholder(&fields, span)? else {
-            return Err(internal(Some(span), "trace placeholder"));
+        // Every entry starts at zero, so the trace has one shape on every path.
+        let Val::Record(trace) = self.zero_value(&SurfaceType::Record(fields.clone()), span)? else {
+            return Err(internal(Some(span), "a trace that is not a record"));
         };
         let zero = self.builder.real(0.0)?;
         let summable = fields.iter().filter(|field| field.enumerated).map(|field| field.name.clone()).collect();

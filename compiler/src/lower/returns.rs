@@ -13,7 +13,7 @@
 //! (`types::check::returns`).
 
 use super::value::{Env, Val};
-use super::{internal, FunctionLowerer, Lowered};
+use super::{internal, unsupported, FunctionLowerer, Lowered};
 use crate::ir::{Type, Value};
 use crate::syntax::ast::{Block, Expr};
 use crate::syntax::span::Span;
@@ -149,18 +149,20 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         Ok(zeros.rebuild(&mut values.iter().copied()))
     }
 
-    /// The zero value of a data type, shaped as lowering shapes values of that type.
+    /// The zero value of a data type, shaped as lowering shapes values of that type: a
+    /// function's return slot before any `return`, a trace's entries before they are sampled.
     pub(super) fn zero_value(&mut self, ty: &SurfaceType, span: Span) -> Lowered<Val<'a>> {
         Ok(match ty {
             SurfaceType::Real => Val::Ir(self.builder.real(0.0)?),
             SurfaceType::Int => Val::Ir(self.builder.int(0)?),
             SurfaceType::Bool => Val::Ir(self.builder.boolean(false)?),
             SurfaceType::Vec(_) | SurfaceType::Mat(..) => {
-                let ir = super::ir_type(ty).ok_or_else(|| internal(Some(span), format!("a value of type {ty}")))?;
+                let ir = super::ir_type(ty)
+                    .ok_or_else(|| unsupported(span, "a vector or matrix of more than 16,777,216 elements"))?;
                 Val::Ir(self.builder.filled(ir, 0.0)?)
             }
             SurfaceType::Array(element, Dim::Known(n)) => {
-                let length = u32::try_from(*n).map_err(|_| internal(Some(span), "an array too long"))?;
+                let length = u32::try_from(*n).map_err(|_| unsupported(span, "an array of so many elements"))?;
                 let element = match element.as_ref() {
                     SurfaceType::Bool => super::Element::Bool,
                     SurfaceType::Int => super::Element::Int,
