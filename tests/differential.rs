@@ -394,3 +394,58 @@ fn arrays_of_traces_agree_on_both_back_ends() {
     assert!(native[23].ends_with("= -7.50408 ± n/a (1 sample)"), "{}", native[23]);
     assert!(native[24].ends_with("= 0 ± 0 (3 samples)"), "{}", native[24]);
 }
+
+/// A differentiated `softplus` — here mostly Bernoulli-logit likelihoods of vectors longer than
+/// compiled code handles inline — is computed with its derivative by one kernel
+/// (`softplus_sigmoid`) of reals, vectors and matrices, at ordinary and extreme arguments, and
+/// vectors are negated, taken absolute values of and detached, long and short: the same bits
+/// on both back ends.
+#[test]
+fn softplus_with_its_derivative_and_sign_operations_agree_on_both_back_ends() {
+    let n = 40;
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let row: Vec<String> =
+                (0..3).map(|j| format!("{:?}", (f64::from(i) * 0.37 + f64::from(j)).sin())).collect();
+            format!("[{}]", row.join(", "))
+        })
+        .collect();
+    let ys: Vec<&str> = (0..n).map(|i| if (f64::from(i) * 1.3).cos() > 0.0 { "true" } else { "false" }).collect();
+    let source = format!(
+        "data X: mat[{n}, 3] = [{}];\n\
+         data obs = {{ y: [{}] }};\n\
+         gen model(w: vec[3]) {{ y ~ bernoulli_logit(X @ w); }}\n\
+         param w: vec[3] = [0.5, -1.0, 2.0];\n\
+         param s: real = 0.3;\n\
+         fn objective(w, s) {{ E {{\n\
+             density(model(w), obs) + sum(softplus(s * (X @ w))) + sum(softplus(w * s)) + softplus(s)\n\
+             + sum(softplus(s * X) @ w) - sum(abs(X @ w) * s) - sum(abs(w)) + sum(detach(X @ w) * s)\n\
+             + sum(detach(w) * s) + sum(softplus([800.0 * s, -800.0 * s, 1e-10 * s, 0.0 * s, 40.0 * s]))\n\
+         }} }}\n\
+         print grad(objective(w, s), samples: 2);\n",
+        rows.join(", "),
+        ys.join(", "),
+    );
+    let analysis = ppl::check_source("softplus.ppl", &source);
+    assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
+    let native = run(&analysis, Backend::Jit);
+    assert_eq!(native, run(&analysis, Backend::Interpreter));
+    assert!(native.len() == 1 && native[0].contains("d/dw = [") && native[0].contains("d/ds = "), "{native:?}");
+
+    let options = RunOptions { emit_ir: true, seed: Some(3), threads: Some(1), ..Default::default() };
+    let mut reverse = String::new();
+    let mut session = Session::new(&analysis, options).expect("it compiles");
+    session
+        .run_commands(&mut |output| {
+            if let ppl::run::Output::Ir { text, .. } = output {
+                reverse = text.split("fn estimate_jvp_reverse").nth(1).unwrap_or_default().to_string();
+            }
+        })
+        .expect("it runs");
+    for kernel in ["real, %", "vec[40], %", "vec[3], %", "mat[40, 3], %"] {
+        assert!(
+            reverse.lines().any(|line| line.contains(kernel) && line.contains("= softplus_sigmoid %")),
+            "no softplus_sigmoid of a {kernel} in\n{reverse}"
+        );
+    }
+}

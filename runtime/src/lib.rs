@@ -10,7 +10,8 @@
 //!   [`categorical`], [`geometric`], [`poisson`] — each returning a [`DomainError`] for a bad
 //!   parameter instead of panicking;
 //! - [`special`]: [`lgamma`], [`digamma`], [`trigamma`], [`log1p`], [`expm1`], [`logsumexp`], [`minimum`], [`maximum`],
-//!   [`softplus`], [`log_sigmoid`], [`sigmoid`];
+//!   [`softplus`], [`log_sigmoid`], [`sigmoid`], and [`softplus_and_sigmoid`] (both at once, the
+//!   bits of each, for one exponential);
 //! - [`implicit`]: [`gamma_sample_dshape`], the implicit-reparameterisation derivative of a
 //!   gamma sample with respect to its shape;
 //! - [`optim`]: what training (`maximize` / `minimize`) updates parameters with — an
@@ -52,5 +53,6 @@ pub use optim::{clip_by_norm, global_norm, Method, OptimError, Optimizer, Optimi
 pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};
 pub use special::{
-    digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, maximum, minimum, sigmoid, softplus, trigamma,
+    digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, maximum, minimum, sigmoid, softplus, softplus_and_sigmoid,
+    softplus_and_sigmoid_slices, trigamma,
 };

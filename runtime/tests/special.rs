@@ -6,7 +6,10 @@
 mod common;
 
 use common::{assert_close, relative_error};
-use ppl_runtime::{digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, sigmoid, softplus, trigamma};
+use ppl_runtime::{
+    digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, sigmoid, softplus, softplus_and_sigmoid,
+    softplus_and_sigmoid_slices, trigamma,
+};
 
 // Reference values: produced once by `python3 runtime/tests/reference_values.py` (mpmath at 60
 // significant digits, rounded to the nearest f64) and pasted here; the tests do not run Python.
@@ -242,6 +245,85 @@ fn softplus_log_sigmoid_and_sigmoid_match_reference_values_without_overflow() {
     assert!(softplus(f64::NAN).is_nan() && log_sigmoid(f64::NAN).is_nan() && sigmoid(f64::NAN).is_nan());
 }
 
+/// Arguments that reach every branch of `softplus`, `sigmoid`, `exp` and `log1p`: both signs of
+/// zero, subnormals, where e^{−|x|} underflows (|x| ≈ 745) or is tiny (2⁻⁵³ from |x| ≈ 36.7),
+/// where `log1p` changes its reduction (e ≈ √2 − 1), the infinities, NaNs of both signs and
+/// other payloads, then a sweep of [−60, 60] and random bit patterns of every exponent.
+fn softplus_sigmoid_grid() -> Vec<f64> {
+    let mut grid = vec![
+        0.0,
+        -0.0,
+        5e-324,
+        -5e-324,
+        f64::MIN_POSITIVE,
+        -f64::MIN_POSITIVE,
+        1e-300,
+        -1e-300,
+        1.1102230246251565e-16,
+        -1.1102230246251565e-16,
+        36.7368005696771,
+        -36.7368005696771,
+        37.0,
+        -37.0,
+        0.8813735870195429,
+        -0.8813735870195429,
+        (2f64.sqrt() - 1.0).ln(),
+        -(2f64.sqrt() - 1.0).ln(),
+        708.3964185322641,
+        -708.3964185322641,
+        709.782712893384,
+        -709.782712893384,
+        745.1332191019411,
+        -745.1332191019411,
+        745.1332191019412,
+        -745.1332191019412,
+        746.0,
+        -746.0,
+        1e300,
+        -1e300,
+        f64::MAX,
+        f64::MIN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        -f64::NAN,
+        f64::from_bits(0x7ff0_0000_0000_0001),
+        f64::from_bits(0xfff8_0000_dead_beef),
+    ];
+    grid.extend((-60_000..=60_000).map(|k| f64::from(k) / 1000.0));
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    grid.extend((0..200_000).map(|_| {
+        // splitmix64: every exponent and both signs, uniformly over bit patterns.
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        f64::from_bits(z ^ (z >> 31))
+    }));
+    let neighbours: Vec<f64> = grid
+        .iter()
+        .flat_map(|x| [f64::from_bits(x.to_bits().wrapping_add(1)), f64::from_bits(x.to_bits().wrapping_sub(1))])
+        .collect();
+    grid.extend(neighbours.into_iter().filter(|x| x.is_finite()));
+    grid
+}
+
+#[test]
+fn softplus_and_sigmoid_together_are_each_bit_for_bit() {
+    let grid = softplus_sigmoid_grid();
+    for &x in &grid {
+        let (both_softplus, both_sigmoid) = softplus_and_sigmoid(x);
+        assert_eq!(both_softplus.to_bits(), softplus(x).to_bits(), "softplus({x:e}) ({:#x})", x.to_bits());
+        assert_eq!(both_sigmoid.to_bits(), sigmoid(x).to_bits(), "sigmoid({x:e}) ({:#x})", x.to_bits());
+    }
+    let (mut softplus_of, mut sigmoid_of) = (vec![0.0; grid.len()], vec![0.0; grid.len()]);
+    softplus_and_sigmoid_slices(&grid, &mut softplus_of, &mut sigmoid_of);
+    for ((x, s), g) in grid.iter().zip(&softplus_of).zip(&sigmoid_of) {
+        assert_eq!(s.to_bits(), softplus(*x).to_bits(), "softplus({x:e}) in a slice");
+        assert_eq!(g.to_bits(), sigmoid(*x).to_bits(), "sigmoid({x:e}) in a slice");
+    }
+}
+
 #[test]
 fn log1p_and_expm1_match_reference_values() {
     check_table("log1p", log1p, LOG1P, 1e-15);
@@ -287,6 +369,7 @@ fn awkward_inputs_never_panic() {
         for function in [lgamma, digamma, trigamma, log1p, expm1, softplus, log_sigmoid, sigmoid] {
             let _ = function(x);
         }
+        let _ = softplus_and_sigmoid(x);
         let _ = logsumexp(&[x, 0.0, x]);
         for &shape in &awkward {
             let _ = ppl_runtime::gamma_sample_dshape(x, shape);

@@ -54,6 +54,25 @@ pub unsafe extern "C" fn vec_unary(f: i64, dst: *mut f64, src: *const f64, len: 
     }
 }
 
+/// `dst = −src` (`code` 0) or `|src|` (1) elementwise: the sign bit flipped or cleared, as the
+/// interpreter's `-x` and `libm::fabs` do, in a loop the compiler vectorises instead of a call
+/// per element.
+pub unsafe extern "C" fn vec_sign(code: i64, dst: *mut f64, src: *const f64, len: i64) {
+    let len = len.max(0) as usize;
+    // SAFETY: see the module's contract; each element is read before the same index is written.
+    unsafe {
+        if code == 0 {
+            for i in 0..len {
+                *dst.add(i) = -*src.add(i);
+            }
+        } else {
+            for i in 0..len {
+                *dst.add(i) = (*src.add(i)).abs();
+            }
+        }
+    }
+}
+
 /// `dst = a op b` elementwise, where a scalar operand has stride 0.
 pub unsafe extern "C" fn vec_binary(
     f: i64,
@@ -304,6 +323,23 @@ pub unsafe extern "C" fn subsample(src: *const Rng, dst: *mut Rng, rows: *mut f6
     }
 }
 
+/// `softplus(x)`, with `sigmoid(x)` written to `*sigmoid` (`ppl_runtime::softplus_and_sigmoid`).
+pub unsafe extern "C" fn softplus_sigmoid(x: f64, sigmoid: *mut f64) -> f64 {
+    let (softplus, both_sigmoid) = ppl_runtime::softplus_and_sigmoid(x);
+    // SAFETY: `sigmoid` is the frame's scratch word.
+    unsafe { *sigmoid = both_sigmoid };
+    softplus
+}
+
+/// `softplus` and `sigmoid` of each of `len` words from `src`, into two other slots
+/// (`ppl_runtime::softplus_and_sigmoid_slices`).
+pub unsafe extern "C" fn vec_softplus_sigmoid(softplus: *mut f64, sigmoid: *mut f64, src: *const f64, len: i64) {
+    // SAFETY: see the module's contract; the three are different values' slots (or data).
+    unsafe {
+        ppl_runtime::softplus_and_sigmoid_slices(slice(src, len), slice_mut(softplus, len), slice_mut(sigmoid, len))
+    }
+}
+
 pub extern "C" fn gamma_sample_dshape(x: f64, shape: f64) -> f64 {
     ppl_runtime::gamma_sample_dshape(x, shape)
 }
@@ -347,6 +383,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_real_unary", apply_unary as *const u8),
         ("ppl_real_binary", apply_binary as *const u8),
         ("ppl_vec_unary", vec_unary as *const u8),
+        ("ppl_vec_sign", vec_sign as *const u8),
         ("ppl_vec_binary", vec_binary as *const u8),
         ("ppl_copy", copy as *const u8),
         ("ppl_sum", sum as *const u8),
@@ -365,6 +402,8 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_split", split as *const u8),
         ("ppl_sample", sample as *const u8),
         ("ppl_gamma_sample_dshape", gamma_sample_dshape as *const u8),
+        ("ppl_softplus_sigmoid", softplus_sigmoid as *const u8),
+        ("ppl_vec_softplus_sigmoid", vec_softplus_sigmoid as *const u8),
         ("ppl_int_arith", int_arith as *const u8),
         ("ppl_tape_push", tape_push as *const u8),
         ("ppl_tape_pop", tape_pop as *const u8),

@@ -36,7 +36,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
     match name {
         "ppl_real_unary" => (vec![I64, F64], vec![F64]),
         "ppl_real_binary" => (vec![I64, F64, F64], vec![F64]),
-        "ppl_vec_unary" => (vec![I64, I64, I64, I64], vec![]),
+        "ppl_vec_unary" | "ppl_vec_sign" => (vec![I64, I64, I64, I64], vec![]),
         "ppl_vec_binary" | "ppl_vec_arith" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![]),
         "ppl_copy" => (vec![I64, I64, I64], vec![]),
         "ppl_sum" | "ppl_logsumexp" | "ppl_minimum" | "ppl_maximum" => (vec![I64, I64], vec![F64]),
@@ -48,6 +48,8 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_split" => (vec![I64, I64, I64], vec![]),
         "ppl_sample" => (vec![I64, I64, I64, F64, I64, I64, I64], vec![I64]),
         "ppl_gamma_sample_dshape" => (vec![F64, F64], vec![F64]),
+        "ppl_softplus_sigmoid" => (vec![F64, I64], vec![F64]),
+        "ppl_vec_softplus_sigmoid" => (vec![I64, I64, I64, I64], vec![]),
         "ppl_int_arith" => (vec![I64, I64, I64, I64], vec![I64]),
         "ppl_subsample" => (vec![I64, I64, I64, I64, I64], vec![I64]),
         "ppl_tape_push" => (vec![I64, I64, I64], vec![]),
@@ -462,6 +464,24 @@ impl Translator<'_, '_> {
                     bits
                 })
             }
+            Op::Kernel(Kernel::SoftplusSigmoid, args) => {
+                let (&[x], &[_, sigmoid]) = (args.as_slice(), inst.results.as_slice()) else {
+                    return error("softplus_sigmoid takes one value and gives two");
+                };
+                if let Type::Vec(_) | Type::Mat(..) = ty {
+                    let (softplus_dst, sigmoid_dst) = (self.address(result)?, self.address(sigmoid)?);
+                    let (src, n) = (self.address(x)?, self.iconst(len(ty)));
+                    self.call("ppl_vec_softplus_sigmoid", &[softplus_dst, sigmoid_dst, src, n])?;
+                    None
+                } else {
+                    let x = self.scalar(x)?;
+                    let scratch = self.b.ins().iadd_imm(self.failed, super::WORD_AFTER_FAILED);
+                    let softplus = self.call1("ppl_softplus_sigmoid", &[x, scratch])?;
+                    let sigmoid_value = self.b.ins().load(types::F64, MemFlags::trusted(), scratch, 0);
+                    self.scalars.insert(sigmoid, sigmoid_value);
+                    Some(softplus)
+                }
+            }
             Op::Kernel(Kernel::GammaSampleDShape, args) => {
                 let (x, shape) = (self.scalar(args[0])?, self.scalar(args[1])?);
                 Some(self.call1("ppl_gamma_sample_dshape", &[x, shape])?)
@@ -540,10 +560,32 @@ impl Translator<'_, '_> {
     fn unary(&mut self, op: UnaryOp, a: Value, result: Value, ty: Type) -> Result<Option<cl::Value>, IrError> {
         let operand_type = self.ty(a)?;
         if let Type::Vec(_) | Type::Mat(..) = ty {
-            let address = shims::unary_address(op).ok_or(IrError { message: format!("{op:?} of a vector") })?;
             let (dst, src) = (self.address(result)?, self.address(a)?);
-            let args = [self.iconst(address), dst, src, self.iconst(len(ty))];
-            self.call("ppl_vec_unary", &args)?;
+            let n = len(ty);
+            match op {
+                // Exact: the bits themselves, copied.
+                UnaryOp::Detach => self.copy_words(dst, src, n)?,
+                // Exact: the sign bit flipped or cleared, inline for short vectors (as for
+                // scalars), by a loop the compiler vectorises for long ones.
+                UnaryOp::Neg | UnaryOp::Abs if n <= INLINE_WORDS => {
+                    for k in 0..n {
+                        let offset = (k * 8) as i32;
+                        let x = self.b.ins().load(types::F64, MemFlags::trusted(), src, offset);
+                        let y = if op == UnaryOp::Neg { self.b.ins().fneg(x) } else { self.b.ins().fabs(x) };
+                        self.b.ins().store(MemFlags::trusted(), y, dst, offset);
+                    }
+                }
+                UnaryOp::Neg | UnaryOp::Abs => {
+                    let code = self.iconst(i64::from(op == UnaryOp::Abs));
+                    let n = self.iconst(n);
+                    self.call("ppl_vec_sign", &[code, dst, src, n])?;
+                }
+                _ => {
+                    let address = shims::unary_address(op).ok_or(IrError { message: format!("{op:?} of a vector") })?;
+                    let args = [self.iconst(address), dst, src, self.iconst(n)];
+                    self.call("ppl_vec_unary", &args)?;
+                }
+            }
             return Ok(None);
         }
         let x = self.scalar(a)?;

@@ -227,6 +227,10 @@ impl Frame {
                 })?;
                 Ok(vec![drawn, RuntimeValue::Rng(Box::new(stream))])
             }
+            Op::Kernel(Kernel::SoftplusSigmoid, args) => match args.as_slice() {
+                [x] => softplus_and_sigmoid(self.get(*x)?),
+                _ => fail("softplus_sigmoid takes one argument", None),
+            },
             Op::Kernel(Kernel::GammaSampleDShape, args) => match args.as_slice() {
                 [x, shape] => one(RuntimeValue::Real(ppl_runtime::gamma_sample_dshape(
                     self.get(*x)?.as_real()?,
@@ -326,6 +330,24 @@ pub fn real_binary(op: BinaryOp) -> Option<fn(f64, f64) -> f64> {
         BinaryOp::AtLeast => |a, b| if a >= b { 1.0 } else { 0.0 },
         BinaryOp::And | BinaryOp::Or => return None,
     })
+}
+
+/// `[softplus(x), sigmoid(x)]` elementwise, by the runtime's kernels for both at once: the
+/// scalar one for a real, the slice one (which compiled code calls too) for a vector or matrix.
+fn softplus_and_sigmoid(x: &RuntimeValue) -> Result<Vec<RuntimeValue>, InterpError> {
+    if let RuntimeValue::Real(x) = x {
+        let (softplus, sigmoid) = ppl_runtime::softplus_and_sigmoid(*x);
+        return Ok(vec![RuntimeValue::Real(softplus), RuntimeValue::Real(sigmoid)]);
+    }
+    let (mut softplus, mut sigmoid) = (x.clone(), x.clone());
+    match (&mut softplus, &mut sigmoid) {
+        (RuntimeValue::Vec(s), RuntimeValue::Vec(g))
+        | (RuntimeValue::Mat { data: s, .. }, RuntimeValue::Mat { data: g, .. }) => {
+            ppl_runtime::softplus_and_sigmoid_slices(x.elements()?, s, g);
+        }
+        _ => return fail(format!("softplus_sigmoid of a {}", x.kind()), None),
+    }
+    Ok(vec![softplus, sigmoid])
 }
 
 fn unary_op(op: UnaryOp, value: &RuntimeValue) -> Result<RuntimeValue, InterpError> {

@@ -2,13 +2,14 @@
 //! replaced by the first one's results, where those are visible.
 //!
 //! Every operation but the tape and checks is a pure function of its operands (a draw of the
-//! same stream value gives the same number), so merging those is sound. Operations with
+//! same stream value gives the same number), so merging those is sound. A softplus or sigmoid
+//! after a [`Kernel::SoftplusSigmoid`] of the same value is that kernel's result. Operations with
 //! blocks are not merged; what their blocks compute may reuse what encloses them, but not the
 //! other way round.
 
 use std::collections::{HashMap, HashSet};
 
-use super::function::{Block, Function, Inst, Op, Value};
+use super::function::{Block, Function, Inst, Kernel, Op, UnaryOp, Value};
 
 /// Merges repeated operations of `function`, in place.
 pub fn eliminate_common_subexpressions(function: &mut Function) {
@@ -88,6 +89,16 @@ fn rewrite_block(
                 }
                 if let Some(scope) = known.last_mut() {
                     scope.insert(key, inst.results.clone());
+                    // Each result of a softplus-and-sigmoid kernel is also what the unary
+                    // operation giving it alone would compute.
+                    if let (Op::Kernel(Kernel::SoftplusSigmoid, args), &[softplus, sigmoid]) =
+                        (&*op, inst.results.as_slice())
+                    {
+                        if let &[x] = args.as_slice() {
+                            scope.insert(format!("{:?}", Op::Unary(UnaryOp::Softplus, x)), vec![softplus]);
+                            scope.insert(format!("{:?}", Op::Unary(UnaryOp::Sigmoid, x)), vec![sigmoid]);
+                        }
+                    }
                 }
             }
         }

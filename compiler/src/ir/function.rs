@@ -171,6 +171,12 @@ pub enum Sampler {
 pub enum Kernel {
     /// `[x, shape]`: ∂x/∂shape for x ~ Gamma(shape, 1), by implicit differentiation of the CDF.
     GammaSampleDShape,
+    /// `[x]` (a real, vector or matrix): `results = [softplus(x), sigmoid(x)]`, elementwise,
+    /// with the bits of [`UnaryOp::Softplus`] and [`UnaryOp::Sigmoid`] but one exponential per
+    /// element instead of two (`ppl_runtime::softplus_and_sigmoid`). `jvp` computes a
+    /// differentiated softplus this way, since its derivative is the sigmoid; `dce` narrows it
+    /// back to the one unary operation when only one of its results is used.
+    SoftplusSigmoid,
 }
 
 /// A choice whose gradient rule runs the rest of its expectation more than once

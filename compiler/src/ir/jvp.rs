@@ -4,7 +4,9 @@
 //! `f'(x₁ … xₙ, ẋᵢ for each i in wrt) -> (y₁ … yₘ, ẏⱼ for each real-valued yⱼ)`: the same
 //! primal computation, interleaved with the tangent of every real value, which is linear in
 //! the input tangents. Tangents that are structurally zero (constants, draws, `detach`,
-//! integer code) are never materialised, except where a block must yield one.
+//! integer code) are never materialised, except where a block must yield one. A
+//! differentiated `softplus` and its derivative, the `sigmoid` of the same argument, come from
+//! one [`Kernel::SoftplusSigmoid`], which shares their exponential.
 //!
 //! This is the forward-mode program the ADEV core keeps for testing reverse mode against;
 //! it must not change what the primal part computes.
@@ -12,7 +14,7 @@
 use std::collections::HashMap;
 
 use super::builder::FunctionBuilder;
-use super::function::{BinaryOp, Block, CompareOp, Function, Op, ReduceOp, UnaryOp, Value};
+use super::function::{BinaryOp, Block, CompareOp, Function, Kernel, Op, ReduceOp, UnaryOp, Value};
 use super::types::Type;
 use super::verify::IrError;
 
@@ -122,6 +124,10 @@ impl Jvp<'_> {
                 Op::Expect { .. } | Op::Branch { .. } => {
                     return Err(IrError { message: "jvp of an unexpanded expectation".into() });
                 }
+                Op::Unary(UnaryOp::Softplus, a) if self.t(a).is_some() => self.softplus_sigmoid(*a, &inst.results)?,
+                Op::Kernel(Kernel::SoftplusSigmoid, args) if args.len() == 1 => {
+                    self.softplus_sigmoid(args[0], &inst.results)?
+                }
                 op => {
                     let mapped = self.map_operands(op)?;
                     let results = self.builder.push(mapped.clone())?;
@@ -134,6 +140,33 @@ impl Jvp<'_> {
                         }
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// A softplus of `a` whose tangent is not zero, or a [`Kernel::SoftplusSigmoid`] of `a`
+    /// (`results` are the source's: the softplus, then the sigmoid if there is one). The
+    /// softplus's derivative is the sigmoid of the same argument, so one kernel computes both
+    /// (the bits of each, for one exponential per element); the sigmoid's tangent is the
+    /// [`UnaryOp::Sigmoid`] rule's.
+    fn softplus_sigmoid(&mut self, a: Value, results: &[Value]) -> Result<(), IrError> {
+        let x = self.primal(a)?;
+        let fused = self.builder.push(Op::Kernel(Kernel::SoftplusSigmoid, vec![x]))?;
+        let (&[softplus, sigmoid], Some(&source_softplus)) = (fused.as_slice(), results.first()) else {
+            return Err(IrError { message: "a softplus_sigmoid without its two results".into() });
+        };
+        let source_sigmoid = results.get(1).copied();
+        self.primal.insert(source_softplus, softplus);
+        if let Some(source_sigmoid) = source_sigmoid {
+            self.primal.insert(source_sigmoid, sigmoid);
+        }
+        let Some(dx) = self.t(&a) else { return Ok(()) };
+        let tangent = self.binary(BinaryOp::Mul, sigmoid, dx)?;
+        self.tangent.insert(source_softplus, tangent);
+        if let Some(source_sigmoid) = source_sigmoid {
+            if let Some(tangent) = self.unary_tangent(UnaryOp::Sigmoid, x, sigmoid, dx)? {
+                self.tangent.insert(source_sigmoid, tangent);
             }
         }
         Ok(())
@@ -319,6 +352,8 @@ impl Jvp<'_> {
                 let complement = self.binary(BinaryOp::Sub, one, y)?;
                 self.binary(BinaryOp::Mul, y, complement)?
             }
+            // Not reached from `insts`, which computes a differentiated softplus with its
+            // derivative in one kernel (`softplus_sigmoid`); the same tangent, by definition.
             UnaryOp::Softplus => self.unary(UnaryOp::Sigmoid, x)?,
             UnaryOp::Lgamma => self.unary(UnaryOp::Digamma, x)?,
             UnaryOp::Digamma => self.unary(UnaryOp::Trigamma, x)?,

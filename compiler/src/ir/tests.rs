@@ -108,11 +108,13 @@ mod forward_mode {
     use crate::interp::{run, RuntimeValue};
     use crate::ir::jvp::jvp;
     use crate::ir::verify::verify;
-    use crate::ir::{BinaryOp, CompareOp, Function, FunctionBuilder, Noise, Op, ReduceOp, Type, UnaryOp, Value};
+    use crate::ir::{
+        BinaryOp, CompareOp, Function, FunctionBuilder, Kernel, Noise, Op, ReduceOp, Type, UnaryOp, Value,
+    };
 
     /// A function of (theta: real, v: vec[3], rng) -> real exercising every tangent rule:
-    /// every unary and binary operation, select, build, extract, reductions, products,
-    /// a branch and a loop carrying a real.
+    /// every unary and binary operation, the softplus-and-sigmoid kernel, select, build,
+    /// extract, reductions, products, a branch and a loop carrying a real.
     fn everything() -> Function {
         let (mut b, params) = FunctionBuilder::new("everything", &[Type::Real, Type::Vec(3), Type::Rng]);
         let (theta, v, rng) = (params[0], params[1], params[2]);
@@ -146,6 +148,15 @@ mod forward_mode {
             };
             terms.push(b.push1(Op::Unary(op, operand)).expect("unary"));
         }
+        let both = b.push(Op::Kernel(Kernel::SoftplusSigmoid, vec![theta])).expect("softplus_sigmoid");
+        terms.extend(both);
+        let scaled_v = b.push1(Op::Binary(BinaryOp::Mul, v, theta)).expect("mul");
+        let both = b.push(Op::Kernel(Kernel::SoftplusSigmoid, vec![scaled_v])).expect("softplus_sigmoid");
+        for result in both {
+            terms.push(b.push1(Op::Reduce(ReduceOp::Sum, result)).expect("sum"));
+        }
+        let softplus_v = b.push1(Op::Unary(UnaryOp::Softplus, v)).expect("softplus");
+        terms.push(b.push1(Op::Reduce(ReduceOp::Sum, softplus_v)).expect("sum"));
         for op in
             [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Min, BinaryOp::Max]
         {
@@ -223,6 +234,38 @@ mod forward_mode {
         }
     }
 
+    /// A differentiated softplus and its derivative come from one kernel; one whose argument
+    /// has no tangent stays a plain softplus.
+    #[test]
+    fn a_differentiated_softplus_shares_its_kernel_with_its_derivative() {
+        let (mut b, params) = FunctionBuilder::new("softplus", &[Type::Vec(3), Type::Real]);
+        let differentiated = b.push1(Op::Unary(UnaryOp::Softplus, params[0])).expect("softplus");
+        let constant = b.push1(Op::Unary(UnaryOp::Softplus, params[1])).expect("softplus");
+        let sum = b.push1(Op::Reduce(ReduceOp::Sum, differentiated)).expect("sum");
+        let total = b.push1(Op::Binary(BinaryOp::Add, sum, constant)).expect("add");
+        let function = b.finish(vec![total]).expect("finish");
+        let forward = jvp(&function, &[true, false]).expect("jvp");
+        verify(&forward).unwrap_or_else(|e| panic!("{e}\n{forward}"));
+        let printed = forward.to_string();
+        assert!(
+            printed.contains("%3: vec[3], %4: vec[3] = softplus_sigmoid %0\n    %5: vec[3] = mul %4, %2"),
+            "{printed}"
+        );
+        assert!(printed.contains("= softplus %1") && !printed.contains("= sigmoid %"), "{printed}");
+        let args = vec![
+            RuntimeValue::Vec(vec![0.5, -40.0, 3.0]),
+            RuntimeValue::Real(2.0),
+            RuntimeValue::Vec(vec![1.0, 2.0, -1.0]),
+        ];
+        let out = run(&forward, args).expect("runs");
+        let (primal, tangent) = (out[0].as_real().expect("real"), out[1].as_real().expect("real"));
+        let softplus = |x: f64| ppl_runtime::softplus(x);
+        let sigmoid = |x: f64| ppl_runtime::sigmoid(x);
+        let expected = softplus(0.5) + softplus(-40.0) + softplus(3.0) + softplus(2.0);
+        assert_eq!(primal.to_bits(), expected.to_bits());
+        assert_eq!(tangent.to_bits(), (sigmoid(0.5) + 2.0 * sigmoid(-40.0) - sigmoid(3.0)).to_bits());
+    }
+
     #[test]
     fn no_derivative_flows_through_detach() {
         let (mut b, params) = FunctionBuilder::new("detached", &[Type::Real]);
@@ -251,7 +294,7 @@ mod dead_code {
     use crate::interp::{run, RuntimeValue};
     use crate::ir::dce::eliminate_dead_code;
     use crate::ir::verify::verify;
-    use crate::ir::{BinaryOp, FunctionBuilder, Noise, Op, Type, UnaryOp};
+    use crate::ir::{BinaryOp, FunctionBuilder, Kernel, Noise, Op, ReduceOp, Type, UnaryOp};
 
     #[test]
     fn unused_instructions_go_and_results_stay_the_same() {
@@ -277,6 +320,25 @@ mod dead_code {
         verify(&function).expect("still verifies");
         assert_eq!(function.body.insts.len(), 2, "only the used draw and the sum remain:\n{function}");
         assert_eq!(run(&function, args()).expect("runs"), before);
+    }
+
+    /// A softplus-and-sigmoid kernel of which one result is used becomes the unary operation
+    /// giving that one.
+    #[test]
+    fn a_kernel_with_one_result_used_is_narrowed_to_it() {
+        for (used, name) in [(0, "softplus"), (1, "sigmoid")] {
+            let (mut b, params) = FunctionBuilder::new("f", &[Type::Vec(2)]);
+            let both = b.push(Op::Kernel(Kernel::SoftplusSigmoid, vec![params[0]])).expect("softplus_sigmoid");
+            let sum = b.push1(Op::Reduce(ReduceOp::Sum, both[used])).expect("sum");
+            let mut function = b.finish(vec![sum]).expect("finish");
+            let args = || vec![RuntimeValue::Vec(vec![0.3, -2.0])];
+            let before = run(&function, args()).expect("runs");
+            eliminate_dead_code(&mut function);
+            verify(&function).unwrap_or_else(|e| panic!("{e}\n{function}"));
+            let printed = function.to_string();
+            assert!(printed.contains(&format!("= {name} %0")) && !printed.contains("softplus_sigmoid"), "{printed}");
+            assert_eq!(run(&function, args()).expect("runs"), before);
+        }
     }
 
     #[test]
@@ -334,6 +396,35 @@ mod common_subexpressions {
         assert_eq!(printed.matches("sin %0").count(), 2, "a branch's value is not visible in the other:\n{printed}");
         assert_eq!(run(&function, vec![RuntimeValue::Real(0.3)]).expect("runs"), before);
     }
+}
+
+/// A softplus or sigmoid of a value the softplus-and-sigmoid kernel has taken is its result.
+#[test]
+fn the_softplus_and_sigmoid_after_their_kernel_are_its_results() {
+    use super::function::{Kernel, UnaryOp};
+    let (mut b, params) = FunctionBuilder::new("f", &[Type::Real]);
+    let both = b.push(Op::Kernel(Kernel::SoftplusSigmoid, vec![params[0]])).expect("softplus_sigmoid");
+    let softplus = b.push1(Op::Unary(UnaryOp::Softplus, params[0])).expect("softplus");
+    let sigmoid = b.push1(Op::Unary(UnaryOp::Sigmoid, params[0])).expect("sigmoid");
+    let first = b.push1(Op::Binary(BinaryOp::Mul, softplus, both[1])).expect("mul");
+    let second = b.push1(Op::Binary(BinaryOp::Mul, both[0], sigmoid)).expect("mul");
+    let mut function = b.finish(vec![first, second]).expect("finish");
+    let before = crate::interp::run(&function, vec![crate::interp::RuntimeValue::Real(0.7)]).expect("runs");
+    super::cse::eliminate_common_subexpressions(&mut function);
+    super::dce::eliminate_dead_code(&mut function);
+    assert_eq!(verify(&function), Ok(()));
+    assert_eq!(
+        function.to_string(),
+        "fn f(%0: real) -> (real, real) {
+    %1: real, %2: real = softplus_sigmoid %0
+    %5: real = mul %1, %2
+    return %5, %5
+}"
+    );
+    let after = crate::interp::run(&function, vec![crate::interp::RuntimeValue::Real(0.7)]).expect("runs");
+    assert_eq!(after, before);
+    assert!(super::verify::result_types(&Op::Kernel(Kernel::SoftplusSigmoid, vec![params[0]]), |_| Some(Type::Int))
+        .is_err());
 }
 
 mod constant_folding {

@@ -181,6 +181,13 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
             }
             Ok(vec![value, Type::Rng])
         }
+        Op::Kernel(Kernel::SoftplusSigmoid, args) => {
+            let types = args.iter().map(|arg| ty(*arg)).collect::<Result<Vec<_>, _>>()?;
+            match types[..] {
+                [t @ (Type::Real | Type::Vec(_) | Type::Mat(..))] => Ok(vec![t, t]),
+                _ => error(format!("softplus_sigmoid of {types:?}")),
+            }
+        }
         Op::Kernel(Kernel::GammaSampleDShape, args) => {
             let types = args.iter().map(|arg| ty(*arg)).collect::<Result<Vec<_>, _>>()?;
             if types == [Type::Real, Type::Real] {
