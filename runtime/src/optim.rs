@@ -648,61 +648,63 @@ impl Optimizer {
         }
         let lr = self.learning_rate();
         let first_step = self.steps_taken == 0;
-        // The shapes all match, so walking every parameter's elements in order pairs each value
-        // with its gradient and its slot in every buffer.
-        let elements = params.iter_mut().flatten().zip(grads.iter().flatten().copied());
-        match &mut self.rule {
-            Rule::Sgd { momentum_buffer: None, .. } => {
-                for (param, grad) in elements {
-                    *param -= lr * grad;
-                }
-            }
-            Rule::Sgd { momentum, nesterov, momentum_buffer: Some(buffer) } => {
-                let (momentum, nesterov) = (*momentum, *nesterov);
-                for ((param, grad), velocity) in elements.zip(buffer.iter_mut().flatten()) {
-                    // PyTorch starts the buffer at the first gradient, not at μ·0 + g (which
-                    // would differ only in the sign of a zero).
-                    *velocity = if first_step { grad } else { momentum * *velocity + grad };
-                    let direction = if nesterov { grad + momentum * *velocity } else { *velocity };
-                    *param -= lr * direction;
-                }
-            }
-            Rule::Adam { beta1, beta2, eps, weight_decay, exp_avg, exp_avg_sq } => {
-                let (beta1, beta2, eps) = (*beta1, *beta2, *eps);
-                let t = (self.steps_taken + 1) as f64;
-                let step_size = lr / (1.0 - libm::pow(beta1, t));
-                let bias_correction2_sqrt = (1.0 - libm::pow(beta2, t)).sqrt();
-                // Decoupled decay shrinks the parameter itself, outside the adaptive scaling.
-                let decay = 1.0 - lr * *weight_decay;
-                let moments = exp_avg.iter_mut().flatten().zip(exp_avg_sq.iter_mut().flatten());
-                for ((param, grad), (mean, mean_square)) in elements.zip(moments) {
-                    *param *= decay;
-                    *mean = beta1 * *mean + (1.0 - beta1) * grad;
-                    *mean_square = beta2 * *mean_square + (1.0 - beta2) * grad * grad;
-                    let denominator = mean_square.sqrt() / bias_correction2_sqrt + eps;
-                    *param -= step_size * (*mean / denominator);
-                }
-            }
-            Rule::RmsProp { alpha, eps, momentum, square_avg, momentum_buffer } => {
-                let (alpha, eps, momentum) = (*alpha, *eps, *momentum);
-                let mut velocities = momentum_buffer.as_mut().map(|buffer| buffer.iter_mut().flatten());
-                for ((param, grad), mean_square) in elements.zip(square_avg.iter_mut().flatten()) {
-                    *mean_square = alpha * *mean_square + (1.0 - alpha) * grad * grad;
-                    let scaled = grad / (mean_square.sqrt() + eps);
-                    match velocities.as_mut().and_then(Iterator::next) {
-                        Some(velocity) => {
-                            *velocity = momentum * *velocity + scaled;
-                            *param -= lr * *velocity;
-                        }
-                        None => *param -= lr * scaled,
+        let t = (self.steps_taken + 1) as f64;
+        // Parameter by parameter, so that each update is a loop over slices the compiler runs at
+        // full vector width (the shapes all match: element i of every buffer is parameter i's).
+        for (k, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
+            let elements = param.iter_mut().zip(grad.iter().copied());
+            match &mut self.rule {
+                Rule::Sgd { momentum_buffer: None, .. } => {
+                    for (param, grad) in elements {
+                        *param -= lr * grad;
                     }
                 }
-            }
-            Rule::Adagrad { eps, sum } => {
-                let eps = *eps;
-                for ((param, grad), sum_of_squares) in elements.zip(sum.iter_mut().flatten()) {
-                    *sum_of_squares += grad * grad;
-                    *param -= lr * (grad / (sum_of_squares.sqrt() + eps));
+                Rule::Sgd { momentum, nesterov, momentum_buffer: Some(buffer) } => {
+                    let (momentum, nesterov) = (*momentum, *nesterov);
+                    for ((param, grad), velocity) in elements.zip(buffer[k].iter_mut()) {
+                        // PyTorch starts the buffer at the first gradient, not at μ·0 + g (which
+                        // would differ only in the sign of a zero).
+                        *velocity = if first_step { grad } else { momentum * *velocity + grad };
+                        let direction = if nesterov { grad + momentum * *velocity } else { *velocity };
+                        *param -= lr * direction;
+                    }
+                }
+                Rule::Adam { beta1, beta2, eps, weight_decay, exp_avg, exp_avg_sq } => {
+                    let (beta1, beta2, eps) = (*beta1, *beta2, *eps);
+                    let step_size = lr / (1.0 - libm::pow(beta1, t));
+                    let bias_correction2_sqrt = (1.0 - libm::pow(beta2, t)).sqrt();
+                    // Decoupled decay shrinks the parameter itself, outside the adaptive scaling.
+                    let decay = 1.0 - lr * *weight_decay;
+                    let moments = exp_avg[k].iter_mut().zip(exp_avg_sq[k].iter_mut());
+                    for ((param, grad), (mean, mean_square)) in elements.zip(moments) {
+                        *param *= decay;
+                        *mean = beta1 * *mean + (1.0 - beta1) * grad;
+                        *mean_square = beta2 * *mean_square + (1.0 - beta2) * grad * grad;
+                        let denominator = mean_square.sqrt() / bias_correction2_sqrt + eps;
+                        *param -= step_size * (*mean / denominator);
+                    }
+                }
+                Rule::RmsProp { alpha, eps, momentum, square_avg, momentum_buffer } => {
+                    let (alpha, eps, momentum) = (*alpha, *eps, *momentum);
+                    let mut velocities = momentum_buffer.as_mut().map(|buffer| buffer[k].iter_mut());
+                    for ((param, grad), mean_square) in elements.zip(square_avg[k].iter_mut()) {
+                        *mean_square = alpha * *mean_square + (1.0 - alpha) * grad * grad;
+                        let scaled = grad / (mean_square.sqrt() + eps);
+                        match velocities.as_mut().and_then(Iterator::next) {
+                            Some(velocity) => {
+                                *velocity = momentum * *velocity + scaled;
+                                *param -= lr * *velocity;
+                            }
+                            None => *param -= lr * scaled,
+                        }
+                    }
+                }
+                Rule::Adagrad { eps, sum } => {
+                    let eps = *eps;
+                    for ((param, grad), sum_of_squares) in elements.zip(sum[k].iter_mut()) {
+                        *sum_of_squares += grad * grad;
+                        *param -= lr * (grad / (sum_of_squares.sqrt() + eps));
+                    }
                 }
             }
         }

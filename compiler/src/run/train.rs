@@ -104,7 +104,7 @@ struct ParticleSums {
 impl ParticleSums {
     fn clear(&mut self) {
         self.value = 0.0;
-        self.gradient.iter_mut().flatten().for_each(|x| *x = 0.0);
+        self.gradient.iter_mut().for_each(|values| values.fill(0.0));
         self.failed = None;
     }
 }
@@ -207,14 +207,16 @@ impl<'a> Session<'a> {
             for (g, group) in groups.iter_mut().enumerate() {
                 let value =
                     self.average_gradient(group, &settings, command_index, g, step, parallel.unwrap_or(false))?;
-                if !value.is_finite() || group.gradient.iter().flatten().any(|x| !x.is_finite()) {
+                if !value.is_finite() || !group.gradient.iter().all(|values| values.iter().all(|x| x.is_finite())) {
                     finite = false;
                     if !settings.skip_nan {
                         return Err(self.divergence(group, &settings, command_index, g, step, value));
                     }
                 }
-                for element in group.gradient.iter_mut().flatten() {
-                    *element *= sign;
+                // Tensor by tensor (rather than through `flatten`), so each loop runs at full
+                // vector width: a network's gradient has hundreds of thousands of elements.
+                for values in &mut group.gradient {
+                    values.iter_mut().for_each(|element| *element *= sign);
                 }
                 let norm = match settings.clip {
                     Some(limit) => clip_by_norm(&mut group.gradient, limit),
@@ -344,7 +346,7 @@ impl<'a> Session<'a> {
         parallel: bool,
     ) -> Result<f64, Diagnostic> {
         group.executor.set_params(self.params.flat());
-        group.gradient.iter_mut().flatten().for_each(|x| *x = 0.0);
+        group.gradient.iter_mut().for_each(|values| values.fill(0.0));
         let mut value = 0.0;
         let mut failed = None;
         let gradients = &group.gradients;
@@ -379,8 +381,8 @@ impl<'a> Session<'a> {
             },
             |sums| {
                 value += sums.value;
-                for (total, chunk) in gradient.iter_mut().flatten().zip(sums.gradient.iter().flatten()) {
-                    *total += chunk;
+                for (total, chunk) in gradient.iter_mut().zip(&sums.gradient) {
+                    total.iter_mut().zip(chunk).for_each(|(total, x)| *total += x);
                 }
                 failed = sums.failed;
                 failed.is_none()
@@ -395,8 +397,8 @@ impl<'a> Session<'a> {
             });
         }
         let count = particles as f64;
-        for element in group.gradient.iter_mut().flatten() {
-            *element /= count;
+        for values in &mut group.gradient {
+            values.iter_mut().for_each(|element| *element /= count);
         }
         Ok(value / count)
     }
