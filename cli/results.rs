@@ -104,6 +104,7 @@ impl Record {
     /// Writes every file into `dir` (created if needed), `run.json` last.
     pub fn write(&self, dir: &Path, params: &[(String, Printed)], run: Value) -> Result<(), String> {
         prepare(dir)?;
+        let params_in_place = params;
         let params: serde_json::Map<String, Value> =
             params.iter().map(|(name, value)| (name.clone(), crate::report::printed(value))).collect();
         let mut csv = String::from("command,step,objective,running_objective,gradient_norm,learning_rate\n");
@@ -113,20 +114,26 @@ impl Record {
                 row.command, row.step, row.objective, row.running, row.gradient_norm, row.learning_rate
             ));
         }
-        let mut files = vec![
-            ("params.json".to_string(), pretty(&Value::Object(params))),
-            ("trace.csv".to_string(), csv),
-            ("loss.svg".to_string(), self.plot()?),
+        let mut files: Vec<(String, Vec<u8>)> = vec![
+            ("params.json".to_string(), pretty(&Value::Object(params)).into_bytes()),
+            ("trace.csv".to_string(), csv.into_bytes()),
+            ("loss.svg".to_string(), self.plot()?.into_bytes()),
         ];
+        // Each vector and matrix parameter also as NumPy reads it (`numpy.load("DIR/w.npy")`).
+        for (name, value) in params_in_place {
+            if let Some(array) = npy(value) {
+                files.push((format!("{name}.npy"), array));
+            }
+        }
         for (k, draws) in self.draws.iter().enumerate() {
-            files.push((format!("samples-{}.csv", k + 1), draws_csv(draws.columns())));
-            files.push((format!("samples-{}.svg", k + 1), draws_svg(draws.source(), draws.columns())?));
+            files.push((format!("samples-{}.csv", k + 1), draws_csv(draws.columns()).into_bytes()));
+            files.push((format!("samples-{}.svg", k + 1), draws_svg(draws.source(), draws.columns())?.into_bytes()));
         }
         let generation = previous_generation(dir).map_or(1, |previous| previous + 1);
         let mut manifest = serde_json::Map::new();
         for (name, contents) in &files {
             crate::files::write_atomically(&dir.join(name), contents)?;
-            manifest.insert(name.clone(), fingerprint(contents.as_bytes()));
+            manifest.insert(name.clone(), fingerprint(contents));
         }
         for (name, fingerprint) in &self.pictures {
             manifest.insert(name.clone(), fingerprint.clone());
@@ -204,6 +211,42 @@ pub fn prepare(dir: &Path) -> Result<(), String> {
 }
 
 /// A file's length and 64-bit FNV-1a checksum, as `run.json` records them.
+/// A vector or matrix of reals as a NumPy `.npy` file (format 1.0, little-endian `f64`, C order);
+/// `None` for other values.
+fn npy(value: &Printed) -> Option<Vec<u8>> {
+    let real = |item: &Printed| match item {
+        Printed::Real(x) => Some(*x),
+        _ => None,
+    };
+    let (shape, values) = match value {
+        Printed::List(rows) if rows.iter().all(|row| matches!(row, Printed::List(_))) && !rows.is_empty() => {
+            let rows: Vec<&Vec<Printed>> =
+                rows.iter().filter_map(|row| if let Printed::List(row) = row { Some(row) } else { None }).collect();
+            let cols = rows[0].len();
+            if rows.iter().any(|row| row.len() != cols) {
+                return None;
+            }
+            let values = rows.iter().flat_map(|row| row.iter().map(real)).collect::<Option<Vec<f64>>>()?;
+            (format!("({}, {cols})", rows.len()), values)
+        }
+        Printed::List(items) => (format!("({},)", items.len()), items.iter().map(real).collect::<Option<Vec<f64>>>()?),
+        _ => return None,
+    };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
+    // The magic, version and length take 10 bytes; the header ends in a newline and pads the
+    // whole preamble to a multiple of 64 bytes.
+    let padded = (10 + header.len() + 1).div_ceil(64) * 64;
+    header.push_str(&" ".repeat(padded - 10 - header.len() - 1));
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend(u16::try_from(header.len()).ok()?.to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for value in values {
+        bytes.extend(value.to_le_bytes());
+    }
+    Some(bytes)
+}
+
 fn fingerprint(bytes: &[u8]) -> Value {
     let checksum = bytes
         .iter()

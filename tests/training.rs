@@ -5,7 +5,7 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 
-use common::{conjugate, ppl, stderr, Scratch};
+use common::{conjugate, ppl, stderr, stdout, Scratch};
 use serde_json::Value;
 
 fn reports(output: &Output) -> Vec<Value> {
@@ -93,6 +93,36 @@ fn out_writes_params_trace_plot_and_record() {
         .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "no temporary files left: {leftovers:?}");
+}
+
+/// Vector and matrix parameters are also written as `.npy` files, which `load` (as NumPy) reads
+/// back to the values in `params.json`.
+#[test]
+fn out_writes_vector_and_matrix_params_as_npy_files() {
+    let scratch = Scratch::new("train-out-npy");
+    let path = scratch.file(
+        "p.ppl",
+        "param w: mat[2, 3] = [[1.5, -2.0, 3.25], [0.1, 0.2, 1e-300]];\n\
+         param v: vec[4] = [1.0, 2.0, 3.0, 4.0];\n\
+         param a: real = 2.0;\n\
+         maximize E { -sum(w * w) - sum(v * v) - a * a } with { steps: 3, optimizer: sgd(lr: 0.1) };\n",
+    );
+    let dir = scratch.0.join("results");
+    let output = ppl(&["run", "--quiet", "--out", dir.to_str().expect("utf-8"), path.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!dir.join("a.npy").exists(), "a real stays in params.json alone");
+    let reader = scratch.file(
+        "read.ppl",
+        "data w: mat[2, 3] = load(\"results/w.npy\");\ndata v: vec[4] = load(\"results/v.npy\");\nprint w, v;\n",
+    );
+    let output = ppl(&["run", "--json", reader.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed: Vec<Value> =
+        stdout(&output).lines().map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect();
+    let params: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("params.json")).expect("params.json"))
+        .expect("params.json is JSON");
+    assert_eq!(printed[0]["value"], params["w"], "{printed:?}");
+    assert_eq!(printed[1]["value"], params["v"], "{printed:?}");
 }
 
 #[test]
