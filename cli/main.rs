@@ -67,6 +67,10 @@ enum Command {
         /// What runs the compiled programs.
         #[arg(long, value_enum, default_value_t = BackendChoice::Jit)]
         backend: BackendChoice,
+        /// Run each minibatch's rows one by one instead of as one batched program (to compare:
+        /// the same draws, values equal up to the rounding of sums)
+        #[arg(long)]
+        row_by_row: bool,
     },
     /// Explore interactively: define models, evaluate estimates and gradients, train.
     Repl {
@@ -120,8 +124,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check { file } => check(&file, color),
         Command::Repl { files } => repl::run(&files, color),
-        Command::Run { file, json, seed, emit, quiet, full, out, resume, threads, backend } => {
-            run(&file, RunFlags { json, seed, emit, quiet, full, out, resume, threads, backend }, color)
+        Command::Run { file, json, seed, emit, quiet, full, out, resume, threads, backend, row_by_row } => {
+            run(&file, RunFlags { json, seed, emit, quiet, full, out, resume, threads, backend, row_by_row }, color)
         }
         Command::Fmt { file, check, write } => format(&file, check, write, color),
     };
@@ -164,6 +168,7 @@ struct RunFlags {
     resume: Option<PathBuf>,
     threads: Option<u64>,
     backend: BackendChoice,
+    row_by_row: bool,
 }
 
 fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> {
@@ -207,6 +212,7 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
         interrupt: Some(interrupt),
         resume,
         threads: flags.threads.map(|n| n as usize),
+        row_by_row: flags.row_by_row,
     };
     let started = std::time::Instant::now();
     let mut record = results::Record { keep_draws: flags.out.is_some(), ..results::Record::default() };

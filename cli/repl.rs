@@ -400,6 +400,7 @@ impl Repl {
             interrupt: Some(self.interrupt.clone()),
             resume: Some(ppl::run::Resume { params: carried, ..Default::default() }),
             threads: self.threads,
+            row_by_row: false,
         };
         let mut progress = Progress::new(self.progress_quiet);
         let color = self.color;

@@ -404,3 +404,63 @@ fn constants_that_calls_give_fix_particles_lengths_and_loops() {
         assert_eq!(output.status.code(), Some(0), "{command}: {}", stderr(&output));
     }
 }
+
+/// A minibatch runs as one batched program, or row by row with `--row-by-row`: the same draws,
+/// so the same numbers up to the rounding of sums, through `estimate`, `grad` and training.
+#[test]
+fn row_by_row_runs_give_the_numbers_of_batched_runs() {
+    let scratch = Scratch::new("run-row-by-row");
+    let rows: Vec<String> = (0..30)
+        .map(|i| {
+            format!(
+                "[{}]",
+                (0..6).map(|j| format!("{:?}", ((i * 6 + j) as f64 * 0.71).sin())).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    let program = format!(
+        "data rows: mat[30, 6] = [{}];
+gen model(w: mat[6, 3]) {{ z ~ mv_normal_diag(zeros(3), ones(3)); x ~ mv_normal_diag(w @ tanh(z), ones(6)); }}
+gen guide(x: vec[6], v: mat[6, 6]) {{ let h = v @ x; z ~ mv_normal_diag(h[..3], softplus(h[3..])); }}
+param w: mat[6, 3] = uniform_init(0.5);
+param v: mat[6, 6] = uniform_init(0.4);
+fn row_elbo(x: vec[6]) {{ elbo(model(w), guide(x, v), {{ x: x }}) }}
+print estimate(mean_over(rows, row_elbo, batch: 8), samples: 50);
+print grad(sum_over(rows, row_elbo, batch: 5), samples: 20);
+maximize mean_over(rows, row_elbo, batch: 8) with {{ optimizer: adam(lr: 0.01), steps: 30, seed: 2 }};
+print w, v;
+",
+        rows.join(", ")
+    );
+    let path = scratch.file("rows.ppl", &program);
+    let numbers = |flags: &[&str]| {
+        let output =
+            ppl(&[&["run", "--json", "--threads", "1"], flags, &[path.to_str().expect("a UTF-8 path")]].concat());
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let mut numbers = Vec::new();
+        for line in stdout(&output).lines() {
+            let report: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+            collect_numbers(&report, &mut numbers);
+        }
+        numbers
+    };
+    let (batched, row_by_row) = (numbers(&[]), numbers(&["--row-by-row"]));
+    assert_eq!(batched.len(), row_by_row.len());
+    assert!(batched.len() > 100, "{batched:?}");
+    for (k, (a, b)) in batched.iter().zip(&row_by_row).enumerate() {
+        assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()), "number {k}: batched {a}, row by row {b}");
+    }
+}
+
+/// Every number in a JSON value, in order (times excluded: they differ from run to run).
+fn collect_numbers(value: &serde_json::Value, numbers: &mut Vec<f64>) {
+    match value {
+        serde_json::Value::Number(number) => numbers.extend(number.as_f64()),
+        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_numbers(item, numbers)),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .filter(|(name, _)| name.as_str() != "seconds")
+            .for_each(|(_, item)| collect_numbers(item, numbers)),
+        _ => {}
+    }
+}

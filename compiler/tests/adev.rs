@@ -13,6 +13,9 @@
 //! - `finite_differences_match_reparameterised_gradients`: central differences of `primal` on a
 //!   fixed stream equal the `reverse` gradient of reparameterised programs (and of a gamma's
 //!   rate, which is pathwise);
+//! - `batched_minibatches_equal_their_rows_one_by_one`: a minibatch run as one batched program
+//!   (`ir::batch`) gives the value and gradient of running its rows one by one, up to summation
+//!   order, and its modes agree as above;
 //! - `implicit_gradients_match_the_cdf`: for `gamma`'s shape and `beta`, whose sampler is an
 //!   accept/reject algorithm, the reverse gradient equals the implicit-reparameterisation
 //!   derivative `−(∂F/∂θ)/p` at the draw the program made, with ∂F/∂θ by finite differences of
@@ -54,6 +57,10 @@ enum CompileError {
 }
 
 fn try_compile(program: &str) -> Result<Compiled, CompileError> {
+    try_compile_with(program, RunOptions::default())
+}
+
+fn try_compile_with(program: &str, options: RunOptions) -> Result<Compiled, CompileError> {
     let analysis = ppl::check_source("t.ppl", program);
     if analysis.has_errors() {
         return Err(CompileError::Check(analysis.render_diagnostics(ColorChoice::Never)));
@@ -61,7 +68,7 @@ fn try_compile(program: &str) -> Result<Compiled, CompileError> {
     let render = |diagnostic: ppl::diagnostics::Diagnostic| {
         ppl::diagnostics::render_all(&[diagnostic], &analysis.sources, ColorChoice::Never)
     };
-    let session = Session::new(&analysis, RunOptions::default()).map_err(|d| CompileError::Compile(render(d)))?;
+    let session = Session::new(&analysis, options).map_err(|d| CompileError::Compile(render(d)))?;
     let params = session.params().map(|(name, value)| (name.to_string(), value.clone())).collect();
     let objectives = session.compile_objectives().map_err(|d| CompileError::Compile(render(d)))?;
     drop(session);
@@ -1285,4 +1292,101 @@ print grad(second(a, b), samples: 1);
     }
     report("implicit_gradients_match_the_cdf", &failures);
     assert!(compared >= 4 * 4 * IMPLICIT_STREAMS as usize, "only {compared} gradient elements compared");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Batched minibatches
+// ---------------------------------------------------------------------------------------------
+
+/// A small VAE on binary images, a regression on rows of reals and an IWELBO per image, each
+/// over minibatches; the data and weights are fixed by the program.
+fn minibatch_program() -> String {
+    let bits = |i: usize| (0..5).map(|j| if (i * 7 + j * 3) % 5 < 2 { "1.0" } else { "0.0" }).collect::<Vec<_>>();
+    let images: Vec<String> = (0..24).map(|i| format!("[{}]", bits(i).join(", "))).collect();
+    let values: Vec<String> = (0..24)
+        .map(|i| {
+            let x = |k: usize| format!("{:?}", ((i * 3 + k) as f64 * 0.37).sin());
+            format!("[{}, {}, {}]", x(0), x(1), x(2))
+        })
+        .collect();
+    format!(
+        "data images: mat[24, 5] = [{}];\n\
+         data values: mat[24, 3] = [{}];\n\
+         gen decoder(w1: mat[4, 2], b1: vec[4], w2: mat[5, 4], b2: vec[5]) {{\n\
+             z ~ mv_normal_diag(zeros(2), ones(2));\n\
+             x ~ bernoulli_logit(w2 @ leaky_relu(w1 @ z + b1) + b2);\n\
+         }}\n\
+         gen encoder(x: vec[5], v1: mat[4, 5], c1: vec[4], v2: mat[4, 4], c2: vec[4]) {{\n\
+             let out = v2 @ tanh(v1 @ x + c1) + c2;\n\
+             z ~ mv_normal_diag(out[..2], softplus(out[2..]));\n\
+         }}\n\
+         param w1: mat[4, 2] = uniform_init(0.7);\n\
+         param b1: vec[4] = uniform_init(0.7);\n\
+         param w2: mat[5, 4] = uniform_init(0.5);\n\
+         param b2: vec[5] = uniform_init(0.5);\n\
+         param v1: mat[4, 5] = uniform_init(0.45);\n\
+         param c1: vec[4] = uniform_init(0.45);\n\
+         param v2: mat[4, 4] = uniform_init(0.5);\n\
+         param c2: vec[4] = uniform_init(0.5);\n\
+         param u: vec[3] = [0.4, -0.3, 0.8];\n\
+         param a: real = -0.2;\n\
+         fn image_elbo(x: vec[5]) {{ elbo(decoder(w1, b1, w2, b2), encoder(x, v1, c1, v2, c2), {{ x: x }}) }}\n\
+         fn image_iwelbo(x: vec[5]) {{ iwelbo(decoder(w1, b1, w2, b2), encoder(x, v1, c1, v2, c2), {{ x: x }}, 3) }}\n\
+         fn regression(r: vec[3]) {{ E {{ s ~ normal(dot(u, r), exp(a)); -(s - r[0])^2 + sum(r * u) * s }} }}\n\
+         print grad(mean_over(images, image_elbo, batch: 8), samples: 3);\n\
+         print grad(sum_over(values, regression, batch: 6), samples: 3);\n\
+         print grad(mean_over(images, image_iwelbo, batch: 4), samples: 3);\n",
+        images.join(", "),
+        values.join(", "),
+    )
+}
+
+#[test]
+fn batched_minibatches_equal_their_rows_one_by_one() {
+    let program = minibatch_program();
+    let batched = compile(&program).unwrap_or_else(|error| panic!("{error}"));
+    let options = RunOptions { row_by_row: true, ..Default::default() };
+    let one_by_one = match try_compile_with(&program, options) {
+        Ok(compiled) => compiled,
+        Err(CompileError::Check(error) | CompileError::Compile(error)) => panic!("{error}"),
+    };
+    // The VAE's layers run as products of the 8 rows' stack with each weight matrix.
+    let primal = batched.objectives[0].1.primal.to_string();
+    assert!(primal.contains(": mat[8, 4] = matmul"), "the minibatch was not batched:\n{primal}");
+    assert!(!one_by_one.objectives[0].1.primal.to_string().contains(": mat[8, 4] = matmul"));
+
+    let mut failures = Vec::new();
+    let params: Vec<RuntimeValue> = batched.params.iter().map(|(_, value)| value.clone()).collect();
+    let mut compared = 0;
+    for (index, ((objective, estimator), (_, reference))) in
+        batched.objectives.iter().zip(&one_by_one.objectives).enumerate()
+    {
+        for stream_index in 0..4 {
+            let run = |compiled: &Compiled, function| {
+                compiled.run(function, "reverse", arguments(&params, stream(7, stream_index), vec![]))
+            };
+            let (got, want) = match (run(&batched, &estimator.reverse), run(&one_by_one, &reference.reverse)) {
+                (Ok(got), Ok(want)) => (got, want),
+                (got, want) => {
+                    failures.push(format!("`{objective}` (objective {index}): {got:?} batched, {want:?} row by row"));
+                    continue;
+                }
+            };
+            let (got, want) = (got.iter().filter_map(elements).flatten(), want.iter().filter_map(elements).flatten());
+            for (k, (got, want)) in got.zip(want).enumerate() {
+                compared += 1;
+                if !close(got, want, 1e-11, 1e-12) {
+                    failures.push(format!(
+                        "`{objective}` on stream {stream_index}, element {k}: batched {got:e}, row by row {want:e}"
+                    ));
+                }
+            }
+        }
+    }
+    report("batched_minibatches_equal_their_rows_one_by_one", &failures);
+    assert_eq!(compared, 3 * 4 * 86, "every value and gradient element is compared");
+    // The batched programs' own modes agree (reverse = forward, native = interpreter).
+    if let Err(failure) = check_compiled_modes(&batched, 7, 2, &mut None) {
+        panic!("{failure}");
+    }
 }

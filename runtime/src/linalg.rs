@@ -12,23 +12,41 @@ pub const GEMM_WORK: usize = 4096;
 /// `out = a · b` for a row-major `m × n` matrix `a` and `n × p` matrix `b` (`out` is `m × p`); a
 /// vector is a matrix with one row or one column. Slices of other lengths leave `out` NaN.
 pub fn matmul(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, p: usize) {
+    matmul_transposed(a, b, out, m, n, p, Transposed::default());
+}
+
+/// Which operands of a product are stored transposed, and read so in place: `a` as a row-major
+/// `n × m` matrix, `b` as `p × n`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Transposed {
+    pub a: bool,
+    pub b: bool,
+}
+
+/// `out = a · b` for an `m × n` matrix `a` and `n × p` matrix `b`, each stored row-major or (as
+/// `transposed` says) as its transpose: the product of a transpose without forming it.
+pub fn matmul_transposed(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, p: usize, transposed: Transposed) {
     let fits = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols) == Some(len);
     if !(fits(a.len(), m, n) && fits(b.len(), n, p) && fits(out.len(), m, p)) {
         out.fill(f64::NAN);
         return;
     }
+    // Where element (i, l) of each operand is: `i · row + l · column`.
+    let (a_row, a_column) = if transposed.a { (1, m) } else { (n, 1) };
+    let (b_row, b_column) = if transposed.b { (1, n) } else { (p, 1) };
     if m.saturating_mul(n).saturating_mul(p) < GEMM_WORK || n == 0 {
         for (i, row) in out.chunks_exact_mut(p.max(1)).enumerate().take(m) {
             for (j, cell) in row.iter_mut().enumerate() {
-                *cell = (0..n).fold(0.0, |sum, l| sum + a[i * n + l] * b[l * p + j]);
+                *cell = (0..n).fold(0.0, |sum, l| sum + a[i * a_row + l * a_column] * b[l * b_row + j * b_column]);
             }
         }
         return;
     }
-    let stride = |cols: usize| isize::try_from(cols).unwrap_or(isize::MAX);
-    // SAFETY: the three slices hold exactly the row-major matrices the strides describe (checked
-    // above), `out` does not alias the others (it is borrowed mutably), and `read_dst` is false,
-    // so `out` is only written.
+    let stride = |step: usize| isize::try_from(step).unwrap_or(isize::MAX);
+    // SAFETY: the three slices hold exactly the matrices the strides describe (their lengths are
+    // checked above, and the strides walk an `m × n`, `n × p` and `m × p` matrix within them),
+    // `out` does not alias the others (it is borrowed mutably), and `read_dst` is false, so `out`
+    // is only written.
     unsafe {
         gemm::gemm(
             m,
@@ -39,11 +57,11 @@ pub fn matmul(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, p: usiz
             stride(p),
             false,
             a.as_ptr(),
-            1,
-            stride(n),
+            stride(a_column),
+            stride(a_row),
             b.as_ptr(),
-            1,
-            stride(p),
+            stride(b_column),
+            stride(b_row),
             0.0,
             1.0,
             false,
@@ -92,6 +110,29 @@ mod tests {
             matmul(&a, &b, &mut out, m, n, p);
             for (x, y) in out.iter().zip(plain(&a, &b, m, n, p)) {
                 assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{m}×{n}×{p}: {x} vs {y}");
+            }
+        }
+    }
+
+    fn transpose(x: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+        (0..cols * rows).map(|k| x[(k % rows) * cols + k / rows]).collect()
+    }
+
+    #[test]
+    fn products_of_transposes_read_in_place_equal_products_of_the_transposes_formed() {
+        for (m, n, p) in [(3, 4, 2), (64, 784, 200), (200, 64, 784), (5, 1, 7), (1, 9, 1)] {
+            let a: Vec<f64> = (0..m * n).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..n * p).map(|i| (i as f64 * 0.11).cos()).collect();
+            let mut expected = vec![f64::NAN; m * p];
+            matmul(&a, &b, &mut expected, m, n, p);
+            for (ta, tb) in [(true, false), (false, true), (true, true)] {
+                let stored_a = if ta { transpose(&a, m, n) } else { a.clone() };
+                let stored_b = if tb { transpose(&b, n, p) } else { b.clone() };
+                let mut out = vec![f64::NAN; m * p];
+                matmul_transposed(&stored_a, &stored_b, &mut out, m, n, p, Transposed { a: ta, b: tb });
+                for (x, y) in out.iter().zip(&expected) {
+                    assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{m}×{n}×{p} ({ta}, {tb}): {x} vs {y}");
+                }
             }
         }
     }

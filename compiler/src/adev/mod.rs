@@ -5,11 +5,11 @@
 //! 1. `estimators` (used while lowering): each choice's forward rule as primal code;
 //!    `rules` holds each distribution's sampler, log-density and domains.
 //! 2. [`expand`]: inline each `E` body; run each `enum`/`mvd` choice's continuation once per
-//!    outcome.
+//!    outcome. Then `ir::batch` runs each minibatch's rows as one program over the batch.
 //! 3. `ir::jvp`: forward mode — the [`Estimator::forward`] program.
 //! 4. [`linearize`] and [`transpose`]: reverse mode — the [`Estimator::reverse`] program,
 //!    value and whole gradient in one pass; then `ir::fuse`, which adds outer products into
-//!    the gradients they accumulate in one pass.
+//!    the gradients they accumulate in one pass and reads transposes in place.
 //!
 //! The IR verifier runs after every step.
 
@@ -21,7 +21,7 @@ pub mod transpose;
 
 use crate::diagnostics::Diagnostic;
 use crate::ir::verify::{verify, IrError};
-use crate::ir::{const_fold, cse, dce, fuse, jvp, Function};
+use crate::ir::{batch, const_fold, cse, dce, fuse, jvp, Function};
 use crate::lower::internal;
 
 /// An estimate compiled three ways. Every function takes the program's parameters (in
@@ -39,12 +39,17 @@ pub struct Estimator {
 }
 
 /// Compiles a lowered estimate `(params…, stream) -> (estimate)` (with `Expect` and `Branch`
-/// operations), differentiating with respect to the parameters flagged in `wrt`.
-pub fn compile(mut lowered: Function, wrt: &[bool]) -> Result<Estimator, Diagnostic> {
+/// operations), differentiating with respect to the parameters flagged in `wrt`; with
+/// `batch_rows`, a minibatch's rows run as one program over the batch (`ir::batch`).
+pub fn compile(mut lowered: Function, wrt: &[bool], batch_rows: bool) -> Result<Estimator, Diagnostic> {
     verified(&lowered)?;
     const_fold::fold_constants(&mut lowered);
     let mut expanded = expand::expand(&lowered)?;
     optimized(&mut expanded)?;
+    if batch_rows {
+        batch::batch_loops(&mut expanded);
+        optimized(&mut expanded)?;
+    }
 
     let mut primal = jvp::jvp(&expanded, &vec![false; wrt.len()]).map_err(|error| bug(error, &expanded))?;
     primal.body.results.truncate(1);
@@ -59,7 +64,11 @@ pub fn compile(mut lowered: Function, wrt: &[bool]) -> Result<Estimator, Diagnos
     optimized(&mut reverse)?;
     fuse::fuse_outer_products(&mut reverse);
     fuse::batch_outer_products(&mut reverse);
-    verified(&reverse)?;
+    for function in [&mut primal, &mut forward, &mut reverse] {
+        fuse::fuse_transposes(function);
+        dce::eliminate_dead_code(function);
+        verified(function)?;
+    }
     Ok(Estimator { primal, forward, reverse, wrt: wrt.to_vec() })
 }
 

@@ -61,11 +61,14 @@ impl Layout {
     fn of(function: &Function) -> Layout {
         let mut layout = Layout::default();
         layout.find_data(&function.body);
-        for (index, ty) in function.value_types.iter().enumerate() {
-            let value = Value(index as u32);
+        // Only the values the body defines: passes leave the types of the values they removed.
+        let mut defined = crate::ir::defined_in(&function.body);
+        defined.sort();
+        for value in defined {
             if layout.data.contains_key(&value) {
                 continue;
             }
+            let Some(ty) = function.ty(value) else { continue };
             match ty {
                 Type::Vec(_) | Type::Mat(..) => {
                     layout.slot.insert(value, layout.slots_len);

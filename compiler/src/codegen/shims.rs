@@ -197,6 +197,25 @@ pub unsafe extern "C" fn matmul(kind: i64, dst: *mut f64, a: *const f64, b: *con
     }
 }
 
+/// `flags`: bit 0 if `a` is stored transposed, bit 1 if `b` is.
+pub unsafe extern "C" fn matmul_transposed(
+    flags: i64,
+    dst: *mut f64,
+    a: *const f64,
+    b: *const f64,
+    m: i64,
+    n: i64,
+    p: i64,
+) {
+    let transposed = ppl_runtime::Transposed { a: flags & 1 != 0, b: flags & 2 != 0 };
+    // SAFETY: see the module's contract.
+    unsafe {
+        let (a, b) = (slice(a, m * n), slice(b, n * p));
+        let out = slice_mut(dst, m * p);
+        ppl_runtime::matmul_transposed(a, b, out, m as usize, n as usize, p as usize, transposed);
+    }
+}
+
 pub unsafe extern "C" fn transpose(dst: *mut f64, src: *const f64, rows: i64, cols: i64) {
     // SAFETY: see the module's contract.
     unsafe {
@@ -396,6 +415,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_maximum", maximum as *const u8),
         ("ppl_matmul", matmul as *const u8),
         ("ppl_transpose", transpose as *const u8),
+        ("ppl_matmul_transposed", matmul_transposed as *const u8),
         ("ppl_outer", outer as *const u8),
         ("ppl_rng_copy", rng_copy as *const u8),
         ("ppl_draw", draw as *const u8),

@@ -41,6 +41,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_copy" => (vec![I64, I64, I64], vec![]),
         "ppl_sum" | "ppl_logsumexp" | "ppl_minimum" | "ppl_maximum" => (vec![I64, I64], vec![F64]),
         "ppl_matmul" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![F64]),
+        "ppl_matmul_transposed" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![]),
         "ppl_transpose" => (vec![I64, I64, I64, I64], vec![]),
         "ppl_outer" | "ppl_add_outer" | "ppl_place" => (vec![I64, I64, I64, I64, I64], vec![]),
         "ppl_rng_copy" => (vec![I64, I64], vec![]),
@@ -351,6 +352,19 @@ impl Translator<'_, '_> {
                 let args = [self.iconst(kind), dst, pa, pb, self.iconst(m), self.iconst(n), self.iconst(p)];
                 let product = self.call1("ppl_matmul", &args)?;
                 (kind == 0).then_some(product)
+            }
+            Op::MatMulTransposed { a, b, transposed } => {
+                let (Type::Mat(r, c), Type::Mat(s, t)) = (self.ty(*a)?, self.ty(*b)?) else {
+                    return error("a transposed product of non-matrices");
+                };
+                let (m, n) = if transposed.a { (c, r) } else { (r, c) };
+                let p = if transposed.b { s } else { t };
+                let flags = i64::from(transposed.a) | i64::from(transposed.b) << 1;
+                let (dst, pa, pb) = (self.address(result)?, self.address(*a)?, self.address(*b)?);
+                let dims = [i64::from(m), i64::from(n), i64::from(p)].map(|d| self.iconst(d));
+                let args = [self.iconst(flags), dst, pa, pb, dims[0], dims[1], dims[2]];
+                self.call("ppl_matmul_transposed", &args)?;
+                None
             }
             Op::Transpose(a) => {
                 let Type::Mat(rows, cols) = self.ty(*a)? else { return error("transpose of a non-matrix") };

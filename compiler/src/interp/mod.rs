@@ -8,11 +8,15 @@
 
 mod value;
 
+use std::collections::{HashMap, HashSet};
+
 use ppl_runtime::Rng;
 
 pub use value::RuntimeValue;
 
-use crate::ir::{BinaryOp, Block, CompareOp, Constant, Function, Kernel, Noise, Op, ReduceOp, Sampler, UnaryOp, Value};
+use crate::ir::{
+    BinaryOp, Block, CompareOp, Constant, Function, Kernel, Noise, Op, ReduceOp, Sampler, Tensor, UnaryOp, Value,
+};
 use crate::syntax::span::Span;
 
 /// A failure while running a function: an index out of bounds, an integer overflow, or
@@ -47,22 +51,49 @@ impl std::error::Error for InterpError {}
 
 /// Runs `function` on `args` (one per parameter of its body) and returns its results.
 pub fn run(function: &Function, args: Vec<RuntimeValue>) -> Result<Vec<RuntimeValue>, InterpError> {
-    let mut frame = Frame { values: vec![None; function.value_types.len()], tape: Vec::new(), watch_nan: false };
-    frame.run_block(&function.body, args)
+    Frame::new(function, false).run_block(&function.body, args)
 }
 
 /// Like [`run`], but stops at the first instruction that produces NaN from operands that are
 /// not NaN, with an [`ErrorKind::NotANumber`] error at that instruction's source.
 pub fn run_watching_nan(function: &Function, args: Vec<RuntimeValue>) -> Result<Vec<RuntimeValue>, InterpError> {
-    let mut frame = Frame { values: vec![None; function.value_types.len()], tape: Vec::new(), watch_nan: true };
-    frame.run_block(&function.body, args)
+    Frame::new(function, true).run_block(&function.body, args)
 }
 
 /// The values defined so far, indexed by `Value`, and the tape.
 struct Frame {
     values: Vec<Option<RuntimeValue>>,
+    /// Data read only by element, row or slice: read where it lives, never copied whole (a
+    /// picture of a few test images must not copy the test set).
+    in_place: HashMap<Value, Tensor>,
     tape: Vec<RuntimeValue>,
     watch_nan: bool,
+}
+
+/// The data tensors of `function` that only `Extract` and `Slice` read (as their aggregate).
+fn read_in_place(function: &Function) -> HashMap<Value, Tensor> {
+    fn visit(block: &Block, tensors: &mut HashMap<Value, Tensor>, whole: &mut HashSet<Value>) {
+        whole.extend(block.results.iter().copied());
+        for inst in &block.insts {
+            match (&inst.op, inst.results.as_slice()) {
+                (Op::Data(tensor), [result]) => {
+                    tensors.insert(*result, tensor.clone());
+                }
+                (Op::Extract { index, .. }, _) => {
+                    whole.insert(*index);
+                }
+                (Op::Slice { .. }, _) => {}
+                (op, _) => whole.extend(op.operands()),
+            }
+            for nested in inst.op.blocks() {
+                visit(nested, tensors, whole);
+            }
+        }
+    }
+    let (mut tensors, mut whole) = (HashMap::new(), HashSet::new());
+    visit(&function.body, &mut tensors, &mut whole);
+    tensors.retain(|value, _| !whole.contains(value));
+    tensors
 }
 
 fn fail<T>(message: impl Into<String>, span: Option<Span>) -> Result<T, InterpError> {
@@ -70,6 +101,11 @@ fn fail<T>(message: impl Into<String>, span: Option<Span>) -> Result<T, InterpEr
 }
 
 impl Frame {
+    fn new(function: &Function, watch_nan: bool) -> Frame {
+        let values = vec![None; function.value_types.len()];
+        Frame { values, in_place: read_in_place(function), tape: Vec::new(), watch_nan }
+    }
+
     fn get(&self, value: Value) -> Result<&RuntimeValue, InterpError> {
         match self.values.get(value.0 as usize) {
             Some(Some(v)) => Ok(v),
@@ -95,6 +131,9 @@ impl Frame {
             self.set(*param, arg)?;
         }
         for inst in &block.insts {
+            if matches!(inst.op, Op::Data(_)) && inst.results.iter().all(|result| self.in_place.contains_key(result)) {
+                continue;
+            }
             let results = self.eval(&inst.op).map_err(|mut error| {
                 error.span = error.span.or(inst.span);
                 error
@@ -106,6 +145,14 @@ impl Frame {
                 let operands = inst.op.operands();
                 let mut shown = Vec::with_capacity(operands.len());
                 for operand in operands {
+                    if let Some(tensor) = self.in_place.get(&operand) {
+                        if tensor.values.iter().any(|x| x.is_nan()) {
+                            shown.clear();
+                            break;
+                        }
+                        shown.push(format!("the data `{}`", tensor.name));
+                        continue;
+                    }
                     let value = self.get(operand)?;
                     if value.has_nan() {
                         shown.clear();
@@ -163,7 +210,10 @@ impl Frame {
             }
             Op::Extract { aggregate, index } => {
                 let index = self.get(*index)?.as_int()?;
-                one(self.get(*aggregate)?.extract(index)?)
+                match self.in_place.get(aggregate) {
+                    Some(tensor) => one(value::extract_from(&tensor.values, tensor.ty.shape(), index)?),
+                    None => one(self.get(*aggregate)?.extract(index)?),
+                }
             }
             Op::Reduce(reduce, value) => {
                 let elements = self.get(*value)?.elements()?;
@@ -175,13 +225,22 @@ impl Frame {
                 }))
             }
             Op::MatMul(a, b) => one(value::matmul(self.get(*a)?, self.get(*b)?)?),
+            Op::MatMulTransposed { a, b, transposed } => {
+                one(value::matmul_transposed(self.get(*a)?, self.get(*b)?, *transposed)?)
+            }
             Op::Insert { aggregate, index, value } => {
                 let index = self.get(*index)?.as_int()?;
                 one(self.get(*aggregate)?.insert(index, self.get(*value)?)?)
             }
             Op::Transpose(a) => one(value::transpose(self.get(*a)?)?),
             Op::Outer(a, b) => one(value::outer(self.get(*a)?, self.get(*b)?)?),
-            Op::Slice { aggregate, start, len } => one(self.get(*aggregate)?.slice(*start as usize, *len as usize)?),
+            Op::Slice { aggregate, start, len } => match self.in_place.get(aggregate) {
+                Some(tensor) => {
+                    let cols = tensor.ty.shape().map(|(_, cols)| cols);
+                    one(value::slice_from(&tensor.values, cols, *start as usize, *len as usize)?)
+                }
+                None => one(self.get(*aggregate)?.slice(*start as usize, *len as usize)?),
+            },
             Op::Place { value, start, total } => one(self.get(*value)?.placed(*start as usize, *total as usize)?),
             Op::AddOuter { acc, a, b } => match self.get(*acc)?.clone() {
                 RuntimeValue::Mat { rows, cols, mut data } => {

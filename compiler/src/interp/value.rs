@@ -103,16 +103,9 @@ impl RuntimeValue {
 
     /// Element `index` of a vector, or row `index` of a matrix.
     pub fn extract(&self, index: i64) -> Result<RuntimeValue, InterpError> {
-        let out_of_bounds = |len: usize| out_of_bounds(index, len);
         match self {
-            RuntimeValue::Vec(data) => match usize::try_from(index).ok().and_then(|i| data.get(i)) {
-                Some(x) => Ok(RuntimeValue::Real(*x)),
-                None => out_of_bounds(data.len()),
-            },
-            RuntimeValue::Mat { rows, cols, data } => match usize::try_from(index).ok().filter(|i| i < rows) {
-                Some(i) => Ok(RuntimeValue::Vec(data[i * cols..(i + 1) * cols].to_vec())),
-                None => out_of_bounds(*rows),
-            },
+            RuntimeValue::Vec(data) => extract_from(data, None, index),
+            RuntimeValue::Mat { rows, cols, data } => extract_from(data, Some((*rows, *cols)), index),
             other => fail(format!("cannot index a {}", other.kind()), None),
         }
     }
@@ -191,19 +184,62 @@ pub fn matmul(a: &RuntimeValue, b: &RuntimeValue) -> Result<RuntimeValue, Interp
     }
 }
 
+/// Element `index` of a vector (`shape` is `None`), or row `index` of a row-major matrix of
+/// `shape = (rows, cols)`, held in `data`: what `extract` reads, from a value or in place from a
+/// data tensor.
+pub fn extract_from(data: &[f64], shape: Option<(usize, usize)>, index: i64) -> Result<RuntimeValue, InterpError> {
+    match shape {
+        None => match usize::try_from(index).ok().and_then(|i| data.get(i)) {
+            Some(x) => Ok(RuntimeValue::Real(*x)),
+            None => out_of_bounds(index, data.len()),
+        },
+        Some((rows, cols)) => match usize::try_from(index).ok().filter(|i| *i < rows) {
+            Some(i) => match data.get(i * cols..(i + 1) * cols) {
+                Some(row) => Ok(RuntimeValue::Vec(row.to_vec())),
+                None => out_of_bounds(index, data.len() / cols.max(1)),
+            },
+            None => out_of_bounds(index, rows),
+        },
+    }
+}
+
+/// `len` elements of a vector (`cols` is `None`) or rows of a matrix from `start`, held in `data`.
+pub fn slice_from(data: &[f64], cols: Option<usize>, start: usize, len: usize) -> Result<RuntimeValue, InterpError> {
+    let width = cols.unwrap_or(1);
+    match (data.get(start * width..(start + len) * width).map(<[f64]>::to_vec), cols) {
+        (Some(part), None) => Ok(RuntimeValue::Vec(part)),
+        (Some(part), Some(cols)) => Ok(RuntimeValue::Mat { rows: len, cols, data: part }),
+        (None, _) => fail(format!("elements {start}..{} of {}", start + len, data.len() / width.max(1)), None),
+    }
+}
+
+/// The product of two matrices, either read transposed.
+pub fn matmul_transposed(
+    a: &RuntimeValue,
+    b: &RuntimeValue,
+    transposed: ppl_runtime::Transposed,
+) -> Result<RuntimeValue, InterpError> {
+    let (RuntimeValue::Mat { rows: r, cols: c, data: x }, RuntimeValue::Mat { rows: s, cols: t, data: y }) = (a, b)
+    else {
+        return fail(format!("a transposed product of a {} and a {}", a.kind(), b.kind()), None);
+    };
+    let (m, n) = if transposed.a { (*c, *r) } else { (*r, *c) };
+    let (k, p) = if transposed.b { (*t, *s) } else { (*s, *t) };
+    if n != k {
+        return fail("a transposed product of matrices of mismatched shapes".to_string(), None);
+    }
+    let mut out = vec![0.0; m * p];
+    ppl_runtime::matmul_transposed(x, y, &mut out, m, n, p, transposed);
+    Ok(RuntimeValue::Mat { rows: m, cols: p, data: out })
+}
+
 impl RuntimeValue {
     /// `len` elements of a vector (rows of a matrix) from `start`.
     pub fn slice(&self, start: usize, len: usize) -> Result<RuntimeValue, InterpError> {
-        let (width, data) = match self {
-            RuntimeValue::Vec(data) => (1, data),
-            RuntimeValue::Mat { cols, data, .. } => (*cols, data),
-            other => return fail(format!("a slice of a {}", other.kind()), None),
-        };
-        let part = data.get(start * width..(start + len) * width).map(<[f64]>::to_vec);
-        match (part, self) {
-            (Some(part), RuntimeValue::Vec(_)) => Ok(RuntimeValue::Vec(part)),
-            (Some(part), _) => Ok(RuntimeValue::Mat { rows: len, cols: width, data: part }),
-            (None, _) => fail(format!("elements {start}..{} of {}", start + len, data.len() / width.max(1)), None),
+        match self {
+            RuntimeValue::Vec(data) => slice_from(data, None, start, len),
+            RuntimeValue::Mat { cols, data, .. } => slice_from(data, Some(*cols), start, len),
+            other => fail(format!("a slice of a {}", other.kind()), None),
         }
     }
 

@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::defined_in;
+
 use super::function::{Block, Function, Inst, Kernel, Op, UnaryOp, Value};
 
 /// Merges repeated operations of `function`, in place.
@@ -40,19 +42,6 @@ fn forward_unchanged_if_results(inst: &mut Inst, replaced: &mut HashMap<Value, V
     then.results = keep(&then.results);
     otherwise.results = keep(&otherwise.results);
     inst.results = keep(&inst.results);
-}
-
-/// Every value a block defines: its parameters and its instructions' results, nested blocks'
-/// included.
-fn defined_in(block: &Block) -> Vec<Value> {
-    let mut values = block.params.clone();
-    for inst in &block.insts {
-        values.extend(&inst.results);
-        for inner in inst.op.blocks() {
-            values.extend(defined_in(inner));
-        }
-    }
-    values
 }
 
 /// `known` holds, for each enclosing block (innermost last), the operations computed there.

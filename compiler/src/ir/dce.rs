@@ -3,7 +3,8 @@
 //! Apart from checks and the tape, operations are free of side effects (a draw returns its
 //! advanced stream instead of mutating one), so an instruction whose results feed nothing can
 //! go, a draw included: no later draw reads the stream it would have advanced. Operations
-//! with blocks are kept or removed as a whole; a kept loop keeps all its carried values. A
+//! with blocks are kept or removed as a whole, but a kept loop drops each carried value that
+//! nothing live reads, in or after the loop (the zero tangents a batched loop stacks, say). A
 //! [`Kernel::SoftplusSigmoid`] of which only one result is used becomes the unary operation
 //! computing that one (the same bits, for less work).
 
@@ -21,14 +22,44 @@ pub fn eliminate_dead_code(function: &mut Function) {
 /// Marks, from the block's results backwards, every value a live instruction reads.
 fn mark_block(block: &Block, live: &mut HashSet<Value>) {
     live.extend(block.results.iter().copied());
-    for inst in block.insts.iter().rev() {
+    mark_insts(&block.insts, live);
+}
+
+fn mark_insts(insts: &[Inst], live: &mut HashSet<Value>) {
+    for inst in insts.iter().rev() {
         if !is_needed(inst, live) {
+            continue;
+        }
+        if let Op::For { lo, hi, init, body } = &inst.op {
+            let carried = live_carried(&inst.results, body, live);
+            live.extend([*lo, *hi]);
+            live.extend(init.iter().zip(carried).filter(|(_, kept)| *kept).map(|(value, _)| *value));
             continue;
         }
         for block in inst.op.blocks() {
             mark_block(block, live);
         }
         live.extend(inst.op.operands());
+    }
+}
+
+/// Which of a loop's carried values are live — its result is, or something live in an
+/// iteration reads it — marking what the live ones need in `body`.
+fn live_carried(results: &[Value], body: &Block, live: &mut HashSet<Value>) -> Vec<bool> {
+    let mut kept: Vec<bool> = results.iter().map(|result| live.contains(result)).collect();
+    loop {
+        let mut inside: HashSet<Value> =
+            body.results.iter().zip(&kept).filter(|(_, kept)| **kept).map(|(value, _)| *value).collect();
+        mark_insts(&body.insts, &mut inside);
+        let params = body.params.get(1..).unwrap_or(&[]);
+        let newly: Vec<usize> = (0..kept.len()).filter(|k| !kept[*k] && inside.contains(&params[*k])).collect();
+        if newly.is_empty() {
+            live.extend(inside);
+            return kept;
+        }
+        for k in newly {
+            kept[k] = true;
+        }
     }
 }
 
@@ -45,10 +76,33 @@ fn sweep_block(block: &mut Block, live: &HashSet<Value>) {
     block.insts.retain(|inst| is_needed(inst, live));
     for inst in &mut block.insts {
         narrow(inst, live);
+        drop_dead_carried(inst, live);
         for block in inst.op.blocks_mut() {
             sweep_block(block, live);
         }
     }
+}
+
+/// Removes from a loop the carried values that neither its result nor its body's live code reads.
+fn drop_dead_carried(inst: &mut Inst, live: &HashSet<Value>) {
+    let Op::For { init, body, .. } = &mut inst.op else { return };
+    let dead: Vec<bool> = (0..inst.results.len())
+        .map(|k| !live.contains(&inst.results[k]) && body.params.get(k + 1).is_some_and(|param| !live.contains(param)))
+        .collect();
+    if !dead.contains(&true) {
+        return;
+    }
+    let keep = |values: &mut Vec<Value>, offset: usize| {
+        let mut position = 0;
+        values.retain(|_| {
+            position += 1;
+            position <= offset || !dead[position - 1 - offset]
+        });
+    };
+    keep(&mut inst.results, 0);
+    keep(init, 0);
+    keep(&mut body.results, 0);
+    keep(&mut body.params, 1);
 }
 
 /// Replaces a softplus-and-sigmoid kernel of which one result is dead by the unary operation

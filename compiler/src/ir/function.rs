@@ -250,6 +250,13 @@ pub enum Op {
     },
     /// The outer product of two vectors.
     Outer(Value, Value),
+    /// The product of two matrices either of which is read transposed, in place: `aᵀ·b`,
+    /// `a·bᵀ` or `aᵀ·bᵀ` (see `fuse`). Made only after differentiation, which does not know it.
+    MatMulTransposed {
+        a: Value,
+        b: Value,
+        transposed: ppl_runtime::Transposed,
+    },
     /// `acc + outer(a, b)`, formed in one pass (see `fuse`). Made only after differentiation,
     /// which does not know it.
     AddOuter {
@@ -329,6 +336,7 @@ impl Op {
             Op::Place { value, .. } => vec![*value],
             Op::Outer(a, b) => vec![*a, *b],
             Op::AddOuter { acc, a, b } => vec![*acc, *a, *b],
+            Op::MatMulTransposed { a, b, .. } => vec![*a, *b],
             Op::WithTangent { value, tangent_of } => vec![*value, *tangent_of],
             Op::Sample { args, rng, .. } | Op::Branch { args, rng, .. } => {
                 args.iter().copied().chain(std::iter::once(*rng)).collect()
@@ -381,6 +389,7 @@ impl Op {
             Op::Place { value, .. } => vec![value],
             Op::Outer(a, b) => vec![a, b],
             Op::AddOuter { acc, a, b } => vec![acc, a, b],
+            Op::MatMulTransposed { a, b, .. } => vec![a, b],
             Op::WithTangent { value, tangent_of } => vec![value, tangent_of],
             Op::Sample { args, rng, .. } | Op::Branch { args, rng, .. } => {
                 let mut values: Vec<&mut Value> = args.iter_mut().collect();

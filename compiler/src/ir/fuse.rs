@@ -1,15 +1,19 @@
-//! Fusion: an outer product whose only use is to be added to a matrix becomes one
-//! [`Op::AddOuter`], which forms the sum in one pass instead of writing the product and reading
-//! it back (reverse mode accumulates every matrix parameter's gradient this way, example after
-//! example). Each element is `acc + a·b` either way, so the bits do not change.
+//! Fusion, three rewrites that save passes over matrices:
+//! - an outer product whose only use is to be added to a matrix becomes one [`Op::AddOuter`],
+//!   which forms the sum in one pass instead of writing the product and reading it back (reverse
+//!   mode accumulates every matrix parameter's gradient this way, example after example). Each
+//!   element is `acc + a·b` either way, so the bits do not change;
+//! - [`batch_outer_products`] turns a loop's rank-one updates into one matrix product;
+//! - [`fuse_transposes`] reads transposes in place in the products that use them.
 //!
-//! This pass runs last, on differentiated functions: the passes that differentiate do not know
-//! the fused operation.
+//! These passes run last, on differentiated functions: the passes that differentiate do not know
+//! the fused operations.
 
 use std::collections::HashMap;
 
 use super::function::{BinaryOp, Block, Function, Inst, Op, Value};
 use super::types::Type;
+use ppl_runtime::Transposed;
 
 /// Fuses the outer products of `function` into the additions that consume them, in place.
 pub fn fuse_outer_products(function: &mut Function) {
@@ -153,5 +157,90 @@ impl Batcher {
             after.push(Inst { results: vec![accumulated], op: Op::Binary(BinaryOp::Add, partial, product), span });
         }
         after
+    }
+}
+
+/// Transposes read in place: a matrix product of a transpose reads the matrix with its strides
+/// swapped ([`Op::MatMulTransposed`]; a matrix–vector product is turned round instead), and the
+/// transpose of a product read nowhere else is the product of the transposes in the other order.
+/// Batched reverse mode transposes each weight matrix for its forward product (`X Wᵀ`) and its
+/// gradient (`(Gᵀ X)ᵀ`); this forms neither. Transposes that nothing reads any more are left for
+/// dead-code elimination. A product's kernel sums in the same order whichever way its operands
+/// lie in memory.
+pub fn fuse_transposes(function: &mut Function) {
+    let mut fusion = TransposeFusion {
+        types: &function.value_types,
+        uses: HashMap::new(),
+        sources: HashMap::new(),
+        products: HashMap::new(),
+    };
+    super::count_uses(&function.body, &mut fusion.uses);
+    fusion.block(&mut function.body);
+}
+
+struct TransposeFusion<'a> {
+    types: &'a [Type],
+    uses: HashMap<Value, usize>,
+    /// The matrix each transpose was formed from.
+    sources: HashMap<Value, Value>,
+    /// The operands of each product of two matrices, as its operation reads them.
+    products: HashMap<Value, (Value, Value, Transposed)>,
+}
+
+impl TransposeFusion<'_> {
+    fn ty(&self, value: Value) -> Option<Type> {
+        self.types.get(value.0 as usize).copied()
+    }
+
+    fn block(&mut self, block: &mut Block) {
+        for inst in &mut block.insts {
+            for nested in inst.op.blocks_mut() {
+                self.block(nested);
+            }
+            let [result] = inst.results[..] else { continue };
+            match inst.op {
+                Op::Transpose(a) => match self.products.get(&a).copied() {
+                    // (x·y)ᵀ = yᵀ·xᵀ, when nothing else reads x·y.
+                    Some((x, y, transposed)) if self.uses.get(&a) == Some(&1) => {
+                        inst.op = self.product(y, x, Transposed { a: !transposed.b, b: !transposed.a });
+                    }
+                    _ => {
+                        self.sources.insert(result, a);
+                    }
+                },
+                Op::MatMul(a, b) => inst.op = self.product(a, b, Transposed::default()),
+                _ => {}
+            }
+            if let (Op::MatMul(a, b), Some(Type::Mat(..))) = (&inst.op, self.ty(result)) {
+                self.products.insert(result, (*a, *b, Transposed::default()));
+            }
+            if let Op::MatMulTransposed { a, b, transposed } = inst.op {
+                self.products.insert(result, (a, b, transposed));
+            }
+        }
+    }
+
+    /// `a · b`, each read transposed as `transposed` says, with every transpose among the
+    /// operands read in place.
+    fn product(&self, a: Value, b: Value, transposed: Transposed) -> Op {
+        let (a, flip_a) = self.untransposed(a);
+        let (b, flip_b) = self.untransposed(b);
+        let transposed = Transposed { a: transposed.a != flip_a, b: transposed.b != flip_b };
+        match (self.ty(a), self.ty(b), transposed) {
+            (_, _, Transposed { a: false, b: false }) => Op::MatMul(a, b),
+            (Some(Type::Mat(..)), Some(Type::Mat(..)), transposed) => Op::MatMulTransposed { a, b, transposed },
+            // Wᵀ·x = x·W and x·Wᵀ = W·x.
+            _ => Op::MatMul(b, a),
+        }
+    }
+
+    /// The matrix a value is a chain of transposes of, and whether their number is odd.
+    fn untransposed(&self, mut value: Value) -> (Value, bool) {
+        let mut flipped = false;
+        while let Some(source) = self.sources.get(&value) {
+            value = *source;
+            flipped = !flipped;
+        }
+        (value, flipped)
     }
 }

@@ -194,8 +194,8 @@ impl Jvp<'_> {
                 Some(da) => self.unary_tangent(*unary, *x, y, da)?,
             },
             (Op::Binary(BinaryOp::AtLeast, ..), _) => None,
-            (Op::AddOuter { .. }, _) => {
-                return Err(IrError { message: "a fused outer product before differentiation".into() })
+            (Op::AddOuter { .. } | Op::MatMulTransposed { .. }, _) => {
+                return Err(IrError { message: "a fused product before differentiation".into() })
             }
             (Op::Binary(binary, a, b), Op::Binary(_, x, z)) => {
                 let (da, db) = (self.t(a), self.t(b));

@@ -8,9 +8,11 @@
 //! flow alone orders draws and no pass can merge or drop one by mistake.
 //!
 //! This module owns the data structure, its [`builder`], its [`verify`]er and its [`print`]er.
-//! Passes live beside it, one per file: [`jvp`] (forward mode), [`const_fold`], [`cse`],
-//! [`dce`], and [`fuse`] (after differentiation). Nothing here knows the surface language.
+//! Passes live beside it, one per file: [`batch`] (minibatch loops as one program over the
+//! batch), [`jvp`] (forward mode), [`const_fold`], [`cse`], [`dce`], and [`fuse`] (after
+//! differentiation). Nothing here knows the surface language.
 
+pub mod batch;
 pub mod builder;
 pub mod const_fold;
 pub mod cse;
@@ -43,6 +45,19 @@ pub fn count_uses(block: &Block, uses: &mut std::collections::HashMap<Value, usi
             count_uses(nested, uses);
         }
     }
+}
+
+/// Every value a block defines: its parameters and its instructions' results, nested blocks'
+/// included.
+pub fn defined_in(block: &Block) -> Vec<Value> {
+    let mut values = block.params.clone();
+    for inst in &block.insts {
+        values.extend(&inst.results);
+        for inner in inst.op.blocks() {
+            values.extend(defined_in(inner));
+        }
+    }
+    values
 }
 
 /// The value of every `int` constant defined in `block` or the blocks inside it.

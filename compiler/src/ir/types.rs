@@ -23,6 +23,14 @@ impl Type {
         }
     }
 
+    /// A matrix's `(rows, columns)`; `None` for any other type.
+    pub fn shape(self) -> Option<(usize, usize)> {
+        match self {
+            Type::Mat(rows, cols) => Some((rows as usize, cols as usize)),
+            _ => None,
+        }
+    }
+
     /// Whether values of this type carry tangents (reals, vectors and matrices of reals).
     pub fn is_differentiable(self) -> bool {
         matches!(self, Type::Real | Type::Vec(_) | Type::Mat(..))

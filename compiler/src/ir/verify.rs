@@ -149,6 +149,22 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
             (Type::Vec(m), Type::Vec(n)) => Ok(vec![Type::Mat(m, n)]),
             (a, b) => error(format!("outer product of {a} and {b}")),
         },
+        Op::MatMulTransposed { a, b, transposed } => match (ty(*a)?, ty(*b)?) {
+            (Type::Mat(r, c), Type::Mat(s, t)) => {
+                let (m, n) = if transposed.a { (c, r) } else { (r, c) };
+                let (k, p) = if transposed.b { (t, s) } else { (s, t) };
+                if n == k {
+                    Ok(vec![Type::Mat(m, p)])
+                } else {
+                    error(format!(
+                        "product of {ta} and {tb} read as {transposed:?}",
+                        ta = Type::Mat(r, c),
+                        tb = Type::Mat(s, t)
+                    ))
+                }
+            }
+            (a, b) => error(format!("transposed product of {a} and {b}")),
+        },
         Op::AddOuter { acc, a, b } => match (ty(*acc)?, ty(*a)?, ty(*b)?) {
             (Type::Mat(m, n), Type::Vec(rows), Type::Vec(cols)) if (m, n) == (rows, cols) => Ok(vec![Type::Mat(m, n)]),
             (acc, a, b) => error(format!("{acc} plus the outer product of {a} and {b}")),

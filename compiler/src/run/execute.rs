@@ -167,9 +167,11 @@ fn runtime_args(types: &[Type], flat: &[f64]) -> Vec<RuntimeValue> {
 }
 
 /// A worker on cache lines of its own: its fields (the tape's length, the lock) change with
-/// every call, and the workers of different threads sit side by side.
+/// every call, and the workers of different threads sit side by side. Made by its first call:
+/// a step of one costly particle (a minibatch) uses one worker, and the others' memory (tens of
+/// megabytes for a network's gradient) is never taken.
 #[repr(align(128))]
-struct Own(Mutex<Worker>);
+struct Own(Mutex<Option<Worker>>);
 
 /// A kernel with one worker per thread, and the parameters they run at.
 pub struct Executor {
@@ -184,7 +186,7 @@ impl Executor {
     /// Workers for every thread of `pool` (or for the caller's thread alone).
     pub fn new(kernel: Kernel, pool: Option<Arc<rayon::ThreadPool>>) -> Executor {
         let threads = pool.as_ref().map_or(1, |pool| pool.current_num_threads()).max(1);
-        let workers = (0..threads).map(|_| Own(Mutex::new(kernel.worker()))).collect();
+        let workers = (0..threads).map(|_| Own(Mutex::new(None))).collect();
         Executor { kernel, workers, pool, params: Vec::new(), generation: 0 }
     }
 
@@ -244,7 +246,8 @@ impl Executor {
         while first < chunks {
             let n = (chunks - first).min(per_round) as usize;
             let indices = |chunk: u64| chunk * size..((chunk + 1) * size).min(count);
-            let one = |chunk: u64, summary: &mut S, worker: &mut Worker| {
+            let one = |chunk: u64, summary: &mut S, worker: &mut Option<Worker>| {
+                let worker = worker.get_or_insert_with(|| self.kernel.worker());
                 if worker.generation != self.generation {
                     self.kernel.load_params(worker, &self.params);
                     worker.generation = self.generation;
@@ -277,7 +280,7 @@ impl Executor {
 
 /// A worker's lock; a worker whose holder panicked is still usable (its memory is rewritten
 /// before every call).
-fn lock(worker: &Mutex<Worker>) -> MutexGuard<'_, Worker> {
+fn lock(worker: &Mutex<Option<Worker>>) -> MutexGuard<'_, Option<Worker>> {
     match worker.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),

@@ -76,6 +76,9 @@ pub struct RunOptions {
     /// Worker threads for samples and particles (default: every core). Results do not depend
     /// on it: each sample has its own stream and results are combined in sample order.
     pub threads: Option<usize>,
+    /// Run a minibatch's rows one by one instead of as one batched program (`ir::batch`): the
+    /// same draws, and values equal up to the summation order of products and row sums.
+    pub row_by_row: bool,
 }
 
 /// What runs the compiled programs.
@@ -498,7 +501,7 @@ impl<'a> Session<'a> {
                 lowered.ty(*param).is_some_and(|ty| ty.is_differentiable()) && only.is_none_or(|only| only.contains(&i))
             })
             .collect();
-        adev::compile(lowered, &wrt)
+        adev::compile(lowered, &wrt, !self.options.row_by_row)
     }
 
     fn estimate(
