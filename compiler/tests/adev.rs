@@ -1385,8 +1385,13 @@ fn batched_minibatches_equal_their_rows_one_by_one() {
     }
     report("batched_minibatches_equal_their_rows_one_by_one", &failures);
     assert_eq!(compared, 3 * 4 * 86, "every value and gradient element is compared");
-    // The batched programs' own modes agree (reverse = forward, native = interpreter).
+    // The batched programs' own modes agree (reverse = forward, native = interpreter), and their
+    // gradients (every draw is reparameterised) are the central differences of their values.
     if let Err(failure) = check_compiled_modes(&batched, 7, 2, &mut None) {
         panic!("{failure}");
+    }
+    match check_finite_differences(&batched, 7) {
+        Ok(compared) => assert_eq!(compared, 3 * FD_STREAMS as usize * 85, "every gradient element is compared"),
+        Err(failure) => panic!("{failure}"),
     }
 }
