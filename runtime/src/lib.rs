@@ -54,5 +54,5 @@ pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};
 pub use special::{
     digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, maximum, minimum, sigmoid, softplus, softplus_and_sigmoid,
-    softplus_and_sigmoid_slices, trigamma,
+    softplus_and_sigmoid_slices, softplus_slice, trigamma,
 };

@@ -334,11 +334,7 @@ unsafe fn softplus_and_sigmoid_passes_avx2(x: &[f64], softplus: &mut [f64], sigm
 /// See [`softplus_and_sigmoid_slices`]. `sigmoid` holds e = exp(−|x|) between the passes.
 #[inline(always)]
 fn softplus_and_sigmoid_passes(x: &[f64], softplus: &mut [f64], sigmoid: &mut [f64]) {
-    let mut elsewhere = false;
-    for (x, e) in x.iter().zip(sigmoid.iter_mut()) {
-        *e = exp_without_branches(if *x > 0.0 { -*x } else { *x });
-        elsewhere |= !exp_needs_no_branches(*x);
-    }
+    let elsewhere = exponentials_of_minus_magnitudes(x, sigmoid);
     for ((x, softplus), sigmoid) in x.iter().zip(softplus.iter_mut()).zip(sigmoid.iter_mut()) {
         let e = *sigmoid;
         let log1p = log1p_without_branches(e);
@@ -352,6 +348,57 @@ fn softplus_and_sigmoid_passes(x: &[f64], softplus: &mut [f64], sigmoid: &mut [f
             }
         }
     }
+}
+
+/// [`softplus`] of every element of `x`, into `out` (as many elements as the shorter has): the
+/// same bits, several times faster on long slices, as [`softplus_and_sigmoid_slices`] (a
+/// softplus whose derivative is not needed: the value of an objective, a network's scale).
+pub fn softplus_slice(x: &[f64], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { softplus_passes_avx2(x, out) };
+    }
+    softplus_passes(x, out)
+}
+
+/// [`softplus_passes`], compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn softplus_passes_avx2(x: &[f64], out: &mut [f64]) {
+    softplus_passes(x, out)
+}
+
+/// See [`softplus_slice`]. `out` holds e = exp(−|x|) between the passes.
+#[inline(always)]
+fn softplus_passes(x: &[f64], out: &mut [f64]) {
+    let elsewhere = exponentials_of_minus_magnitudes(x, out);
+    for (x, out) in x.iter().zip(out.iter_mut()) {
+        let log1p = log1p_without_branches(*out);
+        *out = if *x > 0.0 { x + log1p } else { log1p };
+    }
+    if elsewhere {
+        for (x, out) in x.iter().zip(out) {
+            if !exp_needs_no_branches(*x) {
+                *out = softplus(*x);
+            }
+        }
+    }
+}
+
+/// The first pass of both slice kernels: `e = exp(−|x|)` for every element (the argument
+/// [`softplus`] and [`sigmoid`] give `exp`); whether some element needs the scalar kernel.
+#[inline(always)]
+fn exponentials_of_minus_magnitudes(x: &[f64], e: &mut [f64]) -> bool {
+    let mut elsewhere = false;
+    for (x, e) in x.iter().zip(e.iter_mut()) {
+        *e = exp_without_branches(if *x > 0.0 { -*x } else { *x });
+        elsewhere |= !exp_needs_no_branches(*x);
+    }
+    elsewhere
 }
 
 /// Whether `libm::exp(±x)` takes neither of its early returns (for NaN, |x| ≥ 708.39… and

@@ -8,7 +8,7 @@ mod common;
 use common::{assert_close, relative_error};
 use ppl_runtime::{
     digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, sigmoid, softplus, softplus_and_sigmoid,
-    softplus_and_sigmoid_slices, trigamma,
+    softplus_and_sigmoid_slices, softplus_slice, trigamma,
 };
 
 // Reference values: produced once by `python3 runtime/tests/reference_values.py` (mpmath at 60
@@ -321,6 +321,11 @@ fn softplus_and_sigmoid_together_are_each_bit_for_bit() {
     for ((x, s), g) in grid.iter().zip(&softplus_of).zip(&sigmoid_of) {
         assert_eq!(s.to_bits(), softplus(*x).to_bits(), "softplus({x:e}) in a slice");
         assert_eq!(g.to_bits(), sigmoid(*x).to_bits(), "sigmoid({x:e}) in a slice");
+    }
+    let mut alone = vec![0.0; grid.len()];
+    softplus_slice(&grid, &mut alone);
+    for (x, s) in grid.iter().zip(&alone) {
+        assert_eq!(s.to_bits(), softplus(*x).to_bits(), "softplus({x:e}) in a slice of its own");
     }
 }
 

@@ -352,6 +352,12 @@ pub unsafe extern "C" fn softplus_sigmoid(x: f64, sigmoid: *mut f64) -> f64 {
 
 /// `softplus` and `sigmoid` of each of `len` words from `src`, into two other slots
 /// (`ppl_runtime::softplus_and_sigmoid_slices`).
+/// Softplus of every element (`ppl_runtime::softplus_slice`).
+pub unsafe extern "C" fn vec_softplus(dst: *mut f64, src: *const f64, len: i64) {
+    // SAFETY: see the module's contract.
+    unsafe { ppl_runtime::softplus_slice(slice(src, len), slice_mut(dst, len)) }
+}
+
 pub unsafe extern "C" fn vec_softplus_sigmoid(softplus: *mut f64, sigmoid: *mut f64, src: *const f64, len: i64) {
     // SAFETY: see the module's contract; the three are different values' slots (or data).
     unsafe {
@@ -424,6 +430,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_gamma_sample_dshape", gamma_sample_dshape as *const u8),
         ("ppl_softplus_sigmoid", softplus_sigmoid as *const u8),
         ("ppl_vec_softplus_sigmoid", vec_softplus_sigmoid as *const u8),
+        ("ppl_vec_softplus", vec_softplus as *const u8),
         ("ppl_int_arith", int_arith as *const u8),
         ("ppl_tape_push", tape_push as *const u8),
         ("ppl_tape_pop", tape_pop as *const u8),
