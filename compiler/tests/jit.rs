@@ -79,34 +79,6 @@ fn the_cone_examples_compile_to_the_same_bits() {
     agree(include_str!("../../examples/cone_hvi.ppl"), 20);
 }
 
-/// Bayesian logistic regression: the gradient takes the softplus of long vectors of logits with
-/// its derivative in one kernel, and a wide guide makes some logits large enough (|x| > 708)
-/// for the kernel's elementwise fallback.
-#[test]
-fn logistic_regression_compiles_to_the_same_bits() {
-    let n = 40;
-    let rows: Vec<String> = (0..n)
-        .map(|i| {
-            let row: Vec<String> =
-                (0..3).map(|j| format!("{:?}", (f64::from(i) * 0.37 + f64::from(j)).sin())).collect();
-            format!("[{}]", row.join(", "))
-        })
-        .collect();
-    let ys: Vec<&str> = (0..n).map(|i| if (f64::from(i) * 1.3).cos() > 0.0 { "true" } else { "false" }).collect();
-    let source = format!(
-        "data X: mat[{n}, 3] = [{}];\n\
-         data obs = {{ y: [{}] }};\n\
-         gen model() {{ w ~ mv_normal_diag(zeros(3), ones(3)); y ~ bernoulli_logit(X @ w); }}\n\
-         gen guide(mu: vec[3], log_sigma: vec[3]) {{ w ~ mv_normal_diag(mu, exp(log_sigma)); }}\n\
-         param mu: vec[3] = [0.5, -1.0, 2.0];\n\
-         param log_sigma: vec[3] = [-1.0, 2.0, 7.0];\n\
-         print estimate(elbo(model(), guide(mu, log_sigma), obs), samples: 10);\n",
-        rows.join(", "),
-        ys.join(", "),
-    );
-    agree(&source, 50);
-}
-
 /// Compiled code writes where its own layout says: memory made for another function (here a
 /// much smaller one) is refused, never written out of bounds.
 #[test]

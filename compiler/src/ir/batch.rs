@@ -55,8 +55,7 @@ struct Batching {
 
 impl Batching {
     fn fresh(&mut self, ty: Type) -> Value {
-        self.types.push(ty);
-        Value(self.types.len() as u32 - 1)
+        super::fresh_value(&mut self.types, ty)
     }
 
     fn ty(&self, value: Value) -> Option<Type> {

@@ -77,8 +77,7 @@ struct Batcher {
 
 impl Batcher {
     fn fresh(&mut self, ty: Type) -> Value {
-        self.types.push(ty);
-        Value(self.types.len() as u32 - 1)
+        super::fresh_value(&mut self.types, ty)
     }
 
     fn ty(&self, value: Value) -> Option<Type> {

@@ -31,6 +31,13 @@ pub use function::{
 };
 pub use types::Type;
 
+/// A new value of type `ty`, added to a function's table of value types (which passes that add
+/// values take out of the function while they rewrite its body).
+pub fn fresh_value(types: &mut Vec<Type>, ty: Type) -> Value {
+    types.push(ty);
+    Value(types.len() as u32 - 1)
+}
+
 /// How many times each value is read in `block` (by its instructions, nested blocks included,
 /// and by its results).
 pub fn count_uses(block: &Block, uses: &mut std::collections::HashMap<Value, usize>) {
