@@ -481,7 +481,10 @@ impl<'a> LoopBatch<'a> {
             Kind::Whole { whole, bound: Bound::Greatest } if !from_below => whole,
             Kind::Whole { .. } => return None,
             Kind::Gathered | Kind::Batched if self.ty(row)? == Type::Real => {
+                // A check decides, it is not differentiated: the extreme of the values, detached
+                // (a scale computed from the parameters has a tangent; the extreme has none).
                 let values = self.row_values(row)?;
+                let values = self.emit(Op::Unary(UnaryOp::Detach, values), self.batched_type(Type::Real)?);
                 let extreme = if from_below { ReduceOp::Min } else { ReduceOp::Max };
                 self.emit(Op::Reduce(extreme, values), Type::Real)
             }
