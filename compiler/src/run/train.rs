@@ -397,8 +397,11 @@ impl<'a> Session<'a> {
             });
         }
         let count = particles as f64;
-        for values in &mut group.gradient {
-            values.iter_mut().for_each(|element| *element /= count);
+        // x / 1 is x: a step of one particle (a minibatch's) skips a pass over the gradient.
+        if particles > 1 {
+            for values in &mut group.gradient {
+                values.iter_mut().for_each(|element| *element /= count);
+            }
         }
         Ok(value / count)
     }
