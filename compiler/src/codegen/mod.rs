@@ -62,10 +62,14 @@ impl Layout {
         let mut layout = Layout::default();
         layout.find_data(&function.body);
         // Only the values the body defines: passes leave the types of the values they removed.
+        // Those the top level computes share slots (see `share_top_level_slots`).
+        let top_level: std::collections::HashSet<Value> =
+            function.body.insts.iter().flat_map(|inst| inst.results.iter().copied()).collect();
         let mut defined = crate::ir::defined_in(&function.body);
         defined.sort();
         for value in defined {
-            if layout.data.contains_key(&value) {
+            let shared = top_level.contains(&value) && matches!(function.ty(value), Some(Type::Vec(_) | Type::Mat(..)));
+            if layout.data.contains_key(&value) || shared {
                 continue;
             }
             let Some(ty) = function.ty(value) else { continue };
@@ -81,6 +85,7 @@ impl Layout {
                 _ => {}
             }
         }
+        layout.share_top_level_slots(function);
         layout.share_streams(function);
         layout.accumulate_in_place(function, &function.body);
         layout.stage_loops(function, &function.body);
@@ -95,6 +100,49 @@ impl Layout {
             layout.results.push(place);
         }
         layout
+    }
+
+    /// Slots for the vectors and matrices the function's top level computes, a slot shared by
+    /// values whose lives do not overlap: a batched network's gradient computes dozens of
+    /// `B × n` matrices, each read by the next few instructions. A value lives from the
+    /// instruction that computes it to the last that reads it (in its blocks too; the function's
+    /// results to the end), and takes a free slot of its size or a new one; an instruction's
+    /// results never take the slots of its own operands. Values of nested blocks keep slots of
+    /// their own.
+    fn share_top_level_slots(&mut self, function: &Function) {
+        let insts = &function.body.insts;
+        let mut last_read: HashMap<Value, usize> = HashMap::new();
+        for (index, inst) in insts.iter().enumerate() {
+            for value in crate::ir::reads(inst) {
+                last_read.insert(value, index);
+            }
+        }
+        for value in &function.body.results {
+            last_read.insert(*value, usize::MAX);
+        }
+        let mut free: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut ending: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+        for (index, inst) in insts.iter().enumerate() {
+            for result in &inst.results {
+                let Some(ty @ (Type::Vec(_) | Type::Mat(..))) = function.ty(*result) else { continue };
+                if self.data.contains_key(result) {
+                    continue;
+                }
+                let size = ty.elements();
+                let slot = free.get_mut(&size).and_then(Vec::pop).unwrap_or_else(|| {
+                    self.slots_len += size;
+                    self.slots_len - size
+                });
+                self.slot.insert(*result, slot);
+                let last = last_read.get(result).copied().unwrap_or(index);
+                if last != usize::MAX {
+                    ending.entry(last).or_default().push((size, slot));
+                }
+            }
+            for (size, slot) in ending.remove(&index).unwrap_or_default() {
+                free.entry(size).or_default().push(slot);
+            }
+        }
     }
 
     fn find_data(&mut self, block: &Block) {

@@ -311,7 +311,7 @@ impl<'a> LoopBatch<'a> {
         if matches!(inst.op, Op::Save(_) | Op::Restore(_) | Op::Expect { .. } | Op::Branch { .. }) {
             return None;
         }
-        let varying: Vec<Kind> = free_values(inst).iter().filter_map(|value| self.kind.get(value).copied()).collect();
+        let varying: Vec<Kind> = super::reads(inst).iter().filter_map(|value| self.kind.get(value).copied()).collect();
         if varying.is_empty() {
             return Some(Placed::Invariant);
         }
@@ -610,33 +610,6 @@ fn mirrored(op: CompareOp) -> CompareOp {
         CompareOp::Lt => CompareOp::Gt,
         CompareOp::Le => CompareOp::Ge,
         other => other,
-    }
-}
-
-/// The values `inst` reads: its operands and what its blocks read from outside them.
-fn free_values(inst: &Inst) -> Vec<Value> {
-    let mut read = inst.op.operands();
-    let blocks = inst.op.blocks();
-    if !blocks.is_empty() {
-        let mut inside = HashSet::new();
-        let mut used = HashSet::new();
-        for block in blocks {
-            collect(block, &mut inside, &mut used);
-        }
-        read.extend(used.difference(&inside).copied());
-    }
-    read
-}
-
-fn collect(block: &Block, defined: &mut HashSet<Value>, used: &mut HashSet<Value>) {
-    defined.extend(block.params.iter().copied());
-    used.extend(block.results.iter().copied());
-    for inst in &block.insts {
-        defined.extend(inst.results.iter().copied());
-        used.extend(inst.op.operands());
-        for nested in inst.op.blocks() {
-            collect(nested, defined, used);
-        }
     }
 }
 

@@ -25,6 +25,8 @@ mod types;
 pub mod verify;
 
 pub use builder::FunctionBuilder;
+use std::collections::HashSet;
+
 pub use function::{
     BinaryOp, Block, BranchRule, CompareOp, Constant, Function, Inst, Kernel, Noise, Op, ReduceOp, Sampler, Tensor,
     UnaryOp, Value,
@@ -65,6 +67,30 @@ pub fn defined_in(block: &Block) -> Vec<Value> {
         }
     }
     values
+}
+
+/// The values `inst` reads: its operands and what its blocks read from outside them.
+pub fn reads(inst: &Inst) -> Vec<Value> {
+    fn visit(block: &Block, defined: &mut HashSet<Value>, used: &mut HashSet<Value>) {
+        defined.extend(block.params.iter().copied());
+        used.extend(block.results.iter().copied());
+        for inst in &block.insts {
+            defined.extend(inst.results.iter().copied());
+            used.extend(inst.op.operands());
+            for nested in inst.op.blocks() {
+                visit(nested, defined, used);
+            }
+        }
+    }
+    let mut read = inst.op.operands();
+    let (mut defined, mut used) = (HashSet::new(), HashSet::new());
+    for block in inst.op.blocks() {
+        visit(block, &mut defined, &mut used);
+    }
+    let mut outside: Vec<Value> = used.difference(&defined).copied().collect();
+    outside.sort();
+    read.extend(outside);
+    read
 }
 
 /// The value of every `int` constant defined in `block` or the blocks inside it.
