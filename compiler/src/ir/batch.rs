@@ -19,8 +19,10 @@
 //!
 //! Every row draws exactly the numbers it draws in the loop, and elementwise arithmetic gives
 //! the same bits; only the summation order of products and row sums may differ. The pass
-//! applies to loops with constant bounds whose carried values are streams, sums of reals or left
-//! unchanged, and whose per-row values are reals and vectors; any other loop is left as it is.
+//! applies to loops with constant bounds whose carried values are streams, sums of reals, stacks
+//! the iterations write element by element (a comprehension, an IWELBO's particle weights) or
+//! left unchanged, and whose per-row values are reals and vectors; any other loop is left as it
+//! is.
 //! It runs on the expanded program, before differentiation, and must not change which numbers
 //! are drawn, nor batch what does not fit [`MAX_BATCHED_ELEMENTS`].
 
