@@ -646,65 +646,89 @@ impl Optimizer {
                 self.sizes
             );
         }
+        for (k, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
+            self.update(k, param, grad);
+        }
+        self.finish_step();
+    }
+
+    /// Parameter `k`'s part of a step, on its values where they live: call it for every
+    /// parameter, in any order, then [`Optimizer::finish_step`] ([`Optimizer::step`] does both,
+    /// and a training loop that keeps its parameters elsewhere copies nothing). Each update is a
+    /// loop over slices the compiler runs at full vector width.
+    ///
+    /// # Panics
+    ///
+    /// If `param` and `grad` do not have parameter `k`'s length ([`Optimizer::sizes`]): a bug
+    /// in the caller, as for [`Optimizer::step`].
+    pub fn update(&mut self, k: usize, param: &mut [f64], grad: &[f64]) {
+        if self.sizes.get(k) != Some(&param.len()) || grad.len() != param.len() {
+            panic!(
+                "Optimizer::update: parameter {k} of length {} and its gradient of length {} for the optimizer's {:?}",
+                param.len(),
+                grad.len(),
+                self.sizes
+            );
+        }
         let lr = self.learning_rate();
         let first_step = self.steps_taken == 0;
         let t = (self.steps_taken + 1) as f64;
-        // Parameter by parameter, so that each update is a loop over slices the compiler runs at
-        // full vector width (the shapes all match: element i of every buffer is parameter i's).
-        for (k, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
-            let elements = param.iter_mut().zip(grad.iter().copied());
-            match &mut self.rule {
-                Rule::Sgd { momentum_buffer: None, .. } => {
-                    for (param, grad) in elements {
-                        *param -= lr * grad;
-                    }
+        let elements = param.iter_mut().zip(grad.iter().copied());
+        match &mut self.rule {
+            Rule::Sgd { momentum_buffer: None, .. } => {
+                for (param, grad) in elements {
+                    *param -= lr * grad;
                 }
-                Rule::Sgd { momentum, nesterov, momentum_buffer: Some(buffer) } => {
-                    let (momentum, nesterov) = (*momentum, *nesterov);
-                    for ((param, grad), velocity) in elements.zip(buffer[k].iter_mut()) {
-                        // PyTorch starts the buffer at the first gradient, not at μ·0 + g (which
-                        // would differ only in the sign of a zero).
-                        *velocity = if first_step { grad } else { momentum * *velocity + grad };
-                        let direction = if nesterov { grad + momentum * *velocity } else { *velocity };
-                        *param -= lr * direction;
-                    }
+            }
+            Rule::Sgd { momentum, nesterov, momentum_buffer: Some(buffer) } => {
+                let (momentum, nesterov) = (*momentum, *nesterov);
+                for ((param, grad), velocity) in elements.zip(buffer[k].iter_mut()) {
+                    // PyTorch starts the buffer at the first gradient, not at μ·0 + g (which
+                    // would differ only in the sign of a zero).
+                    *velocity = if first_step { grad } else { momentum * *velocity + grad };
+                    let direction = if nesterov { grad + momentum * *velocity } else { *velocity };
+                    *param -= lr * direction;
                 }
-                Rule::Adam { beta1, beta2, eps, weight_decay, exp_avg, exp_avg_sq } => {
-                    let adam = AdamStep {
-                        beta1: *beta1,
-                        beta2: *beta2,
-                        eps: *eps,
-                        step_size: lr / (1.0 - libm::pow(*beta1, t)),
-                        bias_correction2_sqrt: (1.0 - libm::pow(*beta2, t)).sqrt(),
-                        // Decoupled decay shrinks the parameter itself, outside the adaptive scaling.
-                        decay: 1.0 - lr * *weight_decay,
-                    };
-                    adam.update(param, grad, &mut exp_avg[k], &mut exp_avg_sq[k]);
-                }
-                Rule::RmsProp { alpha, eps, momentum, square_avg, momentum_buffer } => {
-                    let (alpha, eps, momentum) = (*alpha, *eps, *momentum);
-                    let mut velocities = momentum_buffer.as_mut().map(|buffer| buffer[k].iter_mut());
-                    for ((param, grad), mean_square) in elements.zip(square_avg[k].iter_mut()) {
-                        *mean_square = alpha * *mean_square + (1.0 - alpha) * grad * grad;
-                        let scaled = grad / (mean_square.sqrt() + eps);
-                        match velocities.as_mut().and_then(Iterator::next) {
-                            Some(velocity) => {
-                                *velocity = momentum * *velocity + scaled;
-                                *param -= lr * *velocity;
-                            }
-                            None => *param -= lr * scaled,
+            }
+            Rule::Adam { beta1, beta2, eps, weight_decay, exp_avg, exp_avg_sq } => {
+                let adam = AdamStep {
+                    beta1: *beta1,
+                    beta2: *beta2,
+                    eps: *eps,
+                    step_size: lr / (1.0 - libm::pow(*beta1, t)),
+                    bias_correction2_sqrt: (1.0 - libm::pow(*beta2, t)).sqrt(),
+                    // Decoupled decay shrinks the parameter itself, outside the adaptive scaling.
+                    decay: 1.0 - lr * *weight_decay,
+                };
+                adam.update(param, grad, &mut exp_avg[k], &mut exp_avg_sq[k]);
+            }
+            Rule::RmsProp { alpha, eps, momentum, square_avg, momentum_buffer } => {
+                let (alpha, eps, momentum) = (*alpha, *eps, *momentum);
+                let mut velocities = momentum_buffer.as_mut().map(|buffer| buffer[k].iter_mut());
+                for ((param, grad), mean_square) in elements.zip(square_avg[k].iter_mut()) {
+                    *mean_square = alpha * *mean_square + (1.0 - alpha) * grad * grad;
+                    let scaled = grad / (mean_square.sqrt() + eps);
+                    match velocities.as_mut().and_then(Iterator::next) {
+                        Some(velocity) => {
+                            *velocity = momentum * *velocity + scaled;
+                            *param -= lr * *velocity;
                         }
-                    }
-                }
-                Rule::Adagrad { eps, sum } => {
-                    let eps = *eps;
-                    for ((param, grad), sum_of_squares) in elements.zip(sum[k].iter_mut()) {
-                        *sum_of_squares += grad * grad;
-                        *param -= lr * (grad / (sum_of_squares.sqrt() + eps));
+                        None => *param -= lr * scaled,
                     }
                 }
             }
+            Rule::Adagrad { eps, sum } => {
+                let eps = *eps;
+                for ((param, grad), sum_of_squares) in elements.zip(sum[k].iter_mut()) {
+                    *sum_of_squares += grad * grad;
+                    *param -= lr * (grad / (sum_of_squares.sqrt() + eps));
+                }
+            }
         }
+    }
+
+    /// Ends a step whose every parameter [`Optimizer::update`] has moved.
+    pub fn finish_step(&mut self) {
         self.steps_taken += 1;
     }
 }

@@ -85,8 +85,6 @@ struct Group {
     /// This step's objective, and those of the last finite steps (at most [`FINAL_WINDOW`]).
     value: f64,
     values: VecDeque<f64>,
-    /// The trained parameters' values, for the optimizer.
-    current: Vec<Vec<f64>>,
     /// The step's gradient, averaged over its particles.
     gradient: Vec<Vec<f64>>,
     /// The per-chunk sums of one round of particles.
@@ -231,14 +229,12 @@ impl<'a> Session<'a> {
             }
             parallel.get_or_insert_with(|| started.elapsed() > PARALLEL_STEP);
             if finite {
+                // Each parameter moves where it lives: no copy of a network's weights per step.
                 for group in &mut groups {
-                    for (current, p) in group.current.iter_mut().zip(&group.params) {
-                        current.copy_from_slice(self.params.get(*p));
+                    for (k, (p, gradient)) in group.params.iter().zip(&group.gradient).enumerate() {
+                        group.optimizer.update(k, self.params.get_mut(*p), gradient);
                     }
-                    group.optimizer.step(&mut group.current, &group.gradient);
-                    for (current, p) in group.current.iter().zip(&group.params) {
-                        self.params.get_mut(*p).copy_from_slice(current);
-                    }
+                    group.optimizer.finish_step();
                 }
             } else {
                 skipped += 1;
@@ -645,7 +641,6 @@ impl<'a> Session<'a> {
             optimizer: Optimizer::new(settings.method, schedule, &sizes),
             value: f64::NAN,
             values: VecDeque::with_capacity(FINAL_WINDOW),
-            current: zeros.clone(),
             gradient: zeros,
             round,
         })
