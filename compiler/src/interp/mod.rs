@@ -8,7 +8,7 @@
 
 mod value;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use ppl_runtime::Rng;
 
@@ -51,48 +51,82 @@ impl std::error::Error for InterpError {}
 
 /// Runs `function` on `args` (one per parameter of its body) and returns its results.
 pub fn run(function: &Function, args: Vec<RuntimeValue>) -> Result<Vec<RuntimeValue>, InterpError> {
-    Frame::new(function, false).run_block(&function.body, args)
+    run_with(function, &DataInPlace::of(function), args)
+}
+
+/// [`run`], with the function's [`DataInPlace`] found once by a caller that runs it many times.
+pub fn run_with(
+    function: &Function,
+    data: &DataInPlace,
+    args: Vec<RuntimeValue>,
+) -> Result<Vec<RuntimeValue>, InterpError> {
+    Frame::new(function, data, false).run_block(&function.body, args)
 }
 
 /// Like [`run`], but stops at the first instruction that produces NaN from operands that are
 /// not NaN, with an [`ErrorKind::NotANumber`] error at that instruction's source.
 pub fn run_watching_nan(function: &Function, args: Vec<RuntimeValue>) -> Result<Vec<RuntimeValue>, InterpError> {
-    Frame::new(function, true).run_block(&function.body, args)
+    Frame::new(function, &DataInPlace::of(function), true).run_block(&function.body, args)
+}
+
+/// The data tensors a function reads only by element, row or slice: the interpreter reads them
+/// where they live, never copying them whole (a picture of a few test images must not copy the
+/// test set).
+#[derive(Debug, Default)]
+pub struct DataInPlace(HashMap<Value, Tensor>);
+
+impl DataInPlace {
+    pub fn of(function: &Function) -> DataInPlace {
+        DataInPlace(read_in_place(function))
+    }
 }
 
 /// The values defined so far, indexed by `Value`, and the tape.
-struct Frame {
+struct Frame<'a> {
     values: Vec<Option<RuntimeValue>>,
-    /// Data read only by element, row or slice: read where it lives, never copied whole (a
-    /// picture of a few test images must not copy the test set).
-    in_place: HashMap<Value, Tensor>,
+    in_place: &'a HashMap<Value, Tensor>,
     tape: Vec<RuntimeValue>,
     watch_nan: bool,
 }
 
 /// The data tensors of `function` that only `Extract` and `Slice` read (as their aggregate).
 fn read_in_place(function: &Function) -> HashMap<Value, Tensor> {
-    fn visit(block: &Block, tensors: &mut HashMap<Value, Tensor>, whole: &mut HashSet<Value>) {
-        whole.extend(block.results.iter().copied());
+    fn data(block: &Block, tensors: &mut HashMap<Value, Tensor>) {
         for inst in &block.insts {
-            match (&inst.op, inst.results.as_slice()) {
-                (Op::Data(tensor), [result]) => {
-                    tensors.insert(*result, tensor.clone());
-                }
-                (Op::Extract { index, .. }, _) => {
-                    whole.insert(*index);
-                }
-                (Op::Slice { .. }, _) => {}
-                (op, _) => whole.extend(op.operands()),
+            if let (Op::Data(tensor), [result]) = (&inst.op, inst.results.as_slice()) {
+                tensors.insert(*result, tensor.clone());
             }
             for nested in inst.op.blocks() {
-                visit(nested, tensors, whole);
+                data(nested, tensors);
             }
         }
     }
-    let (mut tensors, mut whole) = (HashMap::new(), HashSet::new());
-    visit(&function.body, &mut tensors, &mut whole);
-    tensors.retain(|value, _| !whole.contains(value));
+    fn read_whole(block: &Block, tensors: &mut HashMap<Value, Tensor>) {
+        for value in &block.results {
+            tensors.remove(value);
+        }
+        for inst in &block.insts {
+            match &inst.op {
+                Op::Extract { index, .. } => {
+                    tensors.remove(index);
+                }
+                Op::Slice { .. } | Op::Data(_) => {}
+                op => {
+                    for operand in op.operands() {
+                        tensors.remove(&operand);
+                    }
+                }
+            }
+            for nested in inst.op.blocks() {
+                read_whole(nested, tensors);
+            }
+        }
+    }
+    let mut tensors = HashMap::new();
+    data(&function.body, &mut tensors);
+    if !tensors.is_empty() {
+        read_whole(&function.body, &mut tensors);
+    }
     tensors
 }
 
@@ -100,10 +134,10 @@ fn fail<T>(message: impl Into<String>, span: Option<Span>) -> Result<T, InterpEr
     Err(InterpError { kind: ErrorKind::Failure, message: message.into(), span })
 }
 
-impl Frame {
-    fn new(function: &Function, watch_nan: bool) -> Frame {
+impl<'a> Frame<'a> {
+    fn new(function: &Function, data: &'a DataInPlace, watch_nan: bool) -> Frame<'a> {
         let values = vec![None; function.value_types.len()];
-        Frame { values, in_place: read_in_place(function), tape: Vec::new(), watch_nan }
+        Frame { values, in_place: &data.0, tape: Vec::new(), watch_nan }
     }
 
     fn get(&self, value: Value) -> Result<&RuntimeValue, InterpError> {

@@ -40,6 +40,8 @@ pub struct Kernel {
     native: Option<Compiled>,
     /// The leading parameters' types: the program's parameters, before the stream.
     param_types: Vec<Type>,
+    /// Found once, for the interpreter's calls.
+    data_in_place: interp::DataInPlace,
 }
 
 /// The memory one thread uses to call a kernel.
@@ -65,7 +67,8 @@ impl Kernel {
     pub fn new(function: Function, native: Option<Compiled>) -> Kernel {
         let params = function.body.params.iter().filter_map(|param| function.ty(*param));
         let param_types = params.take_while(|ty| *ty != Type::Rng).collect();
-        Kernel { function, native, param_types }
+        let data_in_place = interp::DataInPlace::of(&function);
+        Kernel { function, native, param_types, data_in_place }
     }
 
     pub fn worker(&self) -> Worker {
@@ -107,7 +110,9 @@ impl Kernel {
                 if let Some(last) = args.last_mut() {
                     *last = RuntimeValue::Rng(Box::new(Rng::new(seed, stream)));
                 }
-                let Ok(values) = interp::run(&self.function, args.clone()) else { return false };
+                let Ok(values) = interp::run_with(&self.function, &self.data_in_place, args.clone()) else {
+                    return false;
+                };
                 *results = values;
                 worker.reals.clear();
                 for value in results.iter() {
