@@ -46,8 +46,7 @@ pub fn compile(mut lowered: Function, wrt: &[bool], batch_rows: bool) -> Result<
     const_fold::fold_constants(&mut lowered);
     let mut expanded = expand::expand(&lowered)?;
     optimized(&mut expanded)?;
-    if batch_rows {
-        batch::batch_loops(&mut expanded);
+    if batch_rows && batch::batch_loops(&mut expanded) {
         optimized(&mut expanded)?;
     }
 

@@ -38,13 +38,15 @@ use crate::syntax::span::Span;
 pub const MAX_BATCHED_ELEMENTS: usize = 1 << 20;
 
 /// Batches every loop of `function` that the pass applies to (see the module's comment), in
-/// place.
-pub fn batch_loops(function: &mut Function) {
+/// place; whether it batched any.
+pub fn batch_loops(function: &mut Function) -> bool {
     let mut constants = HashMap::new();
     super::int_constants(&function.body, &mut constants);
-    let mut pass = Batching { types: std::mem::take(&mut function.value_types), constants, renamed: HashMap::new() };
+    let types = std::mem::take(&mut function.value_types);
+    let mut pass = Batching { types, constants, renamed: HashMap::new(), batched: false };
     pass.block(&mut function.body);
     function.value_types = pass.types;
+    pass.batched
 }
 
 struct Batching {
@@ -53,6 +55,8 @@ struct Batching {
     /// Values that now stand for others: a loop's result that the loop left unchanged is its
     /// initial value.
     renamed: HashMap<Value, Value>,
+    /// Whether some loop was batched.
+    batched: bool,
 }
 
 impl Batching {
@@ -75,10 +79,13 @@ impl Batching {
             match self.batch_loop(&inst) {
                 // The loop's unchanged carried values are now their initial ones, also in the
                 // code taken out of its body.
-                Some(batched) => block.insts.extend(batched.into_iter().map(|mut inst| {
-                    rename_inst(&mut inst, &self.renamed);
-                    inst
-                })),
+                Some(batched) => {
+                    self.batched = true;
+                    block.insts.extend(batched.into_iter().map(|mut inst| {
+                        rename_inst(&mut inst, &self.renamed);
+                        inst
+                    }));
+                }
                 None => block.insts.push(inst),
             }
         }
