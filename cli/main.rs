@@ -215,7 +215,7 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
         row_by_row: flags.row_by_row,
     };
     let started = std::time::Instant::now();
-    let mut record = results::Record { keep_draws: flags.out.is_some(), ..results::Record::default() };
+    let mut record = results::Record { writing: flags.out.is_some(), ..results::Record::default() };
     let mut progress = progress::Progress::new(flags.quiet);
     let mut text = draws::Text::new(flags.full, "`--full` prints every draw, `--out DIR` writes them");
     // Whether a picture could not be written (the run goes on; its exit code is then 1).
@@ -250,14 +250,15 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
                 }
                 _ => {}
             }
-            match (flags.json, report::json(&output)) {
-                (true, Some(line)) => write_line(&line),
-                (true, None) => eprintln!("{output}"),
-                (false, _) => {
-                    if let Some(line) = text.show(&output) {
-                        write_line(&line);
-                    }
+            // Only as JSON does an output become JSON: a network's trained weights are
+            // hundreds of thousands of numbers.
+            if flags.json {
+                match report::json(&output) {
+                    Some(line) => write_line(&line),
+                    None => eprintln!("{output}"),
                 }
+            } else if let Some(line) = text.show(&output) {
+                write_line(&line);
             }
         });
         progress.finish();
@@ -274,7 +275,7 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
             "seconds": started.elapsed().as_secs_f64(),
             // How the run ended: all its commands done, stopped by Ctrl-C or SIGTERM, or
             // stopped by an error (the results are those of the last finished training).
-            "ended": match (&outcome, record.interrupted()) {
+            "ended": match (&outcome, record.interrupted) {
                 (Err(_), _) => "error",
                 (Ok(()), true) => "interrupted",
                 (Ok(()), false) => "completed",
@@ -289,7 +290,7 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
         eprint!("{}", ppl::diagnostics::render(&diagnostic, &analysis.sources, color));
         return Err(Failure);
     }
-    if record.interrupted() {
+    if record.interrupted {
         eprintln!("interrupted: training stopped early; the results so far are kept");
         std::process::exit(130);
     }

@@ -38,8 +38,14 @@ pub struct StepRow {
 pub struct Record {
     pub rows: Vec<StepRow>,
     pub trainings: Vec<Value>,
-    /// Whether to keep the draws of `sample` commands (only to write them).
-    pub keep_draws: bool,
+    /// Training commands finished so far.
+    pub trained: usize,
+    /// Whether one was stopped by Ctrl-C.
+    pub interrupted: bool,
+    /// Whether the record is to be written (`--out`): only then does it keep the draws of
+    /// `sample` commands and each training's optimizer state (two numbers per weight of a
+    /// network).
+    pub writing: bool,
     pub draws: Vec<Draws>,
     /// The pictures of `image` results written so far: each file's name and fingerprint.
     pub pictures: Vec<(String, Value)>,
@@ -48,16 +54,16 @@ pub struct Record {
 impl Record {
     pub fn observe(&mut self, output: &Output) {
         match output {
-            Output::Sample { source, .. } if self.keep_draws => {
+            Output::Sample { source, .. } if self.writing => {
                 self.draws.push(Draws::new(source, true));
             }
-            Output::Trace { trace, .. } if self.keep_draws => {
+            Output::Trace { trace, .. } if self.writing => {
                 if let Some(draws) = self.draws.last_mut() {
                     draws.add(trace);
                 }
             }
             Output::Progress { step, objective, value, gradient_norm, learning_rate, .. } => self.rows.push(StepRow {
-                command: self.trainings.len(),
+                command: self.trained,
                 step: *step,
                 objective: *value,
                 running: *objective,
@@ -65,6 +71,11 @@ impl Record {
                 learning_rate: *learning_rate,
             }),
             Output::Trained { source, steps, skipped, seconds, objectives, reason, optimizers, seed, fit, .. } => {
+                self.trained += 1;
+                self.interrupted |= *reason == ppl::run::StopReason::Interrupted;
+                if !self.writing {
+                    return;
+                }
                 self.trainings.push(json!({
                     "source": source,
                     "steps": steps,
@@ -94,11 +105,6 @@ impl Record {
         self.pictures.retain(|(written, _)| *written != file);
         self.pictures.push((file, fingerprint(png)));
         Ok(path)
-    }
-
-    /// Whether a training command was stopped by Ctrl-C.
-    pub fn interrupted(&self) -> bool {
-        self.trainings.iter().any(|training| training["stopped"] == "interrupted")
     }
 
     /// Writes every file into `dir` (created if needed), `run.json` last.
