@@ -2,9 +2,9 @@
 //! `examples/vae.ppl` writes it), measured through the embedding API on the path every command
 //! runs on: the compile time of one image's ELBO gradient, one image's gradient, the gradient of
 //! a minibatch of 64 and of 1024 test images (`mean_over(…, batch: B)`), and a training step's
-//! 64 particles of one image, each the median of `--runs` calls on one thread; then the matrix product at the VAE's shapes beside
-//! the `gemm` crate called directly. NumPyro's figures on the same machine come from
-//! `bench/numpyro_vae.py`.
+//! 64 particles of one image (batched, and one at a time), each the median of `--runs` calls on
+//! one thread; then the matrix product at the VAE's shapes beside the `gemm` crate called
+//! directly. NumPyro's figures on the same machine come from `bench/numpyro_vae.py`.
 
 use std::process::ExitCode;
 
@@ -55,17 +55,23 @@ fn figures(runs: usize) -> Result<(), String> {
         });
         println!("  {what:<41} {:>9.3} ms", ms(time));
     }
-    // A training step of 64 particles of one image runs them one after another (one chunk, on
-    // one thread): 64 calls, each on its own stream.
-    let mut objective = program.objective("image_elbo(image)").map_err(|error| error.to_string())?;
+    // A training step's 64 particles of one image, as training runs them: one program over all
+    // of them; and, to compare, one call per particle.
+    let mut objective = program.objective_with_particles("image_elbo(image)", 64).map_err(|error| error.to_string())?;
     let mut stream = 0;
+    let time = median(runs, || {
+        stream += 64;
+        std::hint::black_box(objective.value_and_grad(&params, 1, stream, &mut gradient).is_ok());
+    });
+    println!("  {:<41} {:>9.3} ms", "64 particles of one image's ELBO:", ms(time));
+    let mut objective = program.objective("image_elbo(image)").map_err(|error| error.to_string())?;
     let time = median(runs, || {
         for _ in 0..64 {
             stream += 1;
             std::hint::black_box(objective.value_and_grad(&params, 1, stream, &mut gradient).is_ok());
         }
     });
-    println!("  {:<41} {:>9.3} ms", "64 particles of one image's ELBO:", ms(time));
+    println!("  {:<41} {:>9.3} ms", "  the same one particle at a time:", ms(time));
     matrix_products(runs);
     Ok(())
 }

@@ -67,8 +67,9 @@ enum Command {
         /// What runs the compiled programs.
         #[arg(long, value_enum, default_value_t = BackendChoice::Jit)]
         backend: BackendChoice,
-        /// Run each minibatch's rows one by one instead of as one batched program (to compare:
-        /// the same draws, values equal up to the rounding of sums)
+        /// Run each minibatch's rows and each training step's particles one by one instead of
+        /// as one batched program (to compare: the same draws, values equal up to the rounding
+        /// of sums)
         #[arg(long)]
         row_by_row: bool,
     },

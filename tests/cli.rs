@@ -405,8 +405,9 @@ fn constants_that_calls_give_fix_particles_lengths_and_loops() {
     }
 }
 
-/// A minibatch runs as one batched program, or row by row with `--row-by-row`: the same draws,
-/// so the same numbers up to the rounding of sums, through `estimate`, `grad` and training.
+/// A minibatch, and a training step's particles of one example, run as one batched program, or
+/// one by one with `--row-by-row`: the same draws, so the same numbers up to the rounding of
+/// sums, through `estimate`, `grad` and training.
 #[test]
 fn row_by_row_runs_give_the_numbers_of_batched_runs() {
     let scratch = Scratch::new("run-row-by-row");
@@ -429,6 +430,8 @@ print estimate(mean_over(rows, row_elbo, batch: 8), samples: 50);
 print grad(sum_over(rows, row_elbo, batch: 5), samples: 20);
 maximize mean_over(rows, row_elbo, batch: 8) with {{ optimizer: adam(lr: 0.01), steps: 30, seed: 2 }};
 print w, v;
+maximize row_elbo(rows[3]) with {{ optimizer: adam(lr: 0.01), steps: 20, particles: 16, seed: 3 }};
+print w, v;
 ",
         rows.join(", ")
     );
@@ -450,6 +453,30 @@ print w, v;
     for (k, (a, b)) in batched.iter().zip(&row_by_row).enumerate() {
         assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()), "number {k}: batched {a}, row by row {b}");
     }
+}
+
+/// A step whose particles run as one program and fail reports what the step reports run
+/// particle by particle: the failing particle's diagnostic, at its operation.
+#[test]
+fn a_failing_batched_step_is_reported_as_one_by_one() {
+    let scratch = Scratch::new("run-failing-particles");
+    let path = scratch.file(
+        "fail.ppl",
+        "data x: vec[3] = [0.5, -0.2, 1.0];
+gen model(w: mat[3, 2], s: vec[3]) { z ~ mv_normal_diag(zeros(2), ones(2)); x ~ mv_normal_diag(w @ tanh(z), s); }
+gen guide(v: mat[4, 3]) { let h = v @ x; z ~ mv_normal_diag(h[..2], softplus(h[2..])); }
+param w: mat[3, 2] = uniform_init(0.5);
+param s: vec[3] = [1.0, 1.0, -1.0];
+param v: mat[4, 3] = uniform_init(0.4);
+maximize elbo(model(w, s), guide(v), { x: x }) with { optimizer: adam(lr: 0.01), steps: 20, particles: 16 };
+",
+    );
+    let path = path.to_str().expect("a UTF-8 path");
+    let (batched, one_by_one) = (ppl(&["run", path]), ppl(&["run", "--row-by-row", path]));
+    assert_eq!(batched.status.code(), Some(1));
+    assert!(stderr(&batched).contains("E0700"), "{}", stderr(&batched));
+    assert!(stderr(&batched).contains("must have positive elements"), "{}", stderr(&batched));
+    assert_eq!(stderr(&batched), stderr(&one_by_one));
 }
 
 /// Every number in a JSON value, in order (times excluded: they differ from run to run).

@@ -305,6 +305,17 @@ impl Program {
     /// Compiles the estimate `expression` (written against the program's definitions, e.g.
     /// `elbo(model(), guide(m), obs)`) to native value-and-gradient code.
     pub fn objective(&self, expression: &str) -> Result<Objective, Error> {
+        self.objective_with_particles(expression, 1)
+    }
+
+    /// As [`Program::objective`], each call averaging `particles` independent estimates (as a
+    /// training step with `particles` does), estimate `p` on the stream `stream + p`: the
+    /// estimates of [`Objective::value_and_grad`] on those streams, averaged. Where they batch
+    /// (a network applied to each particle's draw) they run as one program over all of them.
+    pub fn objective_with_particles(&self, expression: &str, particles: u32) -> Result<Objective, Error> {
+        if particles == 0 {
+            return Err(Error::plain("an objective needs at least one particle"));
+        }
         let input = Wrapped { name: "<objective>", before: "print grad(", text: expression, after: "\n);" };
         let analysis = self.check(Some(input));
         if analysis.has_errors() {
@@ -312,7 +323,7 @@ impl Program {
         }
         let estimator = crate::with_large_stack(|| {
             let session = Session::new(&analysis, RunOptions::default())?;
-            session.compile_objectives()
+            session.compile_objectives_with(particles)
         })
         .map_err(|diagnostic| Error::rendered(&diagnostic, &analysis.sources))?
         .into_iter()
@@ -329,7 +340,7 @@ impl Program {
             let file = analysis.sources.file(file);
             Span::new(file.base, file.base + file.text.len() as u32)
         });
-        Ok(Objective { kernel, worker, wrt, shapes, sources: analysis.sources, span })
+        Ok(Objective { kernel, worker, wrt, shapes, particles, sources: analysis.sources, span })
     }
 }
 
@@ -340,6 +351,8 @@ pub struct Objective {
     worker: Worker,
     wrt: Vec<bool>,
     shapes: Vec<RuntimeValue>,
+    /// Estimates each call averages; the kernel returns their sums.
+    particles: u32,
     /// The program's sources and the objective's place among them, for diagnostics.
     sources: SourceMap,
     span: Span,
@@ -373,7 +386,8 @@ impl Objective {
         }
         // The objective, then the gradient of each differentiated parameter in order.
         let reals = self.kernel.reals(&self.worker);
-        let value = reals.first().copied().unwrap_or(f64::NAN);
+        let count = f64::from(self.particles);
+        let value = reals.first().copied().unwrap_or(f64::NAN) / count;
         let mut results = reals.get(1..).unwrap_or(&[]);
         let mut offset = 0;
         for (shape, differentiated) in self.shapes.iter().zip(&self.wrt) {
@@ -381,7 +395,8 @@ impl Objective {
             let slice = &mut gradient[offset..offset + len];
             match (*differentiated, results.split_at_checked(len)) {
                 (true, Some((values, rest))) => {
-                    slice.copy_from_slice(values);
+                    // x / 1 is x: one particle's gradient is copied as it is.
+                    slice.iter_mut().zip(values).for_each(|(element, sum)| *element = sum / count);
                     results = rest;
                 }
                 _ => slice.fill(0.0),

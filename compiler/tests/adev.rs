@@ -57,10 +57,12 @@ enum CompileError {
 }
 
 fn try_compile(program: &str) -> Result<Compiled, CompileError> {
-    try_compile_with(program, RunOptions::default())
+    try_compile_with(program, RunOptions::default(), 1)
 }
 
-fn try_compile_with(program: &str, options: RunOptions) -> Result<Compiled, CompileError> {
+/// Compiles each objective as the sum of `particles` samples (see
+/// `Session::compile_objectives_with`).
+fn try_compile_with(program: &str, options: RunOptions, particles: u32) -> Result<Compiled, CompileError> {
     let analysis = ppl::check_source("t.ppl", program);
     if analysis.has_errors() {
         return Err(CompileError::Check(analysis.render_diagnostics(ColorChoice::Never)));
@@ -70,7 +72,7 @@ fn try_compile_with(program: &str, options: RunOptions) -> Result<Compiled, Comp
     };
     let session = Session::new(&analysis, options).map_err(|d| CompileError::Compile(render(d)))?;
     let params = session.params().map(|(name, value)| (name.to_string(), value.clone())).collect();
-    let objectives = session.compile_objectives().map_err(|d| CompileError::Compile(render(d)))?;
+    let objectives = session.compile_objectives_with(particles).map_err(|d| CompileError::Compile(render(d)))?;
     drop(session);
     let mut natives = Vec::with_capacity(objectives.len());
     for (objective, estimator) in &objectives {
@@ -1346,7 +1348,7 @@ fn batched_minibatches_equal_their_rows_one_by_one() {
     let program = minibatch_program();
     let batched = compile(&program).unwrap_or_else(|error| panic!("{error}"));
     let options = RunOptions { row_by_row: true, ..Default::default() };
-    let one_by_one = match try_compile_with(&program, options) {
+    let one_by_one = match try_compile_with(&program, options, 1) {
         Ok(compiled) => compiled,
         Err(CompileError::Check(error) | CompileError::Compile(error)) => panic!("{error}"),
     };
@@ -1394,4 +1396,70 @@ fn batched_minibatches_equal_their_rows_one_by_one() {
         Ok(compared) => assert_eq!(compared, 3 * FD_STREAMS as usize * 85, "every gradient element is compared"),
         Err(failure) => panic!("{failure}"),
     }
+}
+
+/// A training step's particles of one example run as one program over all of them where a
+/// network is applied to each particle's draw: its value and gradient are the sums of the
+/// particles run one at a time, particle `p` on the stream `p` places after the step's.
+#[test]
+fn particles_at_once_sum_the_particles_run_one_by_one() {
+    const PARTICLES: u32 = 12;
+    let program = "data image: vec[5] = [1.0, 0.0, 1.0, 1.0, 0.0];\n\
+         gen decoder(w1: mat[4, 2], b1: vec[4], w2: mat[5, 4], b2: vec[5]) {\n\
+             z ~ mv_normal_diag(zeros(2), ones(2));\n\
+             x ~ bernoulli_logit(w2 @ leaky_relu(w1 @ z + b1) + b2);\n\
+         }\n\
+         gen encoder(x: vec[5], v1: mat[4, 5], c1: vec[4], v2: mat[4, 4], c2: vec[4]) {\n\
+             let out = v2 @ tanh(v1 @ x + c1) + c2;\n\
+             z ~ mv_normal_diag(out[..2], softplus(out[2..]));\n\
+         }\n\
+         param w1: mat[4, 2] = uniform_init(0.7);\n\
+         param b1: vec[4] = uniform_init(0.7);\n\
+         param w2: mat[5, 4] = uniform_init(0.5);\n\
+         param b2: vec[5] = uniform_init(0.5);\n\
+         param v1: mat[4, 5] = uniform_init(0.4);\n\
+         param c1: vec[4] = uniform_init(0.4);\n\
+         param v2: mat[4, 4] = uniform_init(0.5);\n\
+         param c2: vec[4] = uniform_init(0.5);\n\
+         print grad(elbo(decoder(w1, b1, w2, b2), encoder(image, v1, c1, v2, c2), { x: image }));\n\
+         print grad(iwelbo(decoder(w1, b1, w2, b2), encoder(image, v1, c1, v2, c2), { x: image }, 3));\n";
+    let compile = |particles| match try_compile_with(program, RunOptions::default(), particles) {
+        Ok(compiled) => compiled,
+        Err(CompileError::Check(error) | CompileError::Compile(error)) => panic!("{error}"),
+    };
+    let (at_once, one) = (compile(PARTICLES), compile(1));
+    let primal = at_once.objectives[0].1.primal.to_string();
+    assert!(primal.contains(&format!(": mat[{PARTICLES}, 4] = matmul")), "the particles were not batched:\n{primal}");
+
+    let params: Vec<RuntimeValue> = at_once.params.iter().map(|(_, value)| value.clone()).collect();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for ((objective, estimator), (_, single)) in at_once.objectives.iter().zip(&one.objectives) {
+        for first in [0, 40, 1 << 20] {
+            // `run` also runs the native code and requires the interpreter's bits.
+            let run = |compiled: &Compiled, function, stream_number| {
+                let values = compiled.run(function, "reverse", arguments(&params, stream(7, stream_number), vec![]));
+                values.unwrap_or_else(|error| panic!("`{objective}`: {error}"))
+            };
+            let got: Vec<f64> =
+                run(&at_once, &estimator.reverse, first).iter().filter_map(elements).flatten().collect();
+            let mut want = vec![0.0; got.len()];
+            for particle in 0..u64::from(PARTICLES) {
+                let values = run(&one, &single.reverse, first + particle);
+                for (total, x) in want.iter_mut().zip(values.iter().filter_map(elements).flatten()) {
+                    *total += x;
+                }
+            }
+            for (k, (got, want)) in got.iter().zip(&want).enumerate() {
+                compared += 1;
+                if !close(*got, *want, 1e-11, 1e-12) {
+                    failures.push(format!(
+                        "`{objective}` from stream {first}, element {k}: {got:e} at once, {want:e} one by one"
+                    ));
+                }
+            }
+        }
+    }
+    report("particles_at_once_sum_the_particles_run_one_by_one", &failures);
+    assert_eq!(compared, 2 * 3 * 82, "every value and gradient element is compared");
 }

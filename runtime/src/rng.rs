@@ -76,6 +76,15 @@ impl Rng {
         ((self.next_u64() >> 12) as f64 + 0.5) * UNIFORM_SPACING
     }
 
+    /// The stream `offset` places after this one's in its seed's numbering, at its start: the
+    /// stream [`Rng::new`]`(seed, stream + offset)` (wrapping). A step's particles are streams
+    /// in a row, so a program running them all derives each one's from the first.
+    pub fn stream_after(&self, offset: u64) -> Rng {
+        let mut chacha = ChaCha8Rng::from_seed(self.chacha.get_seed());
+        chacha.set_stream(self.chacha.get_stream().wrapping_add(offset));
+        Rng { chacha }
+    }
+
     /// A new stream, independent of this one, whose key and stream number are the next two
     /// outputs of this one. Used where a program needs fresh randomness that must not disturb
     /// the draws after it (the other branch of a measure-valued derivative).
@@ -148,6 +157,17 @@ mod tests {
         let (mut fork_a, mut fork_b) = (a.fork(), b.fork());
         assert_eq!(fork_a.next_u64(), fork_b.next_u64());
         assert_ne!(fork_a.next_u64(), a.next_u64());
+    }
+
+    #[test]
+    fn a_stream_after_another_is_that_stream_from_its_start() {
+        let mut used = Rng::new(7, 40);
+        used.next_u64();
+        let (mut after, mut direct) = (used.stream_after(3), Rng::new(7, 43));
+        for _ in 0..4 {
+            assert_eq!(after.next_u64(), direct.next_u64());
+        }
+        assert_eq!(Rng::new(7, u64::MAX).stream_after(2).next_u64(), Rng::new(7, 1).next_u64());
     }
 
     #[test]

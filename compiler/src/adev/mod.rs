@@ -5,7 +5,8 @@
 //! 1. `estimators` (used while lowering): each choice's forward rule as primal code;
 //!    `rules` holds each distribution's sampler, log-density and domains.
 //! 2. [`expand`]: inline each `E` body; run each `enum`/`mvd` choice's continuation once per
-//!    outcome. Then `ir::batch` runs each minibatch's rows as one program over the batch.
+//!    outcome. Then `ir::batch` runs each minibatch's rows as one program over the batch (and,
+//!    in [`compile_particles`], a training step's particles as one program over them).
 //! 3. `ir::jvp`: forward mode — the [`Estimator::forward`] program.
 //! 4. [`linearize`] and [`transpose`]: reverse mode — the [`Estimator::reverse`] program,
 //!    value and whole gradient in one pass; then `ir::fuse`, which adds outer products into
@@ -41,15 +42,53 @@ pub struct Estimator {
 /// Compiles a lowered estimate `(params…, stream) -> (estimate)` (with `Expect` and `Branch`
 /// operations), differentiating with respect to the parameters flagged in `wrt`; with
 /// `batch_rows`, a minibatch's rows run as one program over the batch (`ir::batch`).
-pub fn compile(mut lowered: Function, wrt: &[bool], batch_rows: bool) -> Result<Estimator, Diagnostic> {
+pub fn compile(lowered: Function, wrt: &[bool], batch_rows: bool) -> Result<Estimator, Diagnostic> {
+    let mut expanded = expanded(lowered)?;
+    if batch_rows && batch::batch_loops(&mut expanded) {
+        optimized(&mut expanded)?;
+    }
+    differentiate(expanded, wrt)
+}
+
+/// Compiles a sum of a training step's particles (`lower::Program::lower_estimates`) if
+/// batching runs them as one program that multiplies matrices by matrices where each
+/// particle multiplied them by vectors (a network's layers applied to every particle's draw);
+/// `None` if it does not, and the particles are better run one by one, on every thread.
+pub fn compile_particles(lowered: Function, wrt: &[bool]) -> Result<Option<Estimator>, Diagnostic> {
+    let mut expanded = expanded(lowered)?;
+    let products = top_level_matrix_products(&expanded);
+    if !batch::batch_loops(&mut expanded) {
+        return Ok(None);
+    }
+    optimized(&mut expanded)?;
+    if top_level_matrix_products(&expanded) <= products {
+        return Ok(None);
+    }
+    differentiate(expanded, wrt).map(Some)
+}
+
+/// How many products of two matrices `function` computes outside its loops and branches.
+fn top_level_matrix_products(function: &Function) -> usize {
+    let is_matrix = |value: &crate::ir::Value| matches!(function.ty(*value), Some(crate::ir::Type::Mat(..)));
+    function
+        .body
+        .insts
+        .iter()
+        .filter(|inst| matches!(&inst.op, crate::ir::Op::MatMul(a, b) if is_matrix(a) && is_matrix(b)))
+        .count()
+}
+
+/// The lowered estimate with its `Expect` and `Branch` operations expanded, optimised.
+fn expanded(mut lowered: Function) -> Result<Function, Diagnostic> {
     verified(&lowered)?;
     const_fold::fold_constants(&mut lowered);
     let mut expanded = expand::expand(&lowered)?;
     optimized(&mut expanded)?;
-    if batch_rows && batch::batch_loops(&mut expanded) {
-        optimized(&mut expanded)?;
-    }
+    Ok(expanded)
+}
 
+/// Forward and reverse mode of an expanded estimate.
+fn differentiate(expanded: Function, wrt: &[bool]) -> Result<Estimator, Diagnostic> {
     let mut primal = jvp::jvp(&expanded, &vec![false; wrt.len()]).map_err(|error| bug(error, &expanded))?;
     primal.body.results.truncate(1);
     primal.name = expanded.name.clone();

@@ -288,6 +288,11 @@ pub unsafe extern "C" fn split(src: *const Rng, left: *mut Rng, right: *mut Rng)
     }
 }
 
+pub unsafe extern "C" fn stream_after(src: *const Rng, dst: *mut Rng, offset: i64) {
+    // SAFETY: as `draw`.
+    unsafe { *dst = (*src).stream_after(offset as u64) }
+}
+
 /// Draws from a runtime sampler into `out` (a real for gamma, an int's bits otherwise);
 /// returns 0, or 1 if the argument is outside the sampler's domain. `kind`: 0 gamma, 1
 /// poisson, 2 geometric, 3 categorical (`arg` unused, weights at `weights`), 4 binomial (`len`
@@ -426,6 +431,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_rng_copy", rng_copy as *const u8),
         ("ppl_draw", draw as *const u8),
         ("ppl_split", split as *const u8),
+        ("ppl_stream_after", stream_after as *const u8),
         ("ppl_sample", sample as *const u8),
         ("ppl_gamma_sample_dshape", gamma_sample_dshape as *const u8),
         ("ppl_softplus_sigmoid", softplus_sigmoid as *const u8),

@@ -47,6 +47,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_rng_copy" => (vec![I64, I64], vec![]),
         "ppl_draw" => (vec![I64, I64, I64], vec![F64]),
         "ppl_split" => (vec![I64, I64, I64], vec![]),
+        "ppl_stream_after" => (vec![I64, I64, I64], vec![]),
         "ppl_sample" => (vec![I64, I64, I64, F64, I64, I64, I64], vec![I64]),
         "ppl_gamma_sample_dshape" => (vec![F64, F64], vec![F64]),
         "ppl_softplus_sigmoid" => (vec![F64, I64], vec![F64]),
@@ -431,6 +432,12 @@ impl Translator<'_, '_> {
             Op::Split { rng } => {
                 let (src, left, right) = (self.address(*rng)?, self.address(result)?, self.address(inst.results[1])?);
                 self.call("ppl_split", &[src, left, right])?;
+                None
+            }
+            Op::StreamAfter { rng, offset } => {
+                let (src, dst) = (self.address(*rng)?, self.address(result)?);
+                let offset = self.scalar(*offset)?;
+                self.call("ppl_stream_after", &[src, dst, offset])?;
                 None
             }
             Op::Sample { sampler: Sampler::Subsample { population, size }, rng, .. } => {

@@ -238,6 +238,10 @@ impl<'a> Frame<'a> {
                 let fork = stream.fork();
                 Ok(vec![RuntimeValue::Rng(Box::new(stream)), RuntimeValue::Rng(Box::new(fork))])
             }
+            Op::StreamAfter { rng, offset } => {
+                let offset = self.get(*offset)?.as_int()?;
+                one(RuntimeValue::Rng(Box::new(self.get(*rng)?.as_rng()?.stream_after(offset as u64))))
+            }
             Op::Build(parts) => {
                 let parts: Vec<&RuntimeValue> = parts.iter().map(|part| self.get(*part)).collect::<Result<_, _>>()?;
                 one(RuntimeValue::build(&parts)?)

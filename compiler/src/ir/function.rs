@@ -217,6 +217,13 @@ pub enum Op {
     Split {
         rng: Value,
     },
+    /// The stream `offset` (an int) places after `rng`'s in its seed's numbering, from its
+    /// start: `results = [stream]`. Particle `p` of a training step whose first particle's stream
+    /// is `rng` draws from `StreamAfter { rng, offset: p }`, as it does run on its own.
+    StreamAfter {
+        rng: Value,
+        offset: Value,
+    },
     /// A vector from scalars, or a matrix from vectors (its rows).
     Build(Vec<Value>),
     /// `v[i]` of a vector, or row `i` of a matrix.
@@ -326,6 +333,7 @@ impl Op {
             Op::Const(_) | Op::Data(_) => Vec::new(),
             Op::Unary(_, a) | Op::Reduce(_, a) => vec![*a],
             Op::Binary(_, a, b) | Op::Compare(_, a, b) | Op::MatMul(a, b) => vec![*a, *b],
+            Op::StreamAfter { rng, offset } => vec![*rng, *offset],
             Op::Select { cond, if_true, if_false } => vec![*cond, *if_true, *if_false],
             Op::Draw { rng, .. } | Op::Split { rng } => vec![*rng],
             Op::Build(parts) => parts.clone(),
@@ -379,6 +387,7 @@ impl Op {
             Op::Const(_) | Op::Data(_) => Vec::new(),
             Op::Unary(_, a) | Op::Reduce(_, a) => vec![a],
             Op::Binary(_, a, b) | Op::Compare(_, a, b) | Op::MatMul(a, b) => vec![a, b],
+            Op::StreamAfter { rng, offset } => vec![rng, offset],
             Op::Select { cond, if_true, if_false } => vec![cond, if_true, if_false],
             Op::Draw { rng, .. } | Op::Split { rng } => vec![rng],
             Op::Build(parts) => parts.iter_mut().collect(),

@@ -111,6 +111,7 @@ fn describe(op: &Op) -> String {
         Op::Select { cond, if_true, if_false } => format!("select {cond}, {if_true}, {if_false}"),
         Op::Draw { noise, rng } => format!("draw {} {rng}", lower_name(noise)),
         Op::Split { rng } => format!("split {rng}"),
+        Op::StreamAfter { rng, offset } => format!("stream_after {rng} {offset}"),
         Op::Build(parts) => format!("build [{}]", join(parts)),
         Op::Extract { aggregate, index } => format!("extract {aggregate}[{index}]"),
         Op::Reduce(reduce, value) => format!("{} {value}", lower_name(reduce)),

@@ -95,6 +95,10 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
             Type::Rng => Ok(vec![Type::Rng, Type::Rng]),
             other => error(format!("split of {other}, not a stream")),
         },
+        Op::StreamAfter { rng, offset } => match (ty(*rng)?, ty(*offset)?) {
+            (Type::Rng, Type::Int) => Ok(vec![Type::Rng]),
+            (stream, offset) => error(format!("stream_after of {stream} by {offset}, not a stream by an int")),
+        },
         Op::Build(parts) => {
             let types = parts.iter().map(|part| ty(*part)).collect::<Result<Vec<_>, _>>()?;
             let len = u32::try_from(types.len()).map_err(|_| IrError { message: "vector too long".into() })?;

@@ -153,6 +153,13 @@ impl<'a> Program<'a> {
 
     /// A function `(params…, stream) -> estimate` running one sample of the estimate `expr`.
     pub fn lower_estimate(&self, file: usize, expr: &'a Expr, name: &str) -> Lowered<Function> {
+        self.lower_estimates(file, expr, name, 1)
+    }
+
+    /// A function `(params…, stream) -> real` summing `particles` independent samples of the
+    /// estimate `expr` (a training step's particles), sample `p` on the stream `p` places after
+    /// the function's: the streams they draw from when each runs on its own.
+    pub fn lower_estimates(&self, file: usize, expr: &'a Expr, name: &str, particles: u32) -> Lowered<Function> {
         let context = self.top_level_context(file).ok_or_else(|| internal(None, "file was not checked"))?;
         let mut lowerer = FunctionLowerer::new(self, name, &[Type::Rng])?;
         let rng = lowerer.extra_params[0];
@@ -161,7 +168,20 @@ impl<'a> Program<'a> {
             Val::Est(estimate) => estimate,
             _ => return Err(internal(Some(expr.span), "not an estimate")),
         };
-        let result = lowerer.emit_estimate(&estimate, rng)?;
+        let result = if particles == 1 {
+            lowerer.emit_estimate(&estimate, rng)?
+        } else {
+            let b = &mut lowerer.builder;
+            let (zero, lo, hi) = (b.real(0.0)?, b.int(0)?, b.int(i64::from(particles))?);
+            let params = b.begin_block(&[Type::Int, Type::Real]);
+            let (particle, total) = (params[0], params[1]);
+            let stream = b.push1(Op::StreamAfter { rng, offset: particle })?;
+            let value = lowerer.emit_estimate(&estimate, stream)?;
+            let next = lowerer.builder.add(total, value)?;
+            let body = lowerer.builder.end_block(vec![next])?;
+            let sums = lowerer.builder.push_for(lo, hi, vec![zero], body)?;
+            sums.first().copied().ok_or_else(|| internal(Some(expr.span), "a loop without results"))?
+        };
         lowerer.builder.finish(vec![result]).map_err(|e| internal(Some(expr.span), e))
     }
 }

@@ -76,8 +76,9 @@ pub struct RunOptions {
     /// Worker threads for samples and particles (default: every core). Results do not depend
     /// on it: each sample has its own stream and results are combined in sample order.
     pub threads: Option<usize>,
-    /// Run a minibatch's rows one by one instead of as one batched program (`ir::batch`): the
-    /// same draws, and values equal up to the summation order of products and row sums.
+    /// Run a minibatch's rows, and a training step's particles, one by one instead of as one
+    /// batched program (`ir::batch`): the same draws, and values equal up to the summation order
+    /// of products and row sums.
     pub row_by_row: bool,
 }
 
@@ -469,6 +470,13 @@ impl<'a> Session<'a> {
     /// Compiles the objective of every `estimate`/`grad` in the user's file, in order, with
     /// its source text (for tools and tests that run them directly).
     pub fn compile_objectives(&self) -> Result<Vec<(String, Estimator)>, Diagnostic> {
+        self.compile_objectives_with(1)
+    }
+
+    /// As [`Session::compile_objectives`], each estimating the sum of `particles` independent
+    /// samples, sample `p` on the stream `p` places after the call's: one program over all of
+    /// them where they batch (as a training step's particles run), else one after another.
+    pub fn compile_objectives_with(&self, particles: u32) -> Result<Vec<(String, Estimator)>, Diagnostic> {
         let analysis = self.program.analysis;
         let file = analysis.files.len().saturating_sub(1);
         let mut compiled = Vec::new();
@@ -476,9 +484,22 @@ impl<'a> Session<'a> {
         for item in &parsed.program.items {
             let ItemKind::Print(exprs) = &item.kind else { continue };
             for expr in exprs {
-                if let Some(objective) = objective_of(expr) {
-                    compiled.push((self.source(objective.span), self.compile(file, objective)?));
-                }
+                let Some(objective) = objective_of(expr) else { continue };
+                let estimator = match particles {
+                    1 => self.compile(file, objective)?,
+                    _ => {
+                        let (lowered, wrt) = self.lower_for(file, objective, None, particles)?;
+                        let batched = match self.options.row_by_row {
+                            true => None,
+                            false => adev::compile_particles(lowered.clone(), &wrt)?,
+                        };
+                        match batched {
+                            Some(batched) => batched,
+                            None => adev::compile(lowered, &wrt, !self.options.row_by_row)?,
+                        }
+                    }
+                };
+                compiled.push((self.source(objective.span), estimator));
             }
         }
         Ok(compiled)
@@ -491,7 +512,21 @@ impl<'a> Session<'a> {
     /// Compiles an objective differentiated with respect to the parameters `only` lists (by
     /// index), or every real-valued parameter.
     fn compile_for(&self, file: usize, objective: &'a Expr, only: Option<&[usize]>) -> Result<Estimator, Diagnostic> {
-        let lowered = self.program.lower_estimate(file, objective, "estimate")?;
+        let (lowered, wrt) = self.lower_for(file, objective, only, 1)?;
+        adev::compile(lowered, &wrt, !self.options.row_by_row)
+    }
+
+    /// The sum of `particles` samples of an objective (see `lower::Program::lower_estimates`)
+    /// and which of its parameters to differentiate: `only` (by index), or every real-valued
+    /// one.
+    fn lower_for(
+        &self,
+        file: usize,
+        objective: &'a Expr,
+        only: Option<&[usize]>,
+        particles: u32,
+    ) -> Result<(crate::ir::Function, Vec<bool>), Diagnostic> {
+        let lowered = self.program.lower_estimates(file, objective, "estimate", particles)?;
         let wrt: Vec<bool> = lowered
             .body
             .params
@@ -501,7 +536,7 @@ impl<'a> Session<'a> {
                 lowered.ty(*param).is_some_and(|ty| ty.is_differentiable()) && only.is_none_or(|only| only.contains(&i))
             })
             .collect();
-        adev::compile(lowered, &wrt, !self.options.row_by_row)
+        Ok((lowered, wrt))
     }
 
     fn estimate(

@@ -1,6 +1,8 @@
 //! Training: `maximize`/`minimize` — gradient steps on the parameters, each step averaging
 //! `particles` independent gradient estimates of every objective, each objective updating its
-//! own group of parameters (`wrt`) with its own optimizer state.
+//! own group of parameters (`wrt`) with its own optimizer state. A step's particles run one per
+//! call, spread over the threads, or, where they batch (`adev::compile_particles`), all in one
+//! call; particle `p` draws from the same stream either way.
 //!
 //! Progress goes out as [`Output::Progress`] after every step; a client decides how to show it.
 //! A run stops after `steps`, when the objective's running average has stopped improving
@@ -66,6 +68,9 @@ struct Objective {
     source: String,
     span: Span,
     estimator: Estimator,
+    /// The sum of a step's particles as one batched program, where that pays (see
+    /// `adev::compile_particles`).
+    particles_at_once: Option<Estimator>,
     /// Indices (into the program's parameters) this objective trains.
     params: Vec<usize>,
 }
@@ -74,7 +79,10 @@ struct Objective {
 struct Group {
     source: String,
     span: Span,
+    /// Runs one particle per call.
     executor: Executor,
+    /// Runs all of a step's particles in one call, if they batch (see [`Objective`]).
+    particles_at_once: Option<Executor>,
     params: Vec<usize>,
     /// For each trained parameter, where its gradient is among the reverse program's results
     /// flattened (the objective comes first).
@@ -144,7 +152,7 @@ impl<'a> Session<'a> {
                 .with_note(format!("a run's random streams keep at most {MOST_TRAININGS} trainings apart")));
         }
         self.trainings += 1;
-        let objectives = self.objectives(file, command)?;
+        let objectives = self.objectives(file, command, settings.particles)?;
         let minibatch = match command.objectives.first() {
             Some(first) => self.minibatch(file, &first.expr, settings.particles)?,
             None => None,
@@ -341,29 +349,34 @@ impl<'a> Session<'a> {
         step: u64,
         parallel: bool,
     ) -> Result<f64, Diagnostic> {
-        group.executor.set_params(self.params.flat());
+        let particles = settings.particles;
+        // All particles in one call (on the first one's stream), or one per call.
+        let (executor, calls) = match &mut group.particles_at_once {
+            Some(executor) => (executor, 1),
+            None => (&mut group.executor, particles),
+        };
+        executor.set_params(self.params.flat());
         group.gradient.iter_mut().for_each(|values| values.fill(0.0));
         let mut value = 0.0;
         let mut failed = None;
         let gradients = &group.gradients;
         let seed = settings.seed;
-        let particles = settings.particles;
         let gradient = &mut group.gradient;
         // A step of a few particles is one chunk by the usual rule; summed one particle per
         // chunk instead, it has the same bits (each chunk's sum starts from 0, and 0 + x is x),
         // and its particles can run on every thread: a minibatch objective's few, costly ones.
         // (With many particles, a chunk each would cost two more passes over the gradient apiece.)
-        let chunk = if particles <= FEW_PARTICLES { 1 } else { CHUNK };
-        group.executor.run(
-            particles,
+        let chunk = if calls <= FEW_PARTICLES { 1 } else { CHUNK };
+        executor.run(
+            calls,
             chunk,
             parallel,
             &mut group.round,
             |kernel, worker, indices, sums| {
                 sums.clear();
-                for particle in indices {
-                    if !kernel.call(worker, seed, training_stream(command, g, step, particles, particle)) {
-                        sums.failed = Some(particle);
+                for call in indices {
+                    if !kernel.call(worker, seed, training_stream(command, g, step, particles, call)) {
+                        sums.failed = Some(call);
                         return;
                     }
                     let reals = kernel.reals(worker);
@@ -384,9 +397,14 @@ impl<'a> Session<'a> {
                 failed.is_none()
             },
         );
-        if let Some(particle) = failed {
-            let stream = training_stream(command, g, step, particles, particle);
-            let error = group.executor.kernel().explain(group.executor.params(), seed, stream, false);
+        if let Some(call) = failed {
+            // The interpreter finds the failing particle, each on its own stream.
+            let mut candidates = if calls == 1 { 0..particles } else { call..call + 1 };
+            let executor = &group.executor;
+            let error = candidates.find_map(|particle| {
+                let stream = training_stream(command, g, step, particles, particle);
+                executor.kernel().explain(self.params.flat(), seed, stream, false)
+            });
             return Err(match error {
                 Some(error) => runtime_error(error, Some(group.span), None),
                 None => crate::lower::internal(Some(group.span), "native code failed where the interpreter did not"),
@@ -422,7 +440,7 @@ impl<'a> Session<'a> {
             .collect();
         let origin = (0..settings.particles).find_map(|particle| {
             let stream = training_stream(command, g, step, settings.particles, particle);
-            group.executor.kernel().explain(group.executor.params(), settings.seed, stream, true)
+            group.executor.kernel().explain(self.params.flat(), settings.seed, stream, true)
         });
         let what = if value.is_finite() { "the gradient" } else { "the objective" };
         let mut diagnostic = match origin {
@@ -569,7 +587,7 @@ impl<'a> Session<'a> {
         Ok(Some(Minibatch { rows_per_step: batch.saturating_mul(particles), rows }))
     }
 
-    fn objectives(&self, file: usize, command: &'a Optimize) -> Result<Vec<Objective>, Diagnostic> {
+    fn objectives(&self, file: usize, command: &'a Optimize, particles: u64) -> Result<Vec<Objective>, Diagnostic> {
         let mut objectives = Vec::with_capacity(command.objectives.len());
         for objective in &command.objectives {
             let explicit: Option<Vec<usize>> = objective.wrt.as_ref().map(|names| {
@@ -588,10 +606,18 @@ impl<'a> Session<'a> {
                     .with_primary(objective.expr.span, "nothing here can be trained")
                     .with_help("a `param` must appear in the objective for training to change it"));
             }
+            let particles_at_once = match u32::try_from(particles) {
+                Ok(particles) if particles > 1 && !self.options.row_by_row => {
+                    let (lowered, wrt) = self.lower_for(file, &objective.expr, explicit.as_deref(), particles)?;
+                    crate::adev::compile_particles(lowered, &wrt)?
+                }
+                _ => None,
+            };
             objectives.push(Objective {
                 source: self.source(objective.expr.span),
                 span: objective.expr.span,
                 estimator,
+                particles_at_once,
                 params,
             });
         }
@@ -617,9 +643,11 @@ impl<'a> Session<'a> {
             }
             offset += len;
         }
-        let reverse = objective.estimator.reverse;
-        let native = self.native(&reverse, &objective.source, emit)?;
-        let executor = Executor::new(Kernel::new(reverse, native), self.pool.clone());
+        let executor = self.executor(objective.estimator.reverse, &objective.source, emit)?;
+        let particles_at_once = match objective.particles_at_once {
+            Some(estimator) => Some(self.executor(estimator.reverse, &objective.source, emit)?),
+            None => None,
+        };
         let zeros: Vec<Vec<f64>> = objective.params.iter().map(|p| vec![0.0; self.params.get(*p).len()]).collect();
         let sizes: Vec<usize> = zeros.iter().map(Vec::len).collect();
         let schedule = Schedule::parse(&settings.schedule_text, settings.steps)
@@ -635,6 +663,7 @@ impl<'a> Session<'a> {
             source: objective.source,
             span: objective.span,
             executor,
+            particles_at_once,
             params: objective.params,
             gradients,
             width: offset,
@@ -644,6 +673,17 @@ impl<'a> Session<'a> {
             gradient: zeros,
             round,
         })
+    }
+
+    /// An executor of `function` (natively compiled unless the run interprets).
+    fn executor(
+        &self,
+        function: crate::ir::Function,
+        source: &str,
+        emit: &mut dyn FnMut(Output),
+    ) -> Result<Executor, Diagnostic> {
+        let native = self.native(&function, source, emit)?;
+        Ok(Executor::new(Kernel::new(function, native), self.pool.clone()))
     }
 }
 
