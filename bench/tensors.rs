@@ -32,7 +32,7 @@ fn definitions() -> Result<String, String> {
 
 fn figures(runs: usize) -> Result<(), String> {
     let source = definitions()?;
-    let program = ppl::compile(&source).map_err(|error| error.to_string())?;
+    let mut program = ppl::compile(&source).map_err(|error| error.to_string())?;
     let params = program.param_values();
     let mut gradient = vec![0.0; params.len()];
     println!("the VAE of the paper's Table 1 ({} parameters), f64, one thread, median of {runs}:", params.len());
@@ -72,6 +72,23 @@ fn figures(runs: usize) -> Result<(), String> {
         }
     });
     println!("  {:<41} {:>9.3} ms", "  the same one particle at a time:", ms(time));
+
+    // The same with products of two matrices in f32 (`--matmul-precision f32`).
+    program.set_matmul_precision(ppl::embed::Precision::Single);
+    println!("  with products of two matrices in f32:");
+    for (what, expression, particles) in [
+        ("gradient of a minibatch of 64 images:", "mean_over(test, image_elbo, batch: 64)", 1),
+        ("gradient of a minibatch of 1024 images:", "mean_over(test, image_elbo, batch: 1024)", 1),
+        ("64 particles of one image's ELBO:", "image_elbo(image)", 64),
+    ] {
+        let mut objective =
+            program.objective_with_particles(expression, particles).map_err(|error| error.to_string())?;
+        let time = median(runs, || {
+            stream += u64::from(particles);
+            std::hint::black_box(objective.value_and_grad(&params, 1, stream, &mut gradient).is_ok());
+        });
+        println!("  {what:<41} {:>9.3} ms", ms(time));
+    }
     matrix_products(runs);
     Ok(())
 }

@@ -42,6 +42,7 @@ expression to evaluate, e.g. `estimate(elbo(model(), guide(m), obs))`. Input con
   :params          the parameters' current values
   :set seed N      the seed of the following commands
   :set threads N   worker threads for particles
+  :set matmul f32  products of two matrices in f32 (`f64`: back to the default)
   :set out DIR     write each `sample`'s draws to DIR as CSV and a picture (SVG),
                    and each `image` as NAME.png; `:set out` alone stops
   :reset           forget every definition and parameter
@@ -59,6 +60,8 @@ struct Repl {
     seed: Option<u64>,
     /// Worker threads for samples and particles; `None`: every core.
     threads: Option<usize>,
+    /// The precision of products of two matrices (`:set matmul f32`).
+    matmul_precision: ppl_runtime::Precision,
     loaded: Vec<PathBuf>,
     color: ColorChoice,
     interrupt: Arc<AtomicBool>,
@@ -127,6 +130,7 @@ pub fn run(files: &[PathBuf], color: ColorChoice) -> Result<(), crate::Failure> 
         params: Vec::new(),
         seed: None,
         threads: None,
+        matmul_precision: ppl_runtime::Precision::Double,
         loaded: Vec::new(),
         out: None,
         samples_written: 0,
@@ -323,7 +327,17 @@ impl Repl {
                 self.threads = Some(threads as usize);
                 crate::write_line(&format!("threads = {threads}"));
             }
-            _ => eprintln!("error: `:set seed N`, `:set threads N` or `:set out DIR`"),
+            (Some("matmul"), _) => {
+                let precision = match setting.split_whitespace().nth(1) {
+                    Some("f32") => ppl_runtime::Precision::Single,
+                    Some("f64") => ppl_runtime::Precision::Double,
+                    _ => return eprintln!("error: `:set matmul f32` or `:set matmul f64`"),
+                };
+                self.matmul_precision = precision;
+                let name = if precision == ppl_runtime::Precision::Single { "f32" } else { "f64" };
+                crate::write_line(&format!("products of two matrices in {name}"));
+            }
+            _ => eprintln!("error: `:set seed N`, `:set threads N`, `:set matmul f32|f64` or `:set out DIR`"),
         }
     }
 
@@ -401,6 +415,7 @@ impl Repl {
             resume: Some(ppl::run::Resume { params: carried, ..Default::default() }),
             threads: self.threads,
             row_by_row: false,
+            matmul_precision: self.matmul_precision,
         };
         let mut progress = Progress::new(self.progress_quiet);
         let color = self.color;

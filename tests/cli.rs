@@ -405,12 +405,9 @@ fn constants_that_calls_give_fix_particles_lengths_and_loops() {
     }
 }
 
-/// A minibatch, and a training step's particles of one example, run as one batched program, or
-/// one by one with `--row-by-row`: the same draws, so the same numbers up to the rounding of
-/// sums, through `estimate`, `grad` and training.
-#[test]
-fn row_by_row_runs_give_the_numbers_of_batched_runs() {
-    let scratch = Scratch::new("run-row-by-row");
+/// A small VAE on 30 rows of 6 numbers: estimates, gradients and trainings of minibatches, and
+/// a training of one row's ELBO with 16 particles.
+fn minibatch_program() -> String {
     let rows: Vec<String> = (0..30)
         .map(|i| {
             format!(
@@ -419,7 +416,7 @@ fn row_by_row_runs_give_the_numbers_of_batched_runs() {
             )
         })
         .collect();
-    let program = format!(
+    format!(
         "data rows: mat[30, 6] = [{}];
 gen model(w: mat[6, 3]) {{ z ~ mv_normal_diag(zeros(3), ones(3)); x ~ mv_normal_diag(w @ tanh(z), ones(6)); }}
 gen guide(x: vec[6], v: mat[6, 6]) {{ let h = v @ x; z ~ mv_normal_diag(h[..3], softplus(h[3..])); }}
@@ -434,20 +431,18 @@ maximize row_elbo(rows[3]) with {{ optimizer: adam(lr: 0.01), steps: 20, particl
 print w, v;
 ",
         rows.join(", ")
-    );
+    )
+}
+
+/// A minibatch, and a training step's particles of one example, run as one batched program, or
+/// one by one with `--row-by-row`: the same draws, so the same numbers up to the rounding of
+/// sums, through `estimate`, `grad` and training.
+#[test]
+fn row_by_row_runs_give_the_numbers_of_batched_runs() {
+    let scratch = Scratch::new("run-row-by-row");
+    let program = minibatch_program();
     let path = scratch.file("rows.ppl", &program);
-    let numbers = |flags: &[&str]| {
-        let output =
-            ppl(&[&["run", "--json", "--threads", "1"], flags, &[path.to_str().expect("a UTF-8 path")]].concat());
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-        let mut numbers = Vec::new();
-        for line in stdout(&output).lines() {
-            let report: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
-            collect_numbers(&report, &mut numbers);
-        }
-        numbers
-    };
-    let (batched, row_by_row) = (numbers(&[]), numbers(&["--row-by-row"]));
+    let (batched, row_by_row) = (json_numbers(&path, &[]), json_numbers(&path, &["--row-by-row"]));
     assert_eq!(batched.len(), row_by_row.len());
     assert!(batched.len() > 100, "{batched:?}");
     for (k, (a, b)) in batched.iter().zip(&row_by_row).enumerate() {
@@ -477,6 +472,41 @@ maximize elbo(model(w, s), guide(v), { x: x }) with { optimizer: adam(lr: 0.01),
     assert!(stderr(&batched).contains("E0700"), "{}", stderr(&batched));
     assert!(stderr(&batched).contains("must have positive elements"), "{}", stderr(&batched));
     assert_eq!(stderr(&batched), stderr(&one_by_one));
+}
+
+/// `--matmul-precision f32` computes products of two matrices in f32: the IR says so, both back
+/// ends give the same bits, and the numbers are those in f64 up to f32's rounding.
+#[test]
+fn products_in_f32_round_as_f32_on_both_back_ends() {
+    let scratch = Scratch::new("run-matmul-f32");
+    let path = scratch.file("rows.ppl", minibatch_program());
+    let f32_flags = ["--matmul-precision", "f32"];
+    let (double, single) = (json_numbers(&path, &[]), json_numbers(&path, &f32_flags));
+    let interpreted = json_numbers(&path, &[&f32_flags[..], &["--backend", "interp"]].concat());
+    assert_eq!(single, interpreted, "the JIT and the interpreter give the same bits in f32");
+    assert_eq!(double.len(), single.len());
+    for (k, (a, b)) in double.iter().zip(&single).enumerate() {
+        assert!((a - b).abs() <= 1e-3 * (1.0 + a.abs()), "number {k}: {a} in f64, {b} in f32");
+    }
+    assert!(double.iter().zip(&single).filter(|(a, b)| a != b).count() > double.len() / 2);
+
+    let ir = ppl(&[&["run", "--emit", "ir"], &f32_flags[..], &[path.to_str().expect("a UTF-8 path")]].concat());
+    assert_eq!(ir.status.code(), Some(0), "{}", stderr(&ir));
+    assert!(stdout(&ir).contains("= matmul.f32 "), "{}", stdout(&ir));
+    let ir = ppl(&["run", "--emit", "ir", path.to_str().expect("a UTF-8 path")]);
+    assert!(!stdout(&ir).contains("matmul.f32"));
+}
+
+/// The numbers `ppl run --json --threads 1 FLAGS PATH` prints, in order.
+fn json_numbers(path: &std::path::Path, flags: &[&str]) -> Vec<f64> {
+    let output = ppl(&[&["run", "--json", "--threads", "1"], flags, &[path.to_str().expect("a UTF-8 path")]].concat());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let mut numbers = Vec::new();
+    for line in stdout(&output).lines() {
+        let report: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+        collect_numbers(&report, &mut numbers);
+    }
+    numbers
 }
 
 /// Every number in a JSON value, in order (times excluded: they differ from run to run).

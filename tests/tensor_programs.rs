@@ -5,7 +5,7 @@
 //! minibatches and in full passes. Two properties:
 //!
 //! 1. the Cranelift JIT and the reference interpreter print the same bits (or stop with the
-//!    same diagnostic);
+//!    same diagnostic), with products of matrices in f64 and in f32 (`matmul_precision`);
 //! 2. a batched minibatch (one program over the stack of its rows) gives the numbers of its rows
 //!    run one by one (`row_by_row`), up to the rounding of sums; and batching does happen: the
 //!    batched IR multiplies stacks of rows by weight matrices.
@@ -13,6 +13,7 @@
 //! Programs come from a fixed seed (`PPL_TENSOR_PROGRAMS_SEED` to explore others);
 //! `PPL_TENSOR_PROGRAMS` sets how many, `PPL_TENSOR_PROGRAMS_SHOW` prints each one.
 
+use ppl::embed::Precision;
 use ppl::run::{Backend, Output, RunOptions, Session, Statistic};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -398,20 +399,28 @@ fn random_tensor_programs_agree_across_back_ends_and_batching() {
         }
         checked += 1;
 
-        // 1. Both back ends print the same bits.
-        let native = run(&analysis, options(Backend::Jit));
-        let interpreted = run(&analysis, options(Backend::Interpreter));
+        // 1. Both back ends print the same bits, with products of matrices in f64 and in f32.
         // The printed text rounds estimates to their standard error: compare the raw numbers
         // too (`{:?}` of an f64 is exact).
-        if native.printed != interpreted.printed
-            || format!("{:?}", native.outputs) != format!("{:?}", interpreted.outputs)
+        let runs = |matmul_precision| {
+            let precise = |backend| RunOptions { matmul_precision, ..options(backend) };
+            (run(&analysis, precise(Backend::Jit)), run(&analysis, precise(Backend::Interpreter)))
+        };
+        let (native, interpreted) = runs(Precision::Double);
+        let (single, single_interpreted) = runs(Precision::Single);
+        for (precision, native, interpreted) in
+            [(Precision::Double, &native, &interpreted), (Precision::Single, &single, &single_interpreted)]
         {
-            eprintln!("back-end disagreement on program {}", checked - 1);
-            backend_disagreements.push(format!(
-                "{source}\n--- jit:\n{}\n--- interpreter:\n{}",
-                native.printed.join("\n"),
-                interpreted.printed.join("\n")
-            ));
+            if native.printed != interpreted.printed
+                || format!("{:?}", native.outputs) != format!("{:?}", interpreted.outputs)
+            {
+                eprintln!("back-end disagreement on program {} ({precision:?})", checked - 1);
+                backend_disagreements.push(format!(
+                    "{source}\n--- jit ({precision:?}):\n{}\n--- interpreter:\n{}",
+                    native.printed.join("\n"),
+                    interpreted.printed.join("\n")
+                ));
+            }
         }
         if native.outputs.len() == 2 && native.printed.len() == 2 {
             ran += 1;

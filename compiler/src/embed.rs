@@ -61,6 +61,9 @@ use crate::syntax::ast::ItemKind;
 use crate::syntax::span::Span;
 use crate::Wrapped;
 
+/// The precision of matrix products ([`Program::set_matmul_precision`]).
+pub use ppl_runtime::Precision;
+
 /// A checked program, ready to compile objectives against and to train: its source, the data
 /// the host program gave it and its parameters' current values.
 #[derive(Debug)]
@@ -71,6 +74,8 @@ pub struct Program {
     /// The host's data, as `data` items.
     data: String,
     params: Vec<(String, RuntimeValue)>,
+    /// The precision of products of two matrices in what is compiled next.
+    matmul_precision: Precision,
 }
 
 /// Why compiling, training or calling failed: the rendered diagnostics, as `ppl run` prints them.
@@ -132,8 +137,12 @@ pub fn compile_with_data(source: &str, data: &[(&str, Data)]) -> Result<Program,
             }
         }
     }
-    let mut program =
-        Program { source: String::from_utf8_lossy(&blanked).into_owned(), data: items, params: Vec::new() };
+    let mut program = Program {
+        source: String::from_utf8_lossy(&blanked).into_owned(),
+        data: items,
+        params: Vec::new(),
+        matmul_precision: Precision::Double,
+    };
     let analysis = program.check(None);
     if analysis.has_errors() {
         return Err(program.data_misfit(&analysis, &parsed, data));
@@ -248,6 +257,13 @@ impl Program {
         Ok(())
     }
 
+    /// The precision of products of two matrices in the objectives and trainings compiled from
+    /// now on (`ppl run --matmul-precision`): `Precision::Single` rounds their operands to f32
+    /// and sums in f32; f64 (`Double`) by default.
+    pub fn set_matmul_precision(&mut self, precision: Precision) {
+        self.matmul_precision = precision;
+    }
+
     /// Runs a training command — `maximize …` or `minimize … with { … }`, as in a `.ppl` file
     /// (the final `;` may be left out) — from the parameters' current values, and keeps what it trains them to.
     /// `on_progress` sees every step; returning `ControlFlow::Break(())` stops the run after
@@ -270,6 +286,7 @@ impl Program {
         let options = RunOptions {
             interrupt: Some(stop.clone()),
             resume: Some(Resume { params: self.params.clone(), ..Resume::default() }),
+            matmul_precision: self.matmul_precision,
             ..RunOptions::default()
         };
         let mut training = None;
@@ -322,7 +339,8 @@ impl Program {
             return Err(Error::plain(analysis.render_diagnostics(ColorChoice::Never)));
         }
         let estimator = crate::with_large_stack(|| {
-            let session = Session::new(&analysis, RunOptions::default())?;
+            let options = RunOptions { matmul_precision: self.matmul_precision, ..RunOptions::default() };
+            let session = Session::new(&analysis, options)?;
             session.compile_objectives_with(particles)
         })
         .map_err(|diagnostic| Error::rendered(&diagnostic, &analysis.sources))?

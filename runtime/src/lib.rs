@@ -44,6 +44,7 @@ pub mod memory;
 pub mod optim;
 pub mod rng;
 pub mod sample;
+pub mod single;
 pub mod special;
 
 pub use error::DomainError;
@@ -52,6 +53,7 @@ pub use linalg::{add_outer, matmul, matmul_transposed, Transposed};
 pub use optim::{clip_by_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule};
 pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};
+pub use single::{matmul_single, Precision};
 pub use special::{
     digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, maximum, minimum, sigmoid, softplus, softplus_and_sigmoid,
     softplus_and_sigmoid_slices, softplus_slice, trigamma,

@@ -10,7 +10,8 @@
 //! 3. `ir::jvp`: forward mode — the [`Estimator::forward`] program.
 //! 4. [`linearize`] and [`transpose`]: reverse mode — the [`Estimator::reverse`] program,
 //!    value and whole gradient in one pass; then `ir::fuse`, which adds outer products into
-//!    the gradients they accumulate in one pass and reads transposes in place.
+//!    the gradients they accumulate in one pass and reads transposes in place, and, with
+//!    `--matmul-precision f32`, `ir::precision`.
 //!
 //! The IR verifier runs after every step.
 
@@ -22,8 +23,9 @@ pub mod transpose;
 
 use crate::diagnostics::Diagnostic;
 use crate::ir::verify::{verify, IrError};
-use crate::ir::{batch, const_fold, cse, dce, fuse, jvp, Function};
+use crate::ir::{batch, const_fold, cse, dce, fuse, jvp, precision, Function};
 use crate::lower::internal;
+use ppl_runtime::Precision;
 
 /// An estimate compiled three ways. Every function takes the program's parameters (in
 /// declaration order) and a random stream; runs on the same stream draw the same numbers.
@@ -42,29 +44,38 @@ pub struct Estimator {
 /// Compiles a lowered estimate `(params…, stream) -> (estimate)` (with `Expect` and `Branch`
 /// operations), differentiating with respect to the parameters flagged in `wrt`; with
 /// `batch_rows`, a minibatch's rows run as one program over the batch (`ir::batch`).
-pub fn compile(lowered: Function, wrt: &[bool], batch_rows: bool) -> Result<Estimator, Diagnostic> {
+pub fn compile(
+    lowered: Function,
+    wrt: &[bool],
+    batch_rows: bool,
+    products: Precision,
+) -> Result<Estimator, Diagnostic> {
     let mut expanded = expanded(lowered)?;
     if batch_rows && batch::batch_loops(&mut expanded) {
         optimized(&mut expanded)?;
     }
-    differentiate(expanded, wrt)
+    differentiate(expanded, wrt, products)
 }
 
 /// Compiles a sum of a training step's particles (`lower::Program::lower_estimates`) if
 /// batching runs them as one program that multiplies matrices by matrices where each
 /// particle multiplied them by vectors (a network's layers applied to every particle's draw);
 /// `None` if it does not, and the particles are better run one by one, on every thread.
-pub fn compile_particles(lowered: Function, wrt: &[bool]) -> Result<Option<Estimator>, Diagnostic> {
+pub fn compile_particles(
+    lowered: Function,
+    wrt: &[bool],
+    products: Precision,
+) -> Result<Option<Estimator>, Diagnostic> {
     let mut expanded = expanded(lowered)?;
-    let products = top_level_matrix_products(&expanded);
+    let unbatched = top_level_matrix_products(&expanded);
     if !batch::batch_loops(&mut expanded) {
         return Ok(None);
     }
     optimized(&mut expanded)?;
-    if top_level_matrix_products(&expanded) <= products {
+    if top_level_matrix_products(&expanded) <= unbatched {
         return Ok(None);
     }
-    differentiate(expanded, wrt).map(Some)
+    differentiate(expanded, wrt, products).map(Some)
 }
 
 /// How many products of two matrices `function` computes outside its loops and branches.
@@ -87,8 +98,9 @@ fn expanded(mut lowered: Function) -> Result<Function, Diagnostic> {
     Ok(expanded)
 }
 
-/// Forward and reverse mode of an expanded estimate.
-fn differentiate(expanded: Function, wrt: &[bool]) -> Result<Estimator, Diagnostic> {
+/// Forward and reverse mode of an expanded estimate, products of two matrices in `products`
+/// precision.
+fn differentiate(expanded: Function, wrt: &[bool], products: Precision) -> Result<Estimator, Diagnostic> {
     let mut primal = jvp::jvp(&expanded, &vec![false; wrt.len()]).map_err(|error| bug(error, &expanded))?;
     primal.body.results.truncate(1);
     primal.name = expanded.name.clone();
@@ -104,6 +116,9 @@ fn differentiate(expanded: Function, wrt: &[bool]) -> Result<Estimator, Diagnost
     fuse::batch_outer_products(&mut reverse);
     for function in [&mut primal, &mut forward, &mut reverse] {
         fuse::fuse_transposes(function);
+        if products == Precision::Single {
+            precision::products_in_single_precision(function);
+        }
         dce::eliminate_dead_code(function);
         verified(function)?;
     }

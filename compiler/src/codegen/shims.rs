@@ -197,7 +197,7 @@ pub unsafe extern "C" fn matmul(kind: i64, dst: *mut f64, a: *const f64, b: *con
     }
 }
 
-/// `flags`: bit 0 if `a` is stored transposed, bit 1 if `b` is.
+/// `flags`: bit 0 if `a` is stored transposed, bit 1 if `b` is, bit 2 for single precision.
 pub unsafe extern "C" fn matmul_transposed(
     flags: i64,
     dst: *mut f64,
@@ -212,7 +212,11 @@ pub unsafe extern "C" fn matmul_transposed(
     unsafe {
         let (a, b) = (slice(a, m * n), slice(b, n * p));
         let out = slice_mut(dst, m * p);
-        ppl_runtime::matmul_transposed(a, b, out, m as usize, n as usize, p as usize, transposed);
+        let (m, n, p) = (m as usize, n as usize, p as usize);
+        match flags & 4 {
+            0 => ppl_runtime::matmul_transposed(a, b, out, m, n, p, transposed),
+            _ => ppl_runtime::matmul_single(a, b, out, m, n, p, transposed),
+        }
     }
 }
 

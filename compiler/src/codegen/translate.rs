@@ -355,13 +355,14 @@ impl Translator<'_, '_> {
                 let product = self.call1("ppl_matmul", &args)?;
                 (kind == 0).then_some(product)
             }
-            Op::MatMulTransposed { a, b, transposed } => {
+            Op::MatMulTransposed { a, b, transposed, precision } => {
                 let (Type::Mat(r, c), Type::Mat(s, t)) = (self.ty(*a)?, self.ty(*b)?) else {
                     return error("a transposed product of non-matrices");
                 };
                 let (m, n) = if transposed.a { (c, r) } else { (r, c) };
                 let p = if transposed.b { s } else { t };
-                let flags = i64::from(transposed.a) | i64::from(transposed.b) << 1;
+                let single = *precision == ppl_runtime::Precision::Single;
+                let flags = i64::from(transposed.a) | i64::from(transposed.b) << 1 | i64::from(single) << 2;
                 let (dst, pa, pb) = (self.address(result)?, self.address(*a)?, self.address(*b)?);
                 let dims = [i64::from(m), i64::from(n), i64::from(p)].map(|d| self.iconst(d));
                 let args = [self.iconst(flags), dst, pa, pb, dims[0], dims[1], dims[2]];

@@ -263,8 +263,8 @@ impl<'a> Frame<'a> {
                 }))
             }
             Op::MatMul(a, b) => one(value::matmul(self.get(*a)?, self.get(*b)?)?),
-            Op::MatMulTransposed { a, b, transposed } => {
-                one(value::matmul_transposed(self.get(*a)?, self.get(*b)?, *transposed)?)
+            Op::MatMulTransposed { a, b, transposed, precision } => {
+                one(value::matmul_transposed(self.get(*a)?, self.get(*b)?, *transposed, *precision)?)
             }
             Op::Insert { aggregate, index, value } => {
                 let index = self.get(*index)?.as_int()?;

@@ -218,6 +218,7 @@ pub fn matmul_transposed(
     a: &RuntimeValue,
     b: &RuntimeValue,
     transposed: ppl_runtime::Transposed,
+    precision: ppl_runtime::Precision,
 ) -> Result<RuntimeValue, InterpError> {
     let (RuntimeValue::Mat { rows: r, cols: c, data: x }, RuntimeValue::Mat { rows: s, cols: t, data: y }) = (a, b)
     else {
@@ -229,7 +230,10 @@ pub fn matmul_transposed(
         return fail("a transposed product of matrices of mismatched shapes".to_string(), None);
     }
     let mut out = vec![0.0; m * p];
-    ppl_runtime::matmul_transposed(x, y, &mut out, m, n, p, transposed);
+    match precision {
+        ppl_runtime::Precision::Double => ppl_runtime::matmul_transposed(x, y, &mut out, m, n, p, transposed),
+        ppl_runtime::Precision::Single => ppl_runtime::matmul_single(x, y, &mut out, m, n, p, transposed),
+    }
     Ok(RuntimeValue::Mat { rows: m, cols: p, data: out })
 }
 

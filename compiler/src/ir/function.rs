@@ -257,12 +257,14 @@ pub enum Op {
     },
     /// The outer product of two vectors.
     Outer(Value, Value),
-    /// The product of two matrices either of which is read transposed, in place: `aᵀ·b`,
-    /// `a·bᵀ` or `aᵀ·bᵀ` (see `fuse`). Made only after differentiation, which does not know it.
+    /// The product of two matrices either of which may be read transposed, in place: `aᵀ·b`,
+    /// `a·bᵀ` or `aᵀ·bᵀ` (see `fuse`), in double or single precision (see `precision`). Made
+    /// only after differentiation, which does not know it.
     MatMulTransposed {
         a: Value,
         b: Value,
         transposed: ppl_runtime::Transposed,
+        precision: ppl_runtime::Precision,
     },
     /// `acc + outer(a, b)`, formed in one pass (see `fuse`). Made only after differentiation,
     /// which does not know it.

@@ -213,7 +213,7 @@ impl TransposeFusion<'_> {
             if let (Op::MatMul(a, b), Some(Type::Mat(..))) = (&inst.op, self.ty(result)) {
                 self.products.insert(result, (*a, *b, Transposed::default()));
             }
-            if let Op::MatMulTransposed { a, b, transposed } = inst.op {
+            if let Op::MatMulTransposed { a, b, transposed, .. } = inst.op {
                 self.products.insert(result, (a, b, transposed));
             }
         }
@@ -227,7 +227,9 @@ impl TransposeFusion<'_> {
         let transposed = Transposed { a: transposed.a != flip_a, b: transposed.b != flip_b };
         match (self.ty(a), self.ty(b), transposed) {
             (_, _, Transposed { a: false, b: false }) => Op::MatMul(a, b),
-            (Some(Type::Mat(..)), Some(Type::Mat(..)), transposed) => Op::MatMulTransposed { a, b, transposed },
+            (Some(Type::Mat(..)), Some(Type::Mat(..)), transposed) => {
+                Op::MatMulTransposed { a, b, transposed, precision: ppl_runtime::Precision::Double }
+            }
             // Wᵀ·x = x·W and x·Wᵀ = W·x.
             _ => Op::MatMul(b, a),
         }

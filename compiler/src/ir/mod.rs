@@ -20,6 +20,7 @@ pub mod dce;
 mod function;
 pub mod fuse;
 pub mod jvp;
+pub mod precision;
 pub mod print;
 mod types;
 pub mod verify;

@@ -124,9 +124,13 @@ fn describe(op: &Op) -> String {
         }
         Op::Place { value, start, total } => format!("place {value} at {start} of {total}"),
         Op::AddOuter { acc, a, b } => format!("add_outer {acc}, {a}, {b}"),
-        Op::MatMulTransposed { a, b, transposed } => {
+        Op::MatMulTransposed { a, b, transposed, precision } => {
             let mark = |t: bool| if t { "ᵀ" } else { "" };
-            format!("matmul {a}{}, {b}{}", mark(transposed.a), mark(transposed.b))
+            let name = match precision {
+                ppl_runtime::Precision::Double => "matmul",
+                ppl_runtime::Precision::Single => "matmul.f32",
+            };
+            format!("{name} {a}{}, {b}{}", mark(transposed.a), mark(transposed.b))
         }
         Op::WithTangent { value, tangent_of } => format!("with_tangent {value}, {tangent_of}"),
         Op::Sample { sampler: super::Sampler::Subsample { population, size }, rng, .. } => {

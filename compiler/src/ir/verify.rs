@@ -153,7 +153,7 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
             (Type::Vec(m), Type::Vec(n)) => Ok(vec![Type::Mat(m, n)]),
             (a, b) => error(format!("outer product of {a} and {b}")),
         },
-        Op::MatMulTransposed { a, b, transposed } => match (ty(*a)?, ty(*b)?) {
+        Op::MatMulTransposed { a, b, transposed, .. } => match (ty(*a)?, ty(*b)?) {
             (Type::Mat(r, c), Type::Mat(s, t)) => {
                 let (m, n) = if transposed.a { (c, r) } else { (r, c) };
                 let (k, p) = if transposed.b { (t, s) } else { (s, t) };

@@ -80,6 +80,9 @@ pub struct RunOptions {
     /// batched program (`ir::batch`): the same draws, and values equal up to the summation order
     /// of products and row sums.
     pub row_by_row: bool,
+    /// The precision of products of two matrices (`ir::precision`): f64 by default, or f32 as
+    /// in JAX's and PyTorch's f32 networks, about twice as fast.
+    pub matmul_precision: ppl_runtime::Precision,
 }
 
 /// What runs the compiled programs.
@@ -491,11 +494,11 @@ impl<'a> Session<'a> {
                         let (lowered, wrt) = self.lower_for(file, objective, None, particles)?;
                         let batched = match self.options.row_by_row {
                             true => None,
-                            false => adev::compile_particles(lowered.clone(), &wrt)?,
+                            false => adev::compile_particles(lowered.clone(), &wrt, self.options.matmul_precision)?,
                         };
                         match batched {
                             Some(batched) => batched,
-                            None => adev::compile(lowered, &wrt, !self.options.row_by_row)?,
+                            None => adev::compile(lowered, &wrt, false, self.options.matmul_precision)?,
                         }
                     }
                 };
@@ -513,7 +516,7 @@ impl<'a> Session<'a> {
     /// index), or every real-valued parameter.
     fn compile_for(&self, file: usize, objective: &'a Expr, only: Option<&[usize]>) -> Result<Estimator, Diagnostic> {
         let (lowered, wrt) = self.lower_for(file, objective, only, 1)?;
-        adev::compile(lowered, &wrt, !self.options.row_by_row)
+        adev::compile(lowered, &wrt, !self.options.row_by_row, self.options.matmul_precision)
     }
 
     /// The sum of `particles` samples of an objective (see `lower::Program::lower_estimates`)

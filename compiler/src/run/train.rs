@@ -609,7 +609,7 @@ impl<'a> Session<'a> {
             let particles_at_once = match u32::try_from(particles) {
                 Ok(particles) if particles > 1 && !self.options.row_by_row => {
                     let (lowered, wrt) = self.lower_for(file, &objective.expr, explicit.as_deref(), particles)?;
-                    crate::adev::compile_particles(lowered, &wrt)?
+                    crate::adev::compile_particles(lowered, &wrt, self.options.matmul_precision)?
                 }
                 _ => None,
             };

@@ -1,0 +1,35 @@
+//! Matrix products in single precision (`--matmul-precision f32`): every product of two
+//! matrices becomes a [`Op::MatMulTransposed`] computed by `ppl_runtime::matmul_single`, which
+//! rounds its operands to f32 and sums in f32, as f32 networks in JAX and PyTorch do.
+//!
+//! Only products of two matrices change — those of a batched minibatch or of a step's particles,
+//! where the time goes; a matrix–vector product, and everything else, stays f64. The pass runs
+//! last, on differentiated and fused functions, so differentiation never sees it.
+
+use super::function::{Block, Function, Op};
+use super::types::Type;
+use ppl_runtime::{Precision, Transposed};
+
+/// Computes every product of two matrices of `function` in single precision, in place.
+pub fn products_in_single_precision(function: &mut Function) {
+    let types = function.value_types.clone();
+    single_block(&mut function.body, &types);
+}
+
+fn single_block(block: &mut Block, types: &[Type]) {
+    let is_matrix = |value: super::Value| matches!(types.get(value.0 as usize), Some(Type::Mat(..)));
+    for inst in &mut block.insts {
+        for nested in inst.op.blocks_mut() {
+            single_block(nested, types);
+        }
+        inst.op = match inst.op {
+            Op::MatMul(a, b) if is_matrix(a) && is_matrix(b) => {
+                Op::MatMulTransposed { a, b, transposed: Transposed::default(), precision: Precision::Single }
+            }
+            Op::MatMulTransposed { a, b, transposed, .. } => {
+                Op::MatMulTransposed { a, b, transposed, precision: Precision::Single }
+            }
+            _ => continue,
+        };
+    }
+}

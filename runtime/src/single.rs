@@ -1,0 +1,172 @@
+//! Matrix products in single precision (`--matmul-precision f32`), the one kernel both back
+//! ends call for them, so they agree bit for bit.
+//!
+//! Values stay f64 everywhere else: a product rounds its operands to f32, sums in f32 and widens
+//! its result back, as JAX's and PyTorch's f32 networks compute theirs. On this kind of CPU
+//! `gemm`'s f32 kernels do twice the multiply–adds per instruction of its f64 ones, and the
+//! rounding costs one pass over each operand, which a product of a minibatch reuses hundreds
+//! of times. Like [`crate::linalg`], products of at least [`GEMM_WORK`] multiply–adds go to
+//! `gemm` (whose kernels, chosen by the CPU's vector width, may round differently between
+//! machines), smaller ones to plain dot products in f32.
+//!
+//! The f32 copies of the operands live in buffers of the calling thread, reused from call to
+//! call: a training step allocates nothing here after its first.
+
+use std::cell::RefCell;
+
+use crate::linalg::{Transposed, GEMM_WORK};
+
+thread_local! {
+    /// The operands and result of the thread's last single-precision product, rounded.
+    static BUFFERS: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// Which precision a matrix product computes in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// f64, as every other operation.
+    #[default]
+    Double,
+    /// Operands rounded to f32, sums in f32 ([`matmul_single`]).
+    Single,
+}
+
+/// `out = a · b` as [`crate::matmul_transposed`] computes it, in single precision: each
+/// operand's elements rounded to f32, the products summed in f32, the result widened to f64.
+/// Slices of other lengths leave `out` NaN.
+pub fn matmul_single(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, p: usize, transposed: Transposed) {
+    let fits = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols) == Some(len);
+    if !(fits(a.len(), m, n) && fits(b.len(), n, p) && fits(out.len(), m, p)) {
+        out.fill(f64::NAN);
+        return;
+    }
+    BUFFERS.with_borrow_mut(|[a32, b32, out32]| {
+        round_into(a32, a);
+        round_into(b32, b);
+        out32.resize(out.len(), 0.0);
+        product(a32, b32, out32, m, n, p, transposed);
+        out.iter_mut().zip(out32.iter()).for_each(|(wide, narrow)| *wide = f64::from(*narrow));
+    });
+}
+
+fn round_into(narrow: &mut Vec<f32>, wide: &[f64]) {
+    narrow.clear();
+    narrow.extend(wide.iter().map(|x| *x as f32));
+}
+
+/// The f32 product of operands whose lengths fit (checked by the caller).
+fn product(a: &[f32], b: &[f32], out: &mut [f32], m: usize, n: usize, p: usize, transposed: Transposed) {
+    // Where element (i, l) of each operand is: `i · row + l · column`.
+    let (a_row, a_column) = if transposed.a { (1, m) } else { (n, 1) };
+    let (b_row, b_column) = if transposed.b { (1, n) } else { (p, 1) };
+    if m.saturating_mul(n).saturating_mul(p) < GEMM_WORK || n == 0 {
+        for (i, row) in out.chunks_exact_mut(p.max(1)).enumerate().take(m) {
+            for (j, cell) in row.iter_mut().enumerate() {
+                *cell = (0..n).fold(0.0, |sum, l| sum + a[i * a_row + l * a_column] * b[l * b_row + j * b_column]);
+            }
+        }
+        return;
+    }
+    let stride = |step: usize| isize::try_from(step).unwrap_or(isize::MAX);
+    // SAFETY: as in `crate::linalg::matmul_transposed`: the slices hold exactly the matrices the
+    // strides describe (their lengths are checked by `matmul_single`), `out` does not alias the
+    // others, and `read_dst` is false, so `out` is only written.
+    unsafe {
+        gemm::gemm(
+            m,
+            p,
+            n,
+            out.as_mut_ptr(),
+            1,
+            stride(p),
+            false,
+            a.as_ptr(),
+            stride(a_column),
+            stride(a_row),
+            b.as_ptr(),
+            stride(b_column),
+            stride(b_row),
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The product by definition: f32 operands, f32 sums in order.
+    fn plain(a: &[f64], b: &[f64], m: usize, n: usize, p: usize) -> Vec<f64> {
+        let mut out = vec![0.0; m * p];
+        for i in 0..m {
+            for j in 0..p {
+                let sum = (0..n).fold(0.0f32, |sum, l| sum + a[i * n + l] as f32 * b[l * p + j] as f32);
+                out[i * p + j] = f64::from(sum);
+            }
+        }
+        out
+    }
+
+    fn operands(m: usize, n: usize, p: usize) -> (Vec<f64>, Vec<f64>) {
+        let a = (0..m * n).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b = (0..n * p).map(|i| (i as f64 * 0.11).cos() / 3.0).collect();
+        (a, b)
+    }
+
+    #[test]
+    fn small_products_are_the_f32_sums_in_order_and_large_ones_within_f32_rounding() {
+        for (m, n, p) in [(2, 3, 4), (1, 7, 1), (5, 1, 3), (64, 50, 30), (17, 200, 9)] {
+            let (a, b) = operands(m, n, p);
+            let mut out = vec![0.0; m * p];
+            matmul_single(&a, &b, &mut out, m, n, p, Transposed::default());
+            let want = plain(&a, &b, m, n, p);
+            for (got, want) in out.iter().zip(&want) {
+                if m * n * p < GEMM_WORK {
+                    assert_eq!(got.to_bits(), want.to_bits(), "{m}×{n}·{n}×{p}");
+                } else {
+                    // Summed in another order: within a few f32 roundings of the sum's terms.
+                    assert!((got - want).abs() <= 1e-5 * n as f64, "{m}×{n}·{n}×{p}: {got} vs {want}");
+                }
+            }
+            // Single precision, not double: the f64 product differs beyond f32's rounding.
+            let mut wide = vec![0.0; m * p];
+            crate::matmul(&a, &b, &mut wide, m, n, p);
+            assert!(out.iter().zip(&wide).any(|(x, y)| x != y), "{m}×{n}·{n}×{p} was computed in f64");
+        }
+    }
+
+    #[test]
+    fn transposed_operands_are_read_in_place() {
+        let (m, n, p) = (40, 30, 20);
+        let (a, b) = operands(m, n, p);
+        let transpose = |x: &[f64], rows: usize, cols: usize| {
+            (0..rows * cols).map(|k| x[(k % rows) * cols + k / rows]).collect::<Vec<f64>>()
+        };
+        let (at, bt) = (transpose(&a, m, n), transpose(&b, n, p));
+        let mut want = vec![0.0; m * p];
+        matmul_single(&a, &b, &mut want, m, n, p, Transposed::default());
+        for (x, y, transposed) in [
+            (&at, &b, Transposed { a: true, b: false }),
+            (&a, &bt, Transposed { a: false, b: true }),
+            (&at, &bt, Transposed { a: true, b: true }),
+        ] {
+            let mut got = vec![0.0; m * p];
+            matmul_single(x, y, &mut got, m, n, p, transposed);
+            for (got, want) in got.iter().zip(&want) {
+                assert!((got - want).abs() <= 1e-5 * n as f64, "{transposed:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn mismatched_lengths_give_nan() {
+        let mut out = vec![0.0; 4];
+        matmul_single(&[1.0; 3], &[1.0; 4], &mut out, 2, 2, 2, Transposed::default());
+        assert!(out.iter().all(|x| x.is_nan()));
+    }
+}
