@@ -3,7 +3,8 @@
 IWELBO(100) per image, peak memory, and the ratio of the training times; then the gradient of a
 minibatch of 64 and of 1024 images, and their ratios.
 
-Runs `ppl run --json --quiet examples/vae.ppl` and `bench tensors` (build both with
+Runs `ppl run --json --quiet examples/vae.ppl` with products of matrices in f64 and in f32
+(`--matmul-precision`) and `bench tensors` (build both with
 `cargo build --release` first), then `bench/numpyro_vae.py` with the Python given by `--python`
 (a virtual environment with NumPyro, see bench/README.md), which is skipped if it cannot import
 numpyro. Not run by the tests.
@@ -12,7 +13,6 @@ Usage: python3 bench/vae.py [--python /tmp/numpyro-venv/bin/python]
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -20,31 +20,37 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_ppl():
-    """Times the whole `ppl run` of the example; returns its figures."""
+def run_ppl(precision):
+    """Times the whole `ppl run` of the example with products of matrices in `precision` (f64 or
+    f32); returns its figures, with the run's own peak memory."""
     ppl = os.path.join(ROOT, "target", "release", "ppl")
+    command = [ppl, "run", "--json", "--quiet", "--matmul-precision", precision, "examples/vae.ppl"]
     started = time.perf_counter()
-    done = subprocess.run([ppl, "run", "--json", "--quiet", "examples/vae.ppl"], cwd=ROOT,
-                          capture_output=True, text=True, check=True)
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    stdout = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
-    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if status != 0:
+        sys.exit(f"{' '.join(command)} failed")
+    results = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     trained = next(result for result in results if result["kind"] == "maximize")
     elbo, iwelbo = [result["mean"] for result in results if result["kind"] == "estimate"]
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"train_seconds": trained["seconds"], "test_elbo": elbo, "test_iwelbo100": iwelbo,
-            "wall_seconds": wall, "peak_mib": peak_mib}
+            "wall_seconds": wall, "peak_mib": usage.ru_maxrss / 1024}
 
 
 def run_bench_tensors():
-    """`bench tensors`: ppl's gradient of a minibatch of 64 and of 1024 images, in ms."""
+    """`bench tensors`: ppl's gradient of a minibatch of 64 and of 1024 images and of 64 particles
+    of one image, in ms, for each precision of products (f64 first, then f32)."""
     bench = os.path.join(ROOT, "target", "release", "bench")
     done = subprocess.run([bench, "tensors", "--runs", "15"], cwd=ROOT, capture_output=True, text=True, check=True)
-    grads = {}
+    figures = {"f64": {}, "f32": {}}
     for line in done.stdout.splitlines():
-        for batch in (64, 1024):
-            if f"minibatch of {batch} images" in line:
-                grads[batch] = float(line.split()[-2])
-    return grads
+        for what in ("minibatch of 64 images", "minibatch of 1024 images", "64 particles of one image"):
+            if what in line:
+                precision = "f64" if what not in figures["f64"] else "f32"
+                figures[precision][what] = float(line.split()[-2])
+    return figures
 
 
 def run_numpyro(python):
@@ -59,23 +65,29 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable, help="a Python with numpyro installed")
     args = parser.parse_args()
-    ppl = run_ppl()
-    print(f"ppl:     training {ppl['train_seconds']:.1f} s, test ELBO {ppl['test_elbo']:.2f}, "
-          f"IWELBO(100) {ppl['test_iwelbo100']:.2f} nats per image; whole run {ppl['wall_seconds']:.0f} s, "
-          f"peak memory {ppl['peak_mib']:.0f} MiB")
+    runs = {precision: run_ppl(precision) for precision in ("f64", "f32")}
+    for precision, ppl in runs.items():
+        print(f"ppl ({precision} products): training {ppl['train_seconds']:.1f} s, test ELBO {ppl['test_elbo']:.2f}, "
+              f"IWELBO(100) {ppl['test_iwelbo100']:.2f} nats per image; whole run {ppl['wall_seconds']:.0f} s, "
+              f"peak memory {ppl['peak_mib']:.0f} MiB")
     numpyro = run_numpyro(args.python)
     if numpyro is None:
         print(f"NumPyro: skipped ({args.python} cannot run bench/numpyro_vae.py; see bench/README.md)")
         return
     print(f"NumPyro: training {numpyro['train_seconds']:.1f} s (+{numpyro['compile_seconds']:.1f} s compiling), "
           f"test ELBO {numpyro['test_elbo']:.2f}, IWELBO(100) {numpyro['test_iwelbo100']:.2f} nats per image")
-    print(f"training time, ppl / NumPyro: {ppl['train_seconds'] / numpyro['train_seconds']:.2f}")
-    grads = run_bench_tensors()
-    for batch in (64, 1024):
-        theirs = numpyro[f"grad_ms_b{batch}"]
-        print(f"gradient of {batch} images: ppl {grads[batch]:.2f} ms (f64, one thread), "
-              f"NumPyro {theirs:.2f} ms (f32), ppl / NumPyro: {grads[batch] / theirs:.2f}")
-
+    for precision, ppl in runs.items():
+        print(f"training time ({precision} products), ppl / NumPyro: "
+              f"{ppl['train_seconds'] / numpyro['train_seconds']:.2f}")
+    figures = run_bench_tensors()
+    for precision, grads in figures.items():
+        for batch in (64, 1024):
+            ours, theirs = grads[f"minibatch of {batch} images"], numpyro[f"grad_ms_b{batch}"]
+            print(f"gradient of {batch} images: ppl {ours:.2f} ms ({precision} products, one thread), "
+                  f"NumPyro {theirs:.2f} ms (f32), ppl / NumPyro: {ours / theirs:.2f}")
+        ours, theirs = grads["64 particles of one image"], numpyro["grad_ms_b64"]
+        print(f"64 particles of one image: ppl {ours:.2f} ms ({precision} products), "
+              f"{ours / theirs:.2f} x NumPyro's gradient of 64 images (target: at most 2)")
 
 if __name__ == "__main__":
     main()
