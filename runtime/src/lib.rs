@@ -49,7 +49,9 @@ pub mod special;
 pub use error::DomainError;
 pub use implicit::gamma_sample_dshape;
 pub use linalg::{add_outer, matmul, matmul_transposed, Transposed};
-pub use optim::{clip_by_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule};
+pub use optim::{
+    clip_by_norm, clip_to, divide_and_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule,
+};
 pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};
 pub use special::{
