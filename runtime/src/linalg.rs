@@ -23,9 +23,9 @@ use rayon::ThreadPool;
 pub const GEMM_WORK: usize = 4096;
 
 /// Multiply–adds from which a product is worth splitting over a lent pool's threads (measured
-/// on two cores: a 64 × 784 · 784 × 200 product, 10 million, gains nothing; at 1024 rows, 160
-/// million, two threads take 55–60 % of one's time).
-pub const PARALLEL_WORK: usize = 1 << 25;
+/// on two busy cores: products of 10 to 40 million, such as 64 × 784 · 784 × 200, lose 5–15 %;
+/// from 80 million, such as 1024 × 784 · 784 × 200, they gain 10–30 %; on idle cores, 1.6–1.9×).
+pub const PARALLEL_WORK: usize = 1 << 26;
 
 thread_local! {
     /// The pool this thread's large products may use (see [`lend_threads`]).
