@@ -366,7 +366,7 @@ impl<'a> Session<'a> {
         // A step of a few particles is one chunk by the usual rule; summed one particle per
         // chunk instead, it has the same bits (each chunk's sum starts from 0, and 0 + x is x),
         // and its particles can run on every thread: a minibatch objective's few, costly ones.
-        // (With many particles, a chunk each would cost two more passes over the gradient apiece.)
+        // (With many particles, a chunk each would cost one more pass over the gradient apiece.)
         let chunk = if particles <= FEW_PARTICLES { 1 } else { CHUNK };
         // The sums of a step of one chunk are its gradient: taken as they are (below), not
         // added into zeros.
