@@ -17,7 +17,8 @@
 //! - [`optim`]: what training (`maximize` / `minimize`) updates parameters with — an
 //!   [`Optimizer`] built from a [`Method`] (SGD, Adam, AdamW, RMSprop, Adagrad, as PyTorch
 //!   defines them) and a learning-rate [`Schedule`], checkpointed as an [`OptimizerState`] —
-//!   and [`clip_by_norm`] / [`global_norm`] for gradients;
+//!   and [`clip_by_norm`] / [`global_norm`] (or [`divide_and_norm`] and [`clip_to`], a pass fewer)
+//!   for gradients;
 //! - [`linalg`]: [`matmul`] and [`matmul_transposed`], the matrix product (the `gemm` crate's kernels for large ones);
 //! - [`memory`]: buffers each worker thread writes without sharing cache lines with others.
 //!
