@@ -17,7 +17,8 @@
 //! - [`optim`]: what training (`maximize` / `minimize`) updates parameters with — an
 //!   [`Optimizer`] built from a [`Method`] (SGD, Adam, AdamW, RMSprop, Adagrad, as PyTorch
 //!   defines them) and a learning-rate [`Schedule`], checkpointed as an [`OptimizerState`] —
-//!   and [`clip_by_norm`] / [`global_norm`] for gradients;
+//!   and [`clip_by_norm`] / [`global_norm`] (or [`divide_and_norm`] and [`clip_to`], a pass fewer)
+//!   for gradients;
 //! - [`linalg`]: [`matmul`] and [`matmul_transposed`], the matrix product (the `gemm` crate's kernels for large ones);
 //! - [`memory`]: buffers each worker thread writes without sharing cache lines with others.
 //!
@@ -50,7 +51,9 @@ pub mod special;
 pub use error::DomainError;
 pub use implicit::gamma_sample_dshape;
 pub use linalg::{add_outer, matmul, matmul_transposed, Transposed};
-pub use optim::{clip_by_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule};
+pub use optim::{
+    clip_by_norm, clip_to, divide_and_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule,
+};
 pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};
 pub use single::{matmul_single, Precision};

@@ -60,6 +60,12 @@ pub struct Layout {
 impl Layout {
     fn of(function: &Function) -> Layout {
         let mut layout = Layout::default();
+        // The results first, one after another, so that a caller can read them as one slice
+        // (see `consecutive_reals`).
+        for result in &function.body.results {
+            let place = layout.fresh(function.ty(*result).unwrap_or(Type::Real));
+            layout.results.push(place);
+        }
         layout.find_data(&function.body);
         // Only the values the body defines: passes leave the types of the values they removed.
         // Those the top level computes share slots (see `share_top_level_slots`).
@@ -95,10 +101,6 @@ impl Layout {
             let place = layout.place_of(function, param);
             layout.params.push(place);
         }
-        for result in function.body.results.clone() {
-            let place = layout.fresh(function.ty(result).unwrap_or(Type::Real));
-            layout.results.push(place);
-        }
         layout
     }
 
@@ -109,7 +111,17 @@ impl Layout {
     /// results to the end), and takes a free slot of its size or a new one; an instruction's
     /// results never take the slots of its own operands. Values of nested blocks keep slots of
     /// their own.
+    ///
+    /// A result is computed where the caller reads it, so that it is not copied there at the
+    /// end: a gradient's result is as large as the network. Its place is its own for good
+    /// (a result lives to the end); a value returned twice is copied to its second place.
     fn share_top_level_slots(&mut self, function: &Function) {
+        let mut in_place: HashMap<Value, usize> = HashMap::new();
+        for (result, place) in function.body.results.iter().zip(&self.results) {
+            if let Place::Slot(offset) = place {
+                in_place.entry(*result).or_insert(*offset);
+            }
+        }
         let insts = &function.body.insts;
         let mut last_read: HashMap<Value, usize> = HashMap::new();
         for (index, inst) in insts.iter().enumerate() {
@@ -129,10 +141,13 @@ impl Layout {
                     continue;
                 }
                 let size = ty.elements();
-                let slot = free.get_mut(&size).and_then(Vec::pop).unwrap_or_else(|| {
-                    self.slots_len += size;
-                    self.slots_len - size
-                });
+                let slot = match in_place.get(result) {
+                    Some(offset) => *offset,
+                    None => free.get_mut(&size).and_then(Vec::pop).unwrap_or_else(|| {
+                        self.slots_len += size;
+                        self.slots_len - size
+                    }),
+                };
                 self.slot.insert(*result, slot);
                 let last = last_read.get(result).copied().unwrap_or(index);
                 if last != usize::MAX {
@@ -532,6 +547,8 @@ impl translate::Translator<'_, '_> {
                 self.store_scalar(ty, value, address);
                 Ok(())
             }
+            // Computed in its place (see `share_top_level_slots`).
+            (Place::Slot(offset), _) if self.layout.slot.get(&result) == Some(&offset) => Ok(()),
             (Place::Slot(offset), _) => {
                 let dst = self.b.ins().iadd_imm(self.slots, (offset * 8) as i64);
                 self.copy_value_to(result, ty, dst)

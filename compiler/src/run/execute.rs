@@ -7,7 +7,9 @@
 //! calls, commands' samples and training steps: native calls allocate nothing. An
 //! [`Executor`] splits `count` calls into chunks of [`CHUNK`] consecutive indices, runs a round of
 //! chunks on the worker threads (or on the caller's thread), and hands the chunks' summaries back
-//! in chunk order, so results are the same bits whatever the number of threads.
+//! in chunk order, so results are the same bits whatever the number of threads. A round run on
+//! the caller's thread lends the idle pool to its large matrix products
+//! (`ppl_runtime::linalg::lend_threads`), which keep their bits on any number of threads.
 //!
 //! This module must not know what the results of a call mean: statistics, gradients and traces
 //! are the callers'.
@@ -267,9 +269,16 @@ impl Executor {
                     })
                 }),
                 _ => {
-                    let mut worker = lock(&self.workers[0].0);
-                    for (i, summary) in round[..n].iter_mut().enumerate() {
-                        one(first + i as u64, summary, &mut worker);
+                    let mut alone = || {
+                        let mut worker = lock(&self.workers[0].0);
+                        for (i, summary) in round[..n].iter_mut().enumerate() {
+                            one(first + i as u64, summary, &mut worker);
+                        }
+                    };
+                    // The pool's threads are idle meanwhile: large matrix products use them.
+                    match &self.pool {
+                        Some(pool) if self.threads() > 1 => ppl_runtime::linalg::lend_threads(pool, alone),
+                        _ => alone(),
                     }
                 }
             }

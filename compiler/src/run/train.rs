@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use ppl_runtime::optim::{clip_by_norm, global_norm, Method, Optimizer, OptimizerState, Schedule};
+use ppl_runtime::optim::{clip_to, divide_and_norm, Method, Optimizer, OptimizerState, Schedule};
 
 use super::execute::{Executor, Kernel, CHUNK};
 use super::moments::Moments;
@@ -41,7 +41,7 @@ const FINAL_WINDOW: usize = 100;
 /// The weight of the newest step in the running average that `tolerance`/`patience` watch.
 const RUNNING_AVERAGE_WEIGHT: f64 = 0.05;
 
-/// At most this many particles per step run one per chunk (see `average_gradient`).
+/// At most this many particles per step run one per chunk (see `sum_gradient`).
 const FEW_PARTICLES: u64 = 8;
 
 /// A step whose particles take longer than this on one thread runs them on every thread; a
@@ -93,13 +93,15 @@ struct Group {
     /// This step's objective, and those of the last finite steps (at most [`FINAL_WINDOW`]).
     value: f64,
     values: VecDeque<f64>,
-    /// The step's gradient, averaged over its particles.
+    /// The step's gradient: summed over its particles, then averaged and oriented (see `train`).
     gradient: Vec<Vec<f64>>,
     /// The per-chunk sums of one round of particles.
     round: Vec<ParticleSums>,
 }
 
 /// The sums of objective and gradient over a chunk of particles, and the first that failed.
+/// The gradient's memory is not cleared between chunks: its first particle is written over it
+/// (see [`add_gradient`]).
 #[derive(Debug)]
 struct ParticleSums {
     value: f64,
@@ -110,8 +112,20 @@ struct ParticleSums {
 impl ParticleSums {
     fn clear(&mut self) {
         self.value = 0.0;
-        self.gradient.iter_mut().for_each(|values| values.fill(0.0));
         self.failed = None;
+    }
+}
+
+/// Adds a gradient, tensor by tensor, into `sums`, or with `first` into zeros: `0 + x` written
+/// over what `sums` held, the bits of a sum that starts from zeros (-0 included, which becomes
+/// 0) without a pass to clear it.
+fn add_gradient<'x>(sums: &mut [Vec<f64>], terms: impl Iterator<Item = &'x [f64]>, first: bool) {
+    for (sum, term) in sums.iter_mut().zip(terms) {
+        if first {
+            sum.iter_mut().zip(term).for_each(|(sum, x)| *sum = 0.0 + x);
+        } else {
+            sum.iter_mut().zip(term).for_each(|(sum, x)| *sum += x);
+        }
     }
 }
 
@@ -211,23 +225,23 @@ impl<'a> Session<'a> {
             let mut finite = true;
             let started = Instant::now();
             for (g, group) in groups.iter_mut().enumerate() {
-                let value =
-                    self.average_gradient(group, &settings, command_index, g, step, parallel.unwrap_or(false))?;
-                if !value.is_finite() || !group.gradient.iter().all(|values| values.iter().all(|x| x.is_finite())) {
+                let value = self.sum_gradient(group, &settings, command_index, g, step, parallel.unwrap_or(false))?;
+                // The mean over the particles, turned downhill: x / (±n) is ±(x / n), bit for
+                // bit, and x / ±1 is ±x, so one pass does both and the norm.
+                let norm = divide_and_norm(&mut group.gradient, sign * settings.particles as f64);
+                // A finite norm is a sum of finite squares; the elements are looked at only
+                // when it is not (it may also have overflowed).
+                if !value.is_finite()
+                    || !norm.is_finite() && !group.gradient.iter().all(|values| values.iter().all(|x| x.is_finite()))
+                {
                     finite = false;
                     if !settings.skip_nan {
                         return Err(self.divergence(group, &settings, command_index, g, step, value));
                     }
                 }
-                // Tensor by tensor (rather than through `flatten`), so each loop runs at full
-                // vector width: a network's gradient has hundreds of thousands of elements.
-                for values in &mut group.gradient {
-                    values.iter_mut().for_each(|element| *element *= sign);
+                if let Some(limit) = settings.clip {
+                    clip_to(&mut group.gradient, norm, limit);
                 }
-                let norm = match settings.clip {
-                    Some(limit) => clip_by_norm(&mut group.gradient, limit),
-                    None => global_norm(&group.gradient),
-                };
                 step_norm += norm * norm;
                 group.value = value;
                 if g == 0 {
@@ -337,10 +351,11 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Runs the step's particles and leaves their mean gradient (per parameter of the group) in
-    /// `group.gradient`; returns their mean objective. Particles are summed in chunks, and the
-    /// chunks in order, so the result does not depend on `parallel` or the number of threads.
-    fn average_gradient(
+    /// Runs the step's particles and leaves the sum of their gradients (per parameter of the
+    /// group) in `group.gradient`; returns their mean objective. Particles are summed in chunks,
+    /// and the chunks in order, so the result does not depend on `parallel` or the number of
+    /// threads.
+    fn sum_gradient(
         &self,
         group: &mut Group,
         settings: &Settings,
@@ -356,7 +371,6 @@ impl<'a> Session<'a> {
             None => (&mut group.executor, particles),
         };
         executor.set_params(self.params.flat());
-        group.gradient.iter_mut().for_each(|values| values.fill(0.0));
         let mut value = 0.0;
         let mut failed = None;
         let gradients = &group.gradients;
@@ -365,8 +379,12 @@ impl<'a> Session<'a> {
         // A step of a few particles is one chunk by the usual rule; summed one particle per
         // chunk instead, it has the same bits (each chunk's sum starts from 0, and 0 + x is x),
         // and its particles can run on every thread: a minibatch objective's few, costly ones.
-        // (With many particles, a chunk each would cost two more passes over the gradient apiece.)
+        // (With many particles, a chunk each would cost one more pass over the gradient apiece.)
         let chunk = if calls <= FEW_PARTICLES { 1 } else { CHUNK };
+        // The sums of a step of one chunk are its gradient: taken as they are (below), not
+        // added into zeros.
+        let one_chunk = calls <= chunk;
+        let mut first_chunk = true;
         executor.run(
             calls,
             chunk,
@@ -374,6 +392,7 @@ impl<'a> Session<'a> {
             &mut group.round,
             |kernel, worker, indices, sums| {
                 sums.clear();
+                let first = indices.start;
                 for call in indices {
                     if !kernel.call(worker, seed, training_stream(command, g, step, particles, call)) {
                         sums.failed = Some(call);
@@ -381,22 +400,23 @@ impl<'a> Session<'a> {
                     }
                     let reals = kernel.reals(worker);
                     sums.value += reals.first().copied().unwrap_or(f64::NAN);
-                    for (total, range) in sums.gradient.iter_mut().zip(gradients) {
-                        for (total, x) in total.iter_mut().zip(reals.get(range.clone()).unwrap_or(&[])) {
-                            *total += x;
-                        }
-                    }
+                    let terms = gradients.iter().map(|range| reals.get(range.clone()).unwrap_or(&[]));
+                    add_gradient(&mut sums.gradient, terms, call == first);
                 }
             },
             |sums| {
                 value += sums.value;
-                for (total, chunk) in gradient.iter_mut().zip(&sums.gradient) {
-                    total.iter_mut().zip(chunk).for_each(|(total, x)| *total += x);
+                if !one_chunk {
+                    add_gradient(gradient, sums.gradient.iter().map(Vec::as_slice), first_chunk);
+                    first_chunk = false;
                 }
                 failed = sums.failed;
                 failed.is_none()
             },
         );
+        if let (true, Some(sums)) = (one_chunk, group.round.first_mut()) {
+            std::mem::swap(&mut group.gradient, &mut sums.gradient);
+        }
         if let Some(call) = failed {
             // The interpreter finds the failing particle, each on its own stream.
             let mut candidates = if calls == 1 { 0..particles } else { call..call + 1 };
@@ -410,14 +430,7 @@ impl<'a> Session<'a> {
                 None => crate::lower::internal(Some(group.span), "native code failed where the interpreter did not"),
             });
         }
-        let count = particles as f64;
-        // x / 1 is x: a step of one particle (a minibatch's) skips a pass over the gradient.
-        if particles > 1 {
-            for values in &mut group.gradient {
-                values.iter_mut().for_each(|element| *element /= count);
-            }
-        }
-        Ok(value / count)
+        Ok(value / particles as f64)
     }
 
     /// The report of a non-finite objective or gradient: the step, the parameters, and where
