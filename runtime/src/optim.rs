@@ -805,21 +805,55 @@ fn check_buffer_shape(name: &str, buffer: &Buffer, sizes: &[usize]) -> Result<()
 /// neither overflows nor underflows; otherwise the entries are rescaled by the largest
 /// magnitude first, so gradients around 1e200 or 1e-200 still get a finite, accurate norm.
 pub fn global_norm(grads: &[Vec<f64>]) -> f64 {
-    norm_from(grads, grads.iter().flatten().fold(0.0, |sum, grad| sum + grad * grad))
+    let mut squares = SumOfSquares::default();
+    grads.iter().for_each(|grad| squares.add(grad));
+    norm_from(grads, squares.total())
 }
 
 /// Divides every gradient by `divisor` and returns their [`global_norm`] afterwards, the same
 /// bits, from one pass over them instead of two: a network's gradient is megabytes.
 pub fn divide_and_norm(grads: &mut [Vec<f64>], divisor: f64) -> f64 {
-    let mut sum_of_squares = 0.0;
-    for grad in grads.iter_mut().flatten() {
-        *grad /= divisor;
-        sum_of_squares += *grad * *grad;
+    let mut squares = SumOfSquares::default();
+    // In blocks that stay in the L1 cache from the division to the squares; a block is a
+    // whole number of lanes, so each element goes to the sum it goes to in `global_norm`.
+    for block in grads.iter_mut().flat_map(|grad| grad.chunks_mut(LANES * 512)) {
+        block.iter_mut().for_each(|element| *element /= divisor);
+        squares.add(block);
     }
-    norm_from(grads, sum_of_squares)
+    norm_from(grads, squares.total())
 }
 
-/// The norm of `grads`, whose plain sum of squares (in order) is `sum_of_squares`.
+/// How many running sums a sum of squares keeps: independent additions the CPU overlaps (one
+/// running sum waits four cycles for each addition), and a vector register's worth twice over.
+const LANES: usize = 8;
+
+/// A sum of squares of tensors in [`LANES`] running sums, element `i` of each tensor into sum
+/// `i % LANES`, added together in order at the end: the same bits for the same tensors, at
+/// the speed of the memory rather than of one chain of additions.
+#[derive(Default)]
+struct SumOfSquares {
+    lanes: [f64; LANES],
+}
+
+impl SumOfSquares {
+    fn add(&mut self, values: &[f64]) {
+        let mut chunks = values.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (lane, x) in self.lanes.iter_mut().zip(chunk) {
+                *lane += x * x;
+            }
+        }
+        for (lane, x) in self.lanes.iter_mut().zip(chunks.remainder()) {
+            *lane += x * x;
+        }
+    }
+
+    fn total(&self) -> f64 {
+        self.lanes.iter().fold(0.0, |sum, lane| sum + lane)
+    }
+}
+
+/// The norm of `grads`, whose sum of squares is `sum_of_squares`.
 fn norm_from(grads: &[Vec<f64>], sum_of_squares: f64) -> f64 {
     if sum_of_squares.is_nan() {
         return f64::NAN;

@@ -5,7 +5,7 @@
 mod common;
 
 use common::assert_close;
-use ppl_runtime::optim::{clip_by_norm, global_norm, Method, Optimizer, OptimizerState, Schedule};
+use ppl_runtime::optim::{clip_by_norm, divide_and_norm, global_norm, Method, Optimizer, OptimizerState, Schedule};
 
 // The test problem: a real a and a 2-vector b (two parameters, sizes [1, 2]) minimising
 //     f(a, b) = (a − 3)² + 2 (b₀ + 1)² + ½ (b₁ − 2)²,
@@ -320,6 +320,27 @@ fn the_norm_neither_overflows_nor_underflows() {
     assert_close("huge norm", clip_by_norm(&mut huge, 1.0), 5e200, 1e-15);
     assert_close("huge clipped", huge[0][0], 0.6, 1e-15);
     assert_close("huge clipped", huge[0][1], -0.8, 1e-15);
+}
+
+/// The one-pass mean and norm of a step gives the bits of dividing and then taking the norm,
+/// for tensors of every length around the blocks and lanes it works in; and the norm is the sum
+/// of squares to within rounding.
+#[test]
+fn dividing_and_taking_the_norm_in_one_pass_gives_the_bits_of_two() {
+    for lengths in [vec![1], vec![7, 8, 9], vec![4095, 4096, 4097, 4103], vec![157_000, 200, 784], vec![]] {
+        let grads: Vec<Vec<f64>> = lengths
+            .iter()
+            .enumerate()
+            .map(|(k, len)| (0..*len).map(|i| ((i * 31 + k * 7) as f64 * 0.37).sin() * 3.0).collect())
+            .collect();
+        let mut divided = grads.clone();
+        let norm = divide_and_norm(&mut divided, -3.0);
+        let two_passes: Vec<Vec<f64>> = grads.iter().map(|grad| grad.iter().map(|x| x / -3.0).collect()).collect();
+        assert_eq!(divided, two_passes);
+        assert_eq!(norm.to_bits(), global_norm(&two_passes).to_bits(), "{lengths:?}");
+        let plain = two_passes.iter().flatten().map(|x| x * x).sum::<f64>().sqrt();
+        assert_close("norm", norm, plain, 1e-12);
+    }
 }
 
 // Checkpoints.
