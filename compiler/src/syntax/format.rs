@@ -324,7 +324,7 @@ impl ItemGroup {
     fn of(item: &Item) -> ItemGroup {
         match item.kind {
             ItemKind::Gen(_) | ItemKind::Fn(_) => ItemGroup::Definition,
-            ItemKind::Param(_) | ItemKind::Data(_) | ItemKind::Let(_) => ItemGroup::Declaration,
+            ItemKind::Param(_) | ItemKind::Data(_) | ItemKind::Let(_) | ItemKind::Type(_) => ItemGroup::Declaration,
             ItemKind::Print(_) | ItemKind::Optimize(_) | ItemKind::Error => ItemGroup::Command,
         }
     }
@@ -550,6 +550,14 @@ impl Printer<'_> {
             ItemKind::Param(binding) => self.write_binding(item, "param", binding),
             ItemKind::Data(binding) => self.write_binding(item, "data", binding),
             ItemKind::Let(binding) => self.write_binding(item, "let", binding),
+            ItemKind::Type(alias) => {
+                let continued = self.write_keyword(item, "type");
+                self.write(&alias.name.name);
+                self.write(" = ");
+                self.write(&type_text(&alias.ty));
+                self.write(";");
+                self.end_keyword(continued);
+            }
             ItemKind::Print(exprs) => {
                 let continued = self.write_keyword(item, "print");
                 self.write_separated(exprs, |printer, expr| printer.write_expr(expr));
