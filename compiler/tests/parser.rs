@@ -255,10 +255,7 @@ fn doc_comments_in_crlf_files_lose_their_carriage_returns() {
 
 #[test]
 fn type_aliases_are_items_and_wrt_names_parts_of_record_parameters() {
-    assert_eq!(
-        program("type Net = { w: mat[2, n], b: vec[2] };"),
-        program("type Net = {w: mat[2, n], b: vec[2],};"),
-    );
+    assert_eq!(program("type Net = { w: mat[2, n], b: vec[2] };"), program("type Net = {w: mat[2, n], b: vec[2],};"),);
     assert!(program("type Net = { w: mat[2, 3] };").starts_with("(type Net "));
     assert_eq!(
         program("maximize f() wrt [net.w1, net, a.b.c] with { steps: 1 };"),

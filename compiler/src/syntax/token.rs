@@ -401,8 +401,8 @@ fn closer_of(open: Token<'_>) -> Option<Token<'static>> {
 
 /// The language's keywords (for completion).
 pub const KEYWORDS: &[&str] = &[
-    "gen", "fn", "param", "data", "let", "type", "for", "in", "if", "else", "return", "E", "via", "maximize", "minimize",
-    "with", "wrt", "print", "true", "false",
+    "gen", "fn", "param", "data", "let", "type", "for", "in", "if", "else", "return", "E", "via", "maximize",
+    "minimize", "with", "wrt", "print", "true", "false",
 ];
 
 /// Whether `src` is an unfinished input that more lines could complete: a bracket left open,

@@ -30,10 +30,13 @@ impl<'a> Checker<'a> {
             Some((_, previous)) => {
                 let previous_span = previous.name.span;
                 self.report(
-                    Diagnostic::error(ErrorCode::DuplicateDefinition, format!("type `{name}` is defined more than once"))
-                        .with_primary(alias.name.span, "redefined here")
-                        .with_secondary(previous_span, "first defined here")
-                        .with_help("rename one of the aliases"),
+                    Diagnostic::error(
+                        ErrorCode::DuplicateDefinition,
+                        format!("type `{name}` is defined more than once"),
+                    )
+                    .with_primary(alias.name.span, "redefined here")
+                    .with_secondary(previous_span, "first defined here")
+                    .with_help("rename one of the aliases"),
                 );
             }
             None => {
@@ -95,7 +98,7 @@ impl<'a> Checker<'a> {
                         .with_primary(name.span, "not a type");
                     let mut known: Vec<&str> = TYPE_NAMES.to_vec();
                     known.extend(self.aliases.keys().copied());
-                    diagnostic = match closest_name(other, known.into_iter()) {
+                    diagnostic = match closest_name(other, known) {
                         Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
                         None => diagnostic
                             .with_note("the types are real, int, bool, vec[n], mat[m, n], tuples, records, est and the names `type` gives them"),

@@ -192,7 +192,8 @@ impl<'a> Checker<'a> {
     fn check_wrt_name(&mut self, name: &crate::syntax::ast::Ident) -> bool {
         let mut path = name.name.split('.');
         let head = path.next().unwrap_or_default();
-        let is_param = matches!(self.lookup_definition(head), Some((_, item)) if matches!(item.kind, ItemKind::Param(_)));
+        let is_param =
+            matches!(self.lookup_definition(head), Some((_, item)) if matches!(item.kind, ItemKind::Param(_)));
         if !is_param {
             self.report(
                 Diagnostic::error(ErrorCode::InvalidWrt, format!("`{head}` is not a `param`"))
@@ -243,7 +244,11 @@ impl<'a> Checker<'a> {
                     continue;
                 }
                 let overlapping = |other: &str| {
-                    let (short, long) = if other.len() <= name.name.len() { (other, name.name.as_str()) } else { (name.name.as_str(), other) };
+                    let (short, long) = if other.len() <= name.name.len() {
+                        (other, name.name.as_str())
+                    } else {
+                        (name.name.as_str(), other)
+                    };
                     long == short || long.strip_prefix(short).is_some_and(|rest| rest.starts_with('.'))
                 };
                 if let Some((first_name, first)) = trained_by.iter().find(|(other, _)| overlapping(other)) {

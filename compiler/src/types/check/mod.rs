@@ -220,7 +220,9 @@ impl<'a> Checker<'a> {
                     {
                         self.global(&binding.name.name);
                     }
-                    ItemKind::Type(alias) if self.aliases.get(alias.name.name.as_str()).map(|(at, _)| *at) == Some(at) => {
+                    ItemKind::Type(alias)
+                        if self.aliases.get(alias.name.name.as_str()).map(|(at, _)| *at) == Some(at) =>
+                    {
                         self.resolve_alias(&alias.name.name, alias.name.span);
                     }
                     ItemKind::Print(exprs) => self.check_print(file, exprs),
@@ -402,7 +404,13 @@ impl<'a> Checker<'a> {
         let is_record_literal = matches!(binding.value.kind, crate::syntax::ast::ExprKind::Record(_));
         let value = if kind == GlobalKind::Param && is_record_literal {
             let annotation_span = binding.ty.as_ref().map(|t| t.span);
-            let ty = self.check_param_value(&mut body, &binding.name.name, &binding.value, annotation.as_ref(), annotation_span);
+            let ty = self.check_param_value(
+                &mut body,
+                &binding.name.name,
+                &binding.value,
+                annotation.as_ref(),
+                annotation_span,
+            );
             expr::Checked::of(ty)
         } else if callee == Some("load") {
             self.check_load(&mut body, &binding.value, annotation.as_ref())
