@@ -6,7 +6,8 @@
 //! kinds of item (definitions; `param`/`data`/`let` declarations; `print`/`maximize`/`minimize`
 //! commands), and elsewhere where the source had one or more (at most one). An `if`, `E { … }`
 //! or `{ … }` whose blocks have no statements stays on one line while it fits in
-//! [`MAX_WIDTH`] columns; `maximize … with { … }` breaks before `with` when it does not.
+//! [`MAX_WIDTH`] columns; `maximize … with { … }` breaks before `with` when it does not, and
+//! the record literal that is a declaration's value puts each field on a line of its own.
 //!
 //! Comments are not in the tree: they come from the lexer with their spans. Before printing,
 //! every comment is given one place (`CommentPlan`): on its own line before the first
@@ -627,9 +628,30 @@ impl Printer<'_> {
             self.write(&type_text(ty));
         }
         self.write(" = ");
-        self.write_expr(&binding.value);
+        self.write_value(&binding.value);
         self.write(";");
         self.end_keyword(continued);
+    }
+
+    /// A declaration's value; a record literal that does not fit on the line gets a line per
+    /// field (the initial value of a record `param`, a network's weights), and so on inside.
+    fn write_value(&mut self, value: &Expr) {
+        let ExprKind::Record(fields) = &value.kind else { return self.write_expr(value) };
+        if fields.is_empty() || self.try_flat(|printer| printer.write_expr(value)) {
+            return;
+        }
+        self.write("{");
+        self.end_line();
+        self.indent += 1;
+        for field in fields {
+            self.write(&field.name.name);
+            self.write(": ");
+            self.write_value(&field.value);
+            self.write(",");
+            self.end_line();
+        }
+        self.indent -= 1;
+        self.write("}");
     }
 
     fn write_optimize(&mut self, item: &Item, optimize: &Optimize) {
