@@ -75,6 +75,20 @@ impl<'a> Checker<'a> {
     }
 
     pub(super) fn resolve_annotation(&mut self, annotation: &TypeExpr) -> Type {
+        let ty = self.resolve_annotation_kind(annotation);
+        // Aliases can double a type at each step (`type B = {l: A, r: A};`), as `let`s can values.
+        if ty.size_exceeds(super::expr::MAX_TYPE_SIZE) {
+            self.report_limit(
+                Diagnostic::error(ErrorCode::TypeTooLarge, "this type is too large")
+                    .with_primary(annotation.span, format!("it has more than {} parts", super::expr::MAX_TYPE_SIZE))
+                    .with_help("types that double at each step grow exponentially; use vectors for repeated data"),
+            );
+            return Type::Unknown;
+        }
+        ty
+    }
+
+    fn resolve_annotation_kind(&mut self, annotation: &TypeExpr) -> Type {
         match &annotation.kind {
             TypeExprKind::Named(name) => match name.name.as_str() {
                 "real" => Type::Real,
