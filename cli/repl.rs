@@ -368,6 +368,8 @@ impl Repl {
                 ItemKind::Param(binding) | ItemKind::Data(binding) | ItemKind::Let(binding) => {
                     Some(binding.name.name.clone())
                 }
+                // Types have names of their own: `type net = …;` does not replace `param net`.
+                ItemKind::Type(alias) => Some(format!("type {}", alias.name.name)),
                 _ => None,
             };
             if let Some(defined) = defined {
@@ -385,8 +387,13 @@ impl Repl {
             return false;
         }
         // A redefined parameter starts again from its new initial value.
-        let carried =
-            self.params.iter().filter(|(param, _)| !new_items.iter().any(|new| new.name == *param)).cloned().collect();
+        // (A record parameter's leaves, `net.w`, belong to the `param net` that declares them.)
+        let redefined = |param: &str| {
+            new_items.iter().any(|new| {
+                param == new.name || param.strip_prefix(new.name.as_str()).is_some_and(|rest| rest.starts_with('.'))
+            })
+        };
+        let carried = self.params.iter().filter(|(param, _)| !redefined(param)).cloned().collect();
         let mut screen = Screen::new(self.out.clone());
         let ok = self.run(&analysis, carried, &mut |_, output| screen.show(output));
         self.write_draws(screen);

@@ -159,3 +159,21 @@ fn errors_are_the_diagnostics_of_ppl_run_on_what_the_host_wrote() {
     assert!(error.message.contains(" │ E { x ~ normal(m, log_s); x }\n"), "{error}");
     assert!(error.message.contains("on stream (1, 2)"), "{error}");
 }
+
+#[test]
+fn a_record_parameter_is_its_leaves_for_the_host_too() {
+    let source = "type Layer = { w: mat[2, 3], b: vec[2] };
+        param layer: Layer = { w: uniform_init(0.5), b: zeros(2) };
+        param s: real = 0.5;
+        gen model(l: Layer) { y ~ mv_normal_diag(l.w @ [1.0, 2.0, 3.0] + l.b, ones(2)); }
+        fn fit() { E { density(model(layer), { y: [1.0, -1.0] }) * s } }";
+    let program = ppl::compile(source).expect("it checks");
+    assert_eq!(program.params(), [("layer.w".to_string(), 6), ("layer.b".to_string(), 2), ("s".to_string(), 1)]);
+    assert_eq!(program.param("layer.b"), Some(vec![0.0, 0.0]));
+    let mut objective = program.objective("fit()").expect("it compiles");
+    let params = program.param_values();
+    let mut gradient = vec![0.0; params.len()];
+    objective.value_and_grad(&params, 1, 0, &mut gradient).expect("finite");
+    // d/db of s · log N(y; w x + b, I) is s (y − w x − b): not zero.
+    assert!(gradient[6..8].iter().all(|g| *g != 0.0), "{gradient:?}");
+}

@@ -600,3 +600,129 @@ fn enumerated_choices_in_a_plate_are_summed_out_exactly_one_iteration_at_a_time(
     assert!((m - posterior_mean).abs() < 0.03, "m = {m}, posterior mean {posterior_mean}");
     assert!((s / posterior_sd - 1.0).abs() < 0.15, "s = {s}, posterior sd {posterior_sd}");
 }
+
+/// A network as a record parameter and the same network as separate parameters: the leaves of
+/// `net` are parameters in the order of its type's fields, so they draw the same initial values
+/// (a stream per parameter, by position) and train to the same bits, with either back end.
+const RECORD_NET: &str = "type Net = { w: mat[2, 3], b: vec[2], scale: { s: real } };
+param net: Net = { w: uniform_init(0.5), b: normal_init(0.1), scale: { s: 1 } };
+param noise: real = 0.0;
+gen model(n: Net, noise: real) {
+    y ~ mv_normal_diag(n.w @ [1.0, 2.0, 3.0] + n.b * n.scale.s, ones(2) * exp(noise));
+}
+gen guide(n: Net) { }
+fn objective() { elbo(model(net, noise), guide(net), { y: [1.0, -1.0] }) }
+maximize objective() with { optimizer: adam(lr: 0.01), steps: 40, particles: 4, seed: 3 };
+print net.w, net.scale.s, noise;
+";
+
+const SEPARATE_NET: &str = "param net_w: mat[2, 3] = uniform_init(0.5);
+param net_b: vec[2] = normal_init(0.1);
+param net_scale_s: real = 1;
+param noise: real = 0.0;
+gen model(w: mat[2, 3], b: vec[2], s: real, noise: real) {
+    y ~ mv_normal_diag(w @ [1.0, 2.0, 3.0] + b * s, ones(2) * exp(noise));
+}
+gen guide(w: mat[2, 3]) { }
+fn objective() { elbo(model(net_w, net_b, net_scale_s, noise), guide(net_w), { y: [1.0, -1.0] }) }
+maximize objective() with { optimizer: adam(lr: 0.01), steps: 40, particles: 4, seed: 3 };
+print net_w, net_scale_s, noise;
+";
+
+#[test]
+fn a_record_parameter_trains_to_the_same_bits_as_its_leaves_declared_separately() {
+    let scratch = Scratch::new("train-record-param");
+    let record = scratch.file("record.ppl", RECORD_NET);
+    let separate = scratch.file("separate.ppl", SEPARATE_NET);
+    let run = |path: &std::path::Path, backend: &str, out: &str| {
+        let out = scratch.0.join(out);
+        let output = ppl(&[
+            "run",
+            "--json",
+            "--quiet",
+            "--backend",
+            backend,
+            "--out",
+            out.to_str().expect("utf-8"),
+            path.to_str().expect("utf-8"),
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        (reports(&output), out)
+    };
+    let (jit, record_out) = run(&record, "jit", "record-jit");
+    let (interpreted, _) = run(&record, "interp", "record-interp");
+    let (separately, separate_out) = run(&separate, "jit", "separate");
+    // The interpreter and native code agree on every bit (the times aside).
+    let without_time = |reports: &[Value]| {
+        reports
+            .iter()
+            .map(|report| {
+                let mut report = report.clone();
+                report.as_object_mut().map(|object| object.remove("seconds"));
+                report
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(without_time(&jit), without_time(&interpreted));
+    // The leaves are named with dots, in the order of the type's fields.
+    let params = jit[0]["params"].as_object().expect("the trained parameters");
+    let names: Vec<&str> = params.keys().map(String::as_str).collect();
+    assert_eq!(names, ["net.w", "net.b", "net.scale.s", "noise"]);
+    let renamed = [("net.w", "net_w"), ("net.b", "net_b"), ("net.scale.s", "net_scale_s"), ("noise", "noise")];
+    for (leaf, separate) in renamed {
+        assert_eq!(params[leaf], separately[0]["params"][separate], "{leaf}");
+    }
+    // The integer initial value 1 of `net.scale.s` counts as 1.0: training moved it from there.
+    assert!((param(&jit[0]["params"], "net.scale.s") - 1.0).abs() < 0.5, "{params:?}");
+    assert_eq!(jit[1]["value"], separately[1]["value"]);
+    assert_eq!(jit[2]["value"], separately[2]["value"]);
+    // `--out` saves each vector and matrix leaf as `NAME.npy` and every leaf in `params.json`.
+    for (leaf, separate) in [("net.w", "net_w"), ("net.b", "net_b")] {
+        let mine = std::fs::read(record_out.join(format!("{leaf}.npy"))).expect("the leaf's .npy");
+        let theirs = std::fs::read(separate_out.join(format!("{separate}.npy"))).expect("the parameter's .npy");
+        assert_eq!(mine, theirs, "{leaf}");
+    }
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(record_out.join("params.json")).expect("params.json"))
+            .expect("JSON");
+    assert_eq!(saved["net.scale.s"], params["net.scale.s"]);
+
+    // Resuming reads the dotted names back: the saved run has taken all its steps, so the
+    // parameters stay as saved.
+    let output = ppl(&[
+        "run",
+        "--json",
+        "--quiet",
+        "--resume",
+        record_out.to_str().expect("utf-8"),
+        record.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let resumed = reports(&output);
+    assert_eq!(resumed.last().map(|report| &report["value"]), jit.last().map(|report| &report["value"]));
+}
+
+#[test]
+fn wrt_names_a_record_parameter_or_one_of_its_leaves() {
+    let scratch = Scratch::new("train-record-wrt");
+    let program = RECORD_NET.replace(
+        "maximize objective() with",
+        "maximize objective() wrt [net.w, net.scale], objective() wrt [noise] with",
+    );
+    let path = scratch.file("p.ppl", &program);
+    let output = ppl(&["run", "--json", "--quiet", path.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let groups = reports(&output);
+    let params = groups[0]["params"].as_object().expect("the trained parameters");
+    let names: Vec<&str> = params.keys().map(String::as_str).collect();
+    // `net.b` is in no group: it is not trained (nor reported).
+    assert_eq!(names, ["net.w", "net.scale.s", "noise"]);
+
+    let whole = RECORD_NET.replace("maximize objective() with", "maximize objective() wrt [net] with");
+    let path = scratch.file("whole.ppl", &whole);
+    let output = ppl(&["run", "--json", "--quiet", path.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let whole = reports(&output);
+    let names: Vec<&str> = whole[0]["params"].as_object().expect("params").keys().map(String::as_str).collect();
+    assert_eq!(names, ["net.w", "net.b", "net.scale.s"]);
+}

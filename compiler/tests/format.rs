@@ -584,3 +584,21 @@ fn random_trees_round_trip_through_the_printer() {
         }
     }
 }
+
+#[test]
+fn type_aliases_and_long_record_parameters_are_laid_out() {
+    assert_formats_to("type   Net={w:mat[2,3],b:vec[2]};\n", "type Net = { w: mat[2, 3], b: vec[2] };\n");
+    assert_formats_to(
+        "param net: Net = {w: uniform_init(0.5), b: zeros(2)};\n",
+        "param net: Net = { w: uniform_init(0.5), b: zeros(2) };\n",
+    );
+    let long =
+        "param decoder_net: Decoder = { w1: uniform_init(1.0 / sqrt(10.0)), b1: uniform_init(1.0 / sqrt(10.0)), \
+                inner: { w2: uniform_init(1.0 / sqrt(200.0)), b2: uniform_init(1.0 / sqrt(200.0)), c: 1.0 } };\n";
+    assert_formats_to(
+        long,
+        "param decoder_net: Decoder = {\n    w1: uniform_init(1.0 / sqrt(10.0)),\n    b1: uniform_init(1.0 / sqrt(10.0)),\n    \
+         inner: { w2: uniform_init(1.0 / sqrt(200.0)), b2: uniform_init(1.0 / sqrt(200.0)), c: 1.0 },\n};\n",
+    );
+    assert_round_trip("maximize f() wrt [net.w1, net] with { steps: 1 };\n");
+}

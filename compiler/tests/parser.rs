@@ -252,3 +252,15 @@ fn doc_comments_in_crlf_files_lose_their_carriage_returns() {
     let parsed = parse("/// doc\r\nparam a: real = 1.0;\r\n", 0);
     assert_eq!(parsed.program.items[0].doc.as_deref(), Some("doc"));
 }
+
+#[test]
+fn type_aliases_are_items_and_wrt_names_parts_of_record_parameters() {
+    assert_eq!(program("type Net = { w: mat[2, n], b: vec[2] };"), program("type Net = {w: mat[2, n], b: vec[2],};"),);
+    assert!(program("type Net = { w: mat[2, 3] };").starts_with("(type Net "));
+    assert_eq!(
+        program("maximize f() wrt [net.w1, net, a.b.c] with { steps: 1 };"),
+        "(maximize (wrt (call f) [net.w1 net a.b.c]) (with (steps: 1)))"
+    );
+    // `type` is a keyword: not a name any more.
+    assert!(!parse("let type = 1;", 0).diagnostics.is_empty());
+}

@@ -251,3 +251,21 @@ fn via_annotations_accept_what_each_distribution_supports() {
          }",
     );
 }
+
+#[test]
+fn type_aliases_stand_for_their_types_everywhere_a_type_is_written() {
+    let analysis = check_ok(
+        "let n = 3;
+         param layer: Layer = { w: uniform_init(0.1), b: zeros(n) };
+         type Layer = { w: mat[n, 2], b: Bias };
+         type Bias = vec[n];
+         data x: Bias = [1.0, 2.0, 3.0];
+         fn apply(l: Layer, v: vec[2]) -> Bias { l.w @ v + l.b }
+         let y: Bias = apply(layer, [1.0, 0.0]);
+         param deep: { inner: Layer, s: real } = { inner: { w: zeros(3, 2), b: x }, s: 0.5 };",
+    );
+    assert_eq!(global_type(&analysis, "layer").to_string(), "{w: mat[3, 2], b: vec[3]}");
+    assert_eq!(global_type(&analysis, "x"), Type::Vec(Dim::Known(3)));
+    assert_eq!(global_type(&analysis, "y"), Type::Vec(Dim::Known(3)));
+    assert_eq!(global_type(&analysis, "deep").to_string(), "{inner: {w: mat[3, 2], b: vec[3]}, s: real}");
+}

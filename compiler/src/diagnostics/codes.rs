@@ -47,6 +47,7 @@ error_codes! {
     UnknownType = "E0103", "unknown type";
     DuplicateParameter = "E0104", "parameter or field named twice";
     UnknownField = "E0105", "no such field or address";
+    MissingField = "E0106", "record value lacks a field its type declares";
 
     // Types and shapes.
     TypeMismatch = "E0200", "mismatched types";

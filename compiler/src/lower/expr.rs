@@ -152,6 +152,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         if let Some(value) = self.params.get(name) {
             return Ok(Val::Ir(*value));
         }
+        if let Some(ty) = self.program.records.get(name) {
+            return self.record_param(name, ty, span);
+        }
         if let Some(value) = self.global(name, span)? {
             return Ok(value);
         }

@@ -39,18 +39,26 @@ use value::{Context, Env, Estimate};
 
 pub type Lowered<T> = Result<T, Diagnostic>;
 
-/// A `param`: its name, its IR type and where it is declared.
+/// A parameter: a `param` of type real, vector or matrix, or one of the leaves of a record
+/// `param` (`param net: {w: mat[2, 3], b: vec[2]} = …;` declares `net.w`, then `net.b`):
+/// its name (dotted for a leaf), its IR type and where it is declared.
 #[derive(Clone, Debug)]
 pub struct Param {
     pub name: String,
     pub ty: Type,
     pub item: ItemRef,
+    /// The fields from the declared record parameter down to this leaf (`["w"]` for `net.w`);
+    /// empty for a parameter that is not a record.
+    pub path: Vec<String>,
 }
 
 /// The program-wide facts lowering needs: the parsed and checked files and the parameters.
 pub struct Program<'a> {
     pub analysis: &'a Analysis,
+    /// Every parameter, record parameters as their leaves, in declaration order.
     pub params: Vec<Param>,
+    /// The record parameters' types, by name: the name stands for the record of its leaves.
+    records: HashMap<String, SurfaceType>,
     globals: HashMap<&'a str, Global<'a>>,
     /// Each `data` item's value, computed at its first use.
     data: RefCell<HashMap<&'a str, Rc<DataValue<'a>>>>,
@@ -96,6 +104,7 @@ impl<'a> Program<'a> {
     /// Collects the parameters and globals of a checked program (which must have no errors).
     pub fn new(analysis: &'a Analysis) -> Lowered<Self> {
         let mut params = Vec::new();
+        let mut records = HashMap::new();
         let mut globals = HashMap::new();
         for (file, parsed) in analysis.files.iter().enumerate() {
             for (index, item) in parsed.program.items.iter().enumerate() {
@@ -103,13 +112,12 @@ impl<'a> Program<'a> {
                 match &item.kind {
                     ItemKind::Param(binding) => {
                         let ty = analysis.checked.globals.get(&binding.name.name).map(|global| &global.ty);
-                        let ty = ty.and_then(ir_type).ok_or_else(|| {
-                            unsupported(
-                                binding.name.span,
-                                "a `param` that is not a real, vector or matrix of at most 16,777,216 elements",
-                            )
-                        })?;
-                        params.push(Param { name: binding.name.name.clone(), ty, item: at });
+                        let ty = ty.ok_or_else(|| internal(Some(binding.name.span), "an unchecked `param`"))?;
+                        if let SurfaceType::Record(_) = ty {
+                            records.insert(binding.name.name.clone(), ty.clone());
+                        }
+                        let mut path = Vec::new();
+                        leaf_params(&binding.name, at, ty, &mut path, &mut params)?;
                     }
                     ItemKind::Data(binding) | ItemKind::Let(binding) => {
                         let is_data = matches!(item.kind, ItemKind::Data(_));
@@ -119,7 +127,7 @@ impl<'a> Program<'a> {
                 }
             }
         }
-        Ok(Program { analysis, params, globals, data: RefCell::default(), seed: 0 })
+        Ok(Program { analysis, params, records, globals, data: RefCell::default(), seed: 0 })
     }
 
     pub fn checked(&self) -> &'a CheckedProgram {
@@ -343,6 +351,50 @@ impl<'a> Program<'a> {
     }
 }
 
+/// The parameters a `param` named `name` of type `ty` declares, appended to `params`: itself,
+/// or each leaf of a record, depth first in the order of the type's fields.
+fn leaf_params(
+    name: &crate::syntax::ast::Ident,
+    item: ItemRef,
+    ty: &SurfaceType,
+    path: &mut Vec<String>,
+    params: &mut Vec<Param>,
+) -> Lowered<()> {
+    if let SurfaceType::Record(fields) = ty {
+        for field in fields {
+            path.push(field.name.clone());
+            leaf_params(name, item, &field.ty, path, params)?;
+            path.pop();
+        }
+        return Ok(());
+    }
+    let ir = ir_type(ty).filter(|ty| matches!(ty, Type::Real | Type::Vec(_) | Type::Mat(..)));
+    let full_name = std::iter::once(name.name.as_str()).chain(path.iter().map(String::as_str)).collect::<Vec<_>>();
+    let full_name = full_name.join(".");
+    let ty = ir.ok_or_else(|| {
+        unsupported(name.span, "a `param` that is not a real, vector or matrix of at most 16,777,216 elements")
+    })?;
+    params.push(Param { name: full_name, ty, item, path: path.clone() });
+    Ok(())
+}
+
+/// The initial value of a parameter's leaf in its `param`'s value: the field of the record
+/// literals at `path`, as deep as they go, and the path left below it (empty when the leaf's
+/// own expression was reached; otherwise the expression gives a whole record, or is a random
+/// initialiser filling each of its leaves).
+pub(crate) fn leaf_value<'e, 'p>(mut value: &'e Expr, mut path: &'p [String]) -> (&'e Expr, &'p [String]) {
+    while let (ExprKind::Record(fields), Some((first, rest))) = (&value.kind, path.split_first()) {
+        match fields.iter().find(|field| field.name.name == *first) {
+            Some(field) => {
+                value = &field.value;
+                path = rest;
+            }
+            None => break,
+        }
+    }
+    (value, path)
+}
+
 /// `count` random initial values: N(0, scale²) (`normal`) or U(−scale, scale), from `rng`.
 pub(crate) fn random_values(normal: bool, scale: f64, count: usize, rng: &mut ppl_runtime::Rng) -> Vec<f64> {
     (0..count)
@@ -492,6 +544,25 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         match self.program.checked().globals.get(name).map(|global| global.ty.clone()) {
             Some(ty) => self.coerce(value, &ty),
             None => Ok(value),
+        }
+    }
+
+    /// The value of a record parameter named `name` (of type `ty`, below its name `prefix`):
+    /// the record of its leaves.
+    fn record_param(&self, prefix: &str, ty: &SurfaceType, span: Span) -> Lowered<Val<'a>> {
+        match ty {
+            SurfaceType::Record(fields) => {
+                let mut values = Vec::with_capacity(fields.len());
+                for field in fields {
+                    let name = format!("{prefix}.{}", field.name);
+                    values.push((field.name.clone(), self.record_param(&name, &field.ty, span)?));
+                }
+                Ok(Val::Record(values))
+            }
+            _ => match self.params.get(prefix) {
+                Some(value) => Ok(Val::Ir(*value)),
+                None => Err(internal(Some(span), format!("no parameter `{prefix}`"))),
+            },
         }
     }
 

@@ -43,6 +43,20 @@ use crate::Analysis;
 use execute::{Executor, Kernel};
 use moments::Moments;
 
+/// Where the leaf at `path` of a value of layout `shape` is among its flattened values.
+fn leaf_offset(shape: &Shape, path: &[String]) -> Option<usize> {
+    let Some((first, rest)) = path.split_first() else { return matches!(shape, Shape::Leaf).then_some(0) };
+    let Shape::Record(fields) = shape else { return None };
+    let mut offset = 0;
+    for (name, field) in fields {
+        if name == first {
+            return Some(offset + leaf_offset(field, rest)?);
+        }
+        offset += field.leaves();
+    }
+    None
+}
+
 /// The seed used when neither the command line nor the program gives one.
 pub const DEFAULT_SEED: u64 = 0;
 
@@ -149,12 +163,20 @@ impl<'a> Session<'a> {
             else {
                 continue;
             };
-            if let Some(values) = session.initialise(param.item.file, index, &binding.value)? {
+            // A record parameter's leaf starts from its field of the record literal, or from a
+            // random initialiser given for a whole record, or from its part of a record value.
+            let (value, below) = crate::lower::leaf_value(&binding.value, &param.path);
+            let below = below.to_vec();
+            if let Some(values) = session.initialise(param.item.file, index, value)? {
                 session.params.get_mut(index).copy_from_slice(&values);
                 continue;
             }
-            let values = session.evaluate(param.item.file, &[&binding.value])?;
-            if let Some(value) = values.into_iter().next().and_then(|(value, _)| value.into_iter().next()) {
+            let values = session.evaluate(param.item.file, &[value])?;
+            let leaf = values.into_iter().next().and_then(|(flat, shape)| {
+                let offset = leaf_offset(&shape, &below)?;
+                flat.into_iter().nth(offset)
+            });
+            if let Some(value) = leaf {
                 session.params.set(index, &value);
             }
         }

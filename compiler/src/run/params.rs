@@ -61,8 +61,14 @@ impl Params {
     /// Sets parameter `index` from a run-time value of its shape; false (and nothing changed)
     /// if the value does not have exactly that shape.
     pub fn set(&mut self, index: usize, value: &RuntimeValue) -> bool {
+        // An integer stands for a real (`param p: real = 1;`).
+        let converted = match value {
+            RuntimeValue::Int(n) => [*n as f64],
+            _ => [0.0],
+        };
         let (data, fits): (&[f64], bool) = match (self.ty(index), value) {
             (Some(Type::Real), RuntimeValue::Real(x)) => (std::slice::from_ref(x), true),
+            (Some(Type::Real), RuntimeValue::Int(_)) => (&converted[..], true),
             (Some(Type::Vec(n)), RuntimeValue::Vec(data)) => (data, data.len() == n as usize),
             (Some(Type::Mat(m, n)), RuntimeValue::Mat { rows, cols, data }) => {
                 (data, *rows == m as usize && *cols == n as usize && data.len() == rows * cols)

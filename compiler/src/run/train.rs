@@ -604,10 +604,14 @@ impl<'a> Session<'a> {
         let mut objectives = Vec::with_capacity(command.objectives.len());
         for objective in &command.objectives {
             let explicit: Option<Vec<usize>> = objective.wrt.as_ref().map(|names| {
-                names
-                    .iter()
-                    .filter_map(|name| self.program.params.iter().position(|param| param.name == name.name))
-                    .collect()
+                // A record parameter's name (or a part of it) stands for each leaf below it.
+                let listed = |param: &str| {
+                    names.iter().any(|name| {
+                        param == name.name
+                            || param.strip_prefix(name.name.as_str()).is_some_and(|rest| rest.starts_with('.'))
+                    })
+                };
+                (0..self.program.params.len()).filter(|i| listed(&self.program.params[*i].name)).collect()
             });
             let estimator = self.compile_for(file, &objective.expr, explicit.as_deref())?;
             let used = crate::ir::uses(&estimator.forward);

@@ -39,6 +39,8 @@ pub enum ItemKind {
     Param(Binding),
     Data(Binding),
     Let(Binding),
+    /// `type NAME = TYPE;`: another name for a type.
+    Type(TypeAlias),
     Print(Vec<Expr>),
     Optimize(Optimize),
     /// An item the parser could not make sense of; its error has been reported.
@@ -69,6 +71,13 @@ pub struct Binding {
     pub value: Expr,
 }
 
+/// `type NAME = TYPE;` at top level.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeAlias {
+    pub name: Ident,
+    pub ty: TypeExpr,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
     Maximize,
@@ -86,6 +95,8 @@ pub struct Optimize {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Objective {
     pub expr: Expr,
+    /// The parameters trained: names of `param`s, or of a record parameter's parts
+    /// (`net.w1`, held as one identifier with its dots and the span of the whole path).
     pub wrt: Option<Vec<Ident>>,
 }
 
@@ -97,7 +108,7 @@ pub struct TypeExpr {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum TypeExprKind {
-    /// `real`, `int`, `bool`, `est`, or a name the checker will reject.
+    /// `real`, `int`, `bool`, `est`, a `type` alias, or a name the checker will reject.
     Named(Ident),
     Vec(Dim),
     Mat(Dim, Dim),

@@ -6,7 +6,8 @@
 //! kinds of item (definitions; `param`/`data`/`let` declarations; `print`/`maximize`/`minimize`
 //! commands), and elsewhere where the source had one or more (at most one). An `if`, `E { … }`
 //! or `{ … }` whose blocks have no statements stays on one line while it fits in
-//! [`MAX_WIDTH`] columns; `maximize … with { … }` breaks before `with` when it does not.
+//! [`MAX_WIDTH`] columns; `maximize … with { … }` breaks before `with` when it does not, and
+//! the record literal that is a declaration's value puts each field on a line of its own.
 //!
 //! Comments are not in the tree: they come from the lexer with their spans. Before printing,
 //! every comment is given one place (`CommentPlan`): on its own line before the first
@@ -324,7 +325,7 @@ impl ItemGroup {
     fn of(item: &Item) -> ItemGroup {
         match item.kind {
             ItemKind::Gen(_) | ItemKind::Fn(_) => ItemGroup::Definition,
-            ItemKind::Param(_) | ItemKind::Data(_) | ItemKind::Let(_) => ItemGroup::Declaration,
+            ItemKind::Param(_) | ItemKind::Data(_) | ItemKind::Let(_) | ItemKind::Type(_) => ItemGroup::Declaration,
             ItemKind::Print(_) | ItemKind::Optimize(_) | ItemKind::Error => ItemGroup::Command,
         }
     }
@@ -550,6 +551,14 @@ impl Printer<'_> {
             ItemKind::Param(binding) => self.write_binding(item, "param", binding),
             ItemKind::Data(binding) => self.write_binding(item, "data", binding),
             ItemKind::Let(binding) => self.write_binding(item, "let", binding),
+            ItemKind::Type(alias) => {
+                let continued = self.write_keyword(item, "type");
+                self.write(&alias.name.name);
+                self.write(" = ");
+                self.write(&type_text(&alias.ty));
+                self.write(";");
+                self.end_keyword(continued);
+            }
             ItemKind::Print(exprs) => {
                 let continued = self.write_keyword(item, "print");
                 self.write_separated(exprs, |printer, expr| printer.write_expr(expr));
@@ -619,9 +628,30 @@ impl Printer<'_> {
             self.write(&type_text(ty));
         }
         self.write(" = ");
-        self.write_expr(&binding.value);
+        self.write_value(&binding.value);
         self.write(";");
         self.end_keyword(continued);
+    }
+
+    /// A declaration's value; a record literal that does not fit on the line gets a line per
+    /// field (the initial value of a record `param`, a network's weights), and so on inside.
+    fn write_value(&mut self, value: &Expr) {
+        let ExprKind::Record(fields) = &value.kind else { return self.write_expr(value) };
+        if fields.is_empty() || self.try_flat(|printer| printer.write_expr(value)) {
+            return;
+        }
+        self.write("{");
+        self.end_line();
+        self.indent += 1;
+        for field in fields {
+            self.write(&field.name.name);
+            self.write(": ");
+            self.write_value(&field.value);
+            self.write(",");
+            self.end_line();
+        }
+        self.indent -= 1;
+        self.write("}");
     }
 
     fn write_optimize(&mut self, item: &Item, optimize: &Optimize) {

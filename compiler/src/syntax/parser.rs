@@ -173,8 +173,17 @@ const CONTINUATIONS: [Token<'static>; 19] = [
 ];
 
 /// Tokens that begin an item; error recovery resumes at the next one outside brackets.
-const ITEM_STARTS: [Token<'static>; 8] =
-    [Token::Gen, Token::Fn, Token::Param, Token::Data, Token::Let, Token::Print, Token::Maximize, Token::Minimize];
+const ITEM_STARTS: [Token<'static>; 9] = [
+    Token::Gen,
+    Token::Fn,
+    Token::Param,
+    Token::Data,
+    Token::Let,
+    Token::Type,
+    Token::Print,
+    Token::Maximize,
+    Token::Minimize,
+];
 
 fn program_parser<'tokens, 'src: 'tokens, I>() -> impl Parser<'tokens, I, Vec<Item>, Extra<'tokens, 'src>>
 where
@@ -210,16 +219,26 @@ where
     let param_item = just(Token::Param).ignore_then(binding.clone()).map(ItemKind::Param);
     let data_item = just(Token::Data).ignore_then(binding.clone()).map(ItemKind::Data);
     let let_item = just(Token::Let).ignore_then(binding).map(ItemKind::Let);
+    let type_item = just(Token::Type)
+        .ignore_then(ident.clone())
+        .then_ignore(just(Token::Assign))
+        .then(ty.clone())
+        .then_ignore(just(Token::Semi))
+        .map(|(name, ty)| ItemKind::Type(TypeAlias { name, ty }))
+        .labelled("a `type` alias");
 
     let print_item = just(Token::Print)
         .ignore_then(expr.clone().separated_by(just(Token::Comma)).at_least(1).collect::<Vec<_>>())
         .then_ignore(just(Token::Semi))
         .map(ItemKind::Print);
 
+    // `net` or a part of a record parameter, `net.w1`: one identifier holding the dotted path.
+    let path = ident.clone().foldl(just(Token::Dot).ignore_then(ident.clone()).repeated(), |path, field| Ident {
+        name: format!("{}.{}", path.name, field.name),
+        span: Span::new(path.span.start, field.span.end),
+    });
     let wrt = just(Token::Wrt).ignore_then(
-        ident
-            .clone()
-            .separated_by(just(Token::Comma))
+        path.separated_by(just(Token::Comma))
             .allow_trailing()
             .collect::<Vec<_>>()
             .delimited_by(just(Token::LBracket), just(Token::RBracket)),
@@ -235,7 +254,7 @@ where
             ItemKind::Optimize(Optimize { direction, objectives, options: options.unwrap_or_default() })
         });
 
-    let item = choice((gen_item, fn_item, param_item, data_item, let_item, print_item, optimize_item))
+    let item = choice((gen_item, fn_item, param_item, data_item, let_item, type_item, print_item, optimize_item))
         .map_with(|kind, e| Item { kind, span: span_of(e.span()), doc: None })
         .labelled("an item");
 

@@ -21,6 +21,7 @@ pub fn item_sexp(item: &Item) -> String {
         ItemKind::Param(binding) => binding_sexp("param", binding),
         ItemKind::Data(binding) => binding_sexp("data", binding),
         ItemKind::Let(binding) => binding_sexp("let", binding),
+        ItemKind::Type(alias) => format!("(type {} {})", alias.name.name, type_sexp(&alias.ty)),
         ItemKind::Print(exprs) => node("print", exprs.iter().map(expr_sexp)),
         ItemKind::Optimize(optimize) => {
             let verb = match optimize.direction {

@@ -29,6 +29,8 @@ pub enum Token<'src> {
     Data,
     #[token("let")]
     Let,
+    #[token("type")]
+    Type,
     #[token("for")]
     For,
     #[token("in")]
@@ -199,6 +201,7 @@ impl Token<'_> {
             Token::Param => "param",
             Token::Data => "data",
             Token::Let => "let",
+            Token::Type => "type",
             Token::For => "for",
             Token::In => "in",
             Token::If => "if",
@@ -398,8 +401,8 @@ fn closer_of(open: Token<'_>) -> Option<Token<'static>> {
 
 /// The language's keywords (for completion).
 pub const KEYWORDS: &[&str] = &[
-    "gen", "fn", "param", "data", "let", "for", "in", "if", "else", "return", "E", "via", "maximize", "minimize",
-    "with", "wrt", "print", "true", "false",
+    "gen", "fn", "param", "data", "let", "type", "for", "in", "if", "else", "return", "E", "via", "maximize",
+    "minimize", "with", "wrt", "print", "true", "false",
 ];
 
 /// Whether `src` is an unfinished input that more lines could complete: a bracket left open,

@@ -10,6 +10,7 @@ pub fn walk_item_exprs_mut(item: &mut Item, f: &mut impl FnMut(&mut Expr)) {
             walk_expr_mut(&mut binding.value, f)
         }
         ItemKind::Print(exprs) => exprs.iter_mut().for_each(|expr| walk_expr_mut(expr, f)),
+        ItemKind::Type(_) => {}
         ItemKind::Optimize(optimize) => {
             for objective in &mut optimize.objectives {
                 walk_expr_mut(&mut objective.expr, f);
@@ -142,6 +143,7 @@ pub fn item_exprs(item: &Item) -> Vec<&Expr> {
         ItemKind::Gen(def) | ItemKind::Fn(def) => block_exprs(&def.body),
         ItemKind::Param(binding) | ItemKind::Data(binding) | ItemKind::Let(binding) => vec![&binding.value],
         ItemKind::Print(exprs) => exprs.iter().collect(),
+        ItemKind::Type(_) => Vec::new(),
         ItemKind::Optimize(optimize) => optimize
             .objectives
             .iter()

@@ -187,39 +187,84 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Whether a name in `wrt [...]` names a `param` or, with dots, a part of a record
+    /// parameter (`net.w1`); reports it if not.
+    fn check_wrt_name(&mut self, name: &crate::syntax::ast::Ident) -> bool {
+        let mut path = name.name.split('.');
+        let head = path.next().unwrap_or_default();
+        let is_param =
+            matches!(self.lookup_definition(head), Some((_, item)) if matches!(item.kind, ItemKind::Param(_)));
+        if !is_param {
+            self.report(
+                Diagnostic::error(ErrorCode::InvalidWrt, format!("`{head}` is not a `param`"))
+                    .with_primary(name.span, "only parameters can be trained")
+                    .with_help("declare it with `param NAME: TYPE = initial value;`"),
+            );
+            return false;
+        }
+        let mut ty = self.global(head).map_or(Type::Unknown, |(ty, _)| ty);
+        let mut reached = head.to_string();
+        for field in path {
+            let next = match &ty {
+                Type::Record(fields) => fields.iter().find(|f| f.name == field).map(|f| f.ty.clone()),
+                Type::Unknown => Some(Type::Unknown),
+                _ => None,
+            };
+            let Some(next) = next else {
+                let mut diagnostic =
+                    Diagnostic::error(ErrorCode::InvalidWrt, format!("`{reached}` has no part `{field}`"))
+                        .with_primary(name.span, format!("`{reached}` is {ty}"));
+                if let Type::Record(fields) = &ty {
+                    if let Some(close) = closest_name(field, fields.iter().map(|f| f.name.as_str())) {
+                        diagnostic = diagnostic.with_help(format!("did you mean `{reached}.{close}`?"));
+                    }
+                }
+                self.report(diagnostic);
+                return false;
+            };
+            ty = next;
+            reached = format!("{reached}.{field}");
+        }
+        true
+    }
+
     pub(super) fn check_optimize(&mut self, file: usize, optimize: &'a Optimize) {
         let mut body = Body::new(BodyKind::TopLevel);
         let verb = match optimize.direction {
             crate::syntax::ast::Direction::Maximize => "maximize",
             crate::syntax::ast::Direction::Minimize => "minimize",
         };
-        let mut trained_by: HashMap<String, Span> = HashMap::new();
+        let mut trained_by: Vec<(String, Span)> = Vec::new();
         for objective in &optimize.objectives {
             let ty = self.check_expr(&mut body, &objective.expr).ty;
             self.expect_estimate(&ty, objective.expr.span, verb, true);
             let Some(wrt) = &objective.wrt else { continue };
             for name in wrt {
-                let is_param = matches!(self.lookup_definition(&name.name), Some((_, item)) if matches!(item.kind, ItemKind::Param(_)));
-                if !is_param {
-                    self.report(
-                        Diagnostic::error(ErrorCode::InvalidWrt, format!("`{}` is not a `param`", name.name))
-                            .with_primary(name.span, "only parameters can be trained")
-                            .with_help("declare it with `param NAME: TYPE = initial value;`"),
-                    );
+                if !self.check_wrt_name(name) {
                     continue;
                 }
-                if let Some(first) = trained_by.get(&name.name) {
+                let overlapping = |other: &str| {
+                    let (short, long) = if other.len() <= name.name.len() {
+                        (other, name.name.as_str())
+                    } else {
+                        (name.name.as_str(), other)
+                    };
+                    long == short || long.strip_prefix(short).is_some_and(|rest| rest.starts_with('.'))
+                };
+                if let Some((first_name, first)) = trained_by.iter().find(|(other, _)| overlapping(other)) {
+                    let message = if *first_name == name.name {
+                        format!("`{}` is trained by two objectives", name.name)
+                    } else {
+                        format!("`{}` and `{first_name}` share parameters", name.name)
+                    };
                     self.report(
-                        Diagnostic::error(
-                            ErrorCode::OverlappingWrt,
-                            format!("`{}` is trained by two objectives", name.name),
-                        )
-                        .with_primary(name.span, "listed again here")
-                        .with_secondary(*first, "first listed here")
-                        .with_help("each parameter belongs to exactly one objective's `wrt` group"),
+                        Diagnostic::error(ErrorCode::OverlappingWrt, message)
+                            .with_primary(name.span, "listed again here")
+                            .with_secondary(*first, "first listed here")
+                            .with_help("each parameter belongs to exactly one objective's `wrt` group"),
                     );
                 } else {
-                    trained_by.insert(name.name.clone(), name.span);
+                    trained_by.push((name.name.clone(), name.span));
                 }
             }
         }

@@ -31,7 +31,7 @@ const MAX_CHECK_DEPTH: usize = 10_000;
 
 /// Types with more parts than this (fields, elements, nested traces) are rejected, so that
 /// doubling records cannot take exponential time and memory.
-const MAX_TYPE_SIZE: usize = 10_000;
+pub(super) const MAX_TYPE_SIZE: usize = 10_000;
 
 /// Built-in constants.
 pub(super) const CONSTANTS: &[&str] = &["pi", "inf"];

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use super::ty::Type;
 use super::{CheckedProgram, Global, Instance, ItemRef};
 use crate::diagnostics::{closest_name, Diagnostic, ErrorCode};
-use crate::syntax::ast::{Binding, FnDef, Item, ItemKind, Program};
+use crate::syntax::ast::{Binding, FnDef, Item, ItemKind, Program, TypeAlias};
 use crate::syntax::span::Span;
 use body::{Body, BodyKind};
 
@@ -70,6 +70,10 @@ pub(super) struct Checker<'a> {
     programs: &'a [&'a Program],
     library_files: usize,
     definitions: HashMap<&'a str, Definition<'a>>,
+    /// `type` aliases, by name: types have a namespace of their own.
+    aliases: HashMap<&'a str, (ItemRef, &'a TypeAlias)>,
+    /// Each alias's type once resolved; `None` while it is being resolved (to find cycles).
+    alias_types: HashMap<&'a str, Option<Type>>,
     globals: HashMap<String, GlobalState>,
     instances: HashMap<InstanceKey, usize>,
     /// Definitions whose bodies are being checked, innermost last.
@@ -95,6 +99,8 @@ impl<'a> Checker<'a> {
             programs,
             library_files,
             definitions: HashMap::new(),
+            aliases: HashMap::new(),
+            alias_types: HashMap::new(),
             globals: HashMap::new(),
             instances: HashMap::new(),
             in_progress: Vec::new(),
@@ -170,6 +176,10 @@ impl<'a> Checker<'a> {
         for (file, program) in programs.iter().enumerate() {
             let from_library = file < self.library_files;
             for (index, item) in program.items.iter().enumerate() {
+                if let ItemKind::Type(alias) = &item.kind {
+                    self.collect_alias(ItemRef { file, item: index }, alias);
+                    continue;
+                }
                 let Some(name) = item_name(item) else { continue };
                 let definition = Definition { at: ItemRef { file, item: index }, item };
                 match self.definitions.get(name.name.as_str()) {
@@ -209,6 +219,11 @@ impl<'a> Checker<'a> {
                         if visible == Some(at) =>
                     {
                         self.global(&binding.name.name);
+                    }
+                    ItemKind::Type(alias)
+                        if self.aliases.get(alias.name.name.as_str()).map(|(at, _)| *at) == Some(at) =>
+                    {
+                        self.resolve_alias(&alias.name.name, alias.name.span);
                     }
                     ItemKind::Print(exprs) => self.check_print(file, exprs),
                     ItemKind::Optimize(optimize) => self.check_optimize(file, optimize),
@@ -386,7 +401,18 @@ impl<'a> Checker<'a> {
             crate::syntax::ast::ExprKind::Call { callee, .. } => Some(callee.name.as_str()),
             _ => None,
         };
-        let value = if callee == Some("load") {
+        let is_record_literal = matches!(binding.value.kind, crate::syntax::ast::ExprKind::Record(_));
+        let value = if kind == GlobalKind::Param && is_record_literal {
+            let annotation_span = binding.ty.as_ref().map(|t| t.span);
+            let ty = self.check_param_value(
+                &mut body,
+                &binding.name.name,
+                &binding.value,
+                annotation.as_ref(),
+                annotation_span,
+            );
+            expr::Checked::of(ty)
+        } else if callee == Some("load") {
             self.check_load(&mut body, &binding.value, annotation.as_ref())
         } else if kind != GlobalKind::Let && callee.is_some_and(|name| calls::INITIALISERS.contains(&name)) {
             self.check_initialiser(&mut body, &binding.value, annotation.as_ref(), kind == GlobalKind::Data)
@@ -407,7 +433,7 @@ impl<'a> Checker<'a> {
             }
             None => value.ty.clone(),
         };
-        if kind == GlobalKind::Param && !matches!(ty, Type::Real | Type::Vec(_) | Type::Mat(..) | Type::Unknown) {
+        if kind == GlobalKind::Param && !is_parameter_type(&ty) {
             let span = binding.ty.as_ref().map_or(binding.value.span, |t| t.span);
             self.report(
                 Diagnostic::error(
@@ -415,7 +441,10 @@ impl<'a> Checker<'a> {
                     format!("a `param` must be real-valued, but `{}` is {ty}", binding.name.name),
                 )
                 .with_primary(span, format!("this is {ty}"))
-                .with_help("parameters are what training adjusts: give them type `real`, `vec[n]` or `mat[m, n]`"),
+                .with_help(
+                    "parameters are what training adjusts: give them type `real`, `vec[n]` or `mat[m, n]`, \
+                     or a record of those",
+                ),
             );
         }
         if kind == GlobalKind::Data && !ty.is_first_order() {
@@ -432,6 +461,106 @@ impl<'a> Checker<'a> {
         (ty, constant)
     }
 
+    /// The initial value of the record parameter `path` (or of one of its fields), a record
+    /// literal: each field of the declared type is given once, by a constant or a random
+    /// initialiser filling that field's type, and no other field is. Returns the value's type
+    /// (the declared one, if any).
+    fn check_param_value(
+        &mut self,
+        body: &mut Body,
+        path: &str,
+        value: &'a crate::syntax::ast::Expr,
+        annotation: Option<&Type>,
+        declared: Option<Span>,
+    ) -> Type {
+        use crate::syntax::ast::ExprKind;
+        match (&value.kind, annotation) {
+            (ExprKind::Record(fields), None | Some(Type::Record(_))) => {
+                let wanted = match annotation {
+                    Some(Type::Record(wanted)) => Some(wanted.as_slice()),
+                    _ => None,
+                };
+                let mut found: Vec<crate::types::Field> = Vec::with_capacity(fields.len());
+                for field in fields {
+                    let name = field.name.name.as_str();
+                    if found.iter().any(|f| f.name == name) {
+                        self.report(
+                            Diagnostic::error(ErrorCode::DuplicateParameter, format!("field `{name}` is given twice"))
+                                .with_primary(field.name.span, "repeated field"),
+                        );
+                        continue;
+                    }
+                    let field_type = match wanted {
+                        Some(wanted) => match wanted.iter().find(|f| f.name == name) {
+                            Some(f) => Some(f.ty.clone()),
+                            None => {
+                                let names: Vec<String> = wanted.iter().map(|f| format!("`{}`", f.name)).collect();
+                                let mut diagnostic = Diagnostic::error(
+                                    ErrorCode::UnknownField,
+                                    format!("`{path}` has no field `{name}`"),
+                                )
+                                .with_primary(field.name.span, "not a field of the declared type");
+                                if let Some(declared) = declared {
+                                    diagnostic = diagnostic.with_secondary(declared, "the type declared here");
+                                }
+                                diagnostic = match closest_name(name, wanted.iter().map(|f| f.name.as_str())) {
+                                    Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
+                                    None if names.is_empty() => diagnostic.with_help("the type has no fields"),
+                                    None => diagnostic.with_note(format!("the fields are {}", names.join(", "))),
+                                };
+                                self.report(diagnostic);
+                                found.push(crate::types::Field::new(name.to_string(), Type::Unknown));
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
+                    let ty = self.check_param_value(
+                        body,
+                        &format!("{path}.{name}"),
+                        &field.value,
+                        field_type.as_ref(),
+                        declared,
+                    );
+                    found.push(crate::types::Field::new(name.to_string(), ty));
+                }
+                for field in wanted.unwrap_or_default() {
+                    if found.iter().all(|f| f.name != field.name) {
+                        let mut diagnostic = Diagnostic::error(
+                            ErrorCode::MissingField,
+                            format!("the initial value of `{path}` lacks field `{}`", field.name),
+                        )
+                        .with_primary(value.span, format!("no `{}` here", field.name));
+                        if let Some(declared) = declared {
+                            diagnostic = diagnostic
+                                .with_secondary(declared, format!("`{}: {}` declared here", field.name, field.ty));
+                        }
+                        self.report(diagnostic.with_help(format!(
+                            "give every field its initial value, e.g. `{}: uniform_init(0.1)`",
+                            field.name
+                        )));
+                    }
+                }
+                let ty = annotation.cloned().unwrap_or(Type::Record(found));
+                body.types.insert(value.id, ty.clone());
+                ty
+            }
+            (ExprKind::Call { callee, .. }, _) if calls::INITIALISERS.contains(&callee.name.as_str()) => {
+                self.check_initialiser(body, value, annotation, false).ty
+            }
+            _ => {
+                let ty = self.check_expr(body, value).ty;
+                match annotation {
+                    Some(annotation) => {
+                        self.expect_fits(&ty, annotation, value.span, declared);
+                        annotation.clone()
+                    }
+                    None => ty,
+                }
+            }
+        }
+    }
+
     /// Suggests a close name for a misspelt one among locals, globals and definitions.
     pub(super) fn suggest(&self, name: &str, locals: &[&str], extra: &[&str]) -> Option<String> {
         let definitions = self.definitions.keys().copied();
@@ -446,11 +575,21 @@ enum GlobalKind {
     Let,
 }
 
+/// Whether a `param` may have this type: a real, vector or matrix, or a record of them
+/// (nested records included), whose parts are the parameters training adjusts.
+pub(crate) fn is_parameter_type(ty: &Type) -> bool {
+    match ty {
+        Type::Real | Type::Vec(_) | Type::Mat(..) | Type::Unknown => true,
+        Type::Record(fields) => fields.iter().all(|field| is_parameter_type(&field.ty)),
+        _ => false,
+    }
+}
+
 fn item_name(item: &Item) -> Option<&crate::syntax::ast::Ident> {
     match &item.kind {
         ItemKind::Gen(def) | ItemKind::Fn(def) => Some(&def.name),
         ItemKind::Param(binding) | ItemKind::Data(binding) | ItemKind::Let(binding) => Some(&binding.name),
-        ItemKind::Print(_) | ItemKind::Optimize(_) | ItemKind::Error => None,
+        ItemKind::Type(_) | ItemKind::Print(_) | ItemKind::Optimize(_) | ItemKind::Error => None,
     }
 }
 
