@@ -63,18 +63,54 @@ pub struct Transposed {
 /// `out = a · b` for an `m × n` matrix `a` and `n × p` matrix `b`, each stored row-major or (as
 /// `transposed` says) as its transpose: the product of a transpose without forming it.
 pub fn matmul_transposed(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, p: usize, transposed: Transposed) {
-    let fits = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols) == Some(len);
-    if !(fits(a.len(), m, n) && fits(b.len(), n, p) && fits(out.len(), m, p)) {
+    if !shapes_fit([a.len(), b.len(), out.len()], m, n, p) {
         out.fill(f64::NAN);
         return;
     }
+    product(a, b, out, m, n, p, transposed);
+}
+
+/// Whether slices of lengths `[a, b, out]` hold an `m × n`, `n × p` and `m × p` matrix.
+pub(crate) fn shapes_fit([a, b, out]: [usize; 3], m: usize, n: usize, p: usize) -> bool {
+    let fits = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols) == Some(len);
+    fits(a, m, n) && fits(b, n, p) && fits(out, m, p)
+}
+
+/// The numbers products compute in: f64, and f32 for [`crate::single`].
+pub(crate) trait Element:
+    Copy + Send + Sync + 'static + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
+{
+    const ZERO: Self;
+    const ONE: Self;
+}
+
+impl Element for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+}
+
+impl Element for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+}
+
+/// [`matmul_transposed`] in `T`, for slices whose lengths fit (see [`shapes_fit`]).
+pub(crate) fn product<T: Element>(
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+    m: usize,
+    n: usize,
+    p: usize,
+    transposed: Transposed,
+) {
     // Where element (i, l) of each operand is: `i · row + l · column`.
     let (a_row, a_column) = if transposed.a { (1, m) } else { (n, 1) };
     let (b_row, b_column) = if transposed.b { (1, n) } else { (p, 1) };
     if m.saturating_mul(n).saturating_mul(p) < GEMM_WORK || n == 0 {
         for (i, row) in out.chunks_exact_mut(p.max(1)).enumerate().take(m) {
             for (j, cell) in row.iter_mut().enumerate() {
-                *cell = (0..n).fold(0.0, |sum, l| sum + a[i * a_row + l * a_column] * b[l * b_row + j * b_column]);
+                *cell = (0..n).fold(T::ZERO, |sum, l| sum + a[i * a_row + l * a_column] * b[l * b_row + j * b_column]);
             }
         }
         return;
@@ -96,10 +132,10 @@ pub fn matmul_transposed(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usi
 
 /// `out = a · b` by `gemm`, for operands whose lengths fit the shape `(m, n, p)` and whose
 /// element (i, l) is at `i · row + l · column` (`strides`: `a`'s row and column, then `b`'s).
-fn gemm_product(
-    a: &[f64],
-    b: &[f64],
-    out: &mut [f64],
+fn gemm_product<T: Element>(
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
     (m, n, p): (usize, usize, usize),
     [a_row, a_column, b_row, b_column]: [usize; 4],
     parallelism: gemm::Parallelism,
@@ -124,8 +160,8 @@ fn gemm_product(
             b.as_ptr(),
             stride(b_column),
             stride(b_row),
-            0.0,
-            1.0,
+            T::ZERO,
+            T::ONE,
             false,
             false,
             false,

@@ -5,16 +5,17 @@
 //! its result back, as JAX's and PyTorch's f32 networks compute theirs. On this kind of CPU
 //! `gemm`'s f32 kernels do twice the multiply–adds per instruction of its f64 ones, and the
 //! rounding costs one pass over each operand, which a product of a minibatch reuses hundreds
-//! of times. Like [`crate::linalg`], products of at least [`GEMM_WORK`] multiply–adds go to
-//! `gemm` (whose kernels, chosen by the CPU's vector width, may round differently between
-//! machines), smaller ones to plain dot products in f32.
+//! of times. The product itself is [`crate::linalg`]'s, in f32: `gemm`'s kernels from
+//! [`crate::linalg::GEMM_WORK`] multiply–adds (chosen by the CPU's vector width, so they may
+//! round differently between machines), plain dot products below, a lent pool's threads for
+//! the largest.
 //!
 //! The f32 copies of the operands live in buffers of the calling thread, reused from call to
 //! call: a training step allocates nothing here after its first.
 
 use std::cell::RefCell;
 
-use crate::linalg::{Transposed, GEMM_WORK};
+use crate::linalg::{product, shapes_fit, Transposed};
 
 thread_local! {
     /// The operands and result of the thread's last single-precision product, rounded.
@@ -35,8 +36,7 @@ pub enum Precision {
 /// operand's elements rounded to f32, the products summed in f32, the result widened to f64.
 /// Slices of other lengths leave `out` NaN.
 pub fn matmul_single(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, p: usize, transposed: Transposed) {
-    let fits = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols) == Some(len);
-    if !(fits(a.len(), m, n) && fits(b.len(), n, p) && fits(out.len(), m, p)) {
+    if !shapes_fit([a.len(), b.len(), out.len()], m, n, p) {
         out.fill(f64::NAN);
         return;
     }
@@ -52,48 +52,6 @@ pub fn matmul_single(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, 
 fn round_into(narrow: &mut Vec<f32>, wide: &[f64]) {
     narrow.clear();
     narrow.extend(wide.iter().map(|x| *x as f32));
-}
-
-/// The f32 product of operands whose lengths fit (checked by the caller).
-fn product(a: &[f32], b: &[f32], out: &mut [f32], m: usize, n: usize, p: usize, transposed: Transposed) {
-    // Where element (i, l) of each operand is: `i · row + l · column`.
-    let (a_row, a_column) = if transposed.a { (1, m) } else { (n, 1) };
-    let (b_row, b_column) = if transposed.b { (1, n) } else { (p, 1) };
-    if m.saturating_mul(n).saturating_mul(p) < GEMM_WORK || n == 0 {
-        for (i, row) in out.chunks_exact_mut(p.max(1)).enumerate().take(m) {
-            for (j, cell) in row.iter_mut().enumerate() {
-                *cell = (0..n).fold(0.0, |sum, l| sum + a[i * a_row + l * a_column] * b[l * b_row + j * b_column]);
-            }
-        }
-        return;
-    }
-    let stride = |step: usize| isize::try_from(step).unwrap_or(isize::MAX);
-    // SAFETY: as in `crate::linalg::matmul_transposed`: the slices hold exactly the matrices the
-    // strides describe (their lengths are checked by `matmul_single`), `out` does not alias the
-    // others, and `read_dst` is false, so `out` is only written.
-    unsafe {
-        gemm::gemm(
-            m,
-            p,
-            n,
-            out.as_mut_ptr(),
-            1,
-            stride(p),
-            false,
-            a.as_ptr(),
-            stride(a_column),
-            stride(a_row),
-            b.as_ptr(),
-            stride(b_column),
-            stride(b_row),
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 #[cfg(test)]
@@ -126,7 +84,7 @@ mod tests {
             matmul_single(&a, &b, &mut out, m, n, p, Transposed::default());
             let want = plain(&a, &b, m, n, p);
             for (got, want) in out.iter().zip(&want) {
-                if m * n * p < GEMM_WORK {
+                if m * n * p < crate::linalg::GEMM_WORK {
                     assert_eq!(got.to_bits(), want.to_bits(), "{m}×{n}·{n}×{p}");
                 } else {
                     // Summed in another order: within a few f32 roundings of the sum's terms.
