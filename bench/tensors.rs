@@ -1,12 +1,16 @@
 //! `bench tensors`: the figures of the tensor issue for the paper's VAE (Table 1, as
 //! `examples/vae.ppl` writes it), measured through the embedding API on the path every command
-//! runs on: the compile time of one image's ELBO gradient, one image's gradient, the gradient of
-//! a minibatch of 64 and of 1024 test images (`mean_over(…, batch: B)`), and a training step's
-//! 64 particles of one image (batched, and one at a time), each the median of `--runs` calls on
-//! one thread; then the matrix product at the VAE's shapes beside the `gemm` crate called
-//! directly. NumPyro's figures on the same machine come from `bench/numpyro_vae.py`.
+//! runs on, each the median of `--runs` calls: the compile time of one image's ELBO gradient,
+//! one image's gradient and 64 of them one at a time; then, with products of two matrices in
+//! f64 and in f32, the gradient of a minibatch of 64 and of 1024 test images
+//! (`mean_over(…, batch: B)`) and a training step's 64 particles of one image, on one thread,
+//! and the minibatch of 1024 with its largest products on every core, as a training step runs
+//! it; then the matrix product at the VAE's shapes beside the `gemm` crate called directly.
+//! NumPyro's figures on the same machine come from `bench/numpyro_vae.py`.
 
 use std::process::ExitCode;
+
+use ppl::embed::Precision;
 
 use super::{median, ms};
 
@@ -35,59 +39,56 @@ fn figures(runs: usize) -> Result<(), String> {
     let mut program = ppl::compile(&source).map_err(|error| error.to_string())?;
     let params = program.param_values();
     let mut gradient = vec![0.0; params.len()];
-    println!("the VAE of the paper's Table 1 ({} parameters), f64, one thread, median of {runs}:", params.len());
+    println!("the VAE of the paper's Table 1 ({} parameters), one thread, median of {runs}:", params.len());
 
     let compile = median(runs, || {
         std::hint::black_box(program.objective("image_elbo(image)").is_ok());
     });
     println!("  compile one image's ELBO gradient:        {:>9.1} ms", ms(compile));
 
-    for (what, expression) in [
-        ("gradient of one image's ELBO:", "image_elbo(image)"),
-        ("gradient of a minibatch of 64 images:", "mean_over(test, image_elbo, batch: 64)"),
-        ("gradient of a minibatch of 1024 images:", "mean_over(test, image_elbo, batch: 1024)"),
-    ] {
-        let mut objective = program.objective(expression).map_err(|error| error.to_string())?;
-        let mut stream = 0;
-        let time = median(runs, || {
-            stream += 1;
-            std::hint::black_box(objective.value_and_grad(&params, 1, stream, &mut gradient).is_ok());
-        });
-        println!("  {what:<41} {:>9.3} ms", ms(time));
-    }
-    // A training step's 64 particles of one image, as training runs them: one program over all
-    // of them; and, to compare, one call per particle.
-    let mut objective = program.objective_with_particles("image_elbo(image)", 64).map_err(|error| error.to_string())?;
+    let mut objective = program.objective("image_elbo(image)").map_err(|error| error.to_string())?;
     let mut stream = 0;
     let time = median(runs, || {
-        stream += 64;
+        stream += 1;
         std::hint::black_box(objective.value_and_grad(&params, 1, stream, &mut gradient).is_ok());
     });
-    println!("  {:<41} {:>9.3} ms", "64 particles of one image's ELBO:", ms(time));
-    let mut objective = program.objective("image_elbo(image)").map_err(|error| error.to_string())?;
+    println!("  {:<41} {:>9.3} ms", "gradient of one image's ELBO:", ms(time));
+    // A training step's 64 particles of one image one call at a time, as they ran before
+    // they were batched (`objective_with_particles` below runs them as training does).
     let time = median(runs, || {
         for _ in 0..64 {
             stream += 1;
             std::hint::black_box(objective.value_and_grad(&params, 1, stream, &mut gradient).is_ok());
         }
     });
-    println!("  {:<41} {:>9.3} ms", "  the same one particle at a time:", ms(time));
+    println!("  {:<41} {:>9.3} ms", "64 particles of one image, one at a time:", ms(time));
 
-    // The same with products of two matrices in f32 (`--matmul-precision f32`).
-    program.set_matmul_precision(ppl::embed::Precision::Single);
-    println!("  with products of two matrices in f32:");
-    for (what, expression, particles) in [
-        ("gradient of a minibatch of 64 images:", "mean_over(test, image_elbo, batch: 64)", 1),
-        ("gradient of a minibatch of 1024 images:", "mean_over(test, image_elbo, batch: 1024)", 1),
-        ("64 particles of one image's ELBO:", "image_elbo(image)", 64),
-    ] {
-        let mut objective =
-            program.objective_with_particles(expression, particles).map_err(|error| error.to_string())?;
-        let time = median(runs, || {
-            stream += u64::from(particles);
-            std::hint::black_box(objective.value_and_grad(&params, 1, stream, &mut gradient).is_ok());
-        });
-        println!("  {what:<41} {:>9.3} ms", ms(time));
+    // A training step of one minibatch runs on the calling thread and lends it the other
+    // cores for its largest products; so does the last figure of each precision.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|error| error.to_string())?;
+    let pool = std::sync::Arc::new(pool);
+    for (precision, name) in [(Precision::Double, "f64"), (Precision::Single, "f32")] {
+        program.set_matmul_precision(precision);
+        println!("  products of two matrices in {name}:");
+        for (what, expression, particles, lent) in [
+            ("gradient of a minibatch of 64 images:", "mean_over(test, image_elbo, batch: 64)", 1, false),
+            ("gradient of a minibatch of 1024 images:", "mean_over(test, image_elbo, batch: 1024)", 1, false),
+            ("64 particles of one image's ELBO:", "image_elbo(image)", 64, false),
+            ("1024 images, products on every core:", "mean_over(test, image_elbo, batch: 1024)", 1, true),
+        ] {
+            let mut objective =
+                program.objective_with_particles(expression, particles).map_err(|error| error.to_string())?;
+            let mut call = || {
+                stream += u64::from(particles);
+                std::hint::black_box(objective.value_and_grad(&params, 1, stream, &mut gradient).is_ok());
+            };
+            let time = match lent {
+                true => ppl_runtime::linalg::lend_threads(&pool, || median(runs, &mut call)),
+                false => median(runs, &mut call),
+            };
+            println!("    {what:<39} {:>9.3} ms", ms(time));
+        }
     }
     matrix_products(runs);
     Ok(())

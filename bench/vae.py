@@ -40,16 +40,19 @@ def run_ppl(precision):
 
 
 def run_bench_tensors():
-    """`bench tensors`: ppl's gradient of a minibatch of 64 and of 1024 images and of 64 particles
-    of one image, in ms, for each precision of products (f64 first, then f32)."""
+    """`bench tensors`: ppl's gradient of a minibatch of 64 and of 1024 images (on one thread, and
+    the 1024 with its products on every core) and of 64 particles of one image, in ms, for each
+    precision of products."""
     bench = os.path.join(ROOT, "target", "release", "bench")
     done = subprocess.run([bench, "tensors", "--runs", "15"], cwd=ROOT, capture_output=True, text=True, check=True)
-    figures = {"f64": {}, "f32": {}}
+    figures, precision = {}, None
     for line in done.stdout.splitlines():
-        for what in ("minibatch of 64 images", "minibatch of 1024 images", "64 particles of one image"):
-            if what in line:
-                precision = "f64" if what not in figures["f64"] else "f32"
-                figures[precision][what] = float(line.split()[-2])
+        if "products of two matrices in" in line and line.rstrip().endswith(":"):
+            precision = line.split()[-1].rstrip(":")
+            figures[precision] = {}
+        elif precision and line.startswith("    ") and line.rstrip().endswith("ms"):
+            what = line.split(":")[0].strip()
+            figures[precision][what] = float(line.split()[-2])
     return figures
 
 
@@ -81,11 +84,13 @@ def main():
               f"{ppl['train_seconds'] / numpyro['train_seconds']:.2f}")
     figures = run_bench_tensors()
     for precision, grads in figures.items():
-        for batch in (64, 1024):
-            ours, theirs = grads[f"minibatch of {batch} images"], numpyro[f"grad_ms_b{batch}"]
-            print(f"gradient of {batch} images: ppl {ours:.2f} ms ({precision} products, one thread), "
-                  f"NumPyro {theirs:.2f} ms (f32), ppl / NumPyro: {ours / theirs:.2f}")
-        ours, theirs = grads["64 particles of one image"], numpyro["grad_ms_b64"]
+        for what, batch in [("gradient of a minibatch of 64 images", 64),
+                            ("gradient of a minibatch of 1024 images", 1024),
+                            ("1024 images, products on every core", 1024)]:
+            ours, theirs = grads[what], numpyro[f"grad_ms_b{batch}"]
+            print(f"{what}: ppl {ours:.2f} ms ({precision} products), NumPyro {theirs:.2f} ms (f32), "
+                  f"ppl / NumPyro: {ours / theirs:.2f}")
+        ours, theirs = grads["64 particles of one image's ELBO"], numpyro["grad_ms_b64"]
         print(f"64 particles of one image: ppl {ours:.2f} ms ({precision} products), "
               f"{ours / theirs:.2f} x NumPyro's gradient of 64 images (target: at most 2)")
 
