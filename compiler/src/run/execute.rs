@@ -15,6 +15,7 @@
 //! are the callers'.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ppl_runtime::Rng;
@@ -51,7 +52,7 @@ pub struct Worker {
     memory: Memory,
     /// The results flattened, where the memory does not hold them so (see [`Kernel::reals`]).
     reals: Vec<f64>,
-    /// Which parameters are loaded (see [`Executor::set_params`]).
+    /// The run of an executor whose parameters are loaded (see [`Executor::run`]).
     generation: u64,
 }
 
@@ -180,13 +181,13 @@ fn runtime_args(types: &[Type], flat: &[f64]) -> Vec<RuntimeValue> {
 #[repr(align(128))]
 struct Own(Mutex<Option<Worker>>);
 
-/// A kernel with one worker per thread, and the parameters they run at.
+/// A kernel with one worker per thread.
 pub struct Executor {
     kernel: Kernel,
     workers: Vec<Own>,
     pool: Option<Arc<rayon::ThreadPool>>,
-    params: Vec<f64>,
-    generation: u64,
+    /// The number of the last run: a worker loads the parameters at its first call of a run.
+    runs: AtomicU64,
 }
 
 impl Executor {
@@ -194,7 +195,7 @@ impl Executor {
     pub fn new(kernel: Kernel, pool: Option<Arc<rayon::ThreadPool>>) -> Executor {
         let threads = pool.as_ref().map_or(1, |pool| pool.current_num_threads()).max(1);
         let workers = (0..threads).map(|_| Own(Mutex::new(None))).collect();
-        Executor { kernel, workers, pool, params: Vec::new(), generation: 0 }
+        Executor { kernel, workers, pool, runs: AtomicU64::new(0) }
     }
 
     pub fn kernel(&self) -> &Kernel {
@@ -203,20 +204,6 @@ impl Executor {
 
     pub fn threads(&self) -> usize {
         self.workers.len()
-    }
-
-    pub fn params(&self) -> &[f64] {
-        &self.params
-    }
-
-    /// The parameters of the following calls; each worker loads them before its next call.
-    pub fn set_params(&mut self, flat: &[f64]) {
-        if self.params.len() == flat.len() {
-            self.params.copy_from_slice(flat);
-        } else {
-            self.params = flat.to_vec();
-        }
-        self.generation += 1;
     }
 
     /// The chunk summaries of one round: at least two chunks per thread, each summary from
@@ -231,14 +218,16 @@ impl Executor {
         (0..chunks).map(|_| summary()).collect()
     }
 
-    /// Runs calls `0..count`: each chunk of `chunk` consecutive indices (usually [`CHUNK`]) is
-    /// summarised by `work(kernel, worker, indices, summary)` into a summary of `round` (cleared
-    /// by the caller's `work`), and the summaries are handed to `combine` in chunk order, until
-    /// it returns false. With `parallel` (and more than one thread) the chunks of a round run on
-    /// the worker threads.
+    /// Runs calls `0..count` at the flat parameters `params` (which each worker copies into its
+    /// memory at its first call of the run): each chunk of `chunk` consecutive indices (usually
+    /// [`CHUNK`]) is summarised by `work(kernel, worker, indices, summary)` into a summary of
+    /// `round` (cleared by the caller's `work`), and the summaries are handed to `combine` in
+    /// chunk order, until it returns false. With `parallel` (and more than one thread) the
+    /// chunks of a round run on the worker threads.
     #[allow(clippy::too_many_arguments)]
     pub fn run<S: Send>(
         &self,
+        params: &[f64],
         count: u64,
         chunk: u64,
         parallel: bool,
@@ -246,6 +235,7 @@ impl Executor {
         work: impl Fn(&Kernel, &mut Worker, Range<u64>, &mut S) + Sync,
         mut combine: impl FnMut(&mut S) -> bool,
     ) {
+        let generation = self.runs.fetch_add(1, Ordering::Relaxed) + 1;
         let size = chunk.max(1);
         let chunks = count.div_ceil(size);
         let per_round = round.len().max(1) as u64;
@@ -255,9 +245,9 @@ impl Executor {
             let indices = |chunk: u64| chunk * size..((chunk + 1) * size).min(count);
             let one = |chunk: u64, summary: &mut S, worker: &mut Option<Worker>| {
                 let worker = worker.get_or_insert_with(|| self.kernel.worker());
-                if worker.generation != self.generation {
-                    self.kernel.load_params(worker, &self.params);
-                    worker.generation = self.generation;
+                if worker.generation != generation {
+                    self.kernel.load_params(worker, params);
+                    worker.generation = generation;
                 }
                 work(&self.kernel, worker, indices(chunk), summary);
             };

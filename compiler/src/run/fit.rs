@@ -37,7 +37,7 @@ fn fit_stream(training: u64, purpose: u64, draw: u64) -> u64 {
 
 /// One objective of a training command, as the fit diagnostics need it.
 pub(super) struct Trained<'e> {
-    pub executor: &'e mut Executor,
+    pub executor: &'e Executor,
     /// The number of reals of one draw of its reverse program: the objective, then the
     /// gradient of every differentiated parameter.
     pub width: usize,
@@ -76,8 +76,7 @@ impl<'a> Session<'a> {
         training: u64,
         objective: u64,
     ) -> Result<Vec<(String, Printed)>, String> {
-        trained.executor.set_params(self.params.flat());
-        let executor = &*trained.executor;
+        let executor = trained.executor;
         let stream = |draw| fit_stream(training, 1 + objective, draw);
         let moments = self.moments(executor, trained.width, draws, seed, stream).map_err(|draw| {
             let diagnostic = self.explain(executor, seed, stream(draw), Span::default(), draw);
@@ -178,8 +177,7 @@ impl<'a> Session<'a> {
         let estimator = self.compile(file, objective).map_err(|diagnostic| diagnostic.message.clone())?;
         let native =
             self.native(&estimator.primal, "", &mut |_| {}).map_err(|diagnostic| diagnostic.message.clone())?;
-        let mut executor = Executor::new(Kernel::new(estimator.primal, native), self.pool.clone());
-        executor.set_params(self.params.flat());
+        let executor = Executor::new(Kernel::new(estimator.primal, native), self.pool.clone());
         let mut values = Vec::with_capacity(draws as usize);
         let first = |kernel: &Kernel, worker: &super::execute::Worker| kernel.reals(worker).first().copied();
         self.each_draw(&executor, draws, seed, &stream, first, |_, value| values.push(value.unwrap_or(f64::NAN)))

@@ -406,8 +406,7 @@ impl<'a> Session<'a> {
         self.commands += 1;
         let shape = lowered.shapes.first().cloned().unwrap_or(Shape::Tuple(Vec::new()));
         let native = self.native(&function, &self.source(family.span), &mut |_| {})?;
-        let mut executor = Executor::new(Kernel::new(function, native), self.pool.clone());
-        executor.set_params(self.params.flat());
+        let executor = Executor::new(Kernel::new(function, native), self.pool.clone());
         let seed = self.seed();
         let source = self.source(expr.span);
         emit(Output::Sample { source: source.clone(), count });
@@ -436,6 +435,7 @@ impl<'a> Session<'a> {
         let mut failed = None;
         let mut index = 0;
         executor.run(
+            self.params.flat(),
             count,
             execute::CHUNK,
             true,
@@ -595,8 +595,7 @@ impl<'a> Session<'a> {
             primal.body.results.first().and_then(|result| primal.ty(*result)).unwrap_or(crate::ir::Type::Real);
         let function = if gradient { estimator.reverse } else { estimator.primal };
         let native = self.native(&function, &source, emit)?;
-        let mut executor = Executor::new(Kernel::new(function, native), self.pool.clone());
-        executor.set_params(self.params.flat());
+        let executor = Executor::new(Kernel::new(function, native), self.pool.clone());
         let width = 1 + differentiated.iter().map(|p| self.params.get(*p).len()).sum::<usize>();
         let width = if gradient { width } else { estimated.elements() };
         let seed = self.seed();
@@ -653,6 +652,7 @@ impl<'a> Session<'a> {
         let mut total = Moments::new(width);
         let mut failed = None;
         executor.run(
+            self.params.flat(),
             samples,
             execute::CHUNK,
             true,
@@ -709,8 +709,8 @@ impl<'a> Session<'a> {
     fn explain(&self, executor: &Executor, seed: u64, stream: u64, span: Span, sample: u64) -> Diagnostic {
         let kernel = executor.kernel();
         let error = kernel
-            .explain(executor.params(), seed, stream, false)
-            .or_else(|| kernel.explain(executor.params(), seed, stream, true));
+            .explain(self.params.flat(), seed, stream, false)
+            .or_else(|| kernel.explain(self.params.flat(), seed, stream, true));
         match error {
             Some(error) => runtime_error(error, Some(span), Some(sample)),
             None => Diagnostic::error(ErrorCode::NotANumber, "the estimate is NaN")

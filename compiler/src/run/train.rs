@@ -325,9 +325,9 @@ impl<'a> Session<'a> {
             _ if reason == StopReason::Interrupted => None,
             (draws, Some(first)) => {
                 let trained = groups
-                    .iter_mut()
+                    .iter()
                     .map(|group| fit::Trained {
-                        executor: &mut group.executor,
+                        executor: &group.executor,
                         width: group.width,
                         params: group.params.iter().copied().zip(group.gradients.iter().cloned()).collect(),
                     })
@@ -366,11 +366,10 @@ impl<'a> Session<'a> {
     ) -> Result<f64, Diagnostic> {
         let particles = settings.particles;
         // All particles in one call (on the first one's stream), or one per call.
-        let (executor, calls) = match &mut group.particles_at_once {
+        let (executor, calls) = match &group.particles_at_once {
             Some(executor) => (executor, 1),
-            None => (&mut group.executor, particles),
+            None => (&group.executor, particles),
         };
-        executor.set_params(self.params.flat());
         let mut value = 0.0;
         let mut failed = None;
         let gradients = &group.gradients;
@@ -386,6 +385,7 @@ impl<'a> Session<'a> {
         let one_chunk = calls <= chunk;
         let mut first_chunk = true;
         executor.run(
+            self.params.flat(),
             calls,
             chunk,
             parallel,
