@@ -535,6 +535,7 @@ impl Repl {
         let analysis = ppl::check_wrapped(&[("<definitions>", &self.definitions_text())], input);
         let options = RunOptions {
             resume: Some(ppl::run::Resume { params: self.params.clone(), ..Default::default() }),
+            matmul_precision: self.matmul_precision,
             ..RunOptions::default()
         };
         let compiled = ppl::with_large_stack(|| Session::new(&analysis, options)?.compile_objectives());
