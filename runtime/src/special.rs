@@ -213,24 +213,88 @@ fn sin_pi(x: f64) -> f64 {
     libm::sin(PI * (x - libm::round(x)))
 }
 
-/// ln Σᵢ e^{xᵢ}, without overflow or underflow.
-///
 /// The smallest of `values` (+∞ if there are none), or NaN if any is NaN.
 pub fn minimum(values: &[f64]) -> f64 {
-    values
-        .iter()
-        .try_fold(f64::INFINITY, |least, &x| if x.is_nan() { None } else { Some(least.min(x)) })
-        .unwrap_or(f64::NAN)
+    extremum(values, f64::INFINITY, f64::min)
 }
 
 /// The largest of `values` (−∞ if there are none), or NaN if any is NaN.
 pub fn maximum(values: &[f64]) -> f64 {
-    values
-        .iter()
-        .try_fold(f64::NEG_INFINITY, |most, &x| if x.is_nan() { None } else { Some(most.max(x)) })
-        .unwrap_or(f64::NAN)
+    extremum(values, f64::NEG_INFINITY, f64::max)
 }
 
+/// How many running extrema [`extremum`] keeps: a vector register's worth twice over.
+const EXTREMUM_LANES: usize = 8;
+
+/// The extremum of `values` by `pick` (`f64::min` or `f64::max`) from `start`, NaN if any
+/// is NaN: element `i` into running extremum `i % 8`, those picked in order at the end, with AVX2
+/// where the CPU has it. Only the sign of a zero extremum can depend on the order (`pick` may
+/// return either of −0 and +0); the order is fixed, so the bits are too. A check of every
+/// observed pixel of a minibatch reads its values this way.
+fn extremum(values: &[f64], start: f64, pick: impl Fn(f64, f64) -> f64 + Copy) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { extremum_avx2(values, start, pick) };
+    }
+    extremum_lanes(values, start, pick)
+}
+
+/// [`extremum_lanes`], compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn extremum_avx2(values: &[f64], start: f64, pick: impl Fn(f64, f64) -> f64 + Copy) -> f64 {
+    extremum_lanes(values, start, pick)
+}
+
+#[inline(always)]
+fn extremum_lanes(values: &[f64], start: f64, pick: impl Fn(f64, f64) -> f64 + Copy) -> f64 {
+    let mut lanes = [start; EXTREMUM_LANES];
+    let mut nan = false;
+    let mut chunks = values.chunks_exact(EXTREMUM_LANES);
+    for chunk in &mut chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            nan |= x.is_nan();
+            *lane = pick(*lane, x);
+        }
+    }
+    for (lane, &x) in lanes.iter_mut().zip(chunks.remainder()) {
+        nan |= x.is_nan();
+        *lane = pick(*lane, x);
+    }
+    if nan {
+        return f64::NAN;
+    }
+    lanes.into_iter().fold(start, pick)
+}
+
+/// `floor` of every element of `x`, into `out` (as many elements as the shorter has): exact,
+/// so the bits of `libm::floor`, with AVX2's rounding instruction where the CPU has it (the check
+/// that a minibatch's observed counts are whole numbers floors every one of them).
+pub fn floor_slice(x: &[f64], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { floor_avx2(x, out) };
+    }
+    out.iter_mut().zip(x).for_each(|(out, x)| *out = libm::floor(*x));
+}
+
+/// [`floor_slice`] with AVX2 (whose `vroundpd` is exact, as `floor` is).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn floor_avx2(x: &[f64], out: &mut [f64]) {
+    out.iter_mut().zip(x).for_each(|(out, x)| *out = x.floor());
+}
+
+/// ln Σᵢ e^{xᵢ}, without overflow or underflow.
+///
 /// −∞ for an empty slice (the log of an empty sum) or when every element is −∞; +∞ if any
 /// element is +∞; NaN if any element is NaN. The largest element is factored out and the rest
 /// summed through `log1p`, so a dominant element keeps full relative accuracy.

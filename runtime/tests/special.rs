@@ -7,8 +7,8 @@ mod common;
 
 use common::{assert_close, relative_error};
 use ppl_runtime::{
-    digamma, expm1, lgamma, log1p, log_sigmoid, logsumexp, sigmoid, softplus, softplus_and_sigmoid,
-    softplus_and_sigmoid_slices, softplus_slice, trigamma,
+    digamma, expm1, floor_slice, lgamma, log1p, log_sigmoid, logsumexp, maximum, minimum, sigmoid, softplus,
+    softplus_and_sigmoid, softplus_and_sigmoid_slices, softplus_slice, trigamma,
 };
 
 // Reference values: produced once by `python3 runtime/tests/reference_values.py` (mpmath at 60
@@ -380,4 +380,69 @@ fn awkward_inputs_never_panic() {
             let _ = ppl_runtime::gamma_sample_dshape(x, shape);
         }
     }
+}
+
+/// Awkward reals for the slice kernels: signed zeros, subnormals, halves, the edges of exact
+/// integers, infinities, and a spread of ordinary values.
+fn awkward_values() -> Vec<f64> {
+    let mut values = vec![
+        0.0,
+        -0.0,
+        f64::MIN_POSITIVE / 4.0,
+        -f64::MIN_POSITIVE / 4.0,
+        0.5,
+        -0.5,
+        1.0 - f64::EPSILON / 2.0,
+        -1.0 + f64::EPSILON / 2.0,
+        4503599627370495.5,
+        -4503599627370495.5,
+        9007199254740993.0,
+        1e300,
+        -1e300,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MAX,
+        f64::MIN,
+    ];
+    values.extend((0..1000).map(|i| ((i as f64) * 0.731).sin() * 10f64.powi(i % 7 - 2)));
+    values
+}
+
+#[test]
+fn the_floor_of_a_slice_is_libm_floor_of_each_element() {
+    let mut values = awkward_values();
+    values.push(f64::NAN);
+    for len in [0, 1, 3, 4, 7, 8, 9, values.len()] {
+        let mut out = vec![7.0; len];
+        floor_slice(&values[..len], &mut out);
+        for (x, got) in values.iter().zip(&out) {
+            let want = libm::floor(*x);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "floor({x}) = {got}, not {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn minimum_and_maximum_are_the_extrema_and_nan_if_any_element_is() {
+    let values = awkward_values();
+    for len in [1, 2, 7, 8, 9, 17, values.len()] {
+        let slice = &values[..len];
+        let least = slice.iter().copied().fold(f64::INFINITY, f64::min);
+        let most = slice.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        // Equal as numbers: the sign of a zero extremum may depend on the order of comparisons.
+        assert_eq!(minimum(slice), least, "{len}");
+        assert_eq!(maximum(slice), most, "{len}");
+        for at in [0, len / 2, len - 1] {
+            let mut with_nan = slice.to_vec();
+            with_nan[at] = f64::NAN;
+            assert!(minimum(&with_nan).is_nan() && maximum(&with_nan).is_nan(), "NaN at {at} of {len}");
+        }
+    }
+    assert_eq!(minimum(&[]), f64::INFINITY);
+    assert_eq!(maximum(&[]), f64::NEG_INFINITY);
+    assert_eq!(maximum(&[-3.0, -2.0, -5.0]), -2.0);
+    assert_eq!(minimum(&[3.0, 2.0, 5.0, 9.0, 8.0, 7.0, 6.0, 4.0, 1.5]), 1.5);
 }

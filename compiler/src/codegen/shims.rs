@@ -367,6 +367,12 @@ pub unsafe extern "C" fn vec_softplus(dst: *mut f64, src: *const f64, len: i64) 
     unsafe { ppl_runtime::softplus_slice(slice(src, len), slice_mut(dst, len)) }
 }
 
+/// Floor of every element (`ppl_runtime::floor_slice`).
+pub unsafe extern "C" fn vec_floor(dst: *mut f64, src: *const f64, len: i64) {
+    // SAFETY: see the module's contract.
+    unsafe { ppl_runtime::floor_slice(slice(src, len), slice_mut(dst, len)) }
+}
+
 pub unsafe extern "C" fn vec_softplus_sigmoid(softplus: *mut f64, sigmoid: *mut f64, src: *const f64, len: i64) {
     // SAFETY: see the module's contract; the three are different values' slots (or data).
     unsafe {
@@ -441,6 +447,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_softplus_sigmoid", softplus_sigmoid as *const u8),
         ("ppl_vec_softplus_sigmoid", vec_softplus_sigmoid as *const u8),
         ("ppl_vec_softplus", vec_softplus as *const u8),
+        ("ppl_vec_floor", vec_floor as *const u8),
         ("ppl_int_arith", int_arith as *const u8),
         ("ppl_tape_push", tape_push as *const u8),
         ("ppl_tape_pop", tape_pop as *const u8),

@@ -52,7 +52,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_gamma_sample_dshape" => (vec![F64, F64], vec![F64]),
         "ppl_softplus_sigmoid" => (vec![F64, I64], vec![F64]),
         "ppl_vec_softplus_sigmoid" => (vec![I64, I64, I64, I64], vec![]),
-        "ppl_vec_softplus" => (vec![I64, I64, I64], vec![]),
+        "ppl_vec_softplus" | "ppl_vec_floor" => (vec![I64, I64, I64], vec![]),
         "ppl_int_arith" => (vec![I64, I64, I64, I64], vec![I64]),
         "ppl_subsample" => (vec![I64, I64, I64, I64, I64], vec![I64]),
         "ppl_tape_push" => (vec![I64, I64, I64], vec![]),
@@ -606,6 +606,10 @@ impl Translator<'_, '_> {
                 UnaryOp::Softplus => {
                     let n = self.iconst(n);
                     self.call("ppl_vec_softplus", &[dst, src, n])?;
+                }
+                UnaryOp::Floor => {
+                    let n = self.iconst(n);
+                    self.call("ppl_vec_floor", &[dst, src, n])?;
                 }
                 _ => {
                     let address = shims::unary_address(op).ok_or(IrError { message: format!("{op:?} of a vector") })?;

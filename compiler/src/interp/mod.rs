@@ -449,11 +449,16 @@ fn softplus_and_sigmoid(x: &RuntimeValue) -> Result<Vec<RuntimeValue>, InterpErr
 
 fn unary_op(op: UnaryOp, value: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
     match (op, value) {
-        // The slice kernel the native code calls (the same bits as `softplus`, faster).
-        (UnaryOp::Softplus, RuntimeValue::Vec(_) | RuntimeValue::Mat { .. }) => {
+        // The slice kernels the native code calls (the same bits as `softplus` and `floor`,
+        // faster).
+        (UnaryOp::Softplus | UnaryOp::Floor, RuntimeValue::Vec(_) | RuntimeValue::Mat { .. }) => {
             let mut result = value.clone();
             if let RuntimeValue::Vec(out) | RuntimeValue::Mat { data: out, .. } = &mut result {
-                ppl_runtime::softplus_slice(value.elements()?, out);
+                let slice_kernel = match op {
+                    UnaryOp::Softplus => ppl_runtime::softplus_slice,
+                    _ => ppl_runtime::floor_slice,
+                };
+                slice_kernel(value.elements()?, out);
             }
             Ok(result)
         }
