@@ -1302,6 +1302,25 @@ print grad(second(a, b), samples: 1);
 
 /// A small VAE on binary images, a regression on rows of reals and an IWELBO per image, each
 /// over minibatches; the data and weights are fixed by the program.
+/// A VAE of 5-pixel images with a 2-dimensional code: its decoder and encoder and their weights.
+const SMALL_VAE: &str = "gen decoder(w1: mat[4, 2], b1: vec[4], w2: mat[5, 4], b2: vec[5]) {
+    z ~ mv_normal_diag(zeros(2), ones(2));
+    x ~ bernoulli_logit(w2 @ leaky_relu(w1 @ z + b1) + b2);
+}
+gen encoder(x: vec[5], v1: mat[4, 5], c1: vec[4], v2: mat[4, 4], c2: vec[4]) {
+    let out = v2 @ tanh(v1 @ x + c1) + c2;
+    z ~ mv_normal_diag(out[..2], softplus(out[2..]));
+}
+param w1: mat[4, 2] = uniform_init(0.7);
+param b1: vec[4] = uniform_init(0.7);
+param w2: mat[5, 4] = uniform_init(0.5);
+param b2: vec[5] = uniform_init(0.5);
+param v1: mat[4, 5] = uniform_init(0.45);
+param c1: vec[4] = uniform_init(0.45);
+param v2: mat[4, 4] = uniform_init(0.5);
+param c2: vec[4] = uniform_init(0.5);
+";
+
 fn minibatch_program() -> String {
     let bits = |i: usize| (0..5).map(|j| if (i * 7 + j * 3) % 5 < 2 { "1.0" } else { "0.0" }).collect::<Vec<_>>();
     let images: Vec<String> = (0..24).map(|i| format!("[{}]", bits(i).join(", "))).collect();
@@ -1314,22 +1333,7 @@ fn minibatch_program() -> String {
     format!(
         "data images: mat[24, 5] = [{}];\n\
          data values: mat[24, 3] = [{}];\n\
-         gen decoder(w1: mat[4, 2], b1: vec[4], w2: mat[5, 4], b2: vec[5]) {{\n\
-             z ~ mv_normal_diag(zeros(2), ones(2));\n\
-             x ~ bernoulli_logit(w2 @ leaky_relu(w1 @ z + b1) + b2);\n\
-         }}\n\
-         gen encoder(x: vec[5], v1: mat[4, 5], c1: vec[4], v2: mat[4, 4], c2: vec[4]) {{\n\
-             let out = v2 @ tanh(v1 @ x + c1) + c2;\n\
-             z ~ mv_normal_diag(out[..2], softplus(out[2..]));\n\
-         }}\n\
-         param w1: mat[4, 2] = uniform_init(0.7);\n\
-         param b1: vec[4] = uniform_init(0.7);\n\
-         param w2: mat[5, 4] = uniform_init(0.5);\n\
-         param b2: vec[5] = uniform_init(0.5);\n\
-         param v1: mat[4, 5] = uniform_init(0.45);\n\
-         param c1: vec[4] = uniform_init(0.45);\n\
-         param v2: mat[4, 4] = uniform_init(0.5);\n\
-         param c2: vec[4] = uniform_init(0.5);\n\
+         {SMALL_VAE}\
          param u: vec[3] = [0.4, -0.3, 0.8];\n\
          param a: real = -0.2;\n\
          fn image_elbo(x: vec[5]) {{ elbo(decoder(w1, b1, w2, b2), encoder(x, v1, c1, v2, c2), {{ x: x }}) }}\n\
@@ -1404,26 +1408,13 @@ fn batched_minibatches_equal_their_rows_one_by_one() {
 #[test]
 fn particles_at_once_sum_the_particles_run_one_by_one() {
     const PARTICLES: u32 = 12;
-    let program = "data image: vec[5] = [1.0, 0.0, 1.0, 1.0, 0.0];\n\
-         gen decoder(w1: mat[4, 2], b1: vec[4], w2: mat[5, 4], b2: vec[5]) {\n\
-             z ~ mv_normal_diag(zeros(2), ones(2));\n\
-             x ~ bernoulli_logit(w2 @ leaky_relu(w1 @ z + b1) + b2);\n\
-         }\n\
-         gen encoder(x: vec[5], v1: mat[4, 5], c1: vec[4], v2: mat[4, 4], c2: vec[4]) {\n\
-             let out = v2 @ tanh(v1 @ x + c1) + c2;\n\
-             z ~ mv_normal_diag(out[..2], softplus(out[2..]));\n\
-         }\n\
-         param w1: mat[4, 2] = uniform_init(0.7);\n\
-         param b1: vec[4] = uniform_init(0.7);\n\
-         param w2: mat[5, 4] = uniform_init(0.5);\n\
-         param b2: vec[5] = uniform_init(0.5);\n\
-         param v1: mat[4, 5] = uniform_init(0.4);\n\
-         param c1: vec[4] = uniform_init(0.4);\n\
-         param v2: mat[4, 4] = uniform_init(0.5);\n\
-         param c2: vec[4] = uniform_init(0.5);\n\
-         print grad(elbo(decoder(w1, b1, w2, b2), encoder(image, v1, c1, v2, c2), { x: image }));\n\
-         print grad(iwelbo(decoder(w1, b1, w2, b2), encoder(image, v1, c1, v2, c2), { x: image }, 3));\n";
-    let compile = |particles| match try_compile_with(program, RunOptions::default(), particles) {
+    let program = format!(
+        "data image: vec[5] = [1.0, 0.0, 1.0, 1.0, 0.0];\n\
+         {SMALL_VAE}\
+         print grad(elbo(decoder(w1, b1, w2, b2), encoder(image, v1, c1, v2, c2), {{ x: image }}));\n\
+         print grad(iwelbo(decoder(w1, b1, w2, b2), encoder(image, v1, c1, v2, c2), {{ x: image }}, 3));\n"
+    );
+    let compile = |particles| match try_compile_with(&program, RunOptions::default(), particles) {
         Ok(compiled) => compiled,
         Err(CompileError::Check(error) | CompileError::Compile(error)) => panic!("{error}"),
     };
