@@ -472,6 +472,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
             layout: &layout,
             funcs: HashMap::new(),
             scalars: HashMap::new(),
+            views: HashMap::new(),
             slots,
             rngs,
             tape,

@@ -67,6 +67,10 @@ pub struct Translator<'f, 'b> {
     pub layout: &'f Layout,
     pub funcs: HashMap<&'static str, cl::FuncRef>,
     pub scalars: HashMap<Value, cl::Value>,
+    /// Vectors read where they lie rather than copied to their slots: rows of run-time data
+    /// (a minibatch's images), which nothing writes, and their detached copies. Each address is
+    /// computed where the value is defined, which dominates every read of it.
+    pub views: HashMap<Value, cl::Value>,
     pub slots: cl::Value,
     pub rngs: cl::Value,
     pub tape: cl::Value,
@@ -111,10 +115,20 @@ impl Translator<'_, '_> {
             // The layout holds the buffer, and the compiled function holds the layout.
             return Ok(self.iconst(data.as_ptr() as i64));
         }
+        if let Some(view) = self.views.get(&value) {
+            return Ok(*view);
+        }
         match self.layout.slot.get(&value) {
             Some(offset) => Ok(self.b.ins().iadd_imm(self.slots, (*offset * 8) as i64)),
             None => error(format!("{value} has no slot")),
         }
+    }
+
+    /// Whether `result`, read from (or equal to) the run-time data `source` or a view of it, can
+    /// be read where it lies: nothing writes data, and a function's result must be in its place.
+    fn may_view(&self, source: Value, result: Value) -> bool {
+        (self.layout.data.contains_key(&source) || self.views.contains_key(&source))
+            && !self.source.body.results.contains(&result)
     }
 
     fn call(&mut self, name: &'static str, args: &[cl::Value]) -> Result<Vec<cl::Value>, IrError> {
@@ -301,6 +315,9 @@ impl Translator<'_, '_> {
                 // An element of a vector is a scalar; a row of a matrix is a vector, even of one.
                 if matches!(aggregate_type, Type::Vec(_)) {
                     Some(self.b.ins().load(types::F64, MemFlags::trusted(), at, 0))
+                } else if self.may_view(*aggregate, result) {
+                    self.views.insert(result, at);
+                    None
                 } else {
                     let dst = self.address(result)?;
                     self.copy_words(dst, at, width)?;
@@ -586,7 +603,10 @@ impl Translator<'_, '_> {
             let (dst, src) = (self.address(result)?, self.address(a)?);
             let n = len(ty);
             match op {
-                // Exact: the bits themselves, copied.
+                // Exact: the bits themselves, copied, or read where they lie.
+                UnaryOp::Detach if self.may_view(a, result) => {
+                    self.views.insert(result, src);
+                }
                 UnaryOp::Detach => self.copy_words(dst, src, n)?,
                 // Exact: the sign bit flipped or cleared, inline for short vectors (as for
                 // scalars), by a loop the compiler vectorises for long ones.
