@@ -333,13 +333,20 @@ fn dividing_and_taking_the_norm_in_one_pass_gives_the_bits_of_two() {
             .enumerate()
             .map(|(k, len)| (0..*len).map(|i| ((i * 31 + k * 7) as f64 * 0.37).sin() * 3.0).collect())
             .collect();
-        let mut divided = grads.clone();
-        let norm = divide_and_norm(&mut divided, -3.0);
-        let two_passes: Vec<Vec<f64>> = grads.iter().map(|grad| grad.iter().map(|x| x / -3.0).collect()).collect();
-        assert_eq!(divided, two_passes);
-        assert_eq!(norm.to_bits(), global_norm(&two_passes).to_bits(), "{lengths:?}");
-        let plain = two_passes.iter().flatten().map(|x| x * x).sum::<f64>().sqrt();
-        assert_close("norm", norm, plain, 1e-12);
+        // Divisors with and without an exact reciprocal (a step's sign times its particles).
+        for divisor in [-3.0, 1.0, -1.0, 64.0, -0.25, 6.0, 1e-300, f64::MIN_POSITIVE] {
+            let mut divided = grads.clone();
+            let norm = divide_and_norm(&mut divided, divisor);
+            let two_passes: Vec<Vec<f64>> =
+                grads.iter().map(|grad| grad.iter().map(|x| x / divisor).collect()).collect();
+            let bits = |grads: &[Vec<f64>]| grads.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&divided), bits(&two_passes), "{lengths:?} / {divisor}");
+            assert_eq!(norm.to_bits(), global_norm(&two_passes).to_bits(), "{lengths:?} / {divisor}");
+            let plain = two_passes.iter().flatten().map(|x| x * x).sum::<f64>().sqrt();
+            if plain.is_finite() {
+                assert_close("norm", norm, plain, 1e-12);
+            }
+        }
     }
 }
 
