@@ -510,18 +510,13 @@ impl<'a> Session<'a> {
             let ItemKind::Print(exprs) = &item.kind else { continue };
             for expr in exprs {
                 let Some(objective) = objective_of(expr) else { continue };
-                let estimator = match particles {
-                    1 => self.compile(file, objective)?,
-                    _ => {
+                let estimator = match self.compile_particles(file, objective, None, particles)? {
+                    Some(batched) => batched,
+                    None => {
+                        // Particles that do not batch run one after another, as a step's do.
                         let (lowered, wrt) = self.lower_for(file, objective, None, particles)?;
-                        let batched = match self.options.row_by_row {
-                            true => None,
-                            false => adev::compile_particles(lowered.clone(), &wrt, self.options.matmul_precision)?,
-                        };
-                        match batched {
-                            Some(batched) => batched,
-                            None => adev::compile(lowered, &wrt, false, self.options.matmul_precision)?,
-                        }
+                        let batch_rows = particles == 1 && !self.options.row_by_row;
+                        adev::compile(lowered, &wrt, batch_rows, self.options.matmul_precision)?
                     }
                 };
                 compiled.push((self.source(objective.span), estimator));
@@ -539,6 +534,23 @@ impl<'a> Session<'a> {
     fn compile_for(&self, file: usize, objective: &'a Expr, only: Option<&[usize]>) -> Result<Estimator, Diagnostic> {
         let (lowered, wrt) = self.lower_for(file, objective, only, 1)?;
         adev::compile(lowered, &wrt, !self.options.row_by_row, self.options.matmul_precision)
+    }
+
+    /// The sum of `particles` samples of an objective as one batched program, differentiated
+    /// as [`Session::compile_for`] does, if they batch (`adev::compile_particles`) and the run
+    /// batches at all.
+    fn compile_particles(
+        &self,
+        file: usize,
+        objective: &'a Expr,
+        only: Option<&[usize]>,
+        particles: u32,
+    ) -> Result<Option<Estimator>, Diagnostic> {
+        if particles < 2 || self.options.row_by_row {
+            return Ok(None);
+        }
+        let (lowered, wrt) = self.lower_for(file, objective, only, particles)?;
+        adev::compile_particles(lowered, &wrt, self.options.matmul_precision)
     }
 
     /// The sum of `particles` samples of an objective (see `lower::Program::lower_estimates`)

@@ -624,11 +624,8 @@ impl<'a> Session<'a> {
                     .with_help("a `param` must appear in the objective for training to change it"));
             }
             let particles_at_once = match u32::try_from(particles) {
-                Ok(particles) if particles > 1 && !self.options.row_by_row => {
-                    let (lowered, wrt) = self.lower_for(file, &objective.expr, explicit.as_deref(), particles)?;
-                    crate::adev::compile_particles(lowered, &wrt, self.options.matmul_precision)?
-                }
-                _ => None,
+                Ok(particles) => self.compile_particles(file, &objective.expr, explicit.as_deref(), particles)?,
+                Err(_) => None,
             };
             objectives.push(Objective {
                 source: self.source(objective.expr.span),
