@@ -405,10 +405,11 @@ fn constants_that_calls_give_fix_particles_lengths_and_loops() {
     }
 }
 
-/// A small VAE on 30 rows of 6 numbers: estimates, gradients and trainings of minibatches, and
-/// a training of one row's ELBO with 16 particles.
+/// A small VAE on 80 rows of 6 numbers: estimates, gradients and trainings of minibatches (one
+/// of 64 rows, which a step computes in two parts), and a training of one row's ELBO with 16
+/// particles.
 fn minibatch_program() -> String {
-    let rows: Vec<String> = (0..30)
+    let rows: Vec<String> = (0..80)
         .map(|i| {
             format!(
                 "[{}]",
@@ -417,7 +418,7 @@ fn minibatch_program() -> String {
         })
         .collect();
     format!(
-        "data rows: mat[30, 6] = [{}];
+        "data rows: mat[80, 6] = [{}];
 gen model(w: mat[6, 3]) {{ z ~ mv_normal_diag(zeros(3), ones(3)); x ~ mv_normal_diag(w @ tanh(z), ones(6)); }}
 gen guide(x: vec[6], v: mat[6, 6]) {{ let h = v @ x; z ~ mv_normal_diag(h[..3], softplus(h[3..])); }}
 param w: mat[6, 3] = uniform_init(0.5);
@@ -426,6 +427,8 @@ fn row_elbo(x: vec[6]) {{ elbo(model(w), guide(x, v), {{ x: x }}) }}
 print estimate(mean_over(rows, row_elbo, batch: 8), samples: 50);
 print grad(sum_over(rows, row_elbo, batch: 5), samples: 20);
 maximize mean_over(rows, row_elbo, batch: 8) with {{ optimizer: adam(lr: 0.01), steps: 30, seed: 2 }};
+print w, v;
+maximize mean_over(rows, row_elbo, batch: 64) with {{ optimizer: adam(lr: 0.01), steps: 10, particles: 2 }};
 print w, v;
 maximize row_elbo(rows[3]) with {{ optimizer: adam(lr: 0.01), steps: 20, particles: 16, seed: 3 }};
 print w, v;
@@ -448,6 +451,48 @@ fn row_by_row_runs_give_the_numbers_of_batched_runs() {
     for (k, (a, b)) in batched.iter().zip(&row_by_row).enumerate() {
         assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()), "number {k}: batched {a}, row by row {b}");
     }
+}
+
+/// A minibatch computed in parts, one per thread, and its steps' passes over the gradient in
+/// blocks on every thread: the same bits on any number of threads and on both back ends.
+#[test]
+fn minibatches_in_parts_do_not_depend_on_threads_or_backend() {
+    let scratch = Scratch::new("run-parts");
+    let path = scratch.file("rows.ppl", minibatch_program());
+    let path = path.to_str().expect("utf-8 path");
+    let run = |threads: &str, backend: &str| {
+        let output = ppl(&["run", "--json", "--quiet", "--threads", threads, "--backend", backend, path]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stdout(&output).lines().filter(|line| !line.contains("\"seconds\"")).collect::<Vec<_>>().join("\n")
+    };
+    let one = run("1", "jit");
+    assert_eq!(one, run("2", "jit"));
+    assert_eq!(one, run("3", "jit"));
+    assert_eq!(one, run("2", "interp"));
+}
+
+/// A row that makes its part of a minibatch fail is reported as the row-by-row run reports it:
+/// at the operation, in the objective, whichever part it falls in.
+#[test]
+fn a_failing_part_of_a_minibatch_is_reported_as_row_by_row() {
+    let scratch = Scratch::new("run-failing-part");
+    let rows: Vec<String> =
+        (0..70).map(|i| format!("[{:?}, 1.0]", if i == 50 { -1.0 } else { 0.5 + i as f64 * 0.01 })).collect();
+    let program = format!(
+        "data rows: mat[70, 2] = [{}];
+param m: real = 0.0;
+fn row_density(r: vec[2]) {{ E {{ z ~ normal(m, r[0]); z * r[1] }} }}
+maximize mean_over(rows, row_density, batch: 64) with {{ optimizer: adam(lr: 0.01), steps: 5 }};
+",
+        rows.join(", ")
+    );
+    let path = scratch.file("fail.ppl", &program);
+    let path = path.to_str().expect("a UTF-8 path");
+    let (parts, row_by_row) =
+        (ppl(&["run", "--color", "never", path]), ppl(&["run", "--color", "never", "--row-by-row", path]));
+    assert_eq!(parts.status.code(), Some(1), "{}", stderr(&parts));
+    assert!(stderr(&parts).contains("normal"), "{}", stderr(&parts));
+    assert_eq!(stderr(&parts), stderr(&row_by_row));
 }
 
 /// A step whose particles run as one program and fail reports what the step reports run

@@ -63,6 +63,15 @@ fn try_compile(program: &str) -> Result<Compiled, CompileError> {
 /// Compiles each objective as the sum of `particles` samples (see
 /// `Session::compile_objectives_with`).
 fn try_compile_with(program: &str, options: RunOptions, particles: u32) -> Result<Compiled, CompileError> {
+    try_compile_by(program, options, |session| session.compile_objectives_with(particles))
+}
+
+/// Compiles a program's `estimate`/`grad` objectives by `compile`, natively too.
+fn try_compile_by(
+    program: &str,
+    options: RunOptions,
+    compile: impl Fn(&Session) -> Result<Vec<(String, Estimator)>, ppl::diagnostics::Diagnostic>,
+) -> Result<Compiled, CompileError> {
     let analysis = ppl::check_source("t.ppl", program);
     if analysis.has_errors() {
         return Err(CompileError::Check(analysis.render_diagnostics(ColorChoice::Never)));
@@ -72,7 +81,7 @@ fn try_compile_with(program: &str, options: RunOptions, particles: u32) -> Resul
     };
     let session = Session::new(&analysis, options).map_err(|d| CompileError::Compile(render(d)))?;
     let params = session.params().map(|(name, value)| (name.to_string(), value.clone())).collect();
-    let objectives = session.compile_objectives_with(particles).map_err(|d| CompileError::Compile(render(d)))?;
+    let objectives = compile(&session).map_err(|d| CompileError::Compile(render(d)))?;
     drop(session);
     let mut natives = Vec::with_capacity(objectives.len());
     for (objective, estimator) in &objectives {
@@ -1400,6 +1409,56 @@ fn batched_minibatches_equal_their_rows_one_by_one() {
         Ok(compared) => assert_eq!(compared, 3 * FD_STREAMS as usize * 85, "every gradient element is compared"),
         Err(failure) => panic!("{failure}"),
     }
+}
+
+/// A training step computes a minibatch in parts side by side: the parts' values and gradients
+/// sum to the whole minibatch's, each row on the stream it has in the whole, for the mean and
+/// the sum over rows and for an ELBO and an IWELBO per row; native code and interpreter agree.
+#[test]
+fn a_minibatch_in_parts_sums_to_the_whole() {
+    const PARTS: u32 = 2;
+    let program = minibatch_program();
+    let whole = compile(&program).unwrap_or_else(|error| panic!("{error}"));
+    let parted =
+        match try_compile_by(&program, RunOptions::default(), |session| session.compile_objectives_in_parts(PARTS)) {
+            Ok(compiled) => compiled,
+            Err(CompileError::Check(error) | CompileError::Compile(error)) => panic!("{error}"),
+        };
+    // Each part of the ELBO's minibatch of 8 multiplies the stack of its 4 rows by each layer.
+    let primal = parted.objectives[0].1.primal.to_string();
+    assert!(primal.contains(": mat[4, 4] = matmul"), "the part was not batched:\n{primal}");
+
+    let params: Vec<RuntimeValue> = whole.params.iter().map(|(_, value)| value.clone()).collect();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for ((objective, estimator), (_, part)) in whole.objectives.iter().zip(&parted.objectives) {
+        for stream_index in 0..4 {
+            // `run` also runs the native code and requires the interpreter's bits.
+            let run = |compiled: &Compiled, function, extra| {
+                let args = arguments(&params, stream(7, stream_index), extra);
+                let values = compiled.run(function, "reverse", args);
+                let values = values.unwrap_or_else(|error| panic!("`{objective}`: {error}"));
+                values.iter().filter_map(elements).flatten().collect::<Vec<f64>>()
+            };
+            let want = run(&whole, &estimator.reverse, vec![]);
+            let mut got = vec![0.0; want.len()];
+            for index in 0..PARTS {
+                let values = run(&parted, &part.reverse, vec![RuntimeValue::Int(i64::from(index))]);
+                assert_eq!(values.len(), got.len(), "`{objective}`: a part's results");
+                got.iter_mut().zip(values).for_each(|(total, x)| *total += x);
+            }
+            for (k, (got, want)) in got.iter().zip(&want).enumerate() {
+                compared += 1;
+                if !close(*got, *want, 1e-11, 1e-12) {
+                    failures.push(format!(
+                        "`{objective}` on stream {stream_index}, element {k}: parts {got:e}, whole {want:e}"
+                    ));
+                }
+            }
+        }
+    }
+    report("a_minibatch_in_parts_sums_to_the_whole", &failures);
+    assert_eq!(compared, 3 * 4 * 86, "every value and gradient element is compared");
 }
 
 /// A training step's particles of one example run as one program over all of them where a

@@ -647,7 +647,7 @@ impl Optimizer {
             );
         }
         for (k, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
-            self.update(k, param, grad);
+            self.update(k, param, grad, None);
         }
         self.finish_step();
     }
@@ -655,13 +655,14 @@ impl Optimizer {
     /// Parameter `k`'s part of a step, on its values where they live: call it for every
     /// parameter, in any order, then [`Optimizer::finish_step`] ([`Optimizer::step`] does both,
     /// and a training loop that keeps its parameters elsewhere copies nothing). Each update is a
-    /// loop over slices the compiler runs at full vector width.
+    /// loop over slices the compiler runs at full vector width; with a `pool`, Adam's runs in
+    /// blocks on its threads, each element's arithmetic unchanged.
     ///
     /// # Panics
     ///
     /// If `param` and `grad` do not have parameter `k`'s length ([`Optimizer::sizes`]): a bug
     /// in the caller, as for [`Optimizer::step`].
-    pub fn update(&mut self, k: usize, param: &mut [f64], grad: &[f64]) {
+    pub fn update(&mut self, k: usize, param: &mut [f64], grad: &[f64], pool: Option<&rayon::ThreadPool>) {
         if self.sizes.get(k) != Some(&param.len()) || grad.len() != param.len() {
             panic!(
                 "Optimizer::update: parameter {k} of length {} and its gradient of length {} for the optimizer's {:?}",
@@ -700,7 +701,18 @@ impl Optimizer {
                     // Decoupled decay shrinks the parameter itself, outside the adaptive scaling.
                     decay: 1.0 - lr * *weight_decay,
                 };
-                adam.update(param, grad, &mut exp_avg[k], &mut exp_avg_sq[k]);
+                let (mean, mean_square) = (&mut exp_avg[k], &mut exp_avg_sq[k]);
+                match pool.filter(|_| param.len() >= 2 * BLOCK) {
+                    Some(pool) => pool.install(|| {
+                        use rayon::prelude::*;
+                        let blocks = param.par_chunks_mut(BLOCK).zip(grad.par_chunks(BLOCK));
+                        let moments = mean.par_chunks_mut(BLOCK).zip(mean_square.par_chunks_mut(BLOCK));
+                        blocks.zip(moments).for_each(|((param, grad), (mean, mean_square))| {
+                            adam.update(param, grad, mean, mean_square)
+                        });
+                    }),
+                    None => adam.update(param, grad, mean, mean_square),
+                }
             }
             Rule::RmsProp { alpha, eps, momentum, square_avg, momentum_buffer } => {
                 let (alpha, eps, momentum) = (*alpha, *eps, *momentum);
@@ -799,64 +811,108 @@ fn check_buffer_shape(name: &str, buffer: &Buffer, sizes: &[usize]) -> Result<()
     Ok(())
 }
 
+/// Elements per block of a pass over gradients: a block's sum of squares is its own, and the
+/// blocks' are added in order, so a pass may run its blocks on any threads and give the same
+/// bits. A block stays in the L1 cache from its sums to its squares.
+const BLOCK: usize = LANES * 512;
+
 /// The Euclidean norm of all gradients taken together, √(Σₖ Σᵢ gₖᵢ²).
 ///
 /// NaN if any entry is NaN, ∞ if any is infinite. The plain sum of squares is used when it
 /// neither overflows nor underflows; otherwise the entries are rescaled by the largest
 /// magnitude first, so gradients around 1e200 or 1e-200 still get a finite, accurate norm.
 pub fn global_norm(grads: &[Vec<f64>]) -> f64 {
-    let mut squares = SumOfSquares::default();
-    grads.iter().for_each(|grad| squares.add(grad));
-    norm_from(grads, squares.total())
+    let squares = grads.iter().flat_map(|grad| grad.chunks(BLOCK)).map(sum_of_squares);
+    norm_from(grads, squares.fold(0.0, |sum, block| sum + block))
 }
 
-/// Divides every gradient by `divisor` and returns their [`global_norm`] afterwards, the same
-/// bits, from one pass over them instead of two: a network's gradient is megabytes.
-pub fn divide_and_norm(grads: &mut [Vec<f64>], divisor: f64) -> f64 {
+/// Adds the gradients `terms` into `grads` (each element `g + t₀ + t₁ + …`, in that order),
+/// divides them by `divisor` and returns their [`global_norm`] afterwards, the same bits, from
+/// one pass over them instead of several: a network's gradient is megabytes. With a `pool`,
+/// the blocks of a large tensor run on its threads, with the same bits. Allocates nothing once
+/// a thread has seen its largest tensor.
+///
+/// # Panics
+///
+/// If a term's tensors do not have the lengths of `grads`' (a bug in the caller).
+pub fn divide_and_norm<T: AsRef<[Vec<f64>]> + Sync>(
+    grads: &mut [Vec<f64>],
+    terms: &[T],
+    divisor: f64,
+    pool: Option<&rayon::ThreadPool>,
+) -> f64 {
+    use rayon::prelude::*;
+    thread_local! {
+        /// The sums of squares of a tensor's blocks, kept from call to call.
+        static SQUARES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let fits = |term: &T| term.as_ref().iter().map(Vec::len).eq(grads.iter().map(Vec::len));
+    assert!(terms.iter().all(fits), "divide_and_norm: terms of other lengths than the gradients'");
     // A power of two (a step's ±1 or ±64 particles) has an exact reciprocal, and then
     // `x · (1/d)` is the correctly rounded `x / d` as the division is: the same bits, at the
     // speed of a multiplication.
     let reciprocal = 1.0 / divisor;
     let power_of_two = divisor.is_normal() && divisor.to_bits() & ((1 << 52) - 1) == 0;
-    let exact = power_of_two && reciprocal.is_finite();
-    let mut squares = SumOfSquares::default();
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        unsafe { scale_and_square_avx2(grads, divisor, exact.then_some(reciprocal), &mut squares) };
-        return norm_from(grads, squares.total());
+    let scale = Scale { divisor, reciprocal: (power_of_two && reciprocal.is_finite()).then_some(reciprocal) };
+    let mut sum_of_squares = 0.0;
+    for (k, grad) in grads.iter_mut().enumerate() {
+        let block = |(b, values): (usize, &mut [f64])| {
+            let range = b * BLOCK..b * BLOCK + values.len();
+            scale.block(values, terms.iter().map(|term| &term.as_ref()[k][range.clone()]))
+        };
+        match pool.filter(|_| grad.len() >= 2 * BLOCK) {
+            Some(pool) => SQUARES.with(|squares| {
+                let squares: &mut Vec<f64> = &mut squares.borrow_mut();
+                pool.install(|| grad.par_chunks_mut(BLOCK).enumerate().map(block).collect_into_vec(squares));
+                sum_of_squares = squares.iter().fold(sum_of_squares, |sum, block| sum + block);
+            }),
+            None => {
+                sum_of_squares = grad.chunks_mut(BLOCK).enumerate().map(block).fold(sum_of_squares, |sum, b| sum + b)
+            }
+        }
     }
-    scale_and_square(grads, divisor, exact.then_some(reciprocal), &mut squares);
-    norm_from(grads, squares.total())
+    norm_from(grads, sum_of_squares)
 }
 
-/// [`scale_and_square`], compiled for AVX2.
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn scale_and_square_avx2(
-    grads: &mut [Vec<f64>],
+/// How [`divide_and_norm`] divides: by `divisor`, or by multiplying with its `reciprocal` where
+/// that is exact.
+#[derive(Clone, Copy)]
+struct Scale {
     divisor: f64,
     reciprocal: Option<f64>,
-    squares: &mut SumOfSquares,
-) {
-    scale_and_square(grads, divisor, reciprocal, squares)
 }
 
-/// Divides every gradient by `divisor` (multiplying by its `reciprocal` where that is exact)
-/// and adds their squares to `squares`.
-#[inline(always)]
-fn scale_and_square(grads: &mut [Vec<f64>], divisor: f64, reciprocal: Option<f64>, squares: &mut SumOfSquares) {
-    // In blocks that stay in the L1 cache from the division to the squares; a block is a
-    // whole number of lanes, so each element goes to the sum it goes to in `global_norm`.
-    for block in grads.iter_mut().flat_map(|grad| grad.chunks_mut(LANES * 512)) {
-        match reciprocal {
-            Some(reciprocal) => block.iter_mut().for_each(|element| *element *= reciprocal),
-            None => block.iter_mut().for_each(|element| *element /= divisor),
+impl Scale {
+    /// One block of [`divide_and_norm`]: its sums, scaled; returns their sum of squares.
+    fn block<'t>(self, values: &mut [f64], terms: impl Iterator<Item = &'t [f64]>) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { self.block_avx2(values, terms) };
         }
-        squares.add(block);
+        self.block_elements(values, terms)
+    }
+
+    /// [`Scale::block_elements`], compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn block_avx2<'t>(self, values: &mut [f64], terms: impl Iterator<Item = &'t [f64]>) -> f64 {
+        self.block_elements(values, terms)
+    }
+
+    #[inline(always)]
+    fn block_elements<'t>(self, values: &mut [f64], terms: impl Iterator<Item = &'t [f64]>) -> f64 {
+        for term in terms {
+            values.iter_mut().zip(term).for_each(|(value, x)| *value += x);
+        }
+        match self.reciprocal {
+            Some(reciprocal) => values.iter_mut().for_each(|value| *value *= reciprocal),
+            None => values.iter_mut().for_each(|value| *value /= self.divisor),
+        }
+        sum_of_squares(values)
     }
 }
 
@@ -864,31 +920,22 @@ fn scale_and_square(grads: &mut [Vec<f64>], divisor: f64, reciprocal: Option<f64
 /// running sum waits four cycles for each addition), and a vector register's worth twice over.
 const LANES: usize = 8;
 
-/// A sum of squares of tensors in [`LANES`] running sums, element `i` of each tensor into sum
-/// `i % LANES`, added together in order at the end: the same bits for the same tensors, at
-/// the speed of the memory rather than of one chain of additions.
-#[derive(Default)]
-struct SumOfSquares {
-    lanes: [f64; LANES],
-}
-
-impl SumOfSquares {
-    #[inline(always)]
-    fn add(&mut self, values: &[f64]) {
-        let mut chunks = values.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            for (lane, x) in self.lanes.iter_mut().zip(chunk) {
-                *lane += x * x;
-            }
-        }
-        for (lane, x) in self.lanes.iter_mut().zip(chunks.remainder()) {
+/// The sum of squares of `values` in [`LANES`] running sums, element `i` into sum `i % LANES`,
+/// added together in order at the end: the same bits for the same values, at the speed of the
+/// memory rather than of one chain of additions.
+#[inline(always)]
+fn sum_of_squares(values: &[f64]) -> f64 {
+    let mut lanes = [0.0; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, x) in lanes.iter_mut().zip(chunk) {
             *lane += x * x;
         }
     }
-
-    fn total(&self) -> f64 {
-        self.lanes.iter().fold(0.0, |sum, lane| sum + lane)
+    for (lane, x) in lanes.iter_mut().zip(chunks.remainder()) {
+        *lane += x * x;
     }
+    lanes.iter().fold(0.0, |sum, lane| sum + lane)
 }
 
 /// The norm of `grads`, whose sum of squares is `sum_of_squares`.

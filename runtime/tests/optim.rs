@@ -322,32 +322,73 @@ fn the_norm_neither_overflows_nor_underflows() {
     assert_close("huge clipped", huge[0][1], -0.8, 1e-15);
 }
 
-/// The one-pass mean and norm of a step gives the bits of dividing and then taking the norm,
-/// for tensors of every length around the blocks and lanes it works in; and the norm is the sum
-/// of squares to within rounding.
+/// The one-pass sum, mean and norm of a step gives the bits of adding, dividing and then taking
+/// the norm, for tensors of every length around the blocks and lanes it works in, on one thread
+/// or on a pool of two or three; and the norm is the sum of squares to within rounding.
 #[test]
-fn dividing_and_taking_the_norm_in_one_pass_gives_the_bits_of_two() {
+fn summing_dividing_and_taking_the_norm_in_one_pass_gives_the_bits_of_three() {
+    let pools: Vec<rayon::ThreadPool> = [2, 3]
+        .iter()
+        .map(|threads| rayon::ThreadPoolBuilder::new().num_threads(*threads).build().expect("a pool"))
+        .collect();
     for lengths in [vec![1], vec![7, 8, 9], vec![4095, 4096, 4097, 4103], vec![157_000, 200, 784], vec![]] {
-        let grads: Vec<Vec<f64>> = lengths
-            .iter()
-            .enumerate()
-            .map(|(k, len)| (0..*len).map(|i| ((i * 31 + k * 7) as f64 * 0.37).sin() * 3.0).collect())
-            .collect();
+        let tensors = |seed: usize| -> Vec<Vec<f64>> {
+            let values = |(k, len): (usize, &usize)| {
+                (0..*len).map(|i| ((i * 31 + k * 7 + seed) as f64 * 0.37).sin() * 3.0).collect()
+            };
+            lengths.iter().enumerate().map(values).collect()
+        };
+        let (grads, first, second) = (tensors(0), tensors(5), tensors(11));
         // Divisors with and without an exact reciprocal (a step's sign times its particles).
         for divisor in [-3.0, 1.0, -1.0, 64.0, -0.25, 6.0, 1e-300, f64::MIN_POSITIVE] {
-            let mut divided = grads.clone();
-            let norm = divide_and_norm(&mut divided, divisor);
-            let two_passes: Vec<Vec<f64>> =
-                grads.iter().map(|grad| grad.iter().map(|x| x / divisor).collect()).collect();
             let bits = |grads: &[Vec<f64>]| grads.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&divided), bits(&two_passes), "{lengths:?} / {divisor}");
-            assert_eq!(norm.to_bits(), global_norm(&two_passes).to_bits(), "{lengths:?} / {divisor}");
-            let plain = two_passes.iter().flatten().map(|x| x * x).sum::<f64>().sqrt();
-            if plain.is_finite() {
-                assert_close("norm", norm, plain, 1e-12);
+            for terms in [vec![], vec![first.as_slice(), second.as_slice()]] {
+                let passes: Vec<Vec<f64>> = (0..grads.len())
+                    .map(|k| {
+                        let sums = grads[k]
+                            .iter()
+                            .enumerate()
+                            .map(|(i, x)| terms.iter().fold(*x, |sum, term| sum + term[k][i]));
+                        sums.map(|x| x / divisor).collect()
+                    })
+                    .collect();
+                for pool in [None, Some(&pools[0]), Some(&pools[1])] {
+                    let mut divided = grads.clone();
+                    let norm = divide_and_norm(&mut divided, &terms, divisor, pool);
+                    let case = format!("{lengths:?} / {divisor}, {} terms, {pool:?}", terms.len());
+                    assert_eq!(bits(&divided), bits(&passes), "{case}");
+                    assert_eq!(norm.to_bits(), global_norm(&passes).to_bits(), "{case}");
+                    let plain = passes.iter().flatten().map(|x| x * x).sum::<f64>().sqrt();
+                    if plain.is_finite() {
+                        assert_close("norm", norm, plain, 1e-12);
+                    }
+                }
             }
         }
     }
+}
+
+/// Adam's update of a large tensor in blocks on a pool's threads has the bits of one thread's.
+#[test]
+fn adam_on_a_pool_updates_with_the_bits_of_one_thread() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().expect("a pool");
+    let sizes = [100_003, 7];
+    let method = Method::from_settings("adam", &[("lr", 0.01)]).expect("adam");
+    let run = |pool: Option<&rayon::ThreadPool>| {
+        let schedule = Schedule::parse("constant", 10).expect("a schedule");
+        let mut optimizer = Optimizer::new(method, schedule, &sizes);
+        let mut params: Vec<Vec<f64>> =
+            sizes.iter().map(|n| (0..*n).map(|i| (i as f64 * 0.1).cos()).collect()).collect();
+        for step in 0..3 {
+            for (k, param) in params.iter_mut().enumerate() {
+                let grad: Vec<f64> = (0..param.len()).map(|i| ((i * (step + 2) + k) as f64 * 0.3).sin()).collect();
+                optimizer.update(k, param, &grad, pool);
+            }
+            optimizer.finish_step();
+        }
+        params.concat().iter().map(|x| x.to_bits()).collect::<Vec<u64>>()
+    };
+    assert_eq!(run(None), run(Some(&pool)));
 }
 
 // Checkpoints.

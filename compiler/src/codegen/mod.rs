@@ -594,6 +594,15 @@ impl Compiled {
         }
     }
 
+    /// Sets the int parameter at position `param` to `value`.
+    pub fn set_int(&self, scratch: &mut Scratch, param: usize, value: i64) {
+        if let Some(Place::Slot(offset)) = self.layout.params.get(param) {
+            if let Some(slot) = scratch.slots.get_mut(*offset) {
+                *slot = f64::from_bits(value as u64);
+            }
+        }
+    }
+
     /// Calls the function on the arguments already in `scratch`; false if it failed.
     pub fn call(&self, scratch: &mut Scratch) -> bool {
         // Compiled code writes wherever its layout says: only into memory sized for it.

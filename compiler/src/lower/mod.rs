@@ -192,6 +192,27 @@ impl<'a> Program<'a> {
         };
         lowerer.builder.finish(vec![result]).map_err(|e| internal(Some(expr.span), e))
     }
+
+    /// A function `(params…, stream, part) -> estimate` computing part `part` (from 0) of
+    /// `parts` of one sample of `expr`, a minibatch estimate (`mean_over(…, batch: B)`): every
+    /// part draws the same minibatch from the stream and estimates `B / parts` consecutive rows
+    /// of it, each on the stream it has in the whole, scaled as the whole is. The parts' sum is
+    /// the estimate, up to summation order; they can run side by side (a training step does).
+    pub fn lower_estimate_part(&self, file: usize, expr: &'a Expr, name: &str, parts: u32) -> Lowered<Function> {
+        let context = self.top_level_context(file).ok_or_else(|| internal(None, "file was not checked"))?;
+        let mut lowerer = FunctionLowerer::new(self, name, &[Type::Rng, Type::Int])?;
+        let (rng, part) = (lowerer.extra_params[0], lowerer.extra_params[1]);
+        lowerer.rows_part = Some(rows::RowsPart { part, parts });
+        let mut env = Env::new(context);
+        let Val::Est(estimate) = lowerer.expr(&mut env, expr)? else {
+            return Err(internal(Some(expr.span), "not an estimate"));
+        };
+        let result = lowerer.emit_estimate(&estimate, rng)?;
+        if lowerer.rows_part.is_some() {
+            return Err(internal(Some(expr.span), "parts of an estimate that is not over a minibatch"));
+        }
+        lowerer.builder.finish(vec![result]).map_err(|e| internal(Some(expr.span), e))
+    }
 }
 
 impl<'a> Program<'a> {
@@ -473,6 +494,9 @@ pub(crate) struct FunctionLowerer<'p, 'a> {
     summed_out: Vec<(String, crate::ir::Value)>,
     /// Sample every choice without an estimator rule (for `sample(Q, N)`).
     plain_sampling: bool,
+    /// The part of its minibatch that the function's top-level `mean_over`/`sum_over` computes
+    /// (see [`Program::lower_estimate_part`]); taken by that estimate.
+    rows_part: Option<rows::RowsPart>,
     /// The span of the syntax being lowered, for internal errors.
     span: Option<Span>,
 }
@@ -496,6 +520,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             loop_starts: Vec::new(),
             summed_out: Vec::new(),
             plain_sampling: false,
+            rows_part: None,
             span: None,
         })
     }

@@ -7,7 +7,11 @@
 //! sum) is unbiased for the mean (sum) over all rows. Without `batch`, every row runs once, in
 //! order. The rows run in one loop whose code is one row's.
 //!
-//! This module must not decide how rows are batched for the machine; it states the estimate.
+//! A minibatch's estimate can also be computed in parts (see [`RowsPart`]), which a training
+//! step runs side by side.
+//!
+//! This module must not decide how rows are batched for the machine, nor into how many parts
+//! a minibatch is split; it states the estimate.
 
 use std::rc::Rc;
 
@@ -15,6 +19,16 @@ use super::value::{Env, Estimate, OverRows, Val};
 use super::{internal, FunctionLowerer, Lowered};
 use crate::ir::{Op, Sampler, Type, UnaryOp, Value};
 use crate::syntax::ast::{Arg, Expr};
+
+/// Which part of its minibatch an estimate over rows computes: of the `B` rows drawn, the
+/// `B / parts` from position `part · B / parts` on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowsPart {
+    /// An int value of the function: which part, from 0.
+    pub part: Value,
+    /// How many parts; divides `B`.
+    pub parts: u32,
+}
 
 impl<'p, 'a> FunctionLowerer<'p, 'a> {
     /// `mean_over(…)` or `sum_over(…)` as a symbolic estimate.
@@ -67,6 +81,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         };
         let count = count.ok_or_else(|| internal(Some(span), "rows that are not a matrix or vector"))?;
         let size = over.batch.unwrap_or(count).min(count);
+        let rows_part = self.rows_part.take();
         let (chosen, rng) = match over.batch {
             Some(_) => {
                 let sampler = Sampler::Subsample { population: count, size };
@@ -82,11 +97,25 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             _ => Type::Real,
         };
         let zero = self.builder.filled(estimated, 0.0)?;
-        let (lo, hi) = (self.builder.int(0)?, self.builder.int(i64::from(size))?);
+        let (rows_here, first, rng) = match (rows_part, chosen) {
+            (Some(RowsPart { part, parts }), Some(_)) if parts > 0 && size % parts == 0 => {
+                let rows_here = size / parts;
+                let length = self.builder.int(i64::from(rows_here))?;
+                let first = self.builder.mul(part, length)?;
+                (rows_here, Some(first), self.streams_skipped(rng, first)?)
+            }
+            (None, _) => (size, None, rng),
+            (Some(_), _) => return Err(internal(Some(span), "parts of a minibatch that do not divide it")),
+        };
+        let (lo, hi) = (self.builder.int(0)?, self.builder.int(i64::from(rows_here))?);
         let params = self.builder.begin_block(&[Type::Int, estimated, Type::Rng]);
         let (position, total, stream) = (params[0], params[1], params[2]);
         let index = match chosen {
             Some(chosen) => {
+                let position = match first {
+                    Some(first) => self.builder.add(first, position)?,
+                    None => position,
+                };
                 let row = self.builder.push1(Op::Extract { aggregate: chosen, index: position })?;
                 self.builder.unary(UnaryOp::ToInt, row)?
             }
@@ -111,5 +140,16 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
         }
         let scale = self.builder.real(scale)?;
         Ok(self.builder.mul(total, scale)?)
+    }
+
+    /// The stream the rows' loop carries into position `first`: each position splits its own
+    /// stream off the carried one.
+    fn streams_skipped(&mut self, rng: Value, first: Value) -> Lowered<Value> {
+        let zero = self.builder.int(0)?;
+        let params = self.builder.begin_block(&[Type::Int, Type::Rng]);
+        let streams = self.builder.push(Op::Split { rng: params[1] })?;
+        let body = self.builder.end_block(vec![streams[0]])?;
+        let skipped = self.builder.push_for(zero, first, vec![rng], body)?;
+        skipped.first().copied().ok_or_else(|| internal(None, "a loop without results"))
     }
 }

@@ -43,6 +43,9 @@ pub struct Kernel {
     native: Option<Compiled>,
     /// The leading parameters' types: the program's parameters, before the stream.
     param_types: Vec<Type>,
+    /// Whether an int parameter follows the stream: which part of its minibatch a call
+    /// computes (`lower::Program::lower_estimate_part`).
+    takes_part: bool,
     /// Found once, for the interpreter's calls.
     data_in_place: interp::DataInPlace,
 }
@@ -66,12 +69,14 @@ enum Memory {
 }
 
 impl Kernel {
-    /// `function` takes the program's parameters followed by one stream; `native` is its code.
+    /// `function` takes the program's parameters followed by one stream, and perhaps the part
+    /// to compute; `native` is its code.
     pub fn new(function: Function, native: Option<Compiled>) -> Kernel {
-        let params = function.body.params.iter().filter_map(|param| function.ty(*param));
-        let param_types = params.take_while(|ty| *ty != Type::Rng).collect();
+        let types: Vec<Type> = function.body.params.iter().filter_map(|param| function.ty(*param)).collect();
+        let param_types: Vec<Type> = types.iter().copied().take_while(|ty| *ty != Type::Rng).collect();
+        let takes_part = types.get(param_types.len() + 1) == Some(&Type::Int);
         let data_in_place = interp::DataInPlace::of(&function);
-        Kernel { function, native, param_types, data_in_place }
+        Kernel { function, native, param_types, takes_part, data_in_place }
     }
 
     pub fn worker(&self) -> Worker {
@@ -87,8 +92,7 @@ impl Kernel {
         match (&mut worker.memory, &self.native) {
             (Memory::Native(scratch), Some(native)) => native.set_params(scratch, flat),
             (Memory::Interpreted { args, .. }, _) => {
-                *args = runtime_args(&self.param_types, flat);
-                args.push(RuntimeValue::Rng(Box::new(Rng::new(0, 0))));
+                *args = self.args(flat, 0, 0, 0);
             }
             (Memory::Native(_), None) => {}
         }
@@ -97,9 +101,18 @@ impl Kernel {
     /// One call on the stream `Rng::new(seed, stream)`; false if it failed (see
     /// [`Kernel::explain`]).
     pub fn call(&self, worker: &mut Worker, seed: u64, stream: u64) -> bool {
+        self.call_part(worker, seed, stream, 0)
+    }
+
+    /// One call computing part `part` of its estimate (if the kernel takes one) on the stream
+    /// `Rng::new(seed, stream)`; false if it failed.
+    pub fn call_part(&self, worker: &mut Worker, seed: u64, stream: u64, part: u32) -> bool {
         match (&mut worker.memory, &self.native) {
             (Memory::Native(scratch), Some(native)) => {
                 native.set_rng(scratch, self.param_types.len(), seed, stream);
+                if self.takes_part {
+                    native.set_int(scratch, self.param_types.len() + 1, i64::from(part));
+                }
                 let ok = native.call(scratch);
                 if ok && native.real_results(scratch).is_none() {
                     worker.reals.clear();
@@ -110,8 +123,11 @@ impl Kernel {
                 ok
             }
             (Memory::Interpreted { args, results }, _) => {
-                if let Some(last) = args.last_mut() {
-                    *last = RuntimeValue::Rng(Box::new(Rng::new(seed, stream)));
+                if let Some(arg) = args.get_mut(self.param_types.len()) {
+                    *arg = RuntimeValue::Rng(Box::new(Rng::new(seed, stream)));
+                }
+                if let (true, Some(arg)) = (self.takes_part, args.get_mut(self.param_types.len() + 1)) {
+                    *arg = RuntimeValue::Int(i64::from(part));
                 }
                 let Ok(values) = interp::run_with(&self.function, &self.data_in_place, args.clone()) else {
                     return false;
@@ -155,10 +171,30 @@ impl Kernel {
     /// first NaN comes from): the interpreter reruns it and reports the instruction. `None` if it
     /// does not fail after all.
     pub fn explain(&self, flat: &[f64], seed: u64, stream: u64, watching_nan: bool) -> Option<InterpError> {
+        self.explain_part(flat, seed, stream, 0, watching_nan)
+    }
+
+    /// [`Kernel::explain`] for the call computing part `part`.
+    pub fn explain_part(
+        &self,
+        flat: &[f64],
+        seed: u64,
+        stream: u64,
+        part: u32,
+        watching_nan: bool,
+    ) -> Option<InterpError> {
+        let run = if watching_nan { interp::run_watching_nan } else { interp::run };
+        run(&self.function, self.args(flat, seed, stream, part)).err()
+    }
+
+    /// The interpreter's arguments: the flat parameters, the stream and the part, if taken.
+    fn args(&self, flat: &[f64], seed: u64, stream: u64, part: u32) -> Vec<RuntimeValue> {
         let mut args = runtime_args(&self.param_types, flat);
         args.push(RuntimeValue::Rng(Box::new(Rng::new(seed, stream))));
-        let run = if watching_nan { interp::run_watching_nan } else { interp::run };
-        run(&self.function, args).err()
+        if self.takes_part {
+            args.push(RuntimeValue::Int(i64::from(part)));
+        }
+        args
     }
 }
 

@@ -70,6 +70,17 @@ pub(crate) const DATA_STREAMS: u64 = 1 << 60;
 /// The number of samples of `estimate`/`grad` without `samples:`.
 pub const DEFAULT_SAMPLES: u64 = 1000;
 
+/// Which parameters of `lowered` to differentiate: the differentiable ones among `only` (by
+/// index), or all.
+fn differentiated(lowered: &crate::ir::Function, only: Option<&[usize]>) -> Vec<bool> {
+    let params = lowered.body.params.iter().enumerate();
+    params
+        .map(|(i, param)| {
+            lowered.ty(*param).is_some_and(|ty| ty.is_differentiable()) && only.is_none_or(|only| only.contains(&i))
+        })
+        .collect()
+}
+
 /// `--threads` beyond this many per core are not started.
 pub const MAX_THREADS_PER_CORE: usize = 4;
 
@@ -502,24 +513,41 @@ impl<'a> Session<'a> {
     /// samples, sample `p` on the stream `p` places after the call's: one program over all of
     /// them where they batch (as a training step's particles run), else one after another.
     pub fn compile_objectives_with(&self, particles: u32) -> Result<Vec<(String, Estimator)>, Diagnostic> {
+        self.compile_printed_objectives(|file, objective| {
+            match self.compile_particles(file, objective, None, particles)? {
+                Some(batched) => Ok(batched),
+                None => {
+                    // Particles that do not batch run one after another, as a step's do.
+                    let (lowered, wrt) = self.lower_for(file, objective, None, particles)?;
+                    let batch_rows = particles == 1 && !self.options.row_by_row;
+                    adev::compile(lowered, &wrt, batch_rows, self.options.matmul_precision)
+                }
+            }
+        })
+    }
+
+    /// Compiles the objective of every `estimate`/`grad` in the user's file, each a minibatch
+    /// estimate, in `parts` parts as a training step runs it (see
+    /// `lower::Program::lower_estimate_part`): functions `(params…, stream, part)` whose sum over
+    /// the parts is the estimate. For tools and tests.
+    pub fn compile_objectives_in_parts(&self, parts: u32) -> Result<Vec<(String, Estimator)>, Diagnostic> {
+        self.compile_printed_objectives(|file, objective| self.compile_parts(file, objective, None, parts))
+    }
+
+    /// `compile(file, objective)` of every `estimate`/`grad` objective in the user's file, in
+    /// order, with its source text.
+    fn compile_printed_objectives(
+        &self,
+        compile: impl Fn(usize, &'a Expr) -> Result<Estimator, Diagnostic>,
+    ) -> Result<Vec<(String, Estimator)>, Diagnostic> {
         let analysis = self.program.analysis;
         let file = analysis.files.len().saturating_sub(1);
         let mut compiled = Vec::new();
         let Some(parsed) = analysis.files.get(file) else { return Ok(compiled) };
         for item in &parsed.program.items {
             let ItemKind::Print(exprs) = &item.kind else { continue };
-            for expr in exprs {
-                let Some(objective) = objective_of(expr) else { continue };
-                let estimator = match self.compile_particles(file, objective, None, particles)? {
-                    Some(batched) => batched,
-                    None => {
-                        // Particles that do not batch run one after another, as a step's do.
-                        let (lowered, wrt) = self.lower_for(file, objective, None, particles)?;
-                        let batch_rows = particles == 1 && !self.options.row_by_row;
-                        adev::compile(lowered, &wrt, batch_rows, self.options.matmul_precision)?
-                    }
-                };
-                compiled.push((self.source(objective.span), estimator));
+            for objective in exprs.iter().filter_map(objective_of) {
+                compiled.push((self.source(objective.span), compile(file, objective)?));
             }
         }
         Ok(compiled)
@@ -564,16 +592,22 @@ impl<'a> Session<'a> {
         particles: u32,
     ) -> Result<(crate::ir::Function, Vec<bool>), Diagnostic> {
         let lowered = self.program.lower_estimates(file, objective, "estimate", particles)?;
-        let wrt: Vec<bool> = lowered
-            .body
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, param)| {
-                lowered.ty(*param).is_some_and(|ty| ty.is_differentiable()) && only.is_none_or(|only| only.contains(&i))
-            })
-            .collect();
+        let wrt = differentiated(&lowered, only);
         Ok((lowered, wrt))
+    }
+
+    /// A minibatch objective in `parts` parts that run side by side (see
+    /// `lower::Program::lower_estimate_part`), differentiated as [`Session::compile_for`] does.
+    fn compile_parts(
+        &self,
+        file: usize,
+        objective: &'a Expr,
+        only: Option<&[usize]>,
+        parts: u32,
+    ) -> Result<Estimator, Diagnostic> {
+        let lowered = self.program.lower_estimate_part(file, objective, "estimate", parts)?;
+        let wrt = differentiated(&lowered, only);
+        adev::compile(lowered, &wrt, true, self.options.matmul_precision)
     }
 
     fn estimate(

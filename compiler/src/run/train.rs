@@ -2,7 +2,8 @@
 //! `particles` independent gradient estimates of every objective, each objective updating its
 //! own group of parameters (`wrt`) with its own optimizer state. A step's particles run one per
 //! call, spread over the threads, or, where they batch (`adev::compile_particles`), all in one
-//! call; particle `p` draws from the same stream either way.
+//! call; particle `p` draws from the same stream either way. A particle of a minibatch objective
+//! runs in parts, a few rows of its minibatch each, side by side (see [`minibatch_parts`]).
 //!
 //! Progress goes out as [`Output::Progress`] after every step; a client decides how to show it.
 //! A run stops after `steps`, when the objective's running average has stopped improving
@@ -48,6 +49,17 @@ const FEW_PARTICLES: u64 = 8;
 /// shorter one would spend more on handing work to the threads than it saves.
 const PARALLEL_STEP: Duration = Duration::from_micros(100);
 
+/// A minibatch is split into parts of at least this many rows: fewer would multiply matrices too
+/// thin for `gemm` to run at full speed.
+const PART_ROWS: u32 = 32;
+
+/// A minibatch is split into at most this many parts. Each part's gradient is summed into the
+/// step's: more parts would cost more passes over a network's gradient than two threads save.
+const MOST_PARTS: u32 = 2;
+
+/// A step's passes over a gradient of at least this many elements run on every thread.
+const PARALLEL_PASS: usize = 1 << 16;
+
 /// The options of one `maximize`/`minimize`, evaluated.
 struct Settings {
     method: Method,
@@ -71,6 +83,10 @@ struct Objective {
     /// The sum of a step's particles as one batched program, where that pays (see
     /// `adev::compile_particles`).
     particles_at_once: Option<Estimator>,
+    /// The parts each particle runs in (see [`minibatch_parts`]); `estimator` computes one.
+    parts: u32,
+    /// The whole of a particle run in parts, for the fit diagnostics.
+    whole: Option<Estimator>,
     /// Indices (into the program's parameters) this objective trains.
     params: Vec<usize>,
 }
@@ -79,8 +95,11 @@ struct Objective {
 struct Group {
     source: String,
     span: Span,
-    /// Runs one particle per call.
+    /// Runs one particle per call, or one part of one (see [`Objective::parts`]).
     executor: Executor,
+    parts: u32,
+    /// Runs one whole particle per call where `executor` runs parts (see [`Objective::whole`]).
+    whole: Option<Executor>,
     /// Runs all of a step's particles in one call, if they batch (see [`Objective`]).
     particles_at_once: Option<Executor>,
     params: Vec<usize>,
@@ -107,6 +126,12 @@ struct ParticleSums {
     value: f64,
     gradient: Vec<Vec<f64>>,
     failed: Option<u64>,
+}
+
+impl AsRef<[Vec<f64>]> for ParticleSums {
+    fn as_ref(&self) -> &[Vec<f64>] {
+        &self.gradient
+    }
 }
 
 impl ParticleSums {
@@ -166,7 +191,7 @@ impl<'a> Session<'a> {
                 .with_note(format!("a run's random streams keep at most {MOST_TRAININGS} trainings apart")));
         }
         self.trainings += 1;
-        let objectives = self.objectives(file, command, settings.particles)?;
+        let objectives = self.objectives(file, command, &settings)?;
         let minibatch = match command.objectives.first() {
             Some(first) => self.minibatch(file, &first.expr, settings.particles)?,
             None => None,
@@ -225,10 +250,8 @@ impl<'a> Session<'a> {
             let mut finite = true;
             let started = Instant::now();
             for (g, group) in groups.iter_mut().enumerate() {
-                let value = self.sum_gradient(group, &settings, command_index, g, step, parallel.unwrap_or(false))?;
-                // The mean over the particles, turned downhill: x / (±n) is ±(x / n), bit for
-                // bit, and x / ±1 is ±x, so one pass does both and the norm.
-                let norm = divide_and_norm(&mut group.gradient, sign * settings.particles as f64);
+                let (value, norm) =
+                    self.step_gradient(group, &settings, command_index, g, step, parallel.unwrap_or(false), sign)?;
                 // A finite norm is a sum of finite squares; the elements are looked at only
                 // when it is not (it may also have overflowed).
                 if !value.is_finite()
@@ -253,8 +276,9 @@ impl<'a> Session<'a> {
             if finite {
                 // Each parameter moves where it lives: no copy of a network's weights per step.
                 for group in &mut groups {
+                    let pool = self.pool.as_deref().filter(|_| parallel == Some(true) && group.width >= PARALLEL_PASS);
                     for (k, (p, gradient)) in group.params.iter().zip(&group.gradient).enumerate() {
-                        group.optimizer.update(k, self.params.get_mut(*p), gradient);
+                        group.optimizer.update(k, self.params.get_mut(*p), gradient, pool);
                     }
                     group.optimizer.finish_step();
                 }
@@ -327,7 +351,7 @@ impl<'a> Session<'a> {
                 let trained = groups
                     .iter()
                     .map(|group| fit::Trained {
-                        executor: &group.executor,
+                        executor: group.whole.as_ref().unwrap_or(&group.executor),
                         width: group.width,
                         params: group.params.iter().copied().zip(group.gradients.iter().cloned()).collect(),
                     })
@@ -351,11 +375,12 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Runs the step's particles and leaves the sum of their gradients (per parameter of the
-    /// group) in `group.gradient`; returns their mean objective. Particles are summed in chunks,
-    /// and the chunks in order, so the result does not depend on `parallel` or the number of
-    /// threads.
-    fn sum_gradient(
+    /// Runs the step's particles and leaves the mean of their gradients (per parameter of the
+    /// group) in `group.gradient`, times `sign` (-1 to maximise); returns their mean objective
+    /// and the gradient's norm. Particles are summed in chunks, and the chunks in order, so the
+    /// result does not depend on `parallel` or the number of threads.
+    #[allow(clippy::too_many_arguments)]
+    fn step_gradient(
         &self,
         group: &mut Group,
         settings: &Settings,
@@ -363,26 +388,29 @@ impl<'a> Session<'a> {
         g: usize,
         step: u64,
         parallel: bool,
-    ) -> Result<f64, Diagnostic> {
+        sign: f64,
+    ) -> Result<(f64, f64), Diagnostic> {
         let particles = settings.particles;
         // All particles in one call (on the first one's stream), or one per call.
-        let (executor, calls) = match &group.particles_at_once {
-            Some(executor) => (executor, 1),
-            None => (&group.executor, particles),
+        let (executor, calls, parts) = match &group.particles_at_once {
+            Some(executor) => (executor, 1, 1),
+            None => (&group.executor, particles * u64::from(group.parts), group.parts),
         };
         let mut value = 0.0;
         let mut failed = None;
         let gradients = &group.gradients;
         let seed = settings.seed;
         let gradient = &mut group.gradient;
-        // A step of a few particles is one chunk by the usual rule; summed one particle per
-        // chunk instead, it has the same bits (each chunk's sum starts from 0, and 0 + x is x),
-        // and its particles can run on every thread: a minibatch objective's few, costly ones.
-        // (With many particles, a chunk each would cost one more pass over the gradient apiece.)
-        let chunk = if calls <= FEW_PARTICLES { 1 } else { CHUNK };
-        // The sums of a step of one chunk are its gradient: taken as they are (below), not
-        // added into zeros.
-        let one_chunk = calls <= chunk;
+        // A step of a few particles is one chunk by the usual rule; summed one call (particle,
+        // or part of one) per chunk instead, it has the same bits (each chunk's sum starts from
+        // 0, and 0 + x is x), and its calls can run on every thread: a minibatch objective's
+        // few, costly ones. (With many particles, a chunk each would cost one more pass over the
+        // gradient apiece.)
+        let chunk = if calls <= FEW_PARTICLES * u64::from(parts) { 1 } else { CHUNK };
+        // The chunks of a step that fits one round are summed after it, in the pass that takes
+        // the mean (below): the first chunk's sums are taken as they are, not added into zeros.
+        let chunks = calls.div_ceil(chunk);
+        let one_round = chunks <= group.round.len() as u64;
         let mut first_chunk = true;
         executor.run(
             self.params.flat(),
@@ -394,7 +422,9 @@ impl<'a> Session<'a> {
                 sums.clear();
                 let first = indices.start;
                 for call in indices {
-                    if !kernel.call(worker, seed, training_stream(command, g, step, particles, call)) {
+                    let (particle, part) = particle_and_part(call, parts);
+                    let stream = training_stream(command, g, step, particles, particle);
+                    if !kernel.call_part(worker, seed, stream, part) {
                         sums.failed = Some(call);
                         return;
                     }
@@ -406,7 +436,7 @@ impl<'a> Session<'a> {
             },
             |sums| {
                 value += sums.value;
-                if !one_chunk {
+                if !one_round {
                     add_gradient(gradient, sums.gradient.iter().map(Vec::as_slice), first_chunk);
                     first_chunk = false;
                 }
@@ -414,23 +444,36 @@ impl<'a> Session<'a> {
                 failed.is_none()
             },
         );
-        if let (true, Some(sums)) = (one_chunk, group.round.first_mut()) {
-            std::mem::swap(&mut group.gradient, &mut sums.gradient);
-        }
         if let Some(call) = failed {
-            // The interpreter finds the failing particle, each on its own stream.
-            let mut candidates = if calls == 1 { 0..particles } else { call..call + 1 };
+            // The interpreter finds the failing particle (and part), each on its own stream.
+            let mut candidates = match group.particles_at_once {
+                Some(_) => 0..particles,
+                None => call..call + 1,
+            };
             let executor = &group.executor;
-            let error = candidates.find_map(|particle| {
+            let error = candidates.find_map(|call| {
+                let (particle, part) = particle_and_part(call, group.parts);
                 let stream = training_stream(command, g, step, particles, particle);
-                executor.kernel().explain(self.params.flat(), seed, stream, false)
+                executor.kernel().explain_part(self.params.flat(), seed, stream, part, false)
             });
             return Err(match error {
                 Some(error) => runtime_error(error, Some(group.span), None),
                 None => crate::lower::internal(Some(group.span), "native code failed where the interpreter did not"),
             });
         }
-        Ok(value / particles as f64)
+        // The mean over the particles, turned downhill: x / (±n) is ±(x / n), bit for bit,
+        // and x / ±1 is ±x, so one pass sums the chunks, does both and takes the norm.
+        let divisor = sign * particles as f64;
+        let pool = self.pool.as_deref().filter(|_| parallel && group.width >= PARALLEL_PASS);
+        let norm = match group.round.split_first_mut() {
+            Some((first, rest)) if one_round => {
+                std::mem::swap(&mut group.gradient, &mut first.gradient);
+                let rest = rest.get(..chunks as usize - 1).unwrap_or_default();
+                divide_and_norm(&mut group.gradient, rest, divisor, pool)
+            }
+            _ => divide_and_norm::<ParticleSums>(&mut group.gradient, &[], divisor, pool),
+        };
+        Ok((value / particles as f64, norm))
     }
 
     /// The report of a non-finite objective or gradient: the step, the parameters, and where
@@ -451,9 +494,10 @@ impl<'a> Session<'a> {
             .filter(|(_, g)| g.iter().any(|x| !x.is_finite()))
             .map(|(p, _)| self.program.params[*p].name.as_str())
             .collect();
-        let origin = (0..settings.particles).find_map(|particle| {
+        let origin = (0..settings.particles * u64::from(group.parts)).find_map(|call| {
+            let (particle, part) = particle_and_part(call, group.parts);
             let stream = training_stream(command, g, step, settings.particles, particle);
-            group.executor.kernel().explain(self.params.flat(), settings.seed, stream, true)
+            group.executor.kernel().explain_part(self.params.flat(), settings.seed, stream, part, true)
         });
         let what = if value.is_finite() { "the gradient" } else { "the objective" };
         let mut diagnostic = match origin {
@@ -600,7 +644,12 @@ impl<'a> Session<'a> {
         Ok(Some(Minibatch { rows_per_step: batch.saturating_mul(particles), rows }))
     }
 
-    fn objectives(&self, file: usize, command: &'a Optimize, particles: u64) -> Result<Vec<Objective>, Diagnostic> {
+    fn objectives(
+        &self,
+        file: usize,
+        command: &'a Optimize,
+        settings: &Settings,
+    ) -> Result<Vec<Objective>, Diagnostic> {
         let mut objectives = Vec::with_capacity(command.objectives.len());
         for objective in &command.objectives {
             let explicit: Option<Vec<usize>> = objective.wrt.as_ref().map(|names| {
@@ -613,7 +662,16 @@ impl<'a> Session<'a> {
                 };
                 (0..self.program.params.len()).filter(|i| listed(&self.program.params[*i].name)).collect()
             });
-            let estimator = self.compile_for(file, &objective.expr, explicit.as_deref())?;
+            let parts = match self.minibatch(file, &objective.expr, 1)? {
+                Some(minibatch) if !self.options.row_by_row => {
+                    minibatch_parts(minibatch.rows_per_step.min(minibatch.rows))
+                }
+                _ => 1,
+            };
+            let estimator = match parts {
+                1 => self.compile_for(file, &objective.expr, explicit.as_deref())?,
+                _ => self.compile_parts(file, &objective.expr, explicit.as_deref(), parts)?,
+            };
             let used = crate::ir::uses(&estimator.forward);
             let params: Vec<usize> = (0..self.program.params.len())
                 .filter(|i| estimator.wrt[*i] && used.contains(&estimator.forward.body.params[*i]))
@@ -623,15 +681,24 @@ impl<'a> Session<'a> {
                     .with_primary(objective.expr.span, "nothing here can be trained")
                     .with_help("a `param` must appear in the objective for training to change it"));
             }
-            let particles_at_once = match u32::try_from(particles) {
-                Ok(particles) => self.compile_particles(file, &objective.expr, explicit.as_deref(), particles)?,
-                Err(_) => None,
+            let particles_at_once = match u32::try_from(settings.particles) {
+                Ok(particles) if parts == 1 => {
+                    self.compile_particles(file, &objective.expr, explicit.as_deref(), particles)?
+                }
+                _ => None,
+            };
+            // The fit diagnostics take whole draws of the gradient.
+            let whole = match parts > 1 && settings.fit_draws > 0 {
+                true => Some(self.compile_for(file, &objective.expr, explicit.as_deref())?),
+                false => None,
             };
             objectives.push(Objective {
                 source: self.source(objective.expr.span),
                 span: objective.expr.span,
                 estimator,
                 particles_at_once,
+                parts,
+                whole,
                 params,
             });
         }
@@ -662,6 +729,10 @@ impl<'a> Session<'a> {
             Some(estimator) => Some(self.executor(estimator.reverse, &objective.source, emit)?),
             None => None,
         };
+        let whole = match objective.whole {
+            Some(estimator) => Some(self.executor(estimator.reverse, &objective.source, emit)?),
+            None => None,
+        };
         let zeros: Vec<Vec<f64>> = objective.params.iter().map(|p| vec![0.0; self.params.get(*p).len()]).collect();
         let sizes: Vec<usize> = zeros.iter().map(Vec::len).collect();
         let schedule = Schedule::parse(&settings.schedule_text, settings.steps)
@@ -677,6 +748,8 @@ impl<'a> Session<'a> {
             source: objective.source,
             span: objective.span,
             executor,
+            parts: objective.parts,
+            whole,
             particles_at_once,
             params: objective.params,
             gradients,
@@ -699,6 +772,22 @@ impl<'a> Session<'a> {
         let native = self.native(&function, source, emit)?;
         Ok(Executor::new(Kernel::new(function, native), self.pool.clone()))
     }
+}
+
+/// Into how many parts a particle of a minibatch of `rows` rows is split: as many as fit
+/// [`PART_ROWS`] and [`MOST_PARTS`] and divide the rows evenly. The number does not depend on
+/// the threads, so neither do the results.
+fn minibatch_parts(rows: u64) -> u32 {
+    (1..=MOST_PARTS)
+        .rev()
+        .find(|parts| rows % u64::from(*parts) == 0 && rows / u64::from(*parts) >= u64::from(PART_ROWS))
+        .unwrap_or(1)
+}
+
+/// The particle and part of call `call` of a step whose particles run in `parts` parts.
+fn particle_and_part(call: u64, parts: u32) -> (u64, u32) {
+    let parts = u64::from(parts.max(1));
+    (call / parts, (call % parts) as u32)
 }
 
 /// The stream of one particle of one step of one objective of a training command: the top bit
