@@ -4,8 +4,10 @@
 //! one image's gradient and 64 of them one at a time; then, with products of two matrices in
 //! f64 and in f32, the gradient of a minibatch of 64 and of 1024 test images
 //! (`mean_over(…, batch: B)`) and a training step's 64 particles of one image, on one thread,
-//! and the minibatch of 1024 with its largest products on every core, as a training step runs
-//! it; then the matrix product at the VAE's shapes beside the `gemm` crate called directly.
+//! and the minibatch of 1024 with its largest products on every core; a whole training step
+//! (gradient in two parts on every core, then Adam) of a minibatch of 64 and of 1024, as `ppl
+//! run` takes it; then the matrix product at the VAE's shapes beside the `gemm` crate called
+//! directly.
 //! NumPyro's figures on the same machine come from `bench/numpyro_vae.py`.
 
 use std::process::ExitCode;
@@ -89,9 +91,49 @@ fn figures(runs: usize) -> Result<(), String> {
             };
             println!("    {what:<39} {:>9.3} ms", ms(time));
         }
+        for (what, batch, steps) in [
+            ("training step, minibatch of 64, every core:", 64, 101),
+            ("training step, minibatch of 1024, every core:", 1024, 21),
+        ] {
+            let time = training_step(&source, precision, batch, steps)?;
+            println!("    {what:<39} {:>9.3} ms", ms(time));
+        }
     }
     matrix_products(runs);
     Ok(())
+}
+
+/// The median step of a training (`maximize`, Adam) on minibatches of `batch` test images, as
+/// `ppl run` takes it: a minibatch in two parts on every core, then the step's passes over the
+/// gradient. Steps are timed between the progress reports training makes after each; the first,
+/// which also decides whether steps use every core, is left out.
+fn training_step(
+    definitions: &str,
+    precision: Precision,
+    batch: u32,
+    steps: u64,
+) -> Result<std::time::Duration, String> {
+    let source = format!(
+        "{definitions}\nmaximize mean_over(test, image_elbo, batch: {batch}) \
+         with {{ optimizer: adam(lr: 0.001), steps: {steps}, diagnostics: 0 }};\n"
+    );
+    let analysis = ppl::check_source("vae.ppl", &source);
+    if analysis.has_errors() {
+        return Err(analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
+    }
+    let options = ppl::run::RunOptions { matmul_precision: precision, ..Default::default() };
+    let mut session = ppl::run::Session::new(&analysis, options).map_err(|error| error.message.clone())?;
+    let mut reports = Vec::with_capacity(steps as usize);
+    session
+        .run_commands(&mut |output| {
+            if let ppl::run::Output::Progress { .. } = output {
+                reports.push(std::time::Instant::now());
+            }
+        })
+        .map_err(|error| error.message.clone())?;
+    let mut durations: Vec<std::time::Duration> = reports.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    durations.sort();
+    durations.get(durations.len() / 2).copied().ok_or_else(|| "the training took no steps".to_string())
 }
 
 /// `ppl_runtime::matmul` at the VAE's layer shapes (a minibatch of 64 through each layer)

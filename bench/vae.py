@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The paper's VAE (Table 1) in ppl beside NumPyro, in one run: training time, test ELBO and
 IWELBO(100) per image, peak memory, and the ratio of the training times; then the gradient of a
-minibatch of 64 and of 1024 images, and their ratios.
+minibatch of 64 and of 1024 images and a training step of each, and their ratios to NumPyro's
+gradient.
 
 Runs `ppl run --json --quiet examples/vae.ppl` with products of matrices in f64 and in f32
 (`--matmul-precision`) and `bench tensors` (build both with
@@ -41,8 +42,9 @@ def run_ppl(precision):
 
 def run_bench_tensors():
     """`bench tensors`: ppl's gradient of a minibatch of 64 and of 1024 images (on one thread, and
-    the 1024 with its products on every core) and of 64 particles of one image, in ms, for each
-    precision of products."""
+    the 1024 with its products on every core), of 64 particles of one image, and a training step
+    of a minibatch of 64 and of 1024 as `ppl run` takes it, in ms, for each precision of
+    products."""
     bench = os.path.join(ROOT, "target", "release", "bench")
     done = subprocess.run([bench, "tensors", "--runs", "15"], cwd=ROOT, capture_output=True, text=True, check=True)
     figures, precision = {}, None
@@ -90,6 +92,11 @@ def main():
             ours, theirs = grads[what], numpyro[f"grad_ms_b{batch}"]
             print(f"{what}: ppl {ours:.2f} ms ({precision} products), NumPyro {theirs:.2f} ms (f32), "
                   f"ppl / NumPyro: {ours / theirs:.2f}")
+        for what, batch in [("training step, minibatch of 64, every core", 64),
+                            ("training step, minibatch of 1024, every core", 1024)]:
+            ours, theirs = grads[what], numpyro[f"grad_ms_b{batch}"]
+            print(f"{what} (gradient in two parts, then Adam): ppl {ours:.2f} ms ({precision} products), "
+                  f"NumPyro's gradient alone {theirs:.2f} ms (f32), ppl / NumPyro: {ours / theirs:.2f}")
         ours, theirs = grads["64 particles of one image's ELBO"], numpyro["grad_ms_b64"]
         print(f"64 particles of one image: ppl {ours:.2f} ms ({precision} products), "
               f"{ours / theirs:.2f} x NumPyro's gradient of 64 images (target: at most 2)")
