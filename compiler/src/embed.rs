@@ -393,7 +393,7 @@ impl Objective {
             return Err(Error::plain(format!("expected {total} parameters and gradient elements")));
         }
         self.kernel.load_params(&mut self.worker, params);
-        if !self.kernel.call(&mut self.worker, seed, stream) {
+        if !self.kernel.call(&mut self.worker, params, seed, stream) {
             let error = self.kernel.explain(params, seed, stream, false);
             let diagnostic = match error {
                 Some(error) => crate::run::runtime_error(error, Some(self.span), None),

@@ -80,7 +80,8 @@ fn the_cone_examples_compile_to_the_same_bits() {
 }
 
 /// Compiled code writes where its own layout says: memory made for another function (here a
-/// much smaller one) is refused, never written out of bounds.
+/// much smaller one) is refused, never written out of bounds; and it reads as many parameters
+/// as the function has: fewer are refused, never read out of bounds.
 #[test]
 fn a_scratch_belongs_to_the_function_that_made_it() {
     let source = "param w: vec[50] = zeros(50);\nparam t: real = 0.5;\n\
@@ -95,7 +96,9 @@ fn a_scratch_belongs_to_the_function_that_made_it() {
     let small = codegen::compile(&objectives[1].1.reverse).expect("small compiles");
     let mut own = big.scratch();
     big.set_rng(&mut own, 2, 1, 0);
-    assert!(big.call(&mut own), "its own scratch works");
+    let params = vec![0.25; 51];
+    assert!(big.call(&mut own, &params), "its own scratch works");
     let mut other = small.scratch();
-    assert!(!big.call(&mut other), "another function's scratch is refused");
+    assert!(!big.call(&mut other, &params), "another function's scratch is refused");
+    assert!(!big.call(&mut own, &params[..50]), "too few parameters are refused");
 }

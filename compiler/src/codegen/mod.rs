@@ -4,8 +4,10 @@
 //! **ABI.** A compiled function is `extern "C" fn(frame: *mut Frame) -> i32`. The frame
 //! points at the caller's [`Scratch`]: one `f64` slot range per vector or matrix value and
 //! per scalar parameter and result, one stream slot per random-stream value, the tape of
-//! reverse mode, an overflow flag and a scratch word. The caller writes the arguments into
-//! their places, calls, and reads the results from theirs; 0 means success, 1 a failure (a
+//! reverse mode, an overflow flag and a scratch word; and at the caller's flat parameters
+//! (the leading reals, vectors and matrices), which the code reads where they lie: a network's
+//! weights are not copied per call. The caller writes the other arguments into their places,
+//! calls, and reads the results from theirs; 0 means success, 1 a failure (a
 //! check, a bound, an overflow, a sampler's domain), which the caller reproduces with the
 //! interpreter to report it exactly. Shapes are static, so a [`Scratch`] is sized once and
 //! reused: a call allocates nothing (the tape keeps its capacity).
@@ -37,6 +39,8 @@ pub enum Place {
     Slot(usize),
     /// An index into the stream slots.
     Rng(usize),
+    /// An offset in `f64` words into the caller's flat parameters (see [`Compiled::call`]).
+    Param(usize),
 }
 
 /// The memory layout of one compiled function.
@@ -55,6 +59,8 @@ pub struct Layout {
     tape_run: usize,
     slots_len: usize,
     rngs_len: usize,
+    /// The length of the flat parameters the function reads in place.
+    params_len: usize,
 }
 
 impl Layout {
@@ -71,7 +77,15 @@ impl Layout {
         // Those the top level computes share slots (see `share_top_level_slots`).
         let top_level: std::collections::HashSet<Value> =
             function.body.insts.iter().flat_map(|inst| inst.results.iter().copied()).collect();
+        // The leading reals, vectors and matrices are read where the caller keeps them.
+        let in_place = function
+            .body
+            .params
+            .iter()
+            .take_while(|param| matches!(function.ty(**param), Some(Type::Real | Type::Vec(_) | Type::Mat(..))));
+        let in_place: std::collections::HashSet<Value> = in_place.copied().collect();
         let mut defined = crate::ir::defined_in(&function.body);
+        defined.retain(|value| !in_place.contains(value));
         defined.sort();
         for value in defined {
             let shared = top_level.contains(&value) && matches!(function.ty(value), Some(Type::Vec(_) | Type::Mat(..)));
@@ -98,7 +112,13 @@ impl Layout {
         layout.tape_run = layout.slots_len;
         layout.slots_len += longest_tape_run(function, &function.body);
         for param in function.body.params.clone() {
-            let place = layout.place_of(function, param);
+            let place = match in_place.contains(&param) {
+                true => {
+                    layout.params_len += function.ty(param).map_or(1, Type::elements);
+                    Place::Param(layout.params_len - function.ty(param).map_or(1, Type::elements))
+                }
+                false => layout.place_of(function, param),
+            };
             layout.params.push(place);
         }
         layout
@@ -361,6 +381,7 @@ fn longest_tape_run(function: &Function, block: &Block) -> usize {
 #[repr(C)]
 struct Frame {
     slots: *mut f64,
+    params: *const f64,
     rngs: *mut Rng,
     tape: *mut Vec<f64>,
     failed: i64,
@@ -369,6 +390,7 @@ struct Frame {
 
 /// Where compiled code finds the frame's fields: taken from the struct, never written by hand.
 const SLOTS_AT: i32 = std::mem::offset_of!(Frame, slots) as i32;
+const PARAMS_AT: i32 = std::mem::offset_of!(Frame, params) as i32;
 const RNGS_AT: i32 = std::mem::offset_of!(Frame, rngs) as i32;
 const TAPE_AT: i32 = std::mem::offset_of!(Frame, tape) as i32;
 const FAILED_AT: i64 = std::mem::offset_of!(Frame, failed) as i64;
@@ -461,6 +483,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
         let frame = b.block_params(entry)[0];
         let flags = cranelift_codegen::ir::MemFlags::trusted();
         let slots = b.ins().load(types::I64, flags, frame, SLOTS_AT);
+        let params = b.ins().load(types::I64, flags, frame, PARAMS_AT);
         let rngs = b.ins().load(types::I64, flags, frame, RNGS_AT);
         let tape = b.ins().load(types::I64, flags, frame, TAPE_AT);
         let failed = b.ins().iadd_imm(frame, FAILED_AT);
@@ -474,6 +497,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
             scalars: HashMap::new(),
             views: HashMap::new(),
             slots,
+            params,
             rngs,
             tape,
             failed,
@@ -481,10 +505,23 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
         };
         for (param, place) in function.body.params.iter().zip(&layout.params) {
             let ty = function.ty(*param).unwrap_or(Type::Real);
-            if let (Place::Slot(offset), Type::Real | Type::Int | Type::Bool) = (place, ty) {
-                let address = translator.b.ins().iadd_imm(slots, (*offset * 8) as i64);
-                let value = translator.load_scalar(ty, address);
-                translator.scalars.insert(*param, value);
+            match (place, ty) {
+                (Place::Slot(offset), Type::Real | Type::Int | Type::Bool) => {
+                    let address = translator.b.ins().iadd_imm(slots, (*offset * 8) as i64);
+                    let value = translator.load_scalar(ty, address);
+                    translator.scalars.insert(*param, value);
+                }
+                (Place::Param(offset), Type::Real) => {
+                    let address = translator.b.ins().iadd_imm(params, (*offset * 8) as i64);
+                    let value = translator.load_scalar(ty, address);
+                    translator.scalars.insert(*param, value);
+                }
+                // Nothing writes a parameter: its vector is read where it lies, as data is.
+                (Place::Param(offset), _) => {
+                    let address = translator.b.ins().iadd_imm(params, (*offset * 8) as i64);
+                    translator.views.insert(*param, address);
+                }
+                _ => {}
             }
         }
         translator.block(&function.body)?;
@@ -558,6 +595,7 @@ impl translate::Translator<'_, '_> {
                 let dst = self.b.ins().iadd_imm(self.rngs, (index * std::mem::size_of::<Rng>()) as i64);
                 self.copy_value_to(result, ty, dst)
             }
+            (Place::Param(_), _) => Err(IrError { message: format!("result {result} placed among the parameters") }),
         }
     }
 }
@@ -569,20 +607,6 @@ impl Compiled {
         let slots = ppl_runtime::memory::zeros_apart(self.layout.slots_len);
         let rngs = ppl_runtime::memory::filled_apart(Rng::new(0, 0), self.layout.rngs_len);
         Scratch { slots, rngs, tape: Vec::new(), owner: self.id }
-    }
-
-    /// Writes flat real parameters into the places of the function's first parameters (reals,
-    /// vectors and matrices, in order), without allocating.
-    pub fn set_params(&self, scratch: &mut Scratch, flat: &[f64]) {
-        let mut rest = flat;
-        for (place, ty) in self.layout.params.iter().zip(&self.param_types) {
-            let (Place::Slot(offset), Type::Real | Type::Vec(_) | Type::Mat(..)) = (place, ty) else { break };
-            let n = ty.elements().min(rest.len());
-            if let Some(slots) = scratch.slots.get_mut(*offset..offset + n) {
-                slots.copy_from_slice(&rest[..n]);
-            }
-            rest = &rest[n..];
-        }
     }
 
     /// Sets the stream parameter at position `param` to `Rng::new(seed, stream)`, in place.
@@ -603,15 +627,19 @@ impl Compiled {
         }
     }
 
-    /// Calls the function on the arguments already in `scratch`; false if it failed.
-    pub fn call(&self, scratch: &mut Scratch) -> bool {
-        // Compiled code writes wherever its layout says: only into memory sized for it.
-        if scratch.owner != self.id {
+    /// Calls the function on the flat real parameters `params` (the function's leading reals,
+    /// vectors and matrices, in order, read in place) and the other arguments already in
+    /// `scratch`; false if it failed, or if `params` is too short.
+    pub fn call(&self, scratch: &mut Scratch, params: &[f64]) -> bool {
+        // Compiled code writes wherever its layout says, and reads as many parameters as it
+        // has: only memory sized for it.
+        if scratch.owner != self.id || params.len() < self.layout.params_len {
             return false;
         }
         scratch.tape.clear();
         let mut frame = Frame {
             slots: scratch.slots.as_mut_ptr(),
+            params: params.as_ptr(),
             rngs: scratch.rngs.as_mut_ptr(),
             tape: &mut scratch.tape,
             failed: 0,
@@ -647,10 +675,19 @@ impl Compiled {
         if args.len() != self.param_types.len() {
             return None;
         }
+        let mut params = Vec::with_capacity(self.layout.params_len);
         for ((arg, place), ty) in args.iter().zip(&self.layout.params).zip(&self.param_types) {
-            write(scratch, *place, *ty, arg)?;
+            match (place, arg) {
+                (Place::Param(_), RuntimeValue::Real(x)) => params.push(*x),
+                (Place::Param(_), RuntimeValue::Int(n)) if *ty == Type::Real => params.push(*n as f64),
+                (Place::Param(_), RuntimeValue::Vec(data) | RuntimeValue::Mat { data, .. }) => {
+                    params.extend_from_slice(data)
+                }
+                (Place::Param(_), _) => return None,
+                _ => write(scratch, *place, *ty, arg)?,
+            }
         }
-        if !self.call(scratch) {
+        if !self.call(scratch, &params) {
             return None;
         }
         self.results(scratch)

@@ -72,6 +72,8 @@ pub struct Translator<'f, 'b> {
     /// computed where the value is defined, which dominates every read of it.
     pub views: HashMap<Value, cl::Value>,
     pub slots: cl::Value,
+    /// The caller's flat parameters (see `Place::Param`).
+    pub params: cl::Value,
     pub rngs: cl::Value,
     pub tape: cl::Value,
     pub failed: cl::Value,
@@ -917,6 +919,7 @@ impl Translator<'_, '_> {
     fn staging_address(&mut self, staging: super::Place) -> cl::Value {
         match staging {
             super::Place::Slot(offset) => self.b.ins().iadd_imm(self.slots, (offset * 8) as i64),
+            super::Place::Param(offset) => self.b.ins().iadd_imm(self.params, (offset * 8) as i64),
             super::Place::Rng(index) => {
                 self.b.ins().iadd_imm(self.rngs, (index * std::mem::size_of::<ppl_runtime::Rng>()) as i64)
             }

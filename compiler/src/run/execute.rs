@@ -3,8 +3,8 @@
 //!
 //! A [`Kernel`] is the function with its native code (JIT back end) or without (the reference
 //! interpreter); both are called the same way. A [`Worker`] owns the memory one thread needs to
-//! call a kernel (slots, tape, stream state), loaded with the parameters once and reused across
-//! calls, commands' samples and training steps: native calls allocate nothing. An
+//! call a kernel (slots, tape, stream state), reused across calls, commands' samples and
+//! training steps: native calls allocate nothing, and read the parameters where they lie. An
 //! [`Executor`] splits `count` calls into chunks of [`CHUNK`] consecutive indices, runs a round of
 //! chunks on the worker threads (or on the caller's thread), and hands the chunks' summaries back
 //! in chunk order, so results are the same bits whatever the number of threads. A round run on
@@ -87,33 +87,30 @@ impl Kernel {
         Worker { memory, reals: Vec::new(), generation: u64::MAX }
     }
 
-    /// Writes the flat parameters into the worker's memory.
+    /// Prepares the worker for calls at the flat parameters `flat`: the interpreter takes them
+    /// as run-time values, once; native code reads them where they lie, at each call.
     pub fn load_params(&self, worker: &mut Worker, flat: &[f64]) {
-        match (&mut worker.memory, &self.native) {
-            (Memory::Native(scratch), Some(native)) => native.set_params(scratch, flat),
-            (Memory::Interpreted { args, .. }, _) => {
-                *args = self.args(flat, 0, 0, 0);
-            }
-            (Memory::Native(_), None) => {}
+        if let Memory::Interpreted { args, .. } = &mut worker.memory {
+            *args = self.args(flat, 0, 0, 0);
         }
     }
 
-    /// One call on the stream `Rng::new(seed, stream)`; false if it failed (see
+    /// One call at the flat parameters `params` (those of the worker's last
+    /// [`Kernel::load_params`]) on the stream `Rng::new(seed, stream)`; false if it failed (see
     /// [`Kernel::explain`]).
-    pub fn call(&self, worker: &mut Worker, seed: u64, stream: u64) -> bool {
-        self.call_part(worker, seed, stream, 0)
+    pub fn call(&self, worker: &mut Worker, params: &[f64], seed: u64, stream: u64) -> bool {
+        self.call_part(worker, params, seed, stream, 0)
     }
 
-    /// One call computing part `part` of its estimate (if the kernel takes one) on the stream
-    /// `Rng::new(seed, stream)`; false if it failed.
-    pub fn call_part(&self, worker: &mut Worker, seed: u64, stream: u64, part: u32) -> bool {
+    /// [`Kernel::call`] computing part `part` of its estimate (if the kernel takes one).
+    pub fn call_part(&self, worker: &mut Worker, params: &[f64], seed: u64, stream: u64, part: u32) -> bool {
         match (&mut worker.memory, &self.native) {
             (Memory::Native(scratch), Some(native)) => {
                 native.set_rng(scratch, self.param_types.len(), seed, stream);
                 if self.takes_part {
                     native.set_int(scratch, self.param_types.len() + 1, i64::from(part));
                 }
-                let ok = native.call(scratch);
+                let ok = native.call(scratch, params);
                 if ok && native.real_results(scratch).is_none() {
                     worker.reals.clear();
                     for index in 0..self.function.body.results.len() {

@@ -445,8 +445,9 @@ impl<'a> Session<'a> {
         let mut round = executor.round(execute::CHUNK as usize, || (Vec::new(), None));
         let mut failed = None;
         let mut index = 0;
+        let flat = self.params.flat();
         executor.run(
-            self.params.flat(),
+            flat,
             count,
             execute::CHUNK,
             true,
@@ -455,7 +456,7 @@ impl<'a> Session<'a> {
                 values.clear();
                 *failure = None;
                 for draw in draws {
-                    if !kernel.call(worker, seed, stream(draw)) {
+                    if !kernel.call(worker, flat, seed, stream(draw)) {
                         *failure = Some(draw);
                         return;
                     }
@@ -697,8 +698,9 @@ impl<'a> Session<'a> {
         let mut round = executor.round(2 * width, || (Moments::new(width), None));
         let mut total = Moments::new(width);
         let mut failed = None;
+        let flat = self.params.flat();
         executor.run(
-            self.params.flat(),
+            flat,
             samples,
             execute::CHUNK,
             true,
@@ -707,7 +709,7 @@ impl<'a> Session<'a> {
                 moments.clear();
                 *failure = None;
                 for sample in indices {
-                    let ok = kernel.call(worker, seed, stream(sample));
+                    let ok = kernel.call(worker, flat, seed, stream(sample));
                     let reals = kernel.reals(worker);
                     if !ok || reals.len() != width || reals.iter().any(|x| x.is_nan()) {
                         *failure = Some(sample);

@@ -401,6 +401,7 @@ impl<'a> Session<'a> {
         let gradients = &group.gradients;
         let seed = settings.seed;
         let gradient = &mut group.gradient;
+        let flat = self.params.flat();
         // A step of a few particles is one chunk by the usual rule; summed one call (particle,
         // or part of one) per chunk instead, it has the same bits (each chunk's sum starts from
         // 0, and 0 + x is x), and its calls can run on every thread: a minibatch objective's
@@ -413,7 +414,7 @@ impl<'a> Session<'a> {
         let one_round = chunks <= group.round.len() as u64;
         let mut first_chunk = true;
         executor.run(
-            self.params.flat(),
+            flat,
             calls,
             chunk,
             parallel,
@@ -424,7 +425,7 @@ impl<'a> Session<'a> {
                 for call in indices {
                     let (particle, part) = particle_and_part(call, parts);
                     let stream = training_stream(command, g, step, particles, particle);
-                    if !kernel.call_part(worker, seed, stream, part) {
+                    if !kernel.call_part(worker, flat, seed, stream, part) {
                         sums.failed = Some(call);
                         return;
                     }
