@@ -826,18 +826,20 @@ pub fn global_norm(grads: &[Vec<f64>]) -> f64 {
     norm_from(grads, squares.fold(0.0, |sum, block| sum + block))
 }
 
-/// Adds the gradients `terms` into `grads` (each element `g + t₀ + t₁ + …`, in that order),
-/// divides them by `divisor` and returns their [`global_norm`] afterwards, the same bits, from
-/// one pass over them instead of several: a network's gradient is megabytes. With a `pool`,
-/// the blocks of a large tensor run on its threads, with the same bits. Allocates nothing once
-/// a thread has seen its largest tensor.
+/// Divides `grads` by `divisor` and returns their [`global_norm`] afterwards, the same bits,
+/// from one pass over them instead of two: a network's gradient is megabytes. Given `terms`
+/// (gradients whose tensor `k` is `tensor(term, k)`), `grads` are first their sum instead,
+/// each element `((0 + t₀) + t₁) + …`, in the same pass. With a `pool`, the blocks of a large
+/// tensor run on its threads, with the same bits. Allocates nothing once a thread has seen its
+/// largest tensor.
 ///
 /// # Panics
 ///
 /// If a term's tensors do not have the lengths of `grads`' (a bug in the caller).
-pub fn divide_and_norm<T: AsRef<[Vec<f64>]> + Sync>(
+pub fn divide_and_norm<T: Sync>(
     grads: &mut [Vec<f64>],
     terms: &[T],
+    tensor: impl Fn(&T, usize) -> &[f64] + Sync,
     divisor: f64,
     pool: Option<&rayon::ThreadPool>,
 ) -> f64 {
@@ -846,7 +848,7 @@ pub fn divide_and_norm<T: AsRef<[Vec<f64>]> + Sync>(
         /// The sums of squares of a tensor's blocks, kept from call to call.
         static SQUARES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let fits = |term: &T| term.as_ref().iter().map(Vec::len).eq(grads.iter().map(Vec::len));
+    let fits = |term: &T| grads.iter().enumerate().all(|(k, grad)| tensor(term, k).len() == grad.len());
     assert!(terms.iter().all(fits), "divide_and_norm: terms of other lengths than the gradients'");
     // A power of two (a step's ±1 or ±64 particles) has an exact reciprocal, and then
     // `x · (1/d)` is the correctly rounded `x / d` as the division is: the same bits, at the
@@ -858,7 +860,7 @@ pub fn divide_and_norm<T: AsRef<[Vec<f64>]> + Sync>(
     for (k, grad) in grads.iter_mut().enumerate() {
         let block = |(b, values): (usize, &mut [f64])| {
             let range = b * BLOCK..b * BLOCK + values.len();
-            scale.block(values, terms.iter().map(|term| &term.as_ref()[k][range.clone()]))
+            scale.block(values, terms.iter().map(|term| &tensor(term, k)[range.clone()]))
         };
         match pool.filter(|_| grad.len() >= 2 * BLOCK) {
             Some(pool) => SQUARES.with(|squares| {
@@ -883,7 +885,8 @@ struct Scale {
 }
 
 impl Scale {
-    /// One block of [`divide_and_norm`]: its sums, scaled; returns their sum of squares.
+    /// One block of [`divide_and_norm`]: its values (or the sum of the terms' instead), scaled;
+    /// returns their sum of squares.
     fn block<'t>(self, values: &mut [f64], terms: impl Iterator<Item = &'t [f64]>) -> f64 {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
@@ -904,7 +907,10 @@ impl Scale {
     }
 
     #[inline(always)]
-    fn block_elements<'t>(self, values: &mut [f64], terms: impl Iterator<Item = &'t [f64]>) -> f64 {
+    fn block_elements<'t>(self, values: &mut [f64], mut terms: impl Iterator<Item = &'t [f64]>) -> f64 {
+        if let Some(first) = terms.next() {
+            values.iter_mut().zip(first).for_each(|(value, x)| *value = 0.0 + x);
+        }
         for term in terms {
             values.iter_mut().zip(term).for_each(|(value, x)| *value += x);
         }

@@ -322,8 +322,8 @@ fn the_norm_neither_overflows_nor_underflows() {
     assert_close("huge clipped", huge[0][1], -0.8, 1e-15);
 }
 
-/// The one-pass sum, mean and norm of a step gives the bits of adding, dividing and then taking
-/// the norm, for tensors of every length around the blocks and lanes it works in, on one thread
+/// The one-pass sum, mean and norm of a step gives the bits of adding (from zero), dividing and
+/// then taking the norm, for tensors of every length around the blocks and lanes it works in, on one thread
 /// or on a pool of two or three; and the norm is the sum of squares to within rounding.
 #[test]
 fn summing_dividing_and_taking_the_norm_in_one_pass_gives_the_bits_of_three() {
@@ -343,18 +343,18 @@ fn summing_dividing_and_taking_the_norm_in_one_pass_gives_the_bits_of_three() {
         for divisor in [-3.0, 1.0, -1.0, 64.0, -0.25, 6.0, 1e-300, f64::MIN_POSITIVE] {
             let bits = |grads: &[Vec<f64>]| grads.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
             for terms in [vec![], vec![first.as_slice(), second.as_slice()]] {
+                // Given terms, their sum from zero replaces the gradients.
                 let passes: Vec<Vec<f64>> = (0..grads.len())
                     .map(|k| {
-                        let sums = grads[k]
-                            .iter()
-                            .enumerate()
-                            .map(|(i, x)| terms.iter().fold(*x, |sum, term| sum + term[k][i]));
+                        let start = |i: usize| if terms.is_empty() { grads[k][i] } else { 0.0 };
+                        let sums =
+                            (0..grads[k].len()).map(|i| terms.iter().fold(start(i), |sum, term| sum + term[k][i]));
                         sums.map(|x| x / divisor).collect()
                     })
                     .collect();
                 for pool in [None, Some(&pools[0]), Some(&pools[1])] {
                     let mut divided = grads.clone();
-                    let norm = divide_and_norm(&mut divided, &terms, divisor, pool);
+                    let norm = divide_and_norm(&mut divided, &terms, |term, k| &term[k], divisor, pool);
                     let case = format!("{lengths:?} / {divisor}, {} terms, {pool:?}", terms.len());
                     assert_eq!(bits(&divided), bits(&passes), "{case}");
                     assert_eq!(norm.to_bits(), global_norm(&passes).to_bits(), "{case}");

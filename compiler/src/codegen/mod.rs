@@ -6,8 +6,10 @@
 //! per scalar parameter and result, one stream slot per random-stream value, the tape of
 //! reverse mode, an overflow flag and a scratch word; and at the caller's flat parameters
 //! (the leading reals, vectors and matrices), which the code reads where they lie: a network's
-//! weights are not copied per call. The caller writes the other arguments into their places,
-//! calls, and reads the results from theirs; 0 means success, 1 a failure (a
+//! weights are not copied per call; and at where the results go, the first slots or the
+//! caller's own memory ([`Compiled::call_into`]): a network's gradient is not copied either.
+//! The caller writes the other arguments into their places, calls, and reads the results from
+//! theirs; 0 means success, 1 a failure (a
 //! check, a bound, an overflow, a sampler's domain), which the caller reproduces with the
 //! interpreter to report it exactly. Shapes are static, so a [`Scratch`] is sized once and
 //! reused: a call allocates nothing (the tape keeps its capacity).
@@ -61,6 +63,8 @@ pub struct Layout {
     rngs_len: usize,
     /// The length of the flat parameters the function reads in place.
     params_len: usize,
+    /// The slots before this offset hold the results, and are wherever the caller puts them.
+    results_len: usize,
 }
 
 impl Layout {
@@ -72,6 +76,7 @@ impl Layout {
             let place = layout.fresh(function.ty(*result).unwrap_or(Type::Real));
             layout.results.push(place);
         }
+        layout.results_len = layout.slots_len;
         layout.find_data(&function.body);
         // Only the values the body defines: passes leave the types of the values they removed.
         // Those the top level computes share slots (see `share_top_level_slots`).
@@ -381,6 +386,8 @@ fn longest_tape_run(function: &Function, block: &Block) -> usize {
 #[repr(C)]
 struct Frame {
     slots: *mut f64,
+    /// Where the first `Layout::results_len` slots are.
+    results: *mut f64,
     params: *const f64,
     rngs: *mut Rng,
     tape: *mut Vec<f64>,
@@ -391,6 +398,7 @@ struct Frame {
 /// Where compiled code finds the frame's fields: taken from the struct, never written by hand.
 const SLOTS_AT: i32 = std::mem::offset_of!(Frame, slots) as i32;
 const PARAMS_AT: i32 = std::mem::offset_of!(Frame, params) as i32;
+const RESULTS_AT: i32 = std::mem::offset_of!(Frame, results) as i32;
 const RNGS_AT: i32 = std::mem::offset_of!(Frame, rngs) as i32;
 const TAPE_AT: i32 = std::mem::offset_of!(Frame, tape) as i32;
 const FAILED_AT: i64 = std::mem::offset_of!(Frame, failed) as i64;
@@ -484,6 +492,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
         let flags = cranelift_codegen::ir::MemFlags::trusted();
         let slots = b.ins().load(types::I64, flags, frame, SLOTS_AT);
         let params = b.ins().load(types::I64, flags, frame, PARAMS_AT);
+        let results = b.ins().load(types::I64, flags, frame, RESULTS_AT);
         let rngs = b.ins().load(types::I64, flags, frame, RNGS_AT);
         let tape = b.ins().load(types::I64, flags, frame, TAPE_AT);
         let failed = b.ins().iadd_imm(frame, FAILED_AT);
@@ -497,6 +506,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
             scalars: HashMap::new(),
             views: HashMap::new(),
             slots,
+            results,
             params,
             rngs,
             tape,
@@ -507,7 +517,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
             let ty = function.ty(*param).unwrap_or(Type::Real);
             match (place, ty) {
                 (Place::Slot(offset), Type::Real | Type::Int | Type::Bool) => {
-                    let address = translator.b.ins().iadd_imm(slots, (*offset * 8) as i64);
+                    let address = translator.slot_address(*offset);
                     let value = translator.load_scalar(ty, address);
                     translator.scalars.insert(*param, value);
                 }
@@ -581,14 +591,14 @@ impl translate::Translator<'_, '_> {
             (Place::Slot(offset), Type::Real | Type::Int | Type::Bool) => {
                 let value =
                     self.scalars.get(&result).copied().ok_or(IrError { message: format!("{result} unknown") })?;
-                let address = self.b.ins().iadd_imm(self.slots, (offset * 8) as i64);
+                let address = self.slot_address(offset);
                 self.store_scalar(ty, value, address);
                 Ok(())
             }
             // Computed in its place (see `share_top_level_slots`).
             (Place::Slot(offset), _) if self.layout.slot.get(&result) == Some(&offset) => Ok(()),
             (Place::Slot(offset), _) => {
-                let dst = self.b.ins().iadd_imm(self.slots, (offset * 8) as i64);
+                let dst = self.slot_address(offset);
                 self.copy_value_to(result, ty, dst)
             }
             (Place::Rng(index), _) => {
@@ -631,14 +641,30 @@ impl Compiled {
     /// vectors and matrices, in order, read in place) and the other arguments already in
     /// `scratch`; false if it failed, or if `params` is too short.
     pub fn call(&self, scratch: &mut Scratch, params: &[f64]) -> bool {
+        self.call_with(scratch, params, None)
+    }
+
+    /// [`Compiled::call`] with the results written into `results`, flattened (matrices
+    /// row-major), instead of the slots: the caller's memory, copied into nothing. False (and
+    /// nothing called) unless every result is a real, vector or matrix and `results` holds
+    /// exactly them.
+    pub fn call_into(&self, scratch: &mut Scratch, params: &[f64], results: &mut [f64]) -> bool {
+        self.real_results.as_ref().is_some_and(|range| range.start == 0 && range.end == results.len())
+            && self.call_with(scratch, params, Some(results))
+    }
+
+    fn call_with(&self, scratch: &mut Scratch, params: &[f64], results: Option<&mut [f64]>) -> bool {
         // Compiled code writes wherever its layout says, and reads as many parameters as it
         // has: only memory sized for it.
-        if scratch.owner != self.id || params.len() < self.layout.params_len {
+        let fits = |results: &[f64]| results.len() >= self.layout.results_len;
+        if scratch.owner != self.id || params.len() < self.layout.params_len || !results.as_deref().is_none_or(fits) {
             return false;
         }
         scratch.tape.clear();
+        let slots = scratch.slots.as_mut_ptr();
         let mut frame = Frame {
-            slots: scratch.slots.as_mut_ptr(),
+            slots,
+            results: results.map_or(slots, |results| results.as_mut_ptr()),
             params: params.as_ptr(),
             rngs: scratch.rngs.as_mut_ptr(),
             tape: &mut scratch.tape,

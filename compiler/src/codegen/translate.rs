@@ -72,6 +72,8 @@ pub struct Translator<'f, 'b> {
     /// computed where the value is defined, which dominates every read of it.
     pub views: HashMap<Value, cl::Value>,
     pub slots: cl::Value,
+    /// Where the slots of the results are (see `Layout::results_len`).
+    pub results: cl::Value,
     /// The caller's flat parameters (see `Place::Param`).
     pub params: cl::Value,
     pub rngs: cl::Value,
@@ -120,9 +122,17 @@ impl Translator<'_, '_> {
         if let Some(view) = self.views.get(&value) {
             return Ok(*view);
         }
-        match self.layout.slot.get(&value) {
-            Some(offset) => Ok(self.b.ins().iadd_imm(self.slots, (*offset * 8) as i64)),
+        match self.layout.slot.get(&value).copied() {
+            Some(offset) => Ok(self.slot_address(offset)),
             None => error(format!("{value} has no slot")),
+        }
+    }
+
+    /// The address of the slot at `offset`: among the results, or the other slots.
+    pub fn slot_address(&mut self, offset: usize) -> cl::Value {
+        match offset < self.layout.results_len {
+            true => self.b.ins().iadd_imm(self.results, (offset * 8) as i64),
+            false => self.b.ins().iadd_imm(self.slots, (offset * 8) as i64),
         }
     }
 
@@ -918,7 +928,7 @@ impl Translator<'_, '_> {
 
     fn staging_address(&mut self, staging: super::Place) -> cl::Value {
         match staging {
-            super::Place::Slot(offset) => self.b.ins().iadd_imm(self.slots, (offset * 8) as i64),
+            super::Place::Slot(offset) => self.slot_address(offset),
             super::Place::Param(offset) => self.b.ins().iadd_imm(self.params, (offset * 8) as i64),
             super::Place::Rng(index) => {
                 self.b.ins().iadd_imm(self.rngs, (index * std::mem::size_of::<ppl_runtime::Rng>()) as i64)

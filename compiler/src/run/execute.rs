@@ -99,16 +99,44 @@ impl Kernel {
     /// [`Kernel::load_params`]) on the stream `Rng::new(seed, stream)`; false if it failed (see
     /// [`Kernel::explain`]).
     pub fn call(&self, worker: &mut Worker, params: &[f64], seed: u64, stream: u64) -> bool {
-        self.call_part(worker, params, seed, stream, 0)
+        self.call_with(worker, params, seed, stream, 0, None)
     }
 
     /// [`Kernel::call`] computing part `part` of its estimate (if the kernel takes one).
     pub fn call_part(&self, worker: &mut Worker, params: &[f64], seed: u64, stream: u64, part: u32) -> bool {
+        self.call_with(worker, params, seed, stream, part, None)
+    }
+
+    /// [`Kernel::call_part`] with the results, flattened, written into `results` rather than
+    /// the worker's memory (native code writes them there directly); false also unless every
+    /// result is a real, vector or matrix and `results` holds exactly them.
+    pub fn call_part_into(
+        &self,
+        worker: &mut Worker,
+        params: &[f64],
+        (seed, stream, part): (u64, u64, u32),
+        results: &mut [f64],
+    ) -> bool {
+        self.call_with(worker, params, seed, stream, part, Some(results))
+    }
+
+    fn call_with(
+        &self,
+        worker: &mut Worker,
+        params: &[f64],
+        seed: u64,
+        stream: u64,
+        part: u32,
+        into: Option<&mut [f64]>,
+    ) -> bool {
         match (&mut worker.memory, &self.native) {
             (Memory::Native(scratch), Some(native)) => {
                 native.set_rng(scratch, self.param_types.len(), seed, stream);
                 if self.takes_part {
                     native.set_int(scratch, self.param_types.len() + 1, i64::from(part));
+                }
+                if let Some(results) = into {
+                    return native.call_into(scratch, params, results);
                 }
                 let ok = native.call(scratch, params);
                 if ok && native.real_results(scratch).is_none() {
@@ -131,16 +159,24 @@ impl Kernel {
                 };
                 *results = values;
                 worker.reals.clear();
+                let mut all_reals = true;
                 for value in results.iter() {
                     match value {
                         RuntimeValue::Real(x) => worker.reals.push(*x),
                         RuntimeValue::Vec(data) | RuntimeValue::Mat { data, .. } => {
                             worker.reals.extend_from_slice(data)
                         }
-                        _ => {}
+                        _ => all_reals = false,
                     }
                 }
-                true
+                match into {
+                    Some(into) if all_reals && into.len() == worker.reals.len() => {
+                        into.copy_from_slice(&worker.reals);
+                        true
+                    }
+                    Some(_) => false,
+                    None => true,
+                }
             }
             (Memory::Native(_), None) => false,
         }

@@ -120,24 +120,31 @@ struct Group {
 
 /// The sums of objective and gradient over a chunk of particles, and the first that failed.
 /// The gradient's memory is not cleared between chunks: its first particle is written over it
-/// (see [`add_gradient`]).
+/// (see [`add_gradient`]). A chunk of one call of a step that fits one round keeps that call's
+/// results as the kernel wrote them instead, without a copy.
 #[derive(Debug)]
 struct ParticleSums {
     value: f64,
     gradient: Vec<Vec<f64>>,
+    /// The results of the chunk's one call (objective, then gradients), if `in_results`.
+    results: Vec<f64>,
+    in_results: bool,
     failed: Option<u64>,
-}
-
-impl AsRef<[Vec<f64>]> for ParticleSums {
-    fn as_ref(&self) -> &[Vec<f64>] {
-        &self.gradient
-    }
 }
 
 impl ParticleSums {
     fn clear(&mut self) {
         self.value = 0.0;
         self.failed = None;
+        self.in_results = false;
+    }
+
+    /// The sum of gradient tensor `k`, which is `ranges[k]` of a call's results.
+    fn tensor<'s>(&'s self, k: usize, ranges: &[Range<usize>]) -> &'s [f64] {
+        match self.in_results {
+            true => ranges.get(k).and_then(|range| self.results.get(range.clone())).unwrap_or(&[]),
+            false => self.gradient.get(k).map_or(&[], Vec::as_slice),
+        }
     }
 }
 
@@ -409,9 +416,10 @@ impl<'a> Session<'a> {
         // gradient apiece.)
         let chunk = if calls <= FEW_PARTICLES * u64::from(parts) { 1 } else { CHUNK };
         // The chunks of a step that fits one round are summed after it, in the pass that takes
-        // the mean (below): the first chunk's sums are taken as they are, not added into zeros.
+        // the mean (below); a chunk of one call then keeps the results the kernel wrote.
         let chunks = calls.div_ceil(chunk);
         let one_round = chunks <= group.round.len() as u64;
+        let width = group.width;
         let mut first_chunk = true;
         executor.run(
             flat,
@@ -422,6 +430,18 @@ impl<'a> Session<'a> {
             |kernel, worker, indices, sums| {
                 sums.clear();
                 let first = indices.start;
+                if one_round && indices.end - first == 1 {
+                    let (particle, part) = particle_and_part(first, parts);
+                    let stream = training_stream(command, g, step, particles, particle);
+                    sums.results.resize(width, 0.0);
+                    if !kernel.call_part_into(worker, flat, (seed, stream, part), &mut sums.results) {
+                        sums.failed = Some(first);
+                        return;
+                    }
+                    sums.value = sums.results.first().copied().unwrap_or(f64::NAN);
+                    sums.in_results = true;
+                    return;
+                }
                 for call in indices {
                     let (particle, part) = particle_and_part(call, parts);
                     let stream = training_stream(command, g, step, particles, particle);
@@ -466,14 +486,11 @@ impl<'a> Session<'a> {
         // and x / ±1 is ±x, so one pass sums the chunks, does both and takes the norm.
         let divisor = sign * particles as f64;
         let pool = self.pool.as_deref().filter(|_| parallel && group.width >= PARALLEL_PASS);
-        let norm = match group.round.split_first_mut() {
-            Some((first, rest)) if one_round => {
-                std::mem::swap(&mut group.gradient, &mut first.gradient);
-                let rest = rest.get(..chunks as usize - 1).unwrap_or_default();
-                divide_and_norm(&mut group.gradient, rest, divisor, pool)
-            }
-            _ => divide_and_norm::<ParticleSums>(&mut group.gradient, &[], divisor, pool),
+        let terms = match one_round {
+            true => group.round.get(..chunks as usize).unwrap_or_default(),
+            false => &[],
         };
+        let norm = divide_and_norm(&mut group.gradient, terms, |sums, k| sums.tensor(k, gradients), divisor, pool);
         Ok((value / particles as f64, norm))
     }
 
@@ -743,6 +760,8 @@ impl<'a> Session<'a> {
         let round = executor.round(sizes.iter().sum::<usize>() + 1, || ParticleSums {
             value: 0.0,
             gradient: apart(),
+            results: Vec::new(),
+            in_results: false,
             failed: None,
         });
         Ok(Group {
