@@ -57,7 +57,8 @@ const PART_ROWS: u32 = 32;
 /// step's: more parts would cost more passes over a network's gradient than two threads save.
 const MOST_PARTS: u32 = 2;
 
-/// A step's passes over a gradient of at least this many elements run on every thread.
+/// A step's passes over a gradient of at least this many elements run on every thread, when
+/// its calls did: threads that slept through the calls cost more to wake than they save.
 const PARALLEL_PASS: usize = 1 << 16;
 
 /// The options of one `maximize`/`minimize`, evaluated.
@@ -116,6 +117,9 @@ struct Group {
     gradient: Vec<Vec<f64>>,
     /// The per-chunk sums of one round of particles.
     round: Vec<ParticleSums>,
+    /// Whether the last step's passes over the gradient ran on every thread (see
+    /// [`PARALLEL_PASS`]).
+    passes_in_parallel: bool,
 }
 
 /// The sums of objective and gradient over a chunk of particles, and the first that failed.
@@ -283,7 +287,7 @@ impl<'a> Session<'a> {
             if finite {
                 // Each parameter moves where it lives: no copy of a network's weights per step.
                 for group in &mut groups {
-                    let pool = self.pool.as_deref().filter(|_| parallel == Some(true) && group.width >= PARALLEL_PASS);
+                    let pool = self.pool.as_deref().filter(|_| group.passes_in_parallel);
                     for (k, (p, gradient)) in group.params.iter().zip(&group.gradient).enumerate() {
                         group.optimizer.update(k, self.params.get_mut(*p), gradient, pool);
                     }
@@ -485,7 +489,8 @@ impl<'a> Session<'a> {
         // The mean over the particles, turned downhill: x / (±n) is ±(x / n), bit for bit,
         // and x / ±1 is ±x, so one pass sums the chunks, does both and takes the norm.
         let divisor = sign * particles as f64;
-        let pool = self.pool.as_deref().filter(|_| parallel && group.width >= PARALLEL_PASS);
+        group.passes_in_parallel = parallel && calls > 1 && group.width >= PARALLEL_PASS;
+        let pool = self.pool.as_deref().filter(|_| group.passes_in_parallel);
         let terms = match one_round {
             true => group.round.get(..chunks as usize).unwrap_or_default(),
             false => &[],
@@ -779,6 +784,7 @@ impl<'a> Session<'a> {
             values: VecDeque::with_capacity(FINAL_WINDOW),
             gradient: zeros,
             round,
+            passes_in_parallel: false,
         })
     }
 
