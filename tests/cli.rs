@@ -198,12 +198,7 @@ print mu, log_sigma;
 "
     );
     let path = scratch.file("chunks.ppl", &program);
-    let path = path.to_str().expect("utf-8 path");
-    let run = |threads: &str, backend: &str| {
-        let output = ppl(&["run", "--json", "--quiet", "--threads", threads, "--backend", backend, path]);
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-        stdout(&output).lines().filter(|line| !line.contains("\"seconds\"")).collect::<Vec<_>>().join("\n")
-    };
+    let run = |threads: &str, backend: &str| json_without_times(&path, threads, backend);
     let one = run("1", "jit");
     assert_eq!(one.lines().filter(|line| line.contains("\"kind\":\"trace\"")).count(), 300, "{one}");
     assert_eq!(one, run("2", "jit"));
@@ -453,18 +448,13 @@ fn row_by_row_runs_give_the_numbers_of_batched_runs() {
     }
 }
 
-/// A minibatch computed in parts, one per thread, and its steps' passes over the gradient in
-/// blocks on every thread: the same bits on any number of threads and on both back ends.
+/// A minibatch computed in parts, one per thread: the same bits on any number of threads and
+/// on both back ends.
 #[test]
 fn minibatches_in_parts_do_not_depend_on_threads_or_backend() {
     let scratch = Scratch::new("run-parts");
     let path = scratch.file("rows.ppl", minibatch_program());
-    let path = path.to_str().expect("utf-8 path");
-    let run = |threads: &str, backend: &str| {
-        let output = ppl(&["run", "--json", "--quiet", "--threads", threads, "--backend", backend, path]);
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-        stdout(&output).lines().filter(|line| !line.contains("\"seconds\"")).collect::<Vec<_>>().join("\n")
-    };
+    let run = |threads: &str, backend: &str| json_without_times(&path, threads, backend);
     let one = run("1", "jit");
     assert_eq!(one, run("2", "jit"));
     assert_eq!(one, run("3", "jit"));
@@ -540,6 +530,15 @@ fn products_in_f32_round_as_f32_on_both_back_ends() {
     assert!(stdout(&ir).contains("= matmul.f32 "), "{}", stdout(&ir));
     let ir = ppl(&["run", "--emit", "ir", path.to_str().expect("a UTF-8 path")]);
     assert!(!stdout(&ir).contains("matmul.f32"));
+}
+
+/// What `ppl run --json --quiet --threads THREADS --backend BACKEND PATH` prints, but the lines
+/// that tell how long something took.
+fn json_without_times(path: &std::path::Path, threads: &str, backend: &str) -> String {
+    let path = path.to_str().expect("a UTF-8 path");
+    let output = ppl(&["run", "--json", "--quiet", "--threads", threads, "--backend", backend, path]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    stdout(&output).lines().filter(|line| !line.contains("\"seconds\"")).collect::<Vec<_>>().join("\n")
 }
 
 /// The numbers `ppl run --json --threads 1 FLAGS PATH` prints, in order.

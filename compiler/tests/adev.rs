@@ -1411,6 +1411,23 @@ fn batched_minibatches_equal_their_rows_one_by_one() {
     }
 }
 
+/// Compares sums computed two ways element by element, to within their rounding, counting each
+/// element in `compared` and describing each that differs with `what(k, got, want)`.
+fn compare_sums(
+    got: &[f64],
+    want: &[f64],
+    compared: &mut usize,
+    failures: &mut Vec<String>,
+    what: impl Fn(usize, f64, f64) -> String,
+) {
+    for (k, (got, want)) in got.iter().zip(want).enumerate() {
+        *compared += 1;
+        if !close(*got, *want, 1e-11, 1e-12) {
+            failures.push(what(k, *got, *want));
+        }
+    }
+}
+
 /// A training step computes a minibatch in parts side by side: the parts' values and gradients
 /// sum to the whole minibatch's, each row on the stream it has in the whole, for the mean and
 /// the sum over rows and for an ELBO and an IWELBO per row; native code and interpreter agree.
@@ -1447,14 +1464,9 @@ fn a_minibatch_in_parts_sums_to_the_whole() {
                 assert_eq!(values.len(), got.len(), "`{objective}`: a part's results");
                 got.iter_mut().zip(values).for_each(|(total, x)| *total += x);
             }
-            for (k, (got, want)) in got.iter().zip(&want).enumerate() {
-                compared += 1;
-                if !close(*got, *want, 1e-11, 1e-12) {
-                    failures.push(format!(
-                        "`{objective}` on stream {stream_index}, element {k}: parts {got:e}, whole {want:e}"
-                    ));
-                }
-            }
+            compare_sums(&got, &want, &mut compared, &mut failures, |k, got, want| {
+                format!("`{objective}` on stream {stream_index}, element {k}: parts {got:e}, whole {want:e}")
+            });
         }
     }
     report("a_minibatch_in_parts_sums_to_the_whole", &failures);
@@ -1500,14 +1512,9 @@ fn particles_at_once_sum_the_particles_run_one_by_one() {
                     *total += x;
                 }
             }
-            for (k, (got, want)) in got.iter().zip(&want).enumerate() {
-                compared += 1;
-                if !close(*got, *want, 1e-11, 1e-12) {
-                    failures.push(format!(
-                        "`{objective}` from stream {first}, element {k}: {got:e} at once, {want:e} one by one"
-                    ));
-                }
-            }
+            compare_sums(&got, &want, &mut compared, &mut failures, |k, got, want| {
+                format!("`{objective}` from stream {first}, element {k}: {got:e} at once, {want:e} one by one")
+            });
         }
     }
     report("particles_at_once_sum_the_particles_run_one_by_one", &failures);

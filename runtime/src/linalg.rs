@@ -9,7 +9,7 @@
 //! A product runs on the calling thread alone, since the callers usually keep every core busy
 //! (a step's particles, a command's samples, each on a thread of its own), unless the caller
 //! lends this thread a pool whose threads are idle ([`lend_threads`]: the executor does while
-//! it runs a round of work on one thread, such as a minibatch's single costly particle). Then a
+//! it runs a round of work on one thread, such as a step of one costly call). Then a
 //! product of at least [`PARALLEL_WORK`] multiply–adds is split over the pool's threads by rows
 //! and columns of its result; each element is still one thread's sum, in the same order, so the
 //! bits are those of one thread.

@@ -245,7 +245,7 @@ fn runtime_args(types: &[Type], flat: &[f64]) -> Vec<RuntimeValue> {
 
 /// A worker on cache lines of its own: its fields (the tape's length, the lock) change with
 /// every call, and the workers of different threads sit side by side. Made by its first call:
-/// a step of one costly particle (a minibatch) uses one worker, and the others' memory (tens of
+/// a step of one costly call (a batched step of particles) uses one worker, and the others' memory (tens of
 /// megabytes for a network's gradient) is never taken.
 #[repr(align(128))]
 struct Own(Mutex<Option<Worker>>);
