@@ -401,8 +401,8 @@ fn constants_that_calls_give_fix_particles_lengths_and_loops() {
 }
 
 /// A small VAE on 80 rows of 6 numbers: estimates, gradients and trainings of minibatches (one
-/// of 64 rows, which a step computes in two parts), and a training of one row's ELBO with 16
-/// particles.
+/// of 64 rows, which a step computes in two parts), a gradient over all rows (in two parts too),
+/// and a training of one row's ELBO with 16 particles.
 fn minibatch_program() -> String {
     let rows: Vec<String> = (0..80)
         .map(|i| {
@@ -420,6 +420,7 @@ param w: mat[6, 3] = uniform_init(0.5);
 param v: mat[6, 6] = uniform_init(0.4);
 fn row_elbo(x: vec[6]) {{ elbo(model(w), guide(x, v), {{ x: x }}) }}
 print estimate(mean_over(rows, row_elbo, batch: 8), samples: 50);
+print grad(mean_over(rows, row_elbo), samples: 1);
 print grad(sum_over(rows, row_elbo, batch: 5), samples: 20);
 maximize mean_over(rows, row_elbo, batch: 8) with {{ optimizer: adam(lr: 0.01), steps: 30, seed: 2 }};
 print w, v;
@@ -448,8 +449,8 @@ fn row_by_row_runs_give_the_numbers_of_batched_runs() {
     }
 }
 
-/// A minibatch computed in parts, one per thread: the same bits on any number of threads and
-/// on both back ends.
+/// A minibatch, and one sample over all rows, computed in parts, one per thread: the same bits
+/// on any number of threads and on both back ends.
 #[test]
 fn minibatches_in_parts_do_not_depend_on_threads_or_backend() {
     let scratch = Scratch::new("run-parts");
@@ -461,8 +462,9 @@ fn minibatches_in_parts_do_not_depend_on_threads_or_backend() {
     assert_eq!(one, run("2", "interp"));
 }
 
-/// A row that makes its part of a minibatch fail is reported as the row-by-row run reports it:
-/// at the operation, in the objective, whichever part it falls in.
+/// A row that makes its part of a minibatch, or of a one-sample estimate over all rows, fail is
+/// reported as the row-by-row run reports it: at the operation, in the objective, whichever
+/// part it falls in.
 #[test]
 fn a_failing_part_of_a_minibatch_is_reported_as_row_by_row() {
     let scratch = Scratch::new("run-failing-part");
@@ -476,13 +478,21 @@ maximize mean_over(rows, row_density, batch: 64) with {{ optimizer: adam(lr: 0.0
 ",
         rows.join(", ")
     );
-    let path = scratch.file("fail.ppl", &program);
-    let path = path.to_str().expect("a UTF-8 path");
-    let (parts, row_by_row) =
-        (ppl(&["run", "--color", "never", path]), ppl(&["run", "--color", "never", "--row-by-row", path]));
-    assert_eq!(parts.status.code(), Some(1), "{}", stderr(&parts));
-    assert!(stderr(&parts).contains("normal"), "{}", stderr(&parts));
-    assert_eq!(stderr(&parts), stderr(&row_by_row));
+    // The same row in the second part of a one-sample estimate over all rows.
+    let estimate = program.replace(
+        "maximize mean_over(rows, row_density, batch: 64) with { optimizer: adam(lr: 0.01), steps: 5 };",
+        "print estimate(mean_over(rows, row_density), samples: 1);",
+    );
+    assert_ne!(estimate, program);
+    for (name, program) in [("fail.ppl", &program), ("fail-estimate.ppl", &estimate)] {
+        let path = scratch.file(name, program);
+        let path = path.to_str().expect("a UTF-8 path");
+        let (parts, row_by_row) =
+            (ppl(&["run", "--color", "never", path]), ppl(&["run", "--color", "never", "--row-by-row", path]));
+        assert_eq!(parts.status.code(), Some(1), "{}", stderr(&parts));
+        assert!(stderr(&parts).contains("normal"), "{}", stderr(&parts));
+        assert_eq!(stderr(&parts), stderr(&row_by_row));
+    }
 }
 
 /// A step whose particles run as one program and fail reports what the step reports run

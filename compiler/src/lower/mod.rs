@@ -194,10 +194,11 @@ impl<'a> Program<'a> {
     }
 
     /// A function `(params…, stream, part) -> estimate` computing part `part` (from 0) of
-    /// `parts` of one sample of `expr`, a minibatch estimate (`mean_over(…, batch: B)`): every
-    /// part draws the same minibatch from the stream and estimates `B / parts` consecutive rows
-    /// of it, each on the stream it has in the whole, scaled as the whole is. The parts' sum is
-    /// the estimate, up to summation order; they can run side by side (a training step does).
+    /// `parts` of one sample of `expr`, an estimate over rows (`mean_over(…)`, `sum_over(…)`):
+    /// every part draws the same minibatch from the stream (if there is one) and estimates
+    /// `B / parts` consecutive rows of it (or of all rows), each on the stream it has in the
+    /// whole, scaled as the whole is. The parts' sum is the estimate, up to summation order;
+    /// they can run side by side (a training step's do).
     pub fn lower_estimate_part(&self, file: usize, expr: &'a Expr, name: &str, parts: u32) -> Lowered<Function> {
         let context = self.top_level_context(file).ok_or_else(|| internal(None, "file was not checked"))?;
         let mut lowerer = FunctionLowerer::new(self, name, &[Type::Rng, Type::Int])?;
@@ -209,7 +210,7 @@ impl<'a> Program<'a> {
         };
         let result = lowerer.emit_estimate(&estimate, rng)?;
         if lowerer.rows_part.is_some() {
-            return Err(internal(Some(expr.span), "parts of an estimate that is not over a minibatch"));
+            return Err(internal(Some(expr.span), "parts of an estimate that is not over rows"));
         }
         lowerer.builder.finish(vec![result]).map_err(|e| internal(Some(expr.span), e))
     }

@@ -7,8 +7,8 @@
 //! sum) is unbiased for the mean (sum) over all rows. Without `batch`, every row runs once, in
 //! order. The rows run in one loop whose code is one row's.
 //!
-//! A minibatch's estimate can also be computed in parts (see [`RowsPart`]), which a training
-//! step runs side by side.
+//! An estimate can also be computed in parts of its rows (see [`RowsPart`]), which a training
+//! step's minibatch and a one-sample estimate over all rows run side by side.
 //!
 //! This module must not decide how rows are batched for the machine, nor into how many parts
 //! a minibatch is split; it states the estimate.
@@ -20,8 +20,8 @@ use super::{internal, FunctionLowerer, Lowered};
 use crate::ir::{Op, Sampler, Type, UnaryOp, Value};
 use crate::syntax::ast::{Arg, Expr};
 
-/// Which part of its minibatch an estimate over rows computes: of the `B` rows drawn, the
-/// `B / parts` from position `part · B / parts` on.
+/// Which part of its rows an estimate over rows computes: of the `B` rows drawn (or of all
+/// rows, in order), the `B / parts` from position `part · B / parts` on.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RowsPart {
     /// An int value of the function: which part, from 0.
@@ -97,25 +97,26 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             _ => Type::Real,
         };
         let zero = self.builder.filled(estimated, 0.0)?;
-        let (rows_here, first, rng) = match (rows_part, chosen) {
-            (Some(RowsPart { part, parts }), Some(_)) if parts > 0 && size % parts == 0 => {
+        let (rows_here, first, rng) = match rows_part {
+            Some(RowsPart { part, parts }) if parts > 0 && size % parts == 0 => {
                 let rows_here = size / parts;
                 let length = self.builder.int(i64::from(rows_here))?;
                 let first = self.builder.mul(part, length)?;
                 (rows_here, Some(first), self.streams_skipped(rng, first)?)
             }
-            (None, _) => (size, None, rng),
-            (Some(_), _) => return Err(internal(Some(span), "parts of a minibatch that do not divide it")),
+            None => (size, None, rng),
+            Some(_) => return Err(internal(Some(span), "parts that do not divide the rows")),
         };
         let (lo, hi) = (self.builder.int(0)?, self.builder.int(i64::from(rows_here))?);
         let params = self.builder.begin_block(&[Type::Int, estimated, Type::Rng]);
         let (position, total, stream) = (params[0], params[1], params[2]);
+        // The position among the rows drawn (or all rows), from the part's first.
+        let position = match first {
+            Some(first) => self.builder.add(first, position)?,
+            None => position,
+        };
         let index = match chosen {
             Some(chosen) => {
-                let position = match first {
-                    Some(first) => self.builder.add(first, position)?,
-                    None => position,
-                };
                 let row = self.builder.push1(Op::Extract { aggregate: chosen, index: position })?;
                 self.builder.unary(UnaryOp::ToInt, row)?
             }

@@ -20,6 +20,7 @@ mod image;
 mod moments;
 mod output;
 mod params;
+mod parts;
 pub mod psis;
 mod train;
 
@@ -527,8 +528,8 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// Compiles the objective of every `estimate`/`grad` in the user's file, each a minibatch
-    /// estimate, in `parts` parts as a training step runs it (see
+    /// Compiles the objective of every `estimate`/`grad` in the user's file, each an estimate
+    /// over rows, in `parts` parts as a training step runs a minibatch (see
     /// `lower::Program::lower_estimate_part`): functions `(params…, stream, part)` whose sum over
     /// the parts is the estimate. For tools and tests.
     pub fn compile_objectives_in_parts(&self, parts: u32) -> Result<Vec<(String, Estimator)>, Diagnostic> {
@@ -597,7 +598,7 @@ impl<'a> Session<'a> {
         Ok((lowered, wrt))
     }
 
-    /// A minibatch objective in `parts` parts that run side by side (see
+    /// An objective over rows in `parts` parts that run side by side (see
     /// `lower::Program::lower_estimate_part`), differentiated as [`Session::compile_for`] does.
     fn compile_parts(
         &self,
@@ -621,7 +622,19 @@ impl<'a> Session<'a> {
         emit: &mut dyn FnMut(Output),
     ) -> Result<(), Diagnostic> {
         // An estimate needs no derivative (and an estimate of a vector has none to transpose).
-        let estimator = self.compile_for(file, objective, (!gradient).then_some(&[]))?;
+        let only = (!gradient).then_some(&[][..]);
+        // One sample over all the rows of a data set (a test set's ELBO) runs in parts side by
+        // side; more samples run side by side anyway.
+        let parts = match self.over_rows(file, objective)? {
+            Some(over) if samples == 1 && over.batch.is_none() && !self.options.row_by_row => {
+                parts::parts_of(over.rows)
+            }
+            _ => 1,
+        };
+        let estimator = match parts {
+            1 => self.compile_for(file, objective, only)?,
+            _ => self.compile_parts(file, objective, only, parts)?,
+        };
         let source = self.source(expr.span);
         if self.options.emit_ir {
             for function in [&estimator.primal, &estimator.forward, &estimator.reverse] {
@@ -646,9 +659,13 @@ impl<'a> Session<'a> {
         let width = 1 + differentiated.iter().map(|p| self.params.get(*p).len()).sum::<usize>();
         let width = if gradient { width } else { estimated.elements() };
         let seed = self.seed();
-        let moments = self.moments(&executor, width, samples, seed, |sample| command << 32 | sample);
-        let moments =
-            moments.map_err(|sample| self.explain(&executor, seed, command << 32 | sample, objective.span, sample))?;
+        let stream = |sample| command << 32 | sample;
+        let moments = match parts {
+            1 => self.moments(&executor, width, samples, seed, stream),
+            _ => self.one_sample_in_parts(&executor, width, parts, seed, stream(0)),
+        };
+        let moments = moments
+            .map_err(|sample| self.explain_parts(&executor, (seed, stream(sample), parts), objective.span, sample))?;
         // Samples are never NaN (the first one stops the command): a NaN mean is one of +∞ and −∞.
         if (0..width).any(|element| moments.statistic(element).mean.is_nan()) {
             let what = if gradient { "the estimate or its gradient" } else { "the estimate" };
@@ -730,6 +747,51 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The moments of one sample on the stream `(seed, stream)` computed in `parts` parts side
+    /// by side (see `parts`), their `width` reals added in part order; `Err(0)` if a part fails
+    /// or the sample has a NaN.
+    fn one_sample_in_parts(
+        &self,
+        executor: &Executor,
+        width: usize,
+        parts: u32,
+        seed: u64,
+        stream: u64,
+    ) -> Result<Moments, u64> {
+        let mut round = executor.round(width, || (Vec::new(), false));
+        let mut sample = Vec::with_capacity(width);
+        let mut complete = true;
+        let flat = self.params.flat();
+        executor.run(
+            flat,
+            u64::from(parts),
+            1,
+            true,
+            &mut round,
+            |kernel, worker, calls, (results, ok): &mut (Vec<f64>, bool)| {
+                for part in calls {
+                    *ok = kernel.call_part(worker, flat, seed, stream, part as u32);
+                    results.clear();
+                    results.extend_from_slice(kernel.reals(worker));
+                }
+            },
+            |(results, ok)| {
+                complete &= *ok && results.len() == width;
+                match sample.is_empty() {
+                    true => sample.extend(results.iter().map(|x| 0.0 + x)),
+                    false => sample.iter_mut().zip(results.iter()).for_each(|(sum, x)| *sum += x),
+                }
+                complete
+            },
+        );
+        if !complete || sample.len() != width || sample.iter().any(|x| x.is_nan()) {
+            return Err(0);
+        }
+        let mut moments = Moments::new(width);
+        moments.add(&sample);
+        Ok(moments)
+    }
+
     fn seed(&self) -> u64 {
         self.options.seed.unwrap_or(DEFAULT_SEED)
     }
@@ -755,10 +817,23 @@ impl<'a> Session<'a> {
     /// The diagnostic of a sample that failed or gave NaN: the interpreter reruns it and reports
     /// the instruction that failed, or that produced the first NaN.
     fn explain(&self, executor: &Executor, seed: u64, stream: u64, span: Span, sample: u64) -> Diagnostic {
+        self.explain_parts(executor, (seed, stream, 1), span, sample)
+    }
+
+    /// [`Session::explain`] for a sample computed in `parts` parts: the first part's failure, or
+    /// else the first NaN's origin.
+    fn explain_parts(
+        &self,
+        executor: &Executor,
+        (seed, stream, parts): (u64, u64, u32),
+        span: Span,
+        sample: u64,
+    ) -> Diagnostic {
         let kernel = executor.kernel();
-        let error = kernel
-            .explain(self.params.flat(), seed, stream, false)
-            .or_else(|| kernel.explain(self.params.flat(), seed, stream, true));
+        let flat = self.params.flat();
+        let error = (0..parts)
+            .find_map(|part| kernel.explain_part(flat, seed, stream, part, false))
+            .or_else(|| (0..parts).find_map(|part| kernel.explain_part(flat, seed, stream, part, true)));
         match error {
             Some(error) => runtime_error(error, Some(span), Some(sample)),
             None => Diagnostic::error(ErrorCode::NotANumber, "the estimate is NaN")

@@ -3,7 +3,7 @@
 //! own group of parameters (`wrt`) with its own optimizer state. A step's particles run one per
 //! call, spread over the threads, or, where they batch (`adev::compile_particles`), all in one
 //! call; particle `p` draws from the same stream either way. A particle of a minibatch objective
-//! runs in parts, a few rows of its minibatch each, side by side (see [`minibatch_parts`]).
+//! runs in parts, a few rows of its minibatch each, side by side (see [`super::parts`]).
 //!
 //! Progress goes out as [`Output::Progress`] after every step; a client decides how to show it.
 //! A run stops after `steps`, when the objective's running average has stopped improving
@@ -21,13 +21,13 @@ use ppl_runtime::optim::{clip_to, divide_and_norm, Method, Optimizer, OptimizerS
 use super::execute::{Executor, Kernel, CHUNK};
 use super::moments::Moments;
 use super::output::{Minibatch, Output, TrainedObjective};
+use super::parts::{particle_and_part, parts_of, OverRows};
 use super::{fit, runtime_error, Session};
 use crate::adev::Estimator;
 use crate::diagnostics::{Diagnostic, ErrorCode};
 use crate::interp::RuntimeValue;
 use crate::syntax::ast::{Direction, Expr, ExprKind, Optimize};
 use crate::syntax::span::Span;
-use crate::types::{Dim, Type as SurfaceType};
 
 /// The top bit of a training stream (see [`training_stream`]).
 pub(super) const TRAINING_STREAMS: u64 = 1 << 63;
@@ -48,14 +48,6 @@ const FEW_PARTICLES: u64 = 8;
 /// A step whose particles take longer than this on one thread runs them on every thread; a
 /// shorter one would spend more on handing work to the threads than it saves.
 const PARALLEL_STEP: Duration = Duration::from_micros(100);
-
-/// A minibatch is split into parts of at least this many rows: fewer would multiply matrices too
-/// thin for `gemm` to run at full speed.
-const PART_ROWS: u32 = 32;
-
-/// A minibatch is split into at most this many parts. Each part's gradient is summed into the
-/// step's: more parts would cost more passes over a network's gradient than two threads save.
-const MOST_PARTS: u32 = 2;
 
 /// A step's passes over a gradient of at least this many elements run on every thread, when
 /// its calls did: threads that slept through the calls cost more to wake than they save.
@@ -84,7 +76,7 @@ struct Objective {
     /// The sum of a step's particles as one batched program, where that pays (see
     /// `adev::compile_particles`).
     particles_at_once: Option<Estimator>,
-    /// The parts each particle runs in (see [`minibatch_parts`]); `estimator` computes one.
+    /// The parts each particle runs in (see [`super::parts`]); `estimator` computes one.
     parts: u32,
     /// The whole of a particle run in parts, for the fit diagnostics.
     whole: Option<Estimator>,
@@ -648,23 +640,12 @@ impl<'a> Session<'a> {
     /// How a `mean_over(…, batch: B)` or `sum_over(…, batch: B)` objective walks through its
     /// data set (for the progress display); `None` for other objectives.
     fn minibatch(&self, file: usize, objective: &'a Expr, particles: u64) -> Result<Option<Minibatch>, Diagnostic> {
-        let ExprKind::Call { callee, args } = &objective.kind else { return Ok(None) };
-        if !matches!(callee.name.as_str(), "mean_over" | "sum_over") {
-            return Ok(None);
-        }
-        let slots = crate::lower::bind_args(&["rows", "f", "batch"], args);
-        let (Some(rows), Some(batch)) = (slots[0], slots[2]) else { return Ok(None) };
-        let types = self.program.checked().top_level_types.get(file);
-        let rows = match types.and_then(|types| types.get(&rows.id)) {
-            Some(
-                SurfaceType::Mat(Dim::Known(n), _)
-                | SurfaceType::Vec(Dim::Known(n))
-                | SurfaceType::Array(_, Dim::Known(n)),
-            ) => *n,
-            _ => return Ok(None),
-        };
-        let batch = self.count(file, batch)?;
-        Ok(Some(Minibatch { rows_per_step: batch.saturating_mul(particles), rows }))
+        Ok(match self.over_rows(file, objective)? {
+            Some(OverRows { rows, batch: Some(batch) }) => {
+                Some(Minibatch { rows_per_step: batch.saturating_mul(particles), rows })
+            }
+            _ => None,
+        })
     }
 
     fn objectives(
@@ -685,10 +666,8 @@ impl<'a> Session<'a> {
                 };
                 (0..self.program.params.len()).filter(|i| listed(&self.program.params[*i].name)).collect()
             });
-            let parts = match self.minibatch(file, &objective.expr, 1)? {
-                Some(minibatch) if !self.options.row_by_row => {
-                    minibatch_parts(minibatch.rows_per_step.min(minibatch.rows))
-                }
+            let parts = match self.over_rows(file, &objective.expr)? {
+                Some(over) if over.batch.is_some() && !self.options.row_by_row => parts_of(over.rows_per_estimate()),
                 _ => 1,
             };
             let estimator = match parts {
@@ -798,22 +777,6 @@ impl<'a> Session<'a> {
         let native = self.native(&function, source, emit)?;
         Ok(Executor::new(Kernel::new(function, native), self.pool.clone()))
     }
-}
-
-/// Into how many parts a particle of a minibatch of `rows` rows is split: as many as fit
-/// [`PART_ROWS`] and [`MOST_PARTS`] and divide the rows evenly. The number does not depend on
-/// the threads, so neither do the results.
-fn minibatch_parts(rows: u64) -> u32 {
-    (1..=MOST_PARTS)
-        .rev()
-        .find(|parts| rows % u64::from(*parts) == 0 && rows / u64::from(*parts) >= u64::from(PART_ROWS))
-        .unwrap_or(1)
-}
-
-/// The particle and part of call `call` of a step whose particles run in `parts` parts.
-fn particle_and_part(call: u64, parts: u32) -> (u64, u32) {
-    let parts = u64::from(parts.max(1));
-    (call / parts, (call % parts) as u32)
 }
 
 /// The stream of one particle of one step of one objective of a training command: the top bit
