@@ -80,8 +80,9 @@ fn the_cone_examples_compile_to_the_same_bits() {
 }
 
 /// Compiled code writes where its own layout says: memory made for another function (here a
-/// much smaller one) is refused, never written out of bounds; and it reads as many parameters
-/// as the function has: fewer are refused, never read out of bounds.
+/// much smaller one) is refused, never written out of bounds; it reads as many parameters as
+/// the function has: fewer are refused, never read out of bounds; and results written into the
+/// caller's memory must fit it exactly.
 #[test]
 fn a_scratch_belongs_to_the_function_that_made_it() {
     let source = "param w: vec[50] = zeros(50);\nparam t: real = 0.5;\n\
@@ -101,4 +102,18 @@ fn a_scratch_belongs_to_the_function_that_made_it() {
     let mut other = small.scratch();
     assert!(!big.call(&mut other, &params), "another function's scratch is refused");
     assert!(!big.call(&mut own, &params[..50]), "too few parameters are refused");
+
+    // Results written into the caller's memory are those written into the slots, bit for bit,
+    // and a buffer of another length is refused.
+    let bits = |values: &[f64]| values.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+    big.set_rng(&mut own, 2, 1, 7);
+    assert!(big.call(&mut own, &params));
+    let in_slots = bits(big.real_results(&own).expect("real results"));
+    assert_eq!(in_slots.len(), 52, "the estimate and its gradient with respect to w and t");
+    let mut into = vec![f64::NAN; in_slots.len()];
+    big.set_rng(&mut own, 2, 1, 7);
+    assert!(big.call_into(&mut own, &params, &mut into));
+    assert_eq!(bits(&into), in_slots);
+    assert!(!big.call_into(&mut own, &params, &mut vec![0.0; in_slots.len() - 1]), "too short a buffer is refused");
+    assert!(!big.call_into(&mut own, &params, &mut vec![0.0; in_slots.len() + 1]), "too long a buffer is refused");
 }
