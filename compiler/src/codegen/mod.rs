@@ -4,10 +4,10 @@
 //! **ABI.** A compiled function is `extern "C" fn(frame: *mut Frame) -> i32`. The frame
 //! points at the caller's [`Scratch`]: one `f64` slot range per vector or matrix value and
 //! per scalar parameter and result, one stream slot per random-stream value, the tape of
-//! reverse mode, an overflow flag and a scratch word; and at the caller's flat parameters
-//! (the leading reals, vectors and matrices), which the code reads where they lie: a network's
-//! weights are not copied per call; and at where the results go, the first slots or the
-//! caller's own memory ([`Compiled::call_into`]): a network's gradient is not copied either.
+//! reverse mode, an overflow flag and a scratch word. It also points at the caller's flat
+//! parameters (the function's leading reals, vectors and matrices), which the code reads where
+//! they lie, and at the results' slots, which are the scratch's first or the caller's own
+//! memory ([`Compiled::call_into`]): a network's weights and gradient are not copied per call.
 //! The caller writes the other arguments into their places, calls, and reads the results from
 //! theirs; 0 means success, 1 a failure (a
 //! check, a bound, an overflow, a sampler's domain), which the caller reproduces with the
@@ -119,8 +119,9 @@ impl Layout {
         for param in function.body.params.clone() {
             let place = match in_place.contains(&param) {
                 true => {
+                    let offset = layout.params_len;
                     layout.params_len += function.ty(param).map_or(1, Type::elements);
-                    Place::Param(layout.params_len - function.ty(param).map_or(1, Type::elements))
+                    Place::Param(offset)
                 }
                 false => layout.place_of(function, param),
             };
