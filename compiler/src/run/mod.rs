@@ -770,13 +770,12 @@ impl<'a> Session<'a> {
             &mut round,
             |kernel, worker, calls, (results, ok): &mut (Vec<f64>, bool)| {
                 for part in calls {
-                    *ok = kernel.call_part(worker, flat, seed, stream, part as u32);
-                    results.clear();
-                    results.extend_from_slice(kernel.reals(worker));
+                    results.resize(width, 0.0);
+                    *ok = kernel.call_part_into(worker, flat, (seed, stream, part as u32), results);
                 }
             },
             |(results, ok)| {
-                complete &= *ok && results.len() == width;
+                complete &= *ok;
                 match sample.is_empty() {
                     true => sample.extend(results.iter().map(|x| 0.0 + x)),
                     false => sample.iter_mut().zip(results.iter()).for_each(|(sum, x)| *sum += x),
