@@ -41,14 +41,21 @@ pub fn matmul_single(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, 
         return;
     }
     BUFFERS.with_borrow_mut(|[a32, b32, out32]| {
-        for (narrow, wide) in [(&mut *a32, a), (&mut *b32, b)] {
-            narrow.resize(wide.len(), 0.0);
-            convert(wide, narrow);
-        }
-        out32.resize(out.len(), 0.0);
+        let (a32, b32, out32) = (at_least(a32, a.len()), at_least(b32, b.len()), at_least(out32, out.len()));
+        convert(a, a32);
+        convert(b, b32);
         product(a32, b32, out32, m, n, p, transposed);
         convert(out32, out);
     });
+}
+
+/// The first `len` elements of `buffer`, grown to hold them: a buffer is never shrunk, so the
+/// products of a step, of several sizes, fill (and zero) its memory only once.
+fn at_least(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
 }
 
 /// Rounds (or widens) `from` into `to`, of the same length: with AVX2 where the CPU has it, four
