@@ -117,3 +117,38 @@ fn a_scratch_belongs_to_the_function_that_made_it() {
     assert!(!big.call_into(&mut own, &params, &mut vec![0.0; in_slots.len() - 1]), "too short a buffer is refused");
     assert!(!big.call_into(&mut own, &params, &mut vec![0.0; in_slots.len() + 1]), "too long a buffer is refused");
 }
+
+/// Single-precision products of parameters read the caller's rounded copies when it passes
+/// them, with the bits of the products that round the parameters themselves; copies of another
+/// length than the parameters are refused.
+#[test]
+fn products_read_rounded_parameters_with_the_same_bits() {
+    let source = "param w: mat[8, 8] = uniform_init(0.5);\n\
+                  fn f(w) { E { x ~ normal(0.0, 1.0); x * sum((w @ w) @ ones(8)) } }\n\
+                  print grad(f(w));\n";
+    let analysis = ppl::check_source("t.ppl", source);
+    assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
+    let options =
+        ppl::run::RunOptions { matmul_precision: ppl_runtime::Precision::Single, ..ppl::run::RunOptions::default() };
+    let session = ppl::run::Session::new(&analysis, options).expect("session");
+    let objectives = session.compile_objectives().expect("compiles");
+    assert!(objectives[0].1.reverse.to_string().contains("matmul.f32 %0"), "a product of the parameter in f32");
+    let native = codegen::compile(&objectives[0].1.reverse).expect("compiles");
+    let mut scratch = native.scratch();
+    let values: Vec<f64> = (0..64).map(|i| (f64::from(i) * 0.37).sin() / 3.0).collect();
+    let mut rounded = vec![0.0f32; 64];
+    ppl_runtime::round_to_single(&values, &mut rounded);
+    let bits = |values: &[f64]| values.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+    let mut results = |params: codegen::FlatParams| {
+        native.set_rng(&mut scratch, 1, 3, 0);
+        native.call(&mut scratch, params).then(|| bits(native.real_results(&scratch).expect("real results")))
+    };
+    let plain = results(codegen::FlatParams { values: &values, rounded: None }).expect("runs");
+    let given = results(codegen::FlatParams { values: &values, rounded: Some(&rounded) }).expect("runs");
+    assert_eq!(plain, given);
+    // Rounded copies of other values are read: the product is not rounding the values again.
+    let halved: Vec<f32> = rounded.iter().map(|x| x / 2.0).collect();
+    let stale = results(codegen::FlatParams { values: &values, rounded: Some(&halved) }).expect("runs");
+    assert_ne!(plain, stale);
+    assert_eq!(results(codegen::FlatParams { values: &values, rounded: Some(&rounded[..63]) }), None);
+}

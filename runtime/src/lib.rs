@@ -56,7 +56,7 @@ pub use optim::{
 };
 pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};
-pub use single::{matmul_single, Precision};
+pub use single::{matmul_single, matmul_single_rounded, round_to_single, Precision};
 pub use special::{
     digamma, expm1, floor_slice, lgamma, log1p, log_sigmoid, logsumexp, maximum, minimum, sigmoid, softplus,
     softplus_and_sigmoid, softplus_and_sigmoid_slices, softplus_slice, trigamma,

@@ -647,7 +647,7 @@ impl Optimizer {
             );
         }
         for (k, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
-            self.update(k, param, grad, None);
+            self.update(k, param, None, grad, None);
         }
         self.finish_step();
     }
@@ -656,14 +656,24 @@ impl Optimizer {
     /// parameter, in any order, then [`Optimizer::finish_step`] ([`Optimizer::step`] does both,
     /// and a training loop that keeps its parameters elsewhere copies nothing). Each update is a
     /// loop over slices the compiler runs at full vector width; with a `pool`, Adam's runs in
-    /// blocks on its threads, each element's arithmetic unchanged.
+    /// blocks on its threads, each element's arithmetic unchanged. Given `rounded`, it also
+    /// leaves there the new values rounded to f32 ([`crate::round_to_single`]), for products in
+    /// single precision: Adam in the same pass, the other rules in one more.
     ///
     /// # Panics
     ///
-    /// If `param` and `grad` do not have parameter `k`'s length ([`Optimizer::sizes`]): a bug
-    /// in the caller, as for [`Optimizer::step`].
-    pub fn update(&mut self, k: usize, param: &mut [f64], grad: &[f64], pool: Option<&rayon::ThreadPool>) {
-        if self.sizes.get(k) != Some(&param.len()) || grad.len() != param.len() {
+    /// If `param`, `rounded` and `grad` do not have parameter `k`'s length
+    /// ([`Optimizer::sizes`]): a bug in the caller, as for [`Optimizer::step`].
+    pub fn update(
+        &mut self,
+        k: usize,
+        param: &mut [f64],
+        mut rounded: Option<&mut [f32]>,
+        grad: &[f64],
+        pool: Option<&rayon::ThreadPool>,
+    ) {
+        let rounded_fits = rounded.as_ref().is_none_or(|rounded| rounded.len() == param.len());
+        if self.sizes.get(k) != Some(&param.len()) || grad.len() != param.len() || !rounded_fits {
             panic!(
                 "Optimizer::update: parameter {k} of length {} and its gradient of length {} for the optimizer's {:?}",
                 param.len(),
@@ -702,16 +712,24 @@ impl Optimizer {
                     decay: 1.0 - lr * *weight_decay,
                 };
                 let (mean, mean_square) = (&mut exp_avg[k], &mut exp_avg_sq[k]);
+                let rounded = rounded.take();
                 match pool.filter(|_| param.len() >= 2 * BLOCK) {
                     Some(pool) => pool.install(|| {
                         use rayon::prelude::*;
-                        let blocks = param.par_chunks_mut(BLOCK).zip(grad.par_chunks(BLOCK));
                         let moments = mean.par_chunks_mut(BLOCK).zip(mean_square.par_chunks_mut(BLOCK));
-                        blocks.zip(moments).for_each(|((param, grad), (mean, mean_square))| {
-                            adam.update(param, grad, mean, mean_square)
-                        });
+                        let blocks = param.par_chunks_mut(BLOCK).zip(grad.par_chunks(BLOCK)).zip(moments);
+                        match rounded {
+                            Some(rounded) => blocks.zip(rounded.par_chunks_mut(BLOCK)).for_each(
+                                |(((param, grad), (mean, mean_square)), rounded)| {
+                                    adam.update(param, rounded, grad, mean, mean_square)
+                                },
+                            ),
+                            None => blocks.for_each(|((param, grad), (mean, mean_square))| {
+                                adam.update(param, &mut [], grad, mean, mean_square)
+                            }),
+                        }
                     }),
-                    None => adam.update(param, grad, mean, mean_square),
+                    None => adam.update(param, rounded.unwrap_or_default(), grad, mean, mean_square),
                 }
             }
             Rule::RmsProp { alpha, eps, momentum, square_avg, momentum_buffer } => {
@@ -737,6 +755,9 @@ impl Optimizer {
                 }
             }
         }
+        if let Some(rounded) = rounded {
+            crate::round_to_single(param, rounded);
+        }
     }
 
     /// Ends a step whose every parameter [`Optimizer::update`] has moved.
@@ -757,16 +778,17 @@ struct AdamStep {
 }
 
 impl AdamStep {
-    /// Updates one parameter tensor and its moments: with AVX2 where the CPU has it (a square
-    /// root and two divisions per element, four elements at a time), the same bits either way
-    /// (IEEE arithmetic, no fused multiply–adds).
-    fn update(self, param: &mut [f64], grad: &[f64], mean: &mut [f64], mean_square: &mut [f64]) {
+    /// Updates one parameter tensor and its moments, and writes the new values rounded to f32
+    /// into `rounded` unless it is empty: with AVX2 where the CPU has it (a square root and two
+    /// divisions per element, four elements at a time), the same bits either way (IEEE
+    /// arithmetic, no fused multiply–adds).
+    fn update(self, param: &mut [f64], rounded: &mut [f32], grad: &[f64], mean: &mut [f64], mean_square: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2.
-            return unsafe { self.update_avx2(param, grad, mean, mean_square) };
+            return unsafe { self.update_avx2(param, rounded, grad, mean, mean_square) };
         }
-        self.update_elements(param, grad, mean, mean_square)
+        self.update_elements(param, rounded, grad, mean, mean_square)
     }
 
     /// [`AdamStep::update_elements`], compiled for AVX2.
@@ -775,20 +797,47 @@ impl AdamStep {
     /// The CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn update_avx2(self, param: &mut [f64], grad: &[f64], mean: &mut [f64], mean_square: &mut [f64]) {
-        self.update_elements(param, grad, mean, mean_square)
+    unsafe fn update_avx2(
+        self,
+        param: &mut [f64],
+        rounded: &mut [f32],
+        grad: &[f64],
+        mean: &mut [f64],
+        mean_square: &mut [f64],
+    ) {
+        self.update_elements(param, rounded, grad, mean, mean_square)
     }
 
     #[inline(always)]
-    fn update_elements(self, param: &mut [f64], grad: &[f64], mean: &mut [f64], mean_square: &mut [f64]) {
+    fn update_elements(
+        self,
+        param: &mut [f64],
+        rounded: &mut [f32],
+        grad: &[f64],
+        mean: &mut [f64],
+        mean_square: &mut [f64],
+    ) {
         let moments = mean.iter_mut().zip(mean_square.iter_mut());
-        for ((param, grad), (mean, mean_square)) in param.iter_mut().zip(grad).zip(moments) {
-            *param *= self.decay;
-            *mean = self.beta1 * *mean + (1.0 - self.beta1) * grad;
-            *mean_square = self.beta2 * *mean_square + (1.0 - self.beta2) * grad * grad;
-            let denominator = mean_square.sqrt() / self.bias_correction2_sqrt + self.eps;
-            *param -= self.step_size * (*mean / denominator);
+        let elements = param.iter_mut().zip(grad).zip(moments);
+        match rounded.is_empty() {
+            true => elements.for_each(|((param, grad), (mean, mean_square))| {
+                self.element(param, *grad, mean, mean_square);
+            }),
+            false => elements.zip(rounded).for_each(|(((param, grad), (mean, mean_square)), rounded)| {
+                *rounded = self.element(param, *grad, mean, mean_square) as f32;
+            }),
         }
+    }
+
+    /// One element's update; returns the new value.
+    #[inline(always)]
+    fn element(self, param: &mut f64, grad: f64, mean: &mut f64, mean_square: &mut f64) -> f64 {
+        *param *= self.decay;
+        *mean = self.beta1 * *mean + (1.0 - self.beta1) * grad;
+        *mean_square = self.beta2 * *mean_square + (1.0 - self.beta2) * grad * grad;
+        let denominator = mean_square.sqrt() / self.bias_correction2_sqrt + self.eps;
+        *param -= self.step_size * (*mean / denominator);
+        *param
     }
 }
 

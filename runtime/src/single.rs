@@ -11,7 +11,10 @@
 //! the largest.
 //!
 //! The f32 copies of the operands live in buffers of the calling thread, reused from call to
-//! call: a training step allocates nothing here after its first.
+//! call: a training step allocates nothing here after its first. An operand the caller has
+//! already rounded ([`round_to_single`]: a step's weights, rounded once rather than by each of
+//! the products that read them) is used as given, with the same bits, since rounding is exact
+//! arithmetic's one answer.
 
 use std::cell::RefCell;
 
@@ -36,17 +39,48 @@ pub enum Precision {
 /// operand's elements rounded to f32, the products summed in f32, the result widened to f64.
 /// Slices of other lengths leave `out` NaN.
 pub fn matmul_single(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, p: usize, transposed: Transposed) {
-    if !shapes_fit([a.len(), b.len(), out.len()], m, n, p) {
+    matmul_single_rounded([(a, None), (b, None)], out, (m, n, p), transposed)
+}
+
+/// [`matmul_single`] of operands each given with, perhaps, its elements already rounded to f32
+/// ([`round_to_single`]), which it then reads instead of rounding them again: the same bits.
+/// A rounded copy of another length than its operand leaves `out` NaN.
+pub fn matmul_single_rounded(
+    [(a, a_rounded), (b, b_rounded)]: [(&[f64], Option<&[f32]>); 2],
+    out: &mut [f64],
+    (m, n, p): (usize, usize, usize),
+    transposed: Transposed,
+) {
+    let copies_fit = a_rounded.is_none_or(|x| x.len() == a.len()) && b_rounded.is_none_or(|x| x.len() == b.len());
+    if !shapes_fit([a.len(), b.len(), out.len()], m, n, p) || !copies_fit {
         out.fill(f64::NAN);
         return;
     }
     BUFFERS.with_borrow_mut(|[a32, b32, out32]| {
-        let (a32, b32, out32) = (at_least(a32, a.len()), at_least(b32, b.len()), at_least(out32, out.len()));
-        convert(a, a32);
-        convert(b, b32);
+        let (a32, b32) = (rounded(a_rounded, a, a32), rounded(b_rounded, b, b32));
+        let out32 = at_least(out32, out.len());
         product(a32, b32, out32, m, n, p, transposed);
         convert(out32, out);
     });
+}
+
+/// `given`, or else `wide` rounded into `buffer`.
+fn rounded<'x>(given: Option<&'x [f32]>, wide: &[f64], buffer: &'x mut Vec<f32>) -> &'x [f32] {
+    match given {
+        Some(given) => given,
+        None => {
+            let narrow = at_least(buffer, wide.len());
+            convert(wide, narrow);
+            narrow
+        }
+    }
+}
+
+/// Rounds `wide`'s elements to f32 into `narrow`, of the same length (the shorter's elements
+/// only, if not): the copies [`matmul_single_rounded`] takes.
+pub fn round_to_single(wide: &[f64], narrow: &mut [f32]) {
+    let len = wide.len().min(narrow.len());
+    convert(&wide[..len], &mut narrow[..len]);
 }
 
 /// The first `len` elements of `buffer`, grown to hold them: a buffer is never shrunk, so the
@@ -169,6 +203,31 @@ mod tests {
                 assert!((got - want).abs() <= 1e-5 * n as f64, "{transposed:?}");
             }
         }
+    }
+
+    #[test]
+    fn operands_rounded_by_the_caller_give_the_same_bits() {
+        for (m, n, p) in [(3, 4, 2), (64, 200, 784), (32, 784, 200)] {
+            let (a, b) = operands(m, n, p);
+            let mut want = vec![0.0; m * p];
+            matmul_single(&a, &b, &mut want, m, n, p, Transposed::default());
+            let (mut a32, mut b32) = (vec![0.0; a.len()], vec![0.0; b.len()]);
+            round_to_single(&a, &mut a32);
+            round_to_single(&b, &mut b32);
+            for given in [[Some(&a32[..]), None], [None, Some(&b32[..])], [Some(&a32[..]), Some(&b32[..])]] {
+                let mut got = vec![0.0; m * p];
+                matmul_single_rounded([(&a, given[0]), (&b, given[1])], &mut got, (m, n, p), Transposed::default());
+                assert!(got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}×{n}×{p}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_rounded_copy_of_another_length_gives_nan() {
+        let (a, b) = operands(2, 2, 2);
+        let mut out = vec![0.0; 4];
+        matmul_single_rounded([(&a, Some(&[1.0; 3])), (&b, None)], &mut out, (2, 2, 2), Transposed::default());
+        assert!(out.iter().all(|x| x.is_nan()));
     }
 
     #[test]

@@ -368,27 +368,39 @@ fn summing_dividing_and_taking_the_norm_in_one_pass_gives_the_bits_of_three() {
     }
 }
 
-/// Adam's update of a large tensor in blocks on a pool's threads has the bits of one thread's.
+/// Adam's update of a large tensor in blocks on a pool's threads has the bits of one thread's,
+/// and every rule's rounded copies, written in its pass, are its new values rounded to f32.
 #[test]
-fn adam_on_a_pool_updates_with_the_bits_of_one_thread() {
+fn updates_on_a_pool_and_with_rounded_copies_have_the_bits_of_one_thread() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().expect("a pool");
     let sizes = [100_003, 7];
-    let method = Method::from_settings("adam", &[("lr", 0.01)]).expect("adam");
-    let run = |pool: Option<&rayon::ThreadPool>| {
-        let schedule = Schedule::parse("constant", 10).expect("a schedule");
-        let mut optimizer = Optimizer::new(method, schedule, &sizes);
-        let mut params: Vec<Vec<f64>> =
-            sizes.iter().map(|n| (0..*n).map(|i| (i as f64 * 0.1).cos()).collect()).collect();
-        for step in 0..3 {
-            for (k, param) in params.iter_mut().enumerate() {
-                let grad: Vec<f64> = (0..param.len()).map(|i| ((i * (step + 2) + k) as f64 * 0.3).sin()).collect();
-                optimizer.update(k, param, &grad, pool);
+    for method in [Method::from_settings("adam", &[("lr", 0.01)]), Method::from_settings("sgd", &[("lr", 0.01)])] {
+        let method = method.expect("a method");
+        let run = |pool: Option<&rayon::ThreadPool>, rounding: bool| {
+            let schedule = Schedule::parse("constant", 10).expect("a schedule");
+            let mut optimizer = Optimizer::new(method, schedule, &sizes);
+            let mut params: Vec<Vec<f64>> =
+                sizes.iter().map(|n| (0..*n).map(|i| (i as f64 * 0.1).cos()).collect()).collect();
+            let mut rounded: Vec<Vec<f32>> = sizes.iter().map(|n| vec![f32::NAN; *n]).collect();
+            for step in 0..3 {
+                for (k, (param, rounded)) in params.iter_mut().zip(&mut rounded).enumerate() {
+                    let grad: Vec<f64> = (0..param.len()).map(|i| ((i * (step + 2) + k) as f64 * 0.3).sin()).collect();
+                    optimizer.update(k, param, rounding.then_some(&mut rounded[..]), &grad, pool);
+                }
+                optimizer.finish_step();
             }
-            optimizer.finish_step();
+            if rounding {
+                let expected: Vec<u32> = params.concat().iter().map(|x| (*x as f32).to_bits()).collect();
+                let written: Vec<u32> = rounded.concat().iter().map(|x| x.to_bits()).collect();
+                assert!(expected == written, "{method:?}: rounded copies of other values than the parameters'");
+            }
+            params.concat().iter().map(|x| x.to_bits()).collect::<Vec<u64>>()
+        };
+        let alone = run(None, false);
+        for (pool, rounding) in [(Some(&pool), false), (None, true), (Some(&pool), true)] {
+            assert!(alone == run(pool, rounding), "{method:?} on a pool: {}, rounding: {rounding}", pool.is_some());
         }
-        params.concat().iter().map(|x| x.to_bits()).collect::<Vec<u64>>()
-    };
-    assert_eq!(run(None), run(Some(&pool)));
+    }
 }
 
 // Checkpoints.

@@ -6,7 +6,8 @@
 //! per scalar parameter and result, one stream slot per random-stream value, the tape of
 //! reverse mode, an overflow flag and a scratch word. It also points at the caller's flat
 //! parameters (the function's leading reals, vectors and matrices), which the code reads where
-//! they lie, and at the results' slots, which are the scratch's first or the caller's own
+//! they lie (and at their rounded copy, if the caller keeps one, which single-precision products
+//! read: [`FlatParams`]), and at the results' slots, which are the scratch's first or the caller's own
 //! memory ([`Compiled::call_into`]): a network's weights and gradient are not copied per call.
 //! The caller writes the other arguments into their places, calls, and reads the results from
 //! theirs; 0 means success, 1 a failure (a
@@ -43,6 +44,29 @@ pub enum Place {
     Rng(usize),
     /// An offset in `f64` words into the caller's flat parameters (see [`Compiled::call`]).
     Param(usize),
+}
+
+/// The flat parameters a compiled function reads where they lie ([`Compiled::call`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlatParams<'a> {
+    /// The leading reals, vectors and matrices of the function, in order.
+    pub values: &'a [f64],
+    /// The same values rounded to f32 ([`ppl_runtime::round_to_single`]), if the caller keeps
+    /// them: single-precision products of parameters then read these instead of rounding a
+    /// network's weights in every product of every call, with the same bits.
+    pub rounded: Option<&'a [f32]>,
+}
+
+impl<'a> From<&'a [f64]> for FlatParams<'a> {
+    fn from(values: &'a [f64]) -> FlatParams<'a> {
+        FlatParams { values, rounded: None }
+    }
+}
+
+impl<'a> From<&'a Vec<f64>> for FlatParams<'a> {
+    fn from(values: &'a Vec<f64>) -> FlatParams<'a> {
+        FlatParams { values, rounded: None }
+    }
 }
 
 /// The memory layout of one compiled function.
@@ -390,6 +414,8 @@ struct Frame {
     /// Where the first `Layout::results_len` slots are.
     results: *mut f64,
     params: *const f64,
+    /// The parameters rounded to f32, or null (see [`FlatParams::rounded`]).
+    rounded: *const f32,
     rngs: *mut Rng,
     tape: *mut Vec<f64>,
     failed: i64,
@@ -400,6 +426,7 @@ struct Frame {
 const SLOTS_AT: i32 = std::mem::offset_of!(Frame, slots) as i32;
 const PARAMS_AT: i32 = std::mem::offset_of!(Frame, params) as i32;
 const RESULTS_AT: i32 = std::mem::offset_of!(Frame, results) as i32;
+const ROUNDED_AT: i32 = std::mem::offset_of!(Frame, rounded) as i32;
 const RNGS_AT: i32 = std::mem::offset_of!(Frame, rngs) as i32;
 const TAPE_AT: i32 = std::mem::offset_of!(Frame, tape) as i32;
 const FAILED_AT: i64 = std::mem::offset_of!(Frame, failed) as i64;
@@ -494,6 +521,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
         let slots = b.ins().load(types::I64, flags, frame, SLOTS_AT);
         let params = b.ins().load(types::I64, flags, frame, PARAMS_AT);
         let results = b.ins().load(types::I64, flags, frame, RESULTS_AT);
+        let rounded = b.ins().load(types::I64, flags, frame, ROUNDED_AT);
         let rngs = b.ins().load(types::I64, flags, frame, RNGS_AT);
         let tape = b.ins().load(types::I64, flags, frame, TAPE_AT);
         let failed = b.ins().iadd_imm(frame, FAILED_AT);
@@ -509,6 +537,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
             slots,
             results,
             params,
+            rounded,
             rngs,
             tape,
             failed,
@@ -640,25 +669,31 @@ impl Compiled {
 
     /// Calls the function on the flat real parameters `params` (the function's leading reals,
     /// vectors and matrices, in order, read in place) and the other arguments already in
-    /// `scratch`; false if it failed, or if `params` is too short.
-    pub fn call(&self, scratch: &mut Scratch, params: &[f64]) -> bool {
-        self.call_with(scratch, params, None)
+    /// `scratch`; false if it failed, or if `params` is too short (or its rounded copy is not
+    /// as long as its values).
+    pub fn call<'p>(&self, scratch: &mut Scratch, params: impl Into<FlatParams<'p>>) -> bool {
+        self.call_with(scratch, params.into(), None)
     }
 
     /// [`Compiled::call`] with the results written into `results`, flattened (matrices
     /// row-major), instead of the slots: the caller's memory, copied into nothing. False (and
     /// nothing called) unless every result is a real, vector or matrix and `results` holds
     /// exactly them.
-    pub fn call_into(&self, scratch: &mut Scratch, params: &[f64], results: &mut [f64]) -> bool {
+    pub fn call_into<'p>(&self, scratch: &mut Scratch, params: impl Into<FlatParams<'p>>, results: &mut [f64]) -> bool {
         self.real_results.as_ref().is_some_and(|range| range.start == 0 && range.end == results.len())
-            && self.call_with(scratch, params, Some(results))
+            && self.call_with(scratch, params.into(), Some(results))
     }
 
-    fn call_with(&self, scratch: &mut Scratch, params: &[f64], results: Option<&mut [f64]>) -> bool {
+    fn call_with(&self, scratch: &mut Scratch, params: FlatParams, results: Option<&mut [f64]>) -> bool {
         // Compiled code writes wherever its layout says, and reads as many parameters as it
         // has: only memory sized for it.
         let fits = |results: &[f64]| results.len() >= self.layout.results_len;
-        if scratch.owner != self.id || params.len() < self.layout.params_len || !results.as_deref().is_none_or(fits) {
+        let rounded_fits = params.rounded.is_none_or(|rounded| rounded.len() == params.values.len());
+        if scratch.owner != self.id
+            || params.values.len() < self.layout.params_len
+            || !rounded_fits
+            || !results.as_deref().is_none_or(fits)
+        {
             return false;
         }
         scratch.tape.clear();
@@ -666,7 +701,8 @@ impl Compiled {
         let mut frame = Frame {
             slots,
             results: results.map_or(slots, |results| results.as_mut_ptr()),
-            params: params.as_ptr(),
+            params: params.values.as_ptr(),
+            rounded: params.rounded.map_or(std::ptr::null(), <[f32]>::as_ptr),
             rngs: scratch.rngs.as_mut_ptr(),
             tape: &mut scratch.tape,
             failed: 0,
@@ -714,7 +750,7 @@ impl Compiled {
                 _ => write(scratch, *place, *ty, arg)?,
             }
         }
-        if !self.call(scratch, &params) {
+        if !self.call(scratch, &params[..]) {
             return None;
         }
         self.results(scratch)

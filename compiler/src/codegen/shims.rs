@@ -197,7 +197,9 @@ pub unsafe extern "C" fn matmul(kind: i64, dst: *mut f64, a: *const f64, b: *con
     }
 }
 
-/// `flags`: bit 0 if `a` is stored transposed, bit 1 if `b` is, bit 2 for single precision.
+/// `flags`: bit 0 if `a` is stored transposed, bit 1 if `b` is, bit 2 for single precision, in
+/// which `a_rounded` and `b_rounded`, when not null, hold the operands already rounded to f32.
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn matmul_transposed(
     flags: i64,
     dst: *mut f64,
@@ -206,16 +208,20 @@ pub unsafe extern "C" fn matmul_transposed(
     m: i64,
     n: i64,
     p: i64,
+    a_rounded: *const f32,
+    b_rounded: *const f32,
 ) {
     let transposed = ppl_runtime::Transposed { a: flags & 1 != 0, b: flags & 2 != 0 };
-    // SAFETY: see the module's contract.
+    // SAFETY: see the module's contract; a rounded copy, when given, is as long as its operand.
     unsafe {
         let (a, b) = (slice(a, m * n), slice(b, n * p));
         let out = slice_mut(dst, m * p);
+        let rounded = |copy: *const f32, len: usize| (!copy.is_null()).then(|| std::slice::from_raw_parts(copy, len));
+        let (a_rounded, b_rounded) = (rounded(a_rounded, a.len()), rounded(b_rounded, b.len()));
         let (m, n, p) = (m as usize, n as usize, p as usize);
         match flags & 4 {
             0 => ppl_runtime::matmul_transposed(a, b, out, m, n, p, transposed),
-            _ => ppl_runtime::matmul_single(a, b, out, m, n, p, transposed),
+            _ => ppl_runtime::matmul_single_rounded([(a, a_rounded), (b, b_rounded)], out, (m, n, p), transposed),
         }
     }
 }

@@ -41,7 +41,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_copy" => (vec![I64, I64, I64], vec![]),
         "ppl_sum" | "ppl_logsumexp" | "ppl_minimum" | "ppl_maximum" => (vec![I64, I64], vec![F64]),
         "ppl_matmul" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![F64]),
-        "ppl_matmul_transposed" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![]),
+        "ppl_matmul_transposed" => (vec![I64, I64, I64, I64, I64, I64, I64, I64, I64], vec![]),
         "ppl_transpose" => (vec![I64, I64, I64, I64], vec![]),
         "ppl_outer" | "ppl_add_outer" | "ppl_place" => (vec![I64, I64, I64, I64, I64], vec![]),
         "ppl_rng_copy" => (vec![I64, I64], vec![]),
@@ -76,6 +76,8 @@ pub struct Translator<'f, 'b> {
     pub results: cl::Value,
     /// The caller's flat parameters (see `Place::Param`).
     pub params: cl::Value,
+    /// The same rounded to f32, or null (see `FlatParams::rounded`).
+    pub rounded: cl::Value,
     pub rngs: cl::Value,
     pub tape: cl::Value,
     pub failed: cl::Value,
@@ -126,6 +128,20 @@ impl Translator<'_, '_> {
             Some(offset) => Ok(self.slot_address(offset)),
             None => error(format!("{value} has no slot")),
         }
+    }
+
+    /// Where the caller's rounded copy of `value` is, if it is a parameter read in place, else
+    /// null (as it is when the caller keeps no rounded copies).
+    fn rounded_address(&mut self, value: Value) -> cl::Value {
+        let mut params = self.source.body.params.iter().zip(&self.layout.params);
+        let offset = params.find_map(|(param, place)| match place {
+            super::Place::Param(offset) if *param == value => Some(*offset),
+            _ => None,
+        });
+        let null = self.iconst(0);
+        let Some(offset) = offset else { return null };
+        let address = self.b.ins().iadd_imm(self.rounded, (offset * std::mem::size_of::<f32>()) as i64);
+        self.b.ins().select(self.rounded, address, null)
     }
 
     /// The address of the slot at `offset`: among the results, or the other slots.
@@ -394,7 +410,11 @@ impl Translator<'_, '_> {
                 let flags = i64::from(transposed.a) | i64::from(transposed.b) << 1 | i64::from(single) << 2;
                 let (dst, pa, pb) = (self.address(result)?, self.address(*a)?, self.address(*b)?);
                 let dims = [i64::from(m), i64::from(n), i64::from(p)].map(|d| self.iconst(d));
-                let args = [self.iconst(flags), dst, pa, pb, dims[0], dims[1], dims[2]];
+                let (a_rounded, b_rounded) = match single {
+                    true => (self.rounded_address(*a), self.rounded_address(*b)),
+                    false => (self.iconst(0), self.iconst(0)),
+                };
+                let args = [self.iconst(flags), dst, pa, pb, dims[0], dims[1], dims[2], a_rounded, b_rounded];
                 self.call("ppl_matmul_transposed", &args)?;
                 None
             }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ppl_runtime::Rng;
 use rayon::prelude::*;
 
-use crate::codegen::{Compiled, Scratch};
+use crate::codegen::{Compiled, FlatParams, Scratch};
 use crate::interp::{self, InterpError, RuntimeValue};
 use crate::ir::{Function, Type};
 
@@ -98,32 +98,39 @@ impl Kernel {
     /// One call at the flat parameters `params` (those of the worker's last
     /// [`Kernel::load_params`]) on the stream `Rng::new(seed, stream)`; false if it failed (see
     /// [`Kernel::explain`]).
-    pub fn call(&self, worker: &mut Worker, params: &[f64], seed: u64, stream: u64) -> bool {
-        self.call_with(worker, params, seed, stream, 0, None)
+    pub fn call<'p>(&self, worker: &mut Worker, params: impl Into<FlatParams<'p>>, seed: u64, stream: u64) -> bool {
+        self.call_with(worker, params.into(), seed, stream, 0, None)
     }
 
     /// [`Kernel::call`] computing part `part` of its estimate (if the kernel takes one).
-    pub fn call_part(&self, worker: &mut Worker, params: &[f64], seed: u64, stream: u64, part: u32) -> bool {
-        self.call_with(worker, params, seed, stream, part, None)
+    pub fn call_part<'p>(
+        &self,
+        worker: &mut Worker,
+        params: impl Into<FlatParams<'p>>,
+        seed: u64,
+        stream: u64,
+        part: u32,
+    ) -> bool {
+        self.call_with(worker, params.into(), seed, stream, part, None)
     }
 
     /// [`Kernel::call_part`] with the results, flattened, written into `results` rather than
     /// the worker's memory (native code writes them there directly); false also unless every
     /// result is a real, vector or matrix and `results` holds exactly them.
-    pub fn call_part_into(
+    pub fn call_part_into<'p>(
         &self,
         worker: &mut Worker,
-        params: &[f64],
+        params: impl Into<FlatParams<'p>>,
         (seed, stream, part): (u64, u64, u32),
         results: &mut [f64],
     ) -> bool {
-        self.call_with(worker, params, seed, stream, part, Some(results))
+        self.call_with(worker, params.into(), seed, stream, part, Some(results))
     }
 
     fn call_with(
         &self,
         worker: &mut Worker,
-        params: &[f64],
+        params: FlatParams,
         seed: u64,
         stream: u64,
         part: u32,

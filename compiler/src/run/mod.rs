@@ -299,6 +299,9 @@ impl<'a> Session<'a> {
         let file = analysis.files.len().saturating_sub(1);
         let Some(parsed) = analysis.files.get(file) else { return Ok(()) };
         for item in &parsed.program.items {
+            if self.options.matmul_precision == ppl_runtime::Precision::Single {
+                self.params.round();
+            }
             match &item.kind {
                 ItemKind::Print(exprs) => {
                     for expr in exprs {
@@ -446,7 +449,8 @@ impl<'a> Session<'a> {
         let mut round = executor.round(execute::CHUNK as usize, || (Vec::new(), None));
         let mut failed = None;
         let mut index = 0;
-        let flat = self.params.flat();
+        let in_place = self.params.in_place();
+        let flat = in_place.values;
         executor.run(
             flat,
             count,
@@ -457,7 +461,7 @@ impl<'a> Session<'a> {
                 values.clear();
                 *failure = None;
                 for draw in draws {
-                    if !kernel.call(worker, flat, seed, stream(draw)) {
+                    if !kernel.call(worker, in_place, seed, stream(draw)) {
                         *failure = Some(draw);
                         return;
                     }
@@ -715,7 +719,8 @@ impl<'a> Session<'a> {
         let mut round = executor.round(2 * width, || (Moments::new(width), None));
         let mut total = Moments::new(width);
         let mut failed = None;
-        let flat = self.params.flat();
+        let in_place = self.params.in_place();
+        let flat = in_place.values;
         executor.run(
             flat,
             samples,
@@ -726,7 +731,7 @@ impl<'a> Session<'a> {
                 moments.clear();
                 *failure = None;
                 for sample in indices {
-                    let ok = kernel.call(worker, flat, seed, stream(sample));
+                    let ok = kernel.call(worker, in_place, seed, stream(sample));
                     let reals = kernel.reals(worker);
                     if !ok || reals.len() != width || reals.iter().any(|x| x.is_nan()) {
                         *failure = Some(sample);
@@ -761,7 +766,8 @@ impl<'a> Session<'a> {
         let mut round = executor.round(width, || (Vec::new(), false));
         let mut sample = Vec::with_capacity(width);
         let mut complete = true;
-        let flat = self.params.flat();
+        let in_place = self.params.in_place();
+        let flat = in_place.values;
         executor.run(
             flat,
             u64::from(parts),
@@ -771,7 +777,7 @@ impl<'a> Session<'a> {
             |kernel, worker, calls, (results, ok): &mut (Vec<f64>, bool)| {
                 for part in calls {
                     results.resize(width, 0.0);
-                    *ok = kernel.call_part_into(worker, flat, (seed, stream, part as u32), results);
+                    *ok = kernel.call_part_into(worker, in_place, (seed, stream, part as u32), results);
                 }
             },
             |(results, ok)| {

@@ -2,8 +2,12 @@
 //! a vector or a row-major matrix. Every command reads them from here and training updates
 //! them here in place; run-time values are made from it only for the interpreter and reports.
 //!
+//! For single-precision products it also keeps the values rounded to f32, made once per change
+//! of the values rather than by every product that reads a weight ([`Params::round`]).
+//!
 //! This module owns the layout only; it must not know how parameters are trained or printed.
 
+use crate::codegen::FlatParams;
 use crate::interp::RuntimeValue;
 use crate::ir::Type;
 
@@ -12,6 +16,9 @@ pub struct Params {
     values: Vec<f64>,
     /// Each parameter's offset in `values` and type.
     entries: Vec<(usize, Type)>,
+    /// `values` rounded to f32, if `rounded_is_current`: no change since [`Params::round`].
+    rounded: Vec<f32>,
+    rounded_is_current: bool,
 }
 
 impl Params {
@@ -23,12 +30,28 @@ impl Params {
             entries.push((len, ty));
             len += ty.elements();
         }
-        Params { values: vec![0.0; len], entries }
+        Params { values: vec![0.0; len], entries, rounded: Vec::new(), rounded_is_current: false }
     }
 
     /// All values, in the order compiled functions take them.
     pub fn flat(&self) -> &[f64] {
         &self.values
+    }
+
+    /// All values as compiled functions read them in place: with their rounded copy if it is
+    /// current.
+    pub fn in_place(&self) -> FlatParams<'_> {
+        FlatParams { values: &self.values, rounded: self.rounded_is_current.then_some(&self.rounded[..]) }
+    }
+
+    /// Rounds the values to f32 for [`Params::in_place`], unless they have not changed since
+    /// the last time: before each training step, when products are in single precision.
+    pub fn round(&mut self) {
+        if !self.rounded_is_current {
+            self.rounded.resize(self.values.len(), 0.0);
+            ppl_runtime::round_to_single(&self.values, &mut self.rounded);
+            self.rounded_is_current = true;
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -52,10 +75,20 @@ impl Params {
     }
 
     pub fn get_mut(&mut self, index: usize) -> &mut [f64] {
+        self.rounded_is_current = false;
         match self.entries.get(index) {
             Some((offset, ty)) => &mut self.values[*offset..offset + ty.elements()],
             None => &mut [],
         }
+    }
+
+    /// Parameter `index`'s values and, if it is current, their rounded copy, for a caller that
+    /// writes both (an optimizer's update with its copy, in one pass): the copy stays current.
+    pub fn get_mut_with_rounded(&mut self, index: usize) -> (&mut [f64], Option<&mut [f32]>) {
+        let Some((offset, ty)) = self.entries.get(index).copied() else { return (&mut [], None) };
+        let range = offset..offset + ty.elements();
+        let rounded = self.rounded_is_current.then(|| &mut self.rounded[range.clone()]);
+        (&mut self.values[range], rounded)
     }
 
     /// Sets parameter `index` from a run-time value of its shape; false (and nothing changed)

@@ -247,6 +247,9 @@ impl<'a> Session<'a> {
         // was slow enough for that to pay.
         let mut parallel = None;
         while step < settings.steps {
+            if self.options.matmul_precision == ppl_runtime::Precision::Single {
+                self.params.round();
+            }
             let mut step_objective = 0.0;
             let mut step_norm = 0.0;
             let mut learning_rate = 0.0;
@@ -281,7 +284,9 @@ impl<'a> Session<'a> {
                 for group in &mut groups {
                     let pool = self.pool.as_deref().filter(|_| group.passes_in_parallel);
                     for (k, (p, gradient)) in group.params.iter().zip(&group.gradient).enumerate() {
-                        group.optimizer.update(k, self.params.get_mut(*p), gradient, pool);
+                        // Single-precision products read the weights rounded: rounded as they move.
+                        let (values, rounded) = self.params.get_mut_with_rounded(*p);
+                        group.optimizer.update(k, values, rounded, gradient, pool);
                     }
                     group.optimizer.finish_step();
                 }
@@ -404,7 +409,8 @@ impl<'a> Session<'a> {
         let gradients = &group.gradients;
         let seed = settings.seed;
         let gradient = &mut group.gradient;
-        let flat = self.params.flat();
+        let in_place = self.params.in_place();
+        let flat = in_place.values;
         // A step of a few particles is one chunk by the usual rule; summed one call (particle,
         // or part of one) per chunk instead, it has the same bits (each chunk's sum starts from
         // 0, and 0 + x is x), and its calls can run on every thread: a minibatch objective's
@@ -430,7 +436,7 @@ impl<'a> Session<'a> {
                     let (particle, part) = particle_and_part(first, parts);
                     let stream = training_stream(command, g, step, particles, particle);
                     sums.results.resize(width, 0.0);
-                    if !kernel.call_part_into(worker, flat, (seed, stream, part), &mut sums.results) {
+                    if !kernel.call_part_into(worker, in_place, (seed, stream, part), &mut sums.results) {
                         sums.failed = Some(first);
                         return;
                     }
@@ -441,7 +447,7 @@ impl<'a> Session<'a> {
                 for call in indices {
                     let (particle, part) = particle_and_part(call, parts);
                     let stream = training_stream(command, g, step, particles, particle);
-                    if !kernel.call_part(worker, flat, seed, stream, part) {
+                    if !kernel.call_part(worker, in_place, seed, stream, part) {
                         sums.failed = Some(call);
                         return;
                     }
