@@ -50,7 +50,7 @@ pub mod special;
 
 pub use error::DomainError;
 pub use implicit::gamma_sample_dshape;
-pub use linalg::{add_outer, matmul, matmul_transposed, Transposed};
+pub use linalg::{add_outer, matmul, matmul_transposed, outer, Transposed};
 pub use optim::{
     clip_by_norm, clip_to, divide_and_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule,
 };

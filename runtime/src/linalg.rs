@@ -170,17 +170,50 @@ fn gemm_product<T: Element>(
     }
 }
 
+/// `out = a ⊗ b` for `out` a row-major `a.len() × b.len()` matrix: each element `a·b`, a single
+/// rounding, so the same bits at any vector width (AVX2 where the CPU has it). Lengths that do
+/// not fit leave `out` NaN.
+pub fn outer(out: &mut [f64], a: &[f64], b: &[f64]) {
+    rows_of_outer(out, a, b, |cell, product| *cell = product)
+}
+
 /// `out += a ⊗ b` for `out` a row-major `a.len() × b.len()` matrix (a rank-one update, as an
 /// adjoint accumulates a matrix's gradient): each element `out + a·b`, the bits of adding the
 /// outer product after forming it. Lengths that do not fit leave `out` NaN.
 pub fn add_outer(out: &mut [f64], a: &[f64], b: &[f64]) {
+    rows_of_outer(out, a, b, |cell, product| *cell += product)
+}
+
+/// `write(cell, a_i · b_j)` for every cell `(i, j)` of `out`, a row at a time.
+#[inline(always)]
+fn rows_of_outer(out: &mut [f64], a: &[f64], b: &[f64], write: impl Fn(&mut f64, f64) + Copy) {
     if a.len().checked_mul(b.len()) != Some(out.len()) {
         out.fill(f64::NAN);
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { rows_of_outer_avx2(out, a, b, write) };
+    }
+    rows_of_outer_elements(out, a, b, write)
+}
+
+/// [`rows_of_outer_elements`], compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn rows_of_outer_avx2(out: &mut [f64], a: &[f64], b: &[f64], write: impl Fn(&mut f64, f64) + Copy) {
+    rows_of_outer_elements(out, a, b, write)
+}
+
+#[inline(always)]
+fn rows_of_outer_elements(out: &mut [f64], a: &[f64], b: &[f64], write: impl Fn(&mut f64, f64) + Copy) {
     for (row, &x) in out.chunks_exact_mut(b.len().max(1)).zip(a) {
         for (cell, &y) in row.iter_mut().zip(b) {
-            *cell += x * y;
+            write(cell, x * y);
         }
     }
 }
@@ -197,6 +230,26 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn outer_products_are_each_element_one_rounded_product() {
+        for (m, n) in [(1, 1), (3, 5), (100, 784), (7, 0)] {
+            let a: Vec<f64> = (0..m).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..n).map(|j| (j as f64 * 0.11).cos() / 3.0).collect();
+            let start: Vec<f64> = (0..m * n).map(|k| k as f64 / 7.0).collect();
+            let (mut formed, mut added) = (vec![f64::NAN; m * n], start.clone());
+            outer(&mut formed, &a, &b);
+            add_outer(&mut added, &a, &b);
+            for k in 0..m * n {
+                let product = a[k / n] * b[k % n];
+                assert_eq!(formed[k].to_bits(), product.to_bits(), "{m}×{n}, element {k}");
+                assert_eq!(added[k].to_bits(), (start[k] + product).to_bits(), "{m}×{n}, element {k}");
+            }
+        }
+        let mut misfit = vec![0.0; 5];
+        outer(&mut misfit, &[1.0, 2.0], &[3.0, 4.0]);
+        assert!(misfit.iter().all(|x| x.is_nan()));
     }
 
     #[test]

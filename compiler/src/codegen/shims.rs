@@ -58,17 +58,12 @@ pub unsafe extern "C" fn vec_unary(f: i64, dst: *mut f64, src: *const f64, len: 
 /// interpreter's `-x` and `libm::fabs` do, in a loop the compiler vectorises instead of a call
 /// per element.
 pub unsafe extern "C" fn vec_sign(code: i64, dst: *mut f64, src: *const f64, len: i64) {
-    let len = len.max(0) as usize;
-    // SAFETY: see the module's contract; each element is read before the same index is written.
+    // SAFETY: see the module's contract; each element is read before the same index is written
+    // (the second operand, of stride 0, is never used).
     unsafe {
-        if code == 0 {
-            for i in 0..len {
-                *dst.add(i) = -*src.add(i);
-            }
-        } else {
-            for i in 0..len {
-                *dst.add(i) = (*src.add(i)).abs();
-            }
+        match code {
+            0 => elementwise(|x, _| -x, dst, (src, 1), (src, 0), len),
+            _ => elementwise(|x, _| x.abs(), dst, (src, 1), (src, 0), len),
         }
     }
 }
@@ -86,7 +81,7 @@ pub unsafe extern "C" fn vec_binary(
     // SAFETY: `f` came from `binary_address`, a `fn(f64, f64) -> f64`.
     let f = unsafe { std::mem::transmute::<usize, fn(f64, f64) -> f64>(f as usize) };
     // SAFETY: see the module's contract (a stride of 0 reads element 0 only).
-    unsafe { elementwise(f, dst, a, a_stride, b, b_stride, len) }
+    unsafe { elementwise(f, dst, (a, a_stride), (b, b_stride), len) }
 }
 
 /// `dst = a op b` elementwise for the exact IEEE operations (`code` 0 add, 1 subtract, 2
@@ -104,10 +99,10 @@ pub unsafe extern "C" fn vec_arith(
     // SAFETY: see the module's contract; each element is read before the same index is written.
     unsafe {
         match code {
-            0 => elementwise(|x, y| x + y, dst, a, a_stride, b, b_stride, len),
-            1 => elementwise(|x, y| x - y, dst, a, a_stride, b, b_stride, len),
-            2 => elementwise(|x, y| x * y, dst, a, a_stride, b, b_stride, len),
-            _ => elementwise(|x, y| x / y, dst, a, a_stride, b, b_stride, len),
+            0 => elementwise(|x, y| x + y, dst, (a, a_stride), (b, b_stride), len),
+            1 => elementwise(|x, y| x - y, dst, (a, a_stride), (b, b_stride), len),
+            2 => elementwise(|x, y| x * y, dst, (a, a_stride), (b, b_stride), len),
+            _ => elementwise(|x, y| x / y, dst, (a, a_stride), (b, b_stride), len),
         }
     }
 }
@@ -116,15 +111,51 @@ pub unsafe extern "C" fn vec_arith(
 /// As [`vec_arith`].
 #[inline(always)]
 unsafe fn elementwise(
-    f: impl Fn(f64, f64) -> f64,
+    f: impl Fn(f64, f64) -> f64 + Copy,
     dst: *mut f64,
-    a: *const f64,
-    a_stride: i64,
-    b: *const f64,
-    b_stride: i64,
+    a: (*const f64, i64),
+    b: (*const f64, i64),
     len: i64,
 ) {
-    let len = len.max(0) as usize;
+    // Each element is one IEEE operation: the same bits at any vector width.
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, and the rest is the caller's.
+        return unsafe { elementwise_avx2(f, dst, a, b, len) };
+    }
+    // SAFETY: the caller's.
+    unsafe { elementwise_plain(f, dst, a, b, len) }
+}
+
+/// [`elementwise_plain`], compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2; and as [`vec_arith`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn elementwise_avx2(
+    f: impl Fn(f64, f64) -> f64 + Copy,
+    dst: *mut f64,
+    a: (*const f64, i64),
+    b: (*const f64, i64),
+    len: i64,
+) {
+    // SAFETY: the caller's.
+    unsafe { elementwise_plain(f, dst, a, b, len) }
+}
+
+/// # Safety
+/// As [`vec_arith`].
+#[inline(always)]
+unsafe fn elementwise_plain(
+    f: impl Fn(f64, f64) -> f64 + Copy,
+    dst: *mut f64,
+    (a, a_stride): (*const f64, i64),
+    (b, b_stride): (*const f64, i64),
+    len: i64,
+) {
+    // An operand of stride 0 is read once, and only if there are elements.
+    let Ok(len @ 1..) = usize::try_from(len) else { return };
     // SAFETY: the caller's.
     unsafe {
         match (a_stride, b_stride) {
@@ -239,16 +270,10 @@ pub unsafe extern "C" fn transpose(dst: *mut f64, src: *const f64, rows: i64, co
     }
 }
 
+/// `dst = a ⊗ b` (`ppl_runtime::outer`), `dst` being `m × n`.
 pub unsafe extern "C" fn outer(dst: *mut f64, a: *const f64, m: i64, b: *const f64, n: i64) {
-    // SAFETY: see the module's contract.
-    unsafe {
-        let (a, b) = (slice(a, m), slice(b, n));
-        for (i, p) in a.iter().enumerate() {
-            for (j, q) in b.iter().enumerate() {
-                *dst.add(i * n as usize + j) = p * q;
-            }
-        }
-    }
+    // SAFETY: see the module's contract; `dst` is the result's own slot, apart from `a` and `b`.
+    unsafe { ppl_runtime::outer(slice_mut(dst, m * n), slice(a, m), slice(b, n)) }
 }
 
 /// `dst += a ⊗ b` (`ppl_runtime::add_outer`), `dst` being `m × n`.

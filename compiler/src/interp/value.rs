@@ -304,11 +304,11 @@ pub fn transpose(a: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
 
 pub fn outer(a: &RuntimeValue, b: &RuntimeValue) -> Result<RuntimeValue, InterpError> {
     match (a, b) {
-        (RuntimeValue::Vec(x), RuntimeValue::Vec(y)) => Ok(RuntimeValue::Mat {
-            rows: x.len(),
-            cols: y.len(),
-            data: x.iter().flat_map(|p| y.iter().map(move |q| p * q)).collect(),
-        }),
+        (RuntimeValue::Vec(x), RuntimeValue::Vec(y)) => {
+            let mut data = vec![0.0; x.len() * y.len()];
+            ppl_runtime::outer(&mut data, x, y);
+            Ok(RuntimeValue::Mat { rows: x.len(), cols: y.len(), data })
+        }
         _ => fail(format!("outer product of a {} and a {}", a.kind(), b.kind()), None),
     }
 }
