@@ -575,3 +575,31 @@ fn collect_numbers(value: &serde_json::Value, numbers: &mut Vec<f64>) {
         _ => {}
     }
 }
+
+/// Booleans observed from a data set are checked once, for the whole set, when the program is
+/// compiled: the kernel of a minibatch of binary rows checks no row, and one whose set has a row
+/// that is not 0 or 1 checks each row it draws (`tests/diagnostics/E0700-fractional-boolean-row`).
+#[test]
+fn observations_from_a_binary_data_set_are_checked_once() {
+    let scratch = Scratch::new("run-binary-rows");
+    let program = |row: &str| {
+        format!(
+            "data rows: mat[4, 3] = [[0, 1, 1], [1, 0, 1], {row}, [1, 1, 1]];\n\
+             param w: vec[3] = zeros(3);\n\
+             gen m() {{ x ~ bernoulli_logit(w); }}\n\
+             fn row_elbo(x: vec[3]) {{ E {{ density(m(), {{ x: x }}) }} }}\n\
+             print estimate(mean_over(rows, row_elbo, batch: 2), samples: 10);\n"
+        )
+    };
+    let ir = |name: &str, row: &str| {
+        let path = scratch.file(name, &program(row));
+        let output = ppl(&["run", "--emit", "ir", path.to_str().expect("a UTF-8 path")]);
+        (output.status.code(), stdout(&output))
+    };
+    let (status, binary) = ir("binary.ppl", "[0, 0, 1]");
+    assert_eq!(status, Some(0));
+    assert!(binary.contains("subsample") && !binary.contains("booleans must be 0 or 1"), "{binary}");
+    let (status, fractional) = ir("fractional.ppl", "[0, 0.5, 1]");
+    assert_eq!(status, Some(1));
+    assert!(fractional.contains("booleans must be 0 or 1"), "{fractional}");
+}

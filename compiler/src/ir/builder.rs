@@ -153,6 +153,12 @@ impl FunctionBuilder {
         })
     }
 
+    /// The operation that defines `value` in an open block, if one does.
+    pub fn definition(&self, value: Value) -> Option<&Op> {
+        let insts = self.open.iter().flat_map(|block| &block.insts);
+        insts.rev().find_map(|inst| inst.results.contains(&value).then_some(&inst.op))
+    }
+
     /// Adds `for i in lo..hi` carrying `init` through a closed body block.
     pub fn push_for(&mut self, lo: Value, hi: Value, init: Vec<Value>, body: Block) -> Result<Vec<Value>, IrError> {
         let types: Vec<Type> = init.iter().filter_map(|value| self.ty(*value)).collect();

@@ -284,6 +284,9 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     /// Checks that reals standing for counts are whole numbers (of at most 2^53 in size) and
     /// that reals standing for booleans are 0 or 1, every element of a vector at once.
     pub(super) fn check_discrete(&mut self, values: Value, element: Element) -> Lowered<()> {
+        if self.read_from_discrete_data(values, element) {
+            return Ok(());
+        }
         let b = &mut self.builder;
         let values = b.unary(UnaryOp::Detach, values)?;
         let (reduce, culprit_of) = match b.ty(values) {
@@ -305,9 +308,11 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             b.push(Op::Check { cond, culprit, message }).map(|_| ())
         };
         let integral = b.compare(CompareOp::Eq, largest_fraction, zero)?;
-        let (kind, largest_fraction_is) = match reduce {
-            true => ("counts must be whole numbers", "the largest fractional part is {}"),
-            false => ("a count must be a whole number", "its fractional part is {}"),
+        let (kind, largest_fraction_is) = match (element, reduce) {
+            (Element::Int, true) => ("counts must be whole numbers", "the largest fractional part is {}"),
+            (Element::Int, false) => ("a count must be a whole number", "its fractional part is {}"),
+            (Element::Bool, true) => ("booleans must be 0 or 1", "the largest fractional part is {}"),
+            (Element::Bool, false) => ("a boolean must be 0 or 1", "its fractional part is {}"),
         };
         check(b, integral, largest_fraction, format!("{kind}, but {largest_fraction_is}"))?;
         match element {
@@ -328,6 +333,23 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `values` are a data set or one of its rows (a minibatch's image) and every
+    /// element of the data set passes [`Self::check_discrete`]'s checks: then no row can fail
+    /// them, and they are left out rather than run again on every row of every step. A data
+    /// set with an element that fails keeps the checks, which report the row drawn.
+    fn read_from_discrete_data(&self, values: Value, element: Element) -> bool {
+        let b = &self.builder;
+        let mut source = values;
+        while let Some(Op::Unary(UnaryOp::Detach, from) | Op::Extract { aggregate: from, .. }) = b.definition(source) {
+            source = *from;
+        }
+        let Some(Op::Data(tensor)) = b.definition(source) else { return false };
+        match element {
+            Element::Bool => tensor.values.iter().all(|x| *x == 0.0 || *x == 1.0),
+            Element::Int => tensor.values.iter().all(|x| x.fract() == 0.0 && x.abs() <= 9_007_199_254_740_992.0),
+        }
     }
 
     fn binary(
