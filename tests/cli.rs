@@ -592,7 +592,7 @@ fn observations_from_a_binary_data_set_are_checked_once() {
         )
     };
     let ir = |name: &str, row: &str| {
-        let path = scratch.file(name, &program(row));
+        let path = scratch.file(name, program(row));
         let output = ppl(&["run", "--emit", "ir", path.to_str().expect("a UTF-8 path")]);
         (output.status.code(), stdout(&output))
     };
