@@ -721,15 +721,18 @@ impl Optimizer {
                         match rounded {
                             Some(rounded) => blocks.zip(rounded.par_chunks_mut(BLOCK)).for_each(
                                 |(((param, grad), (mean, mean_square)), rounded)| {
-                                    adam.update(param, rounded, grad, mean, mean_square)
+                                    adam.update(AdamTensors { param, rounded, grad, mean, mean_square })
                                 },
                             ),
                             None => blocks.for_each(|((param, grad), (mean, mean_square))| {
-                                adam.update(param, &mut [], grad, mean, mean_square)
+                                adam.update(AdamTensors { param, rounded: &mut [], grad, mean, mean_square })
                             }),
                         }
                     }),
-                    None => adam.update(param, rounded.unwrap_or_default(), grad, mean, mean_square),
+                    None => {
+                        let rounded = rounded.unwrap_or_default();
+                        adam.update(AdamTensors { param, rounded, grad, mean, mean_square })
+                    }
                 }
             }
             Rule::RmsProp { alpha, eps, momentum, square_avg, momentum_buffer } => {
@@ -777,18 +780,28 @@ struct AdamStep {
     decay: f64,
 }
 
+/// One tensor's slices that an Adam update reads and writes; `rounded` may be empty (no
+/// rounded copy to write).
+struct AdamTensors<'t> {
+    param: &'t mut [f64],
+    rounded: &'t mut [f32],
+    grad: &'t [f64],
+    mean: &'t mut [f64],
+    mean_square: &'t mut [f64],
+}
+
 impl AdamStep {
     /// Updates one parameter tensor and its moments, and writes the new values rounded to f32
     /// into `rounded` unless it is empty: with AVX2 where the CPU has it (a square root and two
     /// divisions per element, four elements at a time), the same bits either way (IEEE
     /// arithmetic, no fused multiply–adds).
-    fn update(self, param: &mut [f64], rounded: &mut [f32], grad: &[f64], mean: &mut [f64], mean_square: &mut [f64]) {
+    fn update(self, tensors: AdamTensors) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2.
-            return unsafe { self.update_avx2(param, rounded, grad, mean, mean_square) };
+            return unsafe { self.update_avx2(tensors) };
         }
-        self.update_elements(param, rounded, grad, mean, mean_square)
+        self.update_elements(tensors)
     }
 
     /// [`AdamStep::update_elements`], compiled for AVX2.
@@ -797,26 +810,12 @@ impl AdamStep {
     /// The CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn update_avx2(
-        self,
-        param: &mut [f64],
-        rounded: &mut [f32],
-        grad: &[f64],
-        mean: &mut [f64],
-        mean_square: &mut [f64],
-    ) {
-        self.update_elements(param, rounded, grad, mean, mean_square)
+    unsafe fn update_avx2(self, tensors: AdamTensors) {
+        self.update_elements(tensors)
     }
 
     #[inline(always)]
-    fn update_elements(
-        self,
-        param: &mut [f64],
-        rounded: &mut [f32],
-        grad: &[f64],
-        mean: &mut [f64],
-        mean_square: &mut [f64],
-    ) {
+    fn update_elements(self, AdamTensors { param, rounded, grad, mean, mean_square }: AdamTensors) {
         let moments = mean.iter_mut().zip(mean_square.iter_mut());
         let elements = param.iter_mut().zip(grad).zip(moments);
         match rounded.is_empty() {
