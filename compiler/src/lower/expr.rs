@@ -284,9 +284,12 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     /// Checks that reals standing for counts are whole numbers (of at most 2^53 in size) and
     /// that reals standing for booleans are 0 or 1, every element of a vector at once.
     pub(super) fn check_discrete(&mut self, values: Value, element: Element) -> Lowered<()> {
-        if self.read_from_discrete_data(values, element) {
-            return Ok(());
-        }
+        // What a data set's failing element adds to each message: where to look in the data.
+        let found = match self.read_from_data(values, element) {
+            DataCheck::Passes => return Ok(()),
+            DataCheck::NotData => String::new(),
+            DataCheck::FirstFailure(place) => format!(" ({place})"),
+        };
         let b = &mut self.builder;
         let values = b.unary(UnaryOp::Detach, values)?;
         let (reduce, culprit_of) = match b.ty(values) {
@@ -314,42 +317,53 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
             (Element::Bool, true) => ("booleans must be 0 or 1", "the largest fractional part is {}"),
             (Element::Bool, false) => ("a boolean must be 0 or 1", "its fractional part is {}"),
         };
-        check(b, integral, largest_fraction, format!("{kind}, but {largest_fraction_is}"))?;
+        check(b, integral, largest_fraction, format!("{kind}, but {largest_fraction_is}{found}"))?;
         match element {
             Element::Int => {
                 let most = b.real(9_007_199_254_740_992.0)?;
                 let bounded = b.compare(CompareOp::Le, largest_magnitude, most)?;
-                let message = format!("counts must be at most 2^53 in size, but the largest {culprit_of} is {{}}");
+                let message =
+                    format!("counts must be at most 2^53 in size, but the largest {culprit_of} is {{}}{found}");
                 check(b, bounded, largest_magnitude, message)?;
             }
             Element::Bool => {
                 let one = b.real(1.0)?;
                 let low = b.compare(CompareOp::Ge, smallest, zero)?;
-                let message = format!("booleans must be 0 or 1, but the smallest {culprit_of} is {{}}");
+                let message = format!("booleans must be 0 or 1, but the smallest {culprit_of} is {{}}{found}");
                 check(b, low, smallest, message)?;
                 let high = b.compare(CompareOp::Le, largest, one)?;
-                let message = format!("booleans must be 0 or 1, but the largest {culprit_of} is {{}}");
+                let message = format!("booleans must be 0 or 1, but the largest {culprit_of} is {{}}{found}");
                 check(b, high, largest, message)?;
             }
         }
         Ok(())
     }
 
-    /// Whether `values` are a data set or one of its rows (a minibatch's image) and every
-    /// element of the data set passes [`Self::check_discrete`]'s checks: then no row can fail
-    /// them, and they are left out rather than run again on every row of every step. A data
-    /// set with an element that fails keeps the checks, which report the row drawn.
-    fn read_from_discrete_data(&self, values: Value, element: Element) -> bool {
+    /// Whether `values` are a data set or one of its rows (a minibatch's image), and if so
+    /// whether every element of the data set passes [`Self::check_discrete`]'s checks: then no
+    /// row can fail them, and they are left out rather than run again on every row of every step.
+    /// A data set with an element that fails keeps the checks, which name that element.
+    fn read_from_data(&self, values: Value, element: Element) -> DataCheck {
         let b = &self.builder;
         let mut source = values;
         while let Some(Op::Unary(UnaryOp::Detach, from) | Op::Extract { aggregate: from, .. }) = b.definition(source) {
             source = *from;
         }
-        let Some(Op::Data(tensor)) = b.definition(source) else { return false };
-        match element {
-            Element::Bool => tensor.values.iter().all(|x| *x == 0.0 || *x == 1.0),
-            Element::Int => tensor.values.iter().all(|x| x.fract() == 0.0 && x.abs() <= 9_007_199_254_740_992.0),
-        }
+        let Some(Op::Data(tensor)) = b.definition(source) else { return DataCheck::NotData };
+        let passes = |x: f64| match element {
+            Element::Bool => x == 0.0 || x == 1.0,
+            Element::Int => x.fract() == 0.0 && x.abs() <= 9_007_199_254_740_992.0,
+        };
+        let Some(index) = tensor.values.iter().position(|x| !passes(*x)) else { return DataCheck::Passes };
+        let value = tensor.values[index];
+        let name = &tensor.name;
+        DataCheck::FirstFailure(match tensor.ty {
+            Type::Mat(_, columns) => {
+                let (row, column) = (index / columns.max(1) as usize, index % columns.max(1) as usize);
+                format!("the first such element of `{name}` is in row {row}, column {column}: {value}")
+            }
+            _ => format!("the first such element of `{name}` is element {index}: {value}"),
+        })
     }
 
     fn binary(
@@ -1179,4 +1193,14 @@ pub(super) fn discrete_element(distribution: &Distribution) -> Option<Element> {
         distributions::Support::Int => Some(Element::Int),
         distributions::Support::Real | distributions::Support::RealVector => None,
     }
+}
+
+/// What [`FunctionLowerer::read_from_data`] finds of the values an observation checks.
+enum DataCheck {
+    /// They are not read from a data set.
+    NotData,
+    /// They are read from a data set whose every element passes.
+    Passes,
+    /// They are read from a data set with an element that fails, described.
+    FirstFailure(String),
 }
