@@ -1,4 +1,5 @@
-//! Matrix products: the one kernel both back ends call for `@`, so they agree bit for bit.
+//! Matrix products: the one kernel both back ends call for `@`, so they agree bit for bit; and
+//! the outer products (formed, or added to a matrix) that both call too.
 //!
 //! Products of at least [`GEMM_WORK`] multiply–adds go to the `gemm` crate's tuned kernels,
 //! smaller ones to plain dot products, whose call costs less than `gemm`'s dispatch. `gemm`

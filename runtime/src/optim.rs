@@ -675,9 +675,10 @@ impl Optimizer {
         let rounded_fits = rounded.as_ref().is_none_or(|rounded| rounded.len() == param.len());
         if self.sizes.get(k) != Some(&param.len()) || grad.len() != param.len() || !rounded_fits {
             panic!(
-                "Optimizer::update: parameter {k} of length {} and its gradient of length {} for the optimizer's {:?}",
+                "Optimizer::update: parameter {k} of length {}, its gradient of length {} and rounded copy of length {:?} for the optimizer's {:?}",
                 param.len(),
                 grad.len(),
+                rounded.as_ref().map(|rounded| rounded.len()),
                 self.sizes
             );
         }

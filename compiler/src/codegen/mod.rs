@@ -47,7 +47,7 @@ pub enum Place {
 }
 
 /// The flat parameters a compiled function reads where they lie ([`Compiled::call`]).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct FlatParams<'a> {
     /// The leading reals, vectors and matrices of the function, in order.
     pub values: &'a [f64],

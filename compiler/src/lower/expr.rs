@@ -285,7 +285,7 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     /// that reals standing for booleans are 0 or 1, every element of a vector at once.
     pub(super) fn check_discrete(&mut self, values: Value, element: Element) -> Lowered<()> {
         // What a data set's failing element adds to each message: where to look in the data.
-        let found = match self.read_from_data(values, element) {
+        let found = match self.data_check(values, element) {
             DataCheck::Passes => return Ok(()),
             DataCheck::NotData => String::new(),
             DataCheck::FirstFailure(place) => format!(" ({place})"),
@@ -343,26 +343,29 @@ impl<'p, 'a> FunctionLowerer<'p, 'a> {
     /// whether every element of the data set passes [`Self::check_discrete`]'s checks: then no
     /// row can fail them, and they are left out rather than run again on every row of every step.
     /// A data set with an element that fails keeps the checks, which name that element.
-    fn read_from_data(&self, values: Value, element: Element) -> DataCheck {
+    fn data_check(&self, values: Value, element: Element) -> DataCheck {
         let b = &self.builder;
         let mut source = values;
         while let Some(Op::Unary(UnaryOp::Detach, from) | Op::Extract { aggregate: from, .. }) = b.definition(source) {
             source = *from;
         }
         let Some(Op::Data(tensor)) = b.definition(source) else { return DataCheck::NotData };
-        let passes = |x: f64| match element {
-            Element::Bool => x == 0.0 || x == 1.0,
-            Element::Int => x.fract() == 0.0 && x.abs() <= 9_007_199_254_740_992.0,
+        let Some(index) = self.program.discrete_data.first_failure(&tensor.values, element) else {
+            return DataCheck::Passes;
         };
-        let Some(index) = tensor.values.iter().position(|x| !passes(*x)) else { return DataCheck::Passes };
-        let value = tensor.values[index];
+        let value = tensor.values.get(index).copied().unwrap_or(f64::NAN);
+        let what = match element {
+            Element::Bool => "that is not 0 or 1",
+            Element::Int => "that is not a whole number of at most 2^53 in size",
+        };
         let name = &tensor.name;
         DataCheck::FirstFailure(match tensor.ty {
             Type::Mat(_, columns) => {
-                let (row, column) = (index / columns.max(1) as usize, index % columns.max(1) as usize);
-                format!("the first such element of `{name}` is in row {row}, column {column}: {value}")
+                let columns = (columns as usize).max(1);
+                let (row, column) = (index / columns, index % columns);
+                format!("the first element of `{name}` {what} is in row {row}, column {column}: {value}")
             }
-            _ => format!("the first such element of `{name}` is element {index}: {value}"),
+            _ => format!("the first element of `{name}` {what} is element {index}: {value}"),
         })
     }
 
@@ -1195,7 +1198,7 @@ pub(super) fn discrete_element(distribution: &Distribution) -> Option<Element> {
     }
 }
 
-/// What [`FunctionLowerer::read_from_data`] finds of the values an observation checks.
+/// What [`FunctionLowerer::data_check`] finds of the values an observation checks.
 enum DataCheck {
     /// They are not read from a data set.
     NotData,

@@ -10,6 +10,7 @@
 //! one function per command input, which `adev` compiles.
 
 mod builtins;
+mod discrete_data;
 mod expr;
 mod gen;
 mod plates;
@@ -65,6 +66,8 @@ pub struct Program<'a> {
     /// The run's seed, from which `data` items declared with a random initialiser draw their
     /// values (`data z: mat[64, 10] = normal_init(1.0);`), each on a stream of its own.
     pub seed: u64,
+    /// Which data sets' elements can stand for booleans or counts, scanned at their first use.
+    discrete_data: discrete_data::DiscreteData,
 }
 
 /// A top-level `data` or `let` binding.
@@ -127,7 +130,15 @@ impl<'a> Program<'a> {
                 }
             }
         }
-        Ok(Program { analysis, params, records, globals, data: RefCell::default(), seed: 0 })
+        Ok(Program {
+            analysis,
+            params,
+            records,
+            globals,
+            data: RefCell::default(),
+            seed: 0,
+            discrete_data: Default::default(),
+        })
     }
 
     pub fn checked(&self) -> &'a CheckedProgram {

@@ -3,9 +3,11 @@
 //! them here in place; run-time values are made from it only for the interpreter and reports.
 //!
 //! For single-precision products it also keeps the values rounded to f32, made once per change
-//! of the values rather than by every product that reads a weight ([`Params::round`]).
+//! of the values rather than by every product that reads a weight ([`Params::round`]), and
+//! hands both to compiled code as its [`FlatParams`].
 //!
-//! This module owns the layout only; it must not know how parameters are trained or printed.
+//! This module owns the layout and that copy; it must not know how parameters are trained or
+//! printed.
 
 use crate::codegen::FlatParams;
 use crate::interp::RuntimeValue;
@@ -45,7 +47,8 @@ impl Params {
     }
 
     /// Rounds the values to f32 for [`Params::in_place`], unless they have not changed since
-    /// the last time: before each training step, when products are in single precision.
+    /// the last time: before each command and each training step, when products are in single
+    /// precision.
     pub fn round(&mut self) {
         if !self.rounded_is_current {
             self.rounded.resize(self.values.len(), 0.0);
@@ -84,7 +87,7 @@ impl Params {
 
     /// Parameter `index`'s values and, if it is current, their rounded copy, for a caller that
     /// writes both (an optimizer's update with its copy, in one pass): the copy stays current.
-    pub fn get_mut_with_rounded(&mut self, index: usize) -> (&mut [f64], Option<&mut [f32]>) {
+    pub(crate) fn get_mut_with_rounded(&mut self, index: usize) -> (&mut [f64], Option<&mut [f32]>) {
         let Some((offset, ty)) = self.entries.get(index).copied() else { return (&mut [], None) };
         let range = offset..offset + ty.elements();
         let rounded = self.rounded_is_current.then(|| &mut self.rounded[range.clone()]);
@@ -123,5 +126,32 @@ impl Params {
     /// function for the interpreter.
     pub fn values(&self) -> Vec<RuntimeValue> {
         (0..self.len()).map(|index| self.value(index)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rounded copy is handed to compiled code only while it is current: after `round`,
+    /// until a value changes.
+    #[test]
+    fn the_rounded_copy_is_current_from_round_to_the_next_change() {
+        let mut params = Params::zeros([Type::Real, Type::Vec(3)]);
+        assert!(params.in_place().rounded.is_none(), "never rounded");
+        params.get_mut(1).copy_from_slice(&[0.1, 0.2, 0.3]);
+        params.round();
+        let rounded = params.in_place().rounded.map(<[f32]>::to_vec);
+        assert_eq!(rounded, Some(vec![0.0, 0.1f64 as f32, 0.2f64 as f32, 0.3f64 as f32]));
+        params.get_mut(0)[0] = 1.0;
+        assert!(params.in_place().rounded.is_none(), "changed through get_mut");
+        params.round();
+        assert!(params.set(0, &RuntimeValue::Real(2.0)));
+        assert!(params.in_place().rounded.is_none(), "changed through set");
+        params.round();
+        let (values, rounded) = params.get_mut_with_rounded(1);
+        values[0] = 0.5;
+        rounded.expect("current")[0] = 0.5;
+        assert_eq!(params.in_place().rounded.map(|rounded| rounded[1]), Some(0.5), "written together");
     }
 }
