@@ -283,10 +283,18 @@ impl<'a> Session<'a> {
                 // Each parameter moves where it lives: no copy of a network's weights per step.
                 for group in &mut groups {
                     let pool = self.pool.as_deref().filter(|_| group.passes_in_parallel);
-                    for (k, (p, gradient)) in group.params.iter().zip(&group.gradient).enumerate() {
-                        // Single-precision products read the weights rounded: rounded as they move.
-                        let (values, rounded) = self.params.get_mut_with_rounded(*p);
-                        group.optimizer.update(k, values, rounded, gradient, pool);
+                    let params = &mut self.params;
+                    let mut updates = || {
+                        for (k, (p, gradient)) in group.params.iter().zip(&group.gradient).enumerate() {
+                            // Single-precision products read the weights rounded: rounded as they move.
+                            let (values, rounded) = params.get_mut_with_rounded(*p);
+                            group.optimizer.update(k, values, rounded, gradient, pool);
+                        }
+                    };
+                    // As for the gradient's pass: the pool is entered once for every tensor.
+                    match pool {
+                        Some(pool) => pool.install(&mut updates),
+                        None => updates(),
                     }
                     group.optimizer.finish_step();
                 }
@@ -493,7 +501,14 @@ impl<'a> Session<'a> {
             true => group.round.get(..chunks as usize).unwrap_or_default(),
             false => &[],
         };
-        let norm = divide_and_norm(&mut group.gradient, terms, |sums, k| sums.tensor(k, gradients), divisor, pool);
+        let gradient = &mut group.gradient;
+        let mut pass = || divide_and_norm(gradient, terms, |sums, k| sums.tensor(k, gradients), divisor, pool);
+        // Entered once for the whole pass: its tensors' blocks then go to the pool's threads
+        // without waking them again for each tensor.
+        let norm = match pool {
+            Some(pool) => pool.install(&mut pass),
+            None => pass(),
+        };
         Ok((value / particles as f64, norm))
     }
 
