@@ -37,7 +37,8 @@ expression to evaluate, e.g. `estimate(elbo(model(), guide(m), obs))`. Input con
   :load FILE       load a file's definitions and run its commands
   :reload          load the loaded files again
   :type EXPR       the type of an expression
-  :ir EXPR         the compiled IR (value, forward and reverse mode) of an estimate
+  :ir EXPR         the compiled IR (value, forward and reverse mode) of an estimate (or of
+                   the estimate an `estimate(…)` or `grad(…)` reports)
   :clif EXPR       the Cranelift IR of an estimate's value and reverse-mode programs
   :params          the parameters' current values
   :set seed N      the seed of the following commands
@@ -74,6 +75,18 @@ struct Repl {
 /// An expression typed at the prompt, checked as the command `before` + it + `after`.
 fn expression<'t>(text: &'t str, before: &'t str, after: &'t str) -> ppl::Wrapped<'t> {
     ppl::Wrapped { name: "<input>", before, text, after }
+}
+
+/// The estimate `estimate(…)` or `grad(…)` reports, as the text of `expr` that writes it; `None`
+/// if `expr` is not such a report.
+fn reported_estimate(expr: &str) -> Option<&str> {
+    const BEFORE: &str = "print ";
+    let parsed = ppl::syntax::parse(&expression(expr, BEFORE, "\n;").parsed(), 0);
+    let ItemKind::Print(exprs) = &parsed.program.items.first()?.kind else { return None };
+    let ExprKind::Call { callee, args } = &exprs.first()?.kind else { return None };
+    let first = args.first().filter(|_| matches!(callee.name.as_str(), "estimate" | "grad"))?;
+    let span = first.value.span;
+    expr.get((span.start as usize).checked_sub(BEFORE.len())?..(span.end as usize).checked_sub(BEFORE.len())?)
 }
 
 /// What one input shows: its results as text and, with `:out DIR`, its samples' draws kept
@@ -524,6 +537,8 @@ impl Repl {
     /// The IR of an estimate's value, forward and reverse programs, or (`clif`) the Cranelift
     /// IR of the value and reverse programs as compiled to native code.
     fn show_ir(&mut self, expr: &str, clif: bool) {
+        // `:ir grad(f(w))` shows what `grad` compiles: the estimate it is given.
+        let expr = reported_estimate(expr).unwrap_or(expr);
         let Some((_, ty)) = self.check_expression(expr, false) else { return };
         if ty != "est" {
             crate::write_line(&format!(

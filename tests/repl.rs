@@ -415,6 +415,24 @@ fn set_matmul_chooses_the_precision_of_matrix_products() {
     assert!(rest.contains("products of two matrices in f64"), "{rest}");
 }
 
+/// `:ir` of an `estimate(…)` or `grad(…)` report shows the programs of the estimate it reports,
+/// as `:ir` of the estimate itself does.
+#[test]
+fn ir_of_a_report_shows_its_estimate() {
+    let data = Scratch::new("repl-piped-ir-report");
+    let script = "param m: real = 0.0;\n\
+         fn f(m) { E { x ~ normal(m, 1.0); x * x } }\n\
+         :ir f(m)\n\
+         :ir grad(f(m), samples: 10)\n\
+         :ir estimate(f(m))\n";
+    let (status, stdout, stderr) = piped(&data, script.as_bytes());
+    assert!(status.success(), "{status}: {stderr}");
+    let programs: Vec<&str> = stdout.split("fn estimate(").skip(1).collect();
+    assert_eq!(programs.len(), 3, "{stdout}");
+    assert!(programs.iter().all(|program| *program == programs[0]), "{stdout}");
+    assert!(!stdout.contains("only estimates"), "{stdout}");
+}
+
 #[test]
 fn piped_errors_quote_what_was_typed_and_set_out_writes_the_draws() {
     let data = Scratch::new("repl-piped-quote");
