@@ -13,8 +13,8 @@
 //! The f32 copies of the operands live in buffers of the calling thread, reused from call to
 //! call: a training step allocates nothing here after its first. An operand the caller has
 //! already rounded ([`round_to_single`]: a step's weights, rounded once rather than by each of
-//! the products that read them) is used as given, with the same bits, since rounding is exact
-//! arithmetic's one answer.
+//! the products that read them) is used as given, with the same bits: a number has one
+//! rounding to f32.
 
 use std::cell::RefCell;
 

@@ -39,7 +39,7 @@ impl DiscreteData {
 /// Whether `x` passes the checks of an observed `element`: 0 or 1 (−0 too) for a boolean; a
 /// whole number of at most 2^53 in size for a count. NaN and ±∞ pass neither.
 #[inline(always)]
-pub(super) fn passes(x: f64, element: Element) -> bool {
+fn passes(x: f64, element: Element) -> bool {
     match element {
         Element::Bool => x == 0.0 || x == 1.0,
         Element::Int => x.trunc() == x && x.abs() <= 9_007_199_254_740_992.0,

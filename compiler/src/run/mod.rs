@@ -450,9 +450,8 @@ impl<'a> Session<'a> {
         let mut failed = None;
         let mut index = 0;
         let in_place = self.params.in_place();
-        let flat = in_place.values;
         executor.run(
-            flat,
+            in_place.values,
             count,
             execute::CHUNK,
             true,
@@ -720,9 +719,8 @@ impl<'a> Session<'a> {
         let mut total = Moments::new(width);
         let mut failed = None;
         let in_place = self.params.in_place();
-        let flat = in_place.values;
         executor.run(
-            flat,
+            in_place.values,
             samples,
             execute::CHUNK,
             true,
@@ -767,9 +765,8 @@ impl<'a> Session<'a> {
         let mut sample = Vec::with_capacity(width);
         let mut complete = true;
         let in_place = self.params.in_place();
-        let flat = in_place.values;
         executor.run(
-            flat,
+            in_place.values,
             u64::from(parts),
             1,
             true,

@@ -418,7 +418,6 @@ impl<'a> Session<'a> {
         let seed = settings.seed;
         let gradient = &mut group.gradient;
         let in_place = self.params.in_place();
-        let flat = in_place.values;
         // A step of a few particles is one chunk by the usual rule; summed one call (particle,
         // or part of one) per chunk instead, it has the same bits (each chunk's sum starts from
         // 0, and 0 + x is x), and its calls can run on every thread: a minibatch objective's
@@ -432,7 +431,7 @@ impl<'a> Session<'a> {
         let width = group.width;
         let mut first_chunk = true;
         executor.run(
-            flat,
+            in_place.values,
             calls,
             chunk,
             parallel,
