@@ -27,13 +27,13 @@ pub fn json(output: &Output) -> Option<String> {
         Output::Trace { source, index, trace } => {
             json!({ "kind": "trace", "source": source, "index": index, "trace": printed(trace) })
         }
-        Output::Trained { source, direction, steps, seconds, objectives, params, reason, fit, .. } => {
+        Output::Trained { source, direction, steps, seconds, time, objectives, params, reason, fit, .. } => {
             let kind = if *direction == Direction::Maximize { "maximize" } else { "minimize" };
             let statistic = |objective: &ppl::run::TrainedObjective| json!({ "mean": number(objective.statistic.mean), "stderr": number(objective.statistic.stderr) });
             let params: serde_json::Map<String, Value> =
                 params.iter().map(|(name, value)| (name.clone(), printed(value))).collect();
             let mut report = json!({
-                "kind": kind, "source": source, "steps": steps, "seconds": seconds,
+                "kind": kind, "source": source, "steps": steps, "seconds": seconds, "time": time_json(time),
                 "objective": objectives.first().map(statistic).unwrap_or(Value::Null),
                 "params": params, "stopped": reason.describe(),
             });
@@ -124,4 +124,9 @@ pub fn printed(value: &Printed) -> Value {
             Value::Object(fields.iter().map(|(name, field)| (name.clone(), printed(field))).collect())
         }
     }
+}
+
+/// Where a training's time went ([`ppl::run::TrainingTime`]), in seconds.
+pub fn time_json(time: &ppl::run::TrainingTime) -> Value {
+    json!({ "gradients": time.gradients, "gradient_passes": time.gradient_passes, "updates": time.updates })
 }

@@ -70,7 +70,19 @@ impl Record {
                 gradient_norm: *gradient_norm,
                 learning_rate: *learning_rate,
             }),
-            Output::Trained { source, steps, skipped, seconds, objectives, reason, optimizers, seed, fit, .. } => {
+            Output::Trained {
+                source,
+                steps,
+                skipped,
+                seconds,
+                time,
+                objectives,
+                reason,
+                optimizers,
+                seed,
+                fit,
+                ..
+            } => {
                 self.trained += 1;
                 self.interrupted |= *reason == ppl::run::StopReason::Interrupted;
                 if !self.writing {
@@ -81,6 +93,7 @@ impl Record {
                     "steps": steps,
                     "skipped": skipped,
                     "seconds": seconds,
+                    "time": crate::report::time_json(time),
                     "stopped": reason.describe(),
                     "seed": seed,
                     "objectives": objectives.iter().map(|objective| json!({

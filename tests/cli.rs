@@ -580,7 +580,7 @@ fn collect_numbers(value: &serde_json::Value, numbers: &mut Vec<f64>) {
         serde_json::Value::Array(items) => items.iter().for_each(|item| collect_numbers(item, numbers)),
         serde_json::Value::Object(fields) => fields
             .iter()
-            .filter(|(name, _)| name.as_str() != "seconds")
+            .filter(|(name, _)| !matches!(name.as_str(), "seconds" | "time"))
             .for_each(|(_, item)| collect_numbers(item, numbers)),
         _ => {}
     }

@@ -41,7 +41,8 @@
 //! - training time: in a line containing ` after N steps in T s` (`N` digits, `T` digits with an
 //!   optional `.` and digits, then ` s` at the end of the line or before a space), `T` becomes
 //!   `<time>`: `    finished after 5000 steps in 0.06 s` matches any time;
-//! - in JSON output, a number right after `"seconds":` becomes `<time>`.
+//! - in JSON output, a number right after `"seconds":` becomes `<time>`, as do those of a
+//!   training's `"time"` (after `"gradients":`, `"gradient_passes":` and `"updates":`).
 //!
 //! Writing `<time>` in the document instead of a number works too. Nothing else is fuzzy: in
 //! particular the progress lines that `ppl run` prints on stderr when it is not on a terminal
@@ -507,7 +508,7 @@ fn mismatch(expected: &[&str], actual: &[&str]) -> Option<Mismatch> {
 fn normalise(line: &str) -> String {
     let line = line.trim_end();
     let line = normalise_training_time(line).unwrap_or_else(|| line.to_string());
-    normalise_json_seconds(&line)
+    normalise_json_times(&line)
 }
 
 /// `… after N steps in T s…` with `T` replaced by `<time>`, if the line has that form.
@@ -524,13 +525,14 @@ fn normalise_training_time(line: &str) -> Option<String> {
     (digits(steps) && decimal && unit_ends).then(|| format!("{before} after {steps} steps in <time> {rest}"))
 }
 
-/// The line with every JSON number right after `"seconds":` replaced by `<time>`.
-fn normalise_json_seconds(line: &str) -> String {
-    const KEY: &str = "\"seconds\":";
+/// The line with every JSON number right after a key of a time (`"seconds":`, and those of a
+/// training's `"time"`) replaced by `<time>`.
+fn normalise_json_times(line: &str) -> String {
+    const KEYS: [&str; 4] = ["\"seconds\":", "\"gradients\":", "\"gradient_passes\":", "\"updates\":"];
     let mut normalised = String::new();
     let mut rest = line;
-    while let Some(at) = rest.find(KEY) {
-        let (before, after) = rest.split_at(at + KEY.len());
+    while let Some((at, key)) = KEYS.iter().filter_map(|key| Some((rest.find(key)?, key))).min() {
+        let (before, after) = rest.split_at(at + key.len());
         normalised.push_str(before);
         let end = after.find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c))).unwrap_or(after.len());
         if end > 0 && after[..end].parse::<f64>().is_ok() {
@@ -608,6 +610,10 @@ fn training_times_and_nothing_else_are_normalised() {
         r#"{"kind":"maximize","steps":5000,"seconds":<time>,"objective":{"mean":-8.1}}"#
     );
     assert_eq!(normalise(r#"{"seconds":"two","steps":3}"#), r#"{"seconds":"two","steps":3}"#);
+    assert_eq!(
+        normalise(r#"{"seconds":0.4,"time":{"gradients":0.3,"gradient_passes":1e-3,"updates":0.05},"steps":3}"#),
+        r#"{"seconds":<time>,"time":{"gradients":<time>,"gradient_passes":<time>,"updates":<time>},"steps":3}"#
+    );
 }
 
 #[test]

@@ -24,7 +24,9 @@ mod parts;
 pub mod psis;
 mod train;
 
-pub use output::{significant, Fit, Minibatch, Output, ParamGradient, Printed, Shown, Statistic, TrainedObjective};
+pub use output::{
+    significant, Fit, Minibatch, Output, ParamGradient, Printed, Shown, Statistic, TrainedObjective, TrainingTime,
+};
 pub use params::Params;
 pub use ppl_runtime::optim::OptimizerState;
 pub use train::StopReason;

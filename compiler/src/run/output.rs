@@ -61,6 +61,8 @@ pub enum Output {
         /// Steps skipped because of a non-finite objective or gradient (`on_nan: "skip"`).
         skipped: u64,
         seconds: f64,
+        /// Where the steps' time went.
+        time: TrainingTime,
         /// Each objective's mean ± standard error over the last steps.
         objectives: Vec<TrainedObjective>,
         params: Vec<(String, Printed)>,
@@ -286,6 +288,18 @@ impl fmt::Display for Printed {
 pub struct Statistic {
     pub mean: f64,
     pub stderr: f64,
+}
+
+/// Where a training's time went, in seconds of the thread that runs it: calls of the objective
+/// (its gradients: a step's particles or the parts of its minibatch, side by side on every
+/// thread), the passes over the gradient that add the calls' results, take their mean and norm
+/// and clip them, and the optimizer's updates of the parameters. The rest of a training's
+/// `seconds` is its progress reports and bookkeeping.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TrainingTime {
+    pub gradients: f64,
+    pub gradient_passes: f64,
+    pub updates: f64,
 }
 
 /// One objective's estimate at the end of training.

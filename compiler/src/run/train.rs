@@ -20,7 +20,7 @@ use ppl_runtime::optim::{clip_to, divide_and_norm, Method, Optimizer, OptimizerS
 
 use super::execute::{Executor, Kernel, CHUNK};
 use super::moments::Moments;
-use super::output::{Minibatch, Output, TrainedObjective};
+use super::output::{Minibatch, Output, TrainedObjective, TrainingTime};
 use super::parts::{particle_and_part, parts_of, OverRows};
 use super::{fit, runtime_error, Session};
 use crate::adev::Estimator;
@@ -246,6 +246,7 @@ impl<'a> Session<'a> {
         // The first step runs on one thread and is timed: later steps use every thread if it
         // was slow enough for that to pay.
         let mut parallel = None;
+        let mut time = TrainingTime::default();
         while step < settings.steps {
             if self.options.matmul_precision == ppl_runtime::Precision::Single {
                 self.params.round();
@@ -256,8 +257,15 @@ impl<'a> Session<'a> {
             let mut finite = true;
             let started = Instant::now();
             for (g, group) in groups.iter_mut().enumerate() {
-                let (value, norm) =
-                    self.step_gradient(group, &settings, command_index, g, step, parallel.unwrap_or(false), sign)?;
+                let (value, norm) = self.step_gradient(
+                    group,
+                    &settings,
+                    command_index,
+                    (g, step),
+                    parallel.unwrap_or(false),
+                    sign,
+                    &mut time,
+                )?;
                 // A finite norm is a sum of finite squares; the elements are looked at only
                 // when it is not (it may also have overflowed).
                 if !value.is_finite()
@@ -269,7 +277,9 @@ impl<'a> Session<'a> {
                     }
                 }
                 if let Some(limit) = settings.clip {
+                    let clipping = Instant::now();
                     clip_to(&mut group.gradient, norm, limit);
+                    time.gradient_passes += clipping.elapsed().as_secs_f64();
                 }
                 step_norm += norm * norm;
                 group.value = value;
@@ -279,6 +289,7 @@ impl<'a> Session<'a> {
                 }
             }
             parallel.get_or_insert_with(|| started.elapsed() > PARALLEL_STEP);
+            let updating = Instant::now();
             if finite {
                 // Each parameter moves where it lives: no copy of a network's weights per step.
                 for group in &mut groups {
@@ -301,6 +312,7 @@ impl<'a> Session<'a> {
             } else {
                 skipped += 1;
             }
+            time.updates += updating.elapsed().as_secs_f64();
             step += 1;
             if finite {
                 for group in &mut groups {
@@ -381,6 +393,7 @@ impl<'a> Session<'a> {
             steps: step,
             skipped,
             seconds: started.elapsed().as_secs_f64(),
+            time,
             objectives,
             params: self.param_outputs(&trained),
             reason,
@@ -401,10 +414,10 @@ impl<'a> Session<'a> {
         group: &mut Group,
         settings: &Settings,
         command: u64,
-        g: usize,
-        step: u64,
+        (g, step): (usize, u64),
         parallel: bool,
         sign: f64,
+        time: &mut TrainingTime,
     ) -> Result<(f64, f64), Diagnostic> {
         let particles = settings.particles;
         // All particles in one call (on the first one's stream), or one per call.
@@ -430,6 +443,7 @@ impl<'a> Session<'a> {
         let one_round = chunks <= group.round.len() as u64;
         let width = group.width;
         let mut first_chunk = true;
+        let calling = Instant::now();
         executor.run(
             in_place.values,
             calls,
@@ -474,6 +488,7 @@ impl<'a> Session<'a> {
                 failed.is_none()
             },
         );
+        time.gradients += calling.elapsed().as_secs_f64();
         if let Some(call) = failed {
             // The interpreter finds the failing particle (and part), each on its own stream.
             let mut candidates = match group.particles_at_once {
@@ -501,6 +516,7 @@ impl<'a> Session<'a> {
             false => &[],
         };
         let gradient = &mut group.gradient;
+        let passing = Instant::now();
         let mut pass = || divide_and_norm(gradient, terms, |sums, k| sums.tensor(k, gradients), divisor, pool);
         // Entered once for the whole pass: its tensors' blocks then go to the pool's threads
         // without waking them again for each tensor.
@@ -508,6 +524,7 @@ impl<'a> Session<'a> {
             Some(pool) => pool.install(&mut pass),
             None => pass(),
         };
+        time.gradient_passes += passing.elapsed().as_secs_f64();
         Ok((value / particles as f64, norm))
     }
 
