@@ -84,9 +84,10 @@ pub unsafe extern "C" fn vec_binary(
     unsafe { elementwise(f, dst, (a, a_stride), (b, b_stride), len) }
 }
 
-/// `dst = a op b` elementwise for the exact IEEE operations (`code` 0 add, 1 subtract, 2
-/// multiply, 3 divide), a scalar operand having stride 0: the same bits as [`vec_binary`], in
-/// loops the compiler vectorises instead of a call per element.
+/// `dst = a op b` elementwise for the operations that vectorise (`code` 0 add, 1 subtract,
+/// 2 multiply, 3 divide, 4 `f64::max`, 5 `f64::min`, 6 `interp::at_least`), a scalar operand
+/// having stride 0: the same functions as [`vec_binary`] calls, so the same bits, in loops the
+/// compiler vectorises instead of a call per element.
 pub unsafe extern "C" fn vec_arith(
     code: i64,
     dst: *mut f64,
@@ -96,15 +97,33 @@ pub unsafe extern "C" fn vec_arith(
     b_stride: i64,
     len: i64,
 ) {
+    let (a, b) = ((a, a_stride), (b, b_stride));
     // SAFETY: see the module's contract; each element is read before the same index is written.
     unsafe {
         match code {
-            0 => elementwise(|x, y| x + y, dst, (a, a_stride), (b, b_stride), len),
-            1 => elementwise(|x, y| x - y, dst, (a, a_stride), (b, b_stride), len),
-            2 => elementwise(|x, y| x * y, dst, (a, a_stride), (b, b_stride), len),
-            _ => elementwise(|x, y| x / y, dst, (a, a_stride), (b, b_stride), len),
+            0 => elementwise(|x, y| x + y, dst, a, b, len),
+            1 => elementwise(|x, y| x - y, dst, a, b, len),
+            2 => elementwise(|x, y| x * y, dst, a, b, len),
+            3 => elementwise(|x, y| x / y, dst, a, b, len),
+            4 => elementwise(f64::max, dst, a, b, len),
+            5 => elementwise(f64::min, dst, a, b, len),
+            _ => elementwise(crate::interp::at_least, dst, a, b, len),
         }
     }
+}
+
+/// The code [`vec_arith`] computes `op` by, if it does.
+pub fn arith_code(op: BinaryOp) -> Option<i64> {
+    Some(match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+        BinaryOp::Max => 4,
+        BinaryOp::Min => 5,
+        BinaryOp::AtLeast => 6,
+        BinaryOp::Pow | BinaryOp::And | BinaryOp::Or => return None,
+    })
 }
 
 /// # Safety
@@ -483,4 +502,45 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_tape_push", tape_push as *const u8),
         ("ppl_tape_pop", tape_pop as *const u8),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interp::real_binary;
+
+    /// The vectorised loops give each element the bits of the interpreter's function for the
+    /// operation, signed zeros, NaNs and infinities included, with either operand a scalar.
+    #[test]
+    fn vectorised_operations_have_the_interpreters_bits() {
+        let specials = [0.0, -0.0, 1.0, -1.0, f64::NAN, -f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e-310, 2.5];
+        let (a, b): (Vec<f64>, Vec<f64>) = specials
+            .iter()
+            .flat_map(|x| specials.iter().map(move |y| (*x, *y)))
+            .chain((0..37).map(|k| (k as f64 * 0.3 - 5.0, 1.0 - k as f64 * 0.2)))
+            .unzip();
+        let ops = [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Max,
+            BinaryOp::Min,
+            BinaryOp::AtLeast,
+        ];
+        for op in ops {
+            let (code, f) = (arith_code(op).expect("a vectorised operation"), real_binary(op).expect("a function"));
+            for (a_stride, b_stride) in [(1, 1), (0, 1), (1, 0)] {
+                let mut out = vec![0.0; a.len()];
+                // SAFETY: `out`, `a` and `b` have the length given (stride 0 reads element 0).
+                unsafe {
+                    vec_arith(code, out.as_mut_ptr(), a.as_ptr(), a_stride, b.as_ptr(), b_stride, a.len() as i64)
+                };
+                for (k, result) in out.iter().enumerate() {
+                    let (x, y) = (a[k * a_stride as usize], b[k * b_stride as usize]);
+                    assert_eq!(result.to_bits(), f(x, y).to_bits(), "{op:?}({x}, {y})");
+                }
+            }
+        }
+    }
 }

@@ -743,14 +743,7 @@ impl Translator<'_, '_> {
             let (pa, sa) = self.operand_pointer(a, ta)?;
             let (pb, sb) = self.operand_pointer(b, tb)?;
             let n = self.iconst(len(ty));
-            let exact_code = match op {
-                BinaryOp::Add => Some(0),
-                BinaryOp::Sub => Some(1),
-                BinaryOp::Mul => Some(2),
-                BinaryOp::Div => Some(3),
-                _ => None,
-            };
-            if let Some(code) = exact_code {
+            if let Some(code) = shims::arith_code(op) {
                 let code = self.iconst(code);
                 self.call("ppl_vec_arith", &[code, dst, pa, sa, pb, sb, n])?;
                 return Ok(None);

@@ -424,9 +424,18 @@ pub fn real_binary(op: BinaryOp) -> Option<fn(f64, f64) -> f64> {
         BinaryOp::Pow => libm::pow,
         BinaryOp::Min => f64::min,
         BinaryOp::Max => f64::max,
-        BinaryOp::AtLeast => |a, b| if a >= b { 1.0 } else { 0.0 },
+        BinaryOp::AtLeast => at_least,
         BinaryOp::And | BinaryOp::Or => return None,
     })
+}
+
+/// [`BinaryOp::AtLeast`]: 1 where `a >= b`, else 0 (NaN compares false).
+pub fn at_least(a: f64, b: f64) -> f64 {
+    if a >= b {
+        1.0
+    } else {
+        0.0
+    }
 }
 
 /// `[softplus(x), sigmoid(x)]` elementwise, by the runtime's kernels for both at once: the
