@@ -514,3 +514,43 @@ fn a_scale_from_a_dot_product_with_the_row_runs_batched() {
     let rows = run(&analysis, RunOptions { row_by_row: true, ..options(Backend::Jit) });
     assert_eq!(differs(&batched, &rows), None, "batched and row by row differ on\n{source}");
 }
+
+/// A row's vector computed elementwise from its data and read only by the batched code (the
+/// likelihood's `1 - 2x` of a row of pixels) is computed on the stack of rows, one pass over the
+/// batch, rather than row by row and stacked: the gathering loop stacks the row alone. The
+/// numbers are those of the rows run one by one.
+#[test]
+fn a_rows_elementwise_vector_is_computed_on_the_stack_of_rows() {
+    let source = "data rows: mat[6, 12] = [\n\
+                  [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0],\n\
+                  [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0],\n\
+                  [1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0],\n\
+                  [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0],\n\
+                  [1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0],\n\
+                  [0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0]];\n\
+                  param w: mat[12, 3] = uniform_init(0.3);\n\
+                  fn row_f(x: vec[12]) { E { z ~ normal(0.0, 1.0); sum(softplus((1.0 - 2.0 * x) * (w @ [z, 1.0, -z]))) } }\n\
+                  print estimate(mean_over(rows, row_f, batch: 4), samples: 3);\n\
+                  print grad(mean_over(rows, row_f, batch: 4), samples: 3);\n";
+    let analysis = ppl::check_source("row_elementwise.ppl", source);
+    assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
+    let batched = run(&analysis, RunOptions { emit_ir: true, ..options(Backend::Jit) });
+    let rows = run(&analysis, RunOptions { row_by_row: true, ..options(Backend::Jit) });
+    assert_eq!(differs(&batched, &rows), None, "batched and row by row differ on\n{source}");
+    assert_eq!(run(&analysis, options(Backend::Interpreter)).printed, batched.printed);
+    // The value's program (forward and reverse mode also stack the rows' tangents): its
+    // gathering loop stacks the rows, not `1 - 2x`.
+    let primal: Vec<&str> =
+        batched.ir.iter().filter_map(|ir| ir.split("\n}").find(|f| f.contains("fn estimate("))).collect();
+    assert!(!primal.is_empty(), "no IR of an estimate's value");
+    for ir in primal {
+        let row_by_row = |line: &&str| line.contains(": vec[12] = mul") || line.contains(": vec[12] = sub");
+        assert!(!ir.lines().any(|line| row_by_row(&line)), "1 - 2x is computed row by row:\n{ir}");
+        assert!(
+            ir.lines().any(|line| line.contains(": mat[4, 12] = sub")),
+            "1 - 2x is not computed on the stack:\n{ir}"
+        );
+        let stacked_rows = ir.lines().filter(|line| line.contains(": mat[4, 12] = insert")).count();
+        assert_eq!(stacked_rows, 1, "a row's vector is stacked besides the row:\n{ir}");
+    }
+}

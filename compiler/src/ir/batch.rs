@@ -8,7 +8,9 @@
 //!
 //! - a *gathering* loop keeps what must run row by row — reading the row, splitting the row's
 //!   stream, drawing its noise, anything with integers or its own control flow — and stacks each
-//!   value the rest reads: a vector as a row of a matrix, a real as an element of a vector;
+//!   value the rest reads: a vector as a row of a matrix, a real as an element of a vector (a
+//!   vector the row computes elementwise from its rows' vectors and shared values, and that only
+//!   the rest reads, is computed on their stacks instead: one pass, not one and a copy per row);
 //! - the rest runs once, on the stacks: a shared matrix times each row's vector becomes one
 //!   matrix–matrix product (the `gemm` kernel), elementwise operations run on the stacks, a
 //!   row's sum is a product with ones, and the loop's sums are sums over the batch. A check of
@@ -98,7 +100,10 @@ impl Batching {
         let (first, end) = (*self.constants.get(lo)?, *self.constants.get(hi)?);
         let rows = u32::try_from(end.checked_sub(first)?).ok().filter(|rows| *rows >= 2)?;
         let carried = carried(body, &self.types, &self.constants, first)?;
-        let mut batch = LoopBatch::new(self, rows, inst.span);
+        let mut reads = HashMap::new();
+        super::count_uses(body, &mut reads);
+        let read_once = reads.into_iter().filter(|(_, count)| *count == 1).map(|(value, _)| value).collect();
+        let mut batch = LoopBatch::new(self, rows, inst.span, read_once);
         batch.kind.insert(body.params[0], Kind::Gathered);
         for (k, how) in carried.iter().enumerate() {
             if let Carried::Stream = how {
@@ -272,6 +277,12 @@ struct LoopBatch<'a> {
     batched: HashMap<Value, Value>,
     /// Values of the gathering loop that the batched code reads, with their stacks.
     stacked: Vec<(Value, Value)>,
+    /// The loop body's values read exactly once.
+    read_once: HashSet<Value>,
+    /// Gathered vectors computed elementwise from other rows' vectors and shared values, and
+    /// read once: by the batched code, which computes them from their operands' stacks
+    /// instead of stacking them (see `row_values`).
+    elementwise: HashMap<Value, Op>,
     /// Constant tensors (ones, the stacks' empty starts), defined before everything else.
     constants: Vec<Inst>,
     /// The code over the whole batch, in order.
@@ -280,7 +291,7 @@ struct LoopBatch<'a> {
 }
 
 impl<'a> LoopBatch<'a> {
-    fn new(pass: &'a mut Batching, rows: u32, span: Option<Span>) -> Self {
+    fn new(pass: &'a mut Batching, rows: u32, span: Option<Span>, read_once: HashSet<Value>) -> Self {
         LoopBatch {
             pass,
             rows,
@@ -288,6 +299,8 @@ impl<'a> LoopBatch<'a> {
             kind: HashMap::new(),
             batched: HashMap::new(),
             stacked: Vec::new(),
+            read_once,
+            elementwise: HashMap::new(),
             constants: Vec::new(),
             code: Vec::new(),
             ones: HashMap::new(),
@@ -346,7 +359,29 @@ impl<'a> LoopBatch<'a> {
         for result in &inst.results {
             self.kind.insert(*result, Kind::Gathered);
         }
+        if let [result] = inst.results[..] {
+            if self.read_once.contains(&result) && self.computable_from_stacks(&inst.op, result) {
+                self.elementwise.insert(result, inst.op.clone());
+            }
+        }
         Placed::Gathered
+    }
+
+    /// Whether `op`, computing the vector `result` row by row, is elementwise on vectors of
+    /// rows (of its type) and shared numbers or vectors: the batched code then computes it as
+    /// well from their stacks, one pass over the batch.
+    fn computable_from_stacks(&self, op: &Op, result: Value) -> bool {
+        let Some(ty @ Type::Vec(_)) = self.ty(result) else { return false };
+        let fits = |value: &Value| match (self.ty(*value), self.kind.get(value)) {
+            (Some(own), Some(Kind::Gathered)) => own == ty,
+            (Some(own), None) => own == ty || matches!(own, Type::Real | Type::Int),
+            _ => false,
+        };
+        match op {
+            Op::Unary(unary, a) => !matches!(unary, UnaryOp::Not | UnaryOp::ToReal | UnaryOp::ToInt) && fits(a),
+            Op::Binary(binary, a, b) => !matches!(binary, BinaryOp::And | BinaryOp::Or) && fits(a) && fits(b),
+            _ => false,
+        }
     }
 
     /// Emits the batched form of `inst`; `None` if there is none.
@@ -357,14 +392,7 @@ impl<'a> LoopBatch<'a> {
         let [result] = inst.results[..] else { return None };
         let ty = self.ty(result)?;
         let batched = match &inst.op {
-            Op::Unary(op, a) if !matches!(op, UnaryOp::Not | UnaryOp::ToReal | UnaryOp::ToInt) => {
-                let a = self.lift(*a, ty)?;
-                self.emit(Op::Unary(*op, a), self.batched_type(ty)?)
-            }
-            Op::Binary(op, a, b) if !matches!(op, BinaryOp::And | BinaryOp::Or) => {
-                let (a, b) = (self.operand(*a, ty)?, self.operand(*b, ty)?);
-                self.emit(Op::Binary(*op, a, b), self.batched_type(ty)?)
-            }
+            op @ (Op::Unary(..) | Op::Binary(..)) => self.elementwise_op(op, ty)?,
             Op::WithTangent { value, tangent_of } => {
                 let (value, tangent_of) = (self.lift(*value, ty)?, self.lift(*tangent_of, ty)?);
                 self.emit(Op::WithTangent { value, tangent_of }, self.batched_type(ty)?)
@@ -420,6 +448,21 @@ impl<'a> LoopBatch<'a> {
         self.kind.insert(result, Kind::Batched);
         self.batched.insert(result, batched);
         Some(())
+    }
+
+    /// The batched form of an elementwise operation whose per-row result has type `ty`.
+    fn elementwise_op(&mut self, op: &Op, ty: Type) -> Option<Value> {
+        Some(match op {
+            Op::Unary(op, a) if !matches!(op, UnaryOp::Not | UnaryOp::ToReal | UnaryOp::ToInt) => {
+                let a = self.lift(*a, ty)?;
+                self.emit(Op::Unary(*op, a), self.batched_type(ty)?)
+            }
+            Op::Binary(op, a, b) if !matches!(op, BinaryOp::And | BinaryOp::Or) => {
+                let (a, b) = (self.operand(*a, ty)?, self.operand(*b, ty)?);
+                self.emit(Op::Binary(*op, a, b), self.batched_type(ty)?)
+            }
+            _ => return None,
+        })
     }
 
     /// A check of every row's value: of the bound that all of them meet.
@@ -542,13 +585,22 @@ impl<'a> LoopBatch<'a> {
     }
 
     /// The stack of a per-row value: its batched form, or (for a value computed in the
-    /// gathering loop) the stack that loop fills.
+    /// gathering loop) the stack that loop fills, or its elementwise operation on the stacks of
+    /// its operands.
     fn row_values(&mut self, value: Value) -> Option<Value> {
         if let Some(batched) = self.batched.get(&value) {
             return Some(*batched);
         }
         if !matches!(self.kind.get(&value), Some(Kind::Gathered)) {
             return None;
+        }
+        // Computed from its operands' stacks rather than stacked row by row: a row's `1 - 2x`
+        // of its pixels costs one pass over the batch, not a pass and a copy per row (and the
+        // gathering loop, where nothing else reads it, no longer computes it).
+        if let Some(op) = self.elementwise.remove(&value) {
+            let batched = self.elementwise_op(&op, self.ty(value)?)?;
+            self.batched.insert(value, batched);
+            return Some(batched);
         }
         let stack = self.pass.fresh(self.batched_type(self.ty(value)?)?);
         self.stacked.push((value, stack));
