@@ -257,15 +257,9 @@ impl<'a> Session<'a> {
             let mut finite = true;
             let started = Instant::now();
             for (g, group) in groups.iter_mut().enumerate() {
-                let (value, norm) = self.step_gradient(
-                    group,
-                    &settings,
-                    command_index,
-                    (g, step),
-                    parallel.unwrap_or(false),
-                    sign,
-                    &mut time,
-                )?;
+                let parallel = parallel.unwrap_or(false);
+                let (value, norm) =
+                    self.step_gradient(group, &settings, command_index, g, step, parallel, sign, &mut time)?;
                 // A finite norm is a sum of finite squares; the elements are looked at only
                 // when it is not (it may also have overflowed).
                 if !value.is_finite()
@@ -414,7 +408,8 @@ impl<'a> Session<'a> {
         group: &mut Group,
         settings: &Settings,
         command: u64,
-        (g, step): (usize, u64),
+        g: usize,
+        step: u64,
         parallel: bool,
         sign: f64,
         time: &mut TrainingTime,
