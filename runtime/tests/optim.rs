@@ -342,7 +342,12 @@ fn summing_dividing_and_taking_the_norm_in_one_pass_gives_the_bits_of_three() {
         // Divisors with and without an exact reciprocal (a step's sign times its particles).
         for divisor in [-3.0, 1.0, -1.0, 64.0, -0.25, 6.0, 1e-300, f64::MIN_POSITIVE] {
             let bits = |grads: &[Vec<f64>]| grads.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
-            for terms in [vec![], vec![first.as_slice(), second.as_slice()]] {
+            for terms in [
+                vec![],
+                vec![first.as_slice()],
+                vec![first.as_slice(), second.as_slice()],
+                vec![first.as_slice(), second.as_slice(), grads.as_slice()],
+            ] {
                 // Given terms, their sum from zero replaces the gradients.
                 let passes: Vec<Vec<f64>> = (0..grads.len())
                     .map(|k| {
