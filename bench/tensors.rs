@@ -71,7 +71,7 @@ fn figures(runs: usize) -> Result<(), String> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|error| error.to_string())?;
     let pool = std::sync::Arc::new(pool);
     for (precision, name) in [(Precision::Double, "f64"), (Precision::Single, "f32")] {
-        program.set_matmul_precision(precision);
+        program.set_precision(precision);
         println!("  products of two matrices in {name}:");
         for (what, expression, particles, lent) in [
             ("gradient of a minibatch of 64 images:", "mean_over(test, image_elbo, batch: 64)", 1, false),
@@ -129,7 +129,7 @@ fn training_step(
     if analysis.has_errors() {
         return Err(analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
     }
-    let options = ppl::run::RunOptions { matmul_precision: precision, ..Default::default() };
+    let options = ppl::run::RunOptions { precision, ..Default::default() };
     let mut session = ppl::run::Session::new(&analysis, options).map_err(|error| error.message.clone())?;
     let mut reports = Vec::with_capacity(steps as usize);
     let mut spent = None;

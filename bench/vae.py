@@ -5,7 +5,7 @@ minibatch of 64 and of 1024 images and a training step of each, and their ratios
 gradient.
 
 Runs `ppl run --json --quiet examples/vae.ppl` with products of matrices in f64 and in f32
-(`--matmul-precision`) and `bench tensors` (build both with
+(`--precision`) and `bench tensors` (build both with
 `cargo build --release` first), then `bench/numpyro_vae.py` with the Python given by `--python`
 (a virtual environment with NumPyro, see bench/README.md), which is skipped if it cannot import
 numpyro. Not run by the tests.
@@ -25,7 +25,7 @@ def run_ppl(precision):
     """Times the whole `ppl run` of the example with products of matrices in `precision` (f64 or
     f32); returns its figures, with the run's own peak memory."""
     ppl = os.path.join(ROOT, "target", "release", "ppl")
-    command = [ppl, "run", "--json", "--quiet", "--matmul-precision", precision, "examples/vae.ppl"]
+    command = [ppl, "run", "--json", "--quiet", "--precision", precision, "examples/vae.ppl"]
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     stdout = child.stdout.read()

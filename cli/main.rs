@@ -73,10 +73,11 @@ enum Command {
         #[arg(long)]
         row_by_row: bool,
         /// The precision of products of two matrices (a batched minibatch's or particles'
-        /// layers): f32 rounds their operands to f32 and sums in f32, about twice as fast;
+        /// layers) and of trainings: f32 rounds the products' operands to f32 and sums in f32,
+        /// about twice as fast, and keeps a training's optimizer state and parameters in f32;
         /// everything else stays f64
-        #[arg(long, value_enum, default_value_t = PrecisionChoice::F64)]
-        matmul_precision: PrecisionChoice,
+        #[arg(long, value_enum, default_value_t = PrecisionChoice::F64, alias = "matmul-precision")]
+        precision: PrecisionChoice,
     },
     /// Explore interactively: define models, evaluate estimates and gradients, train.
     Repl {
@@ -136,22 +137,9 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check { file } => check(&file, color),
         Command::Repl { files } => repl::run(&files, color),
-        Command::Run {
-            file,
-            json,
-            seed,
-            emit,
-            quiet,
-            full,
-            out,
-            resume,
-            threads,
-            backend,
-            row_by_row,
-            matmul_precision,
-        } => {
+        Command::Run { file, json, seed, emit, quiet, full, out, resume, threads, backend, row_by_row, precision } => {
             let flags =
-                RunFlags { json, seed, emit, quiet, full, out, resume, threads, backend, row_by_row, matmul_precision };
+                RunFlags { json, seed, emit, quiet, full, out, resume, threads, backend, row_by_row, precision };
             run(&file, flags, color)
         }
         Command::Fmt { file, check, write } => format(&file, check, write, color),
@@ -196,7 +184,7 @@ struct RunFlags {
     threads: Option<u64>,
     backend: BackendChoice,
     row_by_row: bool,
-    matmul_precision: PrecisionChoice,
+    precision: PrecisionChoice,
 }
 
 fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> {
@@ -241,7 +229,7 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
         resume,
         threads: flags.threads.map(|n| n as usize),
         row_by_row: flags.row_by_row,
-        matmul_precision: match flags.matmul_precision {
+        precision: match flags.precision {
             PrecisionChoice::F64 => ppl_runtime::Precision::Double,
             PrecisionChoice::F32 => ppl_runtime::Precision::Single,
         },

@@ -43,7 +43,7 @@ expression to evaluate, e.g. `estimate(elbo(model(), guide(m), obs))`. Input con
   :params          the parameters' current values
   :set seed N      the seed of the following commands
   :set threads N   worker threads for particles
-  :set matmul f32  products of two matrices in f32 (`f64`: back to the default)
+  :set precision f32  products of two matrices and trainings in f32 (`f64`: back to the default)
   :set out DIR     write each `sample`'s draws to DIR as CSV and a picture (SVG),
                    and each `image` as NAME.png; `:set out` alone stops
   :reset           forget every definition and parameter
@@ -61,8 +61,8 @@ struct Repl {
     seed: Option<u64>,
     /// Worker threads for samples and particles; `None`: every core.
     threads: Option<usize>,
-    /// The precision of products of two matrices (`:set matmul f32`).
-    matmul_precision: ppl_runtime::Precision,
+    /// The precision of products of two matrices and of trainings (`:set precision f32`).
+    precision: ppl_runtime::Precision,
     loaded: Vec<PathBuf>,
     color: ColorChoice,
     interrupt: Arc<AtomicBool>,
@@ -143,7 +143,7 @@ pub fn run(files: &[PathBuf], color: ColorChoice) -> Result<(), crate::Failure> 
         params: Vec::new(),
         seed: None,
         threads: None,
-        matmul_precision: ppl_runtime::Precision::Double,
+        precision: ppl_runtime::Precision::Double,
         loaded: Vec::new(),
         out: None,
         samples_written: 0,
@@ -340,17 +340,17 @@ impl Repl {
                 self.threads = Some(threads as usize);
                 crate::write_line(&format!("threads = {threads}"));
             }
-            (Some("matmul"), _) => {
+            (Some("precision"), _) => {
                 let precision = match setting.split_whitespace().nth(1) {
                     Some("f32") => ppl_runtime::Precision::Single,
                     Some("f64") => ppl_runtime::Precision::Double,
-                    _ => return eprintln!("error: `:set matmul f32` or `:set matmul f64`"),
+                    _ => return eprintln!("error: `:set precision f32` or `:set precision f64`"),
                 };
-                self.matmul_precision = precision;
+                self.precision = precision;
                 let name = if precision == ppl_runtime::Precision::Single { "f32" } else { "f64" };
-                crate::write_line(&format!("products of two matrices in {name}"));
+                crate::write_line(&format!("products of two matrices and trainings in {name}"));
             }
-            _ => eprintln!("error: `:set seed N`, `:set threads N`, `:set matmul f32|f64` or `:set out DIR`"),
+            _ => eprintln!("error: `:set seed N`, `:set threads N`, `:set precision f32|f64` or `:set out DIR`"),
         }
     }
 
@@ -435,7 +435,7 @@ impl Repl {
             resume: Some(ppl::run::Resume { params: carried, ..Default::default() }),
             threads: self.threads,
             row_by_row: false,
-            matmul_precision: self.matmul_precision,
+            precision: self.precision,
         };
         let mut progress = Progress::new(self.progress_quiet);
         let color = self.color;
@@ -550,7 +550,7 @@ impl Repl {
         let analysis = ppl::check_wrapped(&[("<definitions>", &self.definitions_text())], input);
         let options = RunOptions {
             resume: Some(ppl::run::Resume { params: self.params.clone(), ..Default::default() }),
-            matmul_precision: self.matmul_precision,
+            precision: self.precision,
             ..RunOptions::default()
         };
         let compiled = ppl::with_large_stack(|| Session::new(&analysis, options)?.compile_objectives());

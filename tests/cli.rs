@@ -519,14 +519,29 @@ maximize elbo(model(w, s), guide(v), { x: x }) with { optimizer: adam(lr: 0.01),
     assert_eq!(stderr(&batched), stderr(&one_by_one));
 }
 
-/// `--matmul-precision f32` computes products of two matrices in f32: the IR says so, both back
-/// ends give the same bits, and the numbers are those in f64 up to f32's rounding.
+/// `--precision f32` computes products of two matrices in f32 and trains in f32: the IR
+/// says so, both back ends give the same bits, the trained weights are f32 values, and the
+/// numbers are those in f64 up to f32's rounding.
 #[test]
 fn products_in_f32_round_as_f32_on_both_back_ends() {
     let scratch = Scratch::new("run-matmul-f32");
     let path = scratch.file("rows.ppl", minibatch_program());
-    let f32_flags = ["--matmul-precision", "f32"];
+    let f32_flags = ["--precision", "f32"];
     let (double, single) = (json_numbers(&path, &[]), json_numbers(&path, &f32_flags));
+    // `print w, v` after each training: the weights as the optimizer left them.
+    let weights = |flags: &[&str]| {
+        let output = ppl(&[&["run", "--json", "--quiet"], flags, &[path.to_str().expect("a UTF-8 path")]].concat());
+        // Read with `str::parse`, which rounds correctly (serde_json's default parser need not).
+        let lines = stdout(&output);
+        let lines = lines.lines().filter_map(|line| line.strip_prefix(r#"{"kind":"print","source":"w","value":"#));
+        let words = lines.flat_map(|value| value.split(['[', ']', ',', '}']).filter(|word| !word.is_empty()));
+        let numbers: Vec<f64> = words.map(|word| word.parse().expect("a number")).collect();
+        assert_eq!(numbers.len(), 3 * 18, "{}", stdout(&output));
+        numbers
+    };
+    let is_f32 = |x: &f64| f64::from(*x as f32) == *x;
+    assert!(weights(&f32_flags).iter().all(is_f32), "trained in f32, the weights are f32 values");
+    assert!(!weights(&[]).iter().all(is_f32), "trained in f64, the weights are not all f32 values");
     let interpreted = json_numbers(&path, &[&f32_flags[..], &["--backend", "interp"]].concat());
     assert_eq!(single, interpreted, "the JIT and the interpreter give the same bits in f32");
     // The weights compiled code reads rounded are rounded by every rule as it moves them (Adam in

@@ -393,26 +393,27 @@ fn an_image_is_written_to_the_out_folder_once_there_is_one() {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG file");
 }
 
-/// `:set matmul f32` compiles the products of two matrices of what follows in f32, and
-/// `:set matmul f64` goes back.
+/// `:set precision f32` compiles the products of two matrices of what follows in f32 (and
+/// trains in f32), and `:set precision f64` goes back.
 #[test]
-fn set_matmul_chooses_the_precision_of_matrix_products() {
+fn set_precision_chooses_the_precision_of_products_and_training() {
     let data = Scratch::new("repl-piped-matmul");
     let script = "data rows: mat[4, 3] = [[1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]];\n\
          param w: mat[3, 3] = uniform_init(0.5);\n\
          fn row(x: vec[3]) { E { z ~ normal(sum(w @ x), 1.0); z * z } }\n\
          :ir mean_over(rows, row, batch: 4)\n\
-         :set matmul f32\n\
+         :set precision f32\n\
          :ir mean_over(rows, row, batch: 4)\n\
-         :set matmul f16\n\
-         :set matmul f64\n";
+         :set precision f16\n\
+         :set precision f64\n";
     let (status, stdout, stderr) = piped(&data, script.as_bytes());
     assert!(status.success(), "{status}: {stderr}");
-    let (f64_ir, rest) = stdout.split_once("products of two matrices in f32").expect("`:set matmul f32` answers");
+    let (f64_ir, rest) =
+        stdout.split_once("products of two matrices and trainings in f32").expect("`:set precision f32` answers");
     assert!(f64_ir.contains("= matmul ") && !f64_ir.contains("matmul.f32"), "{f64_ir}");
     assert!(rest.contains("= matmul.f32 "), "{rest}");
-    assert!(stderr.contains("error: `:set matmul f32` or `:set matmul f64`"), "{stderr}");
-    assert!(rest.contains("products of two matrices in f64"), "{rest}");
+    assert!(stderr.contains("error: `:set precision f32` or `:set precision f64`"), "{stderr}");
+    assert!(rest.contains("products of two matrices and trainings in f64"), "{rest}");
 }
 
 /// `:ir` of an `estimate(…)` or `grad(…)` report shows the programs of the estimate it reports,

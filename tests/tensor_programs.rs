@@ -5,7 +5,7 @@
 //! minibatches and in full passes. Two properties:
 //!
 //! 1. the Cranelift JIT and the reference interpreter print the same bits (or stop with the
-//!    same diagnostic), with products of matrices in f64 and in f32 (`matmul_precision`);
+//!    same diagnostic), with products of matrices in f64 and in f32 (`precision`);
 //! 2. a batched minibatch (one program over the stack of its rows) gives the numbers of its rows
 //!    run one by one (`row_by_row`), up to the rounding of sums; and batching does happen: the
 //!    batched IR multiplies stacks of rows by weight matrices.
@@ -402,8 +402,8 @@ fn random_tensor_programs_agree_across_back_ends_and_batching() {
         // 1. Both back ends print the same bits, with products of matrices in f64 and in f32.
         // The printed text rounds estimates to their standard error: compare the raw numbers
         // too (`{:?}` of an f64 is exact).
-        let runs = |matmul_precision| {
-            let precise = |backend| RunOptions { matmul_precision, ..options(backend) };
+        let runs = |precision| {
+            let precise = |backend| RunOptions { precision, ..options(backend) };
             (run(&analysis, precise(Backend::Jit)), run(&analysis, precise(Backend::Interpreter)))
         };
         let (native, interpreted) = runs(Precision::Double);

@@ -61,7 +61,7 @@ use crate::syntax::ast::ItemKind;
 use crate::syntax::span::Span;
 use crate::Wrapped;
 
-/// The precision of matrix products ([`Program::set_matmul_precision`]).
+/// The precision of matrix products and of trainings ([`Program::set_precision`]).
 pub use ppl_runtime::Precision;
 
 /// A checked program, ready to compile objectives against and to train: its source, the data
@@ -74,8 +74,8 @@ pub struct Program {
     /// The host's data, as `data` items.
     data: String,
     params: Vec<(String, RuntimeValue)>,
-    /// The precision of products of two matrices in what is compiled next.
-    matmul_precision: Precision,
+    /// The precision of products of two matrices and of trainings in what is compiled next.
+    precision: Precision,
 }
 
 /// Why compiling, training or calling failed: the rendered diagnostics, as `ppl run` prints them.
@@ -141,7 +141,7 @@ pub fn compile_with_data(source: &str, data: &[(&str, Data)]) -> Result<Program,
         source: String::from_utf8_lossy(&blanked).into_owned(),
         data: items,
         params: Vec::new(),
-        matmul_precision: Precision::Double,
+        precision: Precision::Double,
     };
     let analysis = program.check(None);
     if analysis.has_errors() {
@@ -257,11 +257,12 @@ impl Program {
         Ok(())
     }
 
-    /// The precision of products of two matrices in the objectives and trainings compiled from
-    /// now on (`ppl run --matmul-precision`): `Precision::Single` rounds their operands to f32
-    /// and sums in f32; f64 (`Double`) by default.
-    pub fn set_matmul_precision(&mut self, precision: Precision) {
-        self.matmul_precision = precision;
+    /// The precision of the objectives and trainings compiled from now on (`ppl run
+    /// --precision`): `Precision::Single` computes products of two matrices in f32 (operands
+    /// rounded to f32, sums in f32) and trains in f32 (the optimizer's state and updates, and
+    /// so the trained parameters); f64 (`Double`) by default.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
     /// Runs a training command — `maximize …` or `minimize … with { … }`, as in a `.ppl` file
@@ -286,7 +287,7 @@ impl Program {
         let options = RunOptions {
             interrupt: Some(stop.clone()),
             resume: Some(Resume { params: self.params.clone(), ..Resume::default() }),
-            matmul_precision: self.matmul_precision,
+            precision: self.precision,
             ..RunOptions::default()
         };
         let mut training = None;
@@ -339,7 +340,7 @@ impl Program {
             return Err(Error::plain(analysis.render_diagnostics(ColorChoice::Never)));
         }
         let estimator = crate::with_large_stack(|| {
-            let options = RunOptions { matmul_precision: self.matmul_precision, ..RunOptions::default() };
+            let options = RunOptions { precision: self.precision, ..RunOptions::default() };
             let session = Session::new(&analysis, options)?;
             session.compile_objectives_with(particles)
         })

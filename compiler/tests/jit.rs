@@ -128,8 +128,7 @@ fn products_read_rounded_parameters_with_the_same_bits() {
                   print grad(f(w));\n";
     let analysis = ppl::check_source("t.ppl", source);
     assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
-    let options =
-        ppl::run::RunOptions { matmul_precision: ppl_runtime::Precision::Single, ..ppl::run::RunOptions::default() };
+    let options = ppl::run::RunOptions { precision: ppl_runtime::Precision::Single, ..ppl::run::RunOptions::default() };
     let session = ppl::run::Session::new(&analysis, options).expect("session");
     let objectives = session.compile_objectives().expect("compiles");
     assert!(objectives[0].1.reverse.to_string().contains("matmul.f32 %0"), "a product of the parameter in f32");

@@ -77,22 +77,56 @@ pub(crate) fn shapes_fit([a, b, out]: [usize; 3], m: usize, n: usize, p: usize) 
     fits(a, m, n) && fits(b, n, p) && fits(out, m, p)
 }
 
-/// The numbers products compute in: f64, and f32 for [`crate::single`].
+/// The numbers products and optimizers compute in: f64, and f32 for [`crate::single`] and a
+/// training in single precision ([`crate::optim::Optimizer::in_precision`]).
 pub(crate) trait Element:
-    Copy + Send + Sync + 'static + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
+    Copy
+    + Send
+    + Sync
+    + 'static
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
 {
     const ZERO: Self;
     const ONE: Self;
+
+    /// `x` in this precision, correctly rounded.
+    fn of(x: f64) -> Self;
+
+    /// The correctly rounded square root.
+    fn sqrt(self) -> Self;
 }
 
 impl Element for f64 {
     const ZERO: f64 = 0.0;
     const ONE: f64 = 1.0;
+
+    #[inline(always)]
+    fn of(x: f64) -> f64 {
+        x
+    }
+
+    #[inline(always)]
+    fn sqrt(self) -> f64 {
+        f64::sqrt(self)
+    }
 }
 
 impl Element for f32 {
     const ZERO: f32 = 0.0;
     const ONE: f32 = 1.0;
+
+    #[inline(always)]
+    fn of(x: f64) -> f32 {
+        x as f32
+    }
+
+    #[inline(always)]
+    fn sqrt(self) -> f32 {
+        f32::sqrt(self)
+    }
 }
 
 /// [`matmul_transposed`] in `T`, for slices whose lengths fit (see [`shapes_fit`]).

@@ -2,7 +2,9 @@
 //! schedules, gradient clipping, and checkpointing of optimizer state.
 //!
 //! Parameters are plain storage: each parameter is a flat slice of `f64` (a real is a slice of
-//! one), and [`Optimizer::step`] takes gradients of the same shapes. Every [`Method`] follows
+//! one), and [`Optimizer::step`] takes gradients of the same shapes. An optimizer keeps its
+//! state and computes in f64, or in f32 ([`Optimizer::in_precision`]) as JAX and PyTorch train
+//! f32 networks: it then leaves f32 values in the parameters' f64 storage. Every [`Method`] follows
 //! PyTorch's documented algorithm for that optimizer with the same settings (no dampening, no
 //! AMSGrad, not centred, weight decay only as AdamW's decoupled one), so hyperparameters carry
 //! over from PyTorch code and papers unchanged.
@@ -35,6 +37,10 @@
 use std::convert::Infallible;
 use std::f64::consts::PI;
 use std::fmt;
+
+use crate::linalg::Element;
+use crate::single::{convert, ConvertFrom};
+use crate::Precision;
 
 /// A bad optimizer setting, schedule or checkpoint, with a message naming what is wrong,
 /// e.g. `adam: beta1 must be in [0, 1), got 1`.
@@ -423,16 +429,17 @@ impl Schedule {
 }
 
 /// One state buffer: a `Vec` per parameter, each as long as the parameter.
-type Buffer = Vec<Vec<f64>>;
+type Buffer<T> = Vec<Vec<T>>;
 
 /// The per-method hyperparameters `step` reads, next to the buffers that method keeps — one
-/// enum, so the buffers can never belong to a different method than the rule using them.
+/// enum, so the buffers can never belong to a different method than the rule using them. `T` is
+/// the precision of the buffers and of the arithmetic ([`State`]).
 #[derive(Debug, Clone, PartialEq)]
-enum Rule {
+enum Rule<T> {
     Sgd {
         momentum: f64,
         nesterov: bool,
-        momentum_buffer: Option<Buffer>,
+        momentum_buffer: Option<Buffer<T>>,
     },
     /// Adam is AdamW with `weight_decay` 0: the decay factor is then exactly 1, so the bits agree.
     Adam {
@@ -440,26 +447,26 @@ enum Rule {
         beta2: f64,
         eps: f64,
         weight_decay: f64,
-        exp_avg: Buffer,
-        exp_avg_sq: Buffer,
+        exp_avg: Buffer<T>,
+        exp_avg_sq: Buffer<T>,
     },
     RmsProp {
         alpha: f64,
         eps: f64,
         momentum: f64,
-        square_avg: Buffer,
-        momentum_buffer: Option<Buffer>,
+        square_avg: Buffer<T>,
+        momentum_buffer: Option<Buffer<T>>,
     },
     Adagrad {
         eps: f64,
-        sum: Buffer,
+        sum: Buffer<T>,
     },
 }
 
-impl Rule {
+impl<T> Rule<T> {
     /// The rule for `method`, each buffer obtained from `buffer(name)` (PyTorch's state names).
     /// Momentum buffers exist only when momentum > 0, as in PyTorch.
-    fn build<E>(method: Method, mut buffer: impl FnMut(&'static str) -> Result<Buffer, E>) -> Result<Rule, E> {
+    fn build<E>(method: Method, mut buffer: impl FnMut(&'static str) -> Result<Buffer<T>, E>) -> Result<Rule<T>, E> {
         Ok(match method {
             Method::Sgd { momentum, nesterov, .. } => Rule::Sgd {
                 momentum,
@@ -494,7 +501,7 @@ impl Rule {
     }
 
     /// The buffers with their names, in a fixed order.
-    fn named_buffers(&self) -> Vec<(&'static str, &Buffer)> {
+    fn named_buffers(&self) -> Vec<(&'static str, &Buffer<T>)> {
         let mut named = Vec::new();
         match self {
             Rule::Sgd { momentum_buffer, .. } => named.extend(momentum_buffer.iter().map(|b| ("momentum_buffer", b))),
@@ -510,6 +517,36 @@ impl Rule {
         }
         named
     }
+
+    /// The same rule with every buffer's elements converted.
+    fn convert<U>(self, element: impl Fn(T) -> U + Copy) -> Rule<U> {
+        let buffer = |buffer: Buffer<T>| -> Buffer<U> {
+            buffer.into_iter().map(|values| values.into_iter().map(element).collect()).collect()
+        };
+        match self {
+            Rule::Sgd { momentum, nesterov, momentum_buffer } => {
+                Rule::Sgd { momentum, nesterov, momentum_buffer: momentum_buffer.map(buffer) }
+            }
+            Rule::Adam { beta1, beta2, eps, weight_decay, exp_avg, exp_avg_sq } => {
+                Rule::Adam { beta1, beta2, eps, weight_decay, exp_avg: buffer(exp_avg), exp_avg_sq: buffer(exp_avg_sq) }
+            }
+            Rule::RmsProp { alpha, eps, momentum, square_avg, momentum_buffer } => Rule::RmsProp {
+                alpha,
+                eps,
+                momentum,
+                square_avg: buffer(square_avg),
+                momentum_buffer: momentum_buffer.map(buffer),
+            },
+            Rule::Adagrad { eps, sum } => Rule::Adagrad { eps, sum: buffer(sum) },
+        }
+    }
+}
+
+/// An optimizer's rule in the precision it keeps its state and computes its updates in.
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Double(Rule<f64>),
+    Single(Rule<f32>),
 }
 
 /// Everything an [`Optimizer`] needs to resume bit-identically, as named flat `f64` buffers the
@@ -532,7 +569,7 @@ pub struct Optimizer {
     schedule: Schedule,
     sizes: Vec<usize>,
     steps_taken: u64,
-    rule: Rule,
+    state: State,
 }
 
 impl Optimizer {
@@ -541,9 +578,31 @@ impl Optimizer {
     /// The method and schedule are used as given; check them first with [`Method::validate`]
     /// and [`Schedule::validate`] (or build them with `from_settings` and `parse`, which do).
     pub fn new(method: Method, schedule: Schedule, sizes: &[usize]) -> Optimizer {
-        let zeros = || -> Buffer { sizes.iter().map(|&size| vec![0.0; size]).collect() };
+        let zeros = || -> Buffer<f64> { sizes.iter().map(|&size| vec![0.0; size]).collect() };
         let Ok(rule) = Rule::build::<Infallible>(method, |_| Ok(zeros()));
-        Optimizer { method, schedule, sizes: sizes.to_vec(), steps_taken: 0, rule }
+        Optimizer { method, schedule, sizes: sizes.to_vec(), steps_taken: 0, state: State::Double(rule) }
+    }
+
+    /// This optimizer with its state kept, and its updates computed, in `precision`, as JAX and
+    /// PyTorch train networks in f32: [`Precision::Single`] rounds the state to f32 (widening it
+    /// back is exact), and from then on every update reads the parameter's value rounded to f32,
+    /// computes in f32 and leaves an f32 value, which the parameter's f64 storage holds exactly.
+    /// New optimizers and restored ones compute in f64.
+    pub fn in_precision(self, precision: Precision) -> Optimizer {
+        let state = match (self.state, precision) {
+            (State::Double(rule), Precision::Single) => State::Single(rule.convert(|x| x as f32)),
+            (State::Single(rule), Precision::Double) => State::Double(rule.convert(f64::from)),
+            (state, _) => state,
+        };
+        Optimizer { state, ..self }
+    }
+
+    /// The precision of the state and the updates ([`Optimizer::in_precision`]).
+    pub fn precision(&self) -> Precision {
+        match self.state {
+            State::Double(_) => Precision::Double,
+            State::Single(_) => Precision::Single,
+        }
     }
 
     /// Resumes from a [`Optimizer::state`] checkpoint, for parameters of the given lengths (those
@@ -582,20 +641,27 @@ impl Optimizer {
                 method.name()
             )));
         }
-        Ok(Optimizer { method, schedule, sizes: sizes.to_vec(), steps_taken, rule })
+        Ok(Optimizer { method, schedule, sizes: sizes.to_vec(), steps_taken, state: State::Double(rule) })
     }
 
-    /// A checkpoint from which [`Optimizer::restore`] resumes bit-identically.
+    /// A checkpoint from which [`Optimizer::restore`] resumes bit-identically (followed by
+    /// [`Optimizer::in_precision`] for an optimizer in single precision, whose state widens to
+    /// f64 and rounds back exactly).
     pub fn state(&self) -> OptimizerState {
-        OptimizerState {
-            steps_taken: self.steps_taken,
-            buffers: self
-                .rule
+        let buffers = match &self.state {
+            State::Double(rule) => {
+                rule.named_buffers().into_iter().map(|(name, buffer)| (name.to_string(), buffer.clone())).collect()
+            }
+            State::Single(rule) => rule
                 .named_buffers()
                 .into_iter()
-                .map(|(name, buffer)| (name.to_string(), buffer.clone()))
+                .map(|(name, buffer)| {
+                    let wide = buffer.iter().map(|values| values.iter().copied().map(f64::from).collect());
+                    (name.to_string(), wide.collect())
+                })
                 .collect(),
-        }
+        };
+        OptimizerState { steps_taken: self.steps_taken, buffers }
     }
 
     /// The update rule and its hyperparameters.
@@ -656,9 +722,12 @@ impl Optimizer {
     /// parameter, in any order, then [`Optimizer::finish_step`] ([`Optimizer::step`] does both,
     /// and a training loop that keeps its parameters elsewhere copies nothing). Each update is a
     /// loop over slices the compiler runs at full vector width; with a `pool`, Adam's runs in
-    /// blocks on its threads, each element's arithmetic unchanged. Given `rounded`, it also
-    /// leaves there the new values rounded to f32 ([`crate::round_to_single`]), for products in
-    /// single precision: Adam in the same pass, the other rules in one more.
+    /// blocks on its threads, each element's arithmetic unchanged.
+    ///
+    /// `rounded`, if given, holds the parameter's values rounded to f32
+    /// ([`crate::round_to_single`]), for products in single precision, and is kept so: Adam in
+    /// the same pass, the other rules in one more. In single precision
+    /// ([`Optimizer::in_precision`]) the update reads the values there instead of rounding them.
     ///
     /// # Panics
     ///
@@ -668,7 +737,7 @@ impl Optimizer {
         &mut self,
         k: usize,
         param: &mut [f64],
-        mut rounded: Option<&mut [f32]>,
+        rounded: Option<&mut [f32]>,
         grad: &[f64],
         pool: Option<&rayon::ThreadPool>,
     ) {
@@ -682,85 +751,21 @@ impl Optimizer {
                 self.sizes
             );
         }
-        let lr = self.learning_rate();
-        let first_step = self.steps_taken == 0;
-        let t = (self.steps_taken + 1) as f64;
-        let elements = param.iter_mut().zip(grad.iter().copied());
-        match &mut self.rule {
-            Rule::Sgd { momentum_buffer: None, .. } => {
-                for (param, grad) in elements {
-                    *param -= lr * grad;
+        let step = StepConstants {
+            lr: self.learning_rate(),
+            first_step: self.steps_taken == 0,
+            t: (self.steps_taken + 1) as f64,
+        };
+        match &mut self.state {
+            State::Double(rule) => rule.update(k, param, rounded.unwrap_or_default(), grad, step, pool),
+            State::Single(rule) => match rounded {
+                Some(rounded) => rule.update(k, rounded, param, grad, step, pool),
+                None => {
+                    let mut rounded = vec![0.0; param.len()];
+                    crate::round_to_single(param, &mut rounded);
+                    rule.update(k, &mut rounded, param, grad, step, pool)
                 }
-            }
-            Rule::Sgd { momentum, nesterov, momentum_buffer: Some(buffer) } => {
-                let (momentum, nesterov) = (*momentum, *nesterov);
-                for ((param, grad), velocity) in elements.zip(buffer[k].iter_mut()) {
-                    // PyTorch starts the buffer at the first gradient, not at μ·0 + g (which
-                    // would differ only in the sign of a zero).
-                    *velocity = if first_step { grad } else { momentum * *velocity + grad };
-                    let direction = if nesterov { grad + momentum * *velocity } else { *velocity };
-                    *param -= lr * direction;
-                }
-            }
-            Rule::Adam { beta1, beta2, eps, weight_decay, exp_avg, exp_avg_sq } => {
-                let adam = AdamStep {
-                    beta1: *beta1,
-                    beta2: *beta2,
-                    eps: *eps,
-                    step_size: lr / (1.0 - libm::pow(*beta1, t)),
-                    bias_correction2_sqrt: (1.0 - libm::pow(*beta2, t)).sqrt(),
-                    // Decoupled decay shrinks the parameter itself, outside the adaptive scaling.
-                    decay: 1.0 - lr * *weight_decay,
-                };
-                let (mean, mean_square) = (&mut exp_avg[k], &mut exp_avg_sq[k]);
-                let rounded = rounded.take();
-                match pool.filter(|_| param.len() >= 2 * BLOCK) {
-                    Some(pool) => pool.install(|| {
-                        use rayon::prelude::*;
-                        let moments = mean.par_chunks_mut(BLOCK).zip(mean_square.par_chunks_mut(BLOCK));
-                        let blocks = param.par_chunks_mut(BLOCK).zip(grad.par_chunks(BLOCK)).zip(moments);
-                        match rounded {
-                            Some(rounded) => blocks.zip(rounded.par_chunks_mut(BLOCK)).for_each(
-                                |(((param, grad), (mean, mean_square)), rounded)| {
-                                    adam.update(AdamTensors { param, rounded, grad, mean, mean_square })
-                                },
-                            ),
-                            None => blocks.for_each(|((param, grad), (mean, mean_square))| {
-                                adam.update(AdamTensors { param, rounded: &mut [], grad, mean, mean_square })
-                            }),
-                        }
-                    }),
-                    None => {
-                        let rounded = rounded.unwrap_or_default();
-                        adam.update(AdamTensors { param, rounded, grad, mean, mean_square })
-                    }
-                }
-            }
-            Rule::RmsProp { alpha, eps, momentum, square_avg, momentum_buffer } => {
-                let (alpha, eps, momentum) = (*alpha, *eps, *momentum);
-                let mut velocities = momentum_buffer.as_mut().map(|buffer| buffer[k].iter_mut());
-                for ((param, grad), mean_square) in elements.zip(square_avg[k].iter_mut()) {
-                    *mean_square = alpha * *mean_square + (1.0 - alpha) * grad * grad;
-                    let scaled = grad / (mean_square.sqrt() + eps);
-                    match velocities.as_mut().and_then(Iterator::next) {
-                        Some(velocity) => {
-                            *velocity = momentum * *velocity + scaled;
-                            *param -= lr * *velocity;
-                        }
-                        None => *param -= lr * scaled,
-                    }
-                }
-            }
-            Rule::Adagrad { eps, sum } => {
-                let eps = *eps;
-                for ((param, grad), sum_of_squares) in elements.zip(sum[k].iter_mut()) {
-                    *sum_of_squares += grad * grad;
-                    *param -= lr * (grad / (sum_of_squares.sqrt() + eps));
-                }
-            }
-        }
-        if let Some(rounded) = rounded {
-            crate::round_to_single(param, rounded);
+            },
         }
     }
 
@@ -770,33 +775,148 @@ impl Optimizer {
     }
 }
 
-/// One Adam update's constants.
+/// What an update needs to know of the step it is part of.
 #[derive(Clone, Copy)]
-struct AdamStep {
-    beta1: f64,
-    beta2: f64,
-    eps: f64,
-    step_size: f64,
-    bias_correction2_sqrt: f64,
-    decay: f64,
+struct StepConstants {
+    /// The scheduled learning rate.
+    lr: f64,
+    /// Whether no update has been taken yet.
+    first_step: bool,
+    /// Adam's bias-correction exponent: the number of this update, from 1.
+    t: f64,
 }
 
-/// One tensor's slices that an Adam update reads and writes; `rounded` may be empty (no
-/// rounded copy to write).
-struct AdamTensors<'t> {
-    param: &'t mut [f64],
-    rounded: &'t mut [f32],
+impl<T: Element> Rule<T> {
+    /// Moves parameter `k`'s `values` against `grad` and, unless `copies` is empty, leaves
+    /// there the new values in the other precision. Constants are computed in f64 and rounded
+    /// to `T` once, as PyTorch computes its Python-float constants.
+    fn update<U: ConvertFrom<T> + Send>(
+        &mut self,
+        k: usize,
+        values: &mut [T],
+        copies: &mut [U],
+        grad: &[f64],
+        StepConstants { lr, first_step, t }: StepConstants,
+        pool: Option<&rayon::ThreadPool>,
+    ) {
+        let elements = values.iter_mut().zip(grad.iter().map(|grad| T::of(*grad)));
+        match self {
+            Rule::Sgd { momentum_buffer: None, .. } => {
+                let lr = T::of(lr);
+                for (value, grad) in elements {
+                    *value = *value - lr * grad;
+                }
+            }
+            Rule::Sgd { momentum, nesterov, momentum_buffer: Some(buffer) } => {
+                let (lr, momentum, nesterov) = (T::of(lr), T::of(*momentum), *nesterov);
+                for ((value, grad), velocity) in elements.zip(buffer[k].iter_mut()) {
+                    // PyTorch starts the buffer at the first gradient, not at μ·0 + g (which
+                    // would differ only in the sign of a zero).
+                    *velocity = if first_step { grad } else { momentum * *velocity + grad };
+                    let direction = if nesterov { grad + momentum * *velocity } else { *velocity };
+                    *value = *value - lr * direction;
+                }
+            }
+            Rule::Adam { beta1, beta2, eps, weight_decay, exp_avg, exp_avg_sq } => {
+                let adam = AdamStep {
+                    beta1: T::of(*beta1),
+                    one_minus_beta1: T::of(1.0 - *beta1),
+                    beta2: T::of(*beta2),
+                    one_minus_beta2: T::of(1.0 - *beta2),
+                    eps: T::of(*eps),
+                    step_size: T::of(lr / (1.0 - libm::pow(*beta1, t))),
+                    bias_correction2_sqrt: T::of((1.0 - libm::pow(*beta2, t)).sqrt()),
+                    // Decoupled decay shrinks the parameter itself, outside the adaptive scaling.
+                    decay: T::of(1.0 - lr * *weight_decay),
+                };
+                let (mean, mean_square) = (&mut exp_avg[k][..], &mut exp_avg_sq[k][..]);
+                let tensors = AdamTensors { values, copies, grad, mean, mean_square };
+                match pool.filter(|_| tensors.values.len() >= 2 * BLOCK) {
+                    Some(pool) => pool.install(|| tensors.in_blocks(|block| adam.update(block))),
+                    None => adam.update(tensors),
+                }
+                return;
+            }
+            Rule::RmsProp { alpha, eps, momentum, square_avg, momentum_buffer } => {
+                let (lr, alpha, one_minus_alpha) = (T::of(lr), T::of(*alpha), T::of(1.0 - *alpha));
+                let (eps, momentum) = (T::of(*eps), T::of(*momentum));
+                let mut velocities = momentum_buffer.as_mut().map(|buffer| buffer[k].iter_mut());
+                for ((value, grad), mean_square) in elements.zip(square_avg[k].iter_mut()) {
+                    *mean_square = alpha * *mean_square + one_minus_alpha * grad * grad;
+                    let scaled = grad / (mean_square.sqrt() + eps);
+                    match velocities.as_mut().and_then(Iterator::next) {
+                        Some(velocity) => {
+                            *velocity = momentum * *velocity + scaled;
+                            *value = *value - lr * *velocity;
+                        }
+                        None => *value = *value - lr * scaled,
+                    }
+                }
+            }
+            Rule::Adagrad { eps, sum } => {
+                let (lr, eps) = (T::of(lr), T::of(*eps));
+                for ((value, grad), sum_of_squares) in elements.zip(sum[k].iter_mut()) {
+                    *sum_of_squares = *sum_of_squares + grad * grad;
+                    *value = *value - lr * (grad / (sum_of_squares.sqrt() + eps));
+                }
+            }
+        }
+        if !copies.is_empty() {
+            convert(values, copies);
+        }
+    }
+}
+
+/// One Adam update's constants, in the precision it computes in.
+#[derive(Clone, Copy)]
+struct AdamStep<T> {
+    beta1: T,
+    one_minus_beta1: T,
+    beta2: T,
+    one_minus_beta2: T,
+    eps: T,
+    step_size: T,
+    bias_correction2_sqrt: T,
+    decay: T,
+}
+
+/// One tensor's slices that an Adam update reads and writes; `copies` may be empty (no copy
+/// in the other precision to write).
+struct AdamTensors<'t, T, U> {
+    values: &'t mut [T],
+    copies: &'t mut [U],
     grad: &'t [f64],
-    mean: &'t mut [f64],
-    mean_square: &'t mut [f64],
+    mean: &'t mut [T],
+    mean_square: &'t mut [T],
 }
 
-impl AdamStep {
-    /// Updates one parameter tensor and its moments, and writes the new values rounded to f32
-    /// into `rounded` unless it is empty: with AVX2 where the CPU has it (a square root and two
-    /// divisions per element, four elements at a time), the same bits either way (IEEE
+impl<T: Element, U: Send> AdamTensors<'_, T, U> {
+    /// Runs `update` on blocks of [`BLOCK`] elements on the current pool's threads.
+    fn in_blocks(self, update: impl Fn(AdamTensors<T, U>) + Sync) {
+        use rayon::prelude::*;
+        let AdamTensors { values, copies, grad, mean, mean_square } = self;
+        let moments = mean.par_chunks_mut(BLOCK).zip(mean_square.par_chunks_mut(BLOCK));
+        let blocks = values.par_chunks_mut(BLOCK).zip(grad.par_chunks(BLOCK)).zip(moments);
+        // An empty slice has no chunks, and zipping it would leave nothing to update.
+        match copies.is_empty() {
+            false => {
+                blocks.zip(copies.par_chunks_mut(BLOCK)).for_each(|(((values, grad), (mean, mean_square)), copies)| {
+                    update(AdamTensors { values, copies, grad, mean, mean_square })
+                })
+            }
+            true => blocks.for_each(|((values, grad), (mean, mean_square))| {
+                update(AdamTensors { values, copies: &mut [], grad, mean, mean_square })
+            }),
+        }
+    }
+}
+
+impl<T: Element> AdamStep<T> {
+    /// Updates one parameter tensor and its moments, and writes the new values converted into
+    /// `copies` unless it is empty: with AVX2 where the CPU has it (a square root and two
+    /// divisions per element, a vector's worth at a time), the same bits either way (IEEE
     /// arithmetic, no fused multiply–adds).
-    fn update(self, tensors: AdamTensors) {
+    fn update<U: ConvertFrom<T>>(self, tensors: AdamTensors<T, U>) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2.
@@ -811,37 +931,40 @@ impl AdamStep {
     /// The CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn update_avx2(self, tensors: AdamTensors) {
+    unsafe fn update_avx2<U: ConvertFrom<T>>(self, tensors: AdamTensors<T, U>) {
         self.update_elements(tensors)
     }
 
     #[inline(always)]
-    fn update_elements(self, AdamTensors { param, rounded, grad, mean, mean_square }: AdamTensors) {
+    fn update_elements<U: ConvertFrom<T>>(
+        self,
+        AdamTensors { values, copies, grad, mean, mean_square }: AdamTensors<T, U>,
+    ) {
         let moments = mean.iter_mut().zip(mean_square.iter_mut());
-        let elements = param.iter_mut().zip(grad).zip(moments);
-        match rounded.is_empty() {
-            true => elements.for_each(|((param, grad), (mean, mean_square))| {
-                self.element(param, *grad, mean, mean_square);
+        let elements = values.iter_mut().zip(grad).zip(moments);
+        match copies.is_empty() {
+            true => elements.for_each(|((value, grad), (mean, mean_square))| {
+                self.element(value, T::of(*grad), mean, mean_square);
             }),
-            false => elements.zip(rounded).for_each(|(((param, grad), (mean, mean_square)), rounded)| {
-                *rounded = self.element(param, *grad, mean, mean_square) as f32;
+            false => elements.zip(copies).for_each(|(((value, grad), (mean, mean_square)), copy)| {
+                *copy = U::convert(self.element(value, T::of(*grad), mean, mean_square));
             }),
         }
     }
 
     /// One element's update; returns the new value.
     #[inline(always)]
-    fn element(self, param: &mut f64, grad: f64, mean: &mut f64, mean_square: &mut f64) -> f64 {
-        *param *= self.decay;
-        *mean = self.beta1 * *mean + (1.0 - self.beta1) * grad;
-        *mean_square = self.beta2 * *mean_square + (1.0 - self.beta2) * grad * grad;
+    fn element(self, value: &mut T, grad: T, mean: &mut T, mean_square: &mut T) -> T {
+        *value = *value * self.decay;
+        *mean = self.beta1 * *mean + self.one_minus_beta1 * grad;
+        *mean_square = self.beta2 * *mean_square + self.one_minus_beta2 * grad * grad;
         let denominator = mean_square.sqrt() / self.bias_correction2_sqrt + self.eps;
-        *param -= self.step_size * (*mean / denominator);
-        *param
+        *value = *value - self.step_size * (*mean / denominator);
+        *value
     }
 }
 
-fn check_buffer_shape(name: &str, buffer: &Buffer, sizes: &[usize]) -> Result<(), OptimError> {
+fn check_buffer_shape(name: &str, buffer: &Buffer<f64>, sizes: &[usize]) -> Result<(), OptimError> {
     if buffer.len() != sizes.len() {
         return Err(OptimError::new(format!(
             "optimizer state: buffer `{name}` has {} parameters, expected {}",

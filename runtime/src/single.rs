@@ -1,7 +1,7 @@
-//! Matrix products in single precision (`--matmul-precision f32`), the one kernel both back
+//! Matrix products in single precision (`--precision f32`), the one kernel both back
 //! ends call for them, so they agree bit for bit.
 //!
-//! Values stay f64 everywhere else: a product rounds its operands to f32, sums in f32 and widens
+//! Values stay f64 everywhere else (but in an optimizer in single precision): a product rounds its operands to f32, sums in f32 and widens
 //! its result back, as JAX's and PyTorch's f32 networks compute theirs. On this kind of CPU
 //! `gemm`'s f32 kernels do twice the multiply–adds per instruction of its f64 ones, and the
 //! rounding costs one pass over each operand, which a product of a minibatch reuses hundreds
@@ -25,13 +25,15 @@ thread_local! {
     static BUFFERS: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
-/// Which precision a matrix product computes in.
+/// Which precision a matrix product, or an optimizer ([`crate::optim::Optimizer::in_precision`]),
+/// computes in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Precision {
     /// f64, as every other operation.
     #[default]
     Double,
-    /// Operands rounded to f32, sums in f32 ([`matmul_single`]).
+    /// f32: a product's operands rounded to f32 and its sums in f32 ([`matmul_single`]); an
+    /// optimizer's state and arithmetic in f32.
     Single,
 }
 
@@ -95,7 +97,7 @@ fn at_least(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// Rounds (or widens) `from` into `to`, of the same length: with AVX2 where the CPU has it, four
 /// or eight elements an instruction; the same bits either way (a conversion is exact or
 /// correctly rounded).
-fn convert<From: Copy, To: ConvertFrom<From>>(from: &[From], to: &mut [To]) {
+pub(crate) fn convert<From: Copy, To: ConvertFrom<From>>(from: &[From], to: &mut [To]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2.
@@ -120,7 +122,7 @@ fn convert_elements<From: Copy, To: ConvertFrom<From>>(from: &[From], to: &mut [
 }
 
 /// `as` between f64 and f32, for [`convert`].
-trait ConvertFrom<From>: Copy {
+pub(crate) trait ConvertFrom<From>: Copy {
     fn convert(from: From) -> Self;
 }
 

@@ -6,6 +6,7 @@ mod common;
 
 use common::assert_close;
 use ppl_runtime::optim::{clip_by_norm, divide_and_norm, global_norm, Method, Optimizer, OptimizerState, Schedule};
+use ppl_runtime::Precision;
 
 // The test problem: a real a and a 2-vector b (two parameters, sizes [1, 2]) minimising
 //     f(a, b) = (a − 3)² + 2 (b₀ + 1)² + ½ (b₁ − 2)²,
@@ -381,12 +382,16 @@ fn updates_on_a_pool_and_with_rounded_copies_have_the_bits_of_one_thread() {
     let sizes = [100_003, 7];
     for method in [Method::from_settings("adam", &[("lr", 0.01)]), Method::from_settings("sgd", &[("lr", 0.01)])] {
         let method = method.expect("a method");
-        let run = |pool: Option<&rayon::ThreadPool>, rounding: bool| {
+        let run = |pool: Option<&rayon::ThreadPool>, rounding: bool, precision: Precision| {
             let schedule = Schedule::parse("constant", 10).expect("a schedule");
-            let mut optimizer = Optimizer::new(method, schedule, &sizes);
+            let mut optimizer = Optimizer::new(method, schedule, &sizes).in_precision(precision);
             let mut params: Vec<Vec<f64>> =
                 sizes.iter().map(|n| (0..*n).map(|i| (i as f64 * 0.1).cos()).collect()).collect();
-            let mut rounded: Vec<Vec<f32>> = sizes.iter().map(|n| vec![f32::NAN; *n]).collect();
+            // In f64 the copy is only written; in f32 it is what the update reads.
+            let mut rounded: Vec<Vec<f32>> = match precision {
+                Precision::Double => sizes.iter().map(|n| vec![f32::NAN; *n]).collect(),
+                Precision::Single => params.iter().map(|param| param.iter().map(|x| *x as f32).collect()).collect(),
+            };
             for step in 0..3 {
                 for (k, (param, rounded)) in params.iter_mut().zip(&mut rounded).enumerate() {
                     let grad: Vec<f64> = (0..param.len()).map(|i| ((i * (step + 2) + k) as f64 * 0.3).sin()).collect();
@@ -401,10 +406,92 @@ fn updates_on_a_pool_and_with_rounded_copies_have_the_bits_of_one_thread() {
             }
             params.concat().iter().map(|x| x.to_bits()).collect::<Vec<u64>>()
         };
-        let alone = run(None, false);
+        let alone = run(None, false, Precision::Double);
         for (pool, rounding) in [(Some(&pool), false), (None, true), (Some(&pool), true)] {
-            assert!(alone == run(pool, rounding), "{method:?} on a pool: {}, rounding: {rounding}", pool.is_some());
+            let same = alone == run(pool, rounding, Precision::Double);
+            assert!(same, "{method:?} on a pool: {}, rounding: {rounding}", pool.is_some());
         }
+        // In single precision the update reads the rounded copy, or rounds the values itself.
+        let alone = run(None, false, Precision::Single);
+        for (pool, rounding) in [(Some(&pool), false), (None, true), (Some(&pool), true)] {
+            let same = alone == run(pool, rounding, Precision::Single);
+            assert!(same, "{method:?} in f32 on a pool: {}, rounding: {rounding}", pool.is_some());
+        }
+    }
+}
+
+/// Adam in single precision, written out in f32 from PyTorch's formulas: the constants are
+/// computed in f64 (Python floats) and rounded once, everything else is f32 arithmetic.
+fn adam_in_f32(params: &mut [f32], grads: &[f32], moments: &mut [(f32, f32)], t: i32) {
+    let (lr, beta1, beta2, eps) = (0.1, 0.9, 0.999, 1e-8);
+    let step_size = (lr / (1.0 - f64::powi(beta1, t))) as f32;
+    let bias_correction2_sqrt = (1.0 - f64::powi(beta2, t)).sqrt() as f32;
+    for ((param, grad), (mean, mean_square)) in params.iter_mut().zip(grads).zip(moments) {
+        *mean = beta1 as f32 * *mean + (1.0 - beta1) as f32 * grad;
+        *mean_square = beta2 as f32 * *mean_square + (1.0 - beta2) as f32 * grad * grad;
+        let denominator = mean_square.sqrt() / bias_correction2_sqrt + eps as f32;
+        *param -= step_size * (*mean / denominator);
+    }
+}
+
+#[test]
+fn single_precision_adam_is_adam_in_f32() {
+    let method = Method::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let mut optimizer = Optimizer::new(method, Schedule::Constant, &SIZES).in_precision(Precision::Single);
+    assert_eq!(optimizer.precision(), Precision::Single);
+    let mut params = start();
+    let mut by_hand: Vec<f32> = flat(&params).iter().map(|x| *x as f32).collect();
+    let mut moments = [(0.0, 0.0); 3];
+    for t in 1..=5 {
+        let grads = gradient(&params);
+        optimizer.step(&mut params, &grads);
+        let grads: Vec<f32> = grads.concat().iter().map(|x| *x as f32).collect();
+        adam_in_f32(&mut by_hand, &grads, &mut moments, t);
+        let wide: Vec<u64> = by_hand.iter().map(|x| f64::from(*x).to_bits()).collect();
+        assert_eq!(flat(&params).map(f64::to_bits).to_vec(), wide, "step {t}");
+    }
+}
+
+#[test]
+fn every_method_in_single_precision_leaves_f32_values_near_the_f64_ones() {
+    for method in all_methods() {
+        let mut double = Optimizer::new(method, Schedule::Constant, &SIZES);
+        let mut single = Optimizer::new(method, Schedule::Constant, &SIZES).in_precision(Precision::Single);
+        let (mut wide, mut narrow) = (start(), start());
+        for step in 1..=20 {
+            run(&mut double, &mut wide, 1);
+            run(&mut single, &mut narrow, 1);
+            for (x, y) in flat(&narrow).iter().zip(flat(&wide)) {
+                assert_eq!(f64::from(*x as f32), *x, "{method:?}, step {step}: {x} is not an f32 value");
+                // Within a few f32 roundings per step, which compound over the steps.
+                assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "{method:?}, step {step}: {x} vs {y}");
+            }
+        }
+        assert_ne!(bits(&[flat(&narrow)]), bits(&[flat(&wide)]), "{method:?}: computed in f64");
+    }
+}
+
+#[test]
+fn resuming_in_single_precision_is_bit_identical() {
+    let schedule = Schedule::Cosine { total_steps: 40, min_lr: 0.001 };
+    for method in all_methods() {
+        let single = |optimizer: Optimizer| optimizer.in_precision(Precision::Single);
+        let mut uninterrupted = single(Optimizer::new(method, schedule, &SIZES));
+        let mut straight = start();
+        run(&mut uninterrupted, &mut straight, 40);
+
+        let mut first_half = single(Optimizer::new(method, schedule, &SIZES));
+        let mut resumed = start();
+        run(&mut first_half, &mut resumed, 17);
+        let saved = through_text(&first_half.state());
+        let mut second_half = match Optimizer::restore(method, schedule, &SIZES, saved) {
+            Ok(optimizer) => single(optimizer),
+            Err(error) => panic!("{method:?}: {error}"),
+        };
+        assert_eq!(second_half, first_half, "{method:?}");
+        run(&mut second_half, &mut resumed, 23);
+        assert_eq!(bits(&[flat(&resumed)]), bits(&[flat(&straight)]), "{method:?}");
+        assert_eq!(second_half.state(), uninterrupted.state(), "{method:?}");
     }
 }
 

@@ -11,7 +11,7 @@
 //! 4. [`linearize`] and [`transpose`]: reverse mode — the [`Estimator::reverse`] program,
 //!    value and whole gradient in one pass; then `ir::fuse`, which adds outer products into
 //!    the gradients they accumulate in one pass and reads transposes in place, and, with
-//!    `--matmul-precision f32`, `ir::precision`.
+//!    `--precision f32`, `ir::precision`.
 //!
 //! The IR verifier runs after every step.
 

@@ -1,4 +1,4 @@
-//! Matrix products in single precision (`--matmul-precision f32`): every product of two
+//! Matrix products in single precision (`--precision f32`): every product of two
 //! matrices becomes a [`Op::MatMulTransposed`] computed by `ppl_runtime::matmul_single`, which
 //! rounds its operands to f32 and sums in f32, as f32 networks in JAX and PyTorch do.
 //!

@@ -108,9 +108,10 @@ pub struct RunOptions {
     /// batched program (`ir::batch`): the same draws, and values equal up to the summation order
     /// of products and row sums.
     pub row_by_row: bool,
-    /// The precision of products of two matrices (`ir::precision`): f64 by default, or f32 as
-    /// in JAX's and PyTorch's f32 networks, about twice as fast.
-    pub matmul_precision: ppl_runtime::Precision,
+    /// The precision of products of two matrices (`ir::precision`) and of a training's
+    /// optimizer (`Optimizer::in_precision`): f64 by default, or f32 as in JAX's and PyTorch's
+    /// f32 networks, about twice as fast.
+    pub precision: ppl_runtime::Precision,
 }
 
 /// What runs the compiled programs.
@@ -301,7 +302,7 @@ impl<'a> Session<'a> {
         let file = analysis.files.len().saturating_sub(1);
         let Some(parsed) = analysis.files.get(file) else { return Ok(()) };
         for item in &parsed.program.items {
-            if self.options.matmul_precision == ppl_runtime::Precision::Single {
+            if self.options.precision == ppl_runtime::Precision::Single {
                 self.params.round();
             }
             match &item.kind {
@@ -527,7 +528,7 @@ impl<'a> Session<'a> {
                     // Particles that do not batch run one after another, as a step's do.
                     let (lowered, wrt) = self.lower_for(file, objective, None, particles)?;
                     let batch_rows = particles == 1 && !self.options.row_by_row;
-                    adev::compile(lowered, &wrt, batch_rows, self.options.matmul_precision)
+                    adev::compile(lowered, &wrt, batch_rows, self.options.precision)
                 }
             }
         })
@@ -568,7 +569,7 @@ impl<'a> Session<'a> {
     /// index), or every real-valued parameter.
     fn compile_for(&self, file: usize, objective: &'a Expr, only: Option<&[usize]>) -> Result<Estimator, Diagnostic> {
         let (lowered, wrt) = self.lower_for(file, objective, only, 1)?;
-        adev::compile(lowered, &wrt, !self.options.row_by_row, self.options.matmul_precision)
+        adev::compile(lowered, &wrt, !self.options.row_by_row, self.options.precision)
     }
 
     /// The sum of `particles` samples of an objective as one batched program, differentiated
@@ -585,7 +586,7 @@ impl<'a> Session<'a> {
             return Ok(None);
         }
         let (lowered, wrt) = self.lower_for(file, objective, only, particles)?;
-        adev::compile_particles(lowered, &wrt, self.options.matmul_precision)
+        adev::compile_particles(lowered, &wrt, self.options.precision)
     }
 
     /// The sum of `particles` samples of an objective (see `lower::Program::lower_estimates`)
@@ -614,7 +615,7 @@ impl<'a> Session<'a> {
     ) -> Result<Estimator, Diagnostic> {
         let lowered = self.program.lower_estimate_part(file, objective, "estimate", parts)?;
         let wrt = differentiated(&lowered, only);
-        adev::compile(lowered, &wrt, true, self.options.matmul_precision)
+        adev::compile(lowered, &wrt, true, self.options.precision)
     }
 
     fn estimate(

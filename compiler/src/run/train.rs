@@ -229,7 +229,8 @@ impl<'a> Session<'a> {
                     .map_err(|error| option_error(command, "schedule", &error.message))?;
                 let sizes = group.optimizer.sizes().to_vec();
                 group.optimizer = Optimizer::restore(settings.method, schedule, &sizes, state.clone())
-                    .map_err(|error| option_error(command, "optimizer", &error.message))?;
+                    .map_err(|error| option_error(command, "optimizer", &error.message))?
+                    .in_precision(self.options.precision);
             }
         }
         let sign = if command.direction == Direction::Maximize { -1.0 } else { 1.0 };
@@ -248,7 +249,7 @@ impl<'a> Session<'a> {
         let mut parallel = None;
         let mut time = TrainingTime::default();
         while step < settings.steps {
-            if self.options.matmul_precision == ppl_runtime::Precision::Single {
+            if self.options.precision == ppl_runtime::Precision::Single {
                 self.params.round();
             }
             let mut step_objective = 0.0;
@@ -790,7 +791,7 @@ impl<'a> Session<'a> {
             params: objective.params,
             gradients,
             width: offset,
-            optimizer: Optimizer::new(settings.method, schedule, &sizes),
+            optimizer: Optimizer::new(settings.method, schedule, &sizes).in_precision(self.options.precision),
             value: f64::NAN,
             values: VecDeque::with_capacity(FINAL_WINDOW),
             gradient: zeros,
