@@ -132,22 +132,36 @@ fn out_writes_vector_and_matrix_params_as_npy_files() {
     assert_eq!(printed[1]["value"], params["v"], "{printed:?}");
 }
 
+/// In f64 and in f32 (whose optimizer state is saved widened to f64 and resumed rounded back).
 #[test]
 fn resuming_continues_exactly_where_the_run_stopped() {
     let scratch = Scratch::new("train-resume");
     let options = |steps: u32| format!("optimizer: adam(lr: 0.05), steps: {steps}, particles: 4, seed: 5");
     let whole = scratch.file("whole.ppl", conjugate(&options(60)));
     let first = scratch.file("first.ppl", conjugate(&options(25)));
-    let dir = scratch.0.join("checkpoint");
-    let dir = dir.to_str().expect("utf-8");
-    let uninterrupted = ppl(&["run", "--json", "--quiet", whole.to_str().expect("utf-8")]);
-    let part = ppl(&["run", "--quiet", "--out", dir, first.to_str().expect("utf-8")]);
-    assert_eq!(part.status.code(), Some(0), "{}", stderr(&part));
-    let resumed = ppl(&["run", "--json", "--quiet", "--resume", dir, whole.to_str().expect("utf-8")]);
-    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
-    let (a, b) = (&reports(&uninterrupted)[0], &reports(&resumed)[0]);
-    assert_eq!(b["steps"], 60);
-    assert_eq!(a["params"], b["params"], "bit-identical parameters after resuming");
+    let mut trained = Vec::new();
+    for precision in ["f64", "f32"] {
+        let dir = scratch.0.join(format!("checkpoint-{precision}"));
+        let dir = dir.to_str().expect("utf-8");
+        let run = |flags: &[&str], path: &std::path::Path| {
+            let output = ppl(&[
+                &["run", "--json", "--quiet", "--precision", precision],
+                flags,
+                &[path.to_str().expect("utf-8")],
+            ]
+            .concat());
+            assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+            output
+        };
+        let uninterrupted = run(&[], &whole);
+        run(&["--out", dir], &first);
+        let resumed = run(&["--resume", dir], &whole);
+        let (a, b) = (&reports(&uninterrupted)[0], &reports(&resumed)[0]);
+        assert_eq!(b["steps"], 60);
+        assert_eq!(a["params"], b["params"], "{precision}: bit-identical parameters after resuming");
+        trained.push(a["params"].clone());
+    }
+    assert_ne!(trained[0], trained[1], "trained in f32, not f64");
 }
 
 #[test]
