@@ -20,9 +20,15 @@ fn bits(values: &[RuntimeValue]) -> Vec<u64> {
 
 /// Compiles every estimate of `source` and compares the three functions on `streams` streams.
 fn agree(source: &str, streams: u64) {
+    agree_in(source, streams, ppl_runtime::Precision::Double);
+}
+
+/// [`agree`], with products of two matrices in `precision`.
+fn agree_in(source: &str, streams: u64, precision: ppl_runtime::Precision) {
     let analysis = ppl::check_source("t.ppl", source);
     assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
-    let session = ppl::run::Session::new(&analysis, ppl::run::RunOptions::default()).expect("session");
+    let options = ppl::run::RunOptions { precision, ..ppl::run::RunOptions::default() };
+    let session = ppl::run::Session::new(&analysis, options).expect("session");
     let params: Vec<RuntimeValue> = session.params().map(|(_, value)| value.clone()).collect();
     for (objective, estimator) in session.compile_objectives().expect("compiles") {
         for (which, function) in
@@ -150,4 +156,45 @@ fn products_read_rounded_parameters_with_the_same_bits() {
     let stale = results(codegen::FlatParams { values: &values, rounded: Some(&halved) }).expect("runs");
     assert_ne!(plain, stale);
     assert_eq!(results(codegen::FlatParams { values: &values, rounded: Some(&rounded[..63]) }), None);
+}
+
+/// A matrix that two single-precision products read (a minibatch's rows: by the first layer
+/// and by its weights' gradient) is rounded once, by the first, and read rounded by the other:
+/// the bits of products that each round it.
+#[test]
+fn an_operand_of_two_f32_products_is_rounded_once_with_the_same_bits() {
+    let rows: Vec<String> = (0..16)
+        .map(|i| {
+            format!(
+                "[{}]",
+                (0..6).map(|j| format!("{:?}", (f64::from(i * 6 + j) * 0.7).sin())).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    let source = format!(
+        "data rows: mat[16, 6] = [{}];\n\
+         param w: mat[3, 6] = uniform_init(0.5);\n\
+         param v: mat[6, 3] = uniform_init(0.5);\n\
+         fn row(x: vec[6]) {{ E {{ z ~ normal(0.0, 1.0); sum(v @ tanh(w @ x)) * z }} }}\n\
+         print grad(mean_over(rows, row, batch: 8));\n",
+        rows.join(", ")
+    );
+    // The reverse program has such a matrix: an operand, other than a parameter, of two products.
+    let analysis = ppl::check_source("t.ppl", &source);
+    let options = ppl::run::RunOptions { precision: ppl_runtime::Precision::Single, ..ppl::run::RunOptions::default() };
+    let session = ppl::run::Session::new(&analysis, options).expect("session");
+    let objectives = session.compile_objectives().expect("compiles");
+    let reverse = objectives[0].1.reverse.to_string();
+    let header = reverse.lines().next().unwrap_or_default();
+    let mut operands: Vec<String> = reverse
+        .lines()
+        .filter_map(|line| line.split_once("= matmul.f32 ").map(|(_, operands)| operands.to_string()))
+        .flat_map(|operands| {
+            operands.split(", ").map(|operand| operand.trim_end_matches('ᵀ').to_string()).collect::<Vec<_>>()
+        })
+        .filter(|operand| !header.contains(&format!("{operand}:")))
+        .collect();
+    operands.sort();
+    assert!(operands.windows(2).any(|pair| pair[0] == pair[1]), "no shared operand in\n{reverse}");
+    agree_in(&source, 4, ppl_runtime::Precision::Single);
 }

@@ -21,7 +21,7 @@
 mod shims;
 mod translate;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder};
@@ -83,6 +83,11 @@ pub struct Layout {
     /// Where a run of consecutive scalar saves (or restores) gathers its values, to cross to
     /// the tape in one call: as many words as the longest run.
     tape_run: usize,
+    /// The slot offset of an f32 copy of each value that two or more of the top level's
+    /// single-precision products read (see `Layout::round_shared_operands`).
+    rounded: HashMap<Value, usize>,
+    /// The results of those products of the top level, which alone read the copies.
+    top_level_products: HashSet<Value>,
     slots_len: usize,
     rngs_len: usize,
     /// The length of the flat parameters the function reads in place.
@@ -140,6 +145,7 @@ impl Layout {
         layout.stage_loops(function, &function.body);
         layout.tape_run = layout.slots_len;
         layout.slots_len += longest_tape_run(function, &function.body);
+        layout.round_shared_operands(function);
         for param in function.body.params.clone() {
             let place = match in_place.contains(&param) {
                 true => {
@@ -152,6 +158,37 @@ impl Layout {
             layout.params.push(place);
         }
         layout
+    }
+
+    /// Room for an f32 copy of each matrix that two or more single-precision products of the
+    /// top level read (a minibatch's images, read by the first layer and by its weights'
+    /// gradient; a layer's error, by the gradients of the layer's input and of its weights): the
+    /// first of them rounds it there and the others read that copy, rather than each rounding
+    /// it again. The top level runs straight through, so the first product in order is the
+    /// first to run. Parameters have copies of their own (`FlatParams::rounded`), and run-time
+    /// data is left alone: its copy would cost as much memory as the data.
+    fn round_shared_operands(&mut self, function: &Function) {
+        let mut reads: HashMap<Value, usize> = HashMap::new();
+        for inst in &function.body.insts {
+            if let crate::ir::Op::MatMulTransposed { a, b, precision: ppl_runtime::Precision::Single, .. } = inst.op {
+                for operand in if a == b { vec![a] } else { vec![a, b] } {
+                    *reads.entry(operand).or_default() += 1;
+                }
+                self.top_level_products.extend(inst.results.first());
+            }
+        }
+        let mut shared: Vec<Value> =
+            reads.into_iter().filter(|(_, reads)| *reads >= 2).map(|(value, _)| value).collect();
+        shared.sort();
+        for value in shared {
+            if function.body.params.contains(&value) || self.data.contains_key(&value) {
+                continue;
+            }
+            let Some(ty @ Type::Mat(..)) = function.ty(value) else { continue };
+            self.rounded.insert(value, self.slots_len);
+            // Two f32 values to a slot.
+            self.slots_len += ty.elements().div_ceil(2);
+        }
     }
 
     /// Slots for the vectors and matrices the function's top level computes, a slot shared by
@@ -534,6 +571,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
             funcs: HashMap::new(),
             scalars: HashMap::new(),
             views: HashMap::new(),
+            rounded_so_far: HashSet::new(),
             slots,
             results,
             params,

@@ -276,6 +276,13 @@ pub unsafe extern "C" fn matmul_transposed(
     }
 }
 
+/// `dst = src` rounded to f32 (`ppl_runtime::round_to_single`), `len` elements: the copy that
+/// single-precision products sharing an operand read.
+pub unsafe extern "C" fn round_to_single(src: *const f64, dst: *mut f32, len: i64) {
+    // SAFETY: see the module's contract; `dst` is room of its own for `len` f32 values.
+    unsafe { ppl_runtime::round_to_single(slice(src, len), std::slice::from_raw_parts_mut(dst, len as usize)) }
+}
+
 pub unsafe extern "C" fn transpose(dst: *mut f64, src: *const f64, rows: i64, cols: i64) {
     // SAFETY: see the module's contract.
     unsafe {
@@ -476,6 +483,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_vec_sign", vec_sign as *const u8),
         ("ppl_vec_binary", vec_binary as *const u8),
         ("ppl_copy", copy as *const u8),
+        ("ppl_round_to_single", round_to_single as *const u8),
         ("ppl_sum", sum as *const u8),
         ("ppl_logsumexp", logsumexp as *const u8),
         ("ppl_minimum", minimum as *const u8),

@@ -8,7 +8,7 @@
 //! check, an index, integer overflow, a sampler's domain, the tape) branches to one exit that
 //! returns 1; the caller then reruns that sample in the interpreter for the exact diagnostic.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cranelift_codegen::ir::{self as cl, condcodes::FloatCC, condcodes::IntCC, types, AbiParam, InstBuilder, MemFlags};
 use cranelift_frontend::FunctionBuilder as ClifBuilder;
@@ -38,7 +38,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_real_binary" => (vec![I64, F64, F64], vec![F64]),
         "ppl_vec_unary" | "ppl_vec_sign" => (vec![I64, I64, I64, I64], vec![]),
         "ppl_vec_binary" | "ppl_vec_arith" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![]),
-        "ppl_copy" => (vec![I64, I64, I64], vec![]),
+        "ppl_copy" | "ppl_round_to_single" => (vec![I64, I64, I64], vec![]),
         "ppl_sum" | "ppl_logsumexp" | "ppl_minimum" | "ppl_maximum" => (vec![I64, I64], vec![F64]),
         "ppl_matmul" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![F64]),
         "ppl_matmul_transposed" => (vec![I64, I64, I64, I64, I64, I64, I64, I64, I64], vec![]),
@@ -71,6 +71,8 @@ pub struct Translator<'f, 'b> {
     /// (a minibatch's images), which nothing writes, and their detached copies. Each address is
     /// computed where the value is defined, which dominates every read of it.
     pub views: HashMap<Value, cl::Value>,
+    /// The operands whose f32 copy (`Layout::round_shared_operands`) a product has made.
+    pub rounded_so_far: HashSet<Value>,
     pub slots: cl::Value,
     /// Where the slots of the results are (see `Layout::results_len`).
     pub results: cl::Value,
@@ -128,6 +130,21 @@ impl Translator<'_, '_> {
             Some(offset) => Ok(self.slot_address(offset)),
             None => error(format!("{value} has no slot")),
         }
+    }
+
+    /// The address of `value` rounded to f32 for a single-precision product, or null for the
+    /// product to round it itself: a parameter's rounded copy, or the copy the first of the
+    /// products sharing `value` makes here (`Layout::round_shared_operands`), if `product` is
+    /// one of them: a product in a loop may run any number of times, so never reads it.
+    fn rounded_operand(&mut self, value: Value, product: Value) -> Result<cl::Value, IrError> {
+        let shared = self.layout.rounded.get(&value).filter(|_| self.layout.top_level_products.contains(&product));
+        let Some(offset) = shared.copied() else { return Ok(self.rounded_address(value)) };
+        let copy = self.slot_address(offset);
+        if self.rounded_so_far.insert(value) {
+            let (source, len) = (self.address(value)?, self.iconst(len(self.ty(value)?)));
+            self.call("ppl_round_to_single", &[source, copy, len])?;
+        }
+        Ok(copy)
     }
 
     /// Where the caller's rounded copy of `value` is, if it is a parameter read in place, else
@@ -411,7 +428,7 @@ impl Translator<'_, '_> {
                 let (dst, pa, pb) = (self.address(result)?, self.address(*a)?, self.address(*b)?);
                 let dims = [i64::from(m), i64::from(n), i64::from(p)].map(|d| self.iconst(d));
                 let (a_rounded, b_rounded) = match single {
-                    true => (self.rounded_address(*a), self.rounded_address(*b)),
+                    true => (self.rounded_operand(*a, result)?, self.rounded_operand(*b, result)?),
                     false => (self.iconst(0), self.iconst(0)),
                 };
                 let args = [self.iconst(flags), dst, pa, pb, dims[0], dims[1], dims[2], a_rounded, b_rounded];
