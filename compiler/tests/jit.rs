@@ -198,3 +198,55 @@ fn an_operand_of_two_f32_products_is_rounded_once_with_the_same_bits() {
     assert!(operands.windows(2).any(|pair| pair[0] == pair[1]), "no shared operand in\n{reverse}");
     agree_in(&source, 4, ppl_runtime::Precision::Single);
 }
+
+/// A caller may take the weight gradients that single-precision products sum as the f32 sums
+/// themselves, two to a word: the same numbers as the widened results, the others unchanged.
+#[test]
+fn results_taken_in_f32_are_the_widened_results_unwidened() {
+    let rows: Vec<String> = (0..16)
+        .map(|i| {
+            format!(
+                "[{}]",
+                (0..6).map(|j| format!("{:?}", (f64::from(i * 6 + j) * 0.3).cos())).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    let source = format!(
+        "data rows: mat[16, 6] = [{}];\n\
+         param w: mat[40, 6] = uniform_init(0.5);\n\
+         param v: mat[6, 40] = uniform_init(0.5);\n\
+         fn row(x: vec[6]) {{ E {{ z ~ normal(0.0, 1.0); sum(v @ tanh(w @ x)) * z }} }}\n\
+         print grad(mean_over(rows, row, batch: 16));\n",
+        rows.join(", ")
+    );
+    let analysis = ppl::check_source("t.ppl", &source);
+    let options = ppl::run::RunOptions { precision: ppl_runtime::Precision::Single, ..ppl::run::RunOptions::default() };
+    let session = ppl::run::Session::new(&analysis, options).expect("session");
+    let objectives = session.compile_objectives().expect("compiles");
+    let reverse = &objectives[0].1.reverse;
+    let narrowable = ppl::ir::precision::narrowable_results(reverse);
+    assert_eq!(narrowable, [false, true, true], "both weight gradients, not the estimate:\n{reverse}");
+    let native = codegen::compile(reverse).expect("compiles");
+    let mut scratch = native.scratch();
+    let params: Vec<f64> = session
+        .params()
+        .flat_map(|(_, value)| match value {
+            RuntimeValue::Mat { data, .. } => data.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let width = 1 + 40 * 6 * 2;
+    let (mut wide, mut narrow) = (vec![f64::NAN; width], vec![f64::NAN; width]);
+    native.set_rng(&mut scratch, 2, 1, 5);
+    assert!(native.call_into(&mut scratch, &params[..], &mut wide));
+    native.set_rng(&mut scratch, 2, 1, 5);
+    assert!(native.call_into_narrowing(&mut scratch, &params[..], &mut narrow));
+    assert_eq!(wide[0].to_bits(), narrow[0].to_bits(), "the estimate is the same");
+    for range in [1..241, 241..481] {
+        let taken = ppl_runtime::narrow_view(&narrow[range.clone()], range.len());
+        assert_eq!(taken.len(), 240);
+        let widened: Vec<u64> = taken.iter().map(|x| f64::from(*x).to_bits()).collect();
+        let expected: Vec<u64> = wide[range].iter().map(|x| x.to_bits()).collect();
+        assert_eq!(widened, expected);
+    }
+}

@@ -52,11 +52,13 @@ pub use error::DomainError;
 pub use implicit::gamma_sample_dshape;
 pub use linalg::{add_outer, matmul, matmul_transposed, outer, Transposed};
 pub use optim::{
-    clip_by_norm, clip_to, divide_and_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule,
+    clip_by_norm, clip_to, divide_and_norm, global_norm, Method, OptimError, Optimizer, OptimizerState, Schedule, Term,
 };
 pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};
-pub use single::{matmul_single, matmul_single_rounded, round_to_single, Precision};
+pub use single::{
+    matmul_single, matmul_single_rounded, narrow_view, narrow_view_mut, round_to_single, Precision, SingleOut,
+};
 pub use special::{
     digamma, expm1, floor_slice, lgamma, log1p, log_sigmoid, logsumexp, maximum, minimum, sigmoid, softplus,
     softplus_and_sigmoid, softplus_and_sigmoid_slices, softplus_slice, trigamma,

@@ -998,10 +998,36 @@ pub fn global_norm(grads: &[Vec<f64>]) -> f64 {
     norm_from(grads, squares.fold(0.0, |sum, block| sum + block))
 }
 
+/// A tensor of gradient terms that [`divide_and_norm`] adds up: in f64, or in f32 (a product's
+/// sums taken unwidened), which it widens as it adds them.
+#[derive(Clone, Copy)]
+pub enum Term<'t> {
+    Wide(&'t [f64]),
+    Narrow(&'t [f32]),
+}
+
+impl Term<'_> {
+    fn len(self) -> usize {
+        match self {
+            Term::Wide(values) => values.len(),
+            Term::Narrow(values) => values.len(),
+        }
+    }
+
+    /// Elements `range`.
+    fn get(self, range: std::ops::Range<usize>) -> Self {
+        match self {
+            Term::Wide(values) => Term::Wide(&values[range]),
+            Term::Narrow(values) => Term::Narrow(&values[range]),
+        }
+    }
+}
+
 /// Divides `grads` by `divisor` and returns their [`global_norm`] afterwards, the same bits,
 /// from one pass over them instead of two: a network's gradient is megabytes. Given `terms`
 /// (gradients whose tensor `k` is `tensor(term, k)`), `grads` are first their sum instead,
-/// each element `((0 + t₀) + t₁) + …`, in the same pass. With a `pool`, the blocks of a large
+/// each element `((0 + t₀) + t₁) + …`, in the same pass (an f32 term's elements widened first:
+/// the sum of the widened tensor, bit for bit). With a `pool`, the blocks of a large
 /// tensor run on its threads, with the same bits. Allocates nothing once a thread has seen its
 /// largest tensor.
 ///
@@ -1011,7 +1037,7 @@ pub fn global_norm(grads: &[Vec<f64>]) -> f64 {
 pub fn divide_and_norm<T: Sync>(
     grads: &mut [Vec<f64>],
     terms: &[T],
-    tensor: impl Fn(&T, usize) -> &[f64] + Sync,
+    tensor: impl Fn(&T, usize) -> Term<'_> + Sync,
     divisor: f64,
     pool: Option<&rayon::ThreadPool>,
 ) -> f64 {
@@ -1032,7 +1058,7 @@ pub fn divide_and_norm<T: Sync>(
     for (k, grad) in grads.iter_mut().enumerate() {
         let block = |(b, values): (usize, &mut [f64])| {
             let range = b * BLOCK..b * BLOCK + values.len();
-            scale.block(values, terms.iter().map(|term| &tensor(term, k)[range.clone()]))
+            scale.block(values, terms.iter().map(|term| tensor(term, k).get(range.clone())))
         };
         match pool.filter(|_| grad.len() >= 2 * BLOCK) {
             Some(pool) => SQUARES.with(|squares| {
@@ -1059,7 +1085,7 @@ struct Scale {
 impl Scale {
     /// One block of [`divide_and_norm`]: its values (or the sum of the terms' instead), scaled;
     /// returns their sum of squares.
-    fn block<'t>(self, values: &mut [f64], terms: impl Iterator<Item = &'t [f64]>) -> f64 {
+    fn block<'t>(self, values: &mut [f64], terms: impl Iterator<Item = Term<'t>>) -> f64 {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2.
@@ -1074,17 +1100,23 @@ impl Scale {
     /// The CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn block_avx2<'t>(self, values: &mut [f64], terms: impl Iterator<Item = &'t [f64]>) -> f64 {
+    unsafe fn block_avx2<'t>(self, values: &mut [f64], terms: impl Iterator<Item = Term<'t>>) -> f64 {
         self.block_elements(values, terms)
     }
 
     #[inline(always)]
-    fn block_elements<'t>(self, values: &mut [f64], mut terms: impl Iterator<Item = &'t [f64]>) -> f64 {
+    fn block_elements<'t>(self, values: &mut [f64], mut terms: impl Iterator<Item = Term<'t>>) -> f64 {
         if let Some(first) = terms.next() {
-            values.iter_mut().zip(first).for_each(|(value, x)| *value = 0.0 + x);
+            match first {
+                Term::Wide(first) => values.iter_mut().zip(first).for_each(|(value, x)| *value = 0.0 + x),
+                Term::Narrow(first) => values.iter_mut().zip(first).for_each(|(value, x)| *value = 0.0 + f64::from(*x)),
+            }
         }
         for term in terms {
-            values.iter_mut().zip(term).for_each(|(value, x)| *value += x);
+            match term {
+                Term::Wide(term) => values.iter_mut().zip(term).for_each(|(value, x)| *value += x),
+                Term::Narrow(term) => values.iter_mut().zip(term).for_each(|(value, x)| *value += f64::from(*x)),
+            }
         }
         match self.reciprocal {
             Some(reciprocal) => values.iter_mut().for_each(|value| *value *= reciprocal),

@@ -41,7 +41,23 @@ pub enum Precision {
 /// operand's elements rounded to f32, the products summed in f32, the result widened to f64.
 /// Slices of other lengths leave `out` NaN.
 pub fn matmul_single(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, p: usize, transposed: Transposed) {
-    matmul_single_rounded([(a, None), (b, None)], out, (m, n, p), transposed)
+    matmul_single_rounded([(a, None), (b, None)], SingleOut::Wide(out), (m, n, p), transposed)
+}
+
+/// Where a single-precision product leaves its result: widened to f64, or as the f32 sums
+/// themselves (the same numbers, for a caller that keeps them in f32).
+pub enum SingleOut<'o> {
+    Wide(&'o mut [f64]),
+    Narrow(&'o mut [f32]),
+}
+
+impl SingleOut<'_> {
+    fn len(&self) -> usize {
+        match self {
+            SingleOut::Wide(out) => out.len(),
+            SingleOut::Narrow(out) => out.len(),
+        }
+    }
 }
 
 /// [`matmul_single`] of operands each given with, perhaps, its elements already rounded to f32
@@ -49,21 +65,43 @@ pub fn matmul_single(a: &[f64], b: &[f64], out: &mut [f64], m: usize, n: usize, 
 /// A rounded copy of another length than its operand leaves `out` NaN.
 pub fn matmul_single_rounded(
     [(a, a_rounded), (b, b_rounded)]: [(&[f64], Option<&[f32]>); 2],
-    out: &mut [f64],
+    out: SingleOut,
     (m, n, p): (usize, usize, usize),
     transposed: Transposed,
 ) {
     let copies_fit = a_rounded.is_none_or(|x| x.len() == a.len()) && b_rounded.is_none_or(|x| x.len() == b.len());
     if !shapes_fit([a.len(), b.len(), out.len()], m, n, p) || !copies_fit {
-        out.fill(f64::NAN);
+        match out {
+            SingleOut::Wide(out) => out.fill(f64::NAN),
+            SingleOut::Narrow(out) => out.fill(f32::NAN),
+        }
         return;
     }
     BUFFERS.with_borrow_mut(|[a32, b32, out32]| {
         let (a32, b32) = (rounded(a_rounded, a, a32), rounded(b_rounded, b, b32));
-        let out32 = at_least(out32, out.len());
-        product(a32, b32, out32, m, n, p, transposed);
-        convert(out32, out);
+        match out {
+            SingleOut::Wide(out) => {
+                let out32 = at_least(out32, out.len());
+                product(a32, b32, out32, m, n, p, transposed);
+                convert(out32, out);
+            }
+            SingleOut::Narrow(out) => product(a32, b32, out, m, n, p, transposed),
+        }
     });
+}
+
+/// The first `len` f32 values stored in `words`, two to a word (the storage of a result taken
+/// in f32: see [`SingleOut::Narrow`]); fewer if `words` holds fewer.
+pub fn narrow_view(words: &[f64], len: usize) -> &[f32] {
+    let narrow: &[f32] = bytemuck::cast_slice(words);
+    &narrow[..len.min(narrow.len())]
+}
+
+/// [`narrow_view`], to write.
+pub fn narrow_view_mut(words: &mut [f64], len: usize) -> &mut [f32] {
+    let narrow: &mut [f32] = bytemuck::cast_slice_mut(words);
+    let len = len.min(narrow.len());
+    &mut narrow[..len]
 }
 
 /// `given`, or else `wide` rounded into `buffer`.
@@ -218,9 +256,26 @@ mod tests {
             round_to_single(&b, &mut b32);
             for given in [[Some(&a32[..]), None], [None, Some(&b32[..])], [Some(&a32[..]), Some(&b32[..])]] {
                 let mut got = vec![0.0; m * p];
-                matmul_single_rounded([(&a, given[0]), (&b, given[1])], &mut got, (m, n, p), Transposed::default());
+                let out = SingleOut::Wide(&mut got);
+                matmul_single_rounded([(&a, given[0]), (&b, given[1])], out, (m, n, p), Transposed::default());
                 assert!(got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}×{n}×{p}");
             }
+        }
+    }
+
+    #[test]
+    fn a_product_taken_in_f32_is_the_widened_one_unwidened() {
+        for (m, n, p) in [(3, 4, 2), (32, 200, 784)] {
+            let (a, b) = operands(m, n, p);
+            let mut wide = vec![0.0; m * p];
+            matmul_single(&a, &b, &mut wide, m, n, p, Transposed::default());
+            // Kept in f64 words, two to a word, as a caller taking it in f32 keeps it.
+            let mut words = vec![f64::NAN; m * p];
+            let out = SingleOut::Narrow(narrow_view_mut(&mut words, m * p));
+            matmul_single_rounded([(&a, None), (&b, None)], out, (m, n, p), Transposed::default());
+            let narrow = narrow_view(&words, m * p);
+            assert_eq!(narrow.len(), m * p);
+            assert!(narrow.iter().zip(&wide).all(|(x, y)| f64::from(*x).to_bits() == y.to_bits()), "{m}×{n}×{p}");
         }
     }
 
@@ -228,7 +283,8 @@ mod tests {
     fn a_rounded_copy_of_another_length_gives_nan() {
         let (a, b) = operands(2, 2, 2);
         let mut out = vec![0.0; 4];
-        matmul_single_rounded([(&a, Some(&[1.0; 3])), (&b, None)], &mut out, (2, 2, 2), Transposed::default());
+        let given = [(&a[..], Some(&[1.0; 3][..])), (&b[..], None)];
+        matmul_single_rounded(given, SingleOut::Wide(&mut out), (2, 2, 2), Transposed::default());
         assert!(out.iter().all(|x| x.is_nan()));
     }
 

@@ -5,7 +5,9 @@
 mod common;
 
 use common::assert_close;
-use ppl_runtime::optim::{clip_by_norm, divide_and_norm, global_norm, Method, Optimizer, OptimizerState, Schedule};
+use ppl_runtime::optim::{
+    clip_by_norm, divide_and_norm, global_norm, Method, Optimizer, OptimizerState, Schedule, Term,
+};
 use ppl_runtime::Precision;
 
 // The test problem: a real a and a 2-vector b (two parameters, sizes [1, 2]) minimising
@@ -360,7 +362,7 @@ fn summing_dividing_and_taking_the_norm_in_one_pass_gives_the_bits_of_three() {
                     .collect();
                 for pool in [None, Some(&pools[0]), Some(&pools[1])] {
                     let mut divided = grads.clone();
-                    let norm = divide_and_norm(&mut divided, &terms, |term, k| &term[k], divisor, pool);
+                    let norm = divide_and_norm(&mut divided, &terms, |term, k| Term::Wide(&term[k]), divisor, pool);
                     let case = format!("{lengths:?} / {divisor}, {} terms, {pool:?}", terms.len());
                     assert_eq!(bits(&divided), bits(&passes), "{case}");
                     assert_eq!(norm.to_bits(), global_norm(&passes).to_bits(), "{case}");
@@ -371,6 +373,48 @@ fn summing_dividing_and_taking_the_norm_in_one_pass_gives_the_bits_of_three() {
                 }
             }
         }
+    }
+}
+
+/// Terms in f32 add up to the bits of the same terms widened to f64.
+#[test]
+fn terms_in_f32_add_up_to_the_bits_of_the_widened_terms() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a pool");
+    let lengths = [157_000, 200, 3];
+    let narrow = |seed: usize| -> Vec<Vec<f32>> {
+        let values =
+            |(k, len): (usize, &usize)| (0..*len).map(|i| ((i * 31 + k * 7 + seed) as f32 * 0.37).sin()).collect();
+        lengths.iter().enumerate().map(values).collect()
+    };
+    let (first, second) = (narrow(5), narrow(11));
+    let widen = |tensors: &[Vec<f32>]| -> Vec<Vec<f64>> {
+        tensors.iter().map(|values| values.iter().map(|x| f64::from(*x)).collect()).collect()
+    };
+    let (wide_first, wide_second) = (widen(&first), widen(&second));
+    for pool in [None, Some(&pool)] {
+        let mut wide: Vec<Vec<f64>> = lengths.iter().map(|len| vec![f64::NAN; *len]).collect();
+        let mut mixed = wide.clone();
+        let terms = [&wide_first, &wide_second];
+        let wide_norm = divide_and_norm(&mut wide, &terms, |term, k| Term::Wide(&term[k]), -64.0, pool);
+        // The first term in f32, the second in f64, as a step's two parts may be.
+        enum Part<'p> {
+            Narrow(&'p [Vec<f32>]),
+            Wide(&'p [Vec<f64>]),
+        }
+        let terms = [Part::Narrow(&first), Part::Wide(&wide_second)];
+        let mixed_norm = divide_and_norm(
+            &mut mixed,
+            &terms,
+            |part, k| match *part {
+                Part::Narrow(tensors) => Term::Narrow(&tensors[k]),
+                Part::Wide(tensors) => Term::Wide(&tensors[k]),
+            },
+            -64.0,
+            pool,
+        );
+        assert_eq!(wide_norm.to_bits(), mixed_norm.to_bits());
+        let bits = |grads: &[Vec<f64>]| grads.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&wide) == bits(&mixed), "on a pool: {}", pool.is_some());
     }
 }
 

@@ -88,6 +88,8 @@ pub struct Layout {
     rounded: HashMap<Value, usize>,
     /// The results of those products of the top level, which alone read the copies.
     top_level_products: HashSet<Value>,
+    /// The results a caller may take in f32 (`ir::precision::narrowable_results`).
+    narrowable: HashSet<Value>,
     slots_len: usize,
     rngs_len: usize,
     /// The length of the flat parameters the function reads in place.
@@ -106,6 +108,9 @@ impl Layout {
             layout.results.push(place);
         }
         layout.results_len = layout.slots_len;
+        let narrowable = crate::ir::precision::narrowable_results(function);
+        let results = function.body.results.iter().zip(narrowable);
+        layout.narrowable = results.filter_map(|(result, narrowable)| narrowable.then_some(*result)).collect();
         layout.find_data(&function.body);
         // Only the values the body defines: passes leave the types of the values they removed.
         // Those the top level computes share slots (see `share_top_level_slots`).
@@ -455,6 +460,9 @@ struct Frame {
     rounded: *const f32,
     rngs: *mut Rng,
     tape: *mut Vec<f64>,
+    /// 8 (a product's flag for a result in f32) if the caller takes the narrowable results in
+    /// f32, else 0 (see [`Compiled::call_into_narrowing`]).
+    narrow: i64,
     failed: i64,
     word: i64,
 }
@@ -466,6 +474,7 @@ const RESULTS_AT: i32 = std::mem::offset_of!(Frame, results) as i32;
 const ROUNDED_AT: i32 = std::mem::offset_of!(Frame, rounded) as i32;
 const RNGS_AT: i32 = std::mem::offset_of!(Frame, rngs) as i32;
 const TAPE_AT: i32 = std::mem::offset_of!(Frame, tape) as i32;
+const NARROW_AT: i32 = std::mem::offset_of!(Frame, narrow) as i32;
 const FAILED_AT: i64 = std::mem::offset_of!(Frame, failed) as i64;
 /// The scratch word, relative to the failure flag (which `translate.rs` holds the address of).
 const WORD_AFTER_FAILED: i64 = (std::mem::offset_of!(Frame, word) - std::mem::offset_of!(Frame, failed)) as i64;
@@ -561,6 +570,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
         let rounded = b.ins().load(types::I64, flags, frame, ROUNDED_AT);
         let rngs = b.ins().load(types::I64, flags, frame, RNGS_AT);
         let tape = b.ins().load(types::I64, flags, frame, TAPE_AT);
+        let narrow = b.ins().load(types::I64, flags, frame, NARROW_AT);
         let failed = b.ins().iadd_imm(frame, FAILED_AT);
         let exit_error = b.create_block();
         let mut translator = translate::Translator {
@@ -578,6 +588,7 @@ pub fn compile(function: &Function) -> Result<Compiled, IrError> {
             rounded,
             rngs,
             tape,
+            narrow,
             failed,
             exit_error,
         };
@@ -710,7 +721,7 @@ impl Compiled {
     /// `scratch`; false if it failed, or if `params` is too short (or its rounded copy is not
     /// as long as its values).
     pub fn call<'p>(&self, scratch: &mut Scratch, params: impl Into<FlatParams<'p>>) -> bool {
-        self.call_with(scratch, params.into(), None)
+        self.call_with(scratch, params.into(), None, false)
     }
 
     /// [`Compiled::call`] with the results written into `results`, flattened (matrices
@@ -719,10 +730,24 @@ impl Compiled {
     /// exactly them.
     pub fn call_into<'p>(&self, scratch: &mut Scratch, params: impl Into<FlatParams<'p>>, results: &mut [f64]) -> bool {
         self.real_results.as_ref().is_some_and(|range| range.start == 0 && range.end == results.len())
-            && self.call_with(scratch, params.into(), Some(results))
+            && self.call_with(scratch, params.into(), Some(results), false)
     }
 
-    fn call_with(&self, scratch: &mut Scratch, params: FlatParams, results: Option<&mut [f64]>) -> bool {
+    /// [`Compiled::call_into`], with each result that a single-precision product computes and
+    /// nothing else reads (`ir::precision::narrowable_results`: a network's weight gradients)
+    /// left in f32 as the product summed it, two to a word at the start of its place
+    /// (`ppl_runtime::narrow_view`), rather than widened.
+    pub fn call_into_narrowing<'p>(
+        &self,
+        scratch: &mut Scratch,
+        params: impl Into<FlatParams<'p>>,
+        results: &mut [f64],
+    ) -> bool {
+        self.real_results.as_ref().is_some_and(|range| range.start == 0 && range.end == results.len())
+            && self.call_with(scratch, params.into(), Some(results), true)
+    }
+
+    fn call_with(&self, scratch: &mut Scratch, params: FlatParams, results: Option<&mut [f64]>, narrow: bool) -> bool {
         // Compiled code writes wherever its layout says, and reads as many parameters as it
         // has: only memory sized for it.
         let fits = |results: &[f64]| results.len() >= self.layout.results_len;
@@ -743,6 +768,7 @@ impl Compiled {
             rounded: params.rounded.map_or(std::ptr::null(), <[f32]>::as_ptr),
             rngs: scratch.rngs.as_mut_ptr(),
             tape: &mut scratch.tape,
+            narrow: if narrow { 8 } else { 0 },
             failed: 0,
             word: 0,
         };

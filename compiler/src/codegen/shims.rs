@@ -3,7 +3,7 @@
 //! order), so the two back ends agree bit for bit. Everything crosses as plain numbers and
 //! pointers into the caller's scratch memory, whose sizes compiled code has checked.
 
-use ppl_runtime::Rng;
+use ppl_runtime::{Rng, SingleOut};
 
 use crate::interp::{real_binary, real_unary};
 use crate::ir::{BinaryOp, UnaryOp};
@@ -248,7 +248,8 @@ pub unsafe extern "C" fn matmul(kind: i64, dst: *mut f64, a: *const f64, b: *con
 }
 
 /// `flags`: bit 0 if `a` is stored transposed, bit 1 if `b` is, bit 2 for single precision, in
-/// which `a_rounded` and `b_rounded`, when not null, hold the operands already rounded to f32.
+/// which `a_rounded` and `b_rounded`, when not null, hold the operands already rounded to f32,
+/// and bit 3 leaves the result in f32, two to a word of `dst` (`ppl_runtime::narrow_view`).
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn matmul_transposed(
     flags: i64,
@@ -269,9 +270,14 @@ pub unsafe extern "C" fn matmul_transposed(
         let rounded = |copy: *const f32, len: usize| (!copy.is_null()).then(|| std::slice::from_raw_parts(copy, len));
         let (a_rounded, b_rounded) = (rounded(a_rounded, a.len()), rounded(b_rounded, b.len()));
         let (m, n, p) = (m as usize, n as usize, p as usize);
-        match flags & 4 {
+        let operands = [(a, a_rounded), (b, b_rounded)];
+        match flags & 12 {
             0 => ppl_runtime::matmul_transposed(a, b, out, m, n, p, transposed),
-            _ => ppl_runtime::matmul_single_rounded([(a, a_rounded), (b, b_rounded)], out, (m, n, p), transposed),
+            4 => ppl_runtime::matmul_single_rounded(operands, SingleOut::Wide(out), (m, n, p), transposed),
+            _ => {
+                let out = SingleOut::Narrow(ppl_runtime::narrow_view_mut(out, m * p));
+                ppl_runtime::matmul_single_rounded(operands, out, (m, n, p), transposed)
+            }
         }
     }
 }

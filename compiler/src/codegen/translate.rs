@@ -80,6 +80,8 @@ pub struct Translator<'f, 'b> {
     pub params: cl::Value,
     /// The same rounded to f32, or null (see `FlatParams::rounded`).
     pub rounded: cl::Value,
+    /// The flag that leaves a narrowable result in f32, or 0 (see `Frame::narrow`).
+    pub narrow: cl::Value,
     pub rngs: cl::Value,
     pub tape: cl::Value,
     pub failed: cl::Value,
@@ -431,7 +433,11 @@ impl Translator<'_, '_> {
                     true => (self.rounded_operand(*a, result)?, self.rounded_operand(*b, result)?),
                     false => (self.iconst(0), self.iconst(0)),
                 };
-                let args = [self.iconst(flags), dst, pa, pb, dims[0], dims[1], dims[2], a_rounded, b_rounded];
+                let mut flags = self.iconst(flags);
+                if single && self.layout.narrowable.contains(&result) {
+                    flags = self.b.ins().bor(flags, self.narrow);
+                }
+                let args = [flags, dst, pa, pb, dims[0], dims[1], dims[2], a_rounded, b_rounded];
                 self.call("ppl_matmul_transposed", &args)?;
                 None
             }

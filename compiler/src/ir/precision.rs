@@ -16,6 +16,30 @@ pub fn products_in_single_precision(function: &mut Function) {
     single_block(&mut function.body, &types);
 }
 
+/// Which of `function`'s results a single-precision product of its top level computes and
+/// nothing else reads or returns again: values that are f32 numbers, which a caller may take as
+/// f32 rather than widened (a training's weight gradients, which its gradient pass adds up).
+pub fn narrowable_results(function: &Function) -> Vec<bool> {
+    let body = &function.body;
+    let mut reads: std::collections::HashMap<super::Value, usize> = std::collections::HashMap::new();
+    for inst in &body.insts {
+        for value in super::reads(inst) {
+            *reads.entry(value).or_default() += 1;
+        }
+    }
+    body.results
+        .iter()
+        .map(|result| {
+            let computed_by_product = body.insts.iter().any(|inst| {
+                matches!(inst.op, Op::MatMulTransposed { precision: Precision::Single, .. })
+                    && inst.results.first() == Some(result)
+            });
+            let returned_once = body.results.iter().filter(|other| *other == result).count() == 1;
+            computed_by_product && returned_once && !reads.contains_key(result)
+        })
+        .collect()
+}
+
 fn single_block(block: &mut Block, types: &[Type]) {
     let is_matrix = |value: super::Value| matches!(types.get(value.0 as usize), Some(Type::Mat(..)));
     for inst in &mut block.insts {

@@ -48,6 +48,9 @@ pub struct Kernel {
     takes_part: bool,
     /// Found once, for the interpreter's calls.
     data_in_place: interp::DataInPlace,
+    /// Where the results a caller may take in f32 are among the results flattened
+    /// (`ir::precision::narrowable_results`, [`Kernel::call_part_into`]).
+    narrowable: Vec<Range<usize>>,
 }
 
 /// The memory one thread uses to call a kernel.
@@ -76,7 +79,22 @@ impl Kernel {
         let param_types: Vec<Type> = types.iter().copied().take_while(|ty| *ty != Type::Rng).collect();
         let takes_part = types.get(param_types.len() + 1) == Some(&Type::Int);
         let data_in_place = interp::DataInPlace::of(&function);
-        Kernel { function, native, param_types, takes_part, data_in_place }
+        let mut narrowable = Vec::new();
+        let mut offset = 0;
+        for (result, narrow) in function.body.results.iter().zip(crate::ir::precision::narrowable_results(&function)) {
+            let len = function.ty(*result).map_or(1, Type::elements);
+            if narrow {
+                narrowable.push(offset..offset + len);
+            }
+            offset += len;
+        }
+        Kernel { function, native, param_types, takes_part, data_in_place, narrowable }
+    }
+
+    /// Where the results that [`Kernel::call_part_into`] may leave in f32 are, among the
+    /// results flattened.
+    pub fn narrowable(&self) -> &[Range<usize>] {
+        &self.narrowable
     }
 
     pub fn worker(&self) -> Worker {
@@ -116,15 +134,19 @@ impl Kernel {
 
     /// [`Kernel::call_part`] with the results, flattened, written into `results` rather than
     /// the worker's memory (native code writes them there directly); false also unless every
-    /// result is a real, vector or matrix and `results` holds exactly them.
+    /// result is a real, vector or matrix and `results` holds exactly them. With `narrow`, the
+    /// [`Kernel::narrowable`] results are left there in f32, two to a word at the start of their
+    /// place (`ppl_runtime::narrow_view`), as the products summed them: f32 numbers, which the
+    /// interpreter's results are too, so both back ends leave the same bits.
     pub fn call_part_into<'p>(
         &self,
         worker: &mut Worker,
         params: impl Into<FlatParams<'p>>,
         (seed, stream, part): (u64, u64, u32),
         results: &mut [f64],
+        narrow: bool,
     ) -> bool {
-        self.call_with(worker, params.into(), seed, stream, part, Some(results))
+        self.call_with(worker, params.into(), seed, stream, part, Some((results, narrow)))
     }
 
     fn call_with(
@@ -134,7 +156,7 @@ impl Kernel {
         seed: u64,
         stream: u64,
         part: u32,
-        into: Option<&mut [f64]>,
+        into: Option<(&mut [f64], bool)>,
     ) -> bool {
         match (&mut worker.memory, &self.native) {
             (Memory::Native(scratch), Some(native)) => {
@@ -142,8 +164,10 @@ impl Kernel {
                 if self.takes_part {
                     native.set_int(scratch, self.param_types.len() + 1, i64::from(part));
                 }
-                if let Some(results) = into {
-                    return native.call_into(scratch, params, results);
+                match into {
+                    Some((results, true)) => return native.call_into_narrowing(scratch, params, results),
+                    Some((results, false)) => return native.call_into(scratch, params, results),
+                    None => {}
                 }
                 let ok = native.call(scratch, params);
                 if ok && native.real_results(scratch).is_none() {
@@ -177,8 +201,13 @@ impl Kernel {
                     }
                 }
                 match into {
-                    Some(into) if all_reals && into.len() == worker.reals.len() => {
+                    Some((into, narrow)) if all_reals && into.len() == worker.reals.len() => {
                         into.copy_from_slice(&worker.reals);
+                        for range in self.narrowable.iter().filter(|_| narrow) {
+                            let (wide, len) = (&worker.reals[range.clone()], range.len());
+                            let narrowed = ppl_runtime::narrow_view_mut(&mut into[range.clone()], len);
+                            narrowed.iter_mut().zip(wide).for_each(|(narrow, wide)| *narrow = *wide as f32);
+                        }
                         true
                     }
                     Some(_) => false,

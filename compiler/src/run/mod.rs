@@ -777,7 +777,7 @@ impl<'a> Session<'a> {
             |kernel, worker, calls, (results, ok): &mut (Vec<f64>, bool)| {
                 for part in calls {
                     results.resize(width, 0.0);
-                    *ok = kernel.call_part_into(worker, in_place, (seed, stream, part as u32), results);
+                    *ok = kernel.call_part_into(worker, in_place, (seed, stream, part as u32), results, false);
                 }
             },
             |(results, ok)| {

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use ppl_runtime::optim::{clip_to, divide_and_norm, Method, Optimizer, OptimizerState, Schedule};
+use ppl_runtime::optim::{clip_to, divide_and_norm, Method, Optimizer, OptimizerState, Schedule, Term};
 
 use super::execute::{Executor, Kernel, CHUNK};
 use super::moments::Moments;
@@ -99,6 +99,10 @@ struct Group {
     /// For each trained parameter, where its gradient is among the reverse program's results
     /// flattened (the objective comes first).
     gradients: Vec<Range<usize>>,
+    /// For each trained parameter, whether a call of `executor` (of `particles_at_once`) into
+    /// a chunk's results leaves its gradient there in f32 (see `Kernel::call_part_into`).
+    narrowed: Vec<bool>,
+    narrowed_at_once: Vec<bool>,
     /// The number of those results.
     width: usize,
     optimizer: Optimizer,
@@ -135,11 +139,19 @@ impl ParticleSums {
         self.in_results = false;
     }
 
-    /// The sum of gradient tensor `k`, which is `ranges[k]` of a call's results.
-    fn tensor<'s>(&'s self, k: usize, ranges: &[Range<usize>]) -> &'s [f64] {
+    /// The sum of gradient tensor `k`, which is `ranges[k]` of a call's results, in f32 there
+    /// if `narrowed[k]` (see `Kernel::call_part_into`).
+    fn tensor<'s>(&'s self, k: usize, ranges: &[Range<usize>], narrowed: &[bool]) -> Term<'s> {
         match self.in_results {
-            true => ranges.get(k).and_then(|range| self.results.get(range.clone())).unwrap_or(&[]),
-            false => self.gradient.get(k).map_or(&[], Vec::as_slice),
+            true => {
+                let range = ranges.get(k).cloned().unwrap_or_default();
+                let results = self.results.get(range.clone()).unwrap_or(&[]);
+                match narrowed.get(k) {
+                    Some(true) => Term::Narrow(ppl_runtime::narrow_view(results, range.len())),
+                    _ => Term::Wide(results),
+                }
+            }
+            false => Term::Wide(self.gradient.get(k).map_or(&[], Vec::as_slice)),
         }
     }
 }
@@ -417,9 +429,9 @@ impl<'a> Session<'a> {
     ) -> Result<(f64, f64), Diagnostic> {
         let particles = settings.particles;
         // All particles in one call (on the first one's stream), or one per call.
-        let (executor, calls, parts) = match &group.particles_at_once {
-            Some(executor) => (executor, 1, 1),
-            None => (&group.executor, particles * u64::from(group.parts), group.parts),
+        let (executor, calls, parts, narrowed) = match &group.particles_at_once {
+            Some(executor) => (executor, 1, 1, &group.narrowed_at_once),
+            None => (&group.executor, particles * u64::from(group.parts), group.parts, &group.narrowed),
         };
         let mut value = 0.0;
         let mut failed = None;
@@ -453,7 +465,9 @@ impl<'a> Session<'a> {
                     let (particle, part) = particle_and_part(first, parts);
                     let stream = training_stream(command, g, step, particles, particle);
                     sums.results.resize(width, 0.0);
-                    if !kernel.call_part_into(worker, in_place, (seed, stream, part), &mut sums.results) {
+                    // The weight gradients that products sum in f32 stay in f32 until the pass
+                    // below adds them up: they are not widened to be read once.
+                    if !kernel.call_part_into(worker, in_place, (seed, stream, part), &mut sums.results, true) {
                         sums.failed = Some(first);
                         return;
                     }
@@ -513,7 +527,8 @@ impl<'a> Session<'a> {
         };
         let gradient = &mut group.gradient;
         let passing = Instant::now();
-        let mut pass = || divide_and_norm(gradient, terms, |sums, k| sums.tensor(k, gradients), divisor, pool);
+        let mut pass =
+            || divide_and_norm(gradient, terms, |sums, k| sums.tensor(k, gradients, narrowed), divisor, pool);
         // Entered once for the whole pass: its tensors' blocks then go to the pool's threads
         // without waking them again for each tensor.
         let norm = match pool {
@@ -764,6 +779,11 @@ impl<'a> Session<'a> {
             Some(estimator) => Some(self.executor(estimator.reverse, &objective.source, emit)?),
             None => None,
         };
+        let narrowed_by = |executor: &Executor| -> Vec<bool> {
+            gradients.iter().map(|range| executor.kernel().narrowable().contains(range)).collect()
+        };
+        let narrowed = narrowed_by(&executor);
+        let narrowed_at_once = particles_at_once.as_ref().map_or_else(Vec::new, narrowed_by);
         let whole = match objective.whole {
             Some(estimator) => Some(self.executor(estimator.reverse, &objective.source, emit)?),
             None => None,
@@ -790,6 +810,8 @@ impl<'a> Session<'a> {
             particles_at_once,
             params: objective.params,
             gradients,
+            narrowed,
+            narrowed_at_once,
             width: offset,
             optimizer: Optimizer::new(settings.method, schedule, &sizes).in_precision(self.options.precision),
             value: f64::NAN,
