@@ -158,32 +158,41 @@ fn products_read_rounded_parameters_with_the_same_bits() {
     assert_eq!(results(codegen::FlatParams { values: &values, rounded: Some(&rounded[..63]) }), None);
 }
 
+/// A minibatch objective of two layers, `hidden` units wide, over 16 rows of 6 numbers, its
+/// gradient printed: a batched program whose products of matrices a session in f32 computes in
+/// f32.
+fn two_layers(hidden: usize, batch: usize) -> String {
+    let rows: Vec<String> = (0..16)
+        .map(|i| {
+            let row: Vec<String> = (0..6).map(|j| format!("{:?}", (f64::from(i * 6 + j) * 0.7).sin())).collect();
+            format!("[{}]", row.join(", "))
+        })
+        .collect();
+    format!(
+        "data rows: mat[16, 6] = [{}];\n\
+         param w: mat[{hidden}, 6] = uniform_init(0.5);\n\
+         param v: mat[6, {hidden}] = uniform_init(0.5);\n\
+         fn row(x: vec[6]) {{ E {{ z ~ normal(0.0, 1.0); sum(v @ tanh(w @ x)) * z }} }}\n\
+         print grad(mean_over(rows, row, batch: {batch}));\n",
+        rows.join(", ")
+    )
+}
+
+/// A session of a checked program, computing its products in f32.
+fn session_in_f32(analysis: &ppl::Analysis) -> ppl::run::Session<'_> {
+    let options = ppl::run::RunOptions { precision: ppl_runtime::Precision::Single, ..ppl::run::RunOptions::default() };
+    ppl::run::Session::new(analysis, options).expect("session")
+}
+
 /// A matrix that two single-precision products read (a minibatch's rows: by the first layer
 /// and by its weights' gradient) is rounded once, by the first, and read rounded by the other:
 /// the bits of products that each round it.
 #[test]
 fn an_operand_of_two_f32_products_is_rounded_once_with_the_same_bits() {
-    let rows: Vec<String> = (0..16)
-        .map(|i| {
-            format!(
-                "[{}]",
-                (0..6).map(|j| format!("{:?}", (f64::from(i * 6 + j) * 0.7).sin())).collect::<Vec<_>>().join(", ")
-            )
-        })
-        .collect();
-    let source = format!(
-        "data rows: mat[16, 6] = [{}];\n\
-         param w: mat[3, 6] = uniform_init(0.5);\n\
-         param v: mat[6, 3] = uniform_init(0.5);\n\
-         fn row(x: vec[6]) {{ E {{ z ~ normal(0.0, 1.0); sum(v @ tanh(w @ x)) * z }} }}\n\
-         print grad(mean_over(rows, row, batch: 8));\n",
-        rows.join(", ")
-    );
+    let source = two_layers(3, 8);
     // The reverse program has such a matrix: an operand, other than a parameter, of two products.
     let analysis = ppl::check_source("t.ppl", &source);
-    let options = ppl::run::RunOptions { precision: ppl_runtime::Precision::Single, ..ppl::run::RunOptions::default() };
-    let session = ppl::run::Session::new(&analysis, options).expect("session");
-    let objectives = session.compile_objectives().expect("compiles");
+    let objectives = session_in_f32(&analysis).compile_objectives().expect("compiles");
     let reverse = objectives[0].1.reverse.to_string();
     let header = reverse.lines().next().unwrap_or_default();
     let mut operands: Vec<String> = reverse
@@ -203,25 +212,8 @@ fn an_operand_of_two_f32_products_is_rounded_once_with_the_same_bits() {
 /// themselves, two to a word: the same numbers as the widened results, the others unchanged.
 #[test]
 fn results_taken_in_f32_are_the_widened_results_unwidened() {
-    let rows: Vec<String> = (0..16)
-        .map(|i| {
-            format!(
-                "[{}]",
-                (0..6).map(|j| format!("{:?}", (f64::from(i * 6 + j) * 0.3).cos())).collect::<Vec<_>>().join(", ")
-            )
-        })
-        .collect();
-    let source = format!(
-        "data rows: mat[16, 6] = [{}];\n\
-         param w: mat[40, 6] = uniform_init(0.5);\n\
-         param v: mat[6, 40] = uniform_init(0.5);\n\
-         fn row(x: vec[6]) {{ E {{ z ~ normal(0.0, 1.0); sum(v @ tanh(w @ x)) * z }} }}\n\
-         print grad(mean_over(rows, row, batch: 16));\n",
-        rows.join(", ")
-    );
-    let analysis = ppl::check_source("t.ppl", &source);
-    let options = ppl::run::RunOptions { precision: ppl_runtime::Precision::Single, ..ppl::run::RunOptions::default() };
-    let session = ppl::run::Session::new(&analysis, options).expect("session");
+    let analysis = ppl::check_source("t.ppl", &two_layers(40, 16));
+    let session = session_in_f32(&analysis);
     let objectives = session.compile_objectives().expect("compiles");
     let reverse = &objectives[0].1.reverse;
     let narrowable = ppl::ir::precision::narrowable_results(reverse);
