@@ -727,7 +727,8 @@ impl Optimizer {
     /// `rounded`, if given, holds the parameter's values rounded to f32
     /// ([`crate::round_to_single`]), for products in single precision, and is kept so: Adam in
     /// the same pass, the other rules in one more. In single precision
-    /// ([`Optimizer::in_precision`]) the update reads the values there instead of rounding them.
+    /// ([`Optimizer::in_precision`]) the update reads the values there instead of rounding them
+    /// (without one it rounds them into memory of its own, allocated for the call).
     ///
     /// # Panics
     ///

@@ -1,8 +1,9 @@
 //! Matrix products in single precision (`--precision f32`), the one kernel both back
 //! ends call for them, so they agree bit for bit.
 //!
-//! Values stay f64 everywhere else (but in an optimizer in single precision): a product rounds its operands to f32, sums in f32 and widens
-//! its result back, as JAX's and PyTorch's f32 networks compute theirs. On this kind of CPU
+//! A product rounds its operands to f32, sums in f32 and widens its result back (or leaves it in
+//! f32 for a caller that keeps it so: [`SingleOut::Narrow`]), as JAX's and PyTorch's f32
+//! networks compute theirs; the values around it stay f64. On this kind of CPU
 //! `gemm`'s f32 kernels do twice the multiply–adds per instruction of its f64 ones, and the
 //! rounding costs one pass over each operand, which a product of a minibatch reuses hundreds
 //! of times. The product itself is [`crate::linalg`]'s, in f32: `gemm`'s kernels from

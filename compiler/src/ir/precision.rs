@@ -21,12 +21,7 @@ pub fn products_in_single_precision(function: &mut Function) {
 /// f32 rather than widened (a training's weight gradients, which its gradient pass adds up).
 pub fn narrowable_results(function: &Function) -> Vec<bool> {
     let body = &function.body;
-    let mut reads: std::collections::HashMap<super::Value, usize> = std::collections::HashMap::new();
-    for inst in &body.insts {
-        for value in super::reads(inst) {
-            *reads.entry(value).or_default() += 1;
-        }
-    }
+    let read: std::collections::HashSet<super::Value> = body.insts.iter().flat_map(super::reads).collect();
     body.results
         .iter()
         .map(|result| {
@@ -35,7 +30,7 @@ pub fn narrowable_results(function: &Function) -> Vec<bool> {
                     && inst.results.first() == Some(result)
             });
             let returned_once = body.results.iter().filter(|other| *other == result).count() == 1;
-            computed_by_product && returned_once && !reads.contains_key(result)
+            computed_by_product && returned_once && !read.contains(result)
         })
         .collect()
 }
