@@ -219,6 +219,43 @@ fn divergence_is_reported_with_its_step_and_origin_and_keeps_finite_parameters()
     assert!(a.is_finite() && a > 0.5, "the parameters are finite, as they were before the step that diverged: {a}");
 }
 
+/// In f32 a weight that only products read is moved in f32 alone during a training, its f64
+/// values widened when something else needs them: a training that diverges, or whose call
+/// fails, explains itself and saves the same parameters as the interpreter, which reads every
+/// weight in f64 at every step.
+#[test]
+fn a_failing_training_in_f32_keeps_the_weights_its_products_read_rounded() {
+    let scratch = Scratch::new("train-fail-f32");
+    // `w` is read only by the batched product `w @ x`. Plain ascent on `a` soon makes
+    // `log(1 - a)` NaN, or the scale of `y` negative.
+    let head = "data rows: mat[4, 2] = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]];\n\
+         param w: mat[3, 2] = uniform_init(0.5);\nparam a: real = 0.5;\n";
+    let tail = "maximize mean_over(rows, f, batch: 4) with { optimizer: sgd(lr: 0.2), steps: 1000, seed: 1 };\n";
+    for (name, objective, message) in [
+        (
+            "diverges",
+            "E { y ~ normal(a, 0.1); y + sum(w @ x) * 0.01 + log(1.0 - a) * 0.01 }",
+            "training stopped at step",
+        ),
+        ("fails", "E { y ~ normal(0.0, 1.5 - a); a + sum(w @ x) * 0.01 + y * 0.0 }", "must be positive"),
+    ] {
+        let program = format!("{head}fn f(x: vec[2]) {{ {objective} }}\n{tail}");
+        let path = scratch.file(&format!("{name}.ppl"), &program);
+        let saved = |backend: &str| {
+            let dir = scratch.0.join(format!("{name}-{backend}"));
+            let (dir, path) = (dir.to_str().expect("utf-8"), path.to_str().expect("utf-8"));
+            let output = ppl(&["run", "--quiet", "--precision", "f32", "--backend", backend, "--out", dir, path]);
+            assert_eq!(output.status.code(), Some(1), "{name}: {}", stderr(&output));
+            assert!(stderr(&output).contains(message), "{name}: {}", stderr(&output));
+            std::fs::read_to_string(std::path::Path::new(dir).join("params.json")).expect("params.json")
+        };
+        let native = saved("jit");
+        let params: Value = serde_json::from_str(&native).expect("JSON");
+        assert!(params["w"].is_array(), "{name}: w is saved: {params}");
+        assert_eq!(native, saved("interp"), "{name}: the same parameters on both back ends");
+    }
+}
+
 #[test]
 fn on_nan_skip_skips_the_bad_steps_and_tolerance_stops_early() {
     let scratch = Scratch::new("train-skip");

@@ -208,6 +208,51 @@ fn an_operand_of_two_f32_products_is_rounded_once_with_the_same_bits() {
     agree_in(&source, 4, ppl_runtime::Precision::Single);
 }
 
+/// The parameters that only single-precision products read (`params_read_rounded`) are read
+/// through their rounded copy alone: compiled code given NaN for their f64 values computes the
+/// same bits. (A training moves such weights in f32 and widens them only when it ends.)
+#[test]
+fn parameters_that_only_f32_products_read_are_read_rounded_alone() {
+    let analysis = ppl::check_source("t.ppl", &two_layers(40, 16));
+    let session = session_in_f32(&analysis);
+    let objectives = session.compile_objectives().expect("compiles");
+    let reverse = &objectives[0].1.reverse;
+    let read_rounded = ppl::ir::precision::params_read_rounded(reverse);
+    assert_eq!(read_rounded, [true, true, false], "both weights, not the stream:\n{reverse}");
+    let params: Vec<f64> = session
+        .params()
+        .flat_map(|(_, value)| match value {
+            RuntimeValue::Mat { data, .. } => data.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut rounded = vec![0.0; params.len()];
+    ppl_runtime::round_to_single(&params, &mut rounded);
+    let native = codegen::compile(reverse).expect("compiles");
+    let mut scratch = native.scratch();
+    let width = 1 + 40 * 6 * 2;
+    let (mut given, mut lagging) = (vec![f64::NAN; width], vec![f64::NAN; width]);
+    native.set_rng(&mut scratch, 2, 1, 5);
+    let current = codegen::FlatParams { values: &params, rounded: Some(&rounded) };
+    assert!(native.call_into(&mut scratch, current, &mut given));
+    native.set_rng(&mut scratch, 2, 1, 5);
+    let nans = vec![f64::NAN; params.len()];
+    assert!(native.call_into(
+        &mut scratch,
+        codegen::FlatParams { values: &nans, rounded: Some(&rounded) },
+        &mut lagging
+    ));
+    assert!(given.iter().all(|x| x.is_finite()));
+    let bits = |values: &[f64]| values.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&given), bits(&lagging));
+
+    // A parameter read in f64 as well (here by `sum(w)`) is not among them.
+    let source = two_layers(40, 16).replace("* z }", "* z + sum(w) }");
+    let analysis = ppl::check_source("t.ppl", &source);
+    let objectives = session_in_f32(&analysis).compile_objectives().expect("compiles");
+    assert_eq!(ppl::ir::precision::params_read_rounded(&objectives[0].1.reverse), [false, true, false]);
+}
+
 /// A caller may take the weight gradients that single-precision products sum as the f32 sums
 /// themselves, two to a word: the same numbers as the widened results, the others unchanged.
 #[test]

@@ -57,7 +57,8 @@ pub use optim::{
 pub use rng::Rng;
 pub use sample::{beta, categorical, flip, gamma, geometric, poisson, POISSON_MAX_RATE};
 pub use single::{
-    matmul_single, matmul_single_rounded, narrow_view, narrow_view_mut, round_to_single, Precision, SingleOut,
+    matmul_single, matmul_single_rounded, narrow_view, narrow_view_mut, round_to_single, widen_from_single, Precision,
+    SingleOut,
 };
 pub use special::{
     digamma, expm1, floor_slice, lgamma, log1p, log_sigmoid, logsumexp, maximum, minimum, sigmoid, softplus,

@@ -752,11 +752,7 @@ impl Optimizer {
                 self.sizes
             );
         }
-        let step = StepConstants {
-            lr: self.learning_rate(),
-            first_step: self.steps_taken == 0,
-            t: (self.steps_taken + 1) as f64,
-        };
+        let step = self.step_constants();
         match &mut self.state {
             State::Double(rule) => rule.update(k, param, rounded.unwrap_or_default(), grad, step, pool),
             State::Single(rule) => match rounded {
@@ -768,6 +764,39 @@ impl Optimizer {
                 }
             },
         }
+    }
+
+    /// [`Optimizer::update`] of a parameter whose values are, for now, only its `rounded` copy:
+    /// in single precision the update moves them there and writes no f64 values, which the
+    /// caller widens from them when it needs them (exactly: the bits [`Optimizer::update`] would
+    /// have written), saving a training a pass over its weights at every step. In double
+    /// precision it widens them, moves them in f64 and rounds them back, allocating.
+    ///
+    /// # Panics
+    ///
+    /// As [`Optimizer::update`].
+    pub fn update_rounded(&mut self, k: usize, rounded: &mut [f32], grad: &[f64], pool: Option<&rayon::ThreadPool>) {
+        if self.sizes.get(k) != Some(&rounded.len()) || grad.len() != rounded.len() {
+            panic!(
+                "Optimizer::update_rounded: parameter {k} of length {} and its gradient of length {} for the optimizer's {:?}",
+                rounded.len(),
+                grad.len(),
+                self.sizes
+            );
+        }
+        let step = self.step_constants();
+        match &mut self.state {
+            State::Single(rule) => rule.update(k, rounded, &mut [] as &mut [f64], grad, step, pool),
+            State::Double(rule) => {
+                let mut values = vec![0.0; rounded.len()];
+                convert(rounded, &mut values);
+                rule.update(k, &mut values, rounded, grad, step, pool)
+            }
+        }
+    }
+
+    fn step_constants(&self) -> StepConstants {
+        StepConstants { lr: self.learning_rate(), first_step: self.steps_taken == 0, t: (self.steps_taken + 1) as f64 }
     }
 
     /// Ends a step whose every parameter [`Optimizer::update`] has moved.

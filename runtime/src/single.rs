@@ -124,6 +124,13 @@ pub fn round_to_single(wide: &[f64], narrow: &mut [f32]) {
     convert(&wide[..len], &mut narrow[..len]);
 }
 
+/// Widens `narrow`'s elements to f64 into `wide`, of the same length (the shorter's elements
+/// only, if not): exactly, as every f32 number is an f64 one.
+pub fn widen_from_single(narrow: &[f32], wide: &mut [f64]) {
+    let len = wide.len().min(narrow.len());
+    convert(&narrow[..len], &mut wide[..len]);
+}
+
 /// The first `len` elements of `buffer`, grown to hold them: a buffer is never shrunk, so the
 /// products of a step, of several sizes, fill (and zero) its memory only once.
 fn at_least(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {

@@ -464,6 +464,45 @@ fn updates_on_a_pool_and_with_rounded_copies_have_the_bits_of_one_thread() {
     }
 }
 
+/// Moving the rounded values alone (`update_rounded`, a weight that compiled code reads only
+/// rounded) leaves them as `update` leaves the rounded copy, bits and all, in single precision
+/// (its f64 values are then the widened copy), and in double precision after a step from f32
+/// values.
+#[test]
+fn updating_the_rounded_values_alone_has_the_bits_of_updating_both() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a pool");
+    let sizes = [50_001, 3];
+    let start = |n: usize| -> Vec<f32> { (0..n).map(|i| (i as f32 * 0.1).cos()).collect() };
+    let grad = |n: usize, step: usize| -> Vec<f64> { (0..n).map(|i| ((i * (step + 2)) as f64 * 0.3).sin()).collect() };
+    for method in all_methods() {
+        for (precision, steps) in [(Precision::Single, 3), (Precision::Double, 1)] {
+            let optimizer = || {
+                let schedule = Schedule::parse("constant", 10).expect("a schedule");
+                Optimizer::new(method, schedule, &sizes).in_precision(precision)
+            };
+            let (mut both, mut alone) = (optimizer(), optimizer());
+            let mut rounded: Vec<Vec<f32>> = sizes.iter().map(|n| start(*n)).collect();
+            let mut values: Vec<Vec<f64>> = rounded.iter().map(|r| r.iter().map(|x| f64::from(*x)).collect()).collect();
+            let mut moved: Vec<Vec<f32>> = rounded.clone();
+            for step in 0..steps {
+                for k in 0..sizes.len() {
+                    let grad = grad(sizes[k], step);
+                    both.update(k, &mut values[k], Some(&mut rounded[k]), &grad, Some(&pool));
+                    alone.update_rounded(k, &mut moved[k], &grad, Some(&pool));
+                }
+                both.finish_step();
+                alone.finish_step();
+            }
+            let bits = |values: &[Vec<f32>]| values.concat().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(bits(&moved) == bits(&rounded), "{method:?} in {precision:?}");
+            if precision == Precision::Single {
+                let widened: Vec<f64> = rounded.concat().iter().map(|x| f64::from(*x)).collect();
+                assert!(widened == values.concat(), "{method:?}: the f64 values are the widened copy");
+            }
+        }
+    }
+}
+
 /// Adam in single precision, written out in f32 from PyTorch's formulas: the constants are
 /// computed in f64 (Python floats) and rounded once, everything else is f32 arithmetic.
 fn adam_in_f32(params: &mut [f32], grads: &[f32], moments: &mut [(f32, f32)], t: i32) {

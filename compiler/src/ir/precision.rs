@@ -6,8 +6,11 @@
 //! where the time goes; a matrix–vector product, and everything else, stays f64. The pass runs
 //! last, on differentiated and fused functions, so differentiation never sees it.
 
+use std::collections::HashSet;
+
 use super::function::{Block, Function, Op};
 use super::types::Type;
+use super::Value;
 use ppl_runtime::{Precision, Transposed};
 
 /// Computes every product of two matrices of `function` in single precision, in place.
@@ -21,7 +24,7 @@ pub fn products_in_single_precision(function: &mut Function) {
 /// f32 rather than widened (a training's weight gradients, which its gradient pass adds up).
 pub fn narrowable_results(function: &Function) -> Vec<bool> {
     let body = &function.body;
-    let read: std::collections::HashSet<super::Value> = body.insts.iter().flat_map(super::reads).collect();
+    let read: HashSet<Value> = body.insts.iter().flat_map(super::reads).collect();
     body.results
         .iter()
         .map(|result| {
@@ -33,6 +36,28 @@ pub fn narrowable_results(function: &Function) -> Vec<bool> {
             computed_by_product && returned_once && !read.contains(result)
         })
         .collect()
+}
+
+/// Which of `function`'s parameters only single-precision products read (as an operand, in any
+/// block): compiled code reads those through their rounded copy alone (`codegen`'s
+/// `rounded_address`), so a caller that keeps that copy current, as a training in single
+/// precision does, need not keep their f64 values current meanwhile.
+pub fn params_read_rounded(function: &Function) -> Vec<bool> {
+    fn visit(block: &Block, rounded: &mut HashSet<Value>, wide: &mut HashSet<Value>) {
+        wide.extend(block.results.iter().copied());
+        for inst in &block.insts {
+            match inst.op {
+                Op::MatMulTransposed { a, b, precision: Precision::Single, .. } => rounded.extend([a, b]),
+                ref op => wide.extend(op.operands()),
+            }
+            for nested in inst.op.blocks() {
+                visit(nested, rounded, wide);
+            }
+        }
+    }
+    let (mut rounded, mut wide) = (HashSet::new(), HashSet::new());
+    visit(&function.body, &mut rounded, &mut wide);
+    function.body.params.iter().map(|param| rounded.contains(param) && !wide.contains(param)).collect()
 }
 
 fn single_block(block: &mut Block, types: &[Type]) {

@@ -51,6 +51,9 @@ pub struct Kernel {
     /// Where the results a caller may take in f32 are among the results flattened
     /// (`ir::precision::narrowable_results`, [`Kernel::call_part_into`]).
     narrowable: Vec<Range<usize>>,
+    /// Which of the program's parameters a call reads only rounded to f32 (see
+    /// [`Kernel::reads_only_rounded`]).
+    read_rounded: Vec<bool>,
 }
 
 /// The memory one thread uses to call a kernel.
@@ -88,7 +91,19 @@ impl Kernel {
             }
             offset += len;
         }
-        Kernel { function, native, param_types, takes_part, data_in_place, narrowable }
+        // The interpreter reads every parameter's f64 values.
+        let read_rounded = match native {
+            Some(_) => crate::ir::precision::params_read_rounded(&function),
+            None => Vec::new(),
+        };
+        Kernel { function, native, param_types, takes_part, data_in_place, narrowable, read_rounded }
+    }
+
+    /// Whether a call reads the program's parameter `index` only through its values rounded to
+    /// f32 ([`FlatParams::rounded`], when given): natively compiled code whose single-precision
+    /// products alone read it. Its f64 values may then lag behind the rounded ones.
+    pub fn reads_only_rounded(&self, index: usize) -> bool {
+        index < self.param_types.len() && self.read_rounded.get(index).copied().unwrap_or(false)
     }
 
     /// Where the results that [`Kernel::call_part_into`] may leave in f32 are, among the

@@ -4,7 +4,10 @@
 //!
 //! For single-precision products it also keeps the values rounded to f32, made once per change
 //! of the values rather than by every product that reads a weight ([`Params::round`]), and
-//! hands both to compiled code as its [`FlatParams`].
+//! hands both to compiled code as its [`FlatParams`]. A training in single precision may move
+//! the rounded values alone of a weight that compiled code reads only rounded
+//! ([`Params::rounded_mut`]): its f64 values are then behind until [`Params::catch_up`], which
+//! every reader but compiled code's steps must wait for.
 //!
 //! This module owns the layout and that copy; it must not know how parameters are trained or
 //! printed.
@@ -21,6 +24,8 @@ pub struct Params {
     /// `values` rounded to f32, if `rounded_is_current`: no change since [`Params::round`].
     rounded: Vec<f32>,
     rounded_is_current: bool,
+    /// The parameters whose values are behind their rounded copy (see [`Params::rounded_mut`]).
+    behind: Vec<usize>,
 }
 
 impl Params {
@@ -32,16 +37,17 @@ impl Params {
             entries.push((len, ty));
             len += ty.elements();
         }
-        Params { values: vec![0.0; len], entries, rounded: Vec::new(), rounded_is_current: false }
+        Params { values: vec![0.0; len], entries, rounded: Vec::new(), rounded_is_current: false, behind: Vec::new() }
     }
 
     /// All values, in the order compiled functions take them.
     pub fn flat(&self) -> &[f64] {
+        self.check_current();
         &self.values
     }
 
     /// All values as compiled functions read them in place: with their rounded copy if it is
-    /// current.
+    /// current. (Values behind their copy are read by none: see [`Params::rounded_mut`].)
     pub fn in_place(&self) -> FlatParams<'_> {
         FlatParams { values: &self.values, rounded: self.rounded_is_current.then_some(&self.rounded[..]) }
     }
@@ -71,6 +77,7 @@ impl Params {
 
     /// The values of parameter `index` (empty if there is none).
     pub fn get(&self, index: usize) -> &[f64] {
+        self.check_current();
         match self.entries.get(index) {
             Some((offset, ty)) => &self.values[*offset..offset + ty.elements()],
             None => &[],
@@ -78,6 +85,7 @@ impl Params {
     }
 
     pub fn get_mut(&mut self, index: usize) -> &mut [f64] {
+        self.catch_up_with(index);
         self.rounded_is_current = false;
         match self.entries.get(index) {
             Some((offset, ty)) => &mut self.values[*offset..offset + ty.elements()],
@@ -88,10 +96,50 @@ impl Params {
     /// Parameter `index`'s values and, if it is current, their rounded copy, for a caller that
     /// writes both (an optimizer's update with its copy, in one pass): the copy stays current.
     pub(crate) fn get_mut_with_rounded(&mut self, index: usize) -> (&mut [f64], Option<&mut [f32]>) {
+        self.catch_up_with(index);
         let Some((offset, ty)) = self.entries.get(index).copied() else { return (&mut [], None) };
         let range = offset..offset + ty.elements();
         let rounded = self.rounded_is_current.then(|| &mut self.rounded[range.clone()]);
         (&mut self.values[range], rounded)
+    }
+
+    /// Parameter `index`'s rounded copy, if it is current, for a caller that moves the rounded
+    /// values alone: an optimizer in single precision, which computes on them, of a weight that
+    /// compiled code reads only rounded (`Kernel::reads_only_rounded`). Writing the f64 values
+    /// too would cost every step of a training a pass over the network; instead they are
+    /// behind, and only compiled code that reads the parameter rounded may run until
+    /// [`Params::catch_up`] (the other readers here check that in debug builds).
+    pub(crate) fn rounded_mut(&mut self, index: usize) -> Option<&mut [f32]> {
+        let (offset, ty) = self.entries.get(index).copied()?;
+        if !self.rounded_is_current {
+            return None;
+        }
+        if !self.behind.contains(&index) {
+            self.behind.push(index);
+        }
+        Some(&mut self.rounded[offset..offset + ty.elements()])
+    }
+
+    /// Brings the values behind their rounded copy up to it (exactly: an f32 number widens to
+    /// itself).
+    pub fn catch_up(&mut self) {
+        while let Some(&index) = self.behind.last() {
+            self.catch_up_with(index);
+        }
+    }
+
+    /// Brings parameter `index`'s values up to its rounded copy if they are behind it.
+    fn catch_up_with(&mut self, index: usize) {
+        let Some(position) = self.behind.iter().position(|behind| *behind == index) else { return };
+        self.behind.swap_remove(position);
+        if let Some((offset, ty)) = self.entries.get(index).copied() {
+            let range = offset..offset + ty.elements();
+            ppl_runtime::widen_from_single(&self.rounded[range.clone()], &mut self.values[range]);
+        }
+    }
+
+    fn check_current(&self) {
+        debug_assert!(self.behind.is_empty(), "parameters {:?} read while behind their rounded copy", self.behind);
     }
 
     /// Sets parameter `index` from a run-time value of its shape; false (and nothing changed)
@@ -153,5 +201,24 @@ mod tests {
         values[0] = 0.5;
         rounded.expect("current")[0] = 0.5;
         assert_eq!(params.in_place().rounded.map(|rounded| rounded[1]), Some(0.5), "written together");
+    }
+
+    /// Values moved through their rounded copy alone are behind it until they catch up: all
+    /// at once, or one parameter as a caller takes it to write.
+    #[test]
+    fn values_moved_rounded_catch_up_with_their_copy() {
+        let mut params = Params::zeros([Type::Vec(2), Type::Vec(2)]);
+        assert!(params.rounded_mut(0).is_none(), "no current copy to move");
+        params.round();
+        params.rounded_mut(0).expect("current").copy_from_slice(&[0.25, 0.1]);
+        params.rounded_mut(1).expect("current").copy_from_slice(&[1.5, 2.0]);
+        assert_eq!(params.in_place().values, [0.0; 4], "behind");
+        assert_eq!(params.in_place().rounded.map(<[f32]>::to_vec), Some(vec![0.25, 0.1, 1.5, 2.0]));
+        let (values, _) = params.get_mut_with_rounded(1);
+        assert_eq!(values, [1.5, 2.0], "caught up, as it is taken");
+        assert_eq!(params.in_place().values[..2], [0.0, 0.0], "the other is still behind");
+        params.catch_up();
+        assert_eq!(params.flat(), [0.25, f64::from(0.1f32), 1.5, 2.0]);
+        assert!(params.in_place().rounded.is_some(), "the copy stays current");
     }
 }

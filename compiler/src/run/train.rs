@@ -105,6 +105,10 @@ struct Group {
     narrowed_at_once: Vec<bool>,
     /// The number of those results.
     width: usize,
+    /// For each trained parameter, whether every kernel of the training reads it only rounded
+    /// to f32: an optimizer in single precision then moves the rounded values alone (see
+    /// `Params::rounded_mut`). Set once all groups are built.
+    rounded_only: Vec<bool>,
     optimizer: Optimizer,
     /// This step's objective, and those of the last finite steps (at most [`FINAL_WINDOW`]).
     value: f64,
@@ -215,6 +219,17 @@ impl<'a> Session<'a> {
         for objective in objectives {
             groups.push(self.group(command, objective, &settings, emit)?);
         }
+        if self.options.precision == ppl_runtime::Precision::Single {
+            let read_rounded = |p: usize| {
+                let kernels = groups.iter().flat_map(|group| [Some(&group.executor), group.particles_at_once.as_ref()]);
+                kernels.flatten().all(|executor| executor.kernel().reads_only_rounded(p))
+            };
+            let rounded_only: Vec<Vec<bool>> =
+                groups.iter().map(|group| group.params.iter().map(|p| read_rounded(*p)).collect()).collect();
+            for (group, rounded_only) in groups.iter_mut().zip(rounded_only) {
+                group.rounded_only = rounded_only;
+            }
+        }
         if let Some(resume) =
             self.options.resume.as_ref().filter(|resume| resume.exact && !resume.optimizers.is_empty())
         {
@@ -280,6 +295,7 @@ impl<'a> Session<'a> {
                 {
                     finite = false;
                     if !settings.skip_nan {
+                        self.params.catch_up();
                         return Err(self.divergence(group, &settings, command_index, g, step, value));
                     }
                 }
@@ -304,9 +320,16 @@ impl<'a> Session<'a> {
                     let params = &mut self.params;
                     let mut updates = || {
                         for (k, (p, gradient)) in group.params.iter().zip(&group.gradient).enumerate() {
-                            // Single-precision products read the weights rounded: rounded as they move.
-                            let (values, rounded) = params.get_mut_with_rounded(*p);
-                            group.optimizer.update(k, values, rounded, gradient, pool);
+                            // Single-precision products read the weights rounded: rounded as they
+                            // move, and only so while nothing else reads them.
+                            let rounded_only = group.rounded_only.get(k).copied().unwrap_or(false);
+                            match rounded_only.then(|| params.rounded_mut(*p)).flatten() {
+                                Some(rounded) => group.optimizer.update_rounded(k, rounded, gradient, pool),
+                                None => {
+                                    let (values, rounded) = params.get_mut_with_rounded(*p);
+                                    group.optimizer.update(k, values, rounded, gradient, pool);
+                                }
+                            }
                         }
                     };
                     // As for the gradient's pass: the pool is entered once for every tensor.
@@ -366,6 +389,7 @@ impl<'a> Session<'a> {
                 break;
             }
         }
+        self.params.catch_up();
         let trained: Vec<usize> = groups.iter().flat_map(|group| group.params.iter().copied()).collect();
         let objectives = groups
             .iter()
@@ -417,7 +441,7 @@ impl<'a> Session<'a> {
     /// result does not depend on `parallel` or the number of threads.
     #[allow(clippy::too_many_arguments)]
     fn step_gradient(
-        &self,
+        &mut self,
         group: &mut Group,
         settings: &Settings,
         command: u64,
@@ -500,6 +524,7 @@ impl<'a> Session<'a> {
         );
         time.gradients += calling.elapsed().as_secs_f64();
         if let Some(call) = failed {
+            self.params.catch_up();
             // The interpreter finds the failing particle (and part), each on its own stream.
             let mut candidates = match group.particles_at_once {
                 Some(_) => 0..particles,
@@ -813,6 +838,7 @@ impl<'a> Session<'a> {
             narrowed,
             narrowed_at_once,
             width: offset,
+            rounded_only: Vec::new(),
             optimizer: Optimizer::new(settings.method, schedule, &sizes).in_precision(self.options.precision),
             value: f64::NAN,
             values: VecDeque::with_capacity(FINAL_WINDOW),
