@@ -128,5 +128,10 @@ pub fn printed(value: &Printed) -> Value {
 
 /// Where a training's time went ([`ppl::run::TrainingTime`]), in seconds.
 pub fn time_json(time: &ppl::run::TrainingTime) -> Value {
-    json!({ "gradients": time.gradients, "gradient_passes": time.gradient_passes, "updates": time.updates })
+    json!({
+        "preparation": time.preparation,
+        "gradients": time.gradients,
+        "gradient_passes": time.gradient_passes,
+        "updates": time.updates,
+    })
 }

@@ -42,7 +42,8 @@
 //!   optional `.` and digits, then ` s` at the end of the line or before a space), `T` becomes
 //!   `<time>`: `    finished after 5000 steps in 0.06 s` matches any time;
 //! - in JSON output, a number right after `"seconds":` becomes `<time>`, as do those of a
-//!   training's `"time"` (after `"gradients":`, `"gradient_passes":` and `"updates":`).
+//!   training's `"time"` (after `"preparation":`, `"gradients":`, `"gradient_passes":` and
+//!   `"updates":`).
 //!
 //! Writing `<time>` in the document instead of a number works too. Nothing else is fuzzy: in
 //! particular the progress lines that `ppl run` prints on stderr when it is not on a terminal
@@ -528,7 +529,8 @@ fn normalise_training_time(line: &str) -> Option<String> {
 /// The line with every JSON number right after a key of a time (`"seconds":`, and those of a
 /// training's `"time"`) replaced by `<time>`.
 fn normalise_json_times(line: &str) -> String {
-    const KEYS: [&str; 4] = ["\"seconds\":", "\"gradients\":", "\"gradient_passes\":", "\"updates\":"];
+    const KEYS: [&str; 5] =
+        ["\"seconds\":", "\"preparation\":", "\"gradients\":", "\"gradient_passes\":", "\"updates\":"];
     let mut normalised = String::new();
     let mut rest = line;
     while let Some((at, key)) = KEYS.iter().filter_map(|key| Some((rest.find(key)?, key))).min() {
@@ -611,8 +613,10 @@ fn training_times_and_nothing_else_are_normalised() {
     );
     assert_eq!(normalise(r#"{"seconds":"two","steps":3}"#), r#"{"seconds":"two","steps":3}"#);
     assert_eq!(
-        normalise(r#"{"seconds":0.4,"time":{"gradients":0.3,"gradient_passes":1e-3,"updates":0.05},"steps":3}"#),
-        r#"{"seconds":<time>,"time":{"gradients":<time>,"gradient_passes":<time>,"updates":<time>},"steps":3}"#
+        normalise(
+            r#"{"seconds":0.4,"time":{"preparation":0.01,"gradients":0.3,"gradient_passes":1e-3,"updates":0.05}}"#
+        ),
+        r#"{"seconds":<time>,"time":{"preparation":<time>,"gradients":<time>,"gradient_passes":<time>,"updates":<time>}}"#
     );
 }
 

@@ -33,7 +33,7 @@ fn maximizing_the_elbo_finds_the_exact_posterior() {
     assert_eq!(report["steps"], 2000);
     let seconds = report["seconds"].as_f64().expect("the training's time");
     // Where the time went: parts of it, none negative.
-    let parts: Vec<f64> = ["gradients", "gradient_passes", "updates"]
+    let parts: Vec<f64> = ["gradients", "gradient_passes", "updates", "preparation"]
         .iter()
         .map(|part| report["time"][part].as_f64().expect("a part of the time"))
         .collect();

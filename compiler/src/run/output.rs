@@ -290,13 +290,15 @@ pub struct Statistic {
     pub stderr: f64,
 }
 
-/// Where a training's time went, in seconds of the thread that runs it: calls of the objective
-/// (its gradients: a step's particles or the parts of its minibatch, side by side on every
-/// thread), the passes over the gradient that add the calls' results, take their mean and norm
-/// and clip them, and the optimizer's updates of the parameters. The rest of a training's
-/// `seconds` is its progress reports and bookkeeping.
+/// Where a training's time went, in seconds of the thread that runs it: its preparation
+/// (compiling its objectives, and loading the data they read if nothing has yet), then in its
+/// steps the calls of the objective (its gradients: a step's particles or the parts of its
+/// minibatch, side by side on every thread), the passes over the gradient that add the calls'
+/// results, take their mean and norm and clip them, and the optimizer's updates of the
+/// parameters. The rest of a training's `seconds` is its progress reports and bookkeeping.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct TrainingTime {
+    pub preparation: f64,
     pub gradients: f64,
     pub gradient_passes: f64,
     pub updates: f64,

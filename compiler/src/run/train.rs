@@ -274,7 +274,7 @@ impl<'a> Session<'a> {
         // The first step runs on one thread and is timed: later steps use every thread if it
         // was slow enough for that to pay.
         let mut parallel = None;
-        let mut time = TrainingTime::default();
+        let mut time = TrainingTime { preparation: started.elapsed().as_secs_f64(), ..TrainingTime::default() };
         while step < settings.steps {
             if self.options.precision == ppl_runtime::Precision::Single {
                 self.params.round();
