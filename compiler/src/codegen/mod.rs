@@ -227,15 +227,22 @@ impl Layout {
         let mut free: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut ending: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
         for (index, inst) in insts.iter().enumerate() {
-            for result in &inst.results {
+            for (k, result) in inst.results.iter().enumerate() {
                 let Some(ty @ (Type::Vec(_) | Type::Mat(..))) = function.ty(*result) else { continue };
                 if self.data.contains_key(result) {
                     continue;
                 }
                 let size = ty.elements();
-                let slot = match in_place.get(result) {
-                    Some(offset) => *offset,
-                    None => free.get_mut(&size).and_then(Vec::pop).unwrap_or_else(|| {
+                let slot = match (in_place.get(result), self.place_taken_over(inst, k, index, &last_read)) {
+                    (Some(offset), _) => *offset,
+                    (None, Some(slot)) => {
+                        // The value whose place this is ends here: its slot is not freed.
+                        if let Some(ended) = ending.get_mut(&index) {
+                            ended.retain(|(_, ended)| *ended != slot);
+                        }
+                        slot
+                    }
+                    (None, None) => free.get_mut(&size).and_then(Vec::pop).unwrap_or_else(|| {
                         self.slots_len += size;
                         self.slots_len - size
                     }),
@@ -249,6 +256,24 @@ impl Layout {
             for (size, slot) in ending.remove(&index).unwrap_or_default() {
                 free.entry(size).or_default().push(slot);
             }
+        }
+    }
+
+    /// The slot that result `k` of the top-level `inst` (at `index`) may be computed in without
+    /// a copy: an accumulation `acc + a ⊗ b` (a bias added to each row of a batch) over its
+    /// `acc` when nothing reads `acc` afterwards; a loop's result where the loop left it, in the
+    /// slot of the vector it carries (the loop runs once, and nothing reads that slot after it).
+    fn place_taken_over(
+        &self,
+        inst: &crate::ir::Inst,
+        k: usize,
+        index: usize,
+        last_read: &HashMap<Value, usize>,
+    ) -> Option<usize> {
+        match &inst.op {
+            crate::ir::Op::AddOuter { acc, .. } if last_read.get(acc) == Some(&index) => self.slot.get(acc).copied(),
+            crate::ir::Op::For { body, .. } => body.params.get(k + 1).and_then(|param| self.slot.get(param)).copied(),
+            _ => None,
         }
     }
 
@@ -859,4 +884,53 @@ fn read(scratch: &Scratch, place: Place, ty: Type) -> Option<RuntimeValue> {
         },
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Op;
+
+    /// A bias added to each row of a batch is added over the batch's product, which nothing
+    /// reads afterwards, and a top-level loop's results are left where the loop carried them:
+    /// neither copies a `B × n` matrix.
+    #[test]
+    fn accumulations_and_loop_results_take_over_the_places_they_replace() {
+        let source = "data rows: mat[6, 3] = [[1.0, 2.0, 0.5], [0.1, 0.2, 0.3], [3.0, 1.0, 2.0], \
+             [0.5, 0.5, 0.5], [1.5, 2.5, 0.5], [2.0, 0.0, 1.0]];\n\
+             param w: mat[5, 3] = uniform_init(0.5);\nparam c: vec[5] = uniform_init(0.5);\n\
+             fn row(x: vec[3]) { E { z ~ normal(0.0, 1.0); sum(tanh(w @ x + c)) * z } }\n\
+             print grad(mean_over(rows, row, batch: 4));\n";
+        let analysis = crate::check_source("t.ppl", source);
+        assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(crate::diagnostics::ColorChoice::Never));
+        let session = crate::run::Session::new(&analysis, crate::run::RunOptions::default()).expect("a session");
+        let objectives = session.compile_objectives().expect("compiles");
+        let function = &objectives[0].1.reverse;
+        let layout = Layout::of(function);
+        let insts = &function.body.insts;
+        let read_after = |value: Value, index: usize| {
+            function.body.results.contains(&value)
+                || insts[index + 1..].iter().any(|inst| crate::ir::reads(inst).contains(&value))
+        };
+        let (mut accumulations, mut loop_results) = (0, 0);
+        for (index, inst) in insts.iter().enumerate() {
+            match &inst.op {
+                Op::AddOuter { acc, .. } if layout.slot.contains_key(acc) && !read_after(*acc, index) => {
+                    assert_eq!(layout.slot.get(&inst.results[0]), layout.slot.get(acc), "{function}");
+                    accumulations += 1;
+                }
+                Op::For { body, .. } => {
+                    for (result, param) in inst.results.iter().zip(&body.params[1..]) {
+                        let carried = matches!(function.ty(*result), Some(Type::Vec(_) | Type::Mat(..)));
+                        if carried && !function.body.results.contains(result) {
+                            assert!(layout.same_place(*result, *param), "{result} of\n{function}");
+                            loop_results += 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(accumulations > 0 && loop_results > 0, "{accumulations}, {loop_results} in\n{function}");
+    }
 }
