@@ -208,6 +208,15 @@ fn an_operand_of_two_f32_products_is_rounded_once_with_the_same_bits() {
     agree_in(&source, 4, ppl_runtime::Precision::Single);
 }
 
+/// The values of a session's matrix parameters (`two_layers`' weights), in order.
+fn weights(session: &ppl::run::Session<'_>) -> Vec<f64> {
+    let matrices = session.params().map(|(_, value)| match value {
+        RuntimeValue::Mat { data, .. } => data.clone(),
+        _ => Vec::new(),
+    });
+    matrices.flatten().collect()
+}
+
 /// The parameters that only single-precision products read (`params_read_rounded`) are read
 /// through their rounded copy alone: compiled code given NaN for their f64 values computes the
 /// same bits. (A training moves such weights in f32 and widens them only when it ends.)
@@ -219,13 +228,7 @@ fn parameters_that_only_f32_products_read_are_read_rounded_alone() {
     let reverse = &objectives[0].1.reverse;
     let read_rounded = ppl::ir::precision::params_read_rounded(reverse);
     assert_eq!(read_rounded, [true, true, false], "both weights, not the stream:\n{reverse}");
-    let params: Vec<f64> = session
-        .params()
-        .flat_map(|(_, value)| match value {
-            RuntimeValue::Mat { data, .. } => data.clone(),
-            _ => Vec::new(),
-        })
-        .collect();
+    let params = weights(&session);
     let mut rounded = vec![0.0; params.len()];
     ppl_runtime::round_to_single(&params, &mut rounded);
     let native = codegen::compile(reverse).expect("compiles");
@@ -265,13 +268,7 @@ fn results_taken_in_f32_are_the_widened_results_unwidened() {
     assert_eq!(narrowable, [false, true, true], "both weight gradients, not the estimate:\n{reverse}");
     let native = codegen::compile(reverse).expect("compiles");
     let mut scratch = native.scratch();
-    let params: Vec<f64> = session
-        .params()
-        .flat_map(|(_, value)| match value {
-            RuntimeValue::Mat { data, .. } => data.clone(),
-            _ => Vec::new(),
-        })
-        .collect();
+    let params = weights(&session);
     let width = 1 + 40 * 6 * 2;
     let (mut wide, mut narrow) = (vec![f64::NAN; width], vec![f64::NAN; width]);
     native.set_rng(&mut scratch, 2, 1, 5);
