@@ -6,7 +6,8 @@
 //! (`mean_over(…, batch: B)`) and a training step's 64 particles of one image, on one thread,
 //! and the minibatch of 1024 with its largest products on every core; a whole training step
 //! (gradient in two parts on every core, then Adam) of a minibatch of 64 and of 1024, as `ppl
-//! run` takes it; then the matrix product at the VAE's shapes beside the `gemm` crate called
+//! run` takes it, and the gradient alone within it (the step's calls and the pass that adds
+//! their parts); then the matrix product at the VAE's shapes beside the `gemm` crate called
 //! directly.
 //! NumPyro's figures on the same machine come from `bench/numpyro_vae.py`.
 
@@ -93,11 +94,15 @@ fn figures(runs: usize) -> Result<(), String> {
         }
         for (what, batch, steps) in [
             ("training step, minibatch of 64, every core:", 64, 101),
-            ("training step, minibatch of 1024, every core:", 1024, 21),
+            ("training step, minibatch of 1024, every core:", 1024, 41),
         ] {
             let (time, spent) = training_step(&source, precision, batch, steps)?;
             println!("    {what:<39} {:>9.3} ms", ms(time));
             let per_step = |seconds: f64| seconds * 1e3 / steps as f64;
+            // The gradient alone, as training computes it on every core: the parts' calls and
+            // the pass that adds them (a mean, with the first step's, on one thread).
+            let gradient = format!("gradient of {batch} images, every core:");
+            println!("    {gradient:<39} {:>9.3} ms", per_step(spent.gradients + spent.gradient_passes));
             println!(
                 "      (a step's mean: the objective's calls {:.3} ms, the pass over their gradient {:.3} ms, Adam {:.3} ms)",
                 per_step(spent.gradients),

@@ -94,7 +94,9 @@ def main():
     for precision, grads in figures.items():
         for what, batch in [("gradient of a minibatch of 64 images", 64),
                             ("gradient of a minibatch of 1024 images", 1024),
-                            ("1024 images, products on every core", 1024)]:
+                            ("1024 images, products on every core", 1024),
+                            ("gradient of 64 images, every core", 64),
+                            ("gradient of 1024 images, every core", 1024)]:
             ours, theirs = grads[what], numpyro[f"grad_ms_b{batch}"]
             print(f"{what}: ppl {ours:.2f} ms ({precision} products), NumPyro {theirs:.2f} ms (f32), "
                   f"ppl / NumPyro: {ours / theirs:.2f}")
