@@ -85,7 +85,8 @@ impl Params {
     }
 
     pub fn get_mut(&mut self, index: usize) -> &mut [f64] {
-        self.catch_up_with(index);
+        // Every rounded copy is about to be out of date, and rounding again reads the values.
+        self.catch_up();
         self.rounded_is_current = false;
         match self.entries.get(index) {
             Some((offset, ty)) => &mut self.values[*offset..offset + ty.elements()],
@@ -220,5 +221,12 @@ mod tests {
         params.catch_up();
         assert_eq!(params.flat(), [0.25, f64::from(0.1f32), 1.5, 2.0]);
         assert!(params.in_place().rounded.is_some(), "the copy stays current");
+        // A change that leaves the copy out of date brings every value up first: rounding
+        // again must not round values that are behind.
+        params.rounded_mut(0).expect("current")[0] = 4.0;
+        params.get_mut(1)[0] = 3.0;
+        params.round();
+        assert_eq!(params.flat(), [4.0, f64::from(0.1f32), 3.0, 2.0]);
+        assert_eq!(params.in_place().rounded.map(<[f32]>::to_vec), Some(vec![4.0, 0.1, 3.0, 2.0]));
     }
 }
