@@ -19,7 +19,7 @@
 
 use std::cell::RefCell;
 
-use crate::linalg::{product, shapes_fit, Transposed};
+use crate::linalg::{at_least, product, shapes_fit, Transposed};
 
 thread_local! {
     /// The operands and result of the thread's last single-precision product, rounded.
@@ -129,15 +129,6 @@ pub fn round_to_single(wide: &[f64], narrow: &mut [f32]) {
 pub fn widen_from_single(narrow: &[f32], wide: &mut [f64]) {
     let len = wide.len().min(narrow.len());
     convert(&narrow[..len], &mut wide[..len]);
-}
-
-/// The first `len` elements of `buffer`, grown to hold them: a buffer is never shrunk, so the
-/// products of a step, of several sizes, fill (and zero) its memory only once.
-fn at_least(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    if buffer.len() < len {
-        buffer.resize(len, 0.0);
-    }
-    &mut buffer[..len]
 }
 
 /// Rounds (or widens) `from` into `to`, of the same length: with AVX2 where the CPU has it, four
