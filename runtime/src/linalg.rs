@@ -104,6 +104,10 @@ pub(crate) trait Element:
     /// The correctly rounded square root.
     fn sqrt(self) -> Self;
 
+    /// Zero for a subnormal number (nonzero, smaller in magnitude than the smallest normal
+    /// one), the number itself otherwise (NaN included).
+    fn flush_subnormal(self) -> Self;
+
     /// Runs `work` on this thread's scratch buffer of `len` elements (holding whatever it
     /// held), kept from call to call so that a step's products allocate nothing after its first.
     fn with_scratch<R>(len: usize, work: impl FnOnce(&mut [Self]) -> R) -> R;
@@ -138,6 +142,15 @@ impl Element for f64 {
         f64::sqrt(self)
     }
 
+    #[inline(always)]
+    fn flush_subnormal(self) -> f64 {
+        if self.abs() < f64::MIN_POSITIVE {
+            0.0
+        } else {
+            self
+        }
+    }
+
     fn with_scratch<R>(len: usize, work: impl FnOnce(&mut [f64]) -> R) -> R {
         SCRATCH_F64.with_borrow_mut(|buffer| work(at_least(buffer, len)))
     }
@@ -155,6 +168,15 @@ impl Element for f32 {
     #[inline(always)]
     fn sqrt(self) -> f32 {
         f32::sqrt(self)
+    }
+
+    #[inline(always)]
+    fn flush_subnormal(self) -> f32 {
+        if self.abs() < f32::MIN_POSITIVE {
+            0.0
+        } else {
+            self
+        }
     }
 
     fn with_scratch<R>(len: usize, work: impl FnOnce(&mut [f32]) -> R) -> R {

@@ -503,6 +503,46 @@ fn updating_the_rounded_values_alone_has_the_bits_of_updating_both() {
     }
 }
 
+/// A running average that decays into the subnormal range is set to zero instead (subnormal
+/// arithmetic would slow every later update): after one small gradient and then zeros, every
+/// buffer of every optimizer holds a normal number until it decays to zero, in either
+/// precision (Adagrad's sum of squares, which does not decay, keeps its value).
+#[test]
+fn running_averages_never_hold_subnormal_numbers() {
+    for method in all_methods() {
+        // Gradients whose squares, times 1 − β₂, are still normal numbers.
+        for (precision, small, smallest_normal) in
+            [(Precision::Single, 1e-17, f64::from(f32::MIN_POSITIVE)), (Precision::Double, 1e-152, f64::MIN_POSITIVE)]
+        {
+            let mut optimizer = Optimizer::new(method, Schedule::Constant, &[1]).in_precision(precision);
+            let mut params = vec![vec![0.5]];
+            let mut held: Vec<(String, bool)> = Vec::new();
+            for step in 0..10_000 {
+                let grad = if step == 0 { small } else { 0.0 };
+                optimizer.step(&mut params, &[vec![grad]]);
+                for (k, (name, buffer)) in optimizer.state().buffers.into_iter().enumerate() {
+                    let value = buffer[0][0];
+                    assert!(
+                        value == 0.0 || value.abs() >= smallest_normal,
+                        "{method:?} in {precision:?}, step {step}: {name} is {value:e}, subnormal"
+                    );
+                    match held.get_mut(k) {
+                        Some((_, nonzero)) => *nonzero |= value != 0.0,
+                        None => held.push((name, value != 0.0)),
+                    }
+                }
+            }
+            for (name, nonzero) in held {
+                assert!(nonzero, "{method:?} in {precision:?}: {name} was always zero");
+            }
+            for (name, buffer) in optimizer.state().buffers {
+                let decays = name != "sum";
+                assert!(!decays || buffer[0][0] == 0.0, "{method:?} in {precision:?}: {name} did not decay to zero");
+            }
+        }
+    }
+}
+
 /// Adam in single precision, written out in f32 from PyTorch's formulas: the constants are
 /// computed in f64 (Python floats) and rounded once, everything else is f32 arithmetic.
 fn adam_in_f32(params: &mut [f32], grads: &[f32], moments: &mut [(f32, f32)], t: i32) {
