@@ -134,7 +134,7 @@ fn training_step(
     if analysis.has_errors() {
         return Err(analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
     }
-    let options = ppl::run::RunOptions { precision, ..Default::default() };
+    let options = ppl::run::RunOptions { precision: Some(precision), ..Default::default() };
     let mut session = ppl::run::Session::new(&analysis, options).map_err(|error| error.message.clone())?;
     let mut reports = Vec::with_capacity(steps as usize);
     let mut spent = None;

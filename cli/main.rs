@@ -75,9 +75,10 @@ enum Command {
         /// The precision of products of two matrices (a batched minibatch's or particles'
         /// layers) and of trainings: f32 rounds the products' operands to f32 and sums in f32,
         /// about twice as fast, and keeps a training's optimizer state and parameters in f32;
-        /// everything else stays f64
-        #[arg(long, value_enum, default_value_t = PrecisionChoice::F64, alias = "matmul-precision")]
-        precision: PrecisionChoice,
+        /// everything else stays f64. Default: f64, except in a training whose `precision`
+        /// option asks for f32; given, it holds for every training too
+        #[arg(long, value_enum, alias = "matmul-precision")]
+        precision: Option<PrecisionChoice>,
     },
     /// Explore interactively: define models, evaluate estimates and gradients, train.
     Repl {
@@ -184,7 +185,7 @@ struct RunFlags {
     threads: Option<u64>,
     backend: BackendChoice,
     row_by_row: bool,
-    precision: PrecisionChoice,
+    precision: Option<PrecisionChoice>,
 }
 
 fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> {
@@ -229,10 +230,10 @@ fn run(path: &Path, flags: RunFlags, color: ColorChoice) -> Result<(), Failure> 
         resume,
         threads: flags.threads.map(|n| n as usize),
         row_by_row: flags.row_by_row,
-        precision: match flags.precision {
+        precision: flags.precision.map(|choice| match choice {
             PrecisionChoice::F64 => ppl_runtime::Precision::Double,
             PrecisionChoice::F32 => ppl_runtime::Precision::Single,
-        },
+        }),
     };
     let started = std::time::Instant::now();
     let mut record = results::Record { writing: flags.out.is_some(), ..results::Record::default() };

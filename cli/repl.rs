@@ -43,7 +43,8 @@ expression to evaluate, e.g. `estimate(elbo(model(), guide(m), obs))`. Input con
   :params          the parameters' current values
   :set seed N      the seed of the following commands
   :set threads N   worker threads for particles
-  :set precision f32  products of two matrices and trainings in f32 (`f64`: back to the default)
+  :set precision f32  products of two matrices and trainings in f32 (`f64`: in f64), also in
+                   a training whose `precision` option asks for the other
   :set out DIR     write each `sample`'s draws to DIR as CSV and a picture (SVG),
                    and each `image` as NAME.png; `:set out` alone stops
   :reset           forget every definition and parameter
@@ -62,7 +63,7 @@ struct Repl {
     /// Worker threads for samples and particles; `None`: every core.
     threads: Option<usize>,
     /// The precision of products of two matrices and of trainings (`:set precision f32`).
-    precision: ppl_runtime::Precision,
+    precision: Option<ppl_runtime::Precision>,
     loaded: Vec<PathBuf>,
     color: ColorChoice,
     interrupt: Arc<AtomicBool>,
@@ -143,7 +144,7 @@ pub fn run(files: &[PathBuf], color: ColorChoice) -> Result<(), crate::Failure> 
         params: Vec::new(),
         seed: None,
         threads: None,
-        precision: ppl_runtime::Precision::Double,
+        precision: None,
         loaded: Vec::new(),
         out: None,
         samples_written: 0,
@@ -346,7 +347,7 @@ impl Repl {
                     Some("f64") => ppl_runtime::Precision::Double,
                     _ => return eprintln!("error: `:set precision f32` or `:set precision f64`"),
                 };
-                self.precision = precision;
+                self.precision = Some(precision);
                 let name = if precision == ppl_runtime::Precision::Single { "f32" } else { "f64" };
                 crate::write_line(&format!("products of two matrices and trainings in {name}"));
             }

@@ -403,7 +403,7 @@ fn random_tensor_programs_agree_across_back_ends_and_batching() {
         // The printed text rounds estimates to their standard error: compare the raw numbers
         // too (`{:?}` of an f64 is exact).
         let runs = |precision| {
-            let precise = |backend| RunOptions { precision, ..options(backend) };
+            let precise = |backend| RunOptions { precision: Some(precision), ..options(backend) };
             (run(&analysis, precise(Backend::Jit)), run(&analysis, precise(Backend::Interpreter)))
         };
         let (native, interpreted) = runs(Precision::Double);

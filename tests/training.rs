@@ -256,6 +256,55 @@ fn a_failing_training_in_f32_keeps_the_weights_its_products_read_rounded() {
     }
 }
 
+/// A training's `precision: "f32"` trains it as `--precision f32` trains it, to the same bits,
+/// and leaves what follows it in f64; `--precision` given on the command line holds for every
+/// training instead.
+#[test]
+fn a_trainings_own_precision_holds_for_it_unless_the_command_line_fixes_one() {
+    let scratch = Scratch::new("train-precision");
+    let program = |option: &str| {
+        format!(
+            "data rows: mat[4, 3] = [[1.0, 2.0, -1.0], [0.5, -0.25, 3.0], [-2.0, 1.0, 0.0], [0.0, 4.0, 1.5]];\n\
+             param w: mat[2, 3] = uniform_init(0.5);\n\
+             fn f(x: vec[3]) {{ E {{ y ~ normal(0.0, 1.0); -sum((w @ x - y)^2) }} }}\n\
+             maximize mean_over(rows, f, batch: 4)\n    \
+             with {{ optimizer: adam(lr: 0.01), steps: 50, seed: 3, diagnostics: 0{option} }};\n\
+             print estimate(mean_over(rows, f, batch: 4), samples: 100);\n"
+        )
+    };
+    let run = |name: &str, option: &str, flags: &[&str]| -> (Value, Value) {
+        let path = scratch.file(&format!("{name}.ppl"), program(option));
+        let mut args = vec!["run", "--json", "--quiet"];
+        args.extend_from_slice(flags);
+        let path = path.to_string_lossy().into_owned();
+        args.push(&path);
+        let output = ppl(&args);
+        assert_eq!(output.status.code(), Some(0), "{name}: {}", stderr(&output));
+        let lines = reports(&output);
+        let trained = lines.iter().find(|line| line["kind"] == "maximize").expect("a training report");
+        let estimate = lines.iter().find(|line| line["kind"] == "estimate").expect("an estimate");
+        (trained["params"]["w"].clone(), estimate["mean"].clone())
+    };
+    let (own, own_estimate) = run("own", ", precision: \"f32\"", &[]);
+    let (flag, flag_estimate) = run("flag", "", &["--precision", "f32"]);
+    let (plain, plain_estimate) = run("plain", "", &[]);
+    let (overridden, overridden_estimate) = run("overridden", ", precision: \"f32\"", &["--precision", "f64"]);
+    assert_eq!(own, flag, "the option trains as the flag does");
+    assert_ne!(own, plain, "f32 training differs from f64's");
+    assert_eq!((&overridden, &overridden_estimate), (&plain, &plain_estimate), "the flag holds over the option");
+    // Trained in f32, the weights are f32 numbers.
+    let weights: Vec<f64> = own
+        .as_array()
+        .expect("rows")
+        .iter()
+        .flat_map(|row| row.as_array().expect("a row").clone())
+        .map(|x| x.as_f64().expect("a number"))
+        .collect();
+    assert!(weights.iter().all(|x| f64::from(*x as f32) == *x), "{weights:?}");
+    // The estimate after the training computes in f64 with the option, in f32 with the flag.
+    assert_ne!(own_estimate, flag_estimate, "the estimate after the option's training is f64's");
+}
+
 #[test]
 fn on_nan_skip_skips_the_bad_steps_and_tolerance_stops_early() {
     let scratch = Scratch::new("train-skip");

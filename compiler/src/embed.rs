@@ -74,8 +74,9 @@ pub struct Program {
     /// The host's data, as `data` items.
     data: String,
     params: Vec<(String, RuntimeValue)>,
-    /// The precision of products of two matrices and of trainings in what is compiled next.
-    precision: Precision,
+    /// The precision of products of two matrices and of trainings in what is compiled next, if
+    /// the host set one (else f64, except in a training that asks for f32).
+    precision: Option<Precision>,
 }
 
 /// Why compiling, training or calling failed: the rendered diagnostics, as `ppl run` prints them.
@@ -141,7 +142,7 @@ pub fn compile_with_data(source: &str, data: &[(&str, Data)]) -> Result<Program,
         source: String::from_utf8_lossy(&blanked).into_owned(),
         data: items,
         params: Vec::new(),
-        precision: Precision::Double,
+        precision: None,
     };
     let analysis = program.check(None);
     if analysis.has_errors() {
@@ -260,9 +261,10 @@ impl Program {
     /// The precision of the objectives and trainings compiled from now on (`ppl run
     /// --precision`): `Precision::Single` computes products of two matrices in f32 (operands
     /// rounded to f32, sums in f32) and trains in f32 (the optimizer's state and updates, and
-    /// so the trained parameters); f64 (`Double`) by default.
+    /// so the trained parameters); f64 (`Double`) by default. Once set, it also holds for a
+    /// training whose `precision` option asks for another.
     pub fn set_precision(&mut self, precision: Precision) {
-        self.precision = precision;
+        self.precision = Some(precision);
     }
 
     /// Runs a training command — `maximize …` or `minimize … with { … }`, as in a `.ppl` file

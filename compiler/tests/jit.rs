@@ -27,7 +27,7 @@ fn agree(source: &str, streams: u64) {
 fn agree_in(source: &str, streams: u64, precision: ppl_runtime::Precision) {
     let analysis = ppl::check_source("t.ppl", source);
     assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
-    let options = ppl::run::RunOptions { precision, ..ppl::run::RunOptions::default() };
+    let options = ppl::run::RunOptions { precision: Some(precision), ..ppl::run::RunOptions::default() };
     let session = ppl::run::Session::new(&analysis, options).expect("session");
     let params: Vec<RuntimeValue> = session.params().map(|(_, value)| value.clone()).collect();
     for (objective, estimator) in session.compile_objectives().expect("compiles") {
@@ -134,7 +134,8 @@ fn products_read_rounded_parameters_with_the_same_bits() {
                   print grad(f(w));\n";
     let analysis = ppl::check_source("t.ppl", source);
     assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(ppl::diagnostics::ColorChoice::Never));
-    let options = ppl::run::RunOptions { precision: ppl_runtime::Precision::Single, ..ppl::run::RunOptions::default() };
+    let options =
+        ppl::run::RunOptions { precision: Some(ppl_runtime::Precision::Single), ..ppl::run::RunOptions::default() };
     let session = ppl::run::Session::new(&analysis, options).expect("session");
     let objectives = session.compile_objectives().expect("compiles");
     assert!(objectives[0].1.reverse.to_string().contains("matmul.f32 %0"), "a product of the parameter in f32");
@@ -180,7 +181,8 @@ fn two_layers(hidden: usize, batch: usize) -> String {
 
 /// A session of a checked program, computing its products in f32.
 fn session_in_f32(analysis: &ppl::Analysis) -> ppl::run::Session<'_> {
-    let options = ppl::run::RunOptions { precision: ppl_runtime::Precision::Single, ..ppl::run::RunOptions::default() };
+    let options =
+        ppl::run::RunOptions { precision: Some(ppl_runtime::Precision::Single), ..ppl::run::RunOptions::default() };
     ppl::run::Session::new(analysis, options).expect("session")
 }
 

@@ -109,9 +109,11 @@ pub struct RunOptions {
     /// of products and row sums.
     pub row_by_row: bool,
     /// The precision of products of two matrices (`ir::precision`) and of a training's
-    /// optimizer (`Optimizer::in_precision`): f64 by default, or f32 as in JAX's and PyTorch's
-    /// f32 networks, about twice as fast.
-    pub precision: ppl_runtime::Precision,
+    /// optimizer (`Optimizer::in_precision`): f64, or f32 as in JAX's and PyTorch's f32
+    /// networks, about twice as fast. `None`: f64, except in a training whose `precision`
+    /// option asks for f32; given, it holds for every training too (as `seed` overrides the
+    /// program's seeds).
+    pub precision: Option<ppl_runtime::Precision>,
 }
 
 /// What runs the compiled programs.
@@ -151,6 +153,9 @@ pub struct Session<'a> {
     trainings: u64,
     /// Runs samples and particles in parallel (none: on the calling thread).
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// The precision what runs now is compiled and trained in: the options', or a training's
+    /// own while it runs (see `train`).
+    precision: ppl_runtime::Precision,
 }
 
 impl<'a> Session<'a> {
@@ -167,7 +172,8 @@ impl<'a> Session<'a> {
             .flatten()
             .map(Arc::new);
         let params = Params::zeros(program.params.iter().map(|param| param.ty));
-        let mut session = Session { params, program, options, commands: 0, trainings: 0, pool };
+        let precision = options.precision.unwrap_or_default();
+        let mut session = Session { params, program, options, commands: 0, trainings: 0, pool, precision };
         for index in 0..session.program.params.len() {
             let param = &session.program.params[index];
             let Some(ItemKind::Param(binding)) = analysis
@@ -302,7 +308,7 @@ impl<'a> Session<'a> {
         let file = analysis.files.len().saturating_sub(1);
         let Some(parsed) = analysis.files.get(file) else { return Ok(()) };
         for item in &parsed.program.items {
-            if self.options.precision == ppl_runtime::Precision::Single {
+            if self.precision == ppl_runtime::Precision::Single {
                 self.params.round();
             }
             match &item.kind {
@@ -528,7 +534,7 @@ impl<'a> Session<'a> {
                     // Particles that do not batch run one after another, as a step's do.
                     let (lowered, wrt) = self.lower_for(file, objective, None, particles)?;
                     let batch_rows = particles == 1 && !self.options.row_by_row;
-                    adev::compile(lowered, &wrt, batch_rows, self.options.precision)
+                    adev::compile(lowered, &wrt, batch_rows, self.precision)
                 }
             }
         })
@@ -569,7 +575,7 @@ impl<'a> Session<'a> {
     /// index), or every real-valued parameter.
     fn compile_for(&self, file: usize, objective: &'a Expr, only: Option<&[usize]>) -> Result<Estimator, Diagnostic> {
         let (lowered, wrt) = self.lower_for(file, objective, only, 1)?;
-        adev::compile(lowered, &wrt, !self.options.row_by_row, self.options.precision)
+        adev::compile(lowered, &wrt, !self.options.row_by_row, self.precision)
     }
 
     /// The sum of `particles` samples of an objective as one batched program, differentiated
@@ -586,7 +592,7 @@ impl<'a> Session<'a> {
             return Ok(None);
         }
         let (lowered, wrt) = self.lower_for(file, objective, only, particles)?;
-        adev::compile_particles(lowered, &wrt, self.options.precision)
+        adev::compile_particles(lowered, &wrt, self.precision)
     }
 
     /// The sum of `particles` samples of an objective (see `lower::Program::lower_estimates`)
@@ -615,7 +621,7 @@ impl<'a> Session<'a> {
     ) -> Result<Estimator, Diagnostic> {
         let lowered = self.program.lower_estimate_part(file, objective, "estimate", parts)?;
         let wrt = differentiated(&lowered, only);
-        adev::compile(lowered, &wrt, true, self.options.precision)
+        adev::compile(lowered, &wrt, true, self.precision)
     }
 
     fn estimate(

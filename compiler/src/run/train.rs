@@ -66,6 +66,8 @@ struct Settings {
     skip_nan: bool,
     /// Draws for the fit diagnostics after training (0: none).
     fit_draws: u64,
+    /// The training's own precision (`precision: "f32"`), if it sets one.
+    precision: Option<ppl_runtime::Precision>,
 }
 
 /// One objective of the command with its parameter group, as compiled.
@@ -201,6 +203,24 @@ impl<'a> Session<'a> {
     ) -> Result<(), Diagnostic> {
         let started = Instant::now();
         let settings = self.settings(file, command)?;
+        // A training's own `precision` holds for its objectives and its optimizer, unless the
+        // run's options fix one for everything.
+        let precision = self.options.precision.or(settings.precision).unwrap_or_default();
+        let around = std::mem::replace(&mut self.precision, precision);
+        let trained = self.train_with(file, command, span, settings, started, emit);
+        self.precision = around;
+        trained
+    }
+
+    fn train_with(
+        &mut self,
+        file: usize,
+        command: &'a Optimize,
+        span: Span,
+        settings: Settings,
+        started: Instant,
+        emit: &mut dyn FnMut(Output),
+    ) -> Result<(), Diagnostic> {
         // Training streams depend only on the seed and on which training command this is, so
         // adding a `print` before a `maximize` does not change what it trains to.
         let command_index = self.trainings;
@@ -219,7 +239,7 @@ impl<'a> Session<'a> {
         for objective in objectives {
             groups.push(self.group(command, objective, &settings, emit)?);
         }
-        if self.options.precision == ppl_runtime::Precision::Single {
+        if self.precision == ppl_runtime::Precision::Single {
             let read_rounded = |p: usize| {
                 let kernels = groups.iter().flat_map(|group| [Some(&group.executor), group.particles_at_once.as_ref()]);
                 kernels.flatten().all(|executor| executor.kernel().reads_only_rounded(p))
@@ -257,7 +277,7 @@ impl<'a> Session<'a> {
                 let sizes = group.optimizer.sizes().to_vec();
                 group.optimizer = Optimizer::restore(settings.method, schedule, &sizes, state.clone())
                     .map_err(|error| option_error(command, "optimizer", &error.message))?
-                    .in_precision(self.options.precision);
+                    .in_precision(self.precision);
             }
         }
         let sign = if command.direction == Direction::Maximize { -1.0 } else { 1.0 };
@@ -276,7 +296,7 @@ impl<'a> Session<'a> {
         let mut parallel = None;
         let mut time = TrainingTime { preparation: started.elapsed().as_secs_f64(), ..TrainingTime::default() };
         while step < settings.steps {
-            if self.options.precision == ppl_runtime::Precision::Single {
+            if self.precision == ppl_runtime::Precision::Single {
                 self.params.round();
             }
             let mut step_objective = 0.0;
@@ -618,6 +638,7 @@ impl<'a> Session<'a> {
             clip: None,
             skip_nan: false,
             fit_draws: fit::DEFAULT_DRAWS,
+            precision: None,
         };
         if let Some(expr) = option("optimizer") {
             settings.method = self.optimizer(file, command, expr)?;
@@ -656,6 +677,13 @@ impl<'a> Session<'a> {
                 Some("stop") => false,
                 Some("skip") => true,
                 _ => return Err(option_error(command, "on_nan", "must be \"stop\" or \"skip\"")),
+            };
+        }
+        if let Some(expr) = option("precision") {
+            settings.precision = match string(expr).as_deref() {
+                Some("f32") => Some(ppl_runtime::Precision::Single),
+                Some("f64") => Some(ppl_runtime::Precision::Double),
+                _ => return Err(option_error(command, "precision", "must be \"f32\" or \"f64\"")),
             };
         }
         if let Some(expr) = option("diagnostics") {
@@ -839,7 +867,7 @@ impl<'a> Session<'a> {
             narrowed_at_once,
             width: offset,
             rounded_only: Vec::new(),
-            optimizer: Optimizer::new(settings.method, schedule, &sizes).in_precision(self.options.precision),
+            optimizer: Optimizer::new(settings.method, schedule, &sizes).in_precision(self.precision),
             value: f64::NAN,
             values: VecDeque::with_capacity(FINAL_WINDOW),
             gradient: zeros,

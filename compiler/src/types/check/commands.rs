@@ -23,8 +23,9 @@ const OPTIONS: &[(&str, OptionKind)] = &[
     ("patience", OptionKind::Count),
     ("clip", OptionKind::Real),
     ("schedule", OptionKind::Str),
-    ("on_nan", OptionKind::Str),
+    ("on_nan", OptionKind::OneOf(&["stop", "skip"])),
     ("diagnostics", OptionKind::Int),
+    ("precision", OptionKind::OneOf(&["f32", "f64"])),
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,8 @@ enum OptionKind {
     Int,
     Real,
     Str,
+    /// One of these strings.
+    OneOf(&'static [&'static str]),
 }
 
 impl<'a> Checker<'a> {
@@ -296,26 +299,33 @@ impl<'a> Checker<'a> {
             let (fits, wanted) = match kind {
                 OptionKind::Optimizer => (
                     matches!(value.ty, Type::Config(Config::Optimizer(_)) | Type::Unknown),
-                    "an optimizer such as `adam(lr: 0.001)`",
+                    "an optimizer such as `adam(lr: 0.001)`".to_string(),
                 ),
                 OptionKind::Count => (
                     matches!(value.ty, Type::Int | Type::Unknown) && value.int.is_none_or(|n| n >= 1),
-                    "a positive integer",
+                    "a positive integer".to_string(),
                 ),
-                OptionKind::Int => (matches!(value.ty, Type::Int | Type::Unknown), "an integer"),
-                OptionKind::Real => (value.ty.fits(&Type::Real), "a number"),
-                OptionKind::Str => (matches!(value.ty, Type::Str | Type::Unknown), "a string"),
+                OptionKind::Int => (matches!(value.ty, Type::Int | Type::Unknown), "an integer".to_string()),
+                OptionKind::Real => (value.ty.fits(&Type::Real), "a number".to_string()),
+                OptionKind::Str => (matches!(value.ty, Type::Str | Type::Unknown), "a string".to_string()),
+                OptionKind::OneOf(choices) => {
+                    let fits = match &option.value.kind {
+                        ExprKind::Str(text) => choices.contains(&text.as_str()),
+                        _ => matches!(value.ty, Type::Str | Type::Unknown),
+                    };
+                    let quoted: Vec<String> = choices.iter().map(|choice| format!("\"{choice}\"")).collect();
+                    (fits, quoted.join(" or "))
+                }
             };
             if !fits {
+                let found = match (&option.value.kind, value.int) {
+                    (ExprKind::Str(text), _) => format!("this is \"{text}\""),
+                    (_, Some(n)) => format!("this is {n}"),
+                    _ => format!("this is {}", value.ty),
+                };
                 self.report(
                     Diagnostic::error(ErrorCode::InvalidOption, format!("option `{name}` must be {wanted}"))
-                        .with_primary(
-                            option.value.span,
-                            match value.int {
-                                Some(n) => format!("this is {n}"),
-                                None => format!("this is {}", value.ty),
-                            },
-                        ),
+                        .with_primary(option.value.span, found),
                 );
             }
         }
