@@ -7,7 +7,7 @@
 //! and the minibatch of 1024 with its largest products on every core; a whole training step
 //! (gradient in two parts on every core, then Adam) of a minibatch of 64 and of 1024, as `ppl
 //! run` takes it, and the gradient alone within it (the step's calls and the pass that adds
-//! their parts, over the warm steps); then the matrix product at the VAE's shapes beside the `gemm` crate called
+//! their parts, the median of the warm steps); then the matrix product at the VAE's shapes beside the `gemm` crate called
 //! directly.
 //! NumPyro's figures on the same machine come from `bench/numpyro_vae.py`.
 
@@ -96,24 +96,23 @@ fn figures(runs: usize) -> Result<(), String> {
             ("training step, minibatch of 64, every core:", 64, 101),
             ("training step, minibatch of 1024, every core:", 1024, 41),
         ] {
-            let (time, spent) = training_step(&source, precision, batch, steps)?;
+            let (time, warm) = training_step(&source, precision, batch, steps)?;
             println!("    {what:<39} {:>9.3} ms", ms(time));
             // The gradient alone, as training computes it on every core: the parts' calls and
-            // the pass that adds them, the mean of the warm steps. The first two are cold (the
-            // first runs on one thread, the second is each thread's first call), as NumPyro's
-            // first call is, which its figure leaves out: they are taken away as a training of
-            // those two steps alone spends them.
-            let (_, cold) = training_step(&source, precision, batch, COLD_STEPS)?;
-            let per_step = |seconds: fn(&ppl::run::TrainingTime) -> f64| {
-                (seconds(&spent) - seconds(&cold)) * 1e3 / (steps - COLD_STEPS) as f64
+            // the pass that adds them, the median of the warm steps as NumPyro's figure is the
+            // median of its warm calls.
+            let median_of = |seconds: fn(&ppl::run::TrainingTime) -> f64| {
+                let mut values: Vec<f64> = warm.iter().map(seconds).collect();
+                values.sort_by(f64::total_cmp);
+                values.get(values.len() / 2).map_or(f64::NAN, |median| median * 1e3)
             };
             let gradient = format!("gradient of {batch} images, every core:");
-            println!("    {gradient:<39} {:>9.3} ms", per_step(|time| time.gradients + time.gradient_passes));
+            println!("    {gradient:<39} {:>9.3} ms", median_of(|step| step.gradients + step.gradient_passes));
             println!(
-                "      (a warm step's mean: the objective's calls {:.3} ms, the pass over their gradient {:.3} ms, Adam {:.3} ms)",
-                per_step(|time| time.gradients),
-                per_step(|time| time.gradient_passes),
-                per_step(|time| time.updates)
+                "      (a warm step's medians: the objective's calls {:.3} ms, the pass over their gradient {:.3} ms, Adam {:.3} ms)",
+                median_of(|step| step.gradients),
+                median_of(|step| step.gradient_passes),
+                median_of(|step| step.updates)
             );
         }
     }
@@ -121,20 +120,19 @@ fn figures(runs: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// The first steps of a training, which do what only a first step does (see [`figures`]).
-const COLD_STEPS: u64 = 2;
-
 /// The median step of a training (`maximize`, Adam) on minibatches of `batch` test images, as
 /// `ppl run` takes it: a minibatch in two parts on every core, then the step's passes over the
 /// gradient. Steps are timed between the progress reports training makes after each; the first,
-/// which also decides whether steps use every core, is left out. Also where the whole training's
-/// time went, as it reports it.
+/// which also decides whether steps use every core, is left out. Also where each warm step's
+/// time went, as the reports tell it: the steps after the first two, which are cold as
+/// NumPyro's first call is (the first runs on one thread, the second is each thread's first
+/// call).
 fn training_step(
     definitions: &str,
     precision: Precision,
     batch: u32,
     steps: u64,
-) -> Result<(std::time::Duration, ppl::run::TrainingTime), String> {
+) -> Result<(std::time::Duration, Vec<ppl::run::TrainingTime>), String> {
     let source = format!(
         "{definitions}\nmaximize mean_over(test, image_elbo, batch: {batch}) \
          with {{ optimizer: adam(lr: 0.001), steps: {steps}, diagnostics: 0 }};\n"
@@ -146,18 +144,30 @@ fn training_step(
     let options = ppl::run::RunOptions { precision: Some(precision), ..Default::default() };
     let mut session = ppl::run::Session::new(&analysis, options).map_err(|error| error.message.clone())?;
     let mut reports = Vec::with_capacity(steps as usize);
-    let mut spent = None;
     session
-        .run_commands(&mut |output| match output {
-            ppl::run::Output::Progress { .. } => reports.push(std::time::Instant::now()),
-            ppl::run::Output::Trained { time, .. } => spent = Some(time),
-            _ => {}
+        .run_commands(&mut |output| {
+            if let ppl::run::Output::Progress { time, .. } = output {
+                reports.push((std::time::Instant::now(), time));
+            }
         })
         .map_err(|error| error.message.clone())?;
-    let mut durations: Vec<std::time::Duration> = reports.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    let mut durations: Vec<std::time::Duration> = reports.windows(2).map(|pair| pair[1].0 - pair[0].0).collect();
     durations.sort();
-    let median = durations.get(durations.len() / 2).copied();
-    median.zip(spent).ok_or_else(|| "the training took no steps".to_string())
+    // Each report's time is the training's so far: a step's own is the difference.
+    let warm = reports.windows(2).skip(1).map(|pair| {
+        let (before, after) = (pair[0].1, pair[1].1);
+        ppl::run::TrainingTime {
+            preparation: 0.0,
+            gradients: after.gradients - before.gradients,
+            gradient_passes: after.gradient_passes - before.gradient_passes,
+            updates: after.updates - before.updates,
+        }
+    });
+    let warm: Vec<ppl::run::TrainingTime> = warm.collect();
+    match durations.get(durations.len() / 2) {
+        Some(median) if !warm.is_empty() => Ok((*median, warm)),
+        _ => Err("the training took too few steps".to_string()),
+    }
 }
 
 /// `ppl_runtime::matmul` at the VAE's layer shapes (a minibatch of 64 through each layer)

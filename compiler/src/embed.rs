@@ -299,7 +299,7 @@ impl Program {
                 Err(diagnostic) => return (Err(diagnostic), Vec::new()),
             };
             let outcome = session.run_commands(&mut |output| match output {
-                Output::Progress { step, steps, objective, value, gradient_norm, learning_rate, minibatch } => {
+                Output::Progress { step, steps, objective, value, gradient_norm, learning_rate, minibatch, .. } => {
                     let epoch = minibatch.map(|minibatch| minibatch.epochs(step));
                     let progress = Progress { step, steps, objective, value, gradient_norm, learning_rate, epoch };
                     if on_progress(&progress).is_break() {

@@ -42,7 +42,8 @@ pub enum Output {
     Trace { source: String, index: u64, trace: Printed },
     /// After each training step: the running average of the (first) objective.
     /// `objective` is the running average, `value` this step's estimate.
-    /// `minibatch` is set when the objective is estimated on minibatches of a data set.
+    /// `minibatch` is set when the objective is estimated on minibatches of a data set; `time`
+    /// is where the training's time has gone so far.
     Progress {
         step: u64,
         steps: u64,
@@ -51,6 +52,7 @@ pub enum Output {
         gradient_norm: f64,
         learning_rate: f64,
         minibatch: Option<Minibatch>,
+        time: TrainingTime,
     },
     /// A `maximize`/`minimize` finished.
     Trained {

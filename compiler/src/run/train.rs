@@ -391,6 +391,7 @@ impl<'a> Session<'a> {
                 gradient_norm: step_norm.sqrt(),
                 learning_rate,
                 minibatch,
+                time,
             });
             if let (Some(tolerance), true) = (settings.tolerance, average.is_finite()) {
                 if average > best + tolerance {
