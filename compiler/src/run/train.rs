@@ -500,8 +500,7 @@ impl<'a> Session<'a> {
         // straight to the pass, instead of handing the step back to this thread in between and
         // being woken again (2.5–3.5 % of the calls and pass of the VAE's step). The norm, or
         // `None` if a call failed.
-        let step_pool = self.pool.clone().filter(|_| parallel);
-        let pass_pool = self.pool.clone();
+        let pool = self.pool.clone();
         let mut calls_and_pass = || -> Option<f64> {
             let calling = Instant::now();
             executor.run(
@@ -558,25 +557,20 @@ impl<'a> Session<'a> {
             // and x / ±1 is ±x, so one pass sums the chunks, does both and takes the norm.
             let divisor = sign * particles as f64;
             group.passes_in_parallel = parallel && calls > 1 && group.width >= PARALLEL_PASS;
-            let pool = pass_pool.as_deref().filter(|_| group.passes_in_parallel);
+            // A pass in parallel runs within the step's job (`passes_in_parallel` needs
+            // `parallel`): its tensors' blocks go to the pool's threads without waking them.
+            let pass_pool = pool.as_deref().filter(|_| group.passes_in_parallel);
             let terms = match one_round {
                 true => group.round.get(..chunks as usize).unwrap_or_default(),
                 false => &[],
             };
-            let gradient = &mut *gradient;
             let passing = Instant::now();
-            let mut pass =
-                || divide_and_norm(gradient, terms, |sums, k| sums.tensor(k, gradients, narrowed), divisor, pool);
-            // Entered once for the whole pass: its tensors' blocks then go to the pool's threads
-            // without waking them again for each tensor.
-            let norm = match pool {
-                Some(pool) => pool.install(&mut pass),
-                None => pass(),
-            };
+            let norm =
+                divide_and_norm(gradient, terms, |sums, k| sums.tensor(k, gradients, narrowed), divisor, pass_pool);
             time.gradient_passes += passing.elapsed().as_secs_f64();
             Some(norm)
         };
-        let norm = match &step_pool {
+        let norm = match self.pool.as_deref().filter(|_| parallel) {
             Some(pool) => pool.install(&mut calls_and_pass),
             None => calls_and_pass(),
         };
