@@ -23,7 +23,7 @@ pub mod transpose;
 
 use crate::diagnostics::Diagnostic;
 use crate::ir::verify::{verify, IrError};
-use crate::ir::{batch, const_fold, cse, dce, fuse, jvp, precision, Function};
+use crate::ir::{batch, const_fold, cse, dce, fuse, jvp, precision, schedule, Function};
 use crate::lower::internal;
 use ppl_runtime::Precision;
 
@@ -120,6 +120,7 @@ fn differentiate(expanded: Function, wrt: &[bool], products: Precision) -> Resul
             precision::products_in_single_precision(function);
         }
         dce::eliminate_dead_code(function);
+        schedule::cluster_elementwise(function);
         verified(function)?;
     }
     Ok(Estimator { primal, forward, reverse, wrt: wrt.to_vec() })

@@ -19,6 +19,7 @@
 //! Rust functions the interpreter uses (`shims.rs`).
 
 mod shims;
+mod tiles;
 mod translate;
 
 use std::collections::{HashMap, HashSet};
@@ -90,6 +91,9 @@ pub struct Layout {
     top_level_products: HashSet<Value>,
     /// The results a caller may take in f32 (`ir::precision::narrowable_results`).
     narrowable: HashSet<Value>,
+    /// The top level's runs of elementwise instructions computed tile by tile (`tiles.rs`), by
+    /// the index of their first instruction.
+    tiled: HashMap<usize, tiles::TiledRun>,
     slots_len: usize,
     rngs_len: usize,
     /// The length of the flat parameters the function reads in place.
@@ -144,6 +148,7 @@ impl Layout {
                 _ => {}
             }
         }
+        layout.find_tiled_runs(function);
         layout.share_top_level_slots(function);
         layout.share_streams(function);
         layout.accumulate_in_place(function, &function.body);
@@ -202,7 +207,7 @@ impl Layout {
     /// instruction that computes it to the last that reads it (in its blocks too; the function's
     /// results to the end), and takes a free slot of its size or a new one; an instruction's
     /// results never take the slots of its own operands. Values of nested blocks keep slots of
-    /// their own.
+    /// their own, and those only a tiled run reads live in its tile buffers (`tiles.rs`).
     ///
     /// A result is computed where the caller reads it, so that it is not copied there at the
     /// end: a gradient's result is as large as the network. Its place is its own for good
@@ -229,7 +234,7 @@ impl Layout {
         for (index, inst) in insts.iter().enumerate() {
             for (k, result) in inst.results.iter().enumerate() {
                 let Some(ty @ (Type::Vec(_) | Type::Mat(..))) = function.ty(*result) else { continue };
-                if self.data.contains_key(result) {
+                if self.data.contains_key(result) || self.is_tile_local(result) {
                     continue;
                 }
                 let size = ty.elements();
@@ -932,5 +937,67 @@ mod tests {
             }
         }
         assert!(accumulations > 0 && loop_results > 0, "{accumulations}, {loop_results} in\n{function}");
+    }
+
+    /// A decoder's Bernoulli likelihood over a minibatch of 64 rows of 300 pixels, its ELBO's
+    /// gradient: a run of elementwise operations over `64 × 300` matrices (a bias added to each
+    /// row, softplus and sigmoid, the adjoint's products), three rows to a tile, the last tile
+    /// one row.
+    fn likelihood_of_a_minibatch() -> String {
+        let pixel = |i: usize, j: usize| if (i * 7 + j * 13) % 5 < 2 { "1.0" } else { "0.0" };
+        let rows: Vec<String> =
+            (0..70).map(|i| format!("[{}]", (0..300).map(|j| pixel(i, j)).collect::<Vec<_>>().join(", "))).collect();
+        format!(
+            "data rows: mat[70, 300] = [{}];\n\
+             param w: mat[300, 4] = uniform_init(0.5);\n\
+             param c: vec[300] = uniform_init(0.5);\n\
+             param e: mat[4, 300] = uniform_init(0.05);\n\
+             gen decoder() {{ z ~ mv_normal_diag(zeros(4), ones(4)); x ~ bernoulli_logit(w @ z + c); }}\n\
+             gen encoder(x: vec[300]) {{ z ~ mv_normal_diag(e @ x, ones(4)); }}\n\
+             fn row(x: vec[300]) {{ elbo(decoder(), encoder(x), {{ x: x }}) }}\n\
+             print grad(mean_over(rows, row, batch: 64));\n",
+            rows.join(", ")
+        )
+    }
+
+    /// The run computes in tile buffers what only it reads, and gives the interpreter's bits:
+    /// in f64 and with products in f32, on several streams.
+    #[test]
+    fn elementwise_runs_compute_tile_by_tile_with_the_interpreters_bits() {
+        let source = likelihood_of_a_minibatch();
+        let analysis = crate::check_source("t.ppl", &source);
+        assert!(!analysis.has_errors(), "{}", analysis.render_diagnostics(crate::diagnostics::ColorChoice::Never));
+        for precision in [ppl_runtime::Precision::Double, ppl_runtime::Precision::Single] {
+            let options = crate::run::RunOptions { precision: Some(precision), ..crate::run::RunOptions::default() };
+            let session = crate::run::Session::new(&analysis, options).expect("a session");
+            let params: Vec<RuntimeValue> = session.params().map(|(_, value)| value.clone()).collect();
+            let objectives = session.compile_objectives().expect("compiles");
+            let function = &objectives[0].1.reverse;
+            let layout = Layout::of(function);
+            let tiled = layout.tiled.values().find(|run| (run.rows, run.cols) == (64, 300));
+            let Some(tiled) = tiled else { panic!("no tiled run over 64 × 300 matrices in\n{function}") };
+            assert_eq!(tiled.tile_rows, 3);
+            assert!(tiled.local.len() >= 3, "{tiled:?} in\n{function}");
+            assert!(tiled.local.keys().all(|value| !layout.slot.contains_key(value)), "{tiled:?}");
+            let softplus = function.body.insts.iter().position(|inst| matches!(inst.op, Op::Kernel(..)));
+            let in_run = |start: &usize| softplus.is_some_and(|k| (*start..*start + tiled.len).contains(&k));
+            assert!(layout.tiled.keys().any(in_run), "the likelihood's softplus is not tiled in\n{function}");
+            let compiled = compile(function).expect("compiles to native code");
+            let mut scratch = compiled.scratch();
+            for stream in 0..3 {
+                let mut args = params.clone();
+                args.push(RuntimeValue::Rng(Box::new(Rng::new(11, stream))));
+                let expected = crate::interp::run(function, args.clone()).expect("the interpreter runs it");
+                let actual = compiled.run(&mut scratch, &args).expect("the compiled function runs it");
+                let bits = |values: &[RuntimeValue]| -> Vec<u64> {
+                    let reals = |value: &RuntimeValue| match value {
+                        RuntimeValue::Real(x) => vec![*x],
+                        other => other.elements().map(<[f64]>::to_vec).unwrap_or_default(),
+                    };
+                    values.iter().flat_map(reals).map(f64::to_bits).collect()
+                };
+                assert_eq!(bits(&expected), bits(&actual), "{precision:?}, stream {stream}");
+            }
+        }
     }
 }

@@ -103,7 +103,7 @@ fn len(ty: Type) -> i64 {
 }
 
 impl Translator<'_, '_> {
-    fn ty(&self, value: Value) -> Result<Type, IrError> {
+    pub(super) fn ty(&self, value: Value) -> Result<Type, IrError> {
         self.source.ty(value).ok_or(IrError { message: format!("{value} has no type") })
     }
 
@@ -111,12 +111,12 @@ impl Translator<'_, '_> {
         self.scalars.get(&value).copied().ok_or(IrError { message: format!("{value} is not a scalar in scope") })
     }
 
-    fn iconst(&mut self, n: i64) -> cl::Value {
+    pub(super) fn iconst(&mut self, n: i64) -> cl::Value {
         self.b.ins().iconst(types::I64, n)
     }
 
     /// The address of a value's slot (vectors and matrices) or stream slot.
-    fn address(&mut self, value: Value) -> Result<cl::Value, IrError> {
+    pub(super) fn address(&mut self, value: Value) -> Result<cl::Value, IrError> {
         if let Some(index) = self.layout.rng.get(&value) {
             let offset = (*index * std::mem::size_of::<ppl_runtime::Rng>()) as i64;
             return Ok(self.b.ins().iadd_imm(self.rngs, offset));
@@ -178,7 +178,7 @@ impl Translator<'_, '_> {
             && !self.source.body.results.contains(&result)
     }
 
-    fn call(&mut self, name: &'static str, args: &[cl::Value]) -> Result<Vec<cl::Value>, IrError> {
+    pub(super) fn call(&mut self, name: &'static str, args: &[cl::Value]) -> Result<Vec<cl::Value>, IrError> {
         let func = match self.funcs.get(name) {
             Some(func) => *func,
             None => {
@@ -248,8 +248,16 @@ impl Translator<'_, '_> {
     }
 
     pub fn block(&mut self, block: &Block) -> Result<(), IrError> {
+        let top_level = std::ptr::eq(block, &self.source.body);
         let mut rest = &block.insts[..];
         while let Some(inst) = rest.first() {
+            let index = block.insts.len() - rest.len();
+            if let Some(tiled) = self.layout.tiled.get(&index).filter(|_| top_level) {
+                let len = tiled.len;
+                self.tiled_run(&rest[..len], tiled)?;
+                rest = &rest[len..];
+                continue;
+            }
             // Consecutive scalar saves (or restores) cross to the tape in one call.
             let run = super::tape_run(self.source, rest);
             if run > 1 {
@@ -673,23 +681,9 @@ impl Translator<'_, '_> {
                         self.b.ins().store(MemFlags::trusted(), y, dst, offset);
                     }
                 }
-                UnaryOp::Neg | UnaryOp::Abs => {
-                    let code = self.iconst(i64::from(op == UnaryOp::Abs));
-                    let n = self.iconst(n);
-                    self.call("ppl_vec_sign", &[code, dst, src, n])?;
-                }
-                UnaryOp::Softplus => {
-                    let n = self.iconst(n);
-                    self.call("ppl_vec_softplus", &[dst, src, n])?;
-                }
-                UnaryOp::Floor => {
-                    let n = self.iconst(n);
-                    self.call("ppl_vec_floor", &[dst, src, n])?;
-                }
                 _ => {
-                    let address = shims::unary_address(op).ok_or(IrError { message: format!("{op:?} of a vector") })?;
-                    let args = [self.iconst(address), dst, src, self.iconst(n)];
-                    self.call("ppl_vec_unary", &args)?;
+                    let n = self.iconst(n);
+                    self.vector_unary(op, dst, src, n)?;
                 }
             }
             return Ok(None);
@@ -715,6 +709,49 @@ impl Translator<'_, '_> {
                 self.call1("ppl_real_unary", &[address, x])?
             }
         }))
+    }
+
+    /// `dst = op(src)` over `n` (a run-time count) elements, by the shim that computes `op`.
+    pub fn vector_unary(&mut self, op: UnaryOp, dst: cl::Value, src: cl::Value, n: cl::Value) -> Result<(), IrError> {
+        match op {
+            UnaryOp::Neg | UnaryOp::Abs => {
+                let code = self.iconst(i64::from(op == UnaryOp::Abs));
+                self.call("ppl_vec_sign", &[code, dst, src, n])?;
+            }
+            UnaryOp::Softplus => {
+                self.call("ppl_vec_softplus", &[dst, src, n])?;
+            }
+            UnaryOp::Floor => {
+                self.call("ppl_vec_floor", &[dst, src, n])?;
+            }
+            _ => {
+                let address = shims::unary_address(op).ok_or(IrError { message: format!("{op:?} of a vector") })?;
+                let address = self.iconst(address);
+                self.call("ppl_vec_unary", &[address, dst, src, n])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `dst = a op b` over `n` (a run-time count) elements, each operand a pointer and a stride
+    /// ([`Translator::operand_pointer`]), by the shim that computes `op`.
+    pub fn vector_binary(
+        &mut self,
+        op: BinaryOp,
+        dst: cl::Value,
+        (pa, sa): (cl::Value, cl::Value),
+        (pb, sb): (cl::Value, cl::Value),
+        n: cl::Value,
+    ) -> Result<(), IrError> {
+        if let Some(code) = shims::arith_code(op) {
+            let code = self.iconst(code);
+            self.call("ppl_vec_arith", &[code, dst, pa, sa, pb, sb, n])?;
+            return Ok(());
+        }
+        let address = shims::binary_address(op).ok_or(IrError { message: format!("{op:?} of vectors") })?;
+        let address = self.iconst(address);
+        self.call("ppl_vec_binary", &[address, dst, pa, sa, pb, sb, n])?;
+        Ok(())
     }
 
     fn check_overflow(&mut self) {
@@ -763,17 +800,9 @@ impl Translator<'_, '_> {
         }
         if let Type::Vec(_) | Type::Mat(..) = ty {
             let dst = self.address(result)?;
-            let (pa, sa) = self.operand_pointer(a, ta)?;
-            let (pb, sb) = self.operand_pointer(b, tb)?;
+            let (a, b) = (self.operand_pointer(a, ta)?, self.operand_pointer(b, tb)?);
             let n = self.iconst(len(ty));
-            if let Some(code) = shims::arith_code(op) {
-                let code = self.iconst(code);
-                self.call("ppl_vec_arith", &[code, dst, pa, sa, pb, sb, n])?;
-                return Ok(None);
-            }
-            let address = shims::binary_address(op).ok_or(IrError { message: format!("{op:?} of vectors") })?;
-            let args = [self.iconst(address), dst, pa, sa, pb, sb, n];
-            self.call("ppl_vec_binary", &args)?;
+            self.vector_binary(op, dst, a, b, n)?;
             return Ok(None);
         }
         let (x, y) = (self.scalar(a)?, self.scalar(b)?);
@@ -818,7 +847,7 @@ impl Translator<'_, '_> {
 
     /// A pointer to an operand's elements and its stride: a vector's slot, or a scalar spilled
     /// to the frame's scratch word (stride 0).
-    fn operand_pointer(&mut self, value: Value, ty: Type) -> Result<(cl::Value, cl::Value), IrError> {
+    pub fn operand_pointer(&mut self, value: Value, ty: Type) -> Result<(cl::Value, cl::Value), IrError> {
         match ty {
             Type::Vec(_) | Type::Mat(..) => Ok((self.address(value)?, self.iconst(1))),
             _ => {

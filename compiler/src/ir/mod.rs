@@ -9,8 +9,8 @@
 //!
 //! This module owns the data structure, its [`builder`], its [`verify`]er and its [`print`]er.
 //! Passes live beside it, one per file: [`batch`] (minibatch loops as one program over the
-//! batch), [`jvp`] (forward mode), [`const_fold`], [`cse`], [`dce`], and [`fuse`] (after
-//! differentiation). Nothing here knows the surface language.
+//! batch), [`jvp`] (forward mode), [`const_fold`], [`cse`], [`dce`], and [`fuse`], [`precision`] and
+//! [`schedule`] (after differentiation). Nothing here knows the surface language.
 
 pub mod batch;
 pub mod builder;
@@ -22,6 +22,7 @@ pub mod fuse;
 pub mod jvp;
 pub mod precision;
 pub mod print;
+pub mod schedule;
 mod types;
 pub mod verify;
 

@@ -510,3 +510,51 @@ fn an_if_result_both_branches_take_from_outside_is_forwarded() {
     assert_eq!(branch.results.len(), 1, "only the value the branches compute is yielded:\n{function}");
     assert!(function.to_string().contains("sum %0"), "the sum reads the parameter itself:\n{function}");
 }
+
+/// The scheduler gathers the elementwise operations over `4 × 3` matrices: a vector operation
+/// they need moves above them, what reads them (or what must stay after those) stays after
+/// them in order, and an index that may fail keeps its place among the other instructions.
+/// The function computes what it did.
+#[test]
+fn elementwise_operations_of_one_shape_are_scheduled_together() {
+    use super::schedule::cluster_elementwise;
+    use super::{CompareOp, UnaryOp};
+    let (mut b, params) = FunctionBuilder::new("run", &[Type::Mat(4, 3), Type::Vec(4), Type::Vec(3), Type::Real]);
+    let (m, v, w, s) = (params[0], params[1], params[2], params[3]);
+    let squares = b.mul(m, m).expect("mul");
+    let total = b.push1(Op::Reduce(ReduceOp::Sum, squares)).expect("sum");
+    let two = b.int(2).expect("index");
+    let element = b.push1(Op::Extract { aggregate: v, index: two }).expect("extract");
+    let doubled = b.add(v, v).expect("vector add");
+    let outer = b.push1(Op::Outer(doubled, w)).expect("outer");
+    let scaled = b.mul(total, s).expect("scalar mul");
+    let sum = b.add(squares, outer).expect("add");
+    let zero = b.real(0.0).expect("zero");
+    let positive = b.compare(CompareOp::Ge, scaled, zero).expect("compare");
+    b.push(Op::Check { cond: positive, culprit: scaled, message: "negative: {}".into() }).expect("check");
+    let times = b.mul(sum, scaled).expect("mul by a later scalar");
+    let logs = b.unary(UnaryOp::Log1p, times).expect("log1p");
+    let function = b.finish(vec![logs, element]).expect("finish");
+    let mut scheduled = function.clone();
+    cluster_elementwise(&mut scheduled);
+    assert_eq!(verify(&scheduled), Ok(()));
+    // The run (`squares`, `outer`, `sum`) with `doubled` above it; then, in their order, the
+    // sum, the index, the scalar, the check's comparison; then the second run.
+    let insts = &scheduled.body.insts;
+    let position = |value: Value| insts.iter().position(|inst| inst.results.contains(&value)).expect("kept");
+    assert_eq!([squares, outer, sum].map(position), [0, 1, 2].map(|k| k + position(squares)), "{scheduled}");
+    assert!(position(doubled) < position(squares), "{scheduled}");
+    assert!(position(sum) < position(total) && position(total) < position(element), "{scheduled}");
+    assert!(position(positive) < position(times) && position(times) < position(logs), "{scheduled}");
+    let is_check = |inst: &Inst| matches!(inst.op, Op::Check { .. });
+    let check = insts.iter().position(is_check).expect("the check stays");
+    assert!(position(positive) < check && check < position(times), "{scheduled}");
+    let args = vec![
+        crate::interp::RuntimeValue::Mat { rows: 4, cols: 3, data: (0..12).map(|k| f64::from(k) * 0.25).collect() },
+        crate::interp::RuntimeValue::Vec(vec![0.5, -1.0, 2.0, 0.25]),
+        crate::interp::RuntimeValue::Vec(vec![1.0, 0.5, -0.5]),
+        crate::interp::RuntimeValue::Real(0.75),
+    ];
+    let results = |function: &Function| format!("{:?}", crate::interp::run(function, args.clone()));
+    assert_eq!(results(&function), results(&scheduled));
+}
