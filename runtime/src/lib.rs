@@ -12,6 +12,8 @@
 //! - [`special`]: [`lgamma`], [`digamma`], [`trigamma`], [`log1p`], [`expm1`], [`logsumexp`], [`minimum`], [`maximum`],
 //!   [`softplus`], [`log_sigmoid`], [`sigmoid`], and [`softplus_and_sigmoid`] (both at once, the
 //!   bits of each, for one exponential);
+//! - [`special_single`]: [`softplus_and_sigmoid_single`], both in f32 over a slice (for
+//!   `--precision f32`);
 //! - [`implicit`]: [`gamma_sample_dshape`], the implicit-reparameterisation derivative of a
 //!   gamma sample with respect to its shape;
 //! - [`optim`]: what training (`maximize` / `minimize`) updates parameters with — an
@@ -47,6 +49,7 @@ pub mod rng;
 pub mod sample;
 pub mod single;
 pub mod special;
+pub mod special_single;
 
 pub use error::DomainError;
 pub use implicit::gamma_sample_dshape;
@@ -64,3 +67,4 @@ pub use special::{
     digamma, expm1, floor_slice, lgamma, log1p, log_sigmoid, logsumexp, maximum, minimum, sigmoid, softplus,
     softplus_and_sigmoid, softplus_and_sigmoid_slices, softplus_slice, trigamma,
 };
+pub use special_single::softplus_and_sigmoid_single;

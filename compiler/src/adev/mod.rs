@@ -117,7 +117,7 @@ fn differentiate(expanded: Function, wrt: &[bool], products: Precision) -> Resul
     for function in [&mut primal, &mut forward, &mut reverse] {
         fuse::fuse_transposes(function);
         if products == Precision::Single {
-            precision::products_in_single_precision(function);
+            precision::compute_in_single_precision(function);
         }
         dce::eliminate_dead_code(function);
         schedule::cluster_elementwise(function);

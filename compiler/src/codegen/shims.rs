@@ -443,6 +443,14 @@ pub unsafe extern "C" fn vec_softplus_sigmoid(softplus: *mut f64, sigmoid: *mut 
     }
 }
 
+/// [`vec_softplus_sigmoid`] in f32 (`ppl_runtime::softplus_and_sigmoid_single`).
+pub unsafe extern "C" fn vec_softplus_sigmoid_single(softplus: *mut f64, sigmoid: *mut f64, src: *const f64, len: i64) {
+    // SAFETY: see the module's contract; the three are different values' slots (or data).
+    unsafe {
+        ppl_runtime::softplus_and_sigmoid_single(slice(src, len), slice_mut(softplus, len), slice_mut(sigmoid, len))
+    }
+}
+
 pub extern "C" fn gamma_sample_dshape(x: f64, shape: f64) -> f64 {
     ppl_runtime::gamma_sample_dshape(x, shape)
 }
@@ -510,6 +518,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_gamma_sample_dshape", gamma_sample_dshape as *const u8),
         ("ppl_softplus_sigmoid", softplus_sigmoid as *const u8),
         ("ppl_vec_softplus_sigmoid", vec_softplus_sigmoid as *const u8),
+        ("ppl_vec_softplus_sigmoid_single", vec_softplus_sigmoid_single as *const u8),
         ("ppl_vec_softplus", vec_softplus as *const u8),
         ("ppl_vec_floor", vec_floor as *const u8),
         ("ppl_int_arith", int_arith as *const u8),

@@ -59,7 +59,8 @@ impl Layout {
         }
     }
 
-    /// A tile buffer of `words` for each value `run` computes and alone reads.
+    /// A tile buffer of `words` for each value `run` computes and alone reads (or nothing reads:
+    /// the sigmoid of a softplus computed in f32, say).
     fn tile_buffers(
         &mut self,
         function: &Function,
@@ -76,7 +77,8 @@ impl Layout {
         let mut local = HashMap::new();
         for result in run.iter().flat_map(|inst| &inst.results) {
             let returned = function.body.results.contains(result);
-            if !returned && reads_in_run.get(result).is_some_and(|reads| uses.get(result) == Some(reads)) {
+            let only_in_run = uses.get(result).unwrap_or(&0) == reads_in_run.get(result).unwrap_or(&0);
+            if !returned && only_in_run {
                 local.insert(*result, self.slots_len);
                 self.slots_len += words;
             }
@@ -129,12 +131,16 @@ impl Translator<'_, '_> {
                 let (a, b) = (self.tile_operand(*a, run, tile)?, self.tile_operand(*b, run, tile)?);
                 self.vector_binary(*op, dst, a, b, tile.elements)
             }
-            Op::Kernel(Kernel::SoftplusSigmoid, args) => {
+            Op::Kernel(kernel @ (Kernel::SoftplusSigmoid | Kernel::SoftplusSigmoidSingle), args) => {
                 let (&[x], &[_, sigmoid]) = (args.as_slice(), inst.results.as_slice()) else {
                     return Err(IrError { message: "softplus_sigmoid takes one value and gives two".into() });
                 };
                 let (sigmoid, src) = (self.tile_address(sigmoid, run, tile)?, self.tile_address(x, run, tile)?);
-                self.call("ppl_vec_softplus_sigmoid", &[dst, sigmoid, src, tile.elements]).map(drop)
+                let shim = match kernel {
+                    Kernel::SoftplusSigmoidSingle => "ppl_vec_softplus_sigmoid_single",
+                    _ => "ppl_vec_softplus_sigmoid",
+                };
+                self.call(shim, &[dst, sigmoid, src, tile.elements]).map(drop)
             }
             Op::Outer(a, b) => {
                 let (a, b) = (self.tile_rows_of_vector(*a, tile)?, self.address(*b)?);

@@ -51,7 +51,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_sample" => (vec![I64, I64, I64, F64, I64, I64, I64], vec![I64]),
         "ppl_gamma_sample_dshape" => (vec![F64, F64], vec![F64]),
         "ppl_softplus_sigmoid" => (vec![F64, I64], vec![F64]),
-        "ppl_vec_softplus_sigmoid" => (vec![I64, I64, I64, I64], vec![]),
+        "ppl_vec_softplus_sigmoid" | "ppl_vec_softplus_sigmoid_single" => (vec![I64, I64, I64, I64], vec![]),
         "ppl_vec_softplus" | "ppl_vec_floor" => (vec![I64, I64, I64], vec![]),
         "ppl_int_arith" => (vec![I64, I64, I64, I64], vec![I64]),
         "ppl_subsample" => (vec![I64, I64, I64, I64, I64], vec![I64]),
@@ -584,6 +584,15 @@ impl Translator<'_, '_> {
                     self.scalars.insert(sigmoid, sigmoid_value);
                     Some(softplus)
                 }
+            }
+            Op::Kernel(Kernel::SoftplusSigmoidSingle, args) => {
+                let (&[x], &[_, sigmoid]) = (args.as_slice(), inst.results.as_slice()) else {
+                    return error("softplus_sigmoid.f32 takes one value and gives two");
+                };
+                let (softplus_dst, sigmoid_dst) = (self.address(result)?, self.address(sigmoid)?);
+                let (src, n) = (self.address(x)?, self.iconst(len(ty)));
+                self.call("ppl_vec_softplus_sigmoid_single", &[softplus_dst, sigmoid_dst, src, n])?;
+                None
             }
             Op::Kernel(Kernel::GammaSampleDShape, args) => {
                 let (x, shape) = (self.scalar(args[0])?, self.scalar(args[1])?);

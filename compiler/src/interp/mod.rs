@@ -324,10 +324,12 @@ impl<'a> Frame<'a> {
                 })?;
                 Ok(vec![drawn, RuntimeValue::Rng(Box::new(stream))])
             }
-            Op::Kernel(Kernel::SoftplusSigmoid, args) => match args.as_slice() {
-                [x] => softplus_and_sigmoid(self.get(*x)?),
-                _ => fail("softplus_sigmoid takes one argument", None),
-            },
+            Op::Kernel(kernel @ (Kernel::SoftplusSigmoid | Kernel::SoftplusSigmoidSingle), args) => {
+                match args.as_slice() {
+                    [x] => softplus_and_sigmoid(self.get(*x)?, *kernel == Kernel::SoftplusSigmoidSingle),
+                    _ => fail("softplus_sigmoid takes one argument", None),
+                }
+            }
             Op::Kernel(Kernel::GammaSampleDShape, args) => match args.as_slice() {
                 [x, shape] => one(RuntimeValue::Real(ppl_runtime::gamma_sample_dshape(
                     self.get(*x)?.as_real()?,
@@ -439,9 +441,10 @@ pub fn at_least(a: f64, b: f64) -> f64 {
 }
 
 /// `[softplus(x), sigmoid(x)]` elementwise, by the runtime's kernels for both at once: the
-/// scalar one for a real, the slice one (which compiled code calls too) for a vector or matrix.
-fn softplus_and_sigmoid(x: &RuntimeValue) -> Result<Vec<RuntimeValue>, InterpError> {
-    if let RuntimeValue::Real(x) = x {
+/// scalar one for a real, the slice one (which compiled code calls too) for a vector or matrix,
+/// or its f32 counterpart if `single`.
+fn softplus_and_sigmoid(x: &RuntimeValue, single: bool) -> Result<Vec<RuntimeValue>, InterpError> {
+    if let (RuntimeValue::Real(x), false) = (x, single) {
         let (softplus, sigmoid) = ppl_runtime::softplus_and_sigmoid(*x);
         return Ok(vec![RuntimeValue::Real(softplus), RuntimeValue::Real(sigmoid)]);
     }
@@ -449,7 +452,11 @@ fn softplus_and_sigmoid(x: &RuntimeValue) -> Result<Vec<RuntimeValue>, InterpErr
     match (&mut softplus, &mut sigmoid) {
         (RuntimeValue::Vec(s), RuntimeValue::Vec(g))
         | (RuntimeValue::Mat { data: s, .. }, RuntimeValue::Mat { data: g, .. }) => {
-            ppl_runtime::softplus_and_sigmoid_slices(x.elements()?, s, g);
+            let slices = match single {
+                true => ppl_runtime::softplus_and_sigmoid_single,
+                false => ppl_runtime::softplus_and_sigmoid_slices,
+            };
+            slices(x.elements()?, s, g);
         }
         _ => return fail(format!("softplus_sigmoid of a {}", x.kind()), None),
     }

@@ -177,6 +177,10 @@ pub enum Kernel {
     /// differentiated softplus this way, since its derivative is the sigmoid; `dce` narrows it
     /// back to the one unary operation when only one of its results is used.
     SoftplusSigmoid,
+    /// `[x]` (a matrix): [`Kernel::SoftplusSigmoid`] computed in f32
+    /// (`ppl_runtime::softplus_and_sigmoid_single`), for `--precision f32`: each element rounded
+    /// to f32, both results computed in f32 and widened. Only `ir::precision` makes it.
+    SoftplusSigmoidSingle,
 }
 
 /// A choice whose gradient rule runs the rest of its expectation more than once

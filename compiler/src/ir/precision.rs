@@ -1,22 +1,24 @@
-//! Matrix products in single precision (`--precision f32`): every product of two
-//! matrices becomes a [`Op::MatMulTransposed`] computed by `ppl_runtime::matmul_single`, which
-//! rounds its operands to f32 and sums in f32, as f32 networks in JAX and PyTorch do.
+//! Single precision (`--precision f32`): every product of two matrices becomes a
+//! [`Op::MatMulTransposed`] computed by `ppl_runtime::matmul_single`, which rounds its operands
+//! to f32 and sums in f32, as f32 networks in JAX and PyTorch do; every softplus and sigmoid of
+//! a matrix becomes a [`Kernel::SoftplusSigmoidSingle`], computed in f32.
 //!
-//! Only products of two matrices change — those of a batched minibatch or of a step's particles,
-//! where the time goes; a matrix–vector product, and everything else, stays f64. The pass runs
-//! last, on differentiated and fused functions, so differentiation never sees it.
+//! Only these change — a batched minibatch's or a step's particles' products and its
+//! Bernoulli-logit likelihood, where the time goes; a matrix–vector product, and everything
+//! else, stays f64. The pass runs last, on differentiated and fused functions, so
+//! differentiation never sees it.
 
 use std::collections::HashSet;
 
-use super::function::{Block, Function, Op};
+use super::function::{Block, Function, Kernel, Op, UnaryOp};
 use super::types::Type;
 use super::Value;
 use ppl_runtime::{Precision, Transposed};
 
-/// Computes every product of two matrices of `function` in single precision, in place.
-pub fn products_in_single_precision(function: &mut Function) {
-    let types = function.value_types.clone();
-    single_block(&mut function.body, &types);
+/// Computes every product of two matrices of `function`, and every softplus and sigmoid of a
+/// matrix, in single precision, in place.
+pub fn compute_in_single_precision(function: &mut Function) {
+    single_block(&mut function.body, &mut function.value_types);
 }
 
 /// Which of `function`'s results a single-precision product of its top level computes and
@@ -60,13 +62,30 @@ pub fn params_read_rounded(function: &Function) -> Vec<bool> {
     function.body.params.iter().map(|param| rounded.contains(param) && !wide.contains(param)).collect()
 }
 
-fn single_block(block: &mut Block, types: &[Type]) {
-    let is_matrix = |value: super::Value| matches!(types.get(value.0 as usize), Some(Type::Mat(..)));
+fn single_block(block: &mut Block, types: &mut Vec<Type>) {
     for inst in &mut block.insts {
         for nested in inst.op.blocks_mut() {
             single_block(nested, types);
         }
+        let matrix = |value: Value| match types.get(value.0 as usize) {
+            Some(ty @ Type::Mat(..)) => Some(*ty),
+            _ => None,
+        };
+        let is_matrix = |value: Value| matrix(value).is_some();
         inst.op = match inst.op {
+            Op::Kernel(Kernel::SoftplusSigmoid, ref args) if matches!(args[..], [x] if is_matrix(x)) => {
+                Op::Kernel(Kernel::SoftplusSigmoidSingle, args.clone())
+            }
+            // The kernel computes both; the one not asked for is a value nothing reads.
+            Op::Unary(op @ (UnaryOp::Softplus | UnaryOp::Sigmoid), x) if is_matrix(x) => {
+                let (Some(ty), &[result]) = (matrix(x), inst.results.as_slice()) else { continue };
+                let unread = super::fresh_value(types, ty);
+                inst.results = match op {
+                    UnaryOp::Softplus => vec![result, unread],
+                    _ => vec![unread, result],
+                };
+                Op::Kernel(Kernel::SoftplusSigmoidSingle, vec![x])
+            }
             Op::MatMul(a, b) if is_matrix(a) && is_matrix(b) => {
                 Op::MatMulTransposed { a, b, transposed: Transposed::default(), precision: Precision::Single }
             }

@@ -11,7 +11,7 @@
 
 use std::fmt::{self, Write};
 
-use super::function::{Block, Constant, Function, Op, Value};
+use super::function::{Block, Constant, Function, Kernel, Op, Value};
 
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -137,6 +137,7 @@ fn describe(op: &Op) -> String {
             format!("sample subsample {size} of {population} {rng}")
         }
         Op::Sample { sampler, args, rng } => format!("sample {} [{}] {rng}", lower_name(sampler), join(args)),
+        Op::Kernel(Kernel::SoftplusSigmoidSingle, args) => format!("softplus_sigmoid.f32 {}", join(args)),
         Op::Kernel(kernel, args) => format!("{} {}", lower_name(kernel), join(args)),
         Op::Check { cond, culprit, message } => format!("check {cond}, {culprit} {message:?}"),
         Op::Save(value) => format!("save {value}"),

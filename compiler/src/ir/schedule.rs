@@ -35,7 +35,9 @@ pub fn elementwise_shape(function: &Function, inst: &Inst) -> Option<(u32, u32)>
     let elementwise = match &inst.op {
         Op::Unary(op, a) => *op != UnaryOp::Detach && matrix(a),
         Op::Binary(_, a, b) => matrix_or_scalar(a) && matrix_or_scalar(b),
-        Op::Kernel(Kernel::SoftplusSigmoid, args) => matches!(args.as_slice(), [x] if matrix(x)),
+        Op::Kernel(Kernel::SoftplusSigmoid | Kernel::SoftplusSigmoidSingle, args) => {
+            matches!(args.as_slice(), [x] if matrix(x))
+        }
         Op::Outer(a, b) => outer(a, b),
         Op::AddOuter { acc, a, b } => matrix(acc) && outer(a, b),
         _ => false,

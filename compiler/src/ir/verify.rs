@@ -208,6 +208,13 @@ pub fn result_types(op: &Op, operand: impl Fn(Value) -> Option<Type>) -> Result<
                 _ => error(format!("softplus_sigmoid of {types:?}")),
             }
         }
+        Op::Kernel(Kernel::SoftplusSigmoidSingle, args) => {
+            let types = args.iter().map(|arg| ty(*arg)).collect::<Result<Vec<_>, _>>()?;
+            match types[..] {
+                [t @ Type::Mat(..)] => Ok(vec![t, t]),
+                _ => error(format!("softplus_sigmoid.f32 of {types:?}")),
+            }
+        }
         Op::Kernel(Kernel::GammaSampleDShape, args) => {
             let types = args.iter().map(|arg| ty(*arg)).collect::<Result<Vec<_>, _>>()?;
             if types == [Type::Real, Type::Real] {
