@@ -94,6 +94,8 @@ pub struct Layout {
     /// The top level's runs of elementwise instructions computed tile by tile (`tiles.rs`), by
     /// the index of their first instruction.
     tiled: HashMap<usize, tiles::TiledRun>,
+    /// The single-precision products that leave their results in f32 for a tiled run to widen.
+    narrow_products: HashSet<Value>,
     slots_len: usize,
     rngs_len: usize,
     /// The length of the flat parameters the function reads in place.
@@ -229,6 +231,13 @@ impl Layout {
         for value in &function.body.results {
             last_read.insert(*value, usize::MAX);
         }
+        // A result left in f32 is laid out unlike the f64 matrices of its run, so none of those
+        // may take its slot while the run, tile after tile, still reads it.
+        for (start, run) in &self.tiled {
+            for value in run.narrow.keys() {
+                last_read.insert(*value, start + run.len - 1);
+            }
+        }
         let mut free: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut ending: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
         for (index, inst) in insts.iter().enumerate() {
@@ -276,7 +285,11 @@ impl Layout {
         last_read: &HashMap<Value, usize>,
     ) -> Option<usize> {
         match &inst.op {
-            crate::ir::Op::AddOuter { acc, .. } if last_read.get(acc) == Some(&index) => self.slot.get(acc).copied(),
+            crate::ir::Op::AddOuter { acc, .. }
+                if last_read.get(acc) == Some(&index) && !self.narrow_products.contains(acc) =>
+            {
+                self.slot.get(acc).copied()
+            }
             crate::ir::Op::For { body, .. } => body.params.get(k + 1).and_then(|param| self.slot.get(param)).copied(),
             _ => None,
         }
@@ -939,20 +952,23 @@ mod tests {
         assert!(accumulations > 0 && loop_results > 0, "{accumulations}, {loop_results} in\n{function}");
     }
 
-    /// A decoder's Bernoulli likelihood over a minibatch of 64 rows of 300 pixels, its ELBO's
-    /// gradient: a run of elementwise operations over `64 × 300` matrices (a bias added to each
-    /// row, softplus and sigmoid, the adjoint's products), three rows to a tile, the last tile
-    /// one row.
+    /// A decoder's Bernoulli likelihood over a minibatch of 64 rows of 300 pixels, with a hidden
+    /// layer of 300, its ELBO's gradient: runs of elementwise operations over `64 × 300` matrices
+    /// (a bias added to each row, an activation, softplus and sigmoid, the adjoint's products),
+    /// three rows to a tile, the last tile one row.
     fn likelihood_of_a_minibatch() -> String {
         let pixel = |i: usize, j: usize| if (i * 7 + j * 13) % 5 < 2 { "1.0" } else { "0.0" };
         let rows: Vec<String> =
             (0..70).map(|i| format!("[{}]", (0..300).map(|j| pixel(i, j)).collect::<Vec<_>>().join(", "))).collect();
         format!(
             "data rows: mat[70, 300] = [{}];\n\
-             param w: mat[300, 4] = uniform_init(0.5);\n\
+             param v: mat[300, 4] = uniform_init(0.5);\n\
+             param b: vec[300] = uniform_init(0.5);\n\
+             param w: mat[300, 300] = uniform_init(0.05);\n\
              param c: vec[300] = uniform_init(0.5);\n\
              param e: mat[4, 300] = uniform_init(0.05);\n\
-             gen decoder() {{ z ~ mv_normal_diag(zeros(4), ones(4)); x ~ bernoulli_logit(w @ z + c); }}\n\
+             gen decoder() {{ z ~ mv_normal_diag(zeros(4), ones(4)); \
+             x ~ bernoulli_logit(w @ leaky_relu(v @ z + b) + c); }}\n\
              gen encoder(x: vec[300]) {{ z ~ mv_normal_diag(e @ x, ones(4)); }}\n\
              fn row(x: vec[300]) {{ elbo(decoder(), encoder(x), {{ x: x }}) }}\n\
              print grad(mean_over(rows, row, batch: 64));\n",
@@ -961,7 +977,8 @@ mod tests {
     }
 
     /// The run computes in tile buffers what only it reads, and gives the interpreter's bits:
-    /// in f64 and with products in f32, on several streams.
+    /// in f64 and with products in f32, on several streams. In f32, products leave results
+    /// that runs alone read in f32: widened into a bias's sum, or into a tile buffer.
     #[test]
     fn elementwise_runs_compute_tile_by_tile_with_the_interpreters_bits() {
         let source = likelihood_of_a_minibatch();
@@ -979,6 +996,19 @@ mod tests {
             assert_eq!(tiled.tile_rows, 3);
             assert!(tiled.local.len() >= 3, "{tiled:?} in\n{function}");
             assert!(tiled.local.keys().all(|value| !layout.slot.contains_key(value)), "{tiled:?}");
+            if precision == ppl_runtime::Precision::Single {
+                let narrow: Vec<&Option<usize>> = layout.tiled.values().flat_map(|run| run.narrow.values()).collect();
+                assert!(narrow.iter().any(|buffer| buffer.is_none()), "{narrow:?} in\n{function}");
+                assert!(narrow.iter().any(|buffer| buffer.is_some()), "{narrow:?} in\n{function}");
+                // No f64 matrix of the run is written over an f32 one it has yet to read.
+                for (start, run) in &layout.tiled {
+                    let results = function.body.insts[*start..start + run.len].iter().flat_map(|inst| &inst.results);
+                    for result in results {
+                        let shares = |narrow: &Value| layout.slot.get(narrow) == layout.slot.get(result);
+                        assert!(!run.narrow.keys().any(shares), "{result} over an f32 input in\n{function}");
+                    }
+                }
+            }
             let softplus = function.body.insts.iter().position(|inst| matches!(inst.op, Op::Kernel(..)));
             let in_run = |start: &usize| softplus.is_some_and(|k| (*start..*start + tiled.len).contains(&k));
             assert!(layout.tiled.keys().any(in_run), "the likelihood's softplus is not tiled in\n{function}");

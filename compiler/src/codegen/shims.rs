@@ -289,6 +289,13 @@ pub unsafe extern "C" fn round_to_single(src: *const f64, dst: *mut f32, len: i6
     unsafe { ppl_runtime::round_to_single(slice(src, len), std::slice::from_raw_parts_mut(dst, len as usize)) }
 }
 
+/// `dst = src` widened from f32 (`ppl_runtime::widen_from_single`), `len` elements: the rows of
+/// a product's result left in f32 that a tiled run reads.
+pub unsafe extern "C" fn widen(dst: *mut f64, src: *const f32, len: i64) {
+    // SAFETY: see the module's contract; `src` is `len` f32 values of a slot other than `dst`.
+    unsafe { ppl_runtime::widen_from_single(std::slice::from_raw_parts(src, len as usize), slice_mut(dst, len)) }
+}
+
 pub unsafe extern "C" fn transpose(dst: *mut f64, src: *const f64, rows: i64, cols: i64) {
     // SAFETY: see the module's contract.
     unsafe {
@@ -498,6 +505,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("ppl_vec_binary", vec_binary as *const u8),
         ("ppl_copy", copy as *const u8),
         ("ppl_round_to_single", round_to_single as *const u8),
+        ("ppl_widen", widen as *const u8),
         ("ppl_sum", sum as *const u8),
         ("ppl_logsumexp", logsumexp as *const u8),
         ("ppl_minimum", minimum as *const u8),

@@ -6,6 +6,11 @@
 //! large as the matrix: a minibatch's likelihood and its adjoint pass over `B × 784` matrices a
 //! dozen times, and each such pass would otherwise go to memory and back.
 //!
+//! A matrix that a single-precision product computes for the run alone is left by the product
+//! in f32 and widened a tile at a time, as the run reads it (straight into the result of the
+//! bias added to it, when that is its one use): the same numbers, without a pass that widens
+//! the whole matrix and another that reads it back.
+//!
 //! This module decides the runs and their buffers (for the [`Layout`]) and emits their loops;
 //! what each instruction computes is the shims', as for instructions that run alone.
 
@@ -18,6 +23,7 @@ use super::Layout;
 use crate::ir::schedule::elementwise_shape;
 use crate::ir::verify::IrError;
 use crate::ir::{Function, Inst, Kernel, Op, Type, Value};
+use ppl_runtime::Precision;
 
 /// About how many words a tile of each matrix holds: with the two or three tiles one
 /// instruction reads and writes, well inside a core's 32 KB first-level cache.
@@ -32,6 +38,10 @@ pub struct TiledRun {
     pub(super) tile_rows: u32,
     /// The slot offset of the tile buffer of each value that only the run reads.
     pub(super) local: HashMap<Value, usize>,
+    /// The products' results the run alone reads, left in f32 (see the module's comment), each
+    /// with the slot offset of the tile buffer it is widened into at the start of each tile, or
+    /// `None` if the one accumulation that reads it widens it into its own result.
+    pub(super) narrow: HashMap<Value, Option<usize>>,
 }
 
 impl Layout {
@@ -52,8 +62,20 @@ impl Layout {
             let tile_rows = (TILE_WORDS / cols.max(1)).max(1);
             if len >= 2 && rows >= 2 * tile_rows {
                 let run = &insts[start..start + len];
-                let local = self.tile_buffers(function, run, &uses, (tile_rows * cols) as usize);
-                self.tiled.insert(start, TiledRun { len, rows, cols, tile_rows, local });
+                let words = (tile_rows * cols) as usize;
+                let mut reads_in_run: HashMap<Value, usize> = HashMap::new();
+                for inst in run {
+                    for operand in inst.op.operands() {
+                        *reads_in_run.entry(operand).or_default() += 1;
+                    }
+                }
+                let only_in_run = |value: &Value| {
+                    !function.body.results.contains(value)
+                        && uses.get(value).unwrap_or(&0) == reads_in_run.get(value).unwrap_or(&0)
+                };
+                let local = self.tile_buffers(run, only_in_run, words);
+                let narrow = self.narrow_inputs(&insts[..start], run, only_in_run, words);
+                self.tiled.insert(start, TiledRun { len, rows, cols, tile_rows, local, narrow });
             }
             start += len;
         }
@@ -63,27 +85,45 @@ impl Layout {
     /// the sigmoid of a softplus computed in f32, say).
     fn tile_buffers(
         &mut self,
-        function: &Function,
         run: &[Inst],
-        uses: &HashMap<Value, usize>,
+        only_in_run: impl Fn(&Value) -> bool,
         words: usize,
     ) -> HashMap<Value, usize> {
-        let mut reads_in_run: HashMap<Value, usize> = HashMap::new();
-        for inst in run {
-            for operand in inst.op.operands() {
-                *reads_in_run.entry(operand).or_default() += 1;
-            }
-        }
         let mut local = HashMap::new();
         for result in run.iter().flat_map(|inst| &inst.results) {
-            let returned = function.body.results.contains(result);
-            let only_in_run = uses.get(result).unwrap_or(&0) == reads_in_run.get(result).unwrap_or(&0);
-            if !returned && only_in_run {
+            if only_in_run(result) {
                 local.insert(*result, self.slots_len);
                 self.slots_len += words;
             }
         }
         local
+    }
+
+    /// The results of single-precision products among `before` (the instructions before `run`)
+    /// that only `run` reads, which the products leave in f32 (`narrow_products`); each with a
+    /// tile buffer of `words` to be widened into, unless its one use is as the accumulator of a
+    /// bias added to it.
+    fn narrow_inputs(
+        &mut self,
+        before: &[Inst],
+        run: &[Inst],
+        only_in_run: impl Fn(&Value) -> bool,
+        words: usize,
+    ) -> HashMap<Value, Option<usize>> {
+        let single = |inst: &&Inst| matches!(inst.op, Op::MatMulTransposed { precision: Precision::Single, .. });
+        let products = before.iter().filter(single).filter_map(|inst| inst.results.first());
+        let mut narrow = HashMap::new();
+        for product in products.filter(|product| only_in_run(product)) {
+            let reads: Vec<&Inst> = run.iter().filter(|inst| inst.op.operands().contains(product)).collect();
+            let accumulated = matches!(reads[..], [inst] if matches!(inst.op, Op::AddOuter { acc, a, b } if acc == *product && a != acc && b != acc));
+            let buffer = (!accumulated).then(|| {
+                self.slots_len += words;
+                self.slots_len - words
+            });
+            narrow.insert(*product, buffer);
+            self.narrow_products.insert(*product);
+        }
+        narrow
     }
 
     /// Whether `value` lives in a tile buffer rather than a slot of its own.
@@ -108,6 +148,13 @@ impl Translator<'_, '_> {
         let tile_rows = self.iconst(i64::from(run.tile_rows));
         let rows = self.b.ins().smin(rows_left, tile_rows);
         let tile = Tile { first_row, rows, elements: self.b.ins().imul_imm(rows, i64::from(run.cols)) };
+        let mut widened: Vec<(Value, usize)> =
+            run.narrow.iter().filter_map(|(v, buffer)| Some((*v, (*buffer)?))).collect();
+        widened.sort();
+        for (value, buffer) in widened {
+            let (dst, src) = (self.slot_address(buffer), self.narrow_tile_address(value, run, &tile)?);
+            self.call("ppl_widen", &[dst, src, tile.elements])?;
+        }
         for inst in insts {
             self.tile_inst(inst, run, &tile)?;
         }
@@ -148,7 +195,10 @@ impl Translator<'_, '_> {
                 self.call("ppl_outer", &[dst, a, tile.rows, b, cols]).map(drop)
             }
             Op::AddOuter { acc, a, b } => {
-                if !self.layout.same_place(*acc, result) {
+                if run.narrow.get(acc) == Some(&None) {
+                    let src = self.narrow_tile_address(*acc, run, tile)?;
+                    self.call("ppl_widen", &[dst, src, tile.elements])?;
+                } else if !self.layout.same_place(*acc, result) {
                     let acc = self.tile_address(*acc, run, tile)?;
                     self.call("ppl_copy", &[dst, acc, tile.elements])?;
                 }
@@ -162,11 +212,18 @@ impl Translator<'_, '_> {
 
     /// Where the tile's rows of the matrix `value` are: its tile buffer, or its rows in place.
     fn tile_address(&mut self, value: Value, run: &TiledRun, tile: &Tile) -> Result<cl::Value, IrError> {
-        if let Some(offset) = run.local.get(&value) {
+        if let Some(offset) = run.local.get(&value).or(run.narrow.get(&value).and_then(Option::as_ref)) {
             return Ok(self.slot_address(*offset));
         }
         let start = self.address(value)?;
         let offset = self.b.ins().imul_imm(tile.first_row, i64::from(run.cols) * 8);
+        Ok(self.b.ins().iadd(start, offset))
+    }
+
+    /// Where the tile's rows of a product's result left in f32 are (two to a word of its slot).
+    fn narrow_tile_address(&mut self, value: Value, run: &TiledRun, tile: &Tile) -> Result<cl::Value, IrError> {
+        let start = self.address(value)?;
+        let offset = self.b.ins().imul_imm(tile.first_row, i64::from(run.cols) * 4);
         Ok(self.b.ins().iadd(start, offset))
     }
 

@@ -38,7 +38,7 @@ fn shim_signature(name: &str) -> (Vec<cl::Type>, Vec<cl::Type>) {
         "ppl_real_binary" => (vec![I64, F64, F64], vec![F64]),
         "ppl_vec_unary" | "ppl_vec_sign" => (vec![I64, I64, I64, I64], vec![]),
         "ppl_vec_binary" | "ppl_vec_arith" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![]),
-        "ppl_copy" | "ppl_round_to_single" => (vec![I64, I64, I64], vec![]),
+        "ppl_copy" | "ppl_round_to_single" | "ppl_widen" => (vec![I64, I64, I64], vec![]),
         "ppl_sum" | "ppl_logsumexp" | "ppl_minimum" | "ppl_maximum" => (vec![I64, I64], vec![F64]),
         "ppl_matmul" => (vec![I64, I64, I64, I64, I64, I64, I64], vec![F64]),
         "ppl_matmul_transposed" => (vec![I64, I64, I64, I64, I64, I64, I64, I64, I64], vec![]),
@@ -441,7 +441,8 @@ impl Translator<'_, '_> {
                     true => (self.rounded_operand(*a, result)?, self.rounded_operand(*b, result)?),
                     false => (self.iconst(0), self.iconst(0)),
                 };
-                let mut flags = self.iconst(flags);
+                let narrow = i64::from(single && self.layout.narrow_products.contains(&result)) << 3;
+                let mut flags = self.iconst(flags | narrow);
                 if single && self.layout.narrowable.contains(&result) {
                     flags = self.b.ins().bor(flags, self.narrow);
                 }
