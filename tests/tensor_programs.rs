@@ -10,6 +10,9 @@
 //!    run one by one (`row_by_row`), up to the rounding of sums; and batching does happen: the
 //!    batched IR multiplies stacks of rows by weight matrices.
 //!
+//! One program in five is wide (rows of 48–64 numbers, minibatches of half the rows or more),
+//! so that compiled code runs its elementwise operations tile by tile.
+//!
 //! Programs come from a fixed seed (`PPL_TENSOR_PROGRAMS_SEED` to explore others);
 //! `PPL_TENSOR_PROGRAMS` sets how many, `PPL_TENSOR_PROGRAMS_SHOW` prints each one.
 
@@ -167,8 +170,11 @@ impl Writer {
 
     fn program(&mut self) -> String {
         self.fresh = 0;
-        let rows = self.rng.random_range(6..=30);
-        self.n = self.rng.random_range(2..=6);
+        // A wide program's minibatches are matrices of two tiles or more, which compiled code
+        // computes tile by tile (`codegen/tiles.rs`).
+        let wide = self.rng.random_bool(0.2);
+        let rows = if wide { self.rng.random_range(60..=90) } else { self.rng.random_range(6..=30) };
+        self.n = if wide { self.rng.random_range(48..=64) } else { self.rng.random_range(2..=6) };
         self.h = self.rng.random_range(2..=5);
         let (n, h) = (self.n, self.h);
         let phase: f64 = self.rng.random_range(0.0..3.0);
@@ -247,8 +253,9 @@ impl Writer {
         }
         for (command, samples) in [("estimate", 20), ("grad", 5)] {
             let over = if self.rng.random_bool(0.7) { "mean_over" } else { "sum_over" };
+            let smallest = if wide { rows / 2 } else { 2 };
             let batch = if self.rng.random_bool(0.8) {
-                format!(", batch: {}", self.rng.random_range(2..=rows))
+                format!(", batch: {}", self.rng.random_range(smallest..=rows))
             } else {
                 String::new()
             };
