@@ -16,7 +16,8 @@
 //! reused: a call allocates nothing (the tape keeps its capacity).
 //!
 //! Operations that are exact in IEEE arithmetic are emitted inline; the others call the same
-//! Rust functions the interpreter uses (`shims.rs`).
+//! Rust functions the interpreter uses (`shims.rs`). Runs of elementwise operations over large
+//! matrices call them a few rows at a time (`tiles.rs`).
 
 mod shims;
 mod tiles;
