@@ -35,7 +35,7 @@ use ppl_runtime::Rng;
 
 use crate::interp::RuntimeValue;
 use crate::ir::verify::IrError;
-use crate::ir::{Block, Function, Type, Value};
+use crate::ir::{Block, Function, Type, UnaryOp, Value};
 
 /// Where a value lives in the scratch memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +239,11 @@ impl Layout {
                 last_read.insert(*value, start + run.len - 1);
             }
         }
+        let may_be_view: HashSet<Value> = insts
+            .iter()
+            .filter(|inst| matches!(inst.op, crate::ir::Op::Unary(UnaryOp::Detach, _) | crate::ir::Op::Extract { .. }))
+            .flat_map(|inst| inst.results.iter().copied())
+            .collect();
         let mut free: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut ending: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
         for (index, inst) in insts.iter().enumerate() {
@@ -248,7 +253,8 @@ impl Layout {
                     continue;
                 }
                 let size = ty.elements();
-                let slot = match (in_place.get(result), self.place_taken_over(inst, k, index, &last_read)) {
+                let slot = match (in_place.get(result), self.place_taken_over(inst, k, index, &last_read, &may_be_view))
+                {
                     (Some(offset), _) => *offset,
                     (None, Some(slot)) => {
                         // The value whose place this is ends here: its slot is not freed.
@@ -276,7 +282,9 @@ impl Layout {
 
     /// The slot that result `k` of the top-level `inst` (at `index`) may be computed in without
     /// a copy: an accumulation `acc + a ⊗ b` (a bias added to each row of a batch) over its
-    /// `acc` when nothing reads `acc` afterwards; a loop's result where the loop left it, in the
+    /// `acc` when nothing reads `acc` afterwards and `acc` is in its slot (compiled code may read
+    /// a detached or extracted value where the run-time data lie, leaving its slot unwritten:
+    /// `may_be_view`); a loop's result where the loop left it, in the
     /// slot of the vector it carries (the loop runs once, and nothing reads that slot after it).
     fn place_taken_over(
         &self,
@@ -284,10 +292,13 @@ impl Layout {
         k: usize,
         index: usize,
         last_read: &HashMap<Value, usize>,
+        may_be_view: &HashSet<Value>,
     ) -> Option<usize> {
         match &inst.op {
             crate::ir::Op::AddOuter { acc, .. }
-                if last_read.get(acc) == Some(&index) && !self.narrow_products.contains(acc) =>
+                if last_read.get(acc) == Some(&index)
+                    && !self.narrow_products.contains(acc)
+                    && !may_be_view.contains(acc) =>
             {
                 self.slot.get(acc).copied()
             }
@@ -951,6 +962,33 @@ mod tests {
             }
         }
         assert!(accumulations > 0 && loop_results > 0, "{accumulations}, {loop_results} in\n{function}");
+    }
+
+    /// An accumulation over a detached data matrix, which compiled code reads where the data lie
+    /// (a view: its slot is never written), computes in a place of its own rather than over
+    /// that unwritten slot: in a run of its own and in a tiled run.
+    #[test]
+    fn an_accumulation_over_a_view_of_data_adds_to_the_data() {
+        use crate::ir::{BinaryOp, FunctionBuilder, Tensor, UnaryOp};
+        for rows in [4_u32, 64] {
+            let (mut b, params) = FunctionBuilder::new("acc", &[Type::Vec(rows), Type::Vec(300)]);
+            let values: Vec<f64> = (0..rows * 300).map(|k| f64::from(k % 17) * 0.5).collect();
+            let tensor = Tensor { name: "m".into(), ty: Type::Mat(rows, 300), values: std::sync::Arc::new(values) };
+            let data = b.push1(Op::Data(tensor)).expect("data");
+            let detached = b.unary(UnaryOp::Detach, data).expect("detach");
+            let sum = b.push1(Op::AddOuter { acc: detached, a: params[0], b: params[1] }).expect("add_outer");
+            let two = b.real(2.0).expect("two");
+            let doubled = b.binary(BinaryOp::Mul, sum, two).expect("mul");
+            let function = b.finish(vec![doubled]).expect("finish");
+            let args = vec![
+                RuntimeValue::Vec((0..rows).map(|k| f64::from(k) + 1.0).collect()),
+                RuntimeValue::Vec((0..300).map(|k| f64::from(k) * 0.25).collect()),
+            ];
+            let expected = crate::interp::run(&function, args.clone()).expect("the interpreter runs it");
+            let compiled = compile(&function).expect("compiles to native code");
+            let actual = compiled.run(&mut compiled.scratch(), &args).expect("the compiled function runs it");
+            assert!(format!("{expected:?}") == format!("{actual:?}"), "{rows} rows: the compiled result differs");
+        }
     }
 
     /// A decoder's Bernoulli likelihood over a minibatch of 64 rows of 300 pixels, with a hidden

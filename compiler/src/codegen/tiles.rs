@@ -74,7 +74,9 @@ impl Layout {
                         && uses.get(value).unwrap_or(&0) == reads_in_run.get(value).unwrap_or(&0)
                 };
                 let local = self.tile_buffers(run, only_in_run, words);
-                let narrow = self.narrow_inputs(&insts[..start], run, only_in_run, words);
+                let of_the_run = |value: &Value| function.ty(*value) == Some(Type::Mat(rows, cols));
+                let read_by_run_alone = |value: &Value| reads_in_run.contains_key(value) && only_in_run(value);
+                let narrow = self.narrow_inputs(&insts[..start], run, |v| of_the_run(v) && read_by_run_alone(v), words);
                 self.tiled.insert(start, TiledRun { len, rows, cols, tile_rows, local, narrow });
             }
             start += len;
@@ -100,22 +102,24 @@ impl Layout {
     }
 
     /// The results of single-precision products among `before` (the instructions before `run`)
-    /// that only `run` reads, which the products leave in f32 (`narrow_products`); each with a
+    /// that `run` reads, of its shape, and nothing else does (`read_by_run_alone`), which the
+    /// products leave in f32 (`narrow_products`); each with a
     /// tile buffer of `words` to be widened into, unless its one use is as the accumulator of a
     /// bias added to it.
     fn narrow_inputs(
         &mut self,
         before: &[Inst],
         run: &[Inst],
-        only_in_run: impl Fn(&Value) -> bool,
+        read_by_run_alone: impl Fn(&Value) -> bool,
         words: usize,
     ) -> HashMap<Value, Option<usize>> {
         let single = |inst: &&Inst| matches!(inst.op, Op::MatMulTransposed { precision: Precision::Single, .. });
         let products = before.iter().filter(single).filter_map(|inst| inst.results.first());
         let mut narrow = HashMap::new();
-        for product in products.filter(|product| only_in_run(product)) {
+        for product in products.filter(|product| read_by_run_alone(product)) {
             let reads: Vec<&Inst> = run.iter().filter(|inst| inst.op.operands().contains(product)).collect();
-            let accumulated = matches!(reads[..], [inst] if matches!(inst.op, Op::AddOuter { acc, a, b } if acc == *product && a != acc && b != acc));
+            let accumulated =
+                matches!(reads[..], [inst] if matches!(inst.op, Op::AddOuter { acc, .. } if acc == *product));
             let buffer = (!accumulated).then(|| {
                 self.slots_len += words;
                 self.slots_len - words
