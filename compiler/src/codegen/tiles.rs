@@ -187,11 +187,7 @@ impl Translator<'_, '_> {
                     return Err(IrError { message: "softplus_sigmoid takes one value and gives two".into() });
                 };
                 let (sigmoid, src) = (self.tile_address(sigmoid, run, tile)?, self.tile_address(x, run, tile)?);
-                let shim = match kernel {
-                    Kernel::SoftplusSigmoidSingle => "ppl_vec_softplus_sigmoid_single",
-                    _ => "ppl_vec_softplus_sigmoid",
-                };
-                self.call(shim, &[dst, sigmoid, src, tile.elements]).map(drop)
+                self.vector_softplus_sigmoid(*kernel, [dst, sigmoid], src, tile.elements)
             }
             Op::Outer(a, b) => {
                 let (a, b) = (self.tile_rows_of_vector(*a, tile)?, self.address(*b)?);

@@ -568,14 +568,14 @@ impl Translator<'_, '_> {
                     bits
                 })
             }
-            Op::Kernel(Kernel::SoftplusSigmoid, args) => {
+            Op::Kernel(kernel @ (Kernel::SoftplusSigmoid | Kernel::SoftplusSigmoidSingle), args) => {
                 let (&[x], &[_, sigmoid]) = (args.as_slice(), inst.results.as_slice()) else {
                     return error("softplus_sigmoid takes one value and gives two");
                 };
                 if let Type::Vec(_) | Type::Mat(..) = ty {
                     let (softplus_dst, sigmoid_dst) = (self.address(result)?, self.address(sigmoid)?);
                     let (src, n) = (self.address(x)?, self.iconst(len(ty)));
-                    self.call("ppl_vec_softplus_sigmoid", &[softplus_dst, sigmoid_dst, src, n])?;
+                    self.vector_softplus_sigmoid(*kernel, [softplus_dst, sigmoid_dst], src, n)?;
                     None
                 } else {
                     let x = self.scalar(x)?;
@@ -585,15 +585,6 @@ impl Translator<'_, '_> {
                     self.scalars.insert(sigmoid, sigmoid_value);
                     Some(softplus)
                 }
-            }
-            Op::Kernel(Kernel::SoftplusSigmoidSingle, args) => {
-                let (&[x], &[_, sigmoid]) = (args.as_slice(), inst.results.as_slice()) else {
-                    return error("softplus_sigmoid.f32 takes one value and gives two");
-                };
-                let (softplus_dst, sigmoid_dst) = (self.address(result)?, self.address(sigmoid)?);
-                let (src, n) = (self.address(x)?, self.iconst(len(ty)));
-                self.call("ppl_vec_softplus_sigmoid_single", &[softplus_dst, sigmoid_dst, src, n])?;
-                None
             }
             Op::Kernel(Kernel::GammaSampleDShape, args) => {
                 let (x, shape) = (self.scalar(args[0])?, self.scalar(args[1])?);
@@ -722,7 +713,13 @@ impl Translator<'_, '_> {
     }
 
     /// `dst = op(src)` over `n` (a run-time count) elements, by the shim that computes `op`.
-    pub fn vector_unary(&mut self, op: UnaryOp, dst: cl::Value, src: cl::Value, n: cl::Value) -> Result<(), IrError> {
+    pub(super) fn vector_unary(
+        &mut self,
+        op: UnaryOp,
+        dst: cl::Value,
+        src: cl::Value,
+        n: cl::Value,
+    ) -> Result<(), IrError> {
         match op {
             UnaryOp::Neg | UnaryOp::Abs => {
                 let code = self.iconst(i64::from(op == UnaryOp::Abs));
@@ -743,9 +740,26 @@ impl Translator<'_, '_> {
         Ok(())
     }
 
+    /// `[softplus, sigmoid]` of `src` over `n` (a run-time count) elements, by the shim of the
+    /// kernel's precision.
+    pub(super) fn vector_softplus_sigmoid(
+        &mut self,
+        kernel: Kernel,
+        [softplus, sigmoid]: [cl::Value; 2],
+        src: cl::Value,
+        n: cl::Value,
+    ) -> Result<(), IrError> {
+        let shim = match kernel {
+            Kernel::SoftplusSigmoidSingle => "ppl_vec_softplus_sigmoid_single",
+            _ => "ppl_vec_softplus_sigmoid",
+        };
+        self.call(shim, &[softplus, sigmoid, src, n])?;
+        Ok(())
+    }
+
     /// `dst = a op b` over `n` (a run-time count) elements, each operand a pointer and a stride
     /// ([`Translator::operand_pointer`]), by the shim that computes `op`.
-    pub fn vector_binary(
+    pub(super) fn vector_binary(
         &mut self,
         op: BinaryOp,
         dst: cl::Value,
@@ -857,7 +871,7 @@ impl Translator<'_, '_> {
 
     /// A pointer to an operand's elements and its stride: a vector's slot, or a scalar spilled
     /// to the frame's scratch word (stride 0).
-    pub fn operand_pointer(&mut self, value: Value, ty: Type) -> Result<(cl::Value, cl::Value), IrError> {
+    pub(super) fn operand_pointer(&mut self, value: Value, ty: Type) -> Result<(cl::Value, cl::Value), IrError> {
         match ty {
             Type::Vec(_) | Type::Mat(..) => Ok((self.address(value)?, self.iconst(1))),
             _ => {
